@@ -1,0 +1,194 @@
+//! Owned packet buffers.
+//!
+//! An [`Mbuf`] owns one reference to a `rte_mbuf` chain and frees it on drop,
+//! so a forgotten packet can never leak from the pool. Data access covers the
+//! first segment, which is where every header the appliance reads lives.
+
+use std::ptr::NonNull;
+
+use crate::ffi;
+
+/// Packets per burst everywhere in the appliance (l3fwd uses 32 too).
+pub const BURST_SIZE: usize = 32;
+
+/// A burst of owned mbufs.
+pub type Burst = arrayvec::ArrayVec<Mbuf, BURST_SIZE>;
+
+/// One owned mbuf (chain). `repr(transparent)` so a slice of them is a
+/// `rte_mbuf **` array for the burst calls.
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct Mbuf {
+    raw: NonNull<ffi::rte_mbuf>,
+}
+
+// SAFETY: an Mbuf is uniquely owned; DPDK allows an mbuf to be freed or
+// transmitted from any lcore, and its pool is thread safe.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf; `None` for NULL.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nobody else will free or use.
+    pub unsafe fn from_raw(raw: *mut ffi::rte_mbuf) -> Option<Self> {
+        NonNull::new(raw).map(|raw| Self { raw })
+    }
+
+    /// Gives up ownership without freeing.
+    pub fn into_raw(self) -> *mut ffi::rte_mbuf {
+        let raw = self.raw.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    fn m(&self) -> &ffi::rte_mbuf {
+        // SAFETY: we own a valid mbuf for the life of self.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Bytes of the first segment.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let m = self.m();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's
+        // buffer by DPDK's invariants, and we own the mbuf.
+        unsafe {
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// Mutable bytes of the first segment.
+    ///
+    /// The caller must not be sharing the data with another mbuf (refcnt 1
+    /// and not attached); fan-out code builds private header mbufs instead.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and &mut self gives exclusive access.
+        unsafe {
+            let m = self.raw.as_mut();
+            std::slice::from_raw_parts_mut(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// Length of the first segment.
+    #[inline]
+    pub fn data_len(&self) -> usize {
+        usize::from(self.m().data_len)
+    }
+
+    /// Length of the whole packet (all segments).
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.m().pkt_len as usize
+    }
+
+    /// Whether the packet is one segment.
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.m().nb_segs == 1
+    }
+
+    /// The port the packet arrived on.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.m().port
+    }
+
+    /// Prepends `len` bytes and returns them; `None` if headroom is short.
+    pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: valid owned mbuf; on success the returned pointer is the
+        // new start of `len` writable bytes.
+        unsafe {
+            let p = ffi::shim_pktmbuf_prepend(self.raw.as_ptr(), len);
+            (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)))
+        }
+    }
+
+    /// Appends `len` bytes at the tail and returns them; `None` if no room.
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: as in `prepend`.
+        unsafe {
+            let p = ffi::shim_pktmbuf_append(self.raw.as_ptr(), len);
+            (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)))
+        }
+    }
+
+    /// Removes `len` bytes from the front; false if the segment is shorter.
+    pub fn adj(&mut self, len: u16) -> bool {
+        // SAFETY: valid owned mbuf.
+        unsafe { !ffi::shim_pktmbuf_adj(self.raw.as_ptr(), len).is_null() }
+    }
+
+    /// Removes `len` bytes from the tail; false if the last segment is shorter.
+    pub fn trim(&mut self, len: u16) -> bool {
+        // SAFETY: valid owned mbuf.
+        unsafe { ffi::shim_pktmbuf_trim(self.raw.as_ptr(), len) == 0 }
+    }
+
+    /// Sets the length of a single-segment packet to `len`, growing into the
+    /// tailroom or trimming; false if it does not fit.
+    pub fn set_len(&mut self, len: usize) -> bool {
+        let cur = self.data_len();
+        if !self.is_contiguous() {
+            return false;
+        }
+        match len.cmp(&cur) {
+            std::cmp::Ordering::Equal => true,
+            std::cmp::Ordering::Less => u16::try_from(cur - len).is_ok_and(|d| self.trim(d)),
+            std::cmp::Ordering::Greater => {
+                u16::try_from(len - cur).is_ok_and(|d| self.append(d).is_some())
+            }
+        }
+    }
+
+    /// Free bytes before the data.
+    pub fn headroom(&self) -> usize {
+        // SAFETY: valid owned mbuf.
+        usize::from(unsafe { ffi::shim_pktmbuf_headroom(self.raw.as_ptr()) })
+    }
+
+    /// Free bytes after the data in the last segment.
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: valid owned mbuf.
+        usize::from(unsafe { ffi::shim_pktmbuf_tailroom(self.raw.as_ptr()) })
+    }
+
+    /// Reference count of the mbuf.
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: valid owned mbuf.
+        unsafe { ffi::shim_mbuf_refcnt_read(self.raw.as_ptr()) }
+    }
+
+    /// Asks the NIC to fill the IPv4 header checksum (and, if `udp`, the
+    /// UDP checksum from a pseudo-header sum the caller wrote) on transmit.
+    /// Only valid on ports that enabled those TX offloads.
+    pub fn request_tx_checksum(&mut self, l2_len: u16, l3_len: u16, udp: bool) {
+        let mut flags = ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_IP_CKSUM;
+        if udp {
+            flags |= ffi::RTE_MBUF_F_TX_UDP_CKSUM;
+        }
+        // SAFETY: valid owned mbuf; only offload metadata is written.
+        unsafe { ffi::shim_mbuf_set_tx_offload(self.raw.as_ptr(), flags, l2_len, l3_len) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to a valid mbuf chain.
+        unsafe { ffi::shim_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Raw pointer view of a burst for the C burst calls.
+pub(crate) fn as_raw_array(burst: &mut Burst) -> *mut *mut ffi::rte_mbuf {
+    // Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the
+    // layout of *mut rte_mbuf.
+    burst.as_mut_ptr().cast::<*mut ffi::rte_mbuf>()
+}

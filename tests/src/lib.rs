@@ -1,0 +1,2 @@
+//! Test bed library.
+#![forbid(unsafe_code)]
