@@ -1,0 +1,324 @@
+//! `appliancectl`: talk to a running appliance over its control socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use appliance::control::protocol::{Request, Response, ShowWhat};
+use clap::{Parser, Subcommand, ValueEnum};
+use ipnet::Ipv4Net;
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Control a running appliance")]
+struct Args {
+    /// Control socket of the appliance.
+    #[arg(
+        long,
+        short,
+        default_value = "/run/appliance/appliance.sock",
+        env = "APPLIANCE_SOCKET"
+    )]
+    socket: PathBuf,
+    /// Print the raw JSON reply.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Show state and counters.
+    Show {
+        /// What to show.
+        what: What,
+    },
+    /// Static routes.
+    Route {
+        #[command(subcommand)]
+        op: RouteOp,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum What {
+    Ports,
+    Workers,
+    Stats,
+    Neighbors,
+    Routes,
+}
+
+#[derive(Debug, Subcommand)]
+enum RouteOp {
+    /// Add or replace: `route add 10.9.0.0/16 via 10.0.2.2`.
+    Add {
+        prefix: Ipv4Net,
+        /// The word `via`.
+        #[arg(value_parser = ["via"])]
+        via_kw: String,
+        via: Ipv4Addr,
+    },
+    /// Remove: `route del 10.9.0.0/16`.
+    Del { prefix: Ipv4Net },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let request = match args.cmd {
+        Cmd::Show { what } => Request::Show {
+            what: match what {
+                What::Ports => ShowWhat::Ports,
+                What::Workers => ShowWhat::Workers,
+                What::Stats => ShowWhat::Stats,
+                What::Neighbors => ShowWhat::Neighbors,
+                What::Routes => ShowWhat::Routes,
+            },
+        },
+        Cmd::Route {
+            op: RouteOp::Add { prefix, via, .. },
+        } => Request::RouteAdd { prefix, via },
+        Cmd::Route {
+            op: RouteOp::Del { prefix },
+        } => Request::RouteDel { prefix },
+    };
+    let response = match call(&args.socket, &request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.socket.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+    } else if let Some(err) = &response.error {
+        eprintln!("error: {err}");
+    } else if let Some(data) = &response.data {
+        print!("{}", render(&request, data));
+    }
+    if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn call(socket: &PathBuf, request: &Request) -> std::io::Result<Response> {
+    let mut stream = UnixStream::connect(socket)?;
+    let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply)?;
+    serde_json::from_str(&reply).map_err(std::io::Error::other)
+}
+
+/// A table with right-aligned numbers.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if c.parse::<f64>().is_ok() {
+                    format!("{c:>width$}", width = w[i])
+                } else {
+                    format!("{c:<width$}", width = w[i])
+                }
+            })
+            .collect();
+        out.push_str(s.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(headers.iter().map(|h| h.to_string()).collect(), &mut out);
+    for r in rows {
+        line(r, &mut out);
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn render(request: &Request, d: &Value) -> String {
+    let arr = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    match request {
+        Request::Show {
+            what: ShowWhat::Ports,
+        } => table(
+            &[
+                "port",
+                "driver",
+                "mac",
+                "address",
+                "link",
+                "rxq",
+                "txq",
+                "rx-pkts",
+                "tx-pkts",
+                "rx-missed",
+                "rx-nombuf",
+                "tx-errors",
+            ],
+            arr(d)
+                .iter()
+                .map(|p| {
+                    vec![
+                        s(&p["name"]),
+                        s(&p["driver"]),
+                        s(&p["mac"]),
+                        s(&p["address"]),
+                        if p["link_up"].as_bool() == Some(true) {
+                            "up".into()
+                        } else {
+                            "down".into()
+                        },
+                        s(&p["rx_queues"]),
+                        s(&p["tx_queues"]),
+                        s(&p["stats"]["ipackets"]),
+                        s(&p["stats"]["opackets"]),
+                        s(&p["stats"]["imissed"]),
+                        s(&p["stats"]["rx_nombuf"]),
+                        s(&p["stats"]["oerrors"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Request::Show {
+            what: ShowWhat::Workers,
+        } => table(
+            &[
+                "worker",
+                "lcore",
+                "rx-queues",
+                "rx-pkts",
+                "tx-pkts",
+                "punted",
+                "drops",
+                "busy-polls",
+                "polls",
+                "idle-sleeps",
+            ],
+            arr(d)
+                .iter()
+                .map(|w| {
+                    let c = &w["counters"];
+                    let sum = |k: &str| {
+                        arr(&c[k])
+                            .iter()
+                            .filter_map(Value::as_u64)
+                            .sum::<u64>()
+                            .to_string()
+                    };
+                    vec![
+                        s(&w["id"]),
+                        s(&w["lcore"]),
+                        arr(&w["rx_queues"])
+                            .iter()
+                            .map(s)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        sum("rx_packets"),
+                        sum("tx_packets"),
+                        s(&c["punted"]),
+                        sum("drops"),
+                        s(&c["busy_polls"]),
+                        s(&c["polls"]),
+                        s(&c["idle_sleeps"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Request::Show {
+            what: ShowWhat::Stats,
+        } => {
+            let mut out = format!("tables version {}\n\n", s(&d["tables_version"]));
+            let ports = arr(&d["rx_packets"]).len();
+            out += &table(
+                &["port", "rx-pkts", "tx-pkts", "rx-bytes", "tx-bytes"],
+                (0..ports)
+                    .map(|i| {
+                        vec![
+                            i.to_string(),
+                            s(&d["rx_packets"][i]),
+                            s(&d["tx_packets"][i]),
+                            s(&d["rx_bytes"][i]),
+                            s(&d["tx_bytes"][i]),
+                        ]
+                    })
+                    .collect(),
+            );
+            out += &format!("\npunted to slow path: {}\n\n", s(&d["punted"]));
+            let obj = |v: &Value| v.as_object().cloned().unwrap_or_default();
+            out += &table(
+                &["drop reason", "packets"],
+                obj(&d["drops"])
+                    .iter()
+                    .map(|(k, v)| vec![k.clone(), s(v)])
+                    .collect(),
+            );
+            out += &format!("{:<24}{:>9}\n\n", "total", s(&d["drops_total"]));
+            out += &table(
+                &["slow path", "events"],
+                obj(&d["slowpath"])
+                    .iter()
+                    .map(|(k, v)| vec![k.clone(), s(v)])
+                    .collect(),
+            );
+            let m = &d["mempool"];
+            out += &format!(
+                "\nmempool: {} in use of {} (baseline {})\n",
+                s(&m["in_use"]),
+                s(&m["capacity"]),
+                s(&m["baseline_in_use"])
+            );
+            out
+        }
+        Request::Show {
+            what: ShowWhat::Neighbors,
+        } => table(
+            &["address", "mac", "interface"],
+            arr(&d["neighbors"])
+                .iter()
+                .map(|n| vec![s(&n["address"]), s(&n["mac"]), s(&n["interface"])])
+                .collect(),
+        ),
+        Request::Show {
+            what: ShowWhat::Routes,
+        } => table(
+            &["prefix", "via", "interface", "kind"],
+            arr(&d["routes"])
+                .iter()
+                .map(|r| {
+                    vec![
+                        s(&r["prefix"]),
+                        s(&r["via"]),
+                        s(&r["interface"]),
+                        s(&r["kind"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Request::RouteAdd { .. } | Request::RouteDel { .. } => {
+            format!("ok, tables version {}\n", s(&d["version"]))
+        }
+    }
+}

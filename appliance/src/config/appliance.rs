@@ -1,0 +1,335 @@
+//! The appliance config: addresses, routes, static neighbours, control and
+//! slow-path settings. Port names refer to the hardware profile.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use super::{parse_toml, read, ConfigError, HwProfile};
+use crate::wire::MacAddr;
+
+/// An interface: a profile port with an address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    /// Port name from the hardware profile.
+    pub port: String,
+    /// Address and prefix, e.g. `10.10.1.1/24`.
+    pub address: Ipv4Net,
+}
+
+/// A static route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Destination prefix.
+    pub prefix: Ipv4Net,
+    /// Next hop (must be on a connected subnet).
+    pub via: Ipv4Addr,
+}
+
+/// A static ARP entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    /// The neighbour's address (on a connected subnet).
+    pub address: Ipv4Addr,
+    /// Its MAC.
+    #[serde(deserialize_with = "de_mac")]
+    pub mac: MacAddr,
+}
+
+fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        serde::de::Error::custom(format!("a MAC address like 02:00:00:00:00:01, not {s:?}"))
+    })
+}
+
+/// Control socket and metrics endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Unix socket for `appliancectl` (created with mode 0600).
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// Prometheus `/metrics` listen address; loopback by default. Empty string: off.
+    #[serde(default = "default_metrics")]
+    pub metrics: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: default_socket(),
+            metrics: default_metrics(),
+        }
+    }
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from("/run/appliance/appliance.sock")
+}
+fn default_metrics() -> String {
+    "127.0.0.1:9469".into()
+}
+
+/// Slow-path timers and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlowPathConfig {
+    /// ICMP errors (time exceeded, unreachable) sent per second at most.
+    #[serde(default = "default_icmp_rate")]
+    pub icmp_errors_per_sec: u32,
+    /// Seconds a learned neighbour is trusted before it is re-resolved.
+    #[serde(default = "default_arp_reachable")]
+    pub arp_reachable_secs: u32,
+    /// ARP requests sent before a next hop is declared unreachable.
+    #[serde(default = "default_arp_retries")]
+    pub arp_retries: u32,
+    /// Packets held per unresolved next hop (Linux's unres_qlen).
+    #[serde(default = "default_arp_hold")]
+    pub arp_hold_packets: usize,
+}
+
+impl Default for SlowPathConfig {
+    fn default() -> Self {
+        Self {
+            icmp_errors_per_sec: default_icmp_rate(),
+            arp_reachable_secs: default_arp_reachable(),
+            arp_retries: default_arp_retries(),
+            arp_hold_packets: default_arp_hold(),
+        }
+    }
+}
+
+fn default_icmp_rate() -> u32 {
+    100
+}
+fn default_arp_reachable() -> u32 {
+    60
+}
+fn default_arp_retries() -> u32 {
+    3
+}
+fn default_arp_hold() -> usize {
+    3
+}
+
+/// The whole appliance config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Interfaces (one per port that has an address).
+    pub interfaces: Vec<InterfaceConfig>,
+    /// Static routes.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Static neighbours.
+    #[serde(default)]
+    pub neighbors: Vec<NeighborConfig>,
+    /// Control socket and metrics.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// Slow-path settings.
+    #[serde(default)]
+    pub slowpath: SlowPathConfig,
+}
+
+impl Config {
+    /// Loads and validates a config against its hardware profile.
+    ///
+    /// # Errors
+    /// The first problem found, naming file and key.
+    pub fn load(file: &Path, profile: &HwProfile) -> Result<Self, ConfigError> {
+        let text = read(file)?;
+        Self::parse(file, &text, profile)
+    }
+
+    /// Parses and validates config text (`file` is for messages only).
+    ///
+    /// # Errors
+    /// The first problem found, naming file and key.
+    pub fn parse(file: &Path, text: &str, profile: &HwProfile) -> Result<Self, ConfigError> {
+        let c: Config = parse_toml(file, text)?;
+        c.validate(file, profile)?;
+        Ok(c)
+    }
+
+    fn validate(&self, file: &Path, profile: &HwProfile) -> Result<(), ConfigError> {
+        let err = |key: String, what: String| Err(ConfigError::new(file, key, what));
+        let names: Vec<&str> = profile.ports.iter().map(|p| p.name.as_str()).collect();
+        for (i, ifc) in self.interfaces.iter().enumerate() {
+            if !names.contains(&ifc.port.as_str()) {
+                return err(
+                    format!("interfaces[{i}].port"),
+                    format!("one of the profile's ports {names:?}, not {:?}", ifc.port),
+                );
+            }
+            if self.interfaces[..i].iter().any(|o| o.port == ifc.port) {
+                return err(
+                    format!("interfaces[{i}].port"),
+                    "a port not given an address already (one address per port)".into(),
+                );
+            }
+            let a = ifc.address.addr();
+            if ifc.address.prefix_len() > 30
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_unspecified()
+                || a == ifc.address.network()
+                || a == ifc.address.broadcast()
+            {
+                return err(
+                    format!("interfaces[{i}].address"),
+                    format!(
+                        "a unicast host address with a prefix of /30 or shorter, not {}",
+                        ifc.address
+                    ),
+                );
+            }
+            if let Some(o) = self.interfaces[..i]
+                .iter()
+                .find(|o| o.address.contains(&a) || ifc.address.contains(&o.address.addr()))
+            {
+                return err(
+                    format!("interfaces[{i}].address"),
+                    format!("a subnet not overlapping port {}'s {}", o.port, o.address),
+                );
+            }
+        }
+        let connected = |ip: &Ipv4Addr| self.interfaces.iter().any(|i| i.address.contains(ip));
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.prefix != r.prefix.trunc() {
+                return err(
+                    format!("routes[{i}].prefix"),
+                    format!("a prefix with no host bits set ({} here)", r.prefix.trunc()),
+                );
+            }
+            if !connected(&r.via) {
+                return err(
+                    format!("routes[{i}].via"),
+                    format!("a next hop on a connected subnet, not {}", r.via),
+                );
+            }
+            if self.routes[..i].iter().any(|o| o.prefix == r.prefix) {
+                return err(
+                    format!("routes[{i}].prefix"),
+                    "a prefix not routed already".into(),
+                );
+            }
+        }
+        for (i, n) in self.neighbors.iter().enumerate() {
+            if !connected(&n.address) {
+                return err(
+                    format!("neighbors[{i}].address"),
+                    format!("an address on a connected subnet, not {}", n.address),
+                );
+            }
+            if !n.mac.is_unicast() {
+                return err(format!("neighbors[{i}].mac"), "a unicast MAC".into());
+            }
+        }
+        if !self.control.metrics.is_empty() && self.control.metrics.parse::<SocketAddr>().is_err() {
+            return err(
+                "control.metrics".into(),
+                format!(
+                    "an address:port such as 127.0.0.1:9469, or \"\" for off, not {:?}",
+                    self.control.metrics
+                ),
+            );
+        }
+        if self.control.socket.as_os_str().is_empty() {
+            return err(
+                "control.socket".into(),
+                "a path for the control socket".into(),
+            );
+        }
+        if self.slowpath.arp_hold_packets > 64 {
+            return err("slowpath.arp_hold_packets".into(), "at most 64".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> HwProfile {
+        HwProfile::parse(
+            Path::new("p.toml"),
+            r#"
+name = "t"
+poll_mode = "busy"
+[eal]
+lcores = "0-1"
+memory_mb = 256
+[mempool]
+mbufs = 4095
+[[ports]]
+name = "lan"
+driver = "null"
+[[ports]]
+name = "wan"
+driver = "null"
+"#,
+        )
+        .unwrap()
+    }
+
+    const GOOD: &str = r#"
+[[interfaces]]
+port = "lan"
+address = "10.0.1.1/24"
+[[interfaces]]
+port = "wan"
+address = "10.0.2.1/24"
+[[routes]]
+prefix = "10.9.0.0/16"
+via = "10.0.2.2"
+[[neighbors]]
+address = "10.0.2.2"
+mac = "02:00:00:00:00:22"
+[control]
+socket = "/tmp/x.sock"
+metrics = "127.0.0.1:9999"
+"#;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("c.toml"), t, &profile())
+    }
+
+    #[test]
+    fn good_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.slowpath.icmp_errors_per_sec, 100);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("port = \"wan\"", "port = \"dmz\"", "interfaces[1].port"),
+            ("10.0.2.1/24", "10.0.1.2/24", "interfaces[1].address"),
+            ("10.0.2.1/24", "10.0.2.0/24", "interfaces[1].address"),
+            ("10.9.0.0/16", "10.9.1.0/16", "routes[0].prefix"),
+            ("via = \"10.0.2.2\"", "via = \"10.7.0.1\"", "routes[0].via"),
+            ("02:00:00:00:00:22", "zz", "neighbors[0].mac"),
+            ("127.0.0.1:9999", "localhost", "control.metrics"),
+            ("[control]", "[control]\nverbose = true", "control.verbose"),
+            (
+                "address = \"10.0.1.1/24\"",
+                "address = \"10.0.1.1\"",
+                "interfaces[0].address",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let e = parse(&GOOD.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.key, key, "{from} -> {to}: {e}");
+            assert!(e.to_string().starts_with("c.toml: key"), "{e}");
+        }
+    }
+}

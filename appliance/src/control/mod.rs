@@ -1,0 +1,4 @@
+//! The control socket (`appliancectl`) and its protocol.
+
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,137 @@
+//! The control protocol: one JSON object per line each way.
+//!
+//! Request: `{"cmd":"show","what":"stats"}`, `{"cmd":"route_add","prefix":"10.9.0.0/16","via":"10.0.2.2"}`,
+//! `{"cmd":"route_del","prefix":"10.9.0.0/16"}`.
+//! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// Longest request line accepted.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// What `show` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShowWhat {
+    /// Ports, link, driver counters.
+    Ports,
+    /// Workers and their counters.
+    Workers,
+    /// Totals, drops by reason, slow path, mempool.
+    Stats,
+    /// Neighbour table.
+    Neighbors,
+    /// Route table.
+    Routes,
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Read something.
+    Show {
+        /// What.
+        what: ShowWhat,
+    },
+    /// Add or replace a static route.
+    RouteAdd {
+        /// Destination.
+        prefix: Ipv4Net,
+        /// Next hop.
+        via: Ipv4Addr,
+    },
+    /// Remove a static route.
+    RouteDel {
+        /// Destination.
+        prefix: Ipv4Net,
+    },
+}
+
+/// A reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Success.
+    pub ok: bool,
+    /// Payload on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// Message on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    /// Success with data.
+    pub fn ok(data: serde_json::Value) -> Self {
+        Self {
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+    /// Failure.
+    pub fn err(msg: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            data: None,
+            error: Some(msg.into()),
+        }
+    }
+}
+
+/// Parses one request line; the error is a message for the client.
+///
+/// # Errors
+/// Not JSON, unknown command, missing or bad fields.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        assert_eq!(
+            parse_request(r#"{"cmd":"show","what":"routes"}"#),
+            Ok(Request::Show {
+                what: ShowWhat::Routes
+            })
+        );
+        assert_eq!(
+            parse_request(r#"{"cmd":"route_add","prefix":"10.9.0.0/16","via":"10.0.2.2"}"#),
+            Ok(Request::RouteAdd {
+                prefix: "10.9.0.0/16".parse().unwrap(),
+                via: "10.0.2.2".parse().unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_garbage_with_a_message() {
+        for bad in [
+            "",
+            "{",
+            "null",
+            r#"{"cmd":"reboot"}"#,
+            r#"{"cmd":"show","what":"everything"}"#,
+            r#"{"cmd":"route_add","prefix":"10.0.0.0/33","via":"1.1.1.1"}"#,
+            r#"{"cmd":"show","what":"stats","x":1}"#,
+        ] {
+            let e = parse_request(bad).unwrap_err();
+            assert!(e.starts_with("bad request"), "{bad}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(s in ".{0,200}") {
+            let _ = parse_request(&s);
+        }
+    }
+}

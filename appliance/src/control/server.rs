@@ -1,0 +1,188 @@
+//! The control socket: a thread that accepts `appliancectl` connections.
+//! Reads are answered here from [`StatsSource`]; changes go to the
+//! management lcore over a channel and are answered with the new table
+//! version. A bad request gets an error reply; nothing a client sends can
+//! stop the appliance.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::stat::{umask, Mode};
+use serde_json::json;
+
+use super::protocol::{parse_request, Request, Response, ShowWhat, MAX_REQUEST};
+use crate::report::StatsSource;
+
+/// A change for the management lcore, with where to send the answer.
+#[derive(Debug)]
+pub struct Change {
+    /// The request (`route_add` / `route_del`).
+    pub request: Request,
+    /// Reply channel.
+    pub reply: mpsc::Sender<Response>,
+}
+
+/// The running server; removes the socket file when dropped.
+#[derive(Debug)]
+pub struct Server {
+    path: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the socket with mode 0600 and starts serving.
+///
+/// # Errors
+/// The socket cannot be created (directory, permissions, in use).
+pub fn start(
+    path: &Path,
+    source: Arc<StatsSource>,
+    changes: mpsc::Sender<Change>,
+) -> std::io::Result<Server> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is served by another running appliance", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    // The socket is born 0600: no window in which another user may connect.
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let source = Arc::clone(&source);
+                let changes = changes.clone();
+                let _ = std::thread::Builder::new()
+                    .name("control-conn".into())
+                    .spawn(move || serve(stream, &source, &changes));
+            }
+        })?;
+    Ok(Server {
+        path: path.to_path_buf(),
+    })
+}
+
+fn serve(stream: UnixStream, source: &StatsSource, changes: &mpsc::Sender<Change>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        match (&mut reader)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_line(&mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(n) if n > MAX_REQUEST => {
+                let _ = reply(
+                    &mut writer,
+                    &Response::err(format!("request longer than {MAX_REQUEST} bytes")),
+                );
+                return;
+            }
+            Ok(_) => {}
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = match parse_request(&line) {
+            Err(e) => Response::err(e),
+            Ok(Request::Show { what }) => show(source, what),
+            Ok(request) => {
+                let (tx, rx) = mpsc::channel();
+                if changes.send(Change { request, reply: tx }).is_err() {
+                    Response::err("appliance is shutting down")
+                } else {
+                    rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
+                        Response::err("management lcore did not answer within 5 s")
+                    })
+                }
+            }
+        };
+        if reply(&mut writer, &response).is_err() {
+            return;
+        }
+    }
+}
+
+fn reply(w: &mut UnixStream, r: &Response) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(r)
+        .unwrap_or_else(|_| r#"{"ok":false,"error":"unserialisable reply"}"#.into());
+    text.push('\n');
+    w.write_all(text.as_bytes())
+}
+
+/// Answers a `show`.
+pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
+    let value = match what {
+        ShowWhat::Ports => serde_json::to_value(source.ports()),
+        ShowWhat::Workers => serde_json::to_value(source.workers()),
+        ShowWhat::Stats => serde_json::to_value(source.stats()),
+        ShowWhat::Routes => {
+            let t = source.tables.current();
+            let name = |p: usize| {
+                t.interfaces
+                    .get(p)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default()
+            };
+            Ok(json!({
+                "version": t.version,
+                "routes": t.routes.routes().iter().map(|r| json!({
+                    "prefix": r.prefix.to_string(),
+                    "kind": r.kind,
+                    "via": match r.next_hop { crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()), crate::tables::NextHop::Connected { .. } => None },
+                    "interface": name(r.next_hop.port()),
+                })).collect::<Vec<_>>(),
+            }))
+        }
+        ShowWhat::Neighbors => {
+            let t = source.tables.current();
+            let mut v: Vec<_> = t
+                .neighbors
+                .iter()
+                .map(|(ip, n)| {
+                    (
+                        *ip,
+                        n.mac.to_string(),
+                        t.interfaces
+                            .get(n.port)
+                            .map(|i| i.name.clone())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            v.sort();
+            Ok(json!({
+                "version": t.version,
+                "neighbors": v.into_iter().map(|(ip, mac, ifc)| json!({"address": ip.to_string(), "mac": mac, "interface": ifc})).collect::<Vec<_>>(),
+            }))
+        }
+    };
+    match value {
+        Ok(v) => Response::ok(v),
+        Err(e) => Response::err(format!("internal: {e}")),
+    }
+}

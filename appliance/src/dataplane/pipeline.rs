@@ -1,0 +1,352 @@
+//! What happens to one frame: a pure function from (tables, input port,
+//! bytes) to a [`Verdict`], rewriting the frame in place when it is
+//! forwarded. No DPDK here, so it runs under plain `cargo test` and fuzzing.
+//!
+//! Each check drops with its own [`DropReason`]; anything the workers cannot
+//! finish alone (ARP, packets for us, ICMP errors, unresolved next hops) is
+//! punted to the management lcore, which runs this same function again and
+//! gets the same answer.
+
+use crate::dataplane::counters::DropReason;
+use crate::tables::{NextHop, Tables};
+use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
+
+/// Why a packet goes to the management lcore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PuntReason {
+    /// ARP for the slow path to answer or learn from.
+    Arp,
+    /// Addressed to one of our addresses.
+    ToUs,
+    /// TTL would reach zero: needs ICMP time exceeded.
+    TtlExpired,
+    /// No route: needs ICMP unreachable.
+    NoRoute,
+    /// Next hop not resolved yet: hold it and ARP.
+    NeighborMiss {
+        /// The next hop to resolve.
+        next_hop: std::net::Ipv4Addr,
+        /// The port index to resolve it on.
+        port: usize,
+    },
+}
+
+/// The outcome for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten in place; send on this port index.
+    Forward(usize),
+    /// Hand to the management lcore.
+    Punt(PuntReason),
+    /// Free it and count the reason.
+    Drop(DropReason),
+}
+
+/// Classifies (and, for `Forward`, rewrites) one frame that arrived on
+/// port index `in_port`.
+#[inline]
+pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
+    let Some(iface) = tables.interfaces.get(in_port) else {
+        return Verdict::Drop(DropReason::L2NotForUs);
+    };
+    let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+        return Verdict::Drop(DropReason::EthTruncated);
+    };
+    let dst_mac = eth.dst_addr();
+    let ethertype = eth.ethertype();
+    if dst_mac.is_unicast() && dst_mac != iface.mac {
+        return Verdict::Drop(DropReason::L2NotForUs);
+    }
+    if ethertype == EtherType::ARP {
+        return Verdict::Punt(PuntReason::Arp);
+    }
+    if ethertype != EtherType::IPV4 {
+        return Verdict::Drop(DropReason::EthertypeUnsupported);
+    }
+    let l3 = &frame[EthernetFrame::<&[u8]>::HEADER_LEN..];
+    let ip = match Ipv4Packet::new_checked(l3) {
+        Ok(ip) => ip,
+        Err(_) => return Verdict::Drop(ipv4_error(l3)),
+    };
+    if !ip.verify_checksum() {
+        return Verdict::Drop(DropReason::IpBadChecksum);
+    }
+    if ip.has_options() {
+        return Verdict::Drop(DropReason::IpOptions);
+    }
+    if ip.is_fragment() {
+        return Verdict::Drop(DropReason::IpFragment);
+    }
+    let (src, dst, ttl, proto) = (ip.src_addr(), ip.dst_addr(), ip.ttl(), ip.protocol());
+    if src.is_multicast() || src.is_broadcast() || tables.local_port(src).is_some() {
+        return Verdict::Drop(DropReason::IpBadSource);
+    }
+    if proto == IpProtocol::UDP && UdpPacket::new_checked(ip.payload()).is_err() {
+        return Verdict::Drop(DropReason::UdpTruncated);
+    }
+    if tables.local_port(dst).is_some() {
+        return Verdict::Punt(PuntReason::ToUs);
+    }
+    if dst.is_multicast() {
+        return Verdict::Drop(DropReason::McastNoRule);
+    }
+    if dst.is_broadcast() || tables.is_subnet_broadcast(dst) || !dst_mac.is_unicast() {
+        return Verdict::Drop(DropReason::IpBroadcast);
+    }
+    if ttl <= 1 {
+        return Verdict::Punt(PuntReason::TtlExpired);
+    }
+    let Some(route) = tables.routes.lookup(dst) else {
+        return Verdict::Punt(PuntReason::NoRoute);
+    };
+    let (next_hop, out) = match route.next_hop {
+        NextHop::Connected { port } => (dst, port),
+        NextHop::Gateway { via, port } => (via, port),
+    };
+    let Some(neighbor) = tables.neighbors.get(&next_hop).filter(|n| n.port == out) else {
+        return Verdict::Punt(PuntReason::NeighborMiss {
+            next_hop,
+            port: out,
+        });
+    };
+    let Some(out_iface) = tables.interfaces.get(out) else {
+        return Verdict::Punt(PuntReason::NoRoute);
+    };
+    rewrite_for_forwarding(frame, out_iface.mac, neighbor.mac);
+    Verdict::Forward(out)
+}
+
+/// Maps a failed IPv4 `new_checked` to the precise reason.
+fn ipv4_error(l3: &[u8]) -> DropReason {
+    if l3.len() < 20 {
+        return DropReason::IpTruncated;
+    }
+    let version = l3[0] >> 4;
+    let ihl = usize::from(l3[0] & 0x0f) * 4;
+    if version != 4 || ihl < 20 {
+        return DropReason::IpBadHeader;
+    }
+    if ihl > l3.len() {
+        return DropReason::IpTruncated;
+    }
+    DropReason::IpBadTotalLength
+}
+
+/// New MACs and TTL - 1 with an incremental checksum update (RFC 1624).
+#[inline]
+fn rewrite_for_forwarding(frame: &mut [u8], src: MacAddr, dst: MacAddr) {
+    let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+    eth.set_dst_addr(dst);
+    eth.set_src_addr(src);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[EthernetFrame::<&[u8]>::HEADER_LEN..]);
+    ip.decrement_ttl();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{Interface, Neighbor, Route, RouteKind, RouteTable};
+    use etherparse::PacketBuilder;
+    use hashbrown::HashMap;
+
+    const LAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const WAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+    const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x20]);
+
+    fn tables(with_neighbor: bool) -> Tables {
+        let interfaces = vec![
+            Interface {
+                name: "lan".into(),
+                port_id: 0,
+                mac: LAN_MAC,
+                address: Some("10.0.1.1/24".parse().unwrap()),
+            },
+            Interface {
+                name: "wan".into(),
+                port_id: 1,
+                mac: WAN_MAC,
+                address: Some("10.0.2.1/24".parse().unwrap()),
+            },
+        ];
+        let routes = RouteTable::new([
+            Route {
+                prefix: "10.0.1.0/24".parse().unwrap(),
+                next_hop: NextHop::Connected { port: 0 },
+                kind: RouteKind::Connected,
+            },
+            Route {
+                prefix: "10.0.2.0/24".parse().unwrap(),
+                next_hop: NextHop::Connected { port: 1 },
+                kind: RouteKind::Connected,
+            },
+            Route {
+                prefix: "10.9.0.0/16".parse().unwrap(),
+                next_hop: NextHop::Gateway {
+                    via: "10.0.2.2".parse().unwrap(),
+                    port: 1,
+                },
+                kind: RouteKind::Static,
+            },
+        ]);
+        let mut neighbors = HashMap::new();
+        if with_neighbor {
+            neighbors.insert(
+                "10.0.2.2".parse().unwrap(),
+                Neighbor {
+                    mac: GW_MAC,
+                    port: 1,
+                },
+            );
+        }
+        Tables {
+            version: 1,
+            interfaces,
+            routes,
+            neighbors,
+        }
+    }
+
+    fn udp(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(HOST_MAC, dst_mac)
+            .ipv4(src, dst, ttl)
+            .udp(1000, 2000);
+        let payload = [7u8; 32];
+        let mut v = Vec::new();
+        b.write(&mut v, &payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn routed_packet_is_rewritten() {
+        let t = tables(true);
+        let mut f = udp(LAN_MAC.0, [10, 0, 1, 10], [10, 9, 1, 1], 64);
+        assert_eq!(process(&t, 0, &mut f), Verdict::Forward(1));
+        let parsed = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let etherparse::LinkSlice::Ethernet2(eth) = parsed.link.unwrap() else {
+            panic!()
+        };
+        assert_eq!(eth.destination(), GW_MAC.0);
+        assert_eq!(eth.source(), WAN_MAC.0);
+        let etherparse::NetSlice::Ipv4(ip) = parsed.net.unwrap() else {
+            panic!()
+        };
+        assert_eq!(ip.header().ttl(), 63);
+        let h = ip.header().to_header();
+        assert_eq!(
+            h.header_checksum,
+            h.calc_header_checksum(),
+            "checksum stays valid"
+        );
+    }
+
+    #[test]
+    fn punts_and_drops() {
+        let t = tables(false);
+        let v = |f: &mut Vec<u8>| process(&t, 0, f);
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [10, 9, 1, 1], 64)),
+            Verdict::Punt(PuntReason::NeighborMiss {
+                next_hop: "10.0.2.2".parse().unwrap(),
+                port: 1
+            })
+        );
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [10, 0, 1, 1], 64)),
+            Verdict::Punt(PuntReason::ToUs)
+        );
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [10, 9, 1, 1], 1)),
+            Verdict::Punt(PuntReason::TtlExpired)
+        );
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [192, 0, 2, 1], 64)),
+            Verdict::Punt(PuntReason::NoRoute)
+        );
+        assert_eq!(
+            v(&mut udp(
+                [2, 9, 9, 9, 9, 9],
+                [10, 0, 1, 10],
+                [10, 9, 1, 1],
+                64
+            )),
+            Verdict::Drop(DropReason::L2NotForUs)
+        );
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [239, 1, 1, 1], 64)),
+            Verdict::Drop(DropReason::McastNoRule)
+        );
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [10, 0, 1, 255], 64)),
+            Verdict::Drop(DropReason::IpBroadcast)
+        );
+        assert_eq!(
+            v(&mut udp(LAN_MAC.0, [10, 0, 2, 1], [10, 9, 1, 1], 64)),
+            Verdict::Drop(DropReason::IpBadSource)
+        );
+        assert_eq!(
+            v(&mut vec![0u8; 10]),
+            Verdict::Drop(DropReason::EthTruncated)
+        );
+    }
+
+    /// Malformed variants of a good frame, each with its reason.
+    #[test]
+    fn malformed_frames_have_reasons() {
+        let t = tables(true);
+        let good = udp(LAN_MAC.0, [10, 0, 1, 10], [10, 9, 1, 1], 64);
+        let fix_csum = |f: &mut Vec<u8>| {
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+            ip.fill_checksum();
+        };
+        let mut cases: Vec<(Vec<u8>, DropReason)> = Vec::new();
+        cases.push((good[..30].to_vec(), DropReason::IpTruncated));
+        let mut f = good.clone();
+        f[14] = 0x65; // version 6
+        cases.push((f, DropReason::IpBadHeader));
+        let mut f = good.clone();
+        f[14] = 0x44; // IHL 4
+        cases.push((f, DropReason::IpBadHeader));
+        let mut f = good.clone();
+        f[16..18].copy_from_slice(&2000u16.to_be_bytes());
+        cases.push((f, DropReason::IpBadTotalLength));
+        let mut f = good.clone();
+        f[24] ^= 0xff;
+        cases.push((f, DropReason::IpBadChecksum));
+        let mut f = good.clone();
+        f[20] = 0x20; // MF
+        fix_csum(&mut f);
+        cases.push((f, DropReason::IpFragment));
+        let mut f = good.clone();
+        f[38..40].copy_from_slice(&4u16.to_be_bytes()); // UDP length < 8
+        cases.push((f, DropReason::UdpTruncated));
+        let mut f = good.clone();
+        f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        cases.push((f, DropReason::EthertypeUnsupported));
+        // IP options: IHL 6 with a NOP option word inserted.
+        let mut f = good[..34].to_vec();
+        f.extend_from_slice(&[1, 1, 1, 0]);
+        f.extend_from_slice(&good[34..]);
+        f[14] = 0x46;
+        let tl = u16::from_be_bytes([f[16], f[17]]) + 4;
+        f[16..18].copy_from_slice(&tl.to_be_bytes());
+        fix_csum(&mut f);
+        cases.push((f, DropReason::IpOptions));
+        for (i, (mut f, want)) in cases.into_iter().enumerate() {
+            assert_eq!(process(&t, 0, &mut f), Verdict::Drop(want), "case {i}");
+        }
+    }
+
+    proptest::proptest! {
+        /// No byte string panics the pipeline, and only forwarding changes bytes.
+        #[test]
+        fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), port in 0usize..3) {
+            let t = tables(true);
+            let before = bytes.clone();
+            let v = process(&t, port, &mut bytes);
+            if !matches!(v, Verdict::Forward(_)) {
+                proptest::prop_assert_eq!(before, bytes);
+            }
+        }
+    }
+}

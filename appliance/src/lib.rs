@@ -1,0 +1,18 @@
+//! The appliance: a DPDK data plane for a multipath WAN tunnel and a
+//! multicast translation relay (see `../shared/DESIGN.md`).
+//!
+//! Layout: `wire` parses and builds packets on byte buffers; `config` reads
+//! the hardware profile and the config; `tables` holds what workers read;
+//! `dataplane` is the per-packet path; `slowpath` is the management lcore;
+//! `control` and `metrics` are how operators look in; `boot` ties it up.
+#![forbid(unsafe_code)]
+
+pub mod boot;
+pub mod config;
+pub mod control;
+pub mod dataplane;
+pub mod metrics;
+pub mod report;
+pub mod slowpath;
+pub mod tables;
+pub mod wire;

@@ -1,0 +1,91 @@
+//! `appliance`: boots the data plane from a hardware profile and a config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use appliance::boot::{self, BootError, Options};
+use clap::Parser;
+
+/// DPDK appliance: multipath WAN tunnel and multicast translation relay.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Hardware profile (hw-profiles/*.toml): what the box is.
+    #[arg(long)]
+    profile: PathBuf,
+    /// Appliance config (configs/*.toml): what the box does.
+    #[arg(long)]
+    config: PathBuf,
+    /// Validate both files, print the EAL arguments, and exit.
+    #[arg(long)]
+    check: bool,
+    /// Stop after this many milliseconds without a received packet (golden tests).
+    #[arg(long)]
+    exit_when_idle_ms: Option<u64>,
+    /// Write the final counters as JSON to this file.
+    #[arg(long)]
+    final_stats: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let opts = Options {
+        profile: args.profile,
+        config: args.config,
+        exit_when_idle: args.exit_when_idle_ms.map(Duration::from_millis),
+        final_stats: args.final_stats,
+    };
+    if args.check {
+        return match boot::load(&opts) {
+            Ok((profile, _)) => {
+                println!("ok: {}", profile.eal_args(0).join(" "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    match boot::run(&opts) {
+        Ok(outcome) => {
+            let s = &outcome.stats;
+            let leak = outcome.mempool_in_use_at_exit != s.mempool.baseline_in_use;
+            println!("final counters:");
+            println!("  rx packets per port: {:?}", s.rx_packets);
+            println!("  tx packets per port: {:?}", s.tx_packets);
+            println!("  punted: {}", s.punted);
+            for (reason, n) in s.drops.iter().filter(|(_, n)| **n > 0) {
+                println!("  drop {reason}: {n}");
+            }
+            for (event, n) in s.slowpath.iter().filter(|(_, n)| **n > 0) {
+                println!("  slowpath {event}: {n}");
+            }
+            println!(
+                "  mempool in use at exit: {} (baseline {}){}",
+                outcome.mempool_in_use_at_exit,
+                s.mempool.baseline_in_use,
+                if leak { " LEAK" } else { "" }
+            );
+            if let Some(path) = &opts.final_stats {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["mempool_in_use_at_exit"] = outcome.mempool_in_use_at_exit.into();
+                if let Err(e) = std::fs::write(path, v.to_string()) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(BootError::Config(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

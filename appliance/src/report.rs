@@ -1,0 +1,237 @@
+//! Reading the running appliance: ports, workers, counters, mempool.
+//! Used by the control socket and the metrics endpoint; every read is of
+//! atomics or thread-safe DPDK queries, so it never disturbs the workers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use dpdk_bindings::{port, Mempool};
+use serde::Serialize;
+
+use crate::dataplane::counters::{CounterSnapshot, DropReason, WorkerCounters};
+use crate::slowpath::SlowCounters;
+use crate::tables::Published;
+
+/// Static facts about a port.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortMeta {
+    /// Port index.
+    pub index: usize,
+    /// Name from the profile.
+    pub name: String,
+    /// DPDK port id.
+    pub port_id: u16,
+    /// Driver.
+    pub driver: String,
+    /// RX queues configured.
+    pub rx_queues: u16,
+    /// TX queues configured.
+    pub tx_queues: u16,
+}
+
+/// Static facts about a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerMeta {
+    /// Worker number.
+    pub id: usize,
+    /// Its lcore.
+    pub lcore: u32,
+    /// The RX queues it polls, as `port:queue`.
+    pub rx_queues: Vec<String>,
+    /// Its counters.
+    pub counters: Arc<WorkerCounters>,
+}
+
+/// Everything a report is read from.
+#[derive(Debug)]
+pub struct StatsSource {
+    /// Ports.
+    pub ports: Vec<PortMeta>,
+    /// Workers.
+    pub workers: Vec<WorkerMeta>,
+    /// The management lcore's data-plane counters (what it sends and drops).
+    pub mgmt: Arc<WorkerCounters>,
+    /// Slow-path event counters.
+    pub slow: Arc<SlowCounters>,
+    /// The packet pool.
+    pub pool: Arc<Mempool>,
+    /// Mbufs in use once the ports were started and before traffic.
+    pub baseline_in_use: AtomicU32,
+    /// The tables.
+    pub tables: Published,
+}
+
+/// One port.
+#[derive(Debug, Serialize)]
+pub struct PortReport {
+    /// Static facts.
+    #[serde(flatten)]
+    pub meta: PortMeta,
+    /// MAC address.
+    pub mac: String,
+    /// Configured address.
+    pub address: Option<String>,
+    /// Carrier.
+    pub link_up: bool,
+    /// Mbit/s.
+    pub speed_mbps: u32,
+    /// Driver counters.
+    pub stats: PortStatsReport,
+}
+
+/// Driver counters of a port.
+#[derive(Debug, Serialize, Default)]
+pub struct PortStatsReport {
+    /// Received packets.
+    pub ipackets: u64,
+    /// Sent packets.
+    pub opackets: u64,
+    /// Received bytes.
+    pub ibytes: u64,
+    /// Sent bytes.
+    pub obytes: u64,
+    /// Missed by the device.
+    pub imissed: u64,
+    /// RX errors.
+    pub ierrors: u64,
+    /// TX errors.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+    /// Received per queue.
+    pub q_ipackets: Vec<u64>,
+    /// Sent per queue.
+    pub q_opackets: Vec<u64>,
+}
+
+/// One worker.
+#[derive(Debug, Serialize)]
+pub struct WorkerReport {
+    /// Worker number.
+    pub id: usize,
+    /// Its lcore.
+    pub lcore: u32,
+    /// Its RX queues.
+    pub rx_queues: Vec<String>,
+    /// Its counters.
+    pub counters: CounterSnapshot,
+}
+
+/// The mempool.
+#[derive(Debug, Serialize)]
+pub struct MempoolReport {
+    /// Mbufs in use now.
+    pub in_use: u32,
+    /// Free mbufs.
+    pub available: u32,
+    /// Pool size.
+    pub capacity: u32,
+    /// In use with no traffic (after the ports started).
+    pub baseline_in_use: u32,
+}
+
+/// The whole appliance at one instant.
+#[derive(Debug, Serialize)]
+pub struct StatsReport {
+    /// Table version.
+    pub tables_version: u64,
+    /// Per port index: packets received by the workers.
+    pub rx_packets: Vec<u64>,
+    /// Per port index: packets sent (workers and management lcore).
+    pub tx_packets: Vec<u64>,
+    /// Per port index: bytes received.
+    pub rx_bytes: Vec<u64>,
+    /// Per port index: bytes sent.
+    pub tx_bytes: Vec<u64>,
+    /// Packets handed to the slow path.
+    pub punted: u64,
+    /// Drops by reason (workers and management lcore), every reason listed.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Sum of `drops`.
+    pub drops_total: u64,
+    /// Slow-path events.
+    pub slowpath: BTreeMap<&'static str, u64>,
+    /// Mempool.
+    pub mempool: MempoolReport,
+}
+
+impl StatsSource {
+    /// Ports with live link state and counters.
+    pub fn ports(&self) -> Vec<PortReport> {
+        let tables = self.tables.current();
+        self.ports
+            .iter()
+            .map(|m| {
+                let link = port::link(m.port_id).unwrap_or_default();
+                let s = port::stats(m.port_id).unwrap_or_default();
+                let nq = usize::from(m.rx_queues.max(m.tx_queues)).min(16);
+                let iface = tables.interfaces.get(m.index);
+                PortReport {
+                    meta: m.clone(),
+                    mac: iface.map(|i| i.mac.to_string()).unwrap_or_default(),
+                    address: iface.and_then(|i| i.address).map(|a| a.to_string()),
+                    link_up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    stats: PortStatsReport {
+                        ipackets: s.ipackets,
+                        opackets: s.opackets,
+                        ibytes: s.ibytes,
+                        obytes: s.obytes,
+                        imissed: s.imissed,
+                        ierrors: s.ierrors,
+                        oerrors: s.oerrors,
+                        rx_nombuf: s.rx_nombuf,
+                        q_ipackets: s.q_ipackets[..nq].to_vec(),
+                        q_opackets: s.q_opackets[..nq].to_vec(),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Workers with their counters.
+    pub fn workers(&self) -> Vec<WorkerReport> {
+        self.workers
+            .iter()
+            .map(|w| WorkerReport {
+                id: w.id,
+                lcore: w.lcore,
+                rx_queues: w.rx_queues.clone(),
+                counters: w.counters.snapshot(),
+            })
+            .collect()
+    }
+
+    /// The totals.
+    pub fn stats(&self) -> StatsReport {
+        let n = self.ports.len();
+        let mut total = CounterSnapshot::default();
+        for w in &self.workers {
+            total.accumulate(&w.counters.snapshot());
+        }
+        total.accumulate(&self.mgmt.snapshot());
+        let drops: BTreeMap<&'static str, u64> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), total.drop_count(*r)))
+            .collect();
+        let cut = |v: &Vec<u64>| v.iter().copied().take(n).collect::<Vec<_>>();
+        StatsReport {
+            tables_version: self.tables.current().version,
+            rx_packets: cut(&total.rx_packets),
+            tx_packets: cut(&total.tx_packets),
+            rx_bytes: cut(&total.rx_bytes),
+            tx_bytes: cut(&total.tx_bytes),
+            punted: total.punted,
+            drops_total: drops.values().sum(),
+            drops,
+            slowpath: self.slow.snapshot(),
+            mempool: MempoolReport {
+                in_use: self.pool.in_use(),
+                available: self.pool.available(),
+                capacity: self.pool.capacity(),
+                baseline_in_use: self.baseline_in_use.load(Ordering::Relaxed),
+            },
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The management lcore's slow path: ARP (answer, learn, resolve with hold
+//! queues, gratuitous ARP), ICMP echo replies, rate-limited ICMP errors,
+//! and table changes from the control socket.
+//!
+//! Punted packets arrive on one SPSC ring per worker. The slow path runs
+//! the same pipeline the workers ran to learn why a packet was punted, so
+//! no metadata travels with it. It sends on its own TX queue of every port.
+
+pub mod frames;
+mod ratelimit;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use dpdk_bindings::port::TxQueue;
+use dpdk_bindings::ring::Consumer;
+use dpdk_bindings::{Burst, Mbuf, Mempool};
+use hashbrown::HashMap;
+use serde_json::json;
+
+use crate::config::SlowPathConfig;
+use crate::control::protocol::{Request, Response};
+use crate::control::server::Change;
+use crate::dataplane::counters::{Counter, DropReason, WorkerCounters};
+use crate::dataplane::pipeline::{process, PuntReason, Verdict};
+use crate::dataplane::worker::flush;
+use crate::tables::RoutingState;
+use crate::wire::{icmpv4, ArpOp, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr};
+use frames::{IcmpError, MAX_BUILT};
+use ratelimit::TokenBucket;
+
+macro_rules! slow_counters {
+    ($($field:ident),* $(,)?) => {
+        /// Slow-path events (single writer: the management lcore).
+        #[derive(Debug, Default)]
+        pub struct SlowCounters { $(#[doc = stringify!($field)] pub $field: Counter,)* }
+        impl SlowCounters {
+            /// Name → value.
+            pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+                BTreeMap::from([$((stringify!($field), self.$field.get()),)*])
+            }
+        }
+    };
+}
+
+slow_counters!(
+    arp_received,
+    arp_replies_sent,
+    arp_requests_sent,
+    gratuitous_arp_sent,
+    neighbors_learned,
+    held_packets_released,
+    echo_replies_sent,
+    icmp_errors_sent,
+    icmp_errors_rate_limited,
+    route_changes,
+);
+
+/// How often timers run.
+const TICK: Duration = Duration::from_millis(100);
+/// Time between ARP retries for one next hop.
+const ARP_RETRY: Duration = Duration::from_secs(1);
+
+struct Pending {
+    port: usize,
+    held: VecDeque<(Mbuf, usize)>,
+    tries: u32,
+    next_try: Instant,
+}
+
+struct Probe {
+    tries: u32,
+    next_try: Instant,
+}
+
+/// The management lcore's state.
+pub struct SlowPath {
+    /// Tables' source of truth.
+    pub state: RoutingState,
+    punts: Vec<Consumer>,
+    tx: Vec<TxQueue>,
+    pool: std::sync::Arc<Mempool>,
+    counters: std::sync::Arc<WorkerCounters>,
+    slow: std::sync::Arc<SlowCounters>,
+    cfg: SlowPathConfig,
+    pending: HashMap<Ipv4Addr, Pending>,
+    probes: HashMap<Ipv4Addr, Probe>,
+    icmp_bucket: TokenBucket,
+    changes: mpsc::Receiver<Change>,
+    next_tick: Instant,
+}
+
+impl std::fmt::Debug for SlowPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlowPath")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlowPath {
+    /// Sets up the slow path. `tx` is the management TX queue of every port.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        state: RoutingState,
+        punts: Vec<Consumer>,
+        tx: Vec<TxQueue>,
+        pool: std::sync::Arc<Mempool>,
+        counters: std::sync::Arc<WorkerCounters>,
+        slow: std::sync::Arc<SlowCounters>,
+        cfg: SlowPathConfig,
+        changes: mpsc::Receiver<Change>,
+    ) -> Self {
+        let icmp_bucket = TokenBucket::new(cfg.icmp_errors_per_sec);
+        Self {
+            state,
+            punts,
+            tx,
+            pool,
+            counters,
+            slow,
+            cfg,
+            pending: HashMap::new(),
+            probes: HashMap::new(),
+            icmp_bucket,
+            changes,
+            next_tick: Instant::now(),
+        }
+    }
+
+    /// Announces every address with a gratuitous ARP (a request for itself).
+    pub fn announce(&mut self) {
+        let targets: Vec<(usize, MacAddr, Ipv4Addr)> = self
+            .state
+            .interfaces()
+            .iter()
+            .enumerate()
+            .filter_map(|(p, i)| i.address.map(|a| (p, i.mac, a.addr())))
+            .collect();
+        for (port, mac, ip) in targets {
+            let mut buf = [0u8; MAX_BUILT];
+            let n = frames::arp_request(&mut buf, mac, ip, ip);
+            if self.send_bytes(port, &buf[..n]) {
+                self.slow.gratuitous_arp_sent.inc();
+            }
+        }
+    }
+
+    /// One round: punted packets, control changes, timers. Returns how many
+    /// things it did (0 = idle).
+    pub fn poll(&mut self, now: Instant) -> usize {
+        let mut work = 0;
+        for i in 0..self.punts.len() {
+            let mut burst = Burst::new();
+            work += self.punts[i].dequeue_burst(&mut burst);
+            for m in burst {
+                let port = self.port_index(m.port());
+                self.handle(m, port, now);
+            }
+        }
+        while let Ok(change) = self.changes.try_recv() {
+            work += 1;
+            let response = self.apply(change.request);
+            let _ = change.reply.send(response);
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.icmp_bucket.refill(now);
+            self.timers(now);
+        }
+        work
+    }
+
+    /// Frees everything held (at shutdown).
+    pub fn drain(&mut self) {
+        for p in &mut self.punts {
+            loop {
+                let mut b = Burst::new();
+                if p.dequeue_burst(&mut b) == 0 {
+                    break;
+                }
+            }
+        }
+        self.pending.clear();
+    }
+
+    fn port_index(&self, port_id: u16) -> usize {
+        self.state
+            .interfaces()
+            .iter()
+            .position(|i| i.port_id == port_id)
+            .unwrap_or(usize::MAX)
+    }
+
+    fn handle(&mut self, mut m: Mbuf, in_port: usize, now: Instant) {
+        let tables = self.state.published().current();
+        match process(&tables, in_port, m.data_mut()) {
+            Verdict::Forward(out) => {
+                self.send(out, m);
+            }
+            Verdict::Drop(reason) => self.counters.drop_one(reason),
+            Verdict::Punt(PuntReason::Arp) => self.arp(m, in_port, now),
+            Verdict::Punt(PuntReason::ToUs) => self.to_us(m, in_port),
+            Verdict::Punt(PuntReason::TtlExpired) => {
+                self.counters.drop_one(DropReason::TtlExpired);
+                self.icmp_error(&m, in_port, IcmpError::TtlExpired);
+            }
+            Verdict::Punt(PuntReason::NoRoute) => {
+                self.counters.drop_one(DropReason::NoRoute);
+                self.icmp_error(
+                    &m,
+                    in_port,
+                    IcmpError::Unreachable(icmpv4::code::NET_UNREACHABLE),
+                );
+            }
+            Verdict::Punt(PuntReason::NeighborMiss { next_hop, port }) => {
+                self.hold(m, in_port, next_hop, port, now)
+            }
+        }
+    }
+
+    fn arp(&mut self, m: Mbuf, in_port: usize, now: Instant) {
+        self.slow.arp_received.inc();
+        let data = m.data();
+        let Some(repr) = data
+            .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .and_then(|a| ArpPacket::new_checked(a).ok())
+            .and_then(|p| ArpRepr::parse(&p).ok())
+        else {
+            self.counters.drop_one(DropReason::ArpMalformed);
+            return;
+        };
+        let Some(iface) = self.state.interfaces().get(in_port).cloned() else {
+            return;
+        };
+        let Some(our) = iface.address else {
+            self.counters.drop_one(DropReason::ArpNotForUs);
+            return;
+        };
+        let sender = repr.source_protocol_addr;
+        let for_us = repr.target_protocol_addr == our.addr();
+        // Learn from anyone on our subnet who talks to us, or who we are
+        // already tracking (RFC 826 merge); ignore the rest.
+        if our.contains(&sender)
+            && sender != our.addr()
+            && repr.source_hardware_addr.is_unicast()
+            && (for_us
+                || self.state.neighbors.contains_key(&sender)
+                || self.pending.contains_key(&sender))
+        {
+            let known = self.state.neighbors.contains_key(&sender);
+            self.state
+                .learn(sender, repr.source_hardware_addr, in_port, now);
+            if !known {
+                self.slow.neighbors_learned.inc();
+            }
+            self.probes.remove(&sender);
+            if let Some(p) = self.pending.remove(&sender) {
+                for (held, port) in p.held {
+                    self.slow.held_packets_released.inc();
+                    self.handle(held, port, now);
+                }
+            }
+        }
+        if repr.operation == ArpOp::Request && for_us {
+            let mut buf = [0u8; MAX_BUILT];
+            let n = frames::arp_reply(&mut buf, iface.mac, &repr);
+            if self.send_bytes(in_port, &buf[..n]) {
+                self.slow.arp_replies_sent.inc();
+            }
+        } else if !for_us {
+            self.counters.drop_one(DropReason::ArpNotForUs);
+        }
+    }
+
+    fn to_us(&mut self, mut m: Mbuf, in_port: usize) {
+        let Some(mac) = self.state.interfaces().get(in_port).map(|i| i.mac) else {
+            return;
+        };
+        let is_icmp = m.data().get(23) == Some(&1);
+        if is_icmp {
+            if frames::echo_reply_in_place(m.data_mut(), mac) {
+                self.slow.echo_replies_sent.inc();
+                self.send(in_port, m);
+            } else {
+                self.counters.drop_one(DropReason::IcmpMalformed);
+            }
+            return;
+        }
+        self.counters.drop_one(DropReason::LocalUnsupported);
+        let code = if matches!(m.data().get(23), Some(&6) | Some(&17)) {
+            icmpv4::code::PORT_UNREACHABLE
+        } else {
+            icmpv4::code::PROTOCOL_UNREACHABLE
+        };
+        self.icmp_error(&m, in_port, IcmpError::Unreachable(code));
+    }
+
+    fn icmp_error(&mut self, offending: &Mbuf, in_port: usize, kind: IcmpError) {
+        let Some((mac, ip)) = self
+            .state
+            .interfaces()
+            .get(in_port)
+            .and_then(|i| i.address.map(|a| (i.mac, a.addr())))
+        else {
+            return;
+        };
+        let mut buf = [0u8; MAX_BUILT];
+        let Some(n) = frames::icmp_error(&mut buf, mac, ip, offending.data(), kind) else {
+            return;
+        };
+        if !self.icmp_bucket.take() {
+            self.slow.icmp_errors_rate_limited.inc();
+            return;
+        }
+        if self.send_bytes(in_port, &buf[..n]) {
+            self.slow.icmp_errors_sent.inc();
+        }
+    }
+
+    fn hold(&mut self, m: Mbuf, in_port: usize, next_hop: Ipv4Addr, port: usize, now: Instant) {
+        let limit = self.cfg.arp_hold_packets;
+        let new = !self.pending.contains_key(&next_hop);
+        let p = self.pending.entry(next_hop).or_insert_with(|| Pending {
+            port,
+            held: VecDeque::new(),
+            tries: 0,
+            next_try: now,
+        });
+        if p.held.len() >= limit {
+            // Keep the newest, like Linux's unres_qlen.
+            p.held.pop_front();
+            self.counters.drop_one(DropReason::NeighborHoldOverflow);
+        }
+        if limit > 0 {
+            p.held.push_back((m, in_port));
+        } else {
+            self.counters.drop_one(DropReason::NeighborHoldOverflow);
+        }
+        if new {
+            self.resolve(next_hop, now);
+        }
+    }
+
+    /// Sends (or gives up on) the ARP request for a pending next hop.
+    fn resolve(&mut self, next_hop: Ipv4Addr, now: Instant) {
+        let Some(p) = self.pending.get_mut(&next_hop) else {
+            return;
+        };
+        if p.tries >= self.cfg.arp_retries {
+            let p = self
+                .pending
+                .remove(&next_hop)
+                .map(|p| p.held)
+                .unwrap_or_default();
+            for (m, in_port) in p {
+                self.counters.drop_one(DropReason::NeighborUnresolved);
+                self.icmp_error(
+                    &m,
+                    in_port,
+                    IcmpError::Unreachable(icmpv4::code::HOST_UNREACHABLE),
+                );
+            }
+            return;
+        }
+        p.tries += 1;
+        p.next_try = now + ARP_RETRY;
+        let port = p.port;
+        self.arp_request(port, next_hop);
+    }
+
+    fn arp_request(&mut self, port: usize, target: Ipv4Addr) {
+        let Some((mac, ip)) = self
+            .state
+            .interfaces()
+            .get(port)
+            .and_then(|i| i.address.map(|a| (i.mac, a.addr())))
+        else {
+            return;
+        };
+        let mut buf = [0u8; MAX_BUILT];
+        let n = frames::arp_request(&mut buf, mac, ip, target);
+        if self.send_bytes(port, &buf[..n]) {
+            self.slow.arp_requests_sent.inc();
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        let due: Vec<Ipv4Addr> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now >= p.next_try)
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in due {
+            self.resolve(ip, now);
+        }
+        // Re-confirm learned neighbours that have been quiet too long; forget
+        // those that stay silent (Linux's STALE → PROBE → FAILED).
+        let reachable = Duration::from_secs(u64::from(self.cfg.arp_reachable_secs));
+        let stale: Vec<(Ipv4Addr, usize)> = self
+            .state
+            .neighbors
+            .iter()
+            .filter(|(_, e)| !e.is_static && now.duration_since(e.confirmed) > reachable)
+            .map(|(ip, e)| (*ip, e.port))
+            .collect();
+        for (ip, port) in stale {
+            let probe = self.probes.entry(ip).or_insert(Probe {
+                tries: 0,
+                next_try: now,
+            });
+            if now < probe.next_try {
+                continue;
+            }
+            if probe.tries >= self.cfg.arp_retries {
+                self.probes.remove(&ip);
+                self.state.forget(ip);
+                continue;
+            }
+            probe.tries += 1;
+            probe.next_try = now + ARP_RETRY;
+            self.arp_request(port, ip);
+        }
+    }
+
+    fn apply(&mut self, request: Request) -> Response {
+        let result = match request {
+            Request::RouteAdd { prefix, via } => self.state.add_route(prefix, via),
+            Request::RouteDel { prefix } => self.state.del_route(prefix),
+            Request::Show { .. } => Err("show is answered by the control thread".into()),
+        };
+        match result {
+            Ok(version) => {
+                self.slow.route_changes.inc();
+                Response::ok(json!({ "version": version }))
+            }
+            Err(e) => Response::err(e),
+        }
+    }
+
+    fn send_bytes(&mut self, port: usize, bytes: &[u8]) -> bool {
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.drop_one(DropReason::NoMbuf);
+            return false;
+        };
+        let Some(dst) = u16::try_from(bytes.len()).ok().and_then(|n| m.append(n)) else {
+            self.counters.drop_one(DropReason::NoMbuf);
+            return false;
+        };
+        dst.copy_from_slice(bytes);
+        self.send(port, m)
+    }
+
+    fn send(&mut self, port: usize, m: Mbuf) -> bool {
+        let Some(q) = self.tx.get_mut(port) else {
+            self.counters.drop_one(DropReason::TxFull);
+            return false;
+        };
+        let mut b = Burst::new();
+        b.push(m);
+        let before = self.counters.tx_packets[port].get();
+        flush(q, &mut b, port, &self.counters);
+        self.counters.tx_packets[port].get() > before
+    }
+}
+
+/// Whether a frame is Ethernet/ARP (for tests and tools).
+pub fn is_arp(frame: &[u8]) -> bool {
+    EthernetFrame::new_checked(frame).is_ok_and(|f| f.ethertype() == EtherType::ARP)
+}

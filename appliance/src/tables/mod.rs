@@ -1,0 +1,112 @@
+//! Everything a worker reads, in one immutable snapshot ([`Tables`]).
+//!
+//! The management lcore owns the truth, builds a new `Tables` on every
+//! change and publishes it with one atomic pointer swap ([`Published`]).
+//! Workers load the current snapshot once per burst; an old snapshot is
+//! freed when the last worker lets go of it (arc-swap's deferred reclaim),
+//! so a change never stops or drops traffic.
+
+mod route;
+mod state;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hashbrown::HashMap;
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use route::{NextHop, Route, RouteKind, RouteTable};
+pub use state::{NeighborEntry, RoutingState};
+
+use crate::wire::MacAddr;
+
+/// An interface of the box as the data plane sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interface {
+    /// Port name from the profile.
+    pub name: String,
+    /// DPDK port id.
+    pub port_id: u16,
+    /// Our MAC on it.
+    #[serde(serialize_with = "ser_display")]
+    pub mac: MacAddr,
+    /// Our address and subnet, if it has one.
+    pub address: Option<Ipv4Net>,
+}
+
+/// A resolved neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbor {
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// The port index it is reached on.
+    pub port: usize,
+}
+
+/// One immutable snapshot of every table the workers read.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// Bumped on every publish; shown by `appliancectl`.
+    pub version: u64,
+    /// Interfaces by port index (profile order).
+    pub interfaces: Vec<Interface>,
+    /// Routes (connected and static).
+    pub routes: RouteTable,
+    /// Resolved next hops.
+    pub neighbors: HashMap<Ipv4Addr, Neighbor>,
+}
+
+impl Tables {
+    /// Whether `ip` is one of our own addresses; returns the port index.
+    #[inline]
+    pub fn local_port(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.interfaces
+            .iter()
+            .position(|i| i.address.is_some_and(|a| a.addr() == ip))
+    }
+
+    /// Whether `ip` is the broadcast address of one of our subnets.
+    #[inline]
+    pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| i.address.is_some_and(|a| a.broadcast() == ip))
+    }
+}
+
+/// The publication point shared by the management lcore and the workers.
+#[derive(Debug, Clone)]
+pub struct Published {
+    inner: Arc<ArcSwap<Tables>>,
+}
+
+impl Published {
+    /// Starts with `tables`.
+    pub fn new(tables: Tables) -> Self {
+        Self {
+            inner: Arc::new(ArcSwap::from_pointee(tables)),
+        }
+    }
+
+    /// The current snapshot: lock-free and allocation-free, for the workers.
+    #[inline]
+    pub fn load(&self) -> arc_swap::Guard<Arc<Tables>> {
+        self.inner.load()
+    }
+
+    /// A long-lived handle to the current snapshot (slow path).
+    pub fn current(&self) -> Arc<Tables> {
+        self.inner.load_full()
+    }
+
+    /// Publishes a new snapshot (management lcore only).
+    pub fn publish(&self, tables: Tables) {
+        self.inner.store(Arc::new(tables));
+    }
+}
+
+fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}

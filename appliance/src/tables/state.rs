@@ -1,0 +1,203 @@
+//! The management lcore's source of truth for the tables: interfaces,
+//! static routes and neighbours. Every change builds and publishes a new
+//! snapshot.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use hashbrown::HashMap;
+use ipnet::Ipv4Net;
+
+use super::{Interface, Neighbor, NextHop, Published, Route, RouteKind, RouteTable, Tables};
+use crate::wire::MacAddr;
+
+/// A neighbour as the slow path tracks it.
+#[derive(Debug, Clone)]
+pub struct NeighborEntry {
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Port index.
+    pub port: usize,
+    /// From the config: never aged.
+    pub is_static: bool,
+    /// Last time it answered.
+    pub confirmed: Instant,
+}
+
+/// Interfaces, static routes and neighbours, plus the publication point.
+#[derive(Debug)]
+pub struct RoutingState {
+    interfaces: Vec<Interface>,
+    static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
+    /// Neighbours by address.
+    pub neighbors: HashMap<Ipv4Addr, NeighborEntry>,
+    version: u64,
+    published: Published,
+}
+
+impl RoutingState {
+    /// Builds the first snapshot. Static routes must already be validated.
+    pub fn new(
+        interfaces: Vec<Interface>,
+        static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
+        neighbors: HashMap<Ipv4Addr, NeighborEntry>,
+    ) -> Self {
+        let tables = build(1, &interfaces, &static_routes, &neighbors);
+        Self {
+            interfaces,
+            static_routes,
+            neighbors,
+            version: 1,
+            published: Published::new(tables),
+        }
+    }
+
+    /// The handle workers load from.
+    pub fn published(&self) -> &Published {
+        &self.published
+    }
+
+    /// Interfaces by port index.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// Current table version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The port index whose subnet holds `ip`.
+    pub fn connected_port(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.interfaces
+            .iter()
+            .position(|i| i.address.is_some_and(|a| a.contains(&ip)))
+    }
+
+    /// Adds or replaces a static route; returns the new version.
+    ///
+    /// # Errors
+    /// The prefix has host bits or the gateway is not on a connected subnet.
+    pub fn add_route(&mut self, prefix: Ipv4Net, via: Ipv4Addr) -> Result<u64, String> {
+        if prefix != prefix.trunc() {
+            return Err(format!(
+                "prefix {prefix} has host bits set; did you mean {}?",
+                prefix.trunc()
+            ));
+        }
+        if self.connected_port(via).is_none() {
+            return Err(format!("next hop {via} is not on a connected subnet"));
+        }
+        self.static_routes.retain(|(p, _)| *p != prefix);
+        self.static_routes.push((prefix, via));
+        Ok(self.republish())
+    }
+
+    /// Removes a static route; returns the new version.
+    ///
+    /// # Errors
+    /// No static route has that prefix.
+    pub fn del_route(&mut self, prefix: Ipv4Net) -> Result<u64, String> {
+        let before = self.static_routes.len();
+        self.static_routes.retain(|(p, _)| *p != prefix);
+        if self.static_routes.len() == before {
+            return Err(format!("no static route for {prefix}"));
+        }
+        Ok(self.republish())
+    }
+
+    /// Learns or refreshes a neighbour; republishes only if it changed.
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Instant) {
+        let changed = match self.neighbors.get_mut(&ip) {
+            Some(e) if e.is_static => false,
+            Some(e) => {
+                e.confirmed = now;
+                let changed = e.mac != mac || e.port != port;
+                e.mac = mac;
+                e.port = port;
+                changed
+            }
+            None => {
+                self.neighbors.insert(
+                    ip,
+                    NeighborEntry {
+                        mac,
+                        port,
+                        is_static: false,
+                        confirmed: now,
+                    },
+                );
+                true
+            }
+        };
+        if changed {
+            self.republish();
+        }
+    }
+
+    /// Forgets a learned neighbour.
+    pub fn forget(&mut self, ip: Ipv4Addr) {
+        if self.neighbors.get(&ip).is_some_and(|e| !e.is_static) {
+            self.neighbors.remove(&ip);
+            self.republish();
+        }
+    }
+
+    fn republish(&mut self) -> u64 {
+        self.version += 1;
+        self.published.publish(build(
+            self.version,
+            &self.interfaces,
+            &self.static_routes,
+            &self.neighbors,
+        ));
+        self.version
+    }
+}
+
+fn build(
+    version: u64,
+    interfaces: &[Interface],
+    static_routes: &[(Ipv4Net, Ipv4Addr)],
+    neighbors: &HashMap<Ipv4Addr, NeighborEntry>,
+) -> Tables {
+    let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
+        i.address.map(|a| Route {
+            prefix: a.trunc(),
+            next_hop: NextHop::Connected { port },
+            kind: RouteKind::Connected,
+        })
+    });
+    let port_of = |ip: &Ipv4Addr| {
+        interfaces
+            .iter()
+            .position(|i| i.address.is_some_and(|a| a.contains(ip)))
+    };
+    let statics = static_routes.iter().filter_map(|(prefix, via)| {
+        port_of(via).map(|port| Route {
+            prefix: *prefix,
+            next_hop: NextHop::Gateway { via: *via, port },
+            kind: RouteKind::Static,
+        })
+    });
+    // Connected routes go last so that they win over a static route for
+    // the same prefix.
+    let routes: Vec<Route> = statics.chain(connected).collect();
+    Tables {
+        version,
+        interfaces: interfaces.to_vec(),
+        routes: RouteTable::new(routes),
+        neighbors: neighbors
+            .iter()
+            .map(|(ip, e)| {
+                (
+                    *ip,
+                    Neighbor {
+                        mac: e.mac,
+                        port: e.port,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
