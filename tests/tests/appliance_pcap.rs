@@ -1,0 +1,281 @@
+//! The real appliance binary on `net_pcap` vdevs: frames in from pcap files,
+//! what it sends compared byte by byte, final counters and the mempool
+//! checked. No root or network needed.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use etherparse::{Ethernet2Header, EtherType, PacketBuilder, SlicedPacket};
+use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use serde_json::Value;
+
+/// net_pcap gives port N the MAC 02:70:63:61:70:N ("pcap").
+const LAN_MAC: [u8; 6] = [0x02, 0x70, 0x63, 0x61, 0x70, 0x00];
+const WAN_MAC: [u8; 6] = [0x02, 0x70, 0x63, 0x61, 0x70, 0x01];
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x22];
+const HOST: [u8; 4] = [10, 10, 1, 10];
+const LAN_IP: [u8; 4] = [10, 10, 1, 1];
+
+fn appliance_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("APPLIANCE_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+    for profile in ["release", "debug"] {
+        let p = root.join("target").join(profile).join("appliance");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("appliance binary not built: run `cargo build -p appliance` (make test does) or set APPLIANCE_BIN");
+}
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut w = PcapWriter::new(File::create(path).expect("create pcap")).expect("pcap header");
+    for (i, f) in frames.iter().enumerate() {
+        let ts = Duration::from_millis(i as u64);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f)).expect("write packet");
+    }
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let Ok(f) = File::open(path) else { return Vec::new() };
+    let mut r = PcapReader::new(f).expect("pcap header");
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.expect("packet").data.into_owned());
+    }
+    out
+}
+
+fn udp(dst: [u8; 4], ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC).ipv4(HOST, dst, ttl).udp(4000, 5000).write(&mut v, payload).expect("build");
+    v
+}
+
+fn arp_request(target: [u8; 4]) -> Vec<u8> {
+    let mut v = Vec::new();
+    Ethernet2Header { source: HOST_MAC, destination: [0xff; 6], ether_type: EtherType::ARP }.write(&mut v).expect("eth");
+    v.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    v.extend_from_slice(&HOST_MAC);
+    v.extend_from_slice(&HOST);
+    v.extend_from_slice(&[0; 6]);
+    v.extend_from_slice(&target);
+    v
+}
+
+fn ip_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn refresh_ip_checksum(f: &mut [u8]) {
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = ip_checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The malformed set, each with the drop reason it must be counted under.
+fn malformed() -> Vec<(Vec<u8>, &'static str)> {
+    let good = udp([10, 20, 5, 5], 64, &[0xaa; 40]);
+    let mut v = vec![(good[..10].to_vec(), "eth_truncated"), (good[..30].to_vec(), "ip_truncated")];
+    let mut f = good.clone();
+    f[14] = 0x44;
+    v.push((f, "ip_bad_header"));
+    let mut f = good.clone();
+    f[16..18].copy_from_slice(&1400u16.to_be_bytes());
+    refresh_ip_checksum(&mut f);
+    v.push((f, "ip_bad_total_length"));
+    let mut f = good.clone();
+    f[24] ^= 0x55;
+    v.push((f, "ip_bad_checksum"));
+    let mut f = good[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&good[34..]);
+    f[14] = 0x46;
+    let tl = u16::from_be_bytes([f[16], f[17]]) + 4;
+    f[16..18].copy_from_slice(&tl.to_be_bytes());
+    refresh_ip_checksum(&mut f);
+    v.push((f, "ip_options"));
+    let mut f = good.clone();
+    f[20] = 0x20;
+    refresh_ip_checksum(&mut f);
+    v.push((f, "ip_fragment"));
+    let mut f = good.clone();
+    f[38..40].copy_from_slice(&200u16.to_be_bytes()); // UDP length past the datagram
+    v.push((f, "udp_truncated"));
+    let mut f = good.clone();
+    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    v.push((f, "ethertype_unsupported"));
+    v
+}
+
+struct Run {
+    dir: PathBuf,
+    stats: Value,
+}
+
+fn run_appliance(name: &str, lan_in: &[Vec<u8>]) -> Run {
+    let dir = std::env::temp_dir().join(format!("appliance-golden-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    write_pcap(&dir.join("lan.in.pcap"), lan_in);
+    write_pcap(&dir.join("wan.in.pcap"), &[]);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root");
+    let profile = std::fs::read_to_string(repo.join("hw-profiles/pcap.toml"))
+        .expect("pcap profile")
+        .replace("tests/fixtures/lan.in.pcap", &dir.join("lan.in.pcap").display().to_string())
+        .replace("tests/fixtures/wan.in.pcap", &dir.join("wan.in.pcap").display().to_string())
+        .replace("build/golden/lan.out", &dir.join("lan.out").display().to_string())
+        .replace("build/golden/wan.out", &dir.join("wan.out").display().to_string());
+    std::fs::write(dir.join("profile.toml"), profile).expect("profile");
+    let config = format!(
+        r#"
+[[interfaces]]
+port = "lan"
+address = "10.10.1.1/24"
+[[interfaces]]
+port = "wan"
+address = "10.10.2.1/24"
+[[routes]]
+prefix = "10.20.0.0/16"
+via = "10.10.2.2"
+[[neighbors]]
+address = "10.10.2.2"
+mac = "02:00:00:00:00:22"
+[control]
+socket = "{}"
+metrics = ""
+"#,
+        dir.join("ctl.sock").display()
+    );
+    std::fs::write(dir.join("config.toml"), config).expect("config");
+    let start = Instant::now();
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "60"])
+        .arg(appliance_bin())
+        .arg("--profile")
+        .arg(dir.join("profile.toml"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .args(["--exit-when-idle-ms", "1500", "--final-stats"])
+        .arg(dir.join("stats.json"))
+        .output()
+        .expect("run appliance");
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "appliance failed after {:?}:\n{log}", start.elapsed());
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).expect("stats")).expect("json");
+    Run { dir, stats }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn is_arp(f: &[u8]) -> bool {
+    f.len() >= 14 && f[12..14] == [0x08, 0x06]
+}
+
+#[test]
+fn arp_icmp_routing_and_malformed_frames() {
+    let mut input = vec![arp_request(LAN_IP)];
+    let mut echo = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC).ipv4(HOST, LAN_IP, 64).icmpv4_echo_request(0x1234, 1).write(&mut echo, b"ping payload").expect("echo");
+    input.push(echo);
+    let routed = udp([10, 20, 5, 5], 64, b"routed payload");
+    input.push(routed.clone());
+    let bad = malformed();
+    input.extend(bad.iter().map(|(f, _)| f.clone()));
+    let run = run_appliance("main", &input);
+
+    // Management queue of lan (q1): gratuitous ARP, ARP reply, echo reply.
+    let lan_mgmt = read_pcap(&run.dir.join("lan.out.q1.pcap"));
+    let garps: Vec<_> = lan_mgmt.iter().filter(|f| is_arp(f) && f[0..6] == [0xff; 6]).collect();
+    assert_eq!(garps.len(), 1, "one gratuitous ARP on lan");
+    assert_eq!(&garps[0][28..32], &LAN_IP, "GARP sender is our address");
+    assert_eq!(&garps[0][38..42], &LAN_IP, "GARP target is our address");
+    let replies: Vec<_> = lan_mgmt.iter().filter(|f| is_arp(f) && f[0..6] == HOST_MAC).collect();
+    assert_eq!(replies.len(), 1, "one ARP reply");
+    let r = replies[0];
+    assert_eq!(&r[20..22], &[0, 2], "opcode reply");
+    assert_eq!(&r[22..28], &LAN_MAC);
+    assert_eq!(&r[28..32], &LAN_IP);
+    assert_eq!(&r[32..38], &HOST_MAC);
+    assert_eq!(&r[38..42], &HOST);
+    let echo_replies: Vec<_> = lan_mgmt.iter().filter(|f| !is_arp(f)).collect();
+    assert_eq!(echo_replies.len(), 1, "one echo reply and nothing else");
+    let p = SlicedPacket::from_ethernet(echo_replies[0]).expect("parse echo reply");
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!("not IPv4") };
+    assert_eq!(ip.header().source(), LAN_IP);
+    assert_eq!(ip.header().destination(), HOST);
+    let h = ip.header().to_header();
+    assert_eq!(h.header_checksum, h.calc_header_checksum());
+    let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else { panic!("not ICMP") };
+    assert!(matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x1234 && e.seq == 1));
+    assert_eq!(icmp.payload(), b"ping payload");
+    assert_eq!(icmp.checksum(), icmp.icmp_type().calc_checksum(icmp.payload()));
+    assert!(read_pcap(&run.dir.join("lan.out.q0.pcap")).is_empty(), "the worker sends nothing back on lan");
+
+    // The routed packet leaves wan from the worker's queue, TTL - 1.
+    let wan_worker = read_pcap(&run.dir.join("wan.out.q0.pcap"));
+    assert_eq!(wan_worker.len(), 1, "exactly the routed packet: {wan_worker:?}");
+    let f = &wan_worker[0];
+    assert_eq!(&f[0..6], &GW_MAC, "to the next hop's MAC");
+    assert_eq!(&f[6..12], &WAN_MAC, "from our wan MAC");
+    let mut expected = routed.clone();
+    expected[0..6].copy_from_slice(&GW_MAC);
+    expected[6..12].copy_from_slice(&WAN_MAC);
+    expected[22] -= 1;
+    refresh_ip_checksum(&mut expected);
+    assert_eq!(f, &expected, "only MACs, TTL and IP checksum change");
+    let wan_mgmt = read_pcap(&run.dir.join("wan.out.q1.pcap"));
+    assert_eq!(wan_mgmt.len(), 1, "only the gratuitous ARP on wan");
+    assert!(is_arp(&wan_mgmt[0]));
+
+    // Counters: every malformed frame under its reason, nothing else dropped.
+    let drops = &run.stats["drops"];
+    for (_, reason) in &bad {
+        assert_eq!(drops[reason].as_u64(), Some(1), "drop reason {reason}: {drops}");
+    }
+    assert_eq!(run.stats["drops_total"].as_u64(), Some(bad.len() as u64), "{drops}");
+    assert_eq!(run.stats["rx_packets"][0].as_u64(), Some(input.len() as u64));
+    assert_eq!(run.stats["slowpath"]["echo_replies_sent"].as_u64(), Some(1));
+    assert_eq!(run.stats["slowpath"]["arp_replies_sent"].as_u64(), Some(1));
+    assert_eq!(run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"], "no mbuf leaked");
+}
+
+#[test]
+fn ttl_expiry_and_no_route_send_icmp_errors() {
+    let expiring = udp([10, 20, 5, 5], 1, b"dies here");
+    let unroutable = udp([192, 0, 2, 1], 64, b"nowhere");
+    let to_us_udp = udp(LAN_IP, 64, b"closed port");
+    let run = run_appliance("icmp", &[expiring.clone(), unroutable.clone(), to_us_udp]);
+    let lan_mgmt: Vec<_> = read_pcap(&run.dir.join("lan.out.q1.pcap")).into_iter().filter(|f| !is_arp(f)).collect();
+    assert_eq!(lan_mgmt.len(), 3, "three ICMP errors");
+    let kinds: Vec<(u8, u8)> = lan_mgmt.iter().map(|f| (f[34], f[35])).collect();
+    assert_eq!(kinds, vec![(11, 0), (3, 0), (3, 3)], "time exceeded, net unreachable, port unreachable");
+    for f in &lan_mgmt {
+        assert_eq!(&f[0..6], &HOST_MAC);
+        assert_eq!(&f[26..30], &LAN_IP, "from the interface the packet came in on");
+        assert_eq!(&f[30..34], &HOST);
+        assert_eq!(ip_checksum(&f[14..34]), 0, "valid IP checksum");
+    }
+    assert_eq!(&lan_mgmt[0][42..70], &expiring[14..42], "quotes the IP header and 8 bytes");
+    let drops = &run.stats["drops"];
+    assert_eq!(drops["ttl_expired"].as_u64(), Some(1));
+    assert_eq!(drops["no_route"].as_u64(), Some(1));
+    assert_eq!(drops["local_unsupported"].as_u64(), Some(1));
+    assert_eq!(run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"]);
+}
