@@ -20,17 +20,7 @@ const HOST: [u8; 4] = [10, 10, 1, 10];
 const LAN_IP: [u8; 4] = [10, 10, 1, 1];
 
 fn appliance_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("APPLIANCE_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-    for profile in ["release", "debug"] {
-        let p = root.join("target").join(profile).join("appliance");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("appliance binary not built: run `cargo build -p appliance` (make test does) or set APPLIANCE_BIN");
+    testbed::bins::workspace_bin("appliance")
 }
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {

@@ -1,0 +1,134 @@
+//! The appliance on the VM profile (`net_af_packet` on veths) between two
+//! Linux hosts in network namespaces: ping, routing with ARP resolution,
+//! iperf3 TCP, the control socket and /metrics, a clean SIGINT exit.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use testbed::bins::{workspace_bin, workspace_root};
+use testbed::netns::{skip_unless_root, veth, Netns, NsProcess, RunId};
+
+fn ctl(socket: &Path, line: &str) -> Value {
+    let mut s = UnixStream::connect(socket).expect("connect control socket");
+    s.write_all(line.as_bytes()).expect("write");
+    s.write_all(b"\n").expect("write");
+    let mut reply = String::new();
+    BufReader::new(s).read_line(&mut reply).expect("read reply");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?} is not JSON: {e}"))
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn hosts_ping_route_and_iperf_through_the_appliance() {
+    if skip_unless_root(&["ip", "ping", "iperf3", "ethtool"]) {
+        return;
+    }
+    let run = RunId::new();
+    let host_a = Netns::create(&run.ns_name("a")).expect("netns a");
+    let host_b = Netns::create(&run.ns_name("b")).expect("netns b");
+    let app = Netns::create(&run.ns_name("app")).expect("netns app");
+    veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
+    veth(&host_b, "eth0", &app, "apl-wan", 1500).expect("veth wan");
+    for ns in [&host_a, &host_b, &app] {
+        ns.link_up("lo", 65536).expect("lo up");
+        ns.disable_ipv6().expect("no ipv6 noise");
+    }
+    host_a.addr_add("eth0", Ipv4Addr::new(10, 10, 1, 10), 24).expect("addr a");
+    host_a.route_add("default", Some(Ipv4Addr::new(10, 10, 1, 1)), None).expect("route a");
+    host_b.addr_add("eth0", Ipv4Addr::new(10, 10, 2, 2), 24).expect("addr b");
+    host_b.route_add("default", Some(Ipv4Addr::new(10, 10, 2, 1)), None).expect("route b");
+
+    let dir = tempdir(&run);
+    let socket = dir.join("ctl.sock");
+    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml")).expect("profile");
+    std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
+    let config = std::fs::read_to_string(workspace_root().join("configs/demo.toml"))
+        .expect("config")
+        .replace("/run/appliance/demo.sock", &socket.display().to_string());
+    std::fs::write(dir.join("config.toml"), config).expect("write config");
+    let stats_file = dir.join("final.json");
+    let mut cmd = app.command(workspace_bin("appliance"));
+    cmd.arg("--profile").arg(dir.join("profile.toml")).arg("--config").arg(dir.join("config.toml")).arg("--final-stats").arg(&stats_file);
+    let appliance = NsProcess::spawn(cmd).expect("start appliance");
+    wait_for("control socket", Duration::from_secs(30), || UnixStream::connect(&socket).is_ok());
+
+    // The appliance answers ARP and ping for its own address.
+    host_a.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.1.1"]).expect("host A pings the appliance");
+    // Host A reaches host B routed through it (the appliance resolves B by ARP).
+    let out = host_a.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.10.2.2"]).expect("host A pings host B");
+    assert!(out.contains("ttl=63"), "one routed hop decrements the TTL: {out}");
+
+    // iperf3 TCP through it.
+    let server = NsProcess::spawn({
+        let mut c = host_b.command("iperf3");
+        c.args(["-s", "-1", "-B", "10.10.2.2", "-p", "5299"]);
+        c
+    })
+    .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(300));
+    let json = host_a.exec(&["iperf3", "-c", "10.10.2.2", "-p", "5299", "-t", "3", "-J"]).expect("iperf3 client");
+    let _ = server.wait_timeout(Duration::from_secs(10));
+    let v: Value = serde_json::from_str(&json).expect("iperf3 JSON");
+    let received = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let bps = v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
+    eprintln!("iperf3 through the appliance: {:.1} Mbit/s", bps / 1e6);
+    assert!(received > 1_000_000, "TCP moved data through the appliance: {received} bytes");
+
+    // Control socket: tables, a bad request, a route change.
+    let neighbors = ctl(&socket, r#"{"cmd":"show","what":"neighbors"}"#);
+    let list = neighbors["data"]["neighbors"].as_array().expect("neighbors").clone();
+    assert!(list.iter().any(|n| n["address"] == "10.10.2.2"), "B was resolved: {neighbors}");
+    let bad = ctl(&socket, "this is not json");
+    assert_eq!(bad["ok"], false);
+    assert!(bad["error"].as_str().unwrap_or("").contains("bad request"), "{bad}");
+    let added = ctl(&socket, r#"{"cmd":"route_add","prefix":"10.30.0.0/16","via":"10.10.2.2"}"#);
+    assert_eq!(added["ok"], true, "{added}");
+    let refused = ctl(&socket, r#"{"cmd":"route_add","prefix":"10.31.0.0/16","via":"192.0.2.1"}"#);
+    assert_eq!(refused["ok"], false, "next hop off-subnet is refused: {refused}");
+    host_a.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.2.2"]).expect("still forwarding after bad requests");
+
+    // appliancectl prints a human table.
+    let out = std::process::Command::new(workspace_bin("appliancectl")).arg("--socket").arg(&socket).args(["show", "stats"]).output().expect("appliancectl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("drop reason") && text.contains("mempool"), "{text}");
+
+    // Prometheus endpoint (loopback of the appliance's namespace).
+    let metrics = app
+        .run_in(|| {
+            let mut s = TcpStream::connect("127.0.0.1:9469")?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        })
+        .expect("scrape /metrics");
+    assert!(metrics.contains("appliance_worker_rx_packets_total{worker=\"0\",port=\"lan\"}"), "{metrics}");
+    assert!(metrics.contains("appliance_drops_total{worker=\"0\",reason=\"ip_bad_checksum\"} 0"));
+    assert!(metrics.contains("appliance_mempool_in_use"));
+
+    appliance.signal(Signal::SIGINT).expect("SIGINT");
+    let out = appliance.wait_timeout(Duration::from_secs(20)).expect("appliance exits on SIGINT");
+    assert!(out.status.success(), "clean exit: {}", out.stderr);
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_file).expect("final stats")).expect("json");
+    assert_eq!(stats["mempool_in_use_at_exit"], stats["mempool"]["baseline_in_use"], "no mbuf leaked: {stats}");
+    assert!(stats["tx_packets"][1].as_u64().unwrap_or(0) > 1000, "{stats}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir(run: &RunId) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("appliance-{}", run.base()));
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
