@@ -1,0 +1,51 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both install what they need (Debian packages) and are idempotent.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_PACKAGES := libdpdk-dev dpdk dpdk-dev libclang-dev clang pkg-config libpcap-dev \
+                iperf3 iproute2 ethtool tcpdump socat nftables procps
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all deps build build-release test test-unit test-system fuzz-smoke demo bench lint clean
+
+all: build
+
+# Installs the Debian packages the build and the tests need (only the missing ones).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(CARGO) build --workspace --bins
+
+build-release: deps
+	$(CARGO) build --release --workspace --bins
+
+# Every test layer: unit + property tests, bindings on net_null, golden
+# net_pcap tests of the real binary, netns system tests (root), emulator
+# accuracy tests, and short fuzz runs when cargo-fuzz is available.
+test: build
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
+	@ip netns list | grep -q . && { echo "namespaces left behind:"; ip netns list; exit 1; } || true
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# A minute of fuzzing per target (needs cargo-fuzz; see appliance/fuzz/README.md).
+fuzz-smoke:
+	cd appliance/fuzz && for t in $$(cargo fuzz list); do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=60 || exit 1; done
+
+demo: build
+	bash scripts/demo.sh
+
+bench: build-release
+	bash scripts/bench.sh
+
+clean:
+	$(CARGO) clean
