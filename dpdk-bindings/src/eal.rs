@@ -24,7 +24,10 @@ impl Eal {
     /// The EAL's own failure (bad arguments, no memory, no hugepages, ...).
     pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal> {
         if INITIALISED.swap(true, Ordering::SeqCst) {
-            return Err(DpdkError { op: "rte_eal_init (called twice)", code: libc_ealready() });
+            return Err(DpdkError {
+                op: "rte_eal_init (called twice)",
+                code: libc_ealready(),
+            });
         }
         // rte_eal_init permutes argv and may keep pointers into it for the
         // life of the process, so the strings are leaked on purpose.
@@ -96,12 +99,21 @@ fn libc_ealready() -> i32 {
 /// The version string of the DPDK library loaded at run time.
 pub fn runtime_version() -> String {
     // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
-    unsafe { CStr::from_ptr(ffi::rte_version()).to_string_lossy().into_owned() }
+    unsafe {
+        CStr::from_ptr(ffi::rte_version())
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// The version of the headers the bindings were generated from.
 pub fn header_version() -> String {
-    format!("DPDK {}.{:02}.{}", ffi::RTE_VER_YEAR, ffi::RTE_VER_MONTH, ffi::RTE_VER_MINOR)
+    format!(
+        "DPDK {}.{:02}.{}",
+        ffi::RTE_VER_YEAR,
+        ffi::RTE_VER_MONTH,
+        ffi::RTE_VER_MINOR
+    )
 }
 
 /// The startup guard: the library we run against must be the one whose

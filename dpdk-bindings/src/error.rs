@@ -21,7 +21,10 @@ pub type Result<T> = std::result::Result<T, DpdkError>;
 impl DpdkError {
     /// From a negative return value (`-errno`).
     pub fn from_ret(op: &'static str, ret: i32) -> Self {
-        Self { op, code: ret.saturating_abs() }
+        Self {
+            op,
+            code: ret.saturating_abs(),
+        }
     }
 
     /// From the calling thread's `rte_errno`, for calls that return NULL.

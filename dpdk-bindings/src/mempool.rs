@@ -28,9 +28,14 @@ impl Mempool {
     /// No memory (common with `--no-huge` and a small `-m`), bad sizes,
     /// or no mempool driver (the `mempool_ring` plugin was not loaded).
     pub fn new(name: &str, count: u32, cache: u32, data_room: u16, socket: i32) -> Result<Self> {
-        let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_pktmbuf_pool_create (name)", code: 22 })?;
+        let cname = CString::new(name).map_err(|_| DpdkError {
+            op: "rte_pktmbuf_pool_create (name)",
+            code: 22,
+        })?;
         // SAFETY: name is a valid C string; DPDK copies it.
-        let raw = unsafe { ffi::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, data_room, socket) };
+        let raw = unsafe {
+            ffi::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, data_room, socket)
+        };
         NonNull::new(raw)
             .map(|raw| Self { raw })
             .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))

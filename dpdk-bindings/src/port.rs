@@ -20,7 +20,10 @@ pub fn count() -> u16 {
 /// # Errors
 /// No such port (ENODEV).
 pub fn by_name(name: &str) -> Result<u16> {
-    let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_eth_dev_get_port_by_name", code: 22 })?;
+    let cname = CString::new(name).map_err(|_| DpdkError {
+        op: "rte_eth_dev_get_port_by_name",
+        code: 22,
+    })?;
     let mut id: u16 = 0;
     // SAFETY: valid C string and out-pointer.
     let ret = unsafe { ffi::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
@@ -51,12 +54,16 @@ pub struct DeviceInfo {
 pub fn info(port: u16) -> Result<DeviceInfo> {
     let mut di = ffi::rte_eth_dev_info::default();
     // SAFETY: valid out-pointer to a zeroed struct.
-    check("rte_eth_dev_info_get", unsafe { ffi::rte_eth_dev_info_get(port, &mut di) })?;
+    check("rte_eth_dev_info_get", unsafe {
+        ffi::rte_eth_dev_info_get(port, &mut di)
+    })?;
     let driver = if di.driver_name.is_null() {
         String::new()
     } else {
         // SAFETY: DPDK fills driver_name with a static NUL-terminated string.
-        unsafe { CStr::from_ptr(di.driver_name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(di.driver_name) }
+            .to_string_lossy()
+            .into_owned()
     };
     Ok(DeviceInfo {
         driver,
@@ -113,7 +120,8 @@ pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured>
     let mut out = Configured::default();
     if setup.rss && setup.rx_queues > 1 {
         // SAFETY: the shim only returns constants.
-        let wanted = unsafe { ffi::shim_eth_rss_ip() | ffi::shim_eth_rss_udp() | ffi::shim_eth_rss_tcp() };
+        let wanted =
+            unsafe { ffi::shim_eth_rss_ip() | ffi::shim_eth_rss_udp() | ffi::shim_eth_rss_tcp() };
         let hf = wanted & dev.rss_offloads;
         if hf != 0 {
             conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
@@ -123,7 +131,12 @@ pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured>
     }
     if setup.checksum_offload {
         // SAFETY: the shim only returns constants.
-        let (ip, udp) = unsafe { (ffi::shim_eth_tx_offload_ipv4_cksum(), ffi::shim_eth_tx_offload_udp_cksum()) };
+        let (ip, udp) = unsafe {
+            (
+                ffi::shim_eth_tx_offload_ipv4_cksum(),
+                ffi::shim_eth_tx_offload_udp_cksum(),
+            )
+        };
         if dev.tx_offload_capa & ip != 0 {
             conf.txmode.offloads |= ip;
             out.tx_ipv4_cksum = true;
@@ -147,18 +160,23 @@ pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured>
     let socket = u32::try_from(socket).unwrap_or(ffi::SOCKET_ID_ANY as u32);
     for q in 0..setup.rx_queues {
         // SAFETY: NULL rxconf means the driver default; pool outlives the port.
-        let ret = unsafe { ffi::rte_eth_rx_queue_setup(port, q, rx_desc, socket, std::ptr::null(), pool.as_ptr()) };
+        let ret = unsafe {
+            ffi::rte_eth_rx_queue_setup(port, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+        };
         check("rte_eth_rx_queue_setup", ret)?;
     }
     for q in 0..setup.tx_queues {
         // SAFETY: NULL txconf means the driver default (offloads come from
         // the port configuration above).
-        let ret = unsafe { ffi::rte_eth_tx_queue_setup(port, q, tx_desc, socket, std::ptr::null()) };
+        let ret =
+            unsafe { ffi::rte_eth_tx_queue_setup(port, q, tx_desc, socket, std::ptr::null()) };
         check("rte_eth_tx_queue_setup", ret)?;
     }
     if let Some(mtu) = setup.mtu {
         // SAFETY: plain call.
-        check("rte_eth_dev_set_mtu", unsafe { ffi::rte_eth_dev_set_mtu(port, mtu) })?;
+        check("rte_eth_dev_set_mtu", unsafe {
+            ffi::rte_eth_dev_set_mtu(port, mtu)
+        })?;
     }
     if setup.promiscuous {
         // Not every vdev implements it (net_pcap, net_ring): best effort.
@@ -200,7 +218,9 @@ pub fn close(port: u16) {
 pub fn mac_addr(port: u16) -> Result<[u8; 6]> {
     let mut addr = ffi::rte_ether_addr::default();
     // SAFETY: valid out-pointer.
-    check("rte_eth_macaddr_get", unsafe { ffi::rte_eth_macaddr_get(port, &mut addr) })?;
+    check("rte_eth_macaddr_get", unsafe {
+        ffi::rte_eth_macaddr_get(port, &mut addr)
+    })?;
     Ok(addr.addr_bytes)
 }
 
@@ -209,7 +229,10 @@ pub fn mac_addr(port: u16) -> Result<[u8; 6]> {
 /// # Errors
 /// The driver has no filter (ENOTSUP) or the list is too long.
 pub fn set_multicast_filter(port: u16, macs: &[[u8; 6]]) -> Result<()> {
-    let mut list: Vec<ffi::rte_ether_addr> = macs.iter().map(|m| ffi::rte_ether_addr { addr_bytes: *m }).collect();
+    let mut list: Vec<ffi::rte_ether_addr> = macs
+        .iter()
+        .map(|m| ffi::rte_ether_addr { addr_bytes: *m })
+        .collect();
     let n = u32::try_from(list.len()).unwrap_or(u32::MAX);
     // SAFETY: list holds n valid addresses for the duration of the call.
     let ret = unsafe { ffi::rte_eth_dev_set_mc_addr_list(port, list.as_mut_ptr(), n) };
@@ -249,7 +272,9 @@ pub struct Stats {
 pub fn stats(port: u16) -> Result<Stats> {
     let mut s = ffi::rte_eth_stats::default();
     // SAFETY: valid out-pointer.
-    check("rte_eth_stats_get", unsafe { ffi::rte_eth_stats_get(port, &mut s) })?;
+    check("rte_eth_stats_get", unsafe {
+        ffi::rte_eth_stats_get(port, &mut s)
+    })?;
     Ok(Stats {
         ipackets: s.ipackets,
         opackets: s.opackets,
@@ -282,10 +307,16 @@ pub struct Link {
 pub fn link(port: u16) -> Result<Link> {
     let mut l = ffi::rte_eth_link::default();
     // SAFETY: valid out-pointer.
-    check("rte_eth_link_get_nowait", unsafe { ffi::rte_eth_link_get_nowait(port, &mut l) })?;
+    check("rte_eth_link_get_nowait", unsafe {
+        ffi::rte_eth_link_get_nowait(port, &mut l)
+    })?;
     Ok(Link {
         up: l.link_status() != 0,
-        speed_mbps: if l.link_speed == u32::MAX { 0 } else { l.link_speed },
+        speed_mbps: if l.link_speed == u32::MAX {
+            0
+        } else {
+            l.link_speed
+        },
         full_duplex: l.link_duplex() != 0,
     })
 }
@@ -309,8 +340,12 @@ pub struct TxQueue {
 /// be moved to the one lcore that uses it.
 pub fn queues(port: u16, setup: &Setup) -> (Vec<RxQueue>, Vec<TxQueue>) {
     (
-        (0..setup.rx_queues).map(|queue| RxQueue { port, queue }).collect(),
-        (0..setup.tx_queues).map(|queue| TxQueue { port, queue }).collect(),
+        (0..setup.rx_queues)
+            .map(|queue| RxQueue { port, queue })
+            .collect(),
+        (0..setup.tx_queues)
+            .map(|queue| TxQueue { port, queue })
+            .collect(),
     )
 }
 
@@ -358,7 +393,9 @@ impl TxQueue {
         let len = u16::try_from(pkts.len()).unwrap_or(u16::MAX);
         // SAFETY: pkts holds `len` owned mbufs; the driver takes ownership of
         // the first `n`.
-        let n = usize::from(unsafe { ffi::shim_eth_tx_burst(self.port, self.queue, as_raw_array(pkts), len) });
+        let n = usize::from(unsafe {
+            ffi::shim_eth_tx_burst(self.port, self.queue, as_raw_array(pkts), len)
+        });
         // The first n now belong to the driver: remove them without freeing.
         for m in pkts.drain(..n) {
             let _ = m.into_raw();

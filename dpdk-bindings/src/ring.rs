@@ -30,7 +30,9 @@ impl Drop for Shared {
         let mut buf = [std::ptr::null_mut::<c_void>(); BURST_SIZE];
         loop {
             // SAFETY: no end is alive, so this is the only user of the ring.
-            let n = unsafe { ffi::shim_ring_dequeue_burst(self.raw.as_ptr(), buf.as_mut_ptr(), BURST_SIZE as u32) };
+            let n = unsafe {
+                ffi::shim_ring_dequeue_burst(self.raw.as_ptr(), buf.as_mut_ptr(), BURST_SIZE as u32)
+            };
             if n == 0 {
                 break;
             }
@@ -61,13 +63,21 @@ pub struct Consumer {
 /// # Errors
 /// Name taken, size not a power of two, or no memory.
 pub fn spsc(name: &str, size: u32, socket: i32) -> Result<(Producer, Consumer)> {
-    let cname = CString::new(name).map_err(|_| DpdkError { op: "rte_ring_create (name)", code: 22 })?;
+    let cname = CString::new(name).map_err(|_| DpdkError {
+        op: "rte_ring_create (name)",
+        code: 22,
+    })?;
     let flags = ffi::RING_F_SP_ENQ | ffi::RING_F_SC_DEQ;
     // SAFETY: valid C string; DPDK copies it.
     let raw = unsafe { ffi::rte_ring_create(cname.as_ptr(), size, socket, flags) };
     let raw = NonNull::new(raw).ok_or_else(|| DpdkError::from_rte_errno("rte_ring_create"))?;
     let ring = Arc::new(Shared { raw });
-    Ok((Producer { ring: Arc::clone(&ring) }, Consumer { ring }))
+    Ok((
+        Producer {
+            ring: Arc::clone(&ring),
+        },
+        Consumer { ring },
+    ))
 }
 
 impl Producer {
@@ -95,7 +105,9 @@ impl Consumer {
         let room = out.remaining_capacity();
         let mut buf = [std::ptr::null_mut::<c_void>(); BURST_SIZE];
         // SAFETY: we are the only consumer; buf has room for `room` pointers.
-        let n = unsafe { ffi::shim_ring_dequeue_burst(self.ring.raw.as_ptr(), buf.as_mut_ptr(), room as u32) } as usize;
+        let n = unsafe {
+            ffi::shim_ring_dequeue_burst(self.ring.raw.as_ptr(), buf.as_mut_ptr(), room as u32)
+        } as usize;
         for p in &buf[..n] {
             // SAFETY: only owned mbufs are enqueued; ownership moves to us.
             if let Some(m) = unsafe { Mbuf::from_raw(p.cast()) } {

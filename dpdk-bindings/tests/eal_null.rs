@@ -8,9 +8,23 @@ use dpdk_bindings::{eal, port, ring, Burst, Eal, Mempool};
 fn null_port_round_trip() {
     eal::check_version().expect("runtime DPDK matches the headers");
     let prefix = format!("--file-prefix=bindtest{}", std::process::id());
-    let eal = Eal::init(&["bindtest", "--no-huge", "-m", "256", "--no-pci", &prefix, "--log-level=lib.*:error", "-l", "0", "--vdev=net_null0"])
-        .expect("EAL init");
-    assert!(Eal::init(&["again"]).is_err(), "second init must be refused");
+    let eal = Eal::init(&[
+        "bindtest",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        &prefix,
+        "--log-level=lib.*:error",
+        "-l",
+        "0",
+        "--vdev=net_null0",
+    ])
+    .expect("EAL init");
+    assert!(
+        Eal::init(&["again"]).is_err(),
+        "second init must be refused"
+    );
 
     let pool = Mempool::new("bindtest", 2047, 32, 2176, -1).expect("pool");
     let baseline = pool.in_use();
@@ -18,7 +32,17 @@ fn null_port_round_trip() {
     let id = port::by_name("net_null0").expect("port by name");
     let info = port::info(id).expect("info");
     assert_eq!(info.driver, "net_null");
-    let setup = port::Setup { rx_queues: 1, tx_queues: 2, rx_desc: 256, tx_desc: 256, mtu: None, rss: true, promiscuous: true, allmulticast: true, checksum_offload: true };
+    let setup = port::Setup {
+        rx_queues: 1,
+        tx_queues: 2,
+        rx_desc: 256,
+        tx_desc: 256,
+        mtu: None,
+        rss: true,
+        promiscuous: true,
+        allmulticast: true,
+        checksum_offload: true,
+    };
     port::configure(id, &setup, &pool).expect("configure");
     port::start(id).expect("start");
     let (mut rxq, mut txq) = port::queues(id, &setup);

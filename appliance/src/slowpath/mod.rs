@@ -27,7 +27,9 @@ use crate::dataplane::counters::{Counter, DropReason, WorkerCounters};
 use crate::dataplane::pipeline::{process, PuntReason, Verdict};
 use crate::dataplane::worker::flush;
 use crate::tables::RoutingState;
-use crate::wire::{icmpv4, ArpOp, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr};
+use crate::wire::{
+    icmpv4, ArpOp, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
+};
 use frames::{IcmpError, MAX_BUILT};
 use ratelimit::TokenBucket;
 
@@ -202,7 +204,7 @@ impl SlowPath {
             }
             Verdict::Drop(reason) => self.counters.drop_one(reason),
             Verdict::Punt(PuntReason::Arp) => self.arp(m, in_port, now),
-            Verdict::Punt(PuntReason::ToUs) => self.to_us(m, in_port),
+            Verdict::Punt(PuntReason::ToUs) => self.local_delivery(m, in_port),
             Verdict::Punt(PuntReason::TtlExpired) => {
                 self.counters.drop_one(DropReason::TtlExpired);
                 self.icmp_error(&m, in_port, IcmpError::TtlExpired);
@@ -275,12 +277,17 @@ impl SlowPath {
         }
     }
 
-    fn to_us(&mut self, mut m: Mbuf, in_port: usize) {
+    fn local_delivery(&mut self, mut m: Mbuf, in_port: usize) {
         let Some(mac) = self.state.interfaces().get(in_port).map(|i| i.mac) else {
             return;
         };
-        let is_icmp = m.data().get(23) == Some(&1);
-        if is_icmp {
+        // The pipeline already validated the IPv4 header.
+        let protocol = m
+            .data()
+            .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
+            .map(|ip| ip.protocol());
+        if protocol == Some(IpProtocol::ICMP) {
             if frames::echo_reply_in_place(m.data_mut(), mac) {
                 self.slow.echo_replies_sent.inc();
                 self.send(in_port, m);
@@ -290,7 +297,7 @@ impl SlowPath {
             return;
         }
         self.counters.drop_one(DropReason::LocalUnsupported);
-        let code = if matches!(m.data().get(23), Some(&6) | Some(&17)) {
+        let code = if matches!(protocol, Some(IpProtocol::TCP | IpProtocol::UDP)) {
             icmpv4::code::PORT_UNREACHABLE
         } else {
             icmpv4::code::PROTOCOL_UNREACHABLE
