@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Routed forwarding pps on one worker against dpdk-testpmd on the same vdevs,
+# in the same run, written to docs/benchmarks.md. A report, not a test.
+#
+# Source: net_pcap with infinite_rx=1 replays 1024 distinct 64 B UDP/IPv4
+# frames from memory (a packet source that costs both programs the same);
+# sink: net_null with no-rx=1. The appliance routes each frame (checks,
+# LPM, neighbour, MAC rewrite, TTL - 1 with checksum update); testpmd's
+# 5tswap swaps L2-L4 addresses of the same frames.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench needs root (hugepages)" >&2; exit 1; }
+SECS=${BENCH_SECS:-8}
+RUNS=${BENCH_RUNS:-3}
+W=$(mktemp -d /tmp/appliance-bench.XXXXXX)
+old_huge=$(cat /proc/sys/vm/nr_hugepages)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "$old_huge" > /proc/sys/vm/nr_hugepages
+  rm -rf "$W"
+}
+trap cleanup EXIT INT TERM
+echo 768 > /proc/sys/vm/nr_hugepages
+
+python3 scripts/bench_pcap.py "$W/in.pcap"
+
+sed -e "s#@W@#$W#g" scripts/bench-profile.toml.in > "$W/profile.toml"
+sed -e "s#@W@#$W#g" scripts/bench-config.toml.in > "$W/config.toml"
+
+tx_wan() {
+  target/release/appliancectl --json --socket "$W/ctl.sock" show stats |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tx_packets"][1])'
+}
+
+appliance_run() {
+  target/release/appliance --profile "$W/profile.toml" --config "$W/config.toml" >"$W/app.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do [ -S "$W/ctl.sock" ] && break; sleep 0.1; done
+  sleep 2
+  local a t0 b t1
+  a=$(tx_wan); t0=$(date +%s.%N); sleep "$SECS"; b=$(tx_wan); t1=$(date +%s.%N)
+  kill -INT "$pid"; wait "$pid" || true
+  python3 -c "print(($b - $a) / ($t1 - $t0) / 1e6)"
+}
+
+testpmd_run() {
+  timeout -s INT $((SECS + 4)) dpdk-testpmd -l 0-1 --in-memory -m 512 --no-pci \
+    --vdev="net_pcap0,rx_pcap=$W/in.pcap,tx_pcap=$W/tp.out.pcap,infinite_rx=1" --vdev=net_null1,no-rx=1 -- \
+    --forward-mode=5tswap --port-topology=paired --total-num-mbufs=16384 --stats-period=1 --auto-start \
+    >"$W/testpmd.log" 2>&1 </dev/null || true
+  python3 scripts/bench_testpmd_pps.py "$W/testpmd.log"
+}
+
+A=()
+T=()
+for r in $(seq "$RUNS"); do
+  A+=("$(appliance_run)")
+  T+=("$(testpmd_run)")
+  echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps"
+done
+mkdir -p docs
+python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" > docs/benchmarks.md
+cat docs/benchmarks.md

@@ -1,0 +1,25 @@
+"""Writes the benchmark's input pcap: 1024 distinct 64 B UDP/IPv4 frames
+routed by the appliance (to 10.20.x.y, via the lan port's MAC)."""
+import struct
+import sys
+
+
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+
+
+dst = bytes([0x02, 0x70, 0x63, 0x61, 0x70, 0x00])  # net_pcap port 0
+src = bytes([2, 0, 0, 0, 0, 0x10])
+with open(sys.argv[1], 'wb') as out:
+    out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for i in range(1024):
+        payload = bytes(18)
+        udp = struct.pack('!HHHH', 1024 + i, 5000, 8 + len(payload), 0) + payload
+        ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
+                         bytes([10, 10, 1, 10]), bytes([10, 20, i >> 8, i & 0xff]))
+        ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+        frame = dst + src + b'\x08\x00' + ip + udp
+        out.write(struct.pack('<IIII', 0, i, len(frame), len(frame)) + frame)

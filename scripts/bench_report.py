@@ -1,0 +1,38 @@
+"""Formats docs/benchmarks.md from the measured runs."""
+import datetime
+import os
+import statistics
+import sys
+
+a = [float(x) for x in sys.argv[1].split()]
+t = [float(x) for x in sys.argv[2].split()]
+secs, runs = sys.argv[3], sys.argv[4]
+ratios = [x / y for x, y in zip(a, t) if y > 0]
+med = statistics.median
+cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')
+print(f"""# Benchmarks
+
+Made by `make bench` on {datetime.date.today()}, {os.cpu_count()} vCPU ({cpu}).
+This machine is shared and noisy: read the ratio, which is measured in the
+same run on the same vdevs, not the absolute figures.
+
+## Routed forwarding, one worker, hugepages
+
+Source `net_pcap` (`infinite_rx=1`, 1024 distinct 64 B UDP frames replayed
+from memory), sink `net_null` (`no-rx=1`), one forwarding lcore, `--in-memory`
+hugepages. The appliance does the full IPv4 router path per packet (Ethernet,
+IPv4 header and checksum checks, UDP length check, LPM, neighbour lookup, MAC
+rewrite, TTL - 1 with incremental checksum). testpmd `5tswap` swaps L2-L4
+addresses of the same frames. Goal: appliance ≥ 1/3 of testpmd per worker.
+
+| run | appliance (Mpps) | testpmd 5tswap (Mpps) | ratio |
+|---|---|---|---|""")
+for i, (x, y) in enumerate(zip(a, t), 1):
+    print(f"| {i} | {x:.2f} | {y:.2f} | {x / y if y else 0:.2f} |")
+print(f"| **median** | **{med(a):.2f}** | **{med(t):.2f}** | **{med(ratios) if ratios else 0:.2f}** |")
+print(f"""
+{runs} alternating runs of {secs} s each. Reproduce with `make bench`, or
+`BENCH_SECS={secs} BENCH_RUNS={runs} bash scripts/bench.sh` after `make build-release`.
+
+Not measured yet: af_packet and af_xdp veths against testpmd io forwarding on
+the same veths (the kernel is the ceiling there).""")
