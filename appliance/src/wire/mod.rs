@@ -49,7 +49,7 @@ pub mod udp;
 pub use arp::{ArpOp, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr};
-pub use igmp::{IgmpPacket, IgmpRepr};
+pub use igmp::{IgmpPacket, IgmpRepr, IgmpVersion};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use udp::{UdpPacket, UdpRepr};
 

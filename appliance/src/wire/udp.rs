@@ -67,6 +67,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// The length field: header plus payload, in bytes.
+    // Named after the wire field; an `is_empty` would be meaningless since a
+    // checked packet's length is at least 8.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
@@ -183,11 +185,12 @@ impl UdpRepr {
         payload_len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) {
-        let len = u16::try_from(Self::HEADER_LEN + payload_len);
-        assert!(len.is_ok(), "UDP length exceeds 65535");
+        let Ok(len) = u16::try_from(Self::HEADER_LEN + payload_len) else {
+            panic!("UDP length exceeds 65535");
+        };
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
-        packet.set_len(len.unwrap_or(u16::MAX));
+        packet.set_len(len);
         fill(packet.payload_mut());
         packet.fill_checksum(src, dst);
     }
