@@ -61,6 +61,8 @@ for r in $(seq "$RUNS"); do
   T+=("$(testpmd_run)")
   echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps"
 done
+VETH=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_veth.sh | tr '\n' ';')
+echo "af_packet veth runs (appliance testpmd-io): $VETH"
 mkdir -p docs
-python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" > docs/benchmarks.md
+python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" > docs/benchmarks.md
 cat docs/benchmarks.md

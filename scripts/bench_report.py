@@ -31,8 +31,27 @@ for i, (x, y) in enumerate(zip(a, t), 1):
     print(f"| {i} | {x:.2f} | {y:.2f} | {x / y if y else 0:.2f} |")
 print(f"| **median** | **{med(a):.2f}** | **{med(t):.2f}** | **{med(ratios) if ratios else 0:.2f}** |")
 print(f"""
-{runs} alternating runs of {secs} s each. Reproduce with `make bench`, or
-`BENCH_SECS={secs} BENCH_RUNS={runs} bash scripts/bench.sh` after `make build-release`.
+{runs} alternating runs of {secs} s each.
 
-Not measured yet: af_packet and af_xdp veths against testpmd io forwarding on
-the same veths (the kernel is the ceiling there).""")
+## Forwarding over af_packet veths (the kernel is the ceiling)
+
+Generator `dpdk-testpmd --forward-mode=txonly` (64 B, af_packet, CPU 0) ->
+device under test on two af_packet veths (forwarding lcore on CPU 1) ->
+kernel sink; received = the sink veth's kernel RX counter, because the
+af_packet PMD does not count kernel drops. The appliance routes (TTL - 1,
+MAC rewrite); testpmd `io` forwards unchanged. Goal: appliance ≥ 90% of
+testpmd io. Measured limit of this machine: about 0.45-0.5 Mpps per core.
+
+| run | appliance (Mpps) | testpmd io (Mpps) | ratio |
+|---|---|---|---|""")
+veth = [tuple(float(x) for x in r.split()) for r in (sys.argv[5] if len(sys.argv) > 5 else '').split(';') if r.strip()]
+for i, (x, y) in enumerate(veth, 1):
+    print(f"| {i} | {x:.3f} | {y:.3f} | {x / y if y else 0:.2f} |")
+if veth:
+    va, vt = [x for x, _ in veth], [y for _, y in veth]
+    vr = [x / y for x, y in veth if y > 0]
+    print(f"| **median** | **{med(va):.3f}** | **{med(vt):.3f}** | **{med(vr) if vr else 0:.2f}** |")
+print(f"""
+Reproduce: `make bench`, or `BENCH_SECS={secs} BENCH_RUNS={runs} bash scripts/bench.sh`
+after `make build-release` (`scripts/bench_veth.sh` alone for the veth part).
+Not measured yet: the same on `net_af_xdp`.""")
