@@ -30,7 +30,7 @@ for pair in "$A eth0" "$B eth0" "$APP apl-lan" "$APP apl-wan"; do
   set -- $pair
   ip -n "$1" link set "$2" up
   # Kernel-side checksum offload would leave partial checksums in frames
-  # the appliance forwards (see docs/dpdk-on-veth.md).
+  # the appliance forwards (see docs/datapath.md).
   ip netns exec "$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null 2>&1 || true
   ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 done
