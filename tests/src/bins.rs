@@ -19,10 +19,15 @@ pub fn workspace_bin(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} is not built: run `cargo build --workspace --bins` (make test does) or set {var}");
+    panic!(
+        "{name} is not built: run `cargo build --workspace --bins` (make test does) or set {var}"
+    );
 }
 
 /// The workspace root (parent of `tests/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

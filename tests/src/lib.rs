@@ -1,2 +1,16 @@
-//! Test bed library.
+//! Test bed library: network namespaces and standard topologies, the WAN link emulator, and
+//! (later) traffic tools and the scenario runner. It never uses the appliance's own code.
 #![forbid(unsafe_code)]
+
+pub mod bins;
+pub mod netns;
+pub mod probe;
+pub mod topology;
+pub mod traffic;
+pub mod wanem;
+
+pub use netns::{
+    cleanup_orphans, cleanup_prefix, is_root, skip_unless_root, veth, Netns, NsProcess,
+    ProcessOutput, RunId,
+};
+pub use topology::{relay, sites, sites_linux, wan_pair, Relay, Sites, WanPair};

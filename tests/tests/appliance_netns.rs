@@ -45,14 +45,23 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         ns.link_up("lo", 65536).expect("lo up");
         ns.disable_ipv6().expect("no ipv6 noise");
     }
-    host_a.addr_add("eth0", Ipv4Addr::new(10, 10, 1, 10), 24).expect("addr a");
-    host_a.route_add("default", Some(Ipv4Addr::new(10, 10, 1, 1)), None).expect("route a");
-    host_b.addr_add("eth0", Ipv4Addr::new(10, 10, 2, 2), 24).expect("addr b");
-    host_b.route_add("default", Some(Ipv4Addr::new(10, 10, 2, 1)), None).expect("route b");
+    host_a
+        .addr_add("eth0", Ipv4Addr::new(10, 10, 1, 10), 24)
+        .expect("addr a");
+    host_a
+        .route_add("default", Some(Ipv4Addr::new(10, 10, 1, 1)), None)
+        .expect("route a");
+    host_b
+        .addr_add("eth0", Ipv4Addr::new(10, 10, 2, 2), 24)
+        .expect("addr b");
+    host_b
+        .route_add("default", Some(Ipv4Addr::new(10, 10, 2, 1)), None)
+        .expect("route b");
 
     let dir = tempdir(&run);
     let socket = dir.join("ctl.sock");
-    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml")).expect("profile");
+    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml"))
+        .expect("profile");
     std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
     let config = std::fs::read_to_string(workspace_root().join("configs/demo.toml"))
         .expect("config")
@@ -60,15 +69,29 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
     std::fs::write(dir.join("config.toml"), config).expect("write config");
     let stats_file = dir.join("final.json");
     let mut cmd = app.command(workspace_bin("appliance"));
-    cmd.arg("--profile").arg(dir.join("profile.toml")).arg("--config").arg(dir.join("config.toml")).arg("--final-stats").arg(&stats_file);
+    cmd.arg("--profile")
+        .arg(dir.join("profile.toml"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .arg("--final-stats")
+        .arg(&stats_file);
     let appliance = NsProcess::spawn(cmd).expect("start appliance");
-    wait_for("control socket", Duration::from_secs(30), || UnixStream::connect(&socket).is_ok());
+    wait_for("control socket", Duration::from_secs(30), || {
+        UnixStream::connect(&socket).is_ok()
+    });
 
     // The appliance answers ARP and ping for its own address.
-    host_a.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.1.1"]).expect("host A pings the appliance");
+    host_a
+        .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.10.1.1"])
+        .expect("host A pings the appliance");
     // Host A reaches host B routed through it (the appliance resolves B by ARP).
-    let out = host_a.exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.10.2.2"]).expect("host A pings host B");
-    assert!(out.contains("ttl=63"), "one routed hop decrements the TTL: {out}");
+    let out = host_a
+        .exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.10.2.2"])
+        .expect("host A pings host B");
+    assert!(
+        out.contains("ttl=63"),
+        "one routed hop decrements the TTL: {out}"
+    );
 
     // iperf3 TCP through it.
     let server = NsProcess::spawn({
@@ -78,31 +101,66 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
     })
     .expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(300));
-    let json = host_a.exec(&["iperf3", "-c", "10.10.2.2", "-p", "5299", "-t", "3", "-J"]).expect("iperf3 client");
+    let json = host_a
+        .exec(&["iperf3", "-c", "10.10.2.2", "-p", "5299", "-t", "3", "-J"])
+        .expect("iperf3 client");
     let _ = server.wait_timeout(Duration::from_secs(10));
     let v: Value = serde_json::from_str(&json).expect("iperf3 JSON");
     let received = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
-    let bps = v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
     eprintln!("iperf3 through the appliance: {:.1} Mbit/s", bps / 1e6);
-    assert!(received > 1_000_000, "TCP moved data through the appliance: {received} bytes");
+    assert!(
+        received > 1_000_000,
+        "TCP moved data through the appliance: {received} bytes"
+    );
 
     // Control socket: tables, a bad request, a route change.
     let neighbors = ctl(&socket, r#"{"cmd":"show","what":"neighbors"}"#);
-    let list = neighbors["data"]["neighbors"].as_array().expect("neighbors").clone();
-    assert!(list.iter().any(|n| n["address"] == "10.10.2.2"), "B was resolved: {neighbors}");
+    let list = neighbors["data"]["neighbors"]
+        .as_array()
+        .expect("neighbors")
+        .clone();
+    assert!(
+        list.iter().any(|n| n["address"] == "10.10.2.2"),
+        "B was resolved: {neighbors}"
+    );
     let bad = ctl(&socket, "this is not json");
     assert_eq!(bad["ok"], false);
-    assert!(bad["error"].as_str().unwrap_or("").contains("bad request"), "{bad}");
-    let added = ctl(&socket, r#"{"cmd":"route_add","prefix":"10.30.0.0/16","via":"10.10.2.2"}"#);
+    assert!(
+        bad["error"].as_str().unwrap_or("").contains("bad request"),
+        "{bad}"
+    );
+    let added = ctl(
+        &socket,
+        r#"{"cmd":"route_add","prefix":"10.30.0.0/16","via":"10.10.2.2"}"#,
+    );
     assert_eq!(added["ok"], true, "{added}");
-    let refused = ctl(&socket, r#"{"cmd":"route_add","prefix":"10.31.0.0/16","via":"192.0.2.1"}"#);
-    assert_eq!(refused["ok"], false, "next hop off-subnet is refused: {refused}");
-    host_a.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.2.2"]).expect("still forwarding after bad requests");
+    let refused = ctl(
+        &socket,
+        r#"{"cmd":"route_add","prefix":"10.31.0.0/16","via":"192.0.2.1"}"#,
+    );
+    assert_eq!(
+        refused["ok"], false,
+        "next hop off-subnet is refused: {refused}"
+    );
+    host_a
+        .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.2.2"])
+        .expect("still forwarding after bad requests");
 
     // appliancectl prints a human table.
-    let out = std::process::Command::new(workspace_bin("appliancectl")).arg("--socket").arg(&socket).args(["show", "stats"]).output().expect("appliancectl");
+    let out = std::process::Command::new(workspace_bin("appliancectl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["show", "stats"])
+        .output()
+        .expect("appliancectl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("drop reason") && text.contains("mempool"), "{text}");
+    assert!(
+        out.status.success() && text.contains("drop reason") && text.contains("mempool"),
+        "{text}"
+    );
 
     // Prometheus endpoint (loopback of the appliance's namespace).
     let metrics = app
@@ -114,16 +172,29 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
             Ok(body)
         })
         .expect("scrape /metrics");
-    assert!(metrics.contains("appliance_worker_rx_packets_total{worker=\"0\",port=\"lan\"}"), "{metrics}");
+    assert!(
+        metrics.contains("appliance_worker_rx_packets_total{worker=\"0\",port=\"lan\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("appliance_drops_total{worker=\"0\",reason=\"ip_bad_checksum\"} 0"));
     assert!(metrics.contains("appliance_mempool_in_use"));
 
     appliance.signal(Signal::SIGINT).expect("SIGINT");
-    let out = appliance.wait_timeout(Duration::from_secs(20)).expect("appliance exits on SIGINT");
+    let out = appliance
+        .wait_timeout(Duration::from_secs(20))
+        .expect("appliance exits on SIGINT");
     assert!(out.status.success(), "clean exit: {}", out.stderr);
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats_file).expect("final stats")).expect("json");
-    assert_eq!(stats["mempool_in_use_at_exit"], stats["mempool"]["baseline_in_use"], "no mbuf leaked: {stats}");
-    assert!(stats["tx_packets"][1].as_u64().unwrap_or(0) > 1000, "{stats}");
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats_file).expect("final stats"))
+            .expect("json");
+    assert_eq!(
+        stats["mempool_in_use_at_exit"], stats["mempool"]["baseline_in_use"],
+        "no mbuf leaked: {stats}"
+    );
+    assert!(
+        stats["tx_packets"][1].as_u64().unwrap_or(0) > 1000,
+        "{stats}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use etherparse::{Ethernet2Header, EtherType, PacketBuilder, SlicedPacket};
+use etherparse::{EtherType, Ethernet2Header, PacketBuilder, SlicedPacket};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use serde_json::Value;
 
@@ -27,12 +27,15 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::new(File::create(path).expect("create pcap")).expect("pcap header");
     for (i, f) in frames.iter().enumerate() {
         let ts = Duration::from_millis(i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f)).expect("write packet");
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
+            .expect("write packet");
     }
 }
 
 fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(f) = File::open(path) else { return Vec::new() };
+    let Ok(f) = File::open(path) else {
+        return Vec::new();
+    };
     let mut r = PcapReader::new(f).expect("pcap header");
     let mut out = Vec::new();
     while let Some(p) = r.next_packet() {
@@ -43,13 +46,23 @@ fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 
 fn udp(dst: [u8; 4], ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC).ipv4(HOST, dst, ttl).udp(4000, 5000).write(&mut v, payload).expect("build");
+    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+        .ipv4(HOST, dst, ttl)
+        .udp(4000, 5000)
+        .write(&mut v, payload)
+        .expect("build");
     v
 }
 
 fn arp_request(target: [u8; 4]) -> Vec<u8> {
     let mut v = Vec::new();
-    Ethernet2Header { source: HOST_MAC, destination: [0xff; 6], ether_type: EtherType::ARP }.write(&mut v).expect("eth");
+    Ethernet2Header {
+        source: HOST_MAC,
+        destination: [0xff; 6],
+        ether_type: EtherType::ARP,
+    }
+    .write(&mut v)
+    .expect("eth");
     v.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
     v.extend_from_slice(&HOST_MAC);
     v.extend_from_slice(&HOST);
@@ -59,7 +72,10 @@ fn arp_request(target: [u8; 4]) -> Vec<u8> {
 }
 
 fn ip_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -76,7 +92,10 @@ fn refresh_ip_checksum(f: &mut [u8]) {
 /// The malformed set, each with the drop reason it must be counted under.
 fn malformed() -> Vec<(Vec<u8>, &'static str)> {
     let good = udp([10, 20, 5, 5], 64, &[0xaa; 40]);
-    let mut v = vec![(good[..10].to_vec(), "eth_truncated"), (good[..30].to_vec(), "ip_truncated")];
+    let mut v = vec![
+        (good[..10].to_vec(), "eth_truncated"),
+        (good[..30].to_vec(), "ip_truncated"),
+    ];
     let mut f = good.clone();
     f[14] = 0x44;
     v.push((f, "ip_bad_header"));
@@ -119,13 +138,27 @@ fn run_appliance(name: &str, lan_in: &[Vec<u8>]) -> Run {
     std::fs::create_dir_all(&dir).expect("tmp dir");
     write_pcap(&dir.join("lan.in.pcap"), lan_in);
     write_pcap(&dir.join("wan.in.pcap"), &[]);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("root");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root");
     let profile = std::fs::read_to_string(repo.join("hw-profiles/pcap.toml"))
         .expect("pcap profile")
-        .replace("tests/fixtures/lan.in.pcap", &dir.join("lan.in.pcap").display().to_string())
-        .replace("tests/fixtures/wan.in.pcap", &dir.join("wan.in.pcap").display().to_string())
-        .replace("build/golden/lan.out", &dir.join("lan.out").display().to_string())
-        .replace("build/golden/wan.out", &dir.join("wan.out").display().to_string());
+        .replace(
+            "tests/fixtures/lan.in.pcap",
+            &dir.join("lan.in.pcap").display().to_string(),
+        )
+        .replace(
+            "tests/fixtures/wan.in.pcap",
+            &dir.join("wan.in.pcap").display().to_string(),
+        )
+        .replace(
+            "build/golden/lan.out",
+            &dir.join("lan.out").display().to_string(),
+        )
+        .replace(
+            "build/golden/wan.out",
+            &dir.join("wan.out").display().to_string(),
+        );
     std::fs::write(dir.join("profile.toml"), profile).expect("profile");
     let config = format!(
         r#"
@@ -160,9 +193,19 @@ metrics = ""
         .arg(dir.join("stats.json"))
         .output()
         .expect("run appliance");
-    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "appliance failed after {:?}:\n{log}", start.elapsed());
-    let stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).expect("stats")).expect("json");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "appliance failed after {:?}:\n{log}",
+        start.elapsed()
+    );
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).expect("stats"))
+            .expect("json");
     Run { dir, stats }
 }
 
@@ -182,7 +225,11 @@ fn is_arp(f: &[u8]) -> bool {
 fn arp_icmp_routing_and_malformed_frames() {
     let mut input = vec![arp_request(LAN_IP)];
     let mut echo = Vec::new();
-    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC).ipv4(HOST, LAN_IP, 64).icmpv4_echo_request(0x1234, 1).write(&mut echo, b"ping payload").expect("echo");
+    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+        .ipv4(HOST, LAN_IP, 64)
+        .icmpv4_echo_request(0x1234, 1)
+        .write(&mut echo, b"ping payload")
+        .expect("echo");
     input.push(echo);
     let routed = udp([10, 20, 5, 5], 64, b"routed payload");
     input.push(routed.clone());
@@ -192,11 +239,17 @@ fn arp_icmp_routing_and_malformed_frames() {
 
     // Management queue of lan (q1): gratuitous ARP, ARP reply, echo reply.
     let lan_mgmt = read_pcap(&run.dir.join("lan.out.q1.pcap"));
-    let garps: Vec<_> = lan_mgmt.iter().filter(|f| is_arp(f) && f[0..6] == [0xff; 6]).collect();
+    let garps: Vec<_> = lan_mgmt
+        .iter()
+        .filter(|f| is_arp(f) && f[0..6] == [0xff; 6])
+        .collect();
     assert_eq!(garps.len(), 1, "one gratuitous ARP on lan");
     assert_eq!(&garps[0][28..32], &LAN_IP, "GARP sender is our address");
     assert_eq!(&garps[0][38..42], &LAN_IP, "GARP target is our address");
-    let replies: Vec<_> = lan_mgmt.iter().filter(|f| is_arp(f) && f[0..6] == HOST_MAC).collect();
+    let replies: Vec<_> = lan_mgmt
+        .iter()
+        .filter(|f| is_arp(f) && f[0..6] == HOST_MAC)
+        .collect();
     assert_eq!(replies.len(), 1, "one ARP reply");
     let r = replies[0];
     assert_eq!(&r[20..22], &[0, 2], "opcode reply");
@@ -207,20 +260,36 @@ fn arp_icmp_routing_and_malformed_frames() {
     let echo_replies: Vec<_> = lan_mgmt.iter().filter(|f| !is_arp(f)).collect();
     assert_eq!(echo_replies.len(), 1, "one echo reply and nothing else");
     let p = SlicedPacket::from_ethernet(echo_replies[0]).expect("parse echo reply");
-    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!("not IPv4") };
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("not IPv4")
+    };
     assert_eq!(ip.header().source(), LAN_IP);
     assert_eq!(ip.header().destination(), HOST);
     let h = ip.header().to_header();
     assert_eq!(h.header_checksum, h.calc_header_checksum());
-    let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else { panic!("not ICMP") };
-    assert!(matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x1234 && e.seq == 1));
+    let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        panic!("not ICMP")
+    };
+    assert!(
+        matches!(icmp.icmp_type(), etherparse::Icmpv4Type::EchoReply(e) if e.id == 0x1234 && e.seq == 1)
+    );
     assert_eq!(icmp.payload(), b"ping payload");
-    assert_eq!(icmp.checksum(), icmp.icmp_type().calc_checksum(icmp.payload()));
-    assert!(read_pcap(&run.dir.join("lan.out.q0.pcap")).is_empty(), "the worker sends nothing back on lan");
+    assert_eq!(
+        icmp.checksum(),
+        icmp.icmp_type().calc_checksum(icmp.payload())
+    );
+    assert!(
+        read_pcap(&run.dir.join("lan.out.q0.pcap")).is_empty(),
+        "the worker sends nothing back on lan"
+    );
 
     // The routed packet leaves wan from the worker's queue, TTL - 1.
     let wan_worker = read_pcap(&run.dir.join("wan.out.q0.pcap"));
-    assert_eq!(wan_worker.len(), 1, "exactly the routed packet: {wan_worker:?}");
+    assert_eq!(
+        wan_worker.len(),
+        1,
+        "exactly the routed packet: {wan_worker:?}"
+    );
     let f = &wan_worker[0];
     assert_eq!(&f[0..6], &GW_MAC, "to the next hop's MAC");
     assert_eq!(&f[6..12], &WAN_MAC, "from our wan MAC");
@@ -237,13 +306,27 @@ fn arp_icmp_routing_and_malformed_frames() {
     // Counters: every malformed frame under its reason, nothing else dropped.
     let drops = &run.stats["drops"];
     for (_, reason) in &bad {
-        assert_eq!(drops[reason].as_u64(), Some(1), "drop reason {reason}: {drops}");
+        assert_eq!(
+            drops[reason].as_u64(),
+            Some(1),
+            "drop reason {reason}: {drops}"
+        );
     }
-    assert_eq!(run.stats["drops_total"].as_u64(), Some(bad.len() as u64), "{drops}");
-    assert_eq!(run.stats["rx_packets"][0].as_u64(), Some(input.len() as u64));
+    assert_eq!(
+        run.stats["drops_total"].as_u64(),
+        Some(bad.len() as u64),
+        "{drops}"
+    );
+    assert_eq!(
+        run.stats["rx_packets"][0].as_u64(),
+        Some(input.len() as u64)
+    );
     assert_eq!(run.stats["slowpath"]["echo_replies_sent"].as_u64(), Some(1));
     assert_eq!(run.stats["slowpath"]["arp_replies_sent"].as_u64(), Some(1));
-    assert_eq!(run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"], "no mbuf leaked");
+    assert_eq!(
+        run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
+        "no mbuf leaked"
+    );
 }
 
 #[test]
@@ -252,20 +335,38 @@ fn ttl_expiry_and_no_route_send_icmp_errors() {
     let unroutable = udp([192, 0, 2, 1], 64, b"nowhere");
     let to_us_udp = udp(LAN_IP, 64, b"closed port");
     let run = run_appliance("icmp", &[expiring.clone(), unroutable.clone(), to_us_udp]);
-    let lan_mgmt: Vec<_> = read_pcap(&run.dir.join("lan.out.q1.pcap")).into_iter().filter(|f| !is_arp(f)).collect();
+    let lan_mgmt: Vec<_> = read_pcap(&run.dir.join("lan.out.q1.pcap"))
+        .into_iter()
+        .filter(|f| !is_arp(f))
+        .collect();
     assert_eq!(lan_mgmt.len(), 3, "three ICMP errors");
     let kinds: Vec<(u8, u8)> = lan_mgmt.iter().map(|f| (f[34], f[35])).collect();
-    assert_eq!(kinds, vec![(11, 0), (3, 0), (3, 3)], "time exceeded, net unreachable, port unreachable");
+    assert_eq!(
+        kinds,
+        vec![(11, 0), (3, 0), (3, 3)],
+        "time exceeded, net unreachable, port unreachable"
+    );
     for f in &lan_mgmt {
         assert_eq!(&f[0..6], &HOST_MAC);
-        assert_eq!(&f[26..30], &LAN_IP, "from the interface the packet came in on");
+        assert_eq!(
+            &f[26..30],
+            &LAN_IP,
+            "from the interface the packet came in on"
+        );
         assert_eq!(&f[30..34], &HOST);
         assert_eq!(ip_checksum(&f[14..34]), 0, "valid IP checksum");
     }
-    assert_eq!(&lan_mgmt[0][42..70], &expiring[14..42], "quotes the IP header and 8 bytes");
+    assert_eq!(
+        &lan_mgmt[0][42..70],
+        &expiring[14..42],
+        "quotes the IP header and 8 bytes"
+    );
     let drops = &run.stats["drops"];
     assert_eq!(drops["ttl_expired"].as_u64(), Some(1));
     assert_eq!(drops["no_route"].as_u64(), Some(1));
     assert_eq!(drops["local_unsupported"].as_u64(), Some(1));
-    assert_eq!(run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"]);
+    assert_eq!(
+        run.stats["mempool_in_use_at_exit"],
+        run.stats["mempool"]["baseline_in_use"]
+    );
 }

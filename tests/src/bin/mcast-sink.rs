@@ -1,0 +1,109 @@
+//! mcast-sink: joins UDP multicast groups (or listens on unicast ports) and reports, per
+//! stream, received, lost, duplicated and reordered datagrams and one-way latency
+//! percentiles. Prints one JSON object when `--duration` ends or on SIGINT/SIGTERM.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde_json::json;
+use socket2::{Domain, Protocol, Socket, Type};
+use testbed::traffic::{realtime_ns, Header, StreamStats};
+use testbed::wanem::Dur;
+
+#[derive(Debug, Parser)]
+#[command(about = "Receives test streams and reports loss, duplicates, reordering, latency")]
+struct Args {
+    /// group:port to join (repeat or comma-separate); a unicast address just listens.
+    #[arg(long, value_delimiter = ',', required = true)]
+    group: Vec<SocketAddrV4>,
+    /// Local address of the interface to join on (default: chosen by routing).
+    #[arg(long)]
+    iface_addr: Option<Ipv4Addr>,
+    /// Stop after this long (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<Dur>,
+}
+
+type Streams = Arc<Mutex<BTreeMap<u32, StreamStats>>>;
+
+/// One socket per distinct port, bound to the wildcard address, joined to its groups.
+fn open(port: u16, groups: &[Ipv4Addr], iface: Ipv4Addr) -> Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_recv_buffer_size(4 << 20)?;
+    s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())?;
+    for g in groups.iter().filter(|g| g.is_multicast()) {
+        s.join_multicast_v4(g, &iface)
+            .with_context(|| format!("joining {g}"))?;
+    }
+    let s: UdpSocket = s.into();
+    // Wake up regularly to notice the stop flag.
+    s.set_read_timeout(Some(Duration::from_millis(50)))?;
+    Ok(s)
+}
+
+fn receive(sock: UdpSocket, streams: Streams, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let now = realtime_ns();
+        if let Some(h) = Header::read(&buf[..n]) {
+            let mut map = streams.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(h.stream)
+                .or_insert_with(|| StreamStats::new(h.stream))
+                .record(h.seq, now.saturating_sub(h.sent_ns));
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let iface = args.iface_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let ports: BTreeSet<u16> = args.group.iter().map(|g| g.port()).collect();
+    let streams: Streams = Arc::default();
+    let mut threads = Vec::new();
+    for port in ports {
+        let groups: Vec<Ipv4Addr> = args
+            .group
+            .iter()
+            .filter(|g| g.port() == port)
+            .map(|g| *g.ip())
+            .collect();
+        let sock = open(port, &groups, iface)?;
+        let (streams, stop) = (streams.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || receive(sock, streams, stop)));
+    }
+    // Tells a supervising test that the groups are joined.
+    eprintln!("ready");
+    let start = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if args.duration.is_some_and(|d| start.elapsed() >= d.0) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let reports: Vec<_> = streams
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .map(StreamStats::report)
+        .collect();
+    println!(
+        "{}",
+        json!({ "elapsed_s": start.elapsed().as_secs_f64(), "streams": reports })
+    );
+    Ok(())
+}

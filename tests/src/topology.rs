@@ -1,0 +1,304 @@
+//! The standard test topologies, built from [`crate::netns`] primitives.
+//!
+//! Each constructor makes a fresh [`RunId`], so topologies of concurrent tests never share a
+//! name. Every struct owns its [`Netns`] guards: dropping it removes all its namespaces,
+//! interfaces and processes. Addresses are fixed per topology (namespaces isolate them).
+//!
+//! | topology | shape |
+//! |---|---|
+//! | [`Relay`] | gen hosts — switch — appliance — switch — sink hosts (two LAN segments) |
+//! | [`Sites`] | host A — appliance A — N WAN links via the emulator — appliance B — host B |
+//! | [`WanPair`] | host A — N links via the emulator — host B (the emulator's own tests) |
+
+use std::net::Ipv4Addr;
+
+use anyhow::{ensure, Result};
+
+use crate::netns::{veth, Netns, RunId};
+
+/// MTU of every veth unless a test changes it.
+pub const MTU: u32 = 1500;
+
+/// A host namespace with one configured interface.
+#[derive(Debug)]
+pub struct Host {
+    pub ns: Netns,
+    pub iface: String,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The next hop for the default route (the appliance or router address on the segment).
+    pub gateway: Ipv4Addr,
+}
+
+/// Generator hosts and sink hosts on two LAN segments with the appliance between them.
+///
+/// The appliance namespace only holds the two veth ends the DPDK application attaches to
+/// with af_packet: no addresses, no kernel IPv6. Each segment is a bridge (multicast
+/// snooping off, so it floods multicast like a plain switch) in the `switch` namespace.
+#[derive(Debug)]
+pub struct Relay {
+    pub run: RunId,
+    pub gens: Vec<Host>,
+    pub sinks: Vec<Host>,
+    pub appliance: Netns,
+    pub switch: Netns,
+    /// Appliance interface on the generator segment.
+    pub app_gen_iface: String,
+    /// Appliance interface on the sink segment.
+    pub app_sink_iface: String,
+    /// Address the appliance should use on the generator segment (hosts' gateway).
+    pub app_gen_addr: Ipv4Addr,
+    /// Address the appliance should use on the sink segment (hosts' gateway).
+    pub app_sink_addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+/// Generator segment 192.168.1.0/24, sink segment 192.168.2.0/24; the appliance is .1.
+pub fn relay(n_gen: usize, n_sink: usize) -> Result<Relay> {
+    ensure!(
+        (1..=50).contains(&n_gen) && (1..=50).contains(&n_sink),
+        "1..=50 hosts per segment"
+    );
+    let run = RunId::new();
+    let appliance = Netns::create(&run.ns_name("app"))?;
+    appliance.disable_ipv6()?;
+    let switch = Netns::create(&run.ns_name("sw"))?;
+    switch.disable_ipv6()?;
+    let app_gen_iface = run.ifname("ag");
+    let app_sink_iface = run.ifname("as");
+    let mut segments = Vec::new();
+    for (seg, (app_if, n, role)) in [(&app_gen_iface, n_gen, "g"), (&app_sink_iface, n_sink, "s")]
+        .into_iter()
+        .enumerate()
+    {
+        let br = run.ifname(&format!("br{seg}"));
+        switch.ip(&["link", "add", &br, "type", "bridge", "mcast_snooping", "0"])?;
+        switch.link_up(&br, MTU)?;
+        let port = run.ifname(&format!("p{role}"));
+        veth(&appliance, app_if, &switch, &port, MTU)?;
+        switch.ip(&["link", "set", "dev", &port, "master", &br])?;
+        let subnet = seg as u8 + 1;
+        let gateway = Ipv4Addr::new(192, 168, subnet, 1);
+        let mut hosts = Vec::new();
+        for i in 0..n {
+            let ns = Netns::create(&run.ns_name(&format!("{role}{i}")))?;
+            let iface = run.ifname(&format!("{role}{i}"));
+            let port = run.ifname(&format!("{role}{i}p"));
+            veth(&ns, &iface, &switch, &port, MTU)?;
+            switch.ip(&["link", "set", "dev", &port, "master", &br])?;
+            let addr = Ipv4Addr::new(192, 168, subnet, 10 + i as u8);
+            ns.addr_add(&iface, addr, 24)?;
+            ns.route_add("default", Some(gateway), None)?;
+            hosts.push(Host {
+                ns,
+                iface,
+                addr,
+                prefix_len: 24,
+                gateway,
+            });
+        }
+        segments.push(hosts);
+    }
+    let sinks = segments.pop().unwrap_or_default();
+    let gens = segments.pop().unwrap_or_default();
+    Ok(Relay {
+        run,
+        gens,
+        sinks,
+        appliance,
+        switch,
+        app_gen_iface,
+        app_sink_iface,
+        app_gen_addr: Ipv4Addr::new(192, 168, 1, 1),
+        app_sink_addr: Ipv4Addr::new(192, 168, 2, 1),
+        prefix_len: 24,
+    })
+}
+
+/// One WAN link of [`Sites`]: appliance A — emulator — appliance B.
+#[derive(Debug, Clone)]
+pub struct WanLink {
+    /// Appliance A's interface (in `app_a`).
+    pub app_a_iface: String,
+    /// Emulator interface facing appliance A (the link's `a_iface`).
+    pub emu_a_iface: String,
+    /// Emulator interface facing appliance B (the link's `b_iface`).
+    pub emu_b_iface: String,
+    /// Appliance B's interface (in `app_b`).
+    pub app_b_iface: String,
+    /// 172.16.<i>.1: appliance A's address on this link.
+    pub a_addr: Ipv4Addr,
+    /// 172.16.<i>.2: appliance B's address on this link.
+    pub b_addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+/// Two sites joined by N emulated WAN links.
+///
+/// From [`sites`], the appliance namespaces hold bare veth ends for the DPDK application;
+/// from [`sites_linux`], they are Linux routers with the addresses below configured, IPv4
+/// forwarding on and a route to the other site over link 0.
+#[derive(Debug)]
+pub struct Sites {
+    pub run: RunId,
+    /// 10.1.0.2/24, gateway 10.1.0.1 (appliance A).
+    pub host_a: Host,
+    /// 10.2.0.2/24, gateway 10.2.0.1 (appliance B).
+    pub host_b: Host,
+    pub app_a: Netns,
+    pub app_b: Netns,
+    pub emu: Netns,
+    /// Appliance A's LAN interface (towards host A).
+    pub app_a_lan: String,
+    /// Appliance B's LAN interface (towards host B).
+    pub app_b_lan: String,
+    pub links: Vec<WanLink>,
+    /// True when the appliances are Linux routers ([`sites_linux`]).
+    pub linux_routers: bool,
+}
+
+/// host A — appliance A — `n_links` WAN links through the emulator namespace — appliance B —
+/// host B, with the appliances left unconfigured for the DPDK application.
+pub fn sites(n_links: usize) -> Result<Sites> {
+    build_sites(n_links, false)
+}
+
+/// The [`sites`] topology with Linux routers in place of the appliances, for baselines.
+pub fn sites_linux(n_links: usize) -> Result<Sites> {
+    build_sites(n_links, true)
+}
+
+fn build_sites(n_links: usize, linux: bool) -> Result<Sites> {
+    ensure!((1..=16).contains(&n_links), "1..=16 WAN links");
+    let run = RunId::new();
+    let emu = Netns::create(&run.ns_name("emu"))?;
+    emu.disable_ipv6()?;
+    let app_a = Netns::create(&run.ns_name("appa"))?;
+    let app_b = Netns::create(&run.ns_name("appb"))?;
+    if !linux {
+        app_a.disable_ipv6()?;
+        app_b.disable_ipv6()?;
+    }
+    let mut hosts = Vec::new();
+    let mut lans = Vec::new();
+    for (site, app) in [(1u8, &app_a), (2u8, &app_b)] {
+        let ns = Netns::create(&run.ns_name(&format!("h{site}")))?;
+        let iface = run.ifname(&format!("h{site}"));
+        let lan = run.ifname(&format!("l{site}"));
+        veth(&ns, &iface, app, &lan, MTU)?;
+        let addr = Ipv4Addr::new(10, site, 0, 2);
+        let gateway = Ipv4Addr::new(10, site, 0, 1);
+        ns.addr_add(&iface, addr, 24)?;
+        ns.route_add("default", Some(gateway), None)?;
+        if linux {
+            app.addr_add(&lan, gateway, 24)?;
+        }
+        hosts.push(Host {
+            ns,
+            iface,
+            addr,
+            prefix_len: 24,
+            gateway,
+        });
+        lans.push(lan);
+    }
+    let mut links = Vec::new();
+    for i in 0..n_links {
+        let link = WanLink {
+            app_a_iface: run.ifname(&format!("wa{i}")),
+            emu_a_iface: run.ifname(&format!("ea{i}")),
+            emu_b_iface: run.ifname(&format!("eb{i}")),
+            app_b_iface: run.ifname(&format!("wb{i}")),
+            a_addr: Ipv4Addr::new(172, 16, i as u8, 1),
+            b_addr: Ipv4Addr::new(172, 16, i as u8, 2),
+            prefix_len: 24,
+        };
+        veth(&app_a, &link.app_a_iface, &emu, &link.emu_a_iface, MTU)?;
+        veth(&emu, &link.emu_b_iface, &app_b, &link.app_b_iface, MTU)?;
+        if linux {
+            app_a.addr_add(&link.app_a_iface, link.a_addr, 24)?;
+            app_b.addr_add(&link.app_b_iface, link.b_addr, 24)?;
+        }
+        links.push(link);
+    }
+    if linux {
+        app_a.ip_forward(true)?;
+        app_b.ip_forward(true)?;
+        let l0 = &links[0];
+        app_a.route_add("10.2.0.0/24", Some(l0.b_addr), Some(&l0.app_a_iface))?;
+        app_b.route_add("10.1.0.0/24", Some(l0.a_addr), Some(&l0.app_b_iface))?;
+    }
+    let host_b = hosts.pop().expect("two hosts");
+    let host_a = hosts.pop().expect("two hosts");
+    let app_b_lan = lans.pop().expect("two lans");
+    let app_a_lan = lans.pop().expect("two lans");
+    Ok(Sites {
+        run,
+        host_a,
+        host_b,
+        app_a,
+        app_b,
+        emu,
+        app_a_lan,
+        app_b_lan,
+        links,
+        linux_routers: linux,
+    })
+}
+
+/// One link of [`WanPair`]: host A — emulator — host B on subnet 10.0.<i>.0/24.
+#[derive(Debug, Clone)]
+pub struct PairLink {
+    /// Host A's interface, address 10.0.<i>.1.
+    pub a_iface: String,
+    pub emu_a_iface: String,
+    pub emu_b_iface: String,
+    /// Host B's interface, address 10.0.<i>.2.
+    pub b_iface: String,
+    pub a_addr: Ipv4Addr,
+    pub b_addr: Ipv4Addr,
+}
+
+/// Two hosts joined directly by N links through the emulator namespace: one subnet per
+/// link, so traffic to `links[i].b_addr` crosses link i.
+#[derive(Debug)]
+pub struct WanPair {
+    pub run: RunId,
+    pub host_a: Netns,
+    pub host_b: Netns,
+    pub emu: Netns,
+    pub links: Vec<PairLink>,
+}
+
+/// host A — veth — [emulator namespace] — veth — host B, `n_links` times.
+pub fn wan_pair(n_links: usize) -> Result<WanPair> {
+    ensure!((1..=16).contains(&n_links), "1..=16 links");
+    let run = RunId::new();
+    let emu = Netns::create(&run.ns_name("emu"))?;
+    emu.disable_ipv6()?;
+    let host_a = Netns::create(&run.ns_name("ha"))?;
+    let host_b = Netns::create(&run.ns_name("hb"))?;
+    let mut links = Vec::new();
+    for i in 0..n_links {
+        let link = PairLink {
+            a_iface: run.ifname(&format!("a{i}")),
+            emu_a_iface: run.ifname(&format!("ea{i}")),
+            emu_b_iface: run.ifname(&format!("eb{i}")),
+            b_iface: run.ifname(&format!("b{i}")),
+            a_addr: Ipv4Addr::new(10, 0, i as u8, 1),
+            b_addr: Ipv4Addr::new(10, 0, i as u8, 2),
+        };
+        veth(&host_a, &link.a_iface, &emu, &link.emu_a_iface, MTU)?;
+        veth(&emu, &link.emu_b_iface, &host_b, &link.b_iface, MTU)?;
+        host_a.addr_add(&link.a_iface, link.a_addr, 24)?;
+        host_b.addr_add(&link.b_iface, link.b_addr, 24)?;
+        links.push(link);
+    }
+    Ok(WanPair {
+        run,
+        host_a,
+        host_b,
+        emu,
+        links,
+    })
+}
