@@ -306,12 +306,7 @@ impl SlowPath {
     }
 
     fn icmp_error(&mut self, offending: &Mbuf, in_port: usize, kind: IcmpError) {
-        let Some((mac, ip)) = self
-            .state
-            .interfaces()
-            .get(in_port)
-            .and_then(|i| i.address.map(|a| (i.mac, a.addr())))
-        else {
+        let Some((mac, ip)) = self.own_address(in_port) else {
             return;
         };
         let mut buf = [0u8; MAX_BUILT];
@@ -378,13 +373,16 @@ impl SlowPath {
         self.arp_request(port, next_hop);
     }
 
-    fn arp_request(&mut self, port: usize, target: Ipv4Addr) {
-        let Some((mac, ip)) = self
-            .state
+    /// Our MAC and address on a port, if it has an address.
+    fn own_address(&self, port: usize) -> Option<(MacAddr, Ipv4Addr)> {
+        self.state
             .interfaces()
             .get(port)
             .and_then(|i| i.address.map(|a| (i.mac, a.addr())))
-        else {
+    }
+
+    fn arp_request(&mut self, port: usize, target: Ipv4Addr) {
+        let Some((mac, ip)) = self.own_address(port) else {
             return;
         };
         let mut buf = [0u8; MAX_BUILT];
