@@ -36,17 +36,11 @@ pub struct Worker {
     pub idle: Idle,
 }
 
-/// Per-port transmit buffers (l3fwd's `tx_mbufs`).
-struct TxBuffers {
-    bufs: Vec<Burst>,
-}
-
 impl Worker {
     /// The loop. Returns 0 when stopped.
     pub fn run(mut self) -> i32 {
-        let mut txb = TxBuffers {
-            bufs: (0..self.tx.len()).map(|_| Burst::new()).collect(),
-        };
+        // Per-port transmit buffers (l3fwd's `tx_mbufs`).
+        let mut txb: Vec<Burst> = (0..self.tx.len()).map(|_| Burst::new()).collect();
         let mut rx = Burst::new();
         while !self.stop.load(Ordering::Relaxed) {
             let mut handled = 0;
@@ -68,7 +62,7 @@ impl Worker {
             }
             drop(tables);
             for (port, q) in self.tx.iter_mut().enumerate() {
-                flush(q, &mut txb.bufs[port], port, &self.counters);
+                flush(q, &mut txb[port], port, &self.counters);
             }
             self.counters.polls.inc();
             if handled > 0 {
@@ -79,7 +73,7 @@ impl Worker {
             }
         }
         for (port, q) in self.tx.iter_mut().enumerate() {
-            flush(q, &mut txb.bufs[port], port, &self.counters);
+            flush(q, &mut txb[port], port, &self.counters);
         }
         0
     }
@@ -90,7 +84,7 @@ fn handle(
     tables: &Tables,
     port: usize,
     mut m: Mbuf,
-    txb: &mut TxBuffers,
+    txb: &mut [Burst],
     tx: &mut [TxQueue],
     punt: &mut Producer,
     c: &WorkerCounters,
@@ -101,7 +95,7 @@ fn handle(
     }
     match process(tables, port, m.data_mut()) {
         Verdict::Forward(out) => {
-            let Some(buf) = txb.bufs.get_mut(out) else {
+            let Some(buf) = txb.get_mut(out) else {
                 c.drop_one(DropReason::TxFull);
                 return;
             };
@@ -125,10 +119,11 @@ fn handle(
 }
 
 /// Sends what the buffer holds; what the queue refuses is freed and counted.
+/// Returns how many were sent.
 #[inline]
-pub(crate) fn flush(q: &mut TxQueue, buf: &mut Burst, port: usize, c: &WorkerCounters) {
+pub(crate) fn flush(q: &mut TxQueue, buf: &mut Burst, port: usize, c: &WorkerCounters) -> usize {
     if buf.is_empty() {
-        return;
+        return 0;
     }
     let bytes: u64 = buf.iter().map(|m| m.pkt_len() as u64).sum();
     let mut sent = q.tx_burst(buf);
@@ -140,7 +135,7 @@ pub(crate) fn flush(q: &mut TxQueue, buf: &mut Burst, port: usize, c: &WorkerCou
     let unsent_bytes: u64 = buf.iter().map(|m| m.pkt_len() as u64).sum();
     c.tx_packets[port].add(sent as u64);
     c.tx_bytes[port].add(bytes - unsent_bytes);
-    for _ in buf.drain(..) {
-        c.drop_one(DropReason::TxFull);
-    }
+    c.drops[DropReason::TxFull as usize].add(buf.len() as u64);
+    buf.clear();
+    sent
 }

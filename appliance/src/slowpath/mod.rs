@@ -28,7 +28,7 @@ use crate::dataplane::pipeline::{process, PuntReason, Verdict};
 use crate::dataplane::worker::flush;
 use crate::tables::RoutingState;
 use crate::wire::{
-    icmpv4, ArpOp, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
+    icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
 use frames::{IcmpError, MAX_BUILT};
 use ratelimit::TokenBucket;
@@ -466,13 +466,6 @@ impl SlowPath {
         };
         let mut b = Burst::new();
         b.push(m);
-        let before = self.counters.tx_packets[port].get();
-        flush(q, &mut b, port, &self.counters);
-        self.counters.tx_packets[port].get() > before
+        flush(q, &mut b, port, &self.counters) == 1
     }
-}
-
-/// Whether a frame is Ethernet/ARP (for tests and tools).
-pub fn is_arp(frame: &[u8]) -> bool {
-    EthernetFrame::new_checked(frame).is_ok_and(|f| f.ethertype() == EtherType::ARP)
 }
