@@ -27,6 +27,18 @@ uint16_t shim_mbuf_refcnt_update(struct rte_mbuf *m, int16_t delta) { return rte
 void shim_pktmbuf_attach(struct rte_mbuf *mi, struct rte_mbuf *m) { rte_pktmbuf_attach(mi, m); }
 void shim_pktmbuf_detach(struct rte_mbuf *m) { rte_pktmbuf_detach(m); }
 int shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
+
+/*
+ * Like rte_pktmbuf_chain for a one-segment head and a one-segment tail that
+ * other packets share (refcnt > 1): rte_pktmbuf_chain also stores
+ * tail->pkt_len, a write to memory the other holders may be reading.
+ */
+void shim_pktmbuf_chain_shared(struct rte_mbuf *head, struct rte_mbuf *tail)
+{
+	head->next = tail;
+	head->nb_segs = 2;
+	head->pkt_len = (uint32_t)head->data_len + tail->data_len;
+}
 void shim_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len, uint16_t l3_len)
 {
 	m->ol_flags |= ol_flags;

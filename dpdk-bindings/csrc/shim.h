@@ -30,6 +30,7 @@ uint16_t shim_mbuf_refcnt_update(struct rte_mbuf *m, int16_t delta);
 void shim_pktmbuf_attach(struct rte_mbuf *mi, struct rte_mbuf *m);
 void shim_pktmbuf_detach(struct rte_mbuf *m);
 int shim_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
+void shim_pktmbuf_chain_shared(struct rte_mbuf *head, struct rte_mbuf *tail);
 void shim_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len, uint16_t l3_len);
 
 /* rings of mbuf pointers */

@@ -14,5 +14,5 @@ pub mod time;
 
 pub use eal::Eal;
 pub use error::{DpdkError, Result};
-pub use mbuf::{Burst, Mbuf, BURST_SIZE};
+pub use mbuf::{Burst, Mbuf, SharedMbuf, BURST_SIZE};
 pub use mempool::Mempool;

@@ -3,6 +3,11 @@
 //! An [`Mbuf`] owns one reference to a `rte_mbuf` chain and frees it on drop,
 //! so a forgotten packet can never leak from the pool. Data access covers the
 //! first segment, which is where every header the appliance reads lives.
+//!
+//! Fan-out (one packet, many outputs) uses [`SharedMbuf`]: a read-only
+//! payload several packets reference, each behind its own private header
+//! mbuf ([`Mbuf::chain_shared`]), as DPDK's ipv4_multicast example does. No
+//! API here writes to a segment that is shared.
 
 use std::ptr::NonNull;
 
@@ -33,6 +38,12 @@ impl Mbuf {
     /// `raw` must be a valid mbuf that nobody else will free or use.
     pub unsafe fn from_raw(raw: *mut ffi::rte_mbuf) -> Option<Self> {
         NonNull::new(raw).map(|raw| Self { raw })
+    }
+
+    fn into_non_null(self) -> NonNull<ffi::rte_mbuf> {
+        let raw = self.raw;
+        std::mem::forget(self);
+        raw
     }
 
     /// Gives up ownership without freeing.
@@ -111,9 +122,13 @@ impl Mbuf {
         }
     }
 
-    /// Appends `len` bytes at the tail and returns them; `None` if no room.
+    /// Appends `len` bytes at the tail and returns them; `None` if no room
+    /// or the packet has several segments (the last one may be shared).
     pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
-        // SAFETY: as in `prepend`.
+        if !self.is_contiguous() {
+            return None;
+        }
+        // SAFETY: as in `prepend`; the only segment is ours alone.
         unsafe {
             let p = ffi::shim_pktmbuf_append(self.raw.as_ptr(), len);
             (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)))
@@ -126,9 +141,13 @@ impl Mbuf {
         unsafe { !ffi::shim_pktmbuf_adj(self.raw.as_ptr(), len).is_null() }
     }
 
-    /// Removes `len` bytes from the tail; false if the last segment is shorter.
+    /// Removes `len` bytes from the tail; false if the segment is shorter
+    /// or the packet has several segments (the last one may be shared).
     pub fn trim(&mut self, len: u16) -> bool {
-        // SAFETY: valid owned mbuf.
+        if !self.is_contiguous() {
+            return false;
+        }
+        // SAFETY: valid owned mbuf whose only segment is ours alone.
         unsafe { ffi::shim_pktmbuf_trim(self.raw.as_ptr(), len) == 0 }
     }
 
@@ -176,6 +195,82 @@ impl Mbuf {
         }
         // SAFETY: valid owned mbuf; only offload metadata is written.
         unsafe { ffi::shim_mbuf_set_tx_offload(self.raw.as_ptr(), flags, l2_len, l3_len) }
+    }
+
+    /// Turns a one-segment packet into a payload other packets can share.
+    /// Gives the packet back if it has several segments or is already
+    /// referenced elsewhere.
+    pub fn into_shared(self) -> Result<SharedMbuf, Mbuf> {
+        if !self.is_contiguous() || self.refcnt() != 1 {
+            return Err(self);
+        }
+        Ok(SharedMbuf {
+            raw: self.into_non_null(),
+        })
+    }
+
+    /// Makes this one-segment packet (a private header) the head of a
+    /// two-segment packet whose tail is `payload`. Gives the payload back
+    /// if this packet already has several segments.
+    pub fn chain_shared(&mut self, payload: SharedMbuf) -> Result<(), SharedMbuf> {
+        if !self.is_contiguous() {
+            return Err(payload);
+        }
+        let tail = payload.raw.as_ptr();
+        std::mem::forget(payload);
+        // SAFETY: the head is ours and has one segment, so its `next` is
+        // free; the payload's reference moves into the chain, and the chain
+        // is freed segment by segment (refcount-aware) by `Drop`.
+        unsafe { ffi::shim_pktmbuf_chain_shared(self.raw.as_ptr(), tail) };
+        Ok(())
+    }
+}
+
+/// One reference to a read-only, one-segment payload shared by several
+/// packets. Dropping it releases that reference; the data goes back to the
+/// pool with the last one.
+#[derive(Debug)]
+pub struct SharedMbuf {
+    raw: NonNull<ffi::rte_mbuf>,
+}
+
+// SAFETY: the reference count is atomic and nobody writes the shared data,
+// so references may move to and be freed from any lcore.
+unsafe impl Send for SharedMbuf {}
+
+impl SharedMbuf {
+    /// Another reference to the same payload.
+    pub fn share(&self) -> SharedMbuf {
+        // SAFETY: valid mbuf we hold a reference to; the atomic increment
+        // accounts for the new handle.
+        unsafe { ffi::shim_mbuf_refcnt_update(self.raw.as_ptr(), 1) };
+        SharedMbuf { raw: self.raw }
+    }
+
+    /// The payload bytes.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: a valid one-segment mbuf that no one writes while shared.
+        unsafe {
+            let m = self.raw.as_ref();
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// Reference count (how many packets hold the payload).
+    pub fn refcnt(&self) -> u16 {
+        // SAFETY: valid mbuf.
+        unsafe { ffi::shim_mbuf_refcnt_read(self.raw.as_ptr()) }
+    }
+}
+
+impl Drop for SharedMbuf {
+    fn drop(&mut self) {
+        // SAFETY: we hold one reference; free decrements it and returns the
+        // buffer to its pool only at zero.
+        unsafe { ffi::shim_pktmbuf_free(self.raw.as_ptr()) }
     }
 }
 

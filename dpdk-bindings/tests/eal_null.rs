@@ -67,6 +67,28 @@ fn null_port_round_trip() {
     prod.enqueue(pool.alloc().expect("alloc")).expect("room");
     drop((prod, cons));
 
+    // Fan-out: one shared payload behind three private headers.
+    let hdrs = Mempool::new("bindtest_hdr", 63, 0, 256, -1).expect("header pool");
+    let mut payload = pool.alloc().expect("alloc");
+    payload.append(100).expect("room").fill(0xab);
+    let shared = payload.into_shared().expect("one segment, refcnt 1");
+    let mut fanned = Burst::new();
+    for i in 0..3u8 {
+        let mut h = hdrs.alloc().expect("header");
+        h.append(42).expect("room").fill(i);
+        h.chain_shared(shared.share()).expect("one-segment head");
+        assert_eq!((h.pkt_len(), h.data_len(), h.is_contiguous()), (142, 42, false));
+        assert!(h.append(1).is_none() && !h.trim(1), "a shared tail is never written");
+        fanned.push(h);
+    }
+    assert_eq!(shared.refcnt(), 4);
+    assert_eq!(shared.data(), &[0xab; 100][..]);
+    drop(shared);
+    assert_eq!(txq[1].tx_burst(&mut fanned), 3);
+    assert_eq!(hdrs.in_use(), 0, "headers freed by the PMD");
+    assert_eq!(pool.in_use(), baseline, "payload freed with its last packet");
+    drop(hdrs);
+
     let stats = port::stats(id).expect("stats");
     assert!(stats.ipackets >= n as u64);
     assert!(port::link(id).is_ok());
