@@ -5,6 +5,7 @@
 pub mod bins;
 pub mod netns;
 pub mod probe;
+pub mod rundir;
 pub mod topology;
 pub mod traffic;
 pub mod wanem;

@@ -117,7 +117,8 @@ pub fn process_prefix() -> String {
     format!("{NAME_PREFIX}{:x}x", std::process::id())
 }
 
-fn init_process() {
+/// Installs the signal thread and removes dead runs' namespaces, once per process.
+pub(crate) fn init_process() {
     INIT.call_once(|| {
         if let Err(e) = cleanup_orphans() {
             log::warn!("removing namespaces of dead test runs failed: {e:#}");
@@ -126,7 +127,8 @@ fn init_process() {
     });
 }
 
-/// On SIGINT/SIGTERM/SIGHUP, remove everything this process created, then exit.
+/// On SIGINT/SIGTERM/SIGHUP, remove everything this process created (namespaces, with the
+/// processes inside them, then the registered temporary directories), then exit.
 ///
 /// A handler thread (not an async-signal handler) is used so that it may run commands.
 fn install_signal_cleanup() {
@@ -144,6 +146,7 @@ fn install_signal_cleanup() {
             if let Some(sig) = signals.forever().next() {
                 eprintln!("signal {sig}: removing this run's namespaces");
                 cleanup_registered();
+                crate::rundir::remove_registered();
                 std::process::exit(128 + sig);
             }
         })

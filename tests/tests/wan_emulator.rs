@@ -407,9 +407,38 @@ fn scheduled_blackhole_starts_on_time() -> Result<()> {
     Ok(())
 }
 
-/// `down` passes nothing in either direction; `up` restores both.
+/// True when `dev` in `ns` has lost its carrier (`NO-CARRIER` in `ip link`).
+fn no_carrier(ns: &Netns, dev: &str) -> Result<bool> {
+    Ok(ns
+        .ip(&["-o", "link", "show", "dev", dev])?
+        .contains("NO-CARRIER"))
+}
+
+/// Polls until both hosts' link interfaces show (or no longer show) NO-CARRIER.
+fn wait_carrier(pair: &WanPair, lost: bool) -> Result<Duration> {
+    let l = &pair.links[0];
+    let t0 = std::time::Instant::now();
+    loop {
+        let a = no_carrier(&pair.host_a, &l.a_iface)?;
+        let b = no_carrier(&pair.host_b, &l.b_iface)?;
+        if a == lost && b == lost {
+            return Ok(t0.elapsed());
+        }
+        ensure!(
+            t0.elapsed() < Duration::from_secs(2),
+            "carrier still {} after 2 s (host A no-carrier: {a}, host B: {b})",
+            if lost { "on" } else { "off" }
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `down` is carrier-like: nothing passes in either direction, and the interfaces of both
+/// hosts attached to the link lose their carrier (the emulator takes its own veth ends
+/// down). `up` brings the carrier back, and traffic passes again both ways over the same
+/// emulator sockets.
 #[test]
-fn down_blocks_both_directions_and_up_restores() -> Result<()> {
+fn down_drops_carrier_and_blocks_both_directions_and_up_restores() -> Result<()> {
     if skip_unless_root(&["ping", "ethtool"]) {
         return Ok(());
     }
@@ -421,7 +450,12 @@ fn down_blocks_both_directions_and_up_restores() -> Result<()> {
     let mut ctl = emu.control()?;
     let l = &pair.links[0];
     let interval = Duration::from_millis(1);
+    ensure!(
+        !no_carrier(&pair.host_a, &l.a_iface)? && !no_carrier(&pair.host_b, &l.b_iface)?,
+        "carrier off before the link went down"
+    );
     ctl.cmd("link l0 state down")?;
+    let lost_after = wait_carrier(&pair, true)?;
     let ab = udp_probe(
         &pair.host_a,
         &pair.host_b,
@@ -438,8 +472,12 @@ fn down_blocks_both_directions_and_up_restores() -> Result<()> {
         200,
         interval,
     )?;
-    let down = ctl.show()?;
+    ensure!(
+        no_carrier(&pair.host_a, &l.a_iface)? && no_carrier(&pair.host_b, &l.b_iface)?,
+        "carrier came back while the link was down"
+    );
     ctl.cmd("link l0 state up")?;
+    let back_after = wait_carrier(&pair, false)?;
     let ab2 = udp_probe(
         &pair.host_a,
         &pair.host_b,
@@ -456,14 +494,13 @@ fn down_blocks_both_directions_and_up_restores() -> Result<()> {
         100,
         interval,
     )?;
-    drop(emu);
-    let d = &down.links[0];
-    let down_drops = (
-        d.a_to_b.stats.dropped(testbed::wanem::DropReason::Down),
-        d.b_to_a.stats.dropped(testbed::wanem::DropReason::Down),
-    );
+    let snap = emu.stop()?;
+    let log: Vec<&str> = snap.events.iter().map(|e| e.change.as_str()).collect();
     eprintln!(
-        "down: received {} a->b and {} b->a, dropped {down_drops:?}; up: received {} and {}",
+        "carrier lost {:.1} ms after `down`, back {:.1} ms after `up`; down: received {} a->b \
+         and {} b->a; up: received {} and {}; log {log:?}",
+        lost_after.as_secs_f64() * 1e3,
+        back_after.as_secs_f64() * 1e3,
         ab.len(),
         ba.len(),
         ab2.len(),
@@ -471,12 +508,67 @@ fn down_blocks_both_directions_and_up_restores() -> Result<()> {
     );
     ensure!(ab.is_empty() && ba.is_empty(), "traffic passed a down link");
     ensure!(
-        down_drops.0 >= 200 && down_drops.1 >= 200,
-        "drops not counted as down"
+        ab2.len() == 100 && ba2.len() == 100,
+        "traffic did not fully resume after up"
     );
     ensure!(
-        ab2.len() == 100 && ba2.len() == 100,
-        "traffic did not fully resume"
+        log == ["state down (carrier off)", "state up (carrier on)"],
+        "event log {log:?}"
     );
+    Ok(())
+}
+
+/// A blackhole is the silent failure: nothing passes, but the carrier stays on.
+#[test]
+fn blackhole_keeps_the_carrier() -> Result<()> {
+    if skip_unless_root(&["ping", "ethtool"]) {
+        return Ok(());
+    }
+    let _s = serial();
+    let pair = wan_pair(1)?;
+    let cfg = one_link(&pair, DirParams::default());
+    let emu = EmulatorProcess::start(&pair.emu, emulator_exe(), &cfg, &[])?;
+    warm_up(&pair)?;
+    let l = &pair.links[0];
+    emu.control()?.cmd("link l0 state blackhole")?;
+    std::thread::sleep(Duration::from_millis(100));
+    let got = udp_probe(
+        &pair.host_a,
+        &pair.host_b,
+        l.b_addr.into(),
+        6007,
+        50,
+        Duration::from_millis(1),
+    )?;
+    ensure!(got.is_empty(), "traffic passed a blackhole");
+    ensure!(
+        !no_carrier(&pair.host_a, &l.a_iface)? && !no_carrier(&pair.host_b, &l.b_iface)?,
+        "a blackhole must not drop the carrier"
+    );
+    Ok(())
+}
+
+/// The emulator's temporary directory (config, control socket) goes when the guard drops.
+#[test]
+fn emulator_directory_is_removed_with_it() -> Result<()> {
+    if skip_unless_root(&["ethtool"]) {
+        return Ok(());
+    }
+    let _s = serial();
+    let pair = wan_pair(1)?;
+    let emu = EmulatorProcess::start(
+        &pair.emu,
+        emulator_exe(),
+        &one_link(&pair, DirParams::default()),
+        &[],
+    )?;
+    let dir = emu.dir().to_path_buf();
+    ensure!(dir.join("wanem.toml").exists(), "no config in {dir:?}");
+    ensure!(
+        testbed::rundir::is_registered(&dir),
+        "not registered for signals"
+    );
+    drop(emu);
+    ensure!(!dir.exists(), "{dir:?} left behind");
     Ok(())
 }

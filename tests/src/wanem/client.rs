@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::config::Config;
 use super::engine::Snapshot;
 use crate::netns::{Netns, NsProcess};
+use crate::rundir::RunDir;
 
 /// A connection to the control socket.
 #[derive(Debug)]
@@ -48,12 +49,14 @@ impl Control {
     }
 }
 
-/// A `wan-emulator` running inside a namespace; killed when dropped. Its config, control
-/// socket and log live in a temporary directory removed with it.
+/// A `wan-emulator` running inside a namespace; killed when dropped. Its config and control
+/// socket live in a temporary directory removed with it, or on SIGINT/SIGTERM/SIGHUP of this
+/// process ([`RunDir`]).
 #[derive(Debug)]
 pub struct EmulatorProcess {
+    // Declared before `dir`: the process stops before its directory is removed.
     process: Option<NsProcess>,
-    dir: tempfile::TempDir,
+    dir: RunDir,
     pub control_path: PathBuf,
 }
 
@@ -61,7 +64,7 @@ impl EmulatorProcess {
     /// Writes `config` (its `control` path is replaced), starts `exe --config ...` in `ns`
     /// and waits until the control socket answers.
     pub fn start(ns: &Netns, exe: &Path, config: &Config, extra_args: &[&str]) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("wanem").tempdir()?;
+        let dir = RunDir::new("wanem")?;
         let control_path = dir.path().join("control.sock");
         let mut cfg = config.clone();
         cfg.control = Some(control_path.to_string_lossy().into_owned());

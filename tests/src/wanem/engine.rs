@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::carrier;
 use super::config::{Action, Config, DirParams, DirPatch, Direction, Event, LinkState};
 use super::forwarder::Forwarder;
 use super::link::SharedLink;
@@ -102,7 +103,12 @@ impl Emulator {
         for l in &cfg.links {
             let a = Arc::new(Port::open(&l.a_iface).with_context(|| format!("link {}", l.name))?);
             let b = Arc::new(Port::open(&l.b_iface).with_context(|| format!("link {}", l.name))?);
-            opened.push((Arc::new(SharedLink::new(l, base)?), a, b));
+            let link = SharedLink::new(l, base)?;
+            if link.state() == LinkState::Down {
+                carrier::set_link(&l.a_iface, &l.b_iface, false)
+                    .with_context(|| format!("link {}: initial state down", l.name))?;
+            }
+            opened.push((Arc::new(link), a, b));
         }
         let start = Instant::now();
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -150,16 +156,40 @@ impl Emulator {
     /// Applies a change now and records it in the event log.
     pub fn apply(&self, link: &str, change: &Change, scheduled: Option<Duration>) -> Result<()> {
         let l = self.link(link)?;
+        let applied_us;
+        let mut describe = change.describe();
         match change {
-            Change::State(s) => l.set_state(*s, Instant::now()),
-            Change::Set(dir, patch) => l.patch(*dir, patch)?,
+            Change::State(s) => {
+                let was_down = l.state() == LinkState::Down;
+                let to_down = *s == LinkState::Down;
+                if to_down && !was_down {
+                    // Stop forwarding first (the very next frame is dropped), then drop the
+                    // carrier, which takes a few milliseconds.
+                    l.set_state(*s, Instant::now());
+                    applied_us = self.now_us();
+                    carrier::set_link(&l.a_iface, &l.b_iface, false)?;
+                    describe.push_str(" (carrier off)");
+                } else if was_down && !to_down {
+                    // Carrier first: frames are sent only once the interfaces are up again.
+                    carrier::set_link(&l.a_iface, &l.b_iface, true)?;
+                    l.set_state(*s, Instant::now());
+                    applied_us = self.now_us();
+                    describe.push_str(" (carrier on)");
+                } else {
+                    l.set_state(*s, Instant::now());
+                    applied_us = self.now_us();
+                }
+            }
+            Change::Set(dir, patch) => {
+                l.patch(*dir, patch)?;
+                applied_us = self.now_us();
+            }
         }
-        let applied_us = self.now_us();
         let rec = EventRecord {
             at_us: scheduled.map(|d| d.as_micros() as u64),
             applied_us,
             link: link.to_owned(),
-            change: change.describe(),
+            change: describe,
         };
         log::info!("{rec:?}");
         self.log.lock().unwrap_or_else(|p| p.into_inner()).push(rec);
@@ -232,12 +262,20 @@ impl Emulator {
         Ok(())
     }
 
-    /// Stops the forwarding threads and waits for them.
+    /// Stops the forwarding threads and waits for them, then gives links left down their
+    /// carrier back (the interfaces outlive the emulator when it is restarted).
     pub fn stop(&self) {
         self.shutdown.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             let _ = t.join();
+        }
+        for l in &self.links {
+            if l.state() == LinkState::Down {
+                if let Err(e) = carrier::set_link(&l.a_iface, &l.b_iface, true) {
+                    log::warn!("link {}: restoring the carrier: {e:#}", l.name);
+                }
+            }
         }
     }
 }

@@ -135,6 +135,8 @@ impl Forwarder {
         let (n, now) = match self.rx.recv(buf) {
             Ok(Some(r)) => r,
             Ok(None) => return false,
+            // A link taken down (carrier off) reports ENETDOWN once on its sockets.
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENETDOWN as i32) => return false,
             Err(e) => {
                 log::warn!("{}: receive failed: {e}", self.rx.name);
                 return false;

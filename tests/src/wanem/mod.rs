@@ -2,6 +2,7 @@
 //! delay, jitter, rate with a bounded queue, random and burst loss, and link states, per link
 //! and direction. The `wan-emulator` binary is a thin wrapper around [`engine::Emulator`].
 
+pub mod carrier;
 pub mod client;
 pub mod config;
 pub mod control;
