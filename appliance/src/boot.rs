@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use dpdk_bindings::{eal, lcore, port, ring, Eal, Mempool};
 use hashbrown::HashMap;
 
-use crate::config::{Config, ConfigError, Driver, HwProfile};
+use crate::config::{Config, ConfigError, Driver, HwProfile, HEADER_DATA_ROOM};
 use crate::control;
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::idle::Idle;
+use crate::dataplane::tx::TxPorts;
 use crate::dataplane::worker::Worker;
 use crate::report::{PortMeta, StatsReport, StatsSource, WorkerMeta};
 use crate::slowpath::{SlowCounters, SlowPath};
@@ -129,6 +130,17 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         })?,
     );
 
+    // Fan-out headers: small buffers, a small per-lcore cache (most copies
+    // leave within the same burst).
+    let headers = Arc::new(
+        Mempool::new("appliance_hdrs", profile.mempool.header_mbufs, 64.min(profile.mempool.header_mbufs / 2), HEADER_DATA_ROOM, socket).map_err(|e| {
+            BootError::Dpdk(format!(
+                "cannot create the header pool of {} mbufs: {e}\n  hint: raise eal.memory_mb or lower mempool.header_mbufs",
+                profile.mempool.header_mbufs
+            ))
+        })?,
+    );
+
     let worker_lcores = eal.worker_lcores();
     let workers = worker_lcores.len();
     if workers == 0 {
@@ -203,6 +215,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             port_id: id,
             mac,
             address,
+            tx_ipv4_cksum: configured.tx_ipv4_cksum,
+            tx_udp_cksum: configured.tx_udp_cksum,
         });
         metas.push(PortMeta {
             index: i,
@@ -237,11 +251,21 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             })
         })
         .collect();
-    let state = RoutingState::new(
+    let mut state = RoutingState::new(
         interfaces,
         config.routes.iter().map(|r| (r.prefix, r.via)).collect(),
         neighbors,
     );
+    state.set_workers(workers);
+    for (i, rule) in config.mcast_rules.iter().enumerate() {
+        state.mcast_add(rule.clone(), false).map_err(|e| {
+            BootError::Config(ConfigError::new(
+                &opts.config,
+                format!("mcast_rules[{i}]"),
+                e,
+            ))
+        })?;
+    }
     let published = state.published().clone();
 
     for id in &port_ids {
@@ -276,10 +300,11 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             Worker {
                 id: k,
                 rx,
-                tx,
+                tx: TxPorts::new(tx, k, Arc::clone(&counters)),
                 punt: producer,
                 counters,
                 tables: published.clone(),
+                headers: Arc::clone(&headers),
                 stop: Arc::clone(&worker_stop),
                 idle: Idle::new(profile.poll_mode, &profile.idle),
             },

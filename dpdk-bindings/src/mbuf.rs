@@ -185,11 +185,14 @@ impl Mbuf {
         unsafe { ffi::shim_mbuf_refcnt_read(self.raw.as_ptr()) }
     }
 
-    /// Asks the NIC to fill the IPv4 header checksum (and, if `udp`, the
-    /// UDP checksum from a pseudo-header sum the caller wrote) on transmit.
-    /// Only valid on ports that enabled those TX offloads.
-    pub fn request_tx_checksum(&mut self, l2_len: u16, l3_len: u16, udp: bool) {
-        let mut flags = ffi::RTE_MBUF_F_TX_IPV4 | ffi::RTE_MBUF_F_TX_IP_CKSUM;
+    /// Asks the NIC to fill the IPv4 header checksum (if `ip`) and the UDP
+    /// checksum from a pseudo-header sum the caller wrote (if `udp`) on
+    /// transmit. Only valid on ports that enabled those TX offloads.
+    pub fn request_tx_checksum(&mut self, l2_len: u16, l3_len: u16, ip: bool, udp: bool) {
+        let mut flags = ffi::RTE_MBUF_F_TX_IPV4;
+        if ip {
+            flags |= ffi::RTE_MBUF_F_TX_IP_CKSUM;
+        }
         if udp {
             flags |= ffi::RTE_MBUF_F_TX_UDP_CKSUM;
         }

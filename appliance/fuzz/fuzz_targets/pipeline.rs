@@ -1,17 +1,29 @@
 //! Any frame on any port through the whole per-packet pipeline, with
-//! routes and a resolved neighbour: a verdict, never a panic.
+//! routes, a resolved neighbour and a multicast rule: a verdict, never a
+//! panic; a relayed frame's rewritten headers never panic either.
 #![no_main]
 
+use std::sync::Arc;
+
+use appliance::config::mcast::McastRuleSpec;
+use appliance::dataplane::mcast_headers::{write_headers, TxOffload, HEADERS_LEN};
 use appliance::dataplane::pipeline::{process, Verdict};
-use appliance::tables::{Interface, Neighbor, NextHop, Route, RouteKind, RouteTable, Tables};
+use appliance::tables::{
+    Interface, L2Dest, McastRule, McastTable, Neighbor, NextHop, Route, RouteKind, RouteTable, Tables,
+};
 use appliance::wire::MacAddr;
 use libfuzzer_sys::fuzz_target;
 
 fn tables() -> Tables {
-    let interfaces = vec![
-        Interface { name: "lan".into(), port_id: 0, mac: MacAddr([2, 0, 0, 0, 0, 1]), address: "10.0.1.1/24".parse().ok() },
-        Interface { name: "wan".into(), port_id: 1, mac: MacAddr([2, 0, 0, 0, 0, 2]), address: "10.0.2.1/24".parse().ok() },
-    ];
+    let iface = |name: &str, id: u16, addr: &str| Interface {
+        name: name.into(),
+        port_id: id,
+        mac: MacAddr([2, 0, 0, 0, 0, 1 + id as u8]),
+        address: addr.parse().ok(),
+        tx_ipv4_cksum: id == 1,
+        tx_udp_cksum: id == 1,
+    };
+    let interfaces = vec![iface("lan", 0, "10.0.1.1/24"), iface("wan", 1, "10.0.2.1/24")];
     let mut routes = Vec::new();
     for (p, hop) in [("10.0.1.0/24", NextHop::Connected { port: 0 }), ("0.0.0.0/0", NextHop::Gateway { via: [10, 0, 2, 2].into(), port: 1 })] {
         if let Ok(prefix) = p.parse() {
@@ -20,15 +32,33 @@ fn tables() -> Tables {
     }
     let mut neighbors = hashbrown::HashMap::new();
     neighbors.insert([10, 0, 2, 2].into(), Neighbor { mac: MacAddr([2, 0, 0, 0, 0, 0x22]), port: 1 });
-    Tables { version: 1, interfaces, routes: RouteTable::new(routes), neighbors }
+    let spec: Option<McastRuleSpec> = serde_json::from_str(
+        r#"{"input":{"interface":"lan","group":"239.1.1.1","port":5000},
+            "outputs":[{"interface":"wan","destination":"239.10.1.1","port":6000},
+                       {"interface":"lan","destination":"239.10.1.2","port":6001,"ttl":1,"dscp":46,"source":"keep"}]}"#,
+    )
+    .ok();
+    let rules = spec
+        .map(|s| vec![Arc::new(McastRule::new(s, 0, &[1, 0], &[Some([10, 0, 1, 1].into()), Some([10, 0, 2, 1].into())], 1))])
+        .unwrap_or_default();
+    Tables { version: 1, interfaces, routes: RouteTable::new(routes), neighbors, mcast: McastTable::new(rules) }
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&port, frame)) = data.split_first() else { return };
     let mut frame = frame.to_vec();
     let before = frame.clone();
-    let v = process(&tables(), usize::from(port % 3), &mut frame);
+    let t = tables();
+    let v = process(&t, usize::from(port % 3), &mut frame);
     if !matches!(v, Verdict::Forward(_)) {
         assert_eq!(before, frame, "only forwarding rewrites a frame");
+    }
+    if let Verdict::Relay(rule) = v {
+        let orig: [u8; HEADERS_LEN] = frame[..HEADERS_LEN].try_into().expect("a relayed frame has full headers");
+        for out in &t.mcast.rules[rule as usize].outputs {
+            let mac = match out.l2 { L2Dest::Group(m) => m, L2Dest::Unicast => MacAddr([2, 0, 0, 0, 0, 0x22]) };
+            let mut copy = frame.clone();
+            let _ = write_headers(&orig, out, MacAddr([2, 0, 0, 0, 0, 2]), mac, TxOffload { ipv4: port & 1 == 1, udp: port & 2 == 2 }, &mut copy);
+        }
     }
 });

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use super::mcast::{IfaceView, McastRuleSpec};
 use super::{parse_toml, read, ConfigError, HwProfile};
 use crate::wire::MacAddr;
 
@@ -136,6 +137,9 @@ pub struct Config {
     /// Slow-path settings.
     #[serde(default)]
     pub slowpath: SlowPathConfig,
+    /// Multicast relay rules (more can be added at run time).
+    #[serde(default)]
+    pub mcast_rules: Vec<McastRuleSpec>,
 }
 
 impl Config {
@@ -247,6 +251,25 @@ impl Config {
                 "a path for the control socket".into(),
             );
         }
+        let ifaces: Vec<IfaceView<'_>> = self
+            .interfaces
+            .iter()
+            .map(|i| IfaceView {
+                name: &i.port,
+                address: Some(i.address.addr()),
+            })
+            .collect();
+        for (i, r) in self.mcast_rules.iter().enumerate() {
+            if let Err(e) = r.validate(&ifaces) {
+                return err(format!("mcast_rules[{i}].{}", e.key), e.what);
+            }
+            if self.mcast_rules[..i].iter().any(|o| o.input == r.input) {
+                return err(
+                    format!("mcast_rules[{i}].input"),
+                    format!("an input not matched by an earlier rule ({} is)", r.input),
+                );
+            }
+        }
         if self.slowpath.arp_hold_packets > 64 {
             return err("slowpath.arp_hold_packets".into(), "at most 64".into());
         }
@@ -296,6 +319,9 @@ mac = "02:00:00:00:00:22"
 [control]
 socket = "/tmp/x.sock"
 metrics = "127.0.0.1:9999"
+[[mcast_rules]]
+input = { interface = "lan", group = "239.1.1.1", port = 5000 }
+outputs = [{ interface = "wan", destination = "239.10.1.1", port = 6000, ttl = 16 }]
 "#;
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
@@ -320,6 +346,13 @@ metrics = "127.0.0.1:9999"
             ("02:00:00:00:00:22", "zz", "neighbors[0].mac"),
             ("127.0.0.1:9999", "localhost", "control.metrics"),
             ("[control]", "[control]\nverbose = true", "control.verbose"),
+            (
+                "port = 6000",
+                "port = 65536",
+                "mcast_rules[0].outputs[0].port",
+            ),
+            ("ttl = 16", "ttl = 0", "mcast_rules[0].outputs[0].ttl"),
+            ("239.1.1.1", "10.1.1.1", "mcast_rules[0].input.group"),
             (
                 "address = \"10.0.1.1/24\"",
                 "address = \"10.0.1.1\"",

@@ -70,6 +70,18 @@ pub struct MempoolConfig {
     /// Buffer size including the 128 B headroom.
     #[serde(default = "default_data_room")]
     pub data_room: u16,
+    /// Small buffers for multicast fan-out headers (one per relayed copy
+    /// in flight when a rule has several outputs).
+    #[serde(default = "default_header_mbufs")]
+    pub header_mbufs: u32,
+}
+
+/// Data room of a fan-out header mbuf: the 128 B headroom plus 64 B for
+/// Ethernet + IPv4 + UDP (42 B), rounded up to a cache line.
+pub const HEADER_DATA_ROOM: u16 = 128 + 64;
+
+fn default_header_mbufs() -> u32 {
+    8191
 }
 
 fn default_cache() -> u32 {
@@ -240,6 +252,9 @@ impl HwProfile {
                 "at least 1152 bytes (128 B headroom + a frame)",
             );
         }
+        if self.mempool.header_mbufs < 63 {
+            return err("mempool.header_mbufs".into(), "at least 63 header mbufs");
+        }
         if self.mempool.cache > 512 || self.mempool.cache * 2 > self.mempool.mbufs {
             return err(
                 "mempool.cache".into(),
@@ -247,8 +262,9 @@ impl HwProfile {
             );
         }
         // The pool must fit in the EAL memory with room for rings and queues.
-        let pool_mb =
-            u64::from(self.mempool.mbufs) * (u64::from(self.mempool.data_room) + 192) / (1 << 20);
+        let pool_mb = (u64::from(self.mempool.mbufs) * (u64::from(self.mempool.data_room) + 192)
+            + u64::from(self.mempool.header_mbufs) * (u64::from(HEADER_DATA_ROOM) + 192))
+            / (1 << 20);
         if pool_mb + 32 > u64::from(self.eal.memory_mb) {
             return err("mempool.mbufs".into(), &format!("a pool that fits in eal.memory_mb = {} MiB (this one needs about {} MiB + 32 MiB for the EAL)", self.eal.memory_mb, pool_mb));
         }

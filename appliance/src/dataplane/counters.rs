@@ -71,7 +71,10 @@ drop_reasons! {
     IpBadSource => "ip_bad_source", "source is multicast, broadcast or ours";
     IpBroadcast => "ip_broadcast", "destination is a broadcast address";
     UdpTruncated => "udp_truncated", "UDP header or length field does not fit";
-    McastNoRule => "mcast_no_rule", "multicast with no relay rule";
+    McastNoRule => "mcast_no_rule", "multicast with no relay rule (or not UDP)";
+    McastTtlExpired => "mcast_ttl_expired", "relayed copy would leave with TTL 0";
+    McastUnresolved => "mcast_unresolved", "relay output to a unicast address with no route or no ARP answer yet";
+    IgmpMalformed => "igmp_malformed", "IGMP that is truncated, has a bad checksum or is not understood";
     PuntRingFull => "punt_ring_full", "slow-path ring full";
     TxFull => "tx_full", "TX queue did not take the packet";
     NoRoute => "no_route", "no route to the destination (ICMP unreachable sent)";
@@ -82,7 +85,7 @@ drop_reasons! {
     ArpNotForUs => "arp_not_for_us", "ARP for an address that is not ours";
     LocalUnsupported => "local_unsupported", "to us but not ICMP echo (ICMP unreachable sent)";
     IcmpMalformed => "icmp_malformed", "ICMP to us that is truncated or has a bad checksum";
-    NoMbuf => "no_mbuf", "mempool empty when building a reply";
+    NoMbuf => "no_mbuf", "mempool empty when building a reply or a relay header";
 }
 
 /// Counters of one worker (or of the management lcore, which uses the same

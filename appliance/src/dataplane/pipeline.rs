@@ -22,6 +22,8 @@ pub enum PuntReason {
     TtlExpired,
     /// No route: needs ICMP unreachable.
     NoRoute,
+    /// IGMP (queries for the appliance as a group member on this port).
+    Igmp,
     /// Next hop not resolved yet: hold it and ARP.
     NeighborMiss {
         /// The next hop to resolve.
@@ -38,6 +40,12 @@ pub enum Verdict {
     Forward(usize),
     /// Hand to the management lcore.
     Punt(PuntReason),
+    /// Matches multicast rule `rule` (index in `tables.mcast.rules`):
+    /// republish it; the frame is unchanged.
+    Relay(u32),
+    /// Matches multicast rule `rule` but cannot be relayed: count it
+    /// against the rule as well.
+    RelayDrop(u32, DropReason),
     /// Free it and count the reason.
     Drop(DropReason),
 }
@@ -71,6 +79,9 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
     if !ip.verify_checksum() {
         return Verdict::Drop(DropReason::IpBadChecksum);
     }
+    if ip.dst_addr().is_multicast() {
+        return multicast(tables, in_port, &ip);
+    }
     if ip.has_options() {
         return Verdict::Drop(DropReason::IpOptions);
     }
@@ -86,9 +97,6 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
     }
     if tables.local_port(dst).is_some() {
         return Verdict::Punt(PuntReason::ToUs);
-    }
-    if dst.is_multicast() {
-        return Verdict::Drop(DropReason::McastNoRule);
     }
     if dst.is_broadcast() || tables.is_subnet_broadcast(dst) || !dst_mac.is_unicast() {
         return Verdict::Drop(DropReason::IpBroadcast);
@@ -114,6 +122,47 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
     };
     rewrite_for_forwarding(frame, out_iface.mac, neighbor.mac);
     Verdict::Forward(out)
+}
+
+/// A packet to a group: IGMP goes to the slow path; UDP that matches a rule
+/// is relayed. Fragments and packets with IP options are not relayed:
+/// counted against their rule when the UDP header says which (a first
+/// fragment, or options), globally otherwise (later fragments carry no
+/// port).
+#[inline]
+fn multicast(tables: &Tables, in_port: usize, ip: &Ipv4Packet<&[u8]>) -> Verdict {
+    let src = ip.src_addr();
+    if src.is_multicast() || src.is_broadcast() || tables.local_port(src).is_some() {
+        return Verdict::Drop(DropReason::IpBadSource);
+    }
+    match ip.protocol() {
+        IpProtocol::IGMP => return Verdict::Punt(PuntReason::Igmp),
+        IpProtocol::UDP => {}
+        _ => return Verdict::Drop(DropReason::McastNoRule),
+    }
+    if ip.frag_offset() != 0 {
+        return Verdict::Drop(DropReason::IpFragment);
+    }
+    // A first fragment holds only part of the datagram: the UDP length
+    // field describes the whole, so read just the ports.
+    let payload = ip.payload();
+    if payload.len() < 8 {
+        return Verdict::Drop(DropReason::UdpTruncated);
+    }
+    let dst_port = u16::from_be_bytes([payload[2], payload[3]]);
+    let Some(rule) = tables.mcast.lookup(in_port, ip.dst_addr(), dst_port, src) else {
+        return Verdict::Drop(DropReason::McastNoRule);
+    };
+    if ip.more_frags() {
+        return Verdict::RelayDrop(rule, DropReason::IpFragment);
+    }
+    if ip.has_options() {
+        return Verdict::RelayDrop(rule, DropReason::IpOptions);
+    }
+    if UdpPacket::new_checked(payload).is_err() {
+        return Verdict::RelayDrop(rule, DropReason::UdpTruncated);
+    }
+    Verdict::Relay(rule)
 }
 
 /// Maps a failed IPv4 `new_checked` to the precise reason.
@@ -145,7 +194,7 @@ fn rewrite_for_forwarding(frame: &mut [u8], src: MacAddr, dst: MacAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::{Interface, Neighbor, Route, RouteKind, RouteTable};
+    use crate::tables::{Interface, McastRule, McastTable, Neighbor, Route, RouteKind, RouteTable};
     use etherparse::PacketBuilder;
     use hashbrown::HashMap;
 
@@ -161,12 +210,16 @@ mod tests {
                 port_id: 0,
                 mac: LAN_MAC,
                 address: Some("10.0.1.1/24".parse().unwrap()),
+                tx_ipv4_cksum: false,
+                tx_udp_cksum: false,
             },
             Interface {
                 name: "wan".into(),
                 port_id: 1,
                 mac: WAN_MAC,
                 address: Some("10.0.2.1/24".parse().unwrap()),
+                tx_ipv4_cksum: false,
+                tx_udp_cksum: false,
             },
         ];
         let routes = RouteTable::new([
@@ -199,12 +252,85 @@ mod tests {
                 },
             );
         }
+        let spec: crate::config::mcast::McastRuleSpec = serde_json::from_str(
+            r#"{"input":{"interface":"lan","group":"239.1.1.1","port":5000},
+                "outputs":[{"interface":"wan","destination":"239.10.1.1","port":6000}]}"#,
+        )
+        .unwrap();
+        let rule = McastRule::new(spec, 0, &[1], &[None, None], 1);
         Tables {
             version: 1,
             interfaces,
             routes,
             neighbors,
+            mcast: McastTable::new(vec![std::sync::Arc::new(rule)]),
         }
+    }
+
+    fn udp_to(dst: [u8; 4], dst_port: u16) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(HOST_MAC, [1, 0, 0x5e, 1, 1, 1])
+            .ipv4([10, 0, 1, 10], dst, 8)
+            .udp(1000, dst_port);
+        let mut v = Vec::new();
+        b.write(&mut v, &[9u8; 40]).unwrap();
+        v
+    }
+
+    #[test]
+    fn multicast_verdicts() {
+        let t = tables(true);
+        let g = [239, 1, 1, 1];
+        assert_eq!(process(&t, 0, &mut udp_to(g, 5000)), Verdict::Relay(0));
+        assert_eq!(
+            process(&t, 0, &mut udp_to(g, 5001)),
+            Verdict::Drop(DropReason::McastNoRule)
+        );
+        assert_eq!(
+            process(&t, 1, &mut udp_to(g, 5000)),
+            Verdict::Drop(DropReason::McastNoRule),
+            "a rule belongs to its input port"
+        );
+        let set_frag = |f: &mut Vec<u8>, word: u16| {
+            f[20..22].copy_from_slice(&word.to_be_bytes());
+            Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        };
+        let mut first = udp_to(g, 5000);
+        set_frag(&mut first, 0x2000);
+        assert_eq!(
+            process(&t, 0, &mut first),
+            Verdict::RelayDrop(0, DropReason::IpFragment)
+        );
+        let mut later = udp_to(g, 5000);
+        set_frag(&mut later, 0x0003);
+        assert_eq!(
+            process(&t, 0, &mut later),
+            Verdict::Drop(DropReason::IpFragment)
+        );
+        // Router Alert option on a matched stream.
+        let f = udp_to(g, 5000);
+        let mut o = f[..34].to_vec();
+        o.extend_from_slice(&[0x94, 4, 0, 0]);
+        o.extend_from_slice(&f[34..]);
+        o[14] = 0x46;
+        let tl = u16::from_be_bytes([o[16], o[17]]) + 4;
+        o[16..18].copy_from_slice(&tl.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut o[14..]).fill_checksum();
+        assert_eq!(
+            process(&t, 0, &mut o),
+            Verdict::RelayDrop(0, DropReason::IpOptions)
+        );
+        let mut igmp = o.clone();
+        igmp[14 + 9] = 2;
+        Ipv4Packet::new_unchecked(&mut igmp[14..]).fill_checksum();
+        assert_eq!(process(&t, 0, &mut igmp), Verdict::Punt(PuntReason::Igmp));
+        let mut own = udp_to(g, 5000);
+        own[26..30].copy_from_slice(&[10, 0, 1, 1]);
+        Ipv4Packet::new_unchecked(&mut own[14..]).fill_checksum();
+        assert_eq!(
+            process(&t, 0, &mut own),
+            Verdict::Drop(DropReason::IpBadSource),
+            "our own copies never loop back in"
+        );
     }
 
     fn udp(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8) -> Vec<u8> {

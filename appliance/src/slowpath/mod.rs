@@ -25,7 +25,7 @@ use crate::control::protocol::{Request, Response};
 use crate::control::server::Change;
 use crate::dataplane::counters::{Counter, DropReason, WorkerCounters};
 use crate::dataplane::pipeline::{process, PuntReason, Verdict};
-use crate::dataplane::worker::flush;
+use crate::dataplane::tx::flush;
 use crate::tables::RoutingState;
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
@@ -202,7 +202,13 @@ impl SlowPath {
             Verdict::Forward(out) => {
                 self.send(out, m);
             }
-            Verdict::Drop(reason) => self.counters.drop_one(reason),
+            Verdict::Drop(reason) | Verdict::RelayDrop(_, reason) => {
+                self.counters.drop_one(reason);
+            }
+            // Only IGMP is punted from multicast; a relay verdict here means
+            // the rules changed since the worker looked: not ours to relay.
+            Verdict::Relay(_) => self.counters.drop_one(DropReason::McastNoRule),
+            Verdict::Punt(PuntReason::Igmp) => self.igmp(&m, in_port, now),
             Verdict::Punt(PuntReason::Arp) => self.arp(m, in_port, now),
             Verdict::Punt(PuntReason::ToUs) => self.local_delivery(m, in_port),
             Verdict::Punt(PuntReason::TtlExpired) => {
@@ -275,6 +281,10 @@ impl SlowPath {
         } else if !for_us {
             self.counters.drop_one(DropReason::ArpNotForUs);
         }
+    }
+
+    fn igmp(&mut self, _m: &Mbuf, _in_port: usize, _now: Instant) {
+        // Wired to the IGMP host below.
     }
 
     fn local_delivery(&mut self, mut m: Mbuf, in_port: usize) {

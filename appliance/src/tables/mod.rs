@@ -6,6 +6,7 @@
 //! freed when the last worker lets go of it (arc-swap's deferred reclaim),
 //! so a change never stops or drops traffic.
 
+mod mcast;
 mod route;
 mod state;
 
@@ -17,6 +18,10 @@ use hashbrown::HashMap;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+pub use mcast::{
+    L2Dest, McastKey, McastOutput, McastRule, McastTable, OutputCounters, RuleCounters,
+    RuleWorkerCounters,
+};
 pub use route::{NextHop, Route, RouteKind, RouteTable};
 pub use state::{NeighborEntry, RoutingState};
 
@@ -34,6 +39,10 @@ pub struct Interface {
     pub mac: MacAddr,
     /// Our address and subnet, if it has one.
     pub address: Option<Ipv4Net>,
+    /// The port computes IPv4 header checksums on transmit.
+    pub tx_ipv4_cksum: bool,
+    /// The port computes UDP checksums on transmit.
+    pub tx_udp_cksum: bool,
 }
 
 /// A resolved neighbour.
@@ -56,6 +65,8 @@ pub struct Tables {
     pub routes: RouteTable,
     /// Resolved next hops.
     pub neighbors: HashMap<Ipv4Addr, Neighbor>,
+    /// Multicast relay rules.
+    pub mcast: McastTable,
 }
 
 impl Tables {

@@ -1,14 +1,19 @@
 //! The management lcore's source of truth for the tables: interfaces,
-//! static routes and neighbours. Every change builds and publishes a new
-//! snapshot.
+//! static routes, neighbours and multicast rules. Every change builds and
+//! publishes a new snapshot.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use hashbrown::HashMap;
 use ipnet::Ipv4Net;
 
-use super::{Interface, Neighbor, NextHop, Published, Route, RouteKind, RouteTable, Tables};
+use super::{
+    Interface, McastRule, McastTable, Neighbor, NextHop, Published, Route, RouteKind, RouteTable,
+    Tables,
+};
+use crate::config::mcast::{IfaceView, McastInputSpec, McastRuleSpec};
 use crate::wire::MacAddr;
 
 /// A neighbour as the slow path tracks it.
@@ -31,6 +36,8 @@ pub struct RoutingState {
     static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
     /// Neighbours by address.
     pub neighbors: HashMap<Ipv4Addr, NeighborEntry>,
+    mcast_rules: Vec<Arc<McastRule>>,
+    workers: usize,
     version: u64,
     published: Published,
 }
@@ -42,14 +49,86 @@ impl RoutingState {
         static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
         neighbors: HashMap<Ipv4Addr, NeighborEntry>,
     ) -> Self {
-        let tables = build(1, &interfaces, &static_routes, &neighbors);
+        let tables = build(1, &interfaces, &static_routes, &neighbors, &[]);
         Self {
             interfaces,
             static_routes,
             neighbors,
+            mcast_rules: Vec::new(),
+            workers: 1,
             version: 1,
             published: Published::new(tables),
         }
+    }
+
+    /// Sets how many workers rule counters need slots for (before any
+    /// rule is added).
+    pub fn set_workers(&mut self, workers: usize) {
+        self.workers = workers.max(1);
+    }
+
+    /// Multicast rules in the order they were added.
+    pub fn mcast_rules(&self) -> &[Arc<McastRule>] {
+        &self.mcast_rules
+    }
+
+    /// Adds a multicast rule; with `replace`, an existing rule for the same
+    /// input is replaced (its counters start afresh). Returns the new
+    /// version.
+    ///
+    /// # Errors
+    /// The rule is invalid (the message names the field), or its input
+    /// exists and `replace` is false.
+    pub fn mcast_add(&mut self, spec: McastRuleSpec, replace: bool) -> Result<u64, String> {
+        let views: Vec<IfaceView<'_>> = self
+            .interfaces
+            .iter()
+            .map(|i| IfaceView {
+                name: &i.name,
+                address: i.address.map(|a| a.addr()),
+            })
+            .collect();
+        let (in_port, out_ports) = spec.validate(&views).map_err(|e| e.to_string())?;
+        let existing = self
+            .mcast_rules
+            .iter()
+            .position(|r| r.spec.input == spec.input);
+        if existing.is_some() && !replace {
+            return Err(format!(
+                "a rule for input {} exists; use --replace to replace it",
+                spec.input
+            ));
+        }
+        let addresses: Vec<Option<Ipv4Addr>> = self
+            .interfaces
+            .iter()
+            .map(|i| i.address.map(|a| a.addr()))
+            .collect();
+        let rule = Arc::new(McastRule::new(
+            spec,
+            in_port,
+            &out_ports,
+            &addresses,
+            self.workers,
+        ));
+        match existing {
+            Some(i) => self.mcast_rules[i] = rule,
+            None => self.mcast_rules.push(rule),
+        }
+        Ok(self.republish())
+    }
+
+    /// Removes the multicast rule for `input`; returns the new version.
+    ///
+    /// # Errors
+    /// No rule has that input.
+    pub fn mcast_del(&mut self, input: &McastInputSpec) -> Result<u64, String> {
+        let before = self.mcast_rules.len();
+        self.mcast_rules.retain(|r| r.spec.input != *input);
+        if self.mcast_rules.len() == before {
+            return Err(format!("no multicast rule for input {input}"));
+        }
+        Ok(self.republish())
     }
 
     /// The handle workers load from.
@@ -150,6 +229,7 @@ impl RoutingState {
             &self.interfaces,
             &self.static_routes,
             &self.neighbors,
+            &self.mcast_rules,
         ));
         self.version
     }
@@ -160,6 +240,7 @@ fn build(
     interfaces: &[Interface],
     static_routes: &[(Ipv4Net, Ipv4Addr)],
     neighbors: &HashMap<Ipv4Addr, NeighborEntry>,
+    mcast_rules: &[Arc<McastRule>],
 ) -> Tables {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address.map(|a| Route {
@@ -199,5 +280,6 @@ fn build(
                 )
             })
             .collect(),
+        mcast: McastTable::new(mcast_rules.to_vec()),
     }
 }

@@ -1,0 +1,151 @@
+//! Republishing one matched multicast packet on each output of its rule.
+//!
+//! One output: the packet's own headers are rewritten in place. Several:
+//! the headers are cut off, the rest becomes a shared payload, and each
+//! output gets a small private header mbuf chained in front of it (DPDK's
+//! ipv4_multicast scheme), so the payload is never copied.
+
+use dpdk_bindings::{Mbuf, Mempool};
+
+use crate::dataplane::counters::{DropReason, WorkerCounters};
+use crate::dataplane::mcast_headers::{write_headers, TxOffload, HEADERS_LEN};
+use crate::dataplane::tx::{TxPorts, TxTag};
+use crate::tables::{L2Dest, McastOutput, NextHop, OutputCounters, Tables};
+use crate::wire::MacAddr;
+
+/// What a worker needs besides the tables to relay.
+#[derive(Debug)]
+pub struct RelayCtx<'a> {
+    /// Worker id (its counter slot in each rule).
+    pub worker: usize,
+    /// Pool of small mbufs for per-output headers.
+    pub headers: &'a Mempool,
+    /// Its worker counters.
+    pub counters: &'a WorkerCounters,
+}
+
+/// Relays `m`, which the pipeline matched to rule `rule`.
+pub fn relay(tables: &Tables, rule: u32, mut m: Mbuf, ctx: &RelayCtx<'_>, tx: &mut TxPorts) {
+    let c = ctx.counters;
+    let Some(r) = tables.mcast.rules.get(rule as usize) else {
+        c.drop_one(DropReason::McastNoRule);
+        return;
+    };
+    let rc = r.counters.worker(ctx.worker);
+    rc.rx_packets.inc();
+    rc.rx_bytes.add(m.pkt_len() as u64);
+    let Some(orig) = m
+        .data()
+        .get(..HEADERS_LEN)
+        .and_then(|h| <[u8; HEADERS_LEN]>::try_from(h).ok())
+    else {
+        c.drop_one(DropReason::UdpTruncated);
+        return;
+    };
+    if let [out] = r.outputs.as_slice() {
+        let oc = &rc.outputs[0];
+        let Some((src_mac, dst_mac, offload)) = l2_for(tables, out, oc, c) else {
+            return;
+        };
+        match write_headers(&orig, out, src_mac, dst_mac, offload, m.data_mut()) {
+            Ok(used) => {
+                request_offload(&mut m, used);
+                let tag = TxTag::output(rule, 0, m.pkt_len());
+                tx.push(out.port, m, tag, tables);
+            }
+            Err(reason) => drop_output(oc, reason, c),
+        }
+        return;
+    }
+    let payload = if m.adj(HEADERS_LEN as u16) {
+        m.into_shared()
+    } else {
+        Err(m)
+    };
+    let Ok(payload) = payload else {
+        c.drop_one(DropReason::MultiSegment);
+        return;
+    };
+    for (k, out) in r.outputs.iter().enumerate() {
+        let oc = &rc.outputs[k];
+        let Some((src_mac, dst_mac, offload)) = l2_for(tables, out, oc, c) else {
+            continue;
+        };
+        let Some(mut h) = ctx.headers.alloc() else {
+            drop_output(oc, DropReason::NoMbuf, c);
+            continue;
+        };
+        let Some(buf) = h.append(HEADERS_LEN as u16) else {
+            drop_output(oc, DropReason::NoMbuf, c);
+            continue;
+        };
+        match write_headers(&orig, out, src_mac, dst_mac, offload, buf) {
+            Ok(used) => {
+                request_offload(&mut h, used);
+                if h.chain_shared(payload.share()).is_err() {
+                    drop_output(oc, DropReason::MultiSegment, c);
+                    continue;
+                }
+                let tag = TxTag::output(rule, k, h.pkt_len());
+                tx.push(out.port, h, tag, tables);
+            }
+            Err(reason) => drop_output(oc, reason, c),
+        }
+    }
+}
+
+/// Our MAC, the destination MAC and the offloads of `out`'s port; `None`
+/// (counted) when a unicast destination is not resolved.
+#[inline]
+fn l2_for(
+    tables: &Tables,
+    out: &McastOutput,
+    oc: &OutputCounters,
+    c: &WorkerCounters,
+) -> Option<(MacAddr, MacAddr, TxOffload)> {
+    let iface = tables.interfaces.get(out.port)?;
+    let offload = TxOffload {
+        ipv4: iface.tx_ipv4_cksum,
+        udp: iface.tx_udp_cksum,
+    };
+    let dst_mac = match out.l2 {
+        L2Dest::Group(mac) => mac,
+        L2Dest::Unicast => {
+            let next_hop = tables
+                .routes
+                .lookup(out.destination)
+                .and_then(|r| match r.next_hop {
+                    NextHop::Connected { port } if port == out.port => Some(out.destination),
+                    NextHop::Gateway { via, port } if port == out.port => Some(via),
+                    _ => None,
+                });
+            match next_hop.and_then(|nh| tables.neighbors.get(&nh)) {
+                Some(n) if n.port == out.port => n.mac,
+                _ => {
+                    drop_output(oc, DropReason::McastUnresolved, c);
+                    return None;
+                }
+            }
+        }
+    };
+    Some((iface.mac, dst_mac, offload))
+}
+
+#[inline]
+fn request_offload(m: &mut Mbuf, used: TxOffload) {
+    if used.ipv4 || used.udp {
+        m.request_tx_checksum(14, 20, used.ipv4, used.udp);
+    }
+}
+
+/// Counts a lost copy against its output and the worker's drop reasons.
+#[inline]
+fn drop_output(oc: &OutputCounters, reason: DropReason, c: &WorkerCounters) {
+    match reason {
+        DropReason::McastTtlExpired => oc.ttl_expired.inc(),
+        DropReason::McastUnresolved => oc.unresolved.inc(),
+        DropReason::NoMbuf => oc.no_mbuf.inc(),
+        _ => oc.tx_full.inc(),
+    }
+    c.drop_one(reason);
+}

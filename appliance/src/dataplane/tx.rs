@@ -1,0 +1,155 @@
+//! A worker's transmit side: one queue and one burst buffer per port
+//! (l3fwd's `tx_mbufs`), flushed every loop iteration or when full.
+//!
+//! Each buffered packet carries a [`TxTag`] naming the relay output it
+//! belongs to, so per-output counters record what the queue actually took
+//! and what it refused, not what was attempted.
+
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use dpdk_bindings::port::TxQueue;
+use dpdk_bindings::{Burst, Mbuf, BURST_SIZE};
+
+use crate::dataplane::counters::{DropReason, WorkerCounters};
+use crate::tables::Tables;
+
+/// Which relay output a buffered packet belongs to, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct TxTag {
+    rule: u32,
+    output: u16,
+    len: u32,
+}
+
+impl TxTag {
+    /// Not a relayed copy.
+    pub const NONE: TxTag = TxTag {
+        rule: u32::MAX,
+        output: 0,
+        len: 0,
+    };
+
+    /// Output `output` of rule `rule`, `len` bytes.
+    #[inline]
+    pub fn output(rule: u32, output: usize, len: usize) -> TxTag {
+        TxTag {
+            rule,
+            output: u16::try_from(output).unwrap_or(u16::MAX),
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    pkts: Burst,
+    tags: ArrayVec<TxTag, BURST_SIZE>,
+}
+
+/// Per-port TX queues and buffers of one lcore.
+#[derive(Debug)]
+pub struct TxPorts {
+    queues: Vec<TxQueue>,
+    pending: Vec<Pending>,
+    worker: usize,
+    counters: Arc<WorkerCounters>,
+}
+
+impl TxPorts {
+    /// `queues[i]` is this lcore's queue on port index `i`; `worker` is
+    /// its slot in rule counters.
+    pub fn new(queues: Vec<TxQueue>, worker: usize, counters: Arc<WorkerCounters>) -> Self {
+        let pending = queues.iter().map(|_| Pending::default()).collect();
+        Self {
+            queues,
+            pending,
+            worker,
+            counters,
+        }
+    }
+
+    /// Buffers `m` for port index `port`, flushing first if the buffer is
+    /// full. `tables` must be the snapshot the tag's rule index refers to.
+    #[inline]
+    pub fn push(&mut self, port: usize, m: Mbuf, tag: TxTag, tables: &Tables) {
+        let Some(p) = self.pending.get_mut(port) else {
+            self.counters.drop_one(DropReason::TxFull);
+            return;
+        };
+        if p.pkts.is_full() {
+            if let Some(q) = self.queues.get_mut(port) {
+                flush_tagged(q, p, port, &self.counters, tables, self.worker);
+            }
+        }
+        // After a flush the buffer is empty (what the queue refused was
+        // freed and counted).
+        if p.pkts.try_push(m).is_ok() {
+            p.tags.push(tag);
+        } else {
+            self.counters.drop_one(DropReason::TxFull);
+        }
+    }
+
+    /// Sends everything buffered. Call with the same snapshot as `push`.
+    #[inline]
+    pub fn flush_all(&mut self, tables: &Tables) {
+        for (port, (q, p)) in self.queues.iter_mut().zip(&mut self.pending).enumerate() {
+            flush_tagged(q, p, port, &self.counters, tables, self.worker);
+        }
+    }
+}
+
+#[inline]
+fn flush_tagged(
+    q: &mut TxQueue,
+    p: &mut Pending,
+    port: usize,
+    c: &WorkerCounters,
+    tables: &Tables,
+    worker: usize,
+) {
+    let sent = flush(q, &mut p.pkts, port, c);
+    for (i, tag) in p.tags.iter().enumerate() {
+        let Some(rule) = tables.mcast.rules.get(tag.rule as usize) else {
+            continue;
+        };
+        let Some(oc) = rule
+            .counters
+            .worker(worker)
+            .outputs
+            .get(usize::from(tag.output))
+        else {
+            continue;
+        };
+        if i < sent {
+            oc.tx_packets.inc();
+            oc.tx_bytes.add(u64::from(tag.len));
+        } else {
+            oc.tx_full.inc();
+        }
+    }
+    p.tags.clear();
+}
+
+/// Sends what the buffer holds; what the queue refuses is freed and counted.
+/// Returns how many were sent (always a prefix of the buffer).
+#[inline]
+pub fn flush(q: &mut TxQueue, buf: &mut Burst, port: usize, c: &WorkerCounters) -> usize {
+    if buf.is_empty() {
+        return 0;
+    }
+    let bytes: u64 = buf.iter().map(|m| m.pkt_len() as u64).sum();
+    let mut sent = q.tx_burst(buf);
+    // One retry: a NIC ring that was momentarily full usually drains in the
+    // time of a burst.
+    if !buf.is_empty() {
+        sent += q.tx_burst(buf);
+    }
+    let unsent_bytes: u64 = buf.iter().map(|m| m.pkt_len() as u64).sum();
+    c.tx_packets[port].add(sent as u64);
+    c.tx_bytes[port].add(bytes - unsent_bytes);
+    c.drops[DropReason::TxFull as usize].add(buf.len() as u64);
+    buf.clear();
+    sent
+}
