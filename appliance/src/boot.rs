@@ -52,6 +52,10 @@ pub struct Outcome {
     pub stats: StatsReport,
     /// Mbufs in use at exit after draining, against the baseline.
     pub mempool_in_use_at_exit: u32,
+    /// Fan-out header mbufs in use at exit (0 unless one leaked).
+    pub headers_in_use_at_exit: u32,
+    /// Relay rules and their final counters.
+    pub mcast: crate::report::McastReport,
 }
 
 /// Loads and validates both files; touches nothing.
@@ -318,6 +322,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         mgmt: Arc::clone(&mgmt_counters),
         slow: Arc::clone(&slow),
         pool: Arc::clone(&pool),
+        headers: Arc::clone(&headers),
         baseline_in_use: AtomicU32::new(pool.in_use()),
         tables: published.clone(),
     });
@@ -391,6 +396,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     slowpath.drain();
     let stats = source.stats();
     let in_use = pool.in_use();
+    let headers_in_use = headers.in_use();
+    let mcast = source.mcast(None);
     for id in &port_ids {
         port::stop(*id);
         port::close(*id);
@@ -400,5 +407,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     Ok(Outcome {
         stats,
         mempool_in_use_at_exit: in_use,
+        headers_in_use_at_exit: headers_in_use,
+        mcast,
     })
 }

@@ -52,7 +52,8 @@ fn main() -> ExitCode {
     match boot::run(&opts) {
         Ok(outcome) => {
             let s = &outcome.stats;
-            let leak = outcome.mempool_in_use_at_exit != s.mempool.baseline_in_use;
+            let leak = outcome.mempool_in_use_at_exit != s.mempool.baseline_in_use
+                || outcome.headers_in_use_at_exit != 0;
             println!("final counters:");
             println!("  rx packets per port: {:?}", s.rx_packets);
             println!("  tx packets per port: {:?}", s.tx_packets);
@@ -63,15 +64,26 @@ fn main() -> ExitCode {
             for (event, n) in s.slowpath.iter().filter(|(_, n)| **n > 0) {
                 println!("  slowpath {event}: {n}");
             }
+            for r in &outcome.mcast.rules {
+                let outs: Vec<String> = r
+                    .outputs
+                    .iter()
+                    .map(|o| format!("{}:{}:{} {}", o.interface, o.destination, o.port, o.tx_packets))
+                    .collect();
+                println!("  mcast {}: rx {} -> {}", r.rule.input, r.rx_packets, outs.join(", "));
+            }
             println!(
-                "  mempool in use at exit: {} (baseline {}){}",
+                "  mempool in use at exit: {} (baseline {}), header mbufs {}{}",
                 outcome.mempool_in_use_at_exit,
                 s.mempool.baseline_in_use,
+                outcome.headers_in_use_at_exit,
                 if leak { " LEAK" } else { "" }
             );
             if let Some(path) = &opts.final_stats {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
                 v["mempool_in_use_at_exit"] = outcome.mempool_in_use_at_exit.into();
+                v["headers_in_use_at_exit"] = outcome.headers_in_use_at_exit.into();
+                v["mcast"] = serde_json::to_value(&outcome.mcast).unwrap_or_default();
                 if let Err(e) = std::fs::write(path, v.to_string()) {
                     eprintln!("error: writing {}: {e}", path.display());
                     return ExitCode::FAILURE;

@@ -270,10 +270,85 @@ pub fn render(source: &StatsSource) -> String {
         vec![(String::new(), u64::from(s.mempool.baseline_in_use))],
     );
     metric(
+        "header_pool_in_use",
+        "gauge",
+        "Fan-out header mbufs taken from their pool (0 when no copy is in flight).",
+        vec![(String::new(), u64::from(s.header_pool.in_use))],
+    );
+    metric(
         "tables_version",
         "gauge",
         "Version of the published tables.",
         vec![(String::new(), s.tables_version)],
+    );
+    let mcast = source.mcast(None);
+    let rule_label = |r: &crate::report::RuleReport| format!("rule=\"{}\"", r.rule.input);
+    let out_label = |r: &crate::report::RuleReport, o: &crate::report::OutputReport| {
+        format!(
+            "rule=\"{}\",output=\"{}:{}:{}\"",
+            r.rule.input, o.interface, o.destination, o.port
+        )
+    };
+    metric(
+        "mcast_rule_rx_packets_total",
+        "counter",
+        "Packets matched by a relay rule.",
+        mcast.rules.iter().map(|r| (rule_label(r), r.rx_packets)).collect(),
+    );
+    metric(
+        "mcast_rule_rx_bytes_total",
+        "counter",
+        "Bytes matched by a relay rule.",
+        mcast.rules.iter().map(|r| (rule_label(r), r.rx_bytes)).collect(),
+    );
+    metric(
+        "mcast_rule_drops_total",
+        "counter",
+        "Matched packets not relayed, by reason.",
+        mcast
+            .rules
+            .iter()
+            .flat_map(|r| {
+                r.drops
+                    .iter()
+                    .map(move |(k, v)| (format!("{},reason=\"{k}\"", rule_label(r)), *v))
+            })
+            .collect(),
+    );
+    let per_output = |f: &dyn Fn(&crate::report::OutputReport) -> u64| {
+        mcast
+            .rules
+            .iter()
+            .flat_map(|r| r.outputs.iter().map(move |o| (out_label(r, o), f(o))))
+            .collect::<Vec<_>>()
+    };
+    metric(
+        "mcast_output_tx_packets_total",
+        "counter",
+        "Relayed copies sent, per rule output.",
+        per_output(&|o| o.tx_packets),
+    );
+    metric(
+        "mcast_output_tx_bytes_total",
+        "counter",
+        "Relayed bytes sent, per rule output.",
+        per_output(&|o| o.tx_bytes),
+    );
+    metric(
+        "mcast_output_drops_total",
+        "counter",
+        "Relayed copies lost, per rule output and reason.",
+        mcast
+            .rules
+            .iter()
+            .flat_map(|r| {
+                r.outputs.iter().flat_map(move |o| {
+                    o.drops
+                        .iter()
+                        .map(move |(k, v)| (format!("{},reason=\"{k}\"", out_label(r, o)), *v))
+                })
+            })
+            .collect(),
     );
     out
 }

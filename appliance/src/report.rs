@@ -9,9 +9,10 @@ use std::sync::Arc;
 use dpdk_bindings::{port, Mempool};
 use serde::Serialize;
 
-use crate::dataplane::counters::{CounterSnapshot, DropReason, WorkerCounters};
+use crate::config::mcast::McastRuleSpec;
+use crate::dataplane::counters::{Counter, CounterSnapshot, DropReason, WorkerCounters};
 use crate::slowpath::SlowCounters;
-use crate::tables::Published;
+use crate::tables::{McastRule, Published};
 
 /// Static facts about a port.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +57,8 @@ pub struct StatsSource {
     pub slow: Arc<SlowCounters>,
     /// The packet pool.
     pub pool: Arc<Mempool>,
+    /// The fan-out header pool.
+    pub headers: Arc<Mempool>,
     /// Mbufs in use once the ports were started and before traffic.
     pub baseline_in_use: AtomicU32,
     /// The tables.
@@ -154,6 +157,99 @@ pub struct StatsReport {
     pub slowpath: BTreeMap<&'static str, u64>,
     /// Mempool.
     pub mempool: MempoolReport,
+    /// Fan-out header pool (nothing in use when no copy is in flight).
+    pub header_pool: MempoolReport,
+}
+
+/// Counters of one relay output, summed over the workers.
+#[derive(Debug, Serialize)]
+pub struct OutputReport {
+    /// Interface name.
+    pub interface: String,
+    /// New destination.
+    pub destination: String,
+    /// New UDP port.
+    pub port: u32,
+    /// Copies the TX queue took.
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Copies lost, by reason.
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// One relay rule with its counters, summed over the workers.
+#[derive(Debug, Serialize)]
+pub struct RuleReport {
+    /// The rule as configured.
+    pub rule: McastRuleSpec,
+    /// Packets matched.
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Matched packets not relayed, by reason.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Per output.
+    pub outputs: Vec<OutputReport>,
+}
+
+impl RuleReport {
+    /// Reads `rule`'s counters.
+    pub fn new(rule: &McastRule) -> Self {
+        let sum = |f: &dyn Fn(&crate::tables::RuleWorkerCounters) -> &Counter| {
+            rule.counters.workers.iter().map(|w| f(w).get()).sum::<u64>()
+        };
+        let out_sum = |k: usize, f: &dyn Fn(&crate::tables::OutputCounters) -> &Counter| {
+            rule.counters
+                .workers
+                .iter()
+                .map(|w| w.outputs.get(k).map_or(0, |o| f(o).get()))
+                .sum::<u64>()
+        };
+        Self {
+            rule: rule.spec.clone(),
+            rx_packets: sum(&|w| &w.rx_packets),
+            rx_bytes: sum(&|w| &w.rx_bytes),
+            drops: BTreeMap::from([
+                (DropReason::IpFragment.name(), sum(&|w| &w.fragment)),
+                (DropReason::IpOptions.name(), sum(&|w| &w.ip_options)),
+            ]),
+            outputs: rule
+                .spec
+                .outputs
+                .iter()
+                .enumerate()
+                .map(|(k, o)| OutputReport {
+                    interface: o.interface.clone(),
+                    destination: o.destination.to_string(),
+                    port: o.port,
+                    tx_packets: out_sum(k, &|c| &c.tx_packets),
+                    tx_bytes: out_sum(k, &|c| &c.tx_bytes),
+                    drops: BTreeMap::from([
+                        (DropReason::TxFull.name(), out_sum(k, &|c| &c.tx_full)),
+                        (DropReason::NoMbuf.name(), out_sum(k, &|c| &c.no_mbuf)),
+                        (
+                            DropReason::McastTtlExpired.name(),
+                            out_sum(k, &|c| &c.ttl_expired),
+                        ),
+                        (
+                            DropReason::McastUnresolved.name(),
+                            out_sum(k, &|c| &c.unresolved),
+                        ),
+                    ]),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The relay table with counters.
+#[derive(Debug, Serialize)]
+pub struct McastReport {
+    /// Table version.
+    pub version: u64,
+    /// Rules in the order they were added.
+    pub rules: Vec<RuleReport>,
 }
 
 impl StatsSource {
@@ -232,6 +328,27 @@ impl StatsSource {
                 capacity: self.pool.capacity(),
                 baseline_in_use: self.baseline_in_use.load(Ordering::Relaxed),
             },
+            header_pool: MempoolReport {
+                in_use: self.headers.in_use(),
+                available: self.headers.available(),
+                capacity: self.headers.capacity(),
+                baseline_in_use: 0,
+            },
+        }
+    }
+
+    /// Relay rules and their counters; only the rules matching `filter` if given.
+    pub fn mcast(&self, filter: Option<&crate::config::mcast::McastInputSpec>) -> McastReport {
+        let t = self.tables.current();
+        McastReport {
+            version: t.version,
+            rules: t
+                .mcast
+                .rules
+                .iter()
+                .filter(|r| filter.is_none_or(|f| r.spec.input == *f))
+                .map(|r| RuleReport::new(r))
+                .collect(),
         }
     }
 }

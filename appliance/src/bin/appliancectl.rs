@@ -6,6 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use appliance::config::mcast::{McastInputSpec, McastOutputSpec, McastRuleSpec};
 use appliance::control::protocol::{Request, Response, ShowWhat};
 use clap::{Parser, Subcommand, ValueEnum};
 use ipnet::Ipv4Net;
@@ -40,6 +41,40 @@ enum Cmd {
     Route {
         #[command(subcommand)]
         op: RouteOp,
+    },
+    /// Multicast relay rules.
+    Mcast {
+        #[command(subcommand)]
+        op: McastOp,
+    },
+    /// IGMP memberships the appliance holds on its input ports.
+    Igmp,
+}
+
+#[derive(Debug, Subcommand)]
+enum McastOp {
+    /// Add a rule: `mcast add lan:239.1.1.1:5000 --out wan:239.10.1.1:6000 [--out ...]`.
+    Add {
+        /// Input: `interface:group:port`, `@source` for SSM.
+        input: McastInputSpec,
+        /// Output: `interface:destination:port[,source=keep|interface|A.B.C.D][,ttl=N|decrement][,dscp=N|keep]`.
+        #[arg(long = "out", required = true)]
+        outputs: Vec<McastOutputSpec>,
+        /// Replace the rule for this input if there is one.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove the rule for an input: `mcast del lan:239.1.1.1:5000`.
+    Del {
+        /// Input: `interface:group:port[@source]`.
+        input: McastInputSpec,
+    },
+    /// List the rules.
+    List,
+    /// Counters per rule and per output (one rule if an input is given).
+    Show {
+        /// Input: `interface:group:port[@source]`.
+        input: Option<McastInputSpec>,
     },
 }
 
@@ -84,6 +119,20 @@ fn main() -> ExitCode {
         Cmd::Route {
             op: RouteOp::Del { prefix },
         } => Request::RouteDel { prefix },
+        Cmd::Mcast { op } => match op {
+            McastOp::Add {
+                input,
+                outputs,
+                replace,
+            } => Request::McastAdd {
+                rule: McastRuleSpec { input, outputs },
+                replace,
+            },
+            McastOp::Del { input } => Request::McastDel { input },
+            McastOp::List => Request::McastList,
+            McastOp::Show { input } => Request::McastShow { input },
+        },
+        Cmd::Igmp => Request::IgmpShow,
     };
     let response = match call(&args.socket, &request) {
         Ok(r) => r,
@@ -317,8 +366,71 @@ fn render(request: &Request, d: &Value) -> String {
                 })
                 .collect(),
         ),
-        Request::RouteAdd { .. } | Request::RouteDel { .. } => {
+        Request::RouteAdd { .. }
+        | Request::RouteDel { .. }
+        | Request::McastAdd { .. }
+        | Request::McastDel { .. } => {
             format!("ok, tables version {}\n", s(&d["version"]))
         }
+        Request::McastList => {
+            let mut rows = Vec::new();
+            for r in arr(&d["rules"]) {
+                let input = rule_input(&r["input"]);
+                for (k, o) in arr(&r["outputs"]).iter().enumerate() {
+                    rows.push(vec![
+                        if k == 0 { input.clone() } else { String::new() },
+                        format!("{}:{}:{}", s(&o["interface"]), s(&o["destination"]), s(&o["port"])),
+                        s(&o["source"]),
+                        s(&o["ttl"]),
+                        s(&o["dscp"]),
+                    ]);
+                }
+            }
+            format!("tables version {}\n", s(&d["version"]))
+                + &table(&["input", "output", "source", "ttl", "dscp"], rows)
+        }
+        Request::McastShow { .. } => {
+            let mut rows = Vec::new();
+            let drops = |v: &Value| {
+                v.as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+                            .map(|(k, n)| format!("{k}={n}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default()
+            };
+            for r in arr(&d["rules"]) {
+                rows.push(vec![
+                    rule_input(&r["rule"]["input"]),
+                    "(in)".into(),
+                    s(&r["rx_packets"]),
+                    s(&r["rx_bytes"]),
+                    drops(&r["drops"]),
+                ]);
+                for o in arr(&r["outputs"]) {
+                    rows.push(vec![
+                        String::new(),
+                        format!("{}:{}:{}", s(&o["interface"]), s(&o["destination"]), s(&o["port"])),
+                        s(&o["tx_packets"]),
+                        s(&o["tx_bytes"]),
+                        drops(&o["drops"]),
+                    ]);
+                }
+            }
+            format!("tables version {}\n", s(&d["version"]))
+                + &table(&["rule", "output", "packets", "bytes", "drops"], rows)
+        }
+        Request::IgmpShow => serde_json::to_string_pretty(d).unwrap_or_default() + "\n",
     }
+}
+
+fn rule_input(i: &Value) -> String {
+    let mut t = format!("{}:{}:{}", s(&i["interface"]), s(&i["group"]), s(&i["port"]));
+    if let Some(src) = i["source"].as_str() {
+        t += &format!("@{src}");
+    }
+    t
 }

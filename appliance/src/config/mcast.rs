@@ -38,6 +38,78 @@ impl fmt::Display for McastInputSpec {
     }
 }
 
+impl std::str::FromStr for McastInputSpec {
+    type Err = String;
+
+    /// `interface:group:port`, optionally `@source` (the `appliancectl` form).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (main, source) = match text.split_once('@') {
+            Some((m, s)) => (
+                m,
+                Some(s.parse().map_err(|_| format!("source {s:?} is not an IPv4 address"))?),
+            ),
+            None => (text, None),
+        };
+        let (interface, group, port) = split3(main)?;
+        Ok(Self {
+            interface,
+            group,
+            port,
+            source,
+        })
+    }
+}
+
+impl std::str::FromStr for McastOutputSpec {
+    type Err = String;
+
+    /// `interface:destination:port` followed by any of `,source=keep|interface|A.B.C.D`,
+    /// `,ttl=N|decrement`, `,dscp=N|keep` (the `appliancectl` form).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(',');
+        let (interface, destination, port) = split3(parts.next().unwrap_or_default())?;
+        let mut out = Self {
+            interface,
+            destination,
+            port,
+            source: SourceSpec::default(),
+            ttl: TtlSpec::default(),
+            dscp: DscpSpec::default(),
+        };
+        for opt in parts {
+            let (k, v) = opt
+                .split_once('=')
+                .ok_or_else(|| format!("{opt:?}: expected key=value (source=, ttl=, dscp=)"))?;
+            // The option values go through the same parsers as the config.
+            let value = serde_json::Value::String(v.to_string());
+            let number = v.parse::<u64>().ok().map(serde_json::Value::from);
+            let arg = number.unwrap_or(value);
+            let bad = |e: serde_json::Error| format!("{k}: {e}");
+            match k {
+                "source" => {
+                    out.source = serde_json::from_value(serde_json::Value::String(v.into())).map_err(bad)?;
+                }
+                "ttl" => out.ttl = serde_json::from_value(arg).map_err(bad)?,
+                "dscp" => out.dscp = serde_json::from_value(arg).map_err(bad)?,
+                _ => return Err(format!("unknown output option {k:?} (source, ttl, dscp)")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn split3(text: &str) -> Result<(String, Ipv4Addr, u32), String> {
+    let mut it = text.split(':');
+    let (Some(i), Some(a), Some(p), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        return Err(format!("{text:?}: expected interface:address:port"));
+    };
+    let addr = a
+        .parse()
+        .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+    let port = p.parse().map_err(|_| format!("{p:?} is not a port number"))?;
+    Ok((i.to_string(), addr, port))
+}
+
 /// Source address of republished packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceSpec {
@@ -437,6 +509,23 @@ mod tests {
             })
             .collect();
         assert_eq!(r.validate(&IFACES).unwrap_err().key, "outputs");
+    }
+
+    #[test]
+    fn command_line_forms() {
+        let i: McastInputSpec = "lan:239.1.1.1:5000@10.0.1.7".parse().unwrap();
+        assert_eq!(i.source, Some(Ipv4Addr::new(10, 0, 1, 7)));
+        assert_eq!(i.to_string(), "lan:239.1.1.1:5000@10.0.1.7");
+        let o: McastOutputSpec = "wan:239.10.1.1:6000,source=keep,ttl=8,dscp=46".parse().unwrap();
+        assert_eq!(
+            (o.source, o.ttl, o.dscp, o.port),
+            (SourceSpec::Keep, TtlSpec::Set(8), DscpSpec::Set(46), 6000)
+        );
+        let o: McastOutputSpec = "wan:10.0.2.9:1,ttl=decrement,source=10.0.2.1".parse().unwrap();
+        assert_eq!(o.source, SourceSpec::Address(Ipv4Addr::new(10, 0, 2, 1)));
+        for bad in ["wan:239.1.1.1", "wan:x:1", "wan:239.1.1.1:p", "wan:239.1.1.1:1,ttl=0", "wan:239.1.1.1:1,mtu=9"] {
+            assert!(bad.parse::<McastOutputSpec>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! The control protocol: one JSON object per line each way.
 //!
 //! Request: `{"cmd":"show","what":"stats"}`, `{"cmd":"route_add","prefix":"10.9.0.0/16","via":"10.0.2.2"}`,
-//! `{"cmd":"route_del","prefix":"10.9.0.0/16"}`.
+//! `{"cmd":"route_del","prefix":"10.9.0.0/16"}`,
+//! `{"cmd":"mcast_add","rule":{"input":{...},"outputs":[...]},"replace":false}`,
+//! `{"cmd":"mcast_del","input":{"interface":"lan","group":"239.1.1.1","port":5000}}`,
+//! `{"cmd":"mcast_list"}`, `{"cmd":"mcast_show","input":{...}}` (input optional),
+//! `{"cmd":"igmp_show"}`.
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+use crate::config::mcast::{McastInputSpec, McastRuleSpec};
 
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -49,6 +55,29 @@ pub enum Request {
         /// Destination.
         prefix: Ipv4Net,
     },
+    /// Add a multicast relay rule.
+    McastAdd {
+        /// The rule.
+        rule: McastRuleSpec,
+        /// Replace an existing rule for the same input instead of failing.
+        #[serde(default)]
+        replace: bool,
+    },
+    /// Remove the multicast rule for an input.
+    McastDel {
+        /// The rule's input.
+        input: McastInputSpec,
+    },
+    /// The rules, without counters.
+    McastList,
+    /// Rules with their counters (one rule if `input` is given).
+    McastShow {
+        /// Only this rule.
+        #[serde(default)]
+        input: Option<McastInputSpec>,
+    },
+    /// IGMP membership state per input port.
+    IgmpShow,
 }
 
 /// A reply.
@@ -113,6 +142,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_mcast_requests() {
+        let r = parse_request(
+            r#"{"cmd":"mcast_add","rule":{"input":{"interface":"lan","group":"239.1.1.1","port":5000},"outputs":[{"interface":"wan","destination":"239.10.1.1","port":6000}]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(r, Request::McastAdd { replace: false, .. }));
+        assert_eq!(
+            parse_request(r#"{"cmd":"mcast_show"}"#),
+            Ok(Request::McastShow { input: None })
+        );
+        assert_eq!(parse_request(r#"{"cmd":"mcast_list"}"#), Ok(Request::McastList));
+    }
+
+    #[test]
     fn rejects_garbage_with_a_message() {
         for bad in [
             "",
@@ -122,6 +165,8 @@ mod tests {
             r#"{"cmd":"show","what":"everything"}"#,
             r#"{"cmd":"route_add","prefix":"10.0.0.0/33","via":"1.1.1.1"}"#,
             r#"{"cmd":"show","what":"stats","x":1}"#,
+            r#"{"cmd":"mcast_add","rule":{"input":{"interface":"lan","group":"239.1.1.1","port":5000}}}"#,
+            r#"{"cmd":"mcast_del","input":{"interface":"lan","group":"nope","port":5000}}"#,
         ] {
             let e = parse_request(bad).unwrap_err();
             assert!(e.starts_with("bad request"), "{bad}: {e}");

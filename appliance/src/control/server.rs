@@ -110,6 +110,14 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &mpsc::Sender<Change
         let response = match parse_request(&line) {
             Err(e) => Response::err(e),
             Ok(Request::Show { what }) => show(source, what),
+            Ok(Request::McastShow { input }) => to_response(&source.mcast(input.as_ref())),
+            Ok(Request::McastList) => {
+                let t = source.tables.current();
+                Response::ok(json!({
+                    "version": t.version,
+                    "rules": t.mcast.rules.iter().map(|r| &r.spec).collect::<Vec<_>>(),
+                }))
+            }
             Ok(request) => {
                 let (tx, rx) = mpsc::channel();
                 if changes.send(Change { request, reply: tx }).is_err() {
@@ -132,6 +140,13 @@ fn reply(w: &mut UnixStream, r: &Response) -> std::io::Result<()> {
         .unwrap_or_else(|_| r#"{"ok":false,"error":"unserialisable reply"}"#.into());
     text.push('\n');
     w.write_all(text.as_bytes())
+}
+
+fn to_response<T: serde::Serialize>(v: &T) -> Response {
+    match serde_json::to_value(v) {
+        Ok(v) => Response::ok(v),
+        Err(e) => Response::err(format!("internal: {e}")),
+    }
 }
 
 /// Answers a `show`.

@@ -7,6 +7,7 @@
 //! no metadata travels with it. It sends on its own TX queue of every port.
 
 pub mod frames;
+pub mod igmp;
 mod ratelimit;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -287,6 +288,13 @@ impl SlowPath {
         // Wired to the IGMP host below.
     }
 
+    /// Rules changed: new IGMP memberships and multicast filters.
+    fn mcast_changed(&mut self) {}
+
+    fn igmp_status(&self) -> Response {
+        Response::err("not yet")
+    }
+
     fn local_delivery(&mut self, mut m: Mbuf, in_port: usize) {
         let Some(mac) = self.state.interfaces().get(in_port).map(|i| i.mac) else {
             return;
@@ -445,7 +453,20 @@ impl SlowPath {
         let result = match request {
             Request::RouteAdd { prefix, via } => self.state.add_route(prefix, via),
             Request::RouteDel { prefix } => self.state.del_route(prefix),
-            Request::Show { .. } => Err("show is answered by the control thread".into()),
+            Request::McastAdd { rule, replace } => {
+                let r = self.state.mcast_add(rule, replace);
+                self.mcast_changed();
+                r
+            }
+            Request::McastDel { input } => {
+                let r = self.state.mcast_del(&input);
+                self.mcast_changed();
+                r
+            }
+            Request::IgmpShow => return self.igmp_status(),
+            Request::Show { .. } | Request::McastList | Request::McastShow { .. } => {
+                Err("answered by the control thread".into())
+            }
         };
         match result {
             Ok(version) => {
