@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 /// Path of a binary built from this workspace (`appliance`, `appliancectl`,
-/// `wan-emulator`, ...): `$<NAME>_BIN` if set, else `target/{release,debug}`.
+/// `wan-emulator`, ...): `$<NAME>_BIN` if set, else the newer of
+/// `target/release` and `target/debug` (a stale release build left by a
+/// benchmark must not shadow the debug build a test was just compiled with).
 ///
 /// # Panics
 /// If it has not been built: the message says how to build it.
@@ -13,11 +15,16 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let root = workspace_root();
-    for profile in ["release", "debug"] {
-        let p = root.join("target").join(profile).join(name);
-        if p.exists() {
-            return p;
-        }
+    let newest = ["release", "debug"]
+        .iter()
+        .map(|profile| root.join("target").join(profile).join(name))
+        .filter_map(|p| {
+            let modified = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+            Some((modified, p))
+        })
+        .max();
+    if let Some((_, p)) = newest {
+        return p;
     }
     panic!(
         "{name} is not built: run `cargo build --workspace --bins` (make test does) or set {var}"

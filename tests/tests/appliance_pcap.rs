@@ -133,6 +133,11 @@ struct Run {
 }
 
 fn run_appliance(name: &str, lan_in: &[Vec<u8>]) -> Run {
+    run_appliance_with(name, lan_in, "")
+}
+
+/// Runs with `extra` appended to the config (e.g. relay rules).
+fn run_appliance_with(name: &str, lan_in: &[Vec<u8>], extra: &str) -> Run {
     let dir = std::env::temp_dir().join(format!("appliance-golden-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp dir");
@@ -177,6 +182,7 @@ mac = "02:00:00:00:00:22"
 [control]
 socket = "{}"
 metrics = ""
+{extra}
 "#,
         dir.join("ctl.sock").display()
     );
@@ -369,4 +375,100 @@ fn ttl_expiry_and_no_route_send_icmp_errors() {
         run.stats["mempool_in_use_at_exit"],
         run.stats["mempool"]["baseline_in_use"]
     );
+}
+
+/// A UDP frame to a group, as a sender on the lan would send it.
+fn to_group(group: [u8; 4], port: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    let o = group;
+    PacketBuilder::ethernet2(HOST_MAC, [1, 0, 0x5e, o[1] & 0x7f, o[2], o[3]])
+        .ipv4(HOST, group, ttl)
+        .udp(4000, port)
+        .write(&mut v, payload)
+        .expect("build");
+    v
+}
+
+/// What a relayed copy must be, built independently with etherparse.
+fn relayed(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8, port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(WAN_MAC, dst_mac)
+        .ipv4(src, dst, ttl)
+        .udp(4000, port)
+        .write(&mut v, payload)
+        .expect("build");
+    v
+}
+
+const RELAY_RULES: &str = r#"
+[[mcast_rules]]
+input = { interface = "lan", group = "239.1.1.1", port = 5000 }
+outputs = [{ interface = "wan", destination = "239.10.1.1", port = 6000 }]
+[[mcast_rules]]
+input = { interface = "lan", group = "239.1.1.2", port = 5000 }
+outputs = [
+  { interface = "wan", destination = "239.10.1.2", port = 6000 },
+  { interface = "wan", destination = "239.10.2.2", port = 6001, source = "keep", ttl = 16, dscp = 46 },
+  { interface = "wan", destination = "10.10.2.2", port = 7000 },
+]
+[[mcast_rules]]
+input = { interface = "lan", group = "239.1.1.3", port = 5000 }
+outputs = [{ interface = "wan", destination = "239.10.1.3", port = 6000 }]
+"#;
+
+#[test]
+fn multicast_relay_rewrite_and_fan_out() {
+    let big: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
+    let one = to_group([239, 1, 1, 1], 5000, 8, b"one to one");
+    let fan = to_group([239, 1, 1, 2], 5000, 8, &big);
+    let dying = to_group([239, 1, 1, 3], 5000, 1, b"ttl 1");
+    let unmatched = to_group([239, 1, 1, 9], 5000, 8, b"nobody");
+    let mut fragment = to_group([239, 1, 1, 1], 5000, 8, b"first fragment");
+    fragment[20] = 0x20;
+    refresh_ip_checksum(&mut fragment);
+    let mut no_sum = to_group([239, 1, 1, 1], 5000, 8, b"no checksum");
+    no_sum[40..42].copy_from_slice(&[0, 0]);
+    let input = vec![one, fan, dying, unmatched, fragment, no_sum];
+    let run = run_appliance_with("relay", &input, RELAY_RULES);
+
+    let wan: Vec<_> = read_pcap(&run.dir.join("wan.out.q0.pcap"));
+    let wan_ip = [10, 10, 2, 1];
+    let mut expected = vec![
+        relayed([1, 0, 0x5e, 10, 1, 1], wan_ip, [239, 10, 1, 1], 7, 6000, b"one to one"),
+        relayed([1, 0, 0x5e, 10, 1, 2], wan_ip, [239, 10, 1, 2], 7, 6000, &big),
+    ];
+    let mut dscp = relayed([1, 0, 0x5e, 10, 2, 2], HOST, [239, 10, 2, 2], 16, 6001, &big);
+    dscp[15] = 46 << 2;
+    refresh_ip_checksum(&mut dscp);
+    expected.push(dscp);
+    expected.push(relayed(GW_MAC, wan_ip, [10, 10, 2, 2], 7, 7000, &big));
+    let mut zero = relayed([1, 0, 0x5e, 10, 1, 1], wan_ip, [239, 10, 1, 1], 7, 6000, b"no checksum");
+    zero[40..42].copy_from_slice(&[0, 0]);
+    expected.push(zero);
+    assert_eq!(wan.len(), expected.len(), "copies on wan: {wan:02x?}");
+    for (i, (got, want)) in wan.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "copy {i} differs");
+    }
+
+    let rules = run.stats["mcast"]["rules"].as_array().expect("rules").clone();
+    let rx: Vec<u64> = rules.iter().map(|r| r["rx_packets"].as_u64().unwrap_or(99)).collect();
+    assert_eq!(rx, vec![3, 1, 1], "matched packets per rule (fragment included)");
+    assert_eq!(rules[0]["drops"]["ip_fragment"].as_u64(), Some(1));
+    let tx = |r: usize, o: usize| rules[r]["outputs"][o]["tx_packets"].as_u64();
+    assert_eq!((tx(0, 0), tx(1, 0), tx(1, 1), tx(1, 2), tx(2, 0)), (Some(2), Some(1), Some(1), Some(1), Some(0)));
+    assert_eq!(rules[2]["outputs"][0]["drops"]["mcast_ttl_expired"].as_u64(), Some(1));
+    assert_eq!(
+        rules[1]["outputs"][0]["tx_bytes"].as_u64(),
+        Some(expected[1].len() as u64)
+    );
+    let drops = &run.stats["drops"];
+    assert_eq!(drops["mcast_no_rule"].as_u64(), Some(1), "{drops}");
+    assert_eq!(drops["ip_fragment"].as_u64(), Some(1), "{drops}");
+    assert_eq!(drops["mcast_ttl_expired"].as_u64(), Some(1), "{drops}");
+    assert_eq!(run.stats["drops_total"].as_u64(), Some(3), "{drops}");
+    assert_eq!(
+        run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
+        "no mbuf leaked"
+    );
+    assert_eq!(run.stats["headers_in_use_at_exit"].as_u64(), Some(0), "no header mbuf leaked");
 }
