@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := libdpdk-dev dpdk dpdk-dev libclang-dev clang pkg-config libpcap-dev \
-                iperf3 iproute2 ethtool tcpdump socat nftables procps
+                iperf3 iproute2 ethtool tcpdump socat nftables procps tshark
 export CARGO_TERM_COLOR ?= never
 # The WAN emulator's tests ping through it and run it under chrt; setpriv guards test processes.
 APT_PACKAGES += iputils-ping util-linux
