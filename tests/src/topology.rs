@@ -51,10 +51,36 @@ pub struct Relay {
     /// Address the appliance should use on the sink segment (hosts' gateway).
     pub app_sink_addr: Ipv4Addr,
     pub prefix_len: u8,
+    /// True when the appliance namespace is a Linux host ([`relay_linux`]).
+    pub linux_router: bool,
 }
 
 /// Generator segment 192.168.1.0/24, sink segment 192.168.2.0/24; the appliance is .1.
 pub fn relay(n_gen: usize, n_sink: usize) -> Result<Relay> {
+    build_relay(n_gen, n_sink, false)
+}
+
+/// The [`relay`] topology with a Linux host in place of the appliance, for baselines: its
+/// two interfaces carry the .1 addresses and it forwards IPv4.
+pub fn relay_linux(n_gen: usize, n_sink: usize) -> Result<Relay> {
+    build_relay(n_gen, n_sink, true)
+}
+
+/// Makes the bridges of `ns` behave like a plain switch: this kernel has
+/// br_netfilter built in with `bridge-nf-call-iptables = 1`, which would
+/// validate bridged IPv4 (dropping a bad header checksum) and defragment it
+/// before it reaches the appliance, hiding exactly what tests send on purpose.
+fn plain_switch(ns: &Netns) -> Result<()> {
+    for key in ["iptables", "ip6tables", "arptables"] {
+        let path = format!("/proc/sys/net/bridge/bridge-nf-call-{key}");
+        if std::path::Path::new(&path).exists() {
+            ns.sysctl(&format!("net.bridge.bridge-nf-call-{key}"), "0")?;
+        }
+    }
+    Ok(())
+}
+
+fn build_relay(n_gen: usize, n_sink: usize, linux: bool) -> Result<Relay> {
     ensure!(
         (1..=50).contains(&n_gen) && (1..=50).contains(&n_sink),
         "1..=50 hosts per segment"
@@ -64,6 +90,7 @@ pub fn relay(n_gen: usize, n_sink: usize) -> Result<Relay> {
     appliance.disable_ipv6()?;
     let switch = Netns::create(&run.ns_name("sw"))?;
     switch.disable_ipv6()?;
+    plain_switch(&switch)?;
     let app_gen_iface = run.ifname("ag");
     let app_sink_iface = run.ifname("as");
     let mut segments = Vec::new();
@@ -101,6 +128,11 @@ pub fn relay(n_gen: usize, n_sink: usize) -> Result<Relay> {
     }
     let sinks = segments.pop().unwrap_or_default();
     let gens = segments.pop().unwrap_or_default();
+    if linux {
+        appliance.addr_add(&app_gen_iface, Ipv4Addr::new(192, 168, 1, 1), 24)?;
+        appliance.addr_add(&app_sink_iface, Ipv4Addr::new(192, 168, 2, 1), 24)?;
+        appliance.ip_forward(true)?;
+    }
     Ok(Relay {
         run,
         gens,
@@ -112,6 +144,7 @@ pub fn relay(n_gen: usize, n_sink: usize) -> Result<Relay> {
         app_gen_addr: Ipv4Addr::new(192, 168, 1, 1),
         app_sink_addr: Ipv4Addr::new(192, 168, 2, 1),
         prefix_len: 24,
+        linux_router: linux,
     })
 }
 

@@ -35,6 +35,11 @@ pub enum HugePages {
 pub struct EalConfig {
     /// Lcore list as the EAL's `-l` takes it; the first is the management lcore.
     pub lcores: String,
+    /// CPU of each lcore, in `lcores` order, when lcores are not CPUs one to
+    /// one (e.g. two workers on a 2-vCPU VM: `[0, 1, 0]`). Passed as
+    /// `--lcores=lcore@cpu,...`.
+    #[serde(default)]
+    pub cpus: Option<Vec<u32>>,
     /// Memory in MiB (`-m`).
     pub memory_mb: u32,
     /// Hugepage policy.
@@ -240,6 +245,14 @@ impl HwProfile {
         if parse_lcores(&self.eal.lcores).is_none_or(|l| l.len() < 2) {
             return err("eal.lcores".into(), "an lcore list with at least two lcores, e.g. \"0-1\" or \"0,2,4\" (the first is the management lcore)");
         }
+        if let Some(cpus) = &self.eal.cpus {
+            if cpus.len() != self.lcores().len() {
+                return err(
+                    "eal.cpus".into(),
+                    "one CPU per lcore, in the order of eal.lcores",
+                );
+            }
+        }
         if self.eal.memory_mb < 64 {
             return err("eal.memory_mb".into(), "at least 64 (MiB)");
         }
@@ -394,11 +407,22 @@ impl HwProfile {
     /// it decides `auto`.
     pub fn eal_args(&self, hugepages_free_mb: u64) -> Vec<String> {
         let workers = self.workers();
-        let mut a = vec![
-            "appliance".to_string(),
-            "-l".into(),
-            self.eal.lcores.clone(),
-        ];
+        let mut a = vec!["appliance".to_string()];
+        match &self.eal.cpus {
+            Some(cpus) => {
+                let map: Vec<String> = self
+                    .lcores()
+                    .iter()
+                    .zip(cpus)
+                    .map(|(l, c)| format!("{l}@{c}"))
+                    .collect();
+                a.push(format!("--lcores={}", map.join(",")));
+            }
+            None => {
+                a.push("-l".into());
+                a.push(self.eal.lcores.clone());
+            }
+        }
         // The first listed lcore is the management one.
         if let Some(main) = self.lcores().first() {
             a.push(format!("--main-lcore={main}"));

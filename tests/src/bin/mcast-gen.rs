@@ -60,13 +60,14 @@ fn main() -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    sock.set_multicast_ttl_v4(args.ttl)?;
-    if let Some(src) = args.source {
-        sock.set_multicast_if_v4(&src)?;
-        sock.bind(&SocketAddrV4::new(src, 0).into())?;
-    }
-    let sock: UdpSocket = sock.into();
+    // One socket (so one source port and one kernel flow hash) per stream,
+    // as separate senders would have: receivers that spread flows over
+    // queues by hash (RSS, af_packet fanout) then see distinct flows.
+    let socks = args
+        .dest
+        .iter()
+        .map(|_| open_socket(&args))
+        .collect::<Result<Vec<UdpSocket>>>()?;
 
     let n = args.dest.len();
     let interval = Duration::from_secs_f64(1.0 / args.pps);
@@ -96,7 +97,7 @@ fn main() -> Result<()> {
             _ => 1,
         };
         for _ in 0..copies {
-            match sock.send_to(&buf, args.dest[s]) {
+            match socks[s].send_to(&buf, args.dest[s]) {
                 Ok(_) => sent[s] += 1,
                 Err(_) => errors[s] += 1,
             }
@@ -115,4 +116,17 @@ fn main() -> Result<()> {
         json!({ "elapsed_s": start.elapsed().as_secs_f64(), "streams": streams })
     );
     Ok(())
+}
+
+fn open_socket(args: &Args) -> Result<UdpSocket> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    sock.set_multicast_ttl_v4(args.ttl)?;
+    // No copy to ourselves: the local loopback of every datagram would cost
+    // as much kernel time as sending it, and nobody here listens.
+    sock.set_multicast_loop_v4(false)?;
+    if let Some(src) = args.source {
+        sock.set_multicast_if_v4(&src)?;
+        sock.bind(&SocketAddrV4::new(src, 0).into())?;
+    }
+    Ok(sock.into())
 }
