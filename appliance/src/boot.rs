@@ -362,6 +362,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         change_rx,
     );
     slowpath.announce();
+    slowpath.join_configured_groups();
     let mut last_rx = u64::MAX;
     let mut last_change = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -386,6 +387,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         }
     }
 
+    slowpath.leave_all_groups();
     log::info!("stopping workers");
     worker_stop.store(true, Ordering::Relaxed);
     for lc in &launched {

@@ -68,9 +68,19 @@ fn main() -> ExitCode {
                 let outs: Vec<String> = r
                     .outputs
                     .iter()
-                    .map(|o| format!("{}:{}:{} {}", o.interface, o.destination, o.port, o.tx_packets))
+                    .map(|o| {
+                        format!(
+                            "{}:{}:{} {}",
+                            o.interface, o.destination, o.port, o.tx_packets
+                        )
+                    })
                     .collect();
-                println!("  mcast {}: rx {} -> {}", r.rule.input, r.rx_packets, outs.join(", "));
+                println!(
+                    "  mcast {}: rx {} -> {}",
+                    r.rule.input,
+                    r.rx_packets,
+                    outs.join(", ")
+                );
             }
             println!(
                 "  mempool in use at exit: {} (baseline {}), header mbufs {}{}",

@@ -293,13 +293,21 @@ pub fn render(source: &StatsSource) -> String {
         "mcast_rule_rx_packets_total",
         "counter",
         "Packets matched by a relay rule.",
-        mcast.rules.iter().map(|r| (rule_label(r), r.rx_packets)).collect(),
+        mcast
+            .rules
+            .iter()
+            .map(|r| (rule_label(r), r.rx_packets))
+            .collect(),
     );
     metric(
         "mcast_rule_rx_bytes_total",
         "counter",
         "Bytes matched by a relay rule.",
-        mcast.rules.iter().map(|r| (rule_label(r), r.rx_bytes)).collect(),
+        mcast
+            .rules
+            .iter()
+            .map(|r| (rule_label(r), r.rx_bytes))
+            .collect(),
     );
     metric(
         "mcast_rule_drops_total",

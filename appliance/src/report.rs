@@ -197,7 +197,11 @@ impl RuleReport {
     /// Reads `rule`'s counters.
     pub fn new(rule: &McastRule) -> Self {
         let sum = |f: &dyn Fn(&crate::tables::RuleWorkerCounters) -> &Counter| {
-            rule.counters.workers.iter().map(|w| f(w).get()).sum::<u64>()
+            rule.counters
+                .workers
+                .iter()
+                .map(|w| f(w).get())
+                .sum::<u64>()
         };
         let out_sum = |k: usize, f: &dyn Fn(&crate::tables::OutputCounters) -> &Counter| {
             rule.counters

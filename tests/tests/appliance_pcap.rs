@@ -390,7 +390,14 @@ fn to_group(group: [u8; 4], port: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// What a relayed copy must be, built independently with etherparse.
-fn relayed(dst_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], ttl: u8, port: u16, payload: &[u8]) -> Vec<u8> {
+fn relayed(
+    dst_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ethernet2(WAN_MAC, dst_mac)
         .ipv4(src, dst, ttl)
@@ -428,21 +435,61 @@ fn multicast_relay_rewrite_and_fan_out() {
     refresh_ip_checksum(&mut fragment);
     let mut no_sum = to_group([239, 1, 1, 1], 5000, 8, b"no checksum");
     no_sum[40..42].copy_from_slice(&[0, 0]);
-    let input = vec![one, fan, dying, unmatched, fragment, no_sum];
+    // An IGMPv3 general query (Max Resp 1 s) from a router on lan.
+    let mut query = Vec::new();
+    query.extend_from_slice(&[1, 0, 0x5e, 0, 0, 1]);
+    query.extend_from_slice(&HOST_MAC);
+    query.extend_from_slice(&[0x08, 0x00, 0x46, 0xc0, 0, 36, 0, 0, 0x40, 0, 1, 2, 0, 0]);
+    query.extend_from_slice(&HOST);
+    query.extend_from_slice(&[224, 0, 0, 1, 0x94, 4, 0, 0]);
+    let mut igmp_query = [0x11, 10, 0, 0, 0, 0, 0, 0, 2, 125, 0, 0];
+    let c = ip_checksum(&igmp_query);
+    igmp_query[2..4].copy_from_slice(&c.to_be_bytes());
+    query.extend_from_slice(&igmp_query);
+    refresh_ip_checksum(&mut query);
+    let input = vec![one, fan, dying, unmatched, fragment, no_sum, query];
     let run = run_appliance_with("relay", &input, RELAY_RULES);
 
     let wan: Vec<_> = read_pcap(&run.dir.join("wan.out.q0.pcap"));
     let wan_ip = [10, 10, 2, 1];
     let mut expected = vec![
-        relayed([1, 0, 0x5e, 10, 1, 1], wan_ip, [239, 10, 1, 1], 7, 6000, b"one to one"),
-        relayed([1, 0, 0x5e, 10, 1, 2], wan_ip, [239, 10, 1, 2], 7, 6000, &big),
+        relayed(
+            [1, 0, 0x5e, 10, 1, 1],
+            wan_ip,
+            [239, 10, 1, 1],
+            7,
+            6000,
+            b"one to one",
+        ),
+        relayed(
+            [1, 0, 0x5e, 10, 1, 2],
+            wan_ip,
+            [239, 10, 1, 2],
+            7,
+            6000,
+            &big,
+        ),
     ];
-    let mut dscp = relayed([1, 0, 0x5e, 10, 2, 2], HOST, [239, 10, 2, 2], 16, 6001, &big);
+    let mut dscp = relayed(
+        [1, 0, 0x5e, 10, 2, 2],
+        HOST,
+        [239, 10, 2, 2],
+        16,
+        6001,
+        &big,
+    );
     dscp[15] = 46 << 2;
     refresh_ip_checksum(&mut dscp);
     expected.push(dscp);
     expected.push(relayed(GW_MAC, wan_ip, [10, 10, 2, 2], 7, 7000, &big));
-    let mut zero = relayed([1, 0, 0x5e, 10, 1, 1], wan_ip, [239, 10, 1, 1], 7, 6000, b"no checksum");
+    let mut zero = relayed(
+        [1, 0, 0x5e, 10, 1, 1],
+        wan_ip,
+        [239, 10, 1, 1],
+        7,
+        6000,
+        b"no checksum",
+    );
     zero[40..42].copy_from_slice(&[0, 0]);
     expected.push(zero);
     assert_eq!(wan.len(), expected.len(), "copies on wan: {wan:02x?}");
@@ -450,13 +497,29 @@ fn multicast_relay_rewrite_and_fan_out() {
         assert_eq!(got, want, "copy {i} differs");
     }
 
-    let rules = run.stats["mcast"]["rules"].as_array().expect("rules").clone();
-    let rx: Vec<u64> = rules.iter().map(|r| r["rx_packets"].as_u64().unwrap_or(99)).collect();
-    assert_eq!(rx, vec![3, 1, 1], "matched packets per rule (fragment included)");
+    let rules = run.stats["mcast"]["rules"]
+        .as_array()
+        .expect("rules")
+        .clone();
+    let rx: Vec<u64> = rules
+        .iter()
+        .map(|r| r["rx_packets"].as_u64().unwrap_or(99))
+        .collect();
+    assert_eq!(
+        rx,
+        vec![3, 1, 1],
+        "matched packets per rule (fragment included)"
+    );
     assert_eq!(rules[0]["drops"]["ip_fragment"].as_u64(), Some(1));
     let tx = |r: usize, o: usize| rules[r]["outputs"][o]["tx_packets"].as_u64();
-    assert_eq!((tx(0, 0), tx(1, 0), tx(1, 1), tx(1, 2), tx(2, 0)), (Some(2), Some(1), Some(1), Some(1), Some(0)));
-    assert_eq!(rules[2]["outputs"][0]["drops"]["mcast_ttl_expired"].as_u64(), Some(1));
+    assert_eq!(
+        (tx(0, 0), tx(1, 0), tx(1, 1), tx(1, 2), tx(2, 0)),
+        (Some(2), Some(1), Some(1), Some(1), Some(0))
+    );
+    assert_eq!(
+        rules[2]["outputs"][0]["drops"]["mcast_ttl_expired"].as_u64(),
+        Some(1)
+    );
     assert_eq!(
         rules[1]["outputs"][0]["tx_bytes"].as_u64(),
         Some(expected[1].len() as u64)
@@ -470,5 +533,59 @@ fn multicast_relay_rewrite_and_fan_out() {
         run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
         "no mbuf leaked"
     );
-    assert_eq!(run.stats["headers_in_use_at_exit"].as_u64(), Some(0), "no header mbuf leaked");
+    assert_eq!(
+        run.stats["headers_in_use_at_exit"].as_u64(),
+        Some(0),
+        "no header mbuf leaked"
+    );
+
+    // IGMP on lan from the management queue: a v3 report joining the three
+    // input groups (any source) at start, and one leaving them at exit.
+    let igmp: Vec<_> = read_pcap(&run.dir.join("lan.out.q1.pcap"))
+        .into_iter()
+        .filter(|f| !is_arp(f))
+        .collect();
+    assert!(igmp.len() >= 2, "join and leave: {igmp:02x?}");
+    for f in &igmp {
+        assert_eq!(&f[0..6], &[1, 0, 0x5e, 0, 0, 22], "to 224.0.0.22's MAC");
+        assert_eq!(&f[6..12], &LAN_MAC);
+        assert_eq!(
+            (f[14], f[15], f[22], f[23]),
+            (0x46, 0xc0, 1, 2),
+            "IHL 6, TOS 0xc0, TTL 1, IGMP"
+        );
+        assert_eq!(&f[20..22], &[0x40, 0], "DF");
+        assert_eq!(&f[26..30], &LAN_IP);
+        assert_eq!(&f[30..34], &[224, 0, 0, 22]);
+        assert_eq!(&f[34..38], &[0x94, 4, 0, 0], "Router Alert");
+        assert_eq!(ip_checksum(&f[14..38]), 0);
+        assert_eq!(f[38], 0x22, "v3 report");
+        assert_eq!(u16::from_be_bytes([f[44], f[45]]), 3, "three records");
+    }
+    let record_types = |f: &[u8]| (0..3).map(|i| f[46 + 8 * i]).collect::<Vec<_>>();
+    let groups = |f: &[u8]| {
+        (0..3)
+            .map(|i| f[50 + 8 * i..54 + 8 * i].to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        record_types(&igmp[0]),
+        vec![4, 4, 4],
+        "CHANGE_TO_EXCLUDE {{}}"
+    );
+    assert_eq!(
+        groups(&igmp[0]),
+        vec![vec![239, 1, 1, 1], vec![239, 1, 1, 2], vec![239, 1, 1, 3]]
+    );
+    let last = igmp.last().expect("leave");
+    assert_eq!(
+        record_types(last),
+        vec![3, 3, 3],
+        "CHANGE_TO_INCLUDE {{}} at exit"
+    );
+    assert!(
+        igmp.iter().any(|f| record_types(f) == vec![2, 2, 2]),
+        "the general query is answered with MODE_IS_EXCLUDE {{}} for each group"
+    );
+    assert_eq!(run.stats["slowpath"]["igmp_received"].as_u64(), Some(1));
 }

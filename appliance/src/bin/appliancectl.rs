@@ -379,7 +379,12 @@ fn render(request: &Request, d: &Value) -> String {
                 for (k, o) in arr(&r["outputs"]).iter().enumerate() {
                     rows.push(vec![
                         if k == 0 { input.clone() } else { String::new() },
-                        format!("{}:{}:{}", s(&o["interface"]), s(&o["destination"]), s(&o["port"])),
+                        format!(
+                            "{}:{}:{}",
+                            s(&o["interface"]),
+                            s(&o["destination"]),
+                            s(&o["port"])
+                        ),
                         s(&o["source"]),
                         s(&o["ttl"]),
                         s(&o["dscp"]),
@@ -413,7 +418,12 @@ fn render(request: &Request, d: &Value) -> String {
                 for o in arr(&r["outputs"]) {
                     rows.push(vec![
                         String::new(),
-                        format!("{}:{}:{}", s(&o["interface"]), s(&o["destination"]), s(&o["port"])),
+                        format!(
+                            "{}:{}:{}",
+                            s(&o["interface"]),
+                            s(&o["destination"]),
+                            s(&o["port"])
+                        ),
                         s(&o["tx_packets"]),
                         s(&o["tx_bytes"]),
                         drops(&o["drops"]),
@@ -428,7 +438,12 @@ fn render(request: &Request, d: &Value) -> String {
 }
 
 fn rule_input(i: &Value) -> String {
-    let mut t = format!("{}:{}:{}", s(&i["interface"]), s(&i["group"]), s(&i["port"]));
+    let mut t = format!(
+        "{}:{}:{}",
+        s(&i["interface"]),
+        s(&i["group"]),
+        s(&i["port"])
+    );
     if let Some(src) = i["source"].as_str() {
         t += &format!("@{src}");
     }

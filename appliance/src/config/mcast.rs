@@ -46,7 +46,10 @@ impl std::str::FromStr for McastInputSpec {
         let (main, source) = match text.split_once('@') {
             Some((m, s)) => (
                 m,
-                Some(s.parse().map_err(|_| format!("source {s:?} is not an IPv4 address"))?),
+                Some(
+                    s.parse()
+                        .map_err(|_| format!("source {s:?} is not an IPv4 address"))?,
+                ),
             ),
             None => (text, None),
         };
@@ -87,7 +90,8 @@ impl std::str::FromStr for McastOutputSpec {
             let bad = |e: serde_json::Error| format!("{k}: {e}");
             match k {
                 "source" => {
-                    out.source = serde_json::from_value(serde_json::Value::String(v.into())).map_err(bad)?;
+                    out.source =
+                        serde_json::from_value(serde_json::Value::String(v.into())).map_err(bad)?;
                 }
                 "ttl" => out.ttl = serde_json::from_value(arg).map_err(bad)?,
                 "dscp" => out.dscp = serde_json::from_value(arg).map_err(bad)?,
@@ -106,7 +110,9 @@ fn split3(text: &str) -> Result<(String, Ipv4Addr, u32), String> {
     let addr = a
         .parse()
         .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-    let port = p.parse().map_err(|_| format!("{p:?} is not a port number"))?;
+    let port = p
+        .parse()
+        .map_err(|_| format!("{p:?} is not a port number"))?;
     Ok((i.to_string(), addr, port))
 }
 
@@ -516,14 +522,24 @@ mod tests {
         let i: McastInputSpec = "lan:239.1.1.1:5000@10.0.1.7".parse().unwrap();
         assert_eq!(i.source, Some(Ipv4Addr::new(10, 0, 1, 7)));
         assert_eq!(i.to_string(), "lan:239.1.1.1:5000@10.0.1.7");
-        let o: McastOutputSpec = "wan:239.10.1.1:6000,source=keep,ttl=8,dscp=46".parse().unwrap();
+        let o: McastOutputSpec = "wan:239.10.1.1:6000,source=keep,ttl=8,dscp=46"
+            .parse()
+            .unwrap();
         assert_eq!(
             (o.source, o.ttl, o.dscp, o.port),
             (SourceSpec::Keep, TtlSpec::Set(8), DscpSpec::Set(46), 6000)
         );
-        let o: McastOutputSpec = "wan:10.0.2.9:1,ttl=decrement,source=10.0.2.1".parse().unwrap();
+        let o: McastOutputSpec = "wan:10.0.2.9:1,ttl=decrement,source=10.0.2.1"
+            .parse()
+            .unwrap();
         assert_eq!(o.source, SourceSpec::Address(Ipv4Addr::new(10, 0, 2, 1)));
-        for bad in ["wan:239.1.1.1", "wan:x:1", "wan:239.1.1.1:p", "wan:239.1.1.1:1,ttl=0", "wan:239.1.1.1:1,mtu=9"] {
+        for bad in [
+            "wan:239.1.1.1",
+            "wan:x:1",
+            "wan:239.1.1.1:p",
+            "wan:239.1.1.1:1,ttl=0",
+            "wan:239.1.1.1:1,mtu=9",
+        ] {
             assert!(bad.parse::<McastOutputSpec>().is_err(), "{bad}");
         }
     }

@@ -152,7 +152,10 @@ mod tests {
             parse_request(r#"{"cmd":"mcast_show"}"#),
             Ok(Request::McastShow { input: None })
         );
-        assert_eq!(parse_request(r#"{"cmd":"mcast_list"}"#), Ok(Request::McastList));
+        assert_eq!(
+            parse_request(r#"{"cmd":"mcast_list"}"#),
+            Ok(Request::McastList)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The management lcore's slow path: ARP (answer, learn, resolve with hold
 //! queues, gratuitous ARP), ICMP echo replies, rate-limited ICMP errors,
-//! and table changes from the control socket.
+//! IGMP membership for the relay's input groups, and table changes from the
+//! control socket.
 //!
 //! Punted packets arrive on one SPSC ring per worker. The slow path runs
 //! the same pipeline the workers ran to learn why a packet was punted, so
@@ -32,7 +33,16 @@ use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
 use frames::{IcmpError, MAX_BUILT};
+use igmp::{IgmpConfig, IgmpHost, IgmpRxError, Membership};
 use ratelimit::TokenBucket;
+
+/// A change's reply: the new table version, or what was wrong.
+fn version_response(result: Result<u64, String>) -> Response {
+    match result {
+        Ok(version) => Response::ok(json!({ "version": version })),
+        Err(e) => Response::err(e),
+    }
+}
 
 macro_rules! slow_counters {
     ($($field:ident),* $(,)?) => {
@@ -59,6 +69,10 @@ slow_counters!(
     icmp_errors_sent,
     icmp_errors_rate_limited,
     route_changes,
+    mcast_rule_changes,
+    igmp_received,
+    igmp_reports_sent,
+    mcast_filter_unsupported,
 );
 
 /// How often timers run.
@@ -93,6 +107,9 @@ pub struct SlowPath {
     icmp_bucket: TokenBucket,
     changes: mpsc::Receiver<Change>,
     next_tick: Instant,
+    igmp: IgmpHost,
+    rng: fastrand::Rng,
+    next_igmp: Option<Instant>,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -130,7 +147,16 @@ impl SlowPath {
             icmp_bucket,
             changes,
             next_tick: Instant::now(),
+            igmp: IgmpHost::new(0, IgmpConfig::default()),
+            rng: fastrand::Rng::new(),
+            next_igmp: None,
         }
+    }
+
+    /// Joins the groups of the configured relay rules (at start-up).
+    pub fn join_configured_groups(&mut self) {
+        self.igmp = IgmpHost::new(self.state.interfaces().len(), IgmpConfig::default());
+        self.mcast_changed();
     }
 
     /// Announces every address with a gratuitous ARP (a request for itself).
@@ -167,6 +193,9 @@ impl SlowPath {
             work += 1;
             let response = self.apply(change.request);
             let _ = change.reply.send(response);
+        }
+        if self.next_igmp.is_some_and(|t| now >= t) {
+            work += self.igmp_poll(now);
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
@@ -284,15 +313,115 @@ impl SlowPath {
         }
     }
 
-    fn igmp(&mut self, _m: &Mbuf, _in_port: usize, _now: Instant) {
-        // Wired to the IGMP host below.
+    /// An IGMP message on an input port: queries are answered (later, by
+    /// `igmp_poll`); other hosts' reports need nothing.
+    fn igmp(&mut self, m: &Mbuf, in_port: usize, now: Instant) {
+        self.slow.igmp_received.inc();
+        let Some(ip) = m
+            .data()
+            .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
+        else {
+            self.counters.drop_one(DropReason::IgmpMalformed);
+            return;
+        };
+        let result = self.igmp.on_igmp(
+            in_port,
+            ip.src_addr(),
+            ip.dst_addr(),
+            ip.payload(),
+            now,
+            &mut self.rng,
+        );
+        match result {
+            Ok(()) => self.next_igmp = Some(now),
+            Err(IgmpRxError::Malformed | IgmpRxError::BadChecksum | IgmpRxError::Unsupported) => {
+                self.counters.drop_one(DropReason::IgmpMalformed);
+            }
+        }
     }
 
-    /// Rules changed: new IGMP memberships and multicast filters.
-    fn mcast_changed(&mut self) {}
+    /// Leaves every group at once (on shutdown), so upstream routers stop
+    /// forwarding now instead of after their membership timeout. Only the
+    /// first transmission goes out; its repeats would outlive us.
+    pub fn leave_all_groups(&mut self) {
+        let now = Instant::now();
+        for port in 0..self.state.interfaces().len() {
+            self.igmp.set_memberships(port, &[], now);
+        }
+        self.igmp_poll(now);
+    }
+
+    /// Sends the IGMP reports that are due; returns how many.
+    fn igmp_poll(&mut self, now: Instant) -> usize {
+        let addrs: Vec<(MacAddr, Ipv4Addr)> = self
+            .state
+            .interfaces()
+            .iter()
+            .map(|i| (i.mac, i.address.map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr())))
+            .collect();
+        let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
+        self.next_igmp = self.igmp.poll(now, &mut self.rng, &addrs, &mut |port, f| {
+            frames.push((port, f.to_vec()));
+        });
+        for (port, f) in &frames {
+            if self.send_bytes(*port, f) {
+                self.slow.igmp_reports_sent.inc();
+            }
+        }
+        frames.len()
+    }
+
+    /// Rules changed: the memberships each input port needs, and its
+    /// multicast MAC filter.
+    fn mcast_changed(&mut self) {
+        let now = Instant::now();
+        let ports = self.state.interfaces().len();
+        let mut wanted: Vec<Vec<Membership>> = vec![Vec::new(); ports];
+        for r in self.state.mcast_rules() {
+            if let Some(w) = wanted.get_mut(r.key.port) {
+                w.push(Membership {
+                    group: r.key.group,
+                    source: r.key.source,
+                });
+            }
+        }
+        for (port, w) in wanted.iter().enumerate() {
+            self.igmp.set_memberships(port, w, now);
+            let mut macs: Vec<[u8; 6]> = w
+                .iter()
+                .map(|m| MacAddr::from_ipv4_multicast(m.group).0)
+                .collect();
+            macs.sort_unstable();
+            macs.dedup();
+            // Ports that keep no filter list (af_packet, pcap) receive every
+            // group anyway: the appliance runs them in allmulticast mode.
+            let port_id = self.state.interfaces()[port].port_id;
+            if dpdk_bindings::port::set_multicast_filter(port_id, &macs).is_err() {
+                self.slow.mcast_filter_unsupported.inc();
+            }
+        }
+        self.next_igmp = Some(now);
+    }
 
     fn igmp_status(&self) -> Response {
-        Response::err("not yet")
+        let names: Vec<String> = self
+            .state
+            .interfaces()
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
+        let ports: Vec<serde_json::Value> = self
+            .igmp
+            .status()
+            .into_iter()
+            .map(|p| {
+                let mut v = serde_json::to_value(&p).unwrap_or_default();
+                v["interface"] = names.get(p.port).cloned().unwrap_or_default().into();
+                v
+            })
+            .collect();
+        Response::ok(json!({ "ports": ports }))
     }
 
     fn local_delivery(&mut self, mut m: Mbuf, in_port: usize) {
@@ -455,26 +584,29 @@ impl SlowPath {
             Request::RouteDel { prefix } => self.state.del_route(prefix),
             Request::McastAdd { rule, replace } => {
                 let r = self.state.mcast_add(rule, replace);
-                self.mcast_changed();
-                r
+                if r.is_ok() {
+                    self.slow.mcast_rule_changes.inc();
+                    self.mcast_changed();
+                }
+                return version_response(r);
             }
             Request::McastDel { input } => {
                 let r = self.state.mcast_del(&input);
-                self.mcast_changed();
-                r
+                if r.is_ok() {
+                    self.slow.mcast_rule_changes.inc();
+                    self.mcast_changed();
+                }
+                return version_response(r);
             }
             Request::IgmpShow => return self.igmp_status(),
             Request::Show { .. } | Request::McastList | Request::McastShow { .. } => {
                 Err("answered by the control thread".into())
             }
         };
-        match result {
-            Ok(version) => {
-                self.slow.route_changes.inc();
-                Response::ok(json!({ "version": version }))
-            }
-            Err(e) => Response::err(e),
+        if result.is_ok() {
+            self.slow.route_changes.inc();
         }
+        version_response(result)
     }
 
     fn send_bytes(&mut self, port: usize, bytes: &[u8]) -> bool {
