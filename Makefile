@@ -8,6 +8,8 @@ APT_PACKAGES := libdpdk-dev dpdk dpdk-dev libclang-dev clang pkg-config libpcap-
 export CARGO_TERM_COLOR ?= never
 # The WAN emulator's tests ping through it and run it under chrt; setpriv guards test processes.
 APT_PACKAGES += iputils-ping util-linux
+# Scenario baselines (MPTCP hosts, kernel multicast routing) and the plots' font.
+APT_PACKAGES += mptcpize smcroute fonts-dejavu-core
 
 .PHONY: all deps build build-release test test-unit test-system fuzz-smoke demo bench lint clean
 
@@ -53,6 +55,14 @@ bench: build-release
 .PHONY: bench-wanem
 bench-wanem: build-release
 	target/release/wanem-bench
+
+# Netns benchmark scenarios (root): scenarios/<name>.toml -> docs/benchmarks/<name>/
+# (result.json, README.md, PNG plots). See tests/README.md, "Scenarios".
+BENCH_SCENARIOS := dual-path dual-path-scaled failover udp-sweep mcast-density mcast-zero-loss
+.PHONY: $(addprefix bench-,$(BENCH_SCENARIOS)) bench-scenarios
+$(addprefix bench-,$(BENCH_SCENARIOS)): bench-%: build-release
+	target/release/scenario run scenarios/$*.toml
+bench-scenarios: $(addprefix bench-,$(BENCH_SCENARIOS))
 
 clean:
 	$(CARGO) clean

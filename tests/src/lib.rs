@@ -1,11 +1,12 @@
-//! Test bed library: network namespaces and standard topologies, the WAN link emulator, and
-//! (later) traffic tools and the scenario runner. It never uses the appliance's own code.
+//! Test bed library: network namespaces and standard topologies, the WAN link emulator,
+//! traffic tools and the scenario runner. It never uses the appliance's own code.
 #![forbid(unsafe_code)]
 
 pub mod bins;
 pub mod netns;
 pub mod probe;
 pub mod rundir;
+pub mod scenario;
 pub mod topology;
 pub mod traffic;
 pub mod wanem;
@@ -14,4 +15,4 @@ pub use netns::{
     cleanup_orphans, cleanup_prefix, is_root, skip_unless_root, veth, Netns, NsProcess,
     ProcessOutput, RunId,
 };
-pub use topology::{relay, sites, sites_linux, wan_pair, Relay, Sites, WanPair};
+pub use topology::{relay, relay_linux, sites, sites_linux, wan_pair, Relay, Sites, WanPair};

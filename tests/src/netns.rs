@@ -153,6 +153,19 @@ fn install_signal_cleanup() {
         .expect("spawn cleanup thread");
 }
 
+/// Makes a panic remove this process's namespaces (with their processes) and temporary
+/// directories before the default handling. Binaries need this: the workspace builds them
+/// with `panic = "abort"`, so no destructor runs after a panic.
+pub fn cleanup_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("panic: removing this run's namespaces");
+        cleanup_registered();
+        crate::rundir::remove_registered();
+    }));
+}
+
 /// Removes every namespace still registered by this process (used on signals).
 pub fn cleanup_registered() {
     let names: Vec<String> = match REGISTRY.lock() {

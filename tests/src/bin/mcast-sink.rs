@@ -1,16 +1,23 @@
 //! mcast-sink: joins UDP multicast groups (or listens on unicast ports) and reports, per
 //! stream, received, lost, duplicated and reordered datagrams and one-way latency
 //! percentiles. Prints one JSON object when `--duration` ends or on SIGINT/SIGTERM.
+//!
+//! With `--by-group`, a stream arriving on several groups (a relay's fan-out outputs) is
+//! reported once per group: each datagram's destination address is read with IP_PKTINFO,
+//! since a socket bound to the wildcard address receives every group joined on its port.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use testbed::traffic::{realtime_ns, Header, StreamStats};
@@ -28,9 +35,13 @@ struct Args {
     /// Stop after this long (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<Dur>,
+    /// Report each (destination group, stream) separately, with a `group` field.
+    #[arg(long)]
+    by_group: bool,
 }
 
-type Streams = Arc<Mutex<BTreeMap<u32, StreamStats>>>;
+/// Statistics by (destination group:port when `--by-group`, stream id).
+type Streams = Arc<Mutex<BTreeMap<(Option<SocketAddrV4>, u32), StreamStats>>>;
 
 /// One socket per distinct port, bound to the wildcard address, joined to its groups.
 fn open(port: u16, groups: &[Ipv4Addr], iface: Ipv4Addr) -> Result<UdpSocket> {
@@ -43,23 +54,50 @@ fn open(port: u16, groups: &[Ipv4Addr], iface: Ipv4Addr) -> Result<UdpSocket> {
             .with_context(|| format!("joining {g}"))?;
     }
     let s: UdpSocket = s.into();
+    setsockopt(&s, sockopt::Ipv4PacketInfo, &true).context("IP_PKTINFO")?;
     // Wake up regularly to notice the stop flag.
     s.set_read_timeout(Some(Duration::from_millis(50)))?;
     Ok(s)
 }
 
-fn receive(sock: UdpSocket, streams: Streams, stop: Arc<AtomicBool>) {
+fn receive(sock: UdpSocket, port: u16, by_group: bool, streams: Streams, stop: Arc<AtomicBool>) {
     let mut buf = [0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
-        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let Ok((n, dst)) = recv_with_destination(&sock, &mut buf) else {
+            continue;
+        };
         let now = realtime_ns();
         if let Some(h) = Header::read(&buf[..n]) {
+            let group =
+                by_group.then(|| SocketAddrV4::new(dst.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
             let mut map = streams.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(h.stream)
-                .or_insert_with(|| StreamStats::new(h.stream))
+            map.entry((group, h.stream))
+                .or_insert_with(|| match group {
+                    Some(g) => StreamStats::for_group(h.stream, g.to_string()),
+                    None => StreamStats::new(h.stream),
+                })
                 .record(h.seq, now.saturating_sub(h.sent_ns));
         }
     }
+}
+
+/// Receives one datagram and the destination address of its IP header (IP_PKTINFO).
+fn recv_with_destination(sock: &UdpSocket, buf: &mut [u8]) -> Result<(usize, Option<Ipv4Addr>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(nix::libc::in_pktinfo);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )?;
+    let mut dst = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::Ipv4PacketInfo(info) = c {
+            dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+        }
+    }
+    Ok((msg.bytes, dst))
 }
 
 fn main() -> Result<()> {
@@ -81,7 +119,10 @@ fn main() -> Result<()> {
             .collect();
         let sock = open(port, &groups, iface)?;
         let (streams, stop) = (streams.clone(), stop.clone());
-        threads.push(std::thread::spawn(move || receive(sock, streams, stop)));
+        let by_group = args.by_group;
+        threads.push(std::thread::spawn(move || {
+            receive(sock, port, by_group, streams, stop)
+        }));
     }
     // Tells a supervising test that the groups are joined.
     eprintln!("ready");

@@ -5,4 +5,4 @@ pub mod payload;
 pub mod stats;
 
 pub use payload::{realtime_ns, Header, HEADER_LEN};
-pub use stats::{StreamReport, StreamStats};
+pub use stats::{Latency, StreamReport, StreamStats};

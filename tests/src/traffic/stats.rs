@@ -19,6 +19,10 @@ pub struct Latency {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamReport {
     pub stream: u32,
+    /// The group (or local address) and port the datagrams arrived on, when the sink
+    /// reports outputs separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub received: u64,
     pub unique: u64,
     pub lost: u64,
@@ -32,6 +36,7 @@ pub struct StreamReport {
 #[derive(Debug, Default)]
 pub struct StreamStats {
     stream: u32,
+    group: Option<String>,
     seen: Vec<u64>,
     received: u64,
     unique: u64,
@@ -48,6 +53,15 @@ impl StreamStats {
     pub fn new(stream: u32) -> StreamStats {
         StreamStats {
             stream,
+            ..Default::default()
+        }
+    }
+
+    /// Statistics of `stream` as received on one destination `group` (`239.10.1.1:6000`).
+    pub fn for_group(stream: u32, group: String) -> StreamStats {
+        StreamStats {
+            stream,
+            group: Some(group),
             ..Default::default()
         }
     }
@@ -88,6 +102,7 @@ impl StreamStats {
         };
         StreamReport {
             stream: self.stream,
+            group: self.group.clone(),
             received: self.received,
             unique: self.unique,
             lost: self.highest.map_or(0, |h| h + 1 - self.unique),

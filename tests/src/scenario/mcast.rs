@@ -1,0 +1,270 @@
+//! One multicast trial through the relay: `mcast-sink` on the sink host joins every output
+//! group, `mcast-gen` on the generator host sends every input stream for the trial's
+//! duration, and the sink's per-(output, stream) report is matched against what the
+//! generator sent. Loss is counted against the generator's own count, so datagrams lost at
+//! the end of a stream count too.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use super::mcast_plan::{self, StreamPlan};
+use super::result::{McastRun, McastStream, McastTotals};
+use super::systems::RelayGuard;
+use super::tools::Tools;
+use crate::netns::Netns;
+use crate::topology::Relay;
+use crate::traffic::StreamReport;
+
+/// What one trial sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trial {
+    /// Datagrams per second of each stream.
+    pub pps: f64,
+    pub size: u32,
+    pub duration: Duration,
+}
+
+/// Runs one trial. `sent_plan` is what the generator sends; `delivered` the groups the
+/// sinks join for each stream (the translated outputs, or the inputs for a system that
+/// does not translate).
+pub fn run(
+    r: &Relay,
+    tools: &Tools,
+    relay: &RelayGuard,
+    sent_plan: &[StreamPlan],
+    delivered: &[StreamPlan],
+    trial: Trial,
+) -> Result<McastRun> {
+    let gen_host = r.gens.first().context("relay has no generator host")?;
+    let sink_host = r.sinks.first().context("relay has no sink host")?;
+    let sink_errors_before = udp_rcvbuf_errors(&sink_host.ns)?;
+    let relay_errors_before = udp_rcvbuf_errors(&r.appliance)?;
+    let sink_bin = tools.bin("mcast-sink")?;
+    let gen_bin = tools.bin("mcast-gen")?;
+    let sink_addr = sink_host.addr.to_string();
+    let sink = sink_host.ns.spawn(&[
+        sink_bin.to_str().context("path")?,
+        "--group",
+        &mcast_plan::outputs(delivered),
+        "--iface-addr",
+        &sink_addr,
+        "--by-group",
+    ])?;
+    wait_joined(&sink_host.ns, &sink_host.iface, delivered)?;
+    let cpu_before = relay.cpu_seconds();
+    let started = Instant::now();
+    let gen_addr = gen_host.addr.to_string();
+    let gen = gen_host.ns.spawn(&[
+        gen_bin.to_str().context("path")?,
+        "--dest",
+        &mcast_plan::inputs(sent_plan),
+        "--pps",
+        &trial.pps.to_string(),
+        "--size",
+        &trial.size.to_string(),
+        "--duration",
+        &format!("{}ms", trial.duration.as_millis()),
+        "--source",
+        &gen_addr,
+    ])?;
+    let gen_out = gen.wait_timeout(trial.duration + Duration::from_secs(20))?;
+    let wall = started.elapsed();
+    let relay_cpu_pct = (relay.cpu_seconds() - cpu_before) / wall.as_secs_f64() * 100.0;
+    ensure!(
+        gen_out.status.success(),
+        "mcast-gen failed: {}",
+        gen_out.stderr.trim()
+    );
+    // Datagrams still in the relay's queues arrive within milliseconds; wait a little more.
+    std::thread::sleep(Duration::from_millis(500));
+    sink.signal(Signal::SIGINT)?;
+    let sink_out = sink.wait_timeout(Duration::from_secs(10))?;
+    let gen_json: Value =
+        serde_json::from_str(gen_out.stdout.trim()).context("mcast-gen printed no JSON")?;
+    let sink_json: Value = serde_json::from_str(sink_out.stdout.trim())
+        .with_context(|| format!("mcast-sink printed no JSON: {}", sink_out.stderr.trim()))?;
+    let sent = gen_json["streams"]
+        .as_array()
+        .context("mcast-gen JSON has no streams")?
+        .iter()
+        .map(|s| s["sent"].as_u64().unwrap_or(0))
+        .collect::<Vec<u64>>();
+    let reports: Vec<StreamReport> =
+        serde_json::from_value(sink_json["streams"].clone()).context("mcast-sink JSON")?;
+    let gen_elapsed = gen_json["elapsed_s"].as_f64().unwrap_or(0.0);
+    let per_stream = match_outputs(delivered, &sent, &reports);
+    let fanout = delivered.first().map_or(1, |s| s.outputs.len()) as u32;
+    Ok(McastRun {
+        streams: sent_plan.len() as u32,
+        fanout,
+        pps: trial.pps,
+        size: trial.size,
+        duration_s: trial.duration.as_secs_f64(),
+        totals: totals(&per_stream, &sent, fanout, gen_elapsed),
+        per_stream,
+        relay_cpu_pct,
+        sink_rcvbuf_errors: udp_rcvbuf_errors(&sink_host.ns)?.saturating_sub(sink_errors_before),
+        relay_rcvbuf_errors: udp_rcvbuf_errors(&r.appliance)?.saturating_sub(relay_errors_before),
+    })
+}
+
+/// Waits until the kernel lists every delivered group as joined on the sink's interface.
+fn wait_joined(ns: &Netns, dev: &str, delivered: &[StreamPlan]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let maddr = ns.ip(&["maddr", "show", "dev", dev])?;
+        let joined: std::collections::HashSet<&str> = maddr.split_whitespace().collect();
+        let missing = delivered
+            .iter()
+            .flat_map(|s| s.outputs.iter())
+            .filter(|o| !joined.contains(o.ip().to_string().as_str()))
+            .count();
+        if missing == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("mcast-sink joined all but {missing} groups within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One row per (stream, output): what the generator sent against what that output delivered.
+pub fn match_outputs(
+    delivered: &[StreamPlan],
+    sent: &[u64],
+    reports: &[StreamReport],
+) -> Vec<McastStream> {
+    let by_key: HashMap<(u32, &str), &StreamReport> = reports
+        .iter()
+        .filter_map(|r| Some(((r.stream, r.group.as_deref()?), r)))
+        .collect();
+    let mut rows = Vec::new();
+    for (i, s) in delivered.iter().enumerate() {
+        let sent_i = sent.get(i).copied().unwrap_or(0);
+        for o in &s.outputs {
+            let out = o.to_string();
+            let r = by_key.get(&(i as u32, out.as_str())).copied();
+            let unique = r.map_or(0, |r| r.unique);
+            rows.push(McastStream {
+                stream: i as u32,
+                output: out.clone(),
+                sent: sent_i,
+                unique,
+                lost: sent_i.saturating_sub(unique),
+                duplicates: r.map_or(0, |r| r.duplicates),
+                reordered: r.map_or(0, |r| r.reordered),
+                latency_us: r.map(|r| r.latency_us).unwrap_or_default(),
+            });
+        }
+    }
+    rows
+}
+
+/// Totals over every output.
+pub fn totals(rows: &[McastStream], sent: &[u64], fanout: u32, gen_elapsed_s: f64) -> McastTotals {
+    let sent_total: u64 = sent.iter().sum();
+    let expected = sent_total * u64::from(fanout);
+    let unique: u64 = rows.iter().map(|r| r.unique).sum();
+    let lost: u64 = rows.iter().map(|r| r.lost).sum();
+    let mut p50: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.unique > 0)
+        .map(|r| r.latency_us.p50)
+        .collect();
+    p50.sort_by(f64::total_cmp);
+    McastTotals {
+        input_pps: if gen_elapsed_s > 0.0 {
+            sent_total as f64 / gen_elapsed_s
+        } else {
+            0.0
+        },
+        sent: sent_total,
+        expected,
+        unique,
+        lost,
+        loss_pct: if expected == 0 {
+            0.0
+        } else {
+            lost as f64 * 100.0 / expected as f64
+        },
+        duplicates: rows.iter().map(|r| r.duplicates).sum(),
+        reordered: rows.iter().map(|r| r.reordered).sum(),
+        latency_p50_us: p50.get(p50.len() / 2).copied().unwrap_or(0.0),
+        latency_p99_worst_us: rows.iter().map(|r| r.latency_us.p99).fold(0.0, f64::max),
+        latency_max_us: rows.iter().map(|r| r.latency_us.max).fold(0.0, f64::max),
+    }
+}
+
+/// The kernel's UDP `RcvbufErrors` counter in a namespace.
+pub fn udp_rcvbuf_errors(ns: &Netns) -> Result<u64> {
+    let snmp = ns.exec(&["cat", "/proc/net/snmp"])?;
+    parse_rcvbuf_errors(&snmp).context("no Udp RcvbufErrors in /proc/net/snmp")
+}
+
+fn parse_rcvbuf_errors(snmp: &str) -> Option<u64> {
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let i = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::mcast_plan::plan;
+    use crate::traffic::Latency;
+
+    fn report(stream: u32, group: &str, unique: u64, p99: f64) -> StreamReport {
+        StreamReport {
+            stream,
+            group: Some(group.into()),
+            received: unique,
+            unique,
+            lost: 0,
+            duplicates: 1,
+            reordered: 0,
+            highest_seq: Some(unique),
+            latency_us: Latency {
+                p50: 10.0,
+                p99,
+                max: p99 * 2.0,
+            },
+        }
+    }
+
+    #[test]
+    fn matches_outputs_and_counts_missing_ones_as_lost() {
+        let p = plan(2, 2);
+        let reports = [
+            report(0, "239.10.1.1:6000", 100, 50.0),
+            report(0, "239.11.1.1:6000", 90, 70.0),
+            report(1, "239.10.1.2:6001", 100, 20.0),
+            // A stray report for a group nobody asked for is ignored.
+            report(1, "239.99.1.2:6001", 100, 20.0),
+        ];
+        let rows = match_outputs(&p, &[100, 100], &reports);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[1].lost, 10);
+        assert_eq!(rows[3].output, "239.11.1.2:6001");
+        assert_eq!((rows[3].unique, rows[3].lost), (0, 100));
+        let t = totals(&rows, &[100, 100], 2, 2.0);
+        assert_eq!((t.sent, t.expected, t.unique, t.lost), (200, 400, 290, 110));
+        assert!((t.loss_pct - 27.5).abs() < 1e-9);
+        assert_eq!(t.duplicates, 3);
+        assert_eq!(t.latency_p99_worst_us, 70.0);
+        assert_eq!(t.input_pps, 100.0);
+    }
+
+    #[test]
+    fn reads_rcvbuf_errors() {
+        let snmp = "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+                    Udp: 10 0 3 5 3 0\nUdpLite: InDatagrams\nUdpLite: 0\n";
+        assert_eq!(parse_rcvbuf_errors(snmp), Some(3));
+        assert_eq!(parse_rcvbuf_errors("Ip: 1\n"), None);
+    }
+}

@@ -1,0 +1,463 @@
+//! The README of a result folder: what was run, on what, and the figures in tables, with
+//! the plots and the raw `result.json` linked. Rendered from the result alone.
+
+use std::fmt::Write as _;
+
+use super::figures::Figure;
+use super::result::{Row, RowData, ScenarioResult, Status, TcpVariant};
+use super::schedule::schedule;
+use super::spec::Workload;
+use super::systems::System;
+
+/// A markdown table.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub head: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(head: &[&str]) -> Table {
+        Table {
+            head: head.iter().map(|h| (*h).to_string()).collect(),
+            rows: vec![],
+        }
+    }
+
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub fn render(&self) -> String {
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let mut out = format!(
+            "| {} |\n",
+            self.head
+                .iter()
+                .map(|h| cell(h))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        out.push_str(&format!("|{}\n", "---|".repeat(self.head.len())));
+        for r in &self.rows {
+            let mut cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
+            cells.resize(self.head.len(), String::new());
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        out
+    }
+}
+
+use super::spec::human as secs;
+
+/// A number with `digits` decimals, or "–" when absent.
+pub fn num(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "–".into(),
+    }
+}
+
+fn status_text(row: &Row) -> String {
+    match row.status {
+        Status::Ok => "ok".into(),
+        Status::Failed => format!("**failed**: {}", row.error.as_deref().unwrap_or("")),
+        Status::NotAvailable => row.error.clone().unwrap_or_else(|| "not available".into()),
+    }
+}
+
+/// The whole README.
+pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
+    let spec = &r.spec;
+    let mut md = format!("# {}\n\n", spec.name);
+    if !spec.description.is_empty() {
+        let _ = writeln!(md, "{}\n", spec.description.trim());
+    }
+    let _ = writeln!(md, "- Machine: {}", r.machine.summary());
+    if !r.machine.tools.is_empty() {
+        let _ = writeln!(md, "- Tools: {}", r.machine.tools.join("; "));
+    }
+    let shipped = r.file == format!("scenarios/{}.toml", spec.name);
+    let _ = writeln!(
+        md,
+        "- Reproduce: {}`{}`, {:.0} s in all",
+        if shipped {
+            format!("`make bench-{}` or ", spec.name)
+        } else {
+            String::new()
+        },
+        r.command,
+        r.wall_s
+    );
+    let link = if r.file.starts_with('/') {
+        r.file.clone()
+    } else {
+        format!("../../../{}", r.file)
+    };
+    let _ = writeln!(
+        md,
+        "- Scenario: [`{}`]({link}); raw numbers: [result.json](result.json)\n",
+        r.file
+    );
+
+    md.push_str("## Systems\n\n");
+    let mut t = Table::new(&["system", "what it is", "status", "run time"]);
+    for row in &r.rows {
+        t.push(vec![
+            format!("`{}`", row.system),
+            row.system.describe().to_string(),
+            status_text(row),
+            format!("{:.0} s", row.wall_s),
+        ]);
+    }
+    md.push_str(&t.render());
+    md.push('\n');
+
+    match spec.workload() {
+        Workload::Tcp(tcp) => {
+            for v in spec.variants() {
+                let steps = schedule(&v.events);
+                let _ = writeln!(md, "## Variant `{}`\n", v.name);
+                let _ = writeln!(
+                    md,
+                    "iperf3 TCP, {} streams, {}, {} intervals (receiver side); means after the first {}.{}\n",
+                    tcp.parallel,
+                    secs(tcp.duration),
+                    secs(tcp.interval),
+                    secs(tcp.settle),
+                    if steps.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " Events: {}.",
+                            steps
+                                .iter()
+                                .map(|s| format!("at {:.1} s link {} {}", s.at.as_secs_f64(), s.link, s.action))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                );
+                md.push_str(&tcp_table(r, &v.name));
+                md.push('\n');
+                if steps
+                    .iter()
+                    .any(|s| s.action == "down" || s.action == "blackhole")
+                {
+                    md.push_str(&fault_table(r, &v.name));
+                    md.push('\n');
+                }
+            }
+        }
+        Workload::UdpSweep(u) => {
+            let _ = writeln!(
+                md,
+                "## UDP sweep\n\niperf3 UDP, {} stream(s), {} per step; received rate, loss and jitter as the server reported them.\n",
+                u.parallel, secs(u.step)
+            );
+            for &size in &u.sizes {
+                let _ = writeln!(md, "### {size} B payload\n");
+                md.push_str(&udp_table(r, size));
+                md.push('\n');
+            }
+        }
+        Workload::Mcast(m) => {
+            let _ = writeln!(
+                md,
+                "## Multicast\n\n{} streams × {} pps of {} B for {}, fan-out 1:{}. Loss counts every datagram the generator sent that an output did not deliver.\n",
+                m.streams, m.pps, m.size, secs(m.duration), m.fanout
+            );
+            md.push_str(&mcast_table(r));
+            md.push('\n');
+        }
+        Workload::ZeroLoss(z) => {
+            let _ = writeln!(
+                md,
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams; output = input × fan-out.\n",
+                z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
+            );
+            md.push_str(&zero_loss_table(r));
+            md.push('\n');
+        }
+    }
+
+    if !figures.is_empty() {
+        md.push_str("## Plots\n\n");
+        for f in figures {
+            let _ = writeln!(md, "![{}]({})\n", f.title, f.file);
+        }
+    }
+    let mut notes: Vec<String> = spec.notes.clone();
+    for row in &r.rows {
+        for n in &row.notes {
+            notes.push(format!("`{}`: {n}", row.system));
+        }
+        if let RowData::Tcp { variants } = &row.data {
+            for v in variants {
+                if !v.evidence.is_null() {
+                    notes.push(format!(
+                        "`{}` ({}): counters {}",
+                        row.system, v.name, v.evidence
+                    ));
+                }
+            }
+        }
+    }
+    if !notes.is_empty() {
+        md.push_str("## Notes\n\n");
+        for n in notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    md
+}
+
+fn variant<'a>(row: &'a Row, name: &str) -> Option<&'a TcpVariant> {
+    match &row.data {
+        RowData::Tcp { variants } => variants.iter().find(|v| v.name == name),
+        _ => None,
+    }
+}
+
+/// Mean goodput of the reference row (`linux-single`) in a variant, for ratios.
+fn reference(r: &ScenarioResult, name: &str) -> Option<f64> {
+    r.rows
+        .iter()
+        .find(|row| row.system == System::LinuxSingle && row.status == Status::Ok)
+        .and_then(|row| variant(row, name)?.summary.as_ref().map(|s| s.mean_mbps))
+        .filter(|m| *m > 0.0)
+}
+
+fn tcp_table(r: &ScenarioResult, name: &str) -> String {
+    let reference = reference(r, name);
+    let link_names: Vec<String> = r.spec.links.iter().map(|l| l.name.clone()).collect();
+    let mut head = vec!["system", "mean Mbit/s", "× linux-single", "of ceiling"];
+    let link_heads: Vec<String> = link_names
+        .iter()
+        .map(|l| format!("link {l} Mbit/s"))
+        .collect();
+    head.extend(link_heads.iter().map(String::as_str));
+    head.extend(["retransmits", "iperf3 received Mbit/s"]);
+    let mut t = Table::new(&head);
+    for row in &r.rows {
+        let mut cells = vec![format!("`{}`", row.system)];
+        match variant(row, name) {
+            Some(v) if v.error.is_none() => {
+                let s = v.summary.as_ref();
+                let mean = s.map(|s| s.mean_mbps);
+                cells.push(num(mean, 1));
+                cells.push(num(mean.zip(reference).map(|(m, r)| m / r), 2));
+                cells.push(
+                    s.filter(|s| s.ceiling_mbps > 0.0)
+                        .map(|s| format!("{:.0} %", s.mean_mbps / s.ceiling_mbps * 100.0))
+                        .unwrap_or_else(|| "–".into()),
+                );
+                for l in &link_names {
+                    let rate =
+                        s.and_then(|s| s.link_mbps.iter().find(|(n, _)| n == l).map(|x| x.1));
+                    cells.push(num(rate, 1));
+                }
+                cells.push(v.retransmits.to_string());
+                cells.push(num(Some(v.received_mbps), 1));
+            }
+            Some(v) => cells.push(format!("**failed**: {}", v.error.as_deref().unwrap_or(""))),
+            None => cells.push(status_text(row)),
+        }
+        t.push(cells);
+    }
+    let mut out = t.render();
+    out.push_str(
+        "\nCeiling: Σ link rate × 1448/1514 (TCP payload of a full frame). Link columns: the \
+         emulator's forwarded a→b Ethernet bytes over the same window, tunnel headers included.\n",
+    );
+    out
+}
+
+fn fault_table(r: &ScenarioResult, name: &str) -> String {
+    let mut t = Table::new(&[
+        "system",
+        "fault",
+        "before Mbit/s",
+        "during",
+        "min during",
+        "stalled intervals",
+        "after",
+        "TTF s",
+        "TTR s",
+    ]);
+    for row in &r.rows {
+        let Some(f) = variant(row, name).and_then(|v| v.summary.as_ref()?.fault.as_ref()) else {
+            continue;
+        };
+        t.push(vec![
+            format!("`{}`", row.system),
+            format!(
+                "link {} {} {:.1}–{:.1} s",
+                f.link, f.action, f.start_s, f.end_s
+            ),
+            num(Some(f.before_mbps), 1),
+            num(Some(f.during_mbps), 1),
+            num(Some(f.min_during_mbps), 1),
+            f.stalled_intervals.to_string(),
+            num(Some(f.after_mbps), 1),
+            num(f.ttf_s, 1),
+            num(f.ttr_s, 1),
+        ]);
+    }
+    let mut out = t.render();
+    out.push_str(
+        "\nStalled: intervals during the fault below 5 % of the rate before it. TTF (mqvpn's \
+         definition): from the fault to the end of the first interval at ≥ 50 % of the \
+         surviving links' ceiling. TTR: from the link's return to the end of the first interval \
+         at ≥ 90 % of the rate before the fault. – : never reached.\n",
+    );
+    out
+}
+
+fn udp_table(r: &ScenarioResult, size: u32) -> String {
+    let rows: Vec<&Row> = r
+        .rows
+        .iter()
+        .filter(|row| matches!(row.data, RowData::UdpSweep { .. }))
+        .collect();
+    let mut head = vec!["offered Mbit/s".to_string()];
+    for row in &rows {
+        head.push(format!("`{}` received Mbit/s", row.system));
+        head.push("loss %".into());
+        head.push("jitter ms".into());
+    }
+    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+    let mut t = Table::new(&head_refs);
+    let rates: Vec<f64> = match r.spec.workload() {
+        Workload::UdpSweep(u) => u.rates.iter().map(|x| x.0 as f64 / 1e6).collect(),
+        _ => vec![],
+    };
+    for rate in rates {
+        let mut cells = vec![format!("{rate:.1}")];
+        for row in &rows {
+            let RowData::UdpSweep { steps } = &row.data else {
+                continue;
+            };
+            match steps
+                .iter()
+                .find(|s| s.size == size && (s.offered_mbps - rate).abs() < 1e-6)
+            {
+                Some(s) if s.error.is_none() => {
+                    cells.push(num(Some(s.received_mbps), 2));
+                    cells.push(num(Some(s.loss_pct), 3));
+                    cells.push(num(Some(s.jitter_ms), 3));
+                }
+                Some(s) => {
+                    cells.push(format!("error: {}", s.error.as_deref().unwrap_or("")));
+                    cells.push(String::new());
+                    cells.push(String::new());
+                }
+                None => cells.extend(["–".into(), "–".into(), "–".into()]),
+            }
+        }
+        t.push(cells);
+    }
+    let others: Vec<String> = r
+        .rows
+        .iter()
+        .filter(|row| !matches!(row.data, RowData::UdpSweep { .. }))
+        .map(|row| format!("`{}`: {}", row.system, status_text(row)))
+        .collect();
+    let mut out = t.render();
+    if !others.is_empty() {
+        out.push_str(&format!("\nNot in the table: {}.\n", others.join("; ")));
+    }
+    out
+}
+
+fn mcast_table(r: &ScenarioResult) -> String {
+    let mut t = Table::new(&[
+        "system",
+        "input pps",
+        "expected",
+        "delivered",
+        "lost",
+        "loss %",
+        "dup",
+        "reordered",
+        "latency p50 / worst p99 / max µs",
+        "relay CPU %",
+        "rcvbuf errors sink / relay",
+    ]);
+    for row in &r.rows {
+        match &row.data {
+            RowData::Mcast { run } => {
+                let x = &run.totals;
+                t.push(vec![
+                    format!("`{}`", row.system),
+                    format!("{:.0}", x.input_pps),
+                    x.expected.to_string(),
+                    x.unique.to_string(),
+                    x.lost.to_string(),
+                    format!("{:.3}", x.loss_pct),
+                    x.duplicates.to_string(),
+                    x.reordered.to_string(),
+                    format!(
+                        "{:.0} / {:.0} / {:.0}",
+                        x.latency_p50_us, x.latency_p99_worst_us, x.latency_max_us
+                    ),
+                    format!("{:.0}", run.relay_cpu_pct),
+                    format!("{} / {}", run.sink_rcvbuf_errors, run.relay_rcvbuf_errors),
+                ]);
+            }
+            _ => t.push(vec![format!("`{}`", row.system), status_text(row)]),
+        }
+    }
+    t.render()
+}
+
+fn zero_loss_table(r: &ScenarioResult) -> String {
+    let mut t = Table::new(&[
+        "system",
+        "streams",
+        "fan-out",
+        "max zero-loss input pps",
+        "output pps",
+        "first lossy input pps",
+        "trials",
+    ]);
+    for row in &r.rows {
+        let RowData::ZeroLoss { cases } = &row.data else {
+            t.push(vec![format!("`{}`", row.system), status_text(row)]);
+            continue;
+        };
+        for c in cases {
+            let mut cells = vec![
+                format!("`{}`", row.system),
+                c.streams.to_string(),
+                format!("1:{}", c.fanout),
+            ];
+            match c.status {
+                Status::Ok => {
+                    cells.push(num(c.max_zero_loss_pps, 0));
+                    cells.push(num(c.max_zero_loss_pps.map(|p| p * f64::from(c.fanout)), 0));
+                    cells.push(num(c.first_lossy_pps, 0));
+                    cells.push(c.trials.len().to_string());
+                }
+                _ => cells.push(c.error.clone().unwrap_or_default()),
+            }
+            t.push(cells);
+        }
+    }
+    t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_escape_and_pad() {
+        let mut t = Table::new(&["a", "b"]);
+        t.push(vec!["x|y".into()]);
+        assert_eq!(t.render(), "| a | b |\n|---|---|\n| x\\|y |  |\n");
+        assert_eq!(num(None, 1), "–");
+        assert_eq!(num(Some(f64::NAN), 1), "–");
+        assert_eq!(num(Some(2.345), 2), "2.35");
+    }
+}

@@ -1,0 +1,255 @@
+//! `result.json`: everything a run measured, raw, with the machine and the scenario as
+//! parsed. The README and the plots are rendered from this alone (`scenario render DIR`),
+//! so nothing in them is a number that is not here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::machine::Machine;
+use super::spec::Scenario;
+use super::systems::System;
+use crate::traffic::Latency;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    /// The scenario file, as given on the command line.
+    pub file: String,
+    /// The runner's command line.
+    pub command: String,
+    pub spec: Scenario,
+    pub machine: Machine,
+    pub wall_s: f64,
+    pub rows: Vec<Row>,
+}
+
+/// How a row ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// It ran into an error (in `error`); whatever was measured before is kept.
+    Failed,
+    /// It cannot be measured here yet (the reason is in `error`).
+    NotAvailable,
+}
+
+/// One system's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub system: System,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    pub wall_s: f64,
+    /// Load average before and after the row.
+    pub loadavg: [String; 2],
+    pub data: RowData,
+}
+
+/// The measurements, by kind of workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RowData {
+    None,
+    Tcp { variants: Vec<TcpVariant> },
+    UdpSweep { steps: Vec<UdpStep> },
+    Mcast { run: McastRun },
+    ZeroLoss { cases: Vec<ZeroLossCase> },
+}
+
+/// A link event as it was applied, in seconds since the traffic started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedEvent {
+    /// When the scenario asked for it.
+    pub at_s: f64,
+    /// When the emulator confirmed it (the runner's clock).
+    pub applied_s: f64,
+    pub link: String,
+    /// `up`, `down`, `blackhole` or `set`.
+    pub action: String,
+    /// The control command sent.
+    pub command: String,
+}
+
+/// One reporting interval of iperf3 (all streams summed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub start: f64,
+    pub end: f64,
+    pub mbps: f64,
+}
+
+/// The emulator's byte counters of one link at one time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkCounters {
+    pub link: String,
+    pub a_to_b_bytes: u64,
+    pub b_to_a_bytes: u64,
+    pub a_to_b_dropped: u64,
+    pub b_to_a_dropped: u64,
+}
+
+/// All links' counters at `t` seconds since the traffic started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkSample {
+    pub t: f64,
+    pub links: Vec<LinkCounters>,
+}
+
+/// What happened around the fault of a variant (the first down/blackhole and its up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultSummary {
+    pub link: String,
+    pub action: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Mean goodput from `settle` to the fault.
+    pub before_mbps: f64,
+    pub during_mbps: f64,
+    pub min_during_mbps: f64,
+    /// Mean goodput after the link came back.
+    pub after_mbps: f64,
+    /// Intervals during the fault below 5 % of `before_mbps` (0.5 s each by default).
+    pub stalled_intervals: u32,
+    /// From the fault until the first interval at ≥ 50 % of the surviving links' TCP
+    /// goodput ceiling (mqvpn's TTF); `None` if never.
+    pub ttf_s: Option<f64>,
+    /// From the link's return until the first interval at ≥ 90 % of `before_mbps`
+    /// (mqvpn's TTR); `None` if never.
+    pub ttr_s: Option<f64>,
+}
+
+/// Figures derived from a TCP variant's raw data (see `analysis`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpSummary {
+    /// Mean of the intervals after `settle`.
+    pub mean_mbps: f64,
+    /// TCP goodput ceiling of all links: Σ rate × 1448/1514.
+    pub ceiling_mbps: f64,
+    /// Mean a-to-b rate of each link over the same window, from the emulator's counters
+    /// (Ethernet frames, tunnel headers included).
+    pub link_mbps: Vec<(String, f64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultSummary>,
+}
+
+/// One variant (event set) of a TCP row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpVariant {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub events: Vec<AppliedEvent>,
+    pub intervals: Vec<Interval>,
+    /// iperf3's end summary.
+    pub sent_mbps: f64,
+    pub received_mbps: f64,
+    pub retransmits: u64,
+    pub links: Vec<LinkSample>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<TcpSummary>,
+    /// System-specific proof of what ran (MPTCP counters, ...).
+    #[serde(default)]
+    pub evidence: Value,
+    /// The emulator's final `show`.
+    #[serde(default)]
+    pub emulator: Value,
+}
+
+/// One step of a UDP sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UdpStep {
+    /// UDP payload bytes.
+    pub size: u32,
+    /// The total rate asked of iperf3.
+    pub offered_mbps: f64,
+    /// What iperf3 sent and what the server received.
+    pub sent_mbps: f64,
+    pub received_mbps: f64,
+    pub packets: u64,
+    pub lost: u64,
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One output of one stream at the sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McastStream {
+    pub stream: u32,
+    /// The group:port the sink received it on.
+    pub output: String,
+    pub sent: u64,
+    pub unique: u64,
+    /// `sent - unique`: everything the generator sent and this output never delivered.
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub latency_us: Latency,
+}
+
+/// Totals over every stream and output of a multicast run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct McastTotals {
+    /// Datagrams per second the generator sent (all streams).
+    pub input_pps: f64,
+    pub sent: u64,
+    /// `sent × fanout`: what the sinks should have received.
+    pub expected: u64,
+    pub unique: u64,
+    pub lost: u64,
+    pub loss_pct: f64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// Median over outputs of each output's median latency.
+    pub latency_p50_us: f64,
+    /// Worst output's 99th percentile.
+    pub latency_p99_worst_us: f64,
+    pub latency_max_us: f64,
+}
+
+/// One generator → relay → sink run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McastRun {
+    pub streams: u32,
+    pub fanout: u32,
+    /// Asked-for rate per stream.
+    pub pps: f64,
+    pub size: u32,
+    pub duration_s: f64,
+    pub per_stream: Vec<McastStream>,
+    pub totals: McastTotals,
+    /// CPU used by the relay's processes during the run, % of one core.
+    pub relay_cpu_pct: f64,
+    /// UDP receive-buffer overflows in the sink and relay namespaces during the run (the
+    /// kernel's `RcvbufErrors`): where the loss happened when it was a socket buffer.
+    pub sink_rcvbuf_errors: u64,
+    pub relay_rcvbuf_errors: u64,
+}
+
+/// One trial of the zero-loss search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZeroLossTrial {
+    /// Asked-for input rate, all streams.
+    pub target_pps: f64,
+    pub zero_loss: bool,
+    pub run: McastRun,
+}
+
+/// One case of the zero-loss search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZeroLossCase {
+    pub streams: u32,
+    pub fanout: u32,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub trials: Vec<ZeroLossTrial>,
+    /// Highest target input rate with zero loss, and the first one with loss.
+    pub max_zero_loss_pps: Option<f64>,
+    pub first_lossy_pps: Option<f64>,
+}

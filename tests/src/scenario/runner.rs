@@ -1,0 +1,557 @@
+//! Runs a scenario: for each system (row), a fresh topology, the system set up on it, the
+//! traffic (once per variant, step or trial), everything measured, everything torn down.
+//!
+//! Cleanup: every namespace belongs to a topology guard and every process to a namespace, so
+//! dropping the guards on success or error removes them; a SIGINT/SIGTERM is handled by the
+//! netns signal thread (namespaces, their processes and the run's temporary directories);
+//! the binary's panic hook does the same before the process aborts. A row that fails is
+//! recorded with its error and the next row runs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::emulator;
+use super::iperf;
+use super::machine::{loadavg, Machine};
+use super::mcast::{self, Trial};
+use super::mcast_plan::{self, StreamPlan};
+use super::result::{
+    McastRun, Row, RowData, ScenarioResult, Status, TcpVariant, UdpStep, ZeroLossCase,
+    ZeroLossTrial,
+};
+use super::schedule::schedule;
+use super::spec::{McastSpec, Scenario, TcpSpec, UdpSweepSpec, Variant, Workload, ZeroLossSpec};
+use super::systems::{
+    appliance, linux_ecmp_vxlan, linux_mptcp, linux_single, linux_smcroute, linux_socat,
+    RelayGuard, SitesSetup, System,
+};
+use super::tools::{require, Tools};
+use super::{analysis, zero_loss};
+use crate::topology::{relay, relay_linux, sites_linux, Relay, Sites};
+use crate::wanem::{EmulatorProcess, Snapshot};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub tools: Tools,
+    /// Run only these systems (default: the scenario's).
+    pub only: Option<Vec<System>>,
+    /// The scenario file, for the result.
+    pub file: PathBuf,
+    /// The command line, for the result.
+    pub command: String,
+}
+
+/// Runs every row of `spec`.
+pub fn run(spec: &Scenario, opts: &RunOptions) -> Result<ScenarioResult> {
+    if !crate::netns::is_root() {
+        bail!("scenarios need root (network namespaces, AF_PACKET)");
+    }
+    for (tool, package) in [
+        ("ip", "iproute2"),
+        ("ethtool", "ethtool"),
+        ("setpriv", "util-linux"),
+        ("chrt", "util-linux"),
+    ] {
+        require(tool, package)?;
+    }
+    if spec.topology == super::spec::TopologyKind::Sites {
+        require("iperf3", "iperf3")?;
+        require("ping", "iputils-ping")?;
+    }
+    let mut machine = Machine::probe();
+    let started = Instant::now();
+    let systems: Vec<System> = spec
+        .systems
+        .iter()
+        .copied()
+        .filter(|s| opts.only.as_ref().is_none_or(|o| o.contains(s)))
+        .collect();
+    let mut rows = Vec::new();
+    for system in systems {
+        progress(spec, system, "starting");
+        let row = run_row(spec, system, opts);
+        match &row.error {
+            Some(e) => progress(spec, system, &format!("{:?}: {e}", row.status)),
+            None => progress(spec, system, &format!("done in {:.0} s", row.wall_s)),
+        }
+        rows.push(row);
+    }
+    machine.finish();
+    Ok(ScenarioResult {
+        scenario: spec.name.clone(),
+        file: opts.file.display().to_string(),
+        command: opts.command.clone(),
+        spec: spec.clone(),
+        machine,
+        wall_s: started.elapsed().as_secs_f64(),
+        rows,
+    })
+}
+
+fn progress(spec: &Scenario, system: System, what: &str) {
+    eprintln!("[{}] {system}: {what}", spec.name);
+}
+
+fn run_row(spec: &Scenario, system: System, opts: &RunOptions) -> Row {
+    let started = Instant::now();
+    let load_start = loadavg();
+    let mut row = Row {
+        system,
+        status: Status::Ok,
+        error: None,
+        notes: vec![],
+        wall_s: 0.0,
+        loadavg: [load_start, String::new()],
+        data: RowData::None,
+    };
+    if let Some(reason) = system.not_available(spec.topology) {
+        row.status = Status::NotAvailable;
+        row.error = Some(reason.to_string());
+    } else {
+        let (data, error) = match spec.workload() {
+            Workload::Tcp(t) => tcp_row(spec, t, system, opts, &mut row.notes),
+            Workload::UdpSweep(u) => udp_row(spec, u, system, opts, &mut row.notes),
+            Workload::Mcast(m) => mcast_row(m, system, opts, &mut row.notes),
+            Workload::ZeroLoss(z) => zero_loss_row(spec, z, system, opts, &mut row.notes),
+        };
+        row.data = data;
+        if let Some(e) = error {
+            row.status = Status::Failed;
+            row.error = Some(e);
+        }
+    }
+    row.wall_s = started.elapsed().as_secs_f64();
+    row.loadavg[1] = loadavg();
+    row
+}
+
+/// The first line-ish of an error chain, for results.
+fn describe(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
+// ---------------------------------------------------------------- sites (TCP, UDP)
+
+/// Builds the sites topology and the emulator, sets `system` up, checks that host A reaches
+/// host B, runs `f`, then stops the emulator (its final counters are returned) and removes
+/// everything.
+fn with_sites<T>(
+    spec: &Scenario,
+    system: System,
+    opts: &RunOptions,
+    f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess) -> Result<T>,
+) -> Result<(T, Snapshot)> {
+    let sites = sites_linux(spec.links.len())?;
+    let emu = EmulatorProcess::start(
+        &sites.emu,
+        &opts.tools.bin("wan-emulator")?,
+        &emulator::config(&spec.links, &sites),
+        &[],
+    )?;
+    let setup = match system {
+        System::LinuxSingle => linux_single::setup(&sites)?,
+        System::LinuxEcmpVxlan => linux_ecmp_vxlan::setup(&sites)?,
+        System::LinuxMptcp => linux_mptcp::setup(&sites)?,
+        other => bail!("{other} does not run on the sites topology"),
+    };
+    sites
+        .host_a
+        .ns
+        .exec(&[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "3",
+            &sites.host_b.addr.to_string(),
+        ])
+        .context("host A cannot reach host B through the system")?;
+    let out = f(&sites, &setup, &emu)?;
+    let snap = emu.stop()?;
+    Ok((out, snap))
+}
+
+fn tcp_row(
+    spec: &Scenario,
+    tcp: &TcpSpec,
+    system: System,
+    opts: &RunOptions,
+    notes: &mut Vec<String>,
+) -> (RowData, Option<String>) {
+    let mut variants = Vec::new();
+    let mut error = None;
+    for v in spec.variants() {
+        progress(
+            spec,
+            system,
+            &format!("variant {} ({})", v.name, tcp.duration),
+        );
+        match tcp_variant(spec, tcp, &v, system, opts, notes) {
+            Ok(tv) => {
+                if let Some(s) = &tv.summary {
+                    progress(
+                        spec,
+                        system,
+                        &format!("variant {}: mean {:.1} Mbit/s", v.name, s.mean_mbps),
+                    );
+                }
+                variants.push(tv)
+            }
+            Err(e) => {
+                let msg = describe(&e);
+                error.get_or_insert_with(|| format!("variant {}: {msg}", v.name));
+                variants.push(TcpVariant {
+                    name: v.name.clone(),
+                    error: Some(msg),
+                    events: vec![],
+                    intervals: vec![],
+                    sent_mbps: 0.0,
+                    received_mbps: 0.0,
+                    retransmits: 0,
+                    links: vec![],
+                    summary: None,
+                    evidence: serde_json::Value::Null,
+                    emulator: serde_json::Value::Null,
+                });
+            }
+        }
+    }
+    (RowData::Tcp { variants }, error)
+}
+
+fn tcp_variant(
+    spec: &Scenario,
+    tcp: &TcpSpec,
+    variant: &Variant,
+    system: System,
+    opts: &RunOptions,
+    notes: &mut Vec<String>,
+) -> Result<TcpVariant> {
+    let (mut v, snap) = with_sites(spec, system, opts, |sites, setup, emu| {
+        for n in &setup.notes {
+            if !notes.contains(n) {
+                notes.push(n.clone());
+            }
+        }
+        let server = iperf::start_server(
+            &sites.host_b.ns,
+            &setup.wrapper,
+            sites.host_b.addr,
+            tcp.interval.0,
+        )?;
+        let args = iperf::tcp_args(
+            sites.host_b.addr,
+            tcp.parallel,
+            tcp.duration.0,
+            tcp.interval.0,
+        );
+        let t0 = Instant::now();
+        let events =
+            emulator::apply_events(emu.control_path.clone(), schedule(&variant.events), t0)?;
+        let sampler = emulator::sample_links(emu.control_path.clone(), t0, tcp.interval.0)?;
+        let json = iperf::run_client(
+            &sites.host_a.ns,
+            &setup.wrapper,
+            &args,
+            tcp.duration.0 + Duration::from_secs(30),
+        );
+        let applied = events.finish()?;
+        let links = sampler.finish()?;
+        let client = json?;
+        let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
+        let evidence = if system == System::LinuxMptcp {
+            linux_mptcp::counters(&sites.host_a.ns)?
+        } else {
+            serde_json::Value::Null
+        };
+        Ok(TcpVariant {
+            name: variant.name.clone(),
+            error: None,
+            events: applied,
+            intervals: outcome.intervals,
+            sent_mbps: outcome.sent_mbps,
+            received_mbps: outcome.received_mbps,
+            retransmits: outcome.retransmits,
+            links,
+            summary: None,
+            evidence,
+            emulator: serde_json::Value::Null,
+        })
+    })?;
+    v.emulator = serde_json::to_value(&snap)?;
+    v.summary = Some(analysis::tcp_summary(&spec.links, tcp, &v));
+    Ok(v)
+}
+
+fn udp_row(
+    spec: &Scenario,
+    udp: &UdpSweepSpec,
+    system: System,
+    opts: &RunOptions,
+    notes: &mut Vec<String>,
+) -> (RowData, Option<String>) {
+    let mut steps = Vec::new();
+    let result = with_sites(spec, system, opts, |sites, setup, _emu| {
+        notes.extend(setup.notes.iter().cloned());
+        for &size in &udp.sizes {
+            for rate in &udp.rates {
+                let offered = rate.0 as f64 / 1e6;
+                let step = udp_step(sites, udp, size, rate.0).unwrap_or_else(|e| UdpStep {
+                    size,
+                    offered_mbps: offered,
+                    sent_mbps: 0.0,
+                    received_mbps: 0.0,
+                    packets: 0,
+                    lost: 0,
+                    loss_pct: 0.0,
+                    jitter_ms: 0.0,
+                    error: Some(describe(&e)),
+                });
+                progress(
+                    spec,
+                    system,
+                    &format!(
+                        "{size} B at {offered:.1} Mbit/s: received {:.2} Mbit/s, loss {:.3} %, jitter {:.3} ms{}",
+                        step.received_mbps,
+                        step.loss_pct,
+                        step.jitter_ms,
+                        step.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    ),
+                );
+                steps.push(step);
+                // Let the emulator's queues drain between steps.
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(())
+    });
+    let mut error = result.err().map(|e| describe(&e));
+    if error.is_none() {
+        if let Some(s) = steps.iter().find(|s| s.error.is_some()) {
+            error = Some(format!(
+                "{} B at {:.1} Mbit/s: {}",
+                s.size,
+                s.offered_mbps,
+                s.error.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    (RowData::UdpSweep { steps }, error)
+}
+
+/// One UDP step. UDP never goes through MPTCP, so iperf3 runs without the row's wrapper.
+fn udp_step(sites: &Sites, udp: &UdpSweepSpec, size: u32, bps: u64) -> Result<UdpStep> {
+    let server = iperf::start_server(&sites.host_b.ns, &[], sites.host_b.addr, udp.step.0)?;
+    let args = iperf::udp_args(sites.host_b.addr, size, bps, udp.parallel, udp.step.0);
+    let json = iperf::run_client(
+        &sites.host_a.ns,
+        &[],
+        &args,
+        udp.step.0 + Duration::from_secs(20),
+    );
+    let _ = iperf::server_report(server);
+    let u = iperf::parse_udp(&json?)?;
+    Ok(UdpStep {
+        size,
+        offered_mbps: bps as f64 / 1e6,
+        sent_mbps: u.sent_mbps,
+        received_mbps: u.received_mbps,
+        packets: u.packets,
+        lost: u.lost,
+        loss_pct: u.loss_pct,
+        jitter_ms: u.jitter_ms,
+        error: None,
+    })
+}
+
+// ---------------------------------------------------------------- relay (multicast)
+
+/// The relay topology with `system` running on it for `plan`.
+struct RelayRun {
+    // The guard stops the relay before the topology goes (fields drop in order).
+    guard: RelayGuard,
+    delivered: Vec<StreamPlan>,
+    relay: Relay,
+}
+
+fn start_relay(system: System, plan: &[StreamPlan], tools: &Tools) -> Result<RelayRun> {
+    let r = if system.linux_routers() {
+        relay_linux(1, 1)?
+    } else {
+        relay(1, 1)?
+    };
+    let guard = match system {
+        System::LinuxSocat => linux_socat::setup(&r, plan)?,
+        System::LinuxSmcroute => linux_smcroute::setup(&r, plan)?,
+        System::Appliance => appliance::setup(&r, plan, tools)?,
+        other => bail!("{other} does not run on the relay topology"),
+    };
+    let delivered = if system == System::LinuxSmcroute {
+        linux_smcroute::delivered(plan)
+    } else {
+        plan.to_vec()
+    };
+    Ok(RelayRun {
+        guard,
+        delivered,
+        relay: r,
+    })
+}
+
+/// One short, unrecorded trial: joins, ARP and route caches are settled before measuring.
+fn warm_up(run: &RelayRun, plan: &[StreamPlan], tools: &Tools, size: u32) -> Result<()> {
+    mcast::run(
+        &run.relay,
+        tools,
+        &run.guard,
+        plan,
+        &run.delivered,
+        Trial {
+            pps: 50.0,
+            size,
+            duration: Duration::from_millis(500),
+        },
+    )
+    .context("warm-up trial")
+    .map(drop)
+}
+
+/// Stops the relay; an exit during the run is an error.
+fn finish_relay(mut run: RelayRun, notes: &mut Vec<String>) -> Result<()> {
+    let alive = run.guard.all_running();
+    notes.append(&mut run.guard.notes);
+    let report = std::mem::take(&mut run.guard).stop()?;
+    if !alive {
+        bail!("the relay exited during the run: {}", report["stderr"]);
+    }
+    Ok(())
+}
+
+fn smcroute_unavailable(system: System, fanout: u32) -> Option<String> {
+    (system == System::LinuxSmcroute)
+        .then(|| linux_smcroute::unavailable(fanout))
+        .flatten()
+}
+
+fn mcast_row(
+    m: &McastSpec,
+    system: System,
+    opts: &RunOptions,
+    notes: &mut Vec<String>,
+) -> (RowData, Option<String>) {
+    if let Some(reason) = smcroute_unavailable(system, m.fanout) {
+        return (RowData::None, Some(reason));
+    }
+    let result = (|| -> Result<McastRun> {
+        let plan = mcast_plan::plan(m.streams, m.fanout);
+        let run = start_relay(system, &plan, &opts.tools)?;
+        warm_up(&run, &plan, &opts.tools, m.size)?;
+        let trial = Trial {
+            pps: m.pps,
+            size: m.size,
+            duration: m.duration.0,
+        };
+        let measured = mcast::run(
+            &run.relay,
+            &opts.tools,
+            &run.guard,
+            &plan,
+            &run.delivered,
+            trial,
+        )?;
+        finish_relay(run, notes)?;
+        Ok(measured)
+    })();
+    match result {
+        Ok(run) => (RowData::Mcast { run }, None),
+        Err(e) => (RowData::None, Some(describe(&e))),
+    }
+}
+
+fn zero_loss_row(
+    spec: &Scenario,
+    z: &ZeroLossSpec,
+    system: System,
+    opts: &RunOptions,
+    notes: &mut Vec<String>,
+) -> (RowData, Option<String>) {
+    let mut cases = Vec::new();
+    let mut error = None;
+    for c in &z.cases {
+        let mut case = ZeroLossCase {
+            streams: c.streams,
+            fanout: c.fanout,
+            status: Status::Ok,
+            error: None,
+            trials: vec![],
+            max_zero_loss_pps: None,
+            first_lossy_pps: None,
+        };
+        if let Some(reason) = smcroute_unavailable(system, c.fanout) {
+            case.status = Status::NotAvailable;
+            case.error = Some(reason);
+            cases.push(case);
+            continue;
+        }
+        progress(
+            spec,
+            system,
+            &format!("{} streams, 1:{} fan-out", c.streams, c.fanout),
+        );
+        let result = (|| -> Result<()> {
+            let plan = mcast_plan::plan(c.streams, c.fanout);
+            let run = start_relay(system, &plan, &opts.tools)?;
+            warm_up(&run, &plan, &opts.tools, z.size)?;
+            let outcome = zero_loss::search(z, |total_pps| {
+                let trial = Trial {
+                    pps: total_pps / f64::from(c.streams),
+                    size: z.size,
+                    duration: z.step.0,
+                };
+                let measured = mcast::run(
+                    &run.relay,
+                    &opts.tools,
+                    &run.guard,
+                    &plan,
+                    &run.delivered,
+                    trial,
+                )?;
+                let t = &measured.totals;
+                let clean = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
+                progress(
+                    spec,
+                    system,
+                    &format!(
+                        "  {total_pps:.0} pps in: {} of {} delivered{}",
+                        t.unique,
+                        t.expected,
+                        if clean { " (zero loss)" } else { "" }
+                    ),
+                );
+                case.trials.push(ZeroLossTrial {
+                    target_pps: total_pps,
+                    zero_loss: clean,
+                    run: measured,
+                });
+                Ok(clean)
+            })?;
+            case.max_zero_loss_pps = outcome.max_clean;
+            case.first_lossy_pps = outcome.first_lossy;
+            finish_relay(run, notes)
+        })();
+        if let Err(e) = result {
+            let msg = describe(&e);
+            error.get_or_insert_with(|| format!("{} streams 1:{}: {msg}", c.streams, c.fanout));
+            case.status = Status::Failed;
+            case.error = Some(msg);
+        }
+        cases.push(case);
+    }
+    notes.dedup();
+    (RowData::ZeroLoss { cases }, error)
+}

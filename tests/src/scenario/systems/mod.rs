@@ -1,0 +1,132 @@
+//! The systems a scenario compares (its rows): Linux baselines built in the same run, and
+//! the appliance. Each file sets one system up on a fresh topology and returns a guard that
+//! owns whatever it started; dropping the guard stops it (the topology's namespaces go
+//! after it, taking anything left with them).
+//!
+//! | system | topology | what it is |
+//! |---|---|---|
+//! | `linux-single` | sites | plain routing over the first WAN link only: the one-link reference |
+//! | `linux-ecmp-vxlan` | sites | one VXLAN tunnel per WAN link, kernel ECMP with the L4 hash: per-flow "tunnel handoff" without failure detection |
+//! | `linux-mptcp` | sites | MPTCP end hosts (`mptcpize`), one address per WAN link, source-subnet routing: WAN-aware MPTCP without fast recovery |
+//! | `linux-socat` | relay | one `socat` per stream and output, receiving the input group and sending to the translated one |
+//! | `linux-smcroute` | relay | kernel multicast routing (smcroute): no translation, 1:1 only |
+//! | `appliance` | relay (sites: not yet) | the DPDK appliance on af_packet, with generated `[[mcast_rules]]` |
+
+pub mod appliance;
+pub mod linux_ecmp_vxlan;
+pub mod linux_mptcp;
+pub mod linux_single;
+pub mod linux_smcroute;
+pub mod linux_socat;
+pub mod relay_guard;
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::TopologyKind;
+
+pub use relay_guard::RelayGuard;
+
+/// One row of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum System {
+    LinuxSingle,
+    LinuxEcmpVxlan,
+    LinuxMptcp,
+    LinuxSocat,
+    LinuxSmcroute,
+    Appliance,
+}
+
+impl System {
+    pub const ALL: [System; 6] = [
+        System::LinuxSingle,
+        System::LinuxEcmpVxlan,
+        System::LinuxMptcp,
+        System::LinuxSocat,
+        System::LinuxSmcroute,
+        System::Appliance,
+    ];
+
+    /// The name used in scenario files and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::LinuxSingle => "linux-single",
+            System::LinuxEcmpVxlan => "linux-ecmp-vxlan",
+            System::LinuxMptcp => "linux-mptcp",
+            System::LinuxSocat => "linux-socat",
+            System::LinuxSmcroute => "linux-smcroute",
+            System::Appliance => "appliance",
+        }
+    }
+
+    /// One line for the README's table of rows.
+    pub fn describe(self) -> &'static str {
+        match self {
+            System::LinuxSingle => {
+                "Linux routers, plain routing over the first WAN link only (the one-link reference)"
+            }
+            System::LinuxEcmpVxlan => {
+                "Linux routers, one VXLAN tunnel per WAN link, ECMP route with the L4 hash \
+                 (fib_multipath_hash_policy=1): per-flow tunnel handoff, no failure detection"
+            }
+            System::LinuxMptcp => {
+                "MPTCP end hosts (iperf3 under mptcpize), one host address per WAN link, \
+                 source-subnet routing on the Linux routers: WAN-aware MPTCP without fast recovery"
+            }
+            System::LinuxSocat => {
+                "one socat per stream and output on a Linux host: joins the input group, \
+                 sends each datagram to the translated group and port"
+            }
+            System::LinuxSmcroute => {
+                "kernel multicast routing set up by smcroute: forwards the group unchanged \
+                 (no translation), one output per input"
+            }
+            System::Appliance => {
+                "the DPDK appliance on af_packet (vm-af-packet-2workers profile: management \
+                 lcore + 2 workers on the 2 vCPUs) with generated [[mcast_rules]]"
+            }
+        }
+    }
+
+    /// The topology it runs on; `None` when it can run on either.
+    pub fn topology(self) -> Option<TopologyKind> {
+        match self {
+            System::LinuxSingle | System::LinuxEcmpVxlan | System::LinuxMptcp => {
+                Some(TopologyKind::Sites)
+            }
+            System::LinuxSocat | System::LinuxSmcroute => Some(TopologyKind::Relay),
+            System::Appliance => None,
+        }
+    }
+
+    /// Why this system cannot be measured on `topology` yet, if it cannot.
+    pub fn not_available(self, topology: TopologyKind) -> Option<&'static str> {
+        match (self, topology) {
+            (System::Appliance, TopologyKind::Sites) => {
+                Some("not available yet: the appliance's multipath WAN tunnel is issue 5 and later")
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether its sites/relay namespaces are Linux routers (addresses, forwarding) rather
+    /// than bare veth ends for the DPDK application.
+    pub fn linux_routers(self) -> bool {
+        self != System::Appliance
+    }
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How traffic runs over a sites system once it is set up.
+#[derive(Debug, Clone, Default)]
+pub struct SitesSetup {
+    /// Words put before `iperf3` on both hosts (`mptcpize run` for MPTCP).
+    pub wrapper: Vec<String>,
+    pub notes: Vec<String>,
+}

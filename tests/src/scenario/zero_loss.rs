@@ -1,0 +1,123 @@
+//! The zero-loss rate search: rising steps of offered rate until one loses a datagram, then
+//! bisection between the last clean step and the first lossy one. A step is clean only if
+//! every output of every stream delivered every datagram the generator sent.
+
+use anyhow::Result;
+
+use super::spec::ZeroLossSpec;
+
+/// Where the search ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    /// Highest rate that was clean.
+    pub max_clean: Option<f64>,
+    /// Lowest rate that lost something.
+    pub first_lossy: Option<f64>,
+}
+
+/// Searches with `trial(rate) -> clean?`. Rates are rounded to whole datagrams per second.
+pub fn search(spec: &ZeroLossSpec, mut trial: impl FnMut(f64) -> Result<bool>) -> Result<Outcome> {
+    let mut clean: Option<f64> = None;
+    let mut lossy: Option<f64> = None;
+    let mut rate = spec.start_pps.round().max(1.0);
+    loop {
+        if trial(rate)? {
+            clean = Some(rate);
+            if rate >= spec.max_pps {
+                break;
+            }
+            rate = (rate * spec.factor).round().min(spec.max_pps);
+        } else {
+            lossy = Some(rate);
+            break;
+        }
+    }
+    if let Some(bad) = lossy {
+        let mut lo = clean.unwrap_or(0.0);
+        let mut hi = bad;
+        for _ in 0..spec.refine {
+            let mid = ((lo + hi) / 2.0).round();
+            if mid <= lo || mid >= hi || mid < 1.0 {
+                break;
+            }
+            if trial(mid)? {
+                lo = mid;
+                clean = Some(mid);
+            } else {
+                hi = mid;
+            }
+        }
+        lossy = Some(hi);
+    }
+    Ok(Outcome {
+        max_clean: clean,
+        first_lossy: lossy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::spec::ZeroLossCase;
+    use crate::wanem::Dur;
+
+    fn spec(start: f64, max: f64, refine: u32) -> ZeroLossSpec {
+        ZeroLossSpec {
+            cases: vec![ZeroLossCase {
+                streams: 1,
+                fanout: 1,
+            }],
+            size: 1024,
+            step: Dur(std::time::Duration::from_secs(1)),
+            start_pps: start,
+            max_pps: max,
+            factor: 2.0,
+            refine,
+        }
+    }
+
+    #[test]
+    fn rises_then_bisects_to_the_limit() {
+        // A relay that is clean up to 7000 pps.
+        let mut tried = Vec::new();
+        let out = search(&spec(1000.0, 100_000.0, 3), |r| {
+            tried.push(r);
+            Ok(r <= 7000.0)
+        })
+        .unwrap();
+        assert_eq!(
+            tried,
+            [1000.0, 2000.0, 4000.0, 8000.0, 6000.0, 7000.0, 7500.0]
+        );
+        assert_eq!(out.max_clean, Some(7000.0));
+        assert_eq!(out.first_lossy, Some(7500.0));
+    }
+
+    #[test]
+    fn stops_at_the_maximum_when_everything_is_clean() {
+        let mut n = 0;
+        let out = search(&spec(1000.0, 5000.0, 3), |_| {
+            n += 1;
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(out.max_clean, Some(5000.0));
+        assert_eq!(out.first_lossy, None);
+        assert_eq!(n, 4); // 1000, 2000, 4000, 5000
+    }
+
+    #[test]
+    fn first_step_lossy_bisects_towards_zero() {
+        let out = search(&spec(1000.0, 5000.0, 2), |r| Ok(r <= 300.0)).unwrap();
+        // 500 lossy, 250 clean.
+        assert_eq!(out.max_clean, Some(250.0));
+        assert_eq!(out.first_lossy, Some(500.0));
+        let none = search(&spec(1000.0, 5000.0, 0), |_| Ok(false)).unwrap();
+        assert_eq!((none.max_clean, none.first_lossy), (None, Some(1000.0)));
+    }
+
+    #[test]
+    fn trial_errors_stop_the_search() {
+        assert!(search(&spec(1000.0, 5000.0, 2), |_| anyhow::bail!("sink died")).is_err());
+    }
+}
