@@ -420,7 +420,10 @@ outputs = [
 ]
 [[mcast_rules]]
 input = { interface = "lan", group = "239.1.1.3", port = 5000 }
-outputs = [{ interface = "wan", destination = "239.10.1.3", port = 6000 }]
+outputs = [
+  { interface = "wan", destination = "239.10.1.3", port = 6000 },
+  { interface = "wan", destination = "10.10.2.77", port = 6000 },
+]
 "#;
 
 #[test]
@@ -528,7 +531,8 @@ fn multicast_relay_rewrite_and_fan_out() {
     assert_eq!(drops["mcast_no_rule"].as_u64(), Some(1), "{drops}");
     assert_eq!(drops["ip_fragment"].as_u64(), Some(1), "{drops}");
     assert_eq!(drops["mcast_ttl_expired"].as_u64(), Some(1), "{drops}");
-    assert_eq!(run.stats["drops_total"].as_u64(), Some(3), "{drops}");
+    assert_eq!(drops["mcast_unresolved"].as_u64(), Some(1), "{drops}");
+    assert_eq!(run.stats["drops_total"].as_u64(), Some(4), "{drops}");
     assert_eq!(
         run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
         "no mbuf leaked"

@@ -433,7 +433,49 @@ fn render(request: &Request, d: &Value) -> String {
             format!("tables version {}\n", s(&d["version"]))
                 + &table(&["rule", "output", "packets", "bytes", "drops"], rows)
         }
-        Request::IgmpShow => serde_json::to_string_pretty(d).unwrap_or_default() + "\n",
+        Request::IgmpShow => {
+            let mut rows = Vec::new();
+            for p in arr(&d["ports"]) {
+                let querier = match (p["querier"].as_str(), p["querier_version"].as_u64()) {
+                    (Some(q), Some(v)) => format!("{q} (v{v})"),
+                    _ => "-".into(),
+                };
+                let groups = arr(&p["groups"]);
+                if groups.is_empty() {
+                    rows.push(vec![
+                        s(&p["interface"]),
+                        s(&p["mode"]),
+                        querier.clone(),
+                        "-".into(),
+                        String::new(),
+                    ]);
+                }
+                for (k, g) in groups.iter().enumerate() {
+                    let sources = arr(&g["sources"])
+                        .iter()
+                        .map(s)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let first = k == 0;
+                    rows.push(vec![
+                        if first {
+                            s(&p["interface"])
+                        } else {
+                            String::new()
+                        },
+                        if first { s(&p["mode"]) } else { String::new() },
+                        if first {
+                            querier.clone()
+                        } else {
+                            String::new()
+                        },
+                        s(&g["group"]),
+                        format!("{}{{{sources}}}", s(&g["filter"])),
+                    ]);
+                }
+            }
+            table(&["interface", "mode", "querier", "group", "filter"], rows)
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use crate::control::server::Change;
 use crate::dataplane::counters::{Counter, DropReason, WorkerCounters};
 use crate::dataplane::pipeline::{process, PuntReason, Verdict};
 use crate::dataplane::tx::flush;
-use crate::tables::RoutingState;
+use crate::tables::{L2Dest, NextHop, RoutingState};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
@@ -104,6 +104,8 @@ pub struct SlowPath {
     cfg: SlowPathConfig,
     pending: HashMap<Ipv4Addr, Pending>,
     probes: HashMap<Ipv4Addr, Probe>,
+    /// Next ARP request for a relay output's unicast next hop.
+    relay_arp: HashMap<Ipv4Addr, Instant>,
     icmp_bucket: TokenBucket,
     changes: mpsc::Receiver<Change>,
     next_tick: Instant,
@@ -144,6 +146,7 @@ impl SlowPath {
             cfg,
             pending: HashMap::new(),
             probes: HashMap::new(),
+            relay_arp: HashMap::new(),
             icmp_bucket,
             changes,
             next_tick: Instant::now(),
@@ -520,6 +523,41 @@ impl SlowPath {
         self.arp_request(port, next_hop);
     }
 
+    /// Keeps the next hops of unicast relay outputs resolved: the workers
+    /// only look neighbours up, so the slow path asks for the missing ones
+    /// (once per `ARP_RETRY`, for as long as a rule needs them).
+    fn resolve_relay_next_hops(&mut self, now: Instant) {
+        let tables = self.state.published().current();
+        let mut wanted: Vec<(Ipv4Addr, usize)> = Vec::new();
+        for rule in &tables.mcast.rules {
+            for out in rule.outputs.iter().filter(|o| o.l2 == L2Dest::Unicast) {
+                let next_hop =
+                    tables
+                        .routes
+                        .lookup(out.destination)
+                        .and_then(|r| match r.next_hop {
+                            NextHop::Connected { port } if port == out.port => {
+                                Some(out.destination)
+                            }
+                            NextHop::Gateway { via, port } if port == out.port => Some(via),
+                            _ => None,
+                        });
+                if let Some(nh) = next_hop.filter(|nh| !tables.neighbors.contains_key(nh)) {
+                    wanted.push((nh, out.port));
+                }
+            }
+        }
+        self.relay_arp
+            .retain(|ip, _| wanted.iter().any(|(w, _)| w == ip));
+        for (ip, port) in wanted {
+            let due = self.relay_arp.get(&ip).is_none_or(|t| now >= *t);
+            if due && !self.pending.contains_key(&ip) {
+                self.relay_arp.insert(ip, now + ARP_RETRY);
+                self.arp_request(port, ip);
+            }
+        }
+    }
+
     /// Our MAC and address on a port, if it has an address.
     fn own_address(&self, port: usize) -> Option<(MacAddr, Ipv4Addr)> {
         self.state
@@ -540,6 +578,7 @@ impl SlowPath {
     }
 
     fn timers(&mut self, now: Instant) {
+        self.resolve_relay_next_hops(now);
         let due: Vec<Ipv4Addr> = self
             .pending
             .iter()
