@@ -18,6 +18,10 @@ pub struct Machine {
     /// `/proc/loadavg` when the run started: other work on the machine skews figures.
     pub loadavg_start: String,
     pub loadavg_end: String,
+    /// Network namespaces of other runs present at the start and at the end (concurrent
+    /// tests on the same machine share its two cores).
+    #[serde(default)]
+    pub other_netns: [usize; 2],
     /// `git describe --always --dirty` of the workspace.
     pub commit: String,
     /// The version line of each tool the rows use.
@@ -41,6 +45,7 @@ impl Machine {
             date: now_rfc3339(),
             loadavg_start: loadavg(),
             loadavg_end: String::new(),
+            other_netns: [other_netns(), 0],
             commit: first_line(
                 Command::new("git")
                     .args(["describe", "--always", "--dirty"])
@@ -69,22 +74,34 @@ impl Machine {
     /// Records the load at the end of the run.
     pub fn finish(&mut self) {
         self.loadavg_end = loadavg();
+        self.other_netns[1] = other_netns();
     }
 
     /// One line for a README.
     pub fn summary(&self) -> String {
         format!(
-            "{} vCPU {}, {} MB, kernel {}; load {} at the start, {} at the end; commit {}; {}",
+            "{} vCPU {}, {} MB, kernel {}; load {} at the start, {} at the end; other runs' \
+             namespaces {} at the start, {} at the end; commit {}; {}",
             self.nproc,
             self.cpu_model,
             self.mem_total_mb,
             self.kernel,
             self.loadavg_start,
             self.loadavg_end,
+            self.other_netns[0],
+            self.other_netns[1],
             self.commit,
             self.date
         )
     }
+}
+
+/// Named network namespaces that are not this process's.
+pub fn other_netns() -> usize {
+    let mine = crate::netns::process_prefix();
+    crate::netns::list_netns()
+        .map(|l| l.iter().filter(|n| !n.starts_with(&mine)).count())
+        .unwrap_or(0)
 }
 
 /// The current UTC time as RFC 3339 (seconds).
