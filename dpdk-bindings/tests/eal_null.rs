@@ -77,8 +77,14 @@ fn null_port_round_trip() {
         let mut h = hdrs.alloc().expect("header");
         h.append(42).expect("room").fill(i);
         h.chain_shared(shared.share()).expect("one-segment head");
-        assert_eq!((h.pkt_len(), h.data_len(), h.is_contiguous()), (142, 42, false));
-        assert!(h.append(1).is_none() && !h.trim(1), "a shared tail is never written");
+        assert_eq!(
+            (h.pkt_len(), h.data_len(), h.is_contiguous()),
+            (142, 42, false)
+        );
+        assert!(
+            h.append(1).is_none() && !h.trim(1),
+            "a shared tail is never written"
+        );
         fanned.push(h);
     }
     assert_eq!(shared.refcnt(), 4);
@@ -86,7 +92,11 @@ fn null_port_round_trip() {
     drop(shared);
     assert_eq!(txq[1].tx_burst(&mut fanned), 3);
     assert_eq!(hdrs.in_use(), 0, "headers freed by the PMD");
-    assert_eq!(pool.in_use(), baseline, "payload freed with its last packet");
+    assert_eq!(
+        pool.in_use(),
+        baseline,
+        "payload freed with its last packet"
+    );
     drop(hdrs);
 
     let stats = port::stats(id).expect("stats");
