@@ -339,6 +339,12 @@ fn render(request: &Request, d: &Value) -> String {
                 s(&m["capacity"]),
                 s(&m["baseline_in_use"])
             );
+            let h = &d["header_pool"];
+            out += &format!(
+                "fan-out header pool: {} in use of {}\n",
+                s(&h["in_use"]),
+                s(&h["capacity"])
+            );
             out
         }
         Request::Show {

@@ -42,8 +42,7 @@ pub fn relay(tables: &Tables, rule: u32, mut m: Mbuf, ctx: &RelayCtx<'_>, tx: &m
         c.drop_one(DropReason::UdpTruncated);
         return;
     };
-    if let [out] = r.outputs.as_slice() {
-        let oc = &rc.outputs[0];
+    if let ([out], [oc]) = (r.outputs.as_slice(), &*rc.outputs) {
         let Some((src_mac, dst_mac, offload)) = l2_for(tables, out, oc, c) else {
             return;
         };
@@ -66,8 +65,7 @@ pub fn relay(tables: &Tables, rule: u32, mut m: Mbuf, ctx: &RelayCtx<'_>, tx: &m
         c.drop_one(DropReason::MultiSegment);
         return;
     };
-    for (k, out) in r.outputs.iter().enumerate() {
-        let oc = &rc.outputs[k];
+    for (k, (out, oc)) in r.outputs.iter().zip(rc.outputs.iter()).enumerate() {
         let Some((src_mac, dst_mac, offload)) = l2_for(tables, out, oc, c) else {
             continue;
         };
@@ -82,8 +80,10 @@ pub fn relay(tables: &Tables, rule: u32, mut m: Mbuf, ctx: &RelayCtx<'_>, tx: &m
         match write_headers(&orig, out, src_mac, dst_mac, offload, buf) {
             Ok(used) => {
                 request_offload(&mut h, used);
+                // A fresh header mbuf has one segment, so this cannot fail;
+                // if it did, the copy has no usable header mbuf.
                 if h.chain_shared(payload.share()).is_err() {
-                    drop_output(oc, DropReason::MultiSegment, c);
+                    drop_output(oc, DropReason::NoMbuf, c);
                     continue;
                 }
                 let tag = TxTag::output(rule, k, h.pkt_len());
@@ -144,8 +144,10 @@ fn drop_output(oc: &OutputCounters, reason: DropReason, c: &WorkerCounters) {
     match reason {
         DropReason::McastTtlExpired => oc.ttl_expired.inc(),
         DropReason::McastUnresolved => oc.unresolved.inc(),
-        DropReason::NoMbuf => oc.no_mbuf.inc(),
-        _ => oc.tx_full.inc(),
+        DropReason::TxFull => oc.tx_full.inc(),
+        // write_headers fails only with TTL expiry or a short buffer, which
+        // is a header mbuf too small to use.
+        _ => oc.no_mbuf.inc(),
     }
     c.drop_one(reason);
 }
