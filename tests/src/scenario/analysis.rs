@@ -83,7 +83,7 @@ pub fn tcp_summary(links: &[LinkSpec], tcp: &TcpSpec, v: &TcpVariant) -> TcpSumm
         let ttf_s = surviving.and_then(|c| {
             v.intervals
                 .iter()
-                .find(|i| mid(i) >= span.start && i.mbps >= 0.5 * c)
+                .find(|i| mid(i) >= span.start && mid(i) < span.end && i.mbps >= 0.5 * c)
                 .map(|i| i.end - span.start)
         });
         let ttr_s = if span.recovered && before > 0.0 {
@@ -167,6 +167,9 @@ mod tests {
             retransmits: 0,
             links: vec![],
             summary: None,
+            congestion: String::new(),
+            emulator_cpu_pct: 0.0,
+            machine_busy_pct: 0.0,
             evidence: serde_json::Value::Null,
             emulator: serde_json::Value::Null,
         }
@@ -178,6 +181,7 @@ mod tests {
             duration: Dur(Duration::from_secs(secs)),
             interval: Dur(Duration::from_secs(1)),
             settle: Dur(Duration::from_secs(settle)),
+            congestion: None,
         }
     }
 
@@ -221,6 +225,17 @@ mod tests {
         assert!(s.fault.is_none());
         assert_eq!(s.ceiling_mbps, 0.0);
         assert_eq!(s.mean_mbps, 2.0);
+        // Nothing reaches the surviving links' half ceiling during the fault: no TTF, even
+        // though the rate after the return would.
+        let v = variant(
+            &[36.0, 36.0, 0.0, 0.0, 36.0, 36.0],
+            &[(2.0, "down"), (4.0, "up")],
+        );
+        let f = tcp_summary(&[link("a", 30), link("b", 8)], &tcp(6, 0), &v)
+            .fault
+            .unwrap();
+        assert_eq!(f.ttf_s, None);
+        assert_eq!(f.ttr_s, Some(1.0));
         // A fault that never recovers has no TTR.
         let v = variant(&[9.0, 9.0, 1.0, 1.0], &[(2.0, "blackhole")]);
         let f = tcp_summary(&[link("a", 30), link("b", 8)], &tcp(4, 0), &v)

@@ -116,6 +116,44 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
+/// The machine's CPU time counters (`/proc/stat`), to tell how busy all cores were over a
+/// stretch of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    pub fn now() -> CpuTimes {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total: u64 = fields.iter().take(8).sum();
+        // idle and iowait are fields 4 and 5.
+        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+        CpuTimes {
+            busy: total.saturating_sub(idle),
+            total,
+        }
+    }
+
+    /// Percentage of all cores' time that was busy since `earlier`.
+    pub fn busy_pct_since(&self, earlier: &CpuTimes) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        self.busy.saturating_sub(earlier.busy) as f64 * 100.0 / total as f64
+    }
+}
+
 /// User + system CPU seconds used so far by process `pid` (0 if it is gone).
 pub fn process_cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -179,5 +217,13 @@ mod tests {
         let me = process_cpu_seconds(std::process::id());
         assert!(me >= 0.0);
         assert_eq!(process_cpu_seconds(u32::MAX), 0.0);
+        let a = CpuTimes::now();
+        let mut x = 0u64;
+        for i in 0..3_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        let busy = CpuTimes::now().busy_pct_since(&a);
+        assert!((0.0..=100.0).contains(&busy), "{busy}");
     }
 }

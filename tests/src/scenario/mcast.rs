@@ -11,6 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use super::machine::CpuTimes;
 use super::mcast_plan::{self, StreamPlan};
 use super::result::{McastRun, McastStream, McastTotals};
 use super::systems::RelayGuard;
@@ -56,6 +57,7 @@ pub fn run(
     ])?;
     wait_joined(&sink_host.ns, &sink_host.iface, delivered)?;
     let cpu_before = relay.cpu_seconds();
+    let machine_before = CpuTimes::now();
     let started = Instant::now();
     let gen_addr = gen_host.addr.to_string();
     let gen = gen_host.ns.spawn(&[
@@ -74,6 +76,7 @@ pub fn run(
     let gen_out = gen.wait_timeout(trial.duration + Duration::from_secs(20))?;
     let wall = started.elapsed();
     let relay_cpu_pct = (relay.cpu_seconds() - cpu_before) / wall.as_secs_f64() * 100.0;
+    let machine_busy_pct = CpuTimes::now().busy_pct_since(&machine_before);
     ensure!(
         gen_out.status.success(),
         "mcast-gen failed: {}",
@@ -107,6 +110,7 @@ pub fn run(
         totals: totals(&per_stream, &sent, fanout, gen_elapsed),
         per_stream,
         relay_cpu_pct,
+        machine_busy_pct,
         sink_rcvbuf_errors: udp_rcvbuf_errors(&sink_host.ns)?.saturating_sub(sink_errors_before),
         relay_rcvbuf_errors: udp_rcvbuf_errors(&r.appliance)?.saturating_sub(relay_errors_before),
     })

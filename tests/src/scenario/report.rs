@@ -120,9 +120,10 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
                 let _ = writeln!(md, "## Variant `{}`\n", v.name);
                 let _ = writeln!(
                     md,
-                    "iperf3 TCP, {} streams, {}, {} intervals (receiver side); means after the first {}.{}\n",
+                    "iperf3 TCP, {} streams, {}, congestion control {}, {} intervals (receiver side); means after the first {}.{}\n",
                     tcp.parallel,
                     secs(tcp.duration),
+                    tcp.congestion.as_deref().unwrap_or("the kernel's default"),
                     secs(tcp.interval),
                     secs(tcp.settle),
                     if steps.is_empty() {
@@ -237,7 +238,12 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
         .map(|l| format!("link {l} Mbit/s"))
         .collect();
     head.extend(link_heads.iter().map(String::as_str));
-    head.extend(["retransmits", "iperf3 received Mbit/s"]);
+    head.extend([
+        "retransmits",
+        "iperf3 received Mbit/s",
+        "emulator CPU %",
+        "machine busy %",
+    ]);
     let mut t = Table::new(&head);
     for row in &r.rows {
         let mut cells = vec![format!("`{}`", row.system)];
@@ -259,6 +265,8 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
                 }
                 cells.push(v.retransmits.to_string());
                 cells.push(num(Some(v.received_mbps), 1));
+                cells.push(format!("{:.0}", v.emulator_cpu_pct));
+                cells.push(format!("{:.0}", v.machine_busy_pct));
             }
             Some(v) => cells.push(format!("**failed**: {}", v.error.as_deref().unwrap_or(""))),
             None => cells.push(status_text(row)),
@@ -268,7 +276,10 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
     let mut out = t.render();
     out.push_str(
         "\nCeiling: Σ link rate × 1448/1514 (TCP payload of a full frame). Link columns: the \
-         emulator's forwarded a→b Ethernet bytes over the same window, tunnel headers included.\n",
+         emulator's forwarded a→b Ethernet bytes over the same window, tunnel headers included. \
+         Emulator CPU: % of one core over the run; machine busy: % of all cores (everything \
+         on the machine, the emulator included). iperf3 reads retransmits from TCP_INFO, which \
+         an MPTCP socket does not fill.\n",
     );
     out
 }
@@ -309,7 +320,7 @@ fn fault_table(r: &ScenarioResult, name: &str) -> String {
         "\nStalled: intervals during the fault below 5 % of the rate before it. TTF (mqvpn's \
          definition): from the fault to the end of the first interval at ≥ 50 % of the \
          surviving links' ceiling. TTR: from the link's return to the end of the first interval \
-         at ≥ 90 % of the rate before the fault. – : never reached.\n",
+         at ≥ 90 % of the rate before the fault. – : not reached (TTF: before the link came back; TTR: before the end).\n",
     );
     out
 }
@@ -382,6 +393,7 @@ fn mcast_table(r: &ScenarioResult) -> String {
         "reordered",
         "latency p50 / worst p99 / max µs",
         "relay CPU %",
+        "machine busy %",
         "rcvbuf errors sink / relay",
     ]);
     for row in &r.rows {
@@ -402,13 +414,19 @@ fn mcast_table(r: &ScenarioResult) -> String {
                         x.latency_p50_us, x.latency_p99_worst_us, x.latency_max_us
                     ),
                     format!("{:.0}", run.relay_cpu_pct),
+                    format!("{:.0}", run.machine_busy_pct),
                     format!("{} / {}", run.sink_rcvbuf_errors, run.relay_rcvbuf_errors),
                 ]);
             }
             _ => t.push(vec![format!("`{}`", row.system), status_text(row)]),
         }
     }
-    t.render()
+    let mut out = t.render();
+    out.push_str(
+        "\nRelay CPU: the relay's processes, % of one core; machine busy: % of all cores \
+         (generator, relay and sink included).\n",
+    );
+    out
 }
 
 fn zero_loss_table(r: &ScenarioResult) -> String {

@@ -115,7 +115,7 @@ pub struct FaultSummary {
     /// Intervals during the fault below 5 % of `before_mbps` (0.5 s each by default).
     pub stalled_intervals: u32,
     /// From the fault until the first interval at ≥ 50 % of the surviving links' TCP
-    /// goodput ceiling (mqvpn's TTF); `None` if never.
+    /// goodput ceiling (mqvpn's TTF); `None` if not before the link came back.
     pub ttf_s: Option<f64>,
     /// From the link's return until the first interval at ≥ 90 % of `before_mbps`
     /// (mqvpn's TTR); `None` if never.
@@ -151,6 +151,15 @@ pub struct TcpVariant {
     pub links: Vec<LinkSample>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<TcpSummary>,
+    /// The hosts' TCP congestion control during the run.
+    #[serde(default)]
+    pub congestion: String,
+    /// The WAN emulator's CPU time over the traffic, % of one core.
+    #[serde(default)]
+    pub emulator_cpu_pct: f64,
+    /// How busy the whole machine was over the traffic, % of all cores.
+    #[serde(default)]
+    pub machine_busy_pct: f64,
     /// System-specific proof of what ran (MPTCP counters, ...).
     #[serde(default)]
     pub evidence: Value,
@@ -225,6 +234,9 @@ pub struct McastRun {
     pub totals: McastTotals,
     /// CPU used by the relay's processes during the run, % of one core.
     pub relay_cpu_pct: f64,
+    /// How busy the whole machine was during the run, % of all cores.
+    #[serde(default)]
+    pub machine_busy_pct: f64,
     /// UDP receive-buffer overflows in the sink and relay namespaces during the run (the
     /// kernel's `RcvbufErrors`): where the loss happened when it was a socket buffer.
     pub sink_rcvbuf_errors: u64,

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use super::emulator;
 use super::iperf;
-use super::machine::{loadavg, Machine};
+use super::machine::{loadavg, process_cpu_seconds, CpuTimes, Machine};
 use super::mcast::{self, Trial};
 use super::mcast_plan::{self, StreamPlan};
 use super::result::{
@@ -189,7 +189,7 @@ fn tcp_row(
         progress(
             spec,
             system,
-            &format!("variant {} ({})", v.name, tcp.duration),
+            &format!("variant {} ({})", v.name, super::spec::human(tcp.duration)),
         );
         match tcp_variant(spec, tcp, &v, system, opts, notes) {
             Ok(tv) => {
@@ -215,6 +215,9 @@ fn tcp_row(
                     retransmits: 0,
                     links: vec![],
                     summary: None,
+                    congestion: String::new(),
+                    emulator_cpu_pct: 0.0,
+                    machine_busy_pct: 0.0,
                     evidence: serde_json::Value::Null,
                     emulator: serde_json::Value::Null,
                 });
@@ -238,6 +241,17 @@ fn tcp_variant(
                 notes.push(n.clone());
             }
         }
+        if let Some(cc) = &tcp.congestion {
+            for host in [&sites.host_a.ns, &sites.host_b.ns] {
+                host.sysctl("net.ipv4.tcp_congestion_control", cc)?;
+            }
+        }
+        let congestion = sites
+            .host_a
+            .ns
+            .exec(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])?
+            .trim()
+            .to_string();
         let server = iperf::start_server(
             &sites.host_b.ns,
             &setup.wrapper,
@@ -250,6 +264,8 @@ fn tcp_variant(
             tcp.duration.0,
             tcp.interval.0,
         );
+        let emu_cpu = emu.pid().map_or(0.0, process_cpu_seconds);
+        let machine_before = CpuTimes::now();
         let t0 = Instant::now();
         let events =
             emulator::apply_events(emu.control_path.clone(), schedule(&variant.events), t0)?;
@@ -260,6 +276,10 @@ fn tcp_variant(
             &args,
             tcp.duration.0 + Duration::from_secs(30),
         );
+        let wall = t0.elapsed().as_secs_f64();
+        let emulator_cpu_pct =
+            (emu.pid().map_or(0.0, process_cpu_seconds) - emu_cpu) / wall * 100.0;
+        let machine_busy_pct = CpuTimes::now().busy_pct_since(&machine_before);
         let applied = events.finish()?;
         let links = sampler.finish()?;
         let client = json?;
@@ -279,6 +299,9 @@ fn tcp_variant(
             retransmits: outcome.retransmits,
             links,
             summary: None,
+            congestion,
+            emulator_cpu_pct,
+            machine_busy_pct,
             evidence,
             emulator: serde_json::Value::Null,
         })

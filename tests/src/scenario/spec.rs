@@ -124,6 +124,11 @@ pub struct TcpSpec {
     /// Left out of the mean throughput (slow start).
     #[serde(default)]
     pub settle: Dur,
+    /// TCP congestion control on both hosts (`net.ipv4.tcp_congestion_control` in their
+    /// namespaces, so MPTCP subflows use it too); absent: the kernel's default, which on
+    /// this machine is bbr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<String>,
 }
 
 /// iperf3 UDP at rising offered rates, for each payload size.
@@ -473,6 +478,15 @@ impl Scenario {
                         format!("0.1 s up to the duration, not {}", human(t.interval)),
                     );
                 }
+                if let Some(cc) = &t.congestion {
+                    let available = available_congestion_controls();
+                    if !available.is_empty() && !available.contains(cc) {
+                        return bad(
+                            "tcp.congestion",
+                            format!("one of this kernel's {available:?}, not {cc:?}"),
+                        );
+                    }
+                }
                 if t.settle.0 >= t.duration.0 {
                     return bad(
                         "tcp.settle",
@@ -650,7 +664,15 @@ static EMPTY_TCP: TcpSpec = TcpSpec {
     duration: Dur(Duration::ZERO),
     interval: Dur(Duration::from_millis(500)),
     settle: Dur(Duration::ZERO),
+    congestion: None,
 };
+
+/// The kernel's TCP congestion controls (empty when it cannot be read, e.g. not Linux).
+pub fn available_congestion_controls() -> Vec<String> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
 
 fn topology_name(t: TopologyKind) -> &'static str {
     match t {
@@ -708,6 +730,7 @@ b_to_a = { delay = "30ms" }
 parallel = 4
 duration = "60s"
 settle = "5s"
+congestion = "reno"
 
 [[variants]]
 name = "link-down"
@@ -851,6 +874,12 @@ events = [ { at = "20s", link = "a", action = "blackhole" },
 
         let e = error("settle = \"5s\"", "settle = \"60s\"");
         assert_eq!(e.key, "tcp.settle");
+
+        if !available_congestion_controls().is_empty() {
+            let e = error("congestion = \"reno\"", "congestion = \"warp\"");
+            assert_eq!(e.key, "tcp.congestion");
+            assert!(e.expected.contains("\"reno\""), "{e}");
+        }
 
         let e = parse("name = \"x\"\ntopology = \"relay\"\nsystems = [\"linux-socat\"]\n[mcast]\nstreams = 500\npps = 10.0\nsize = 100\nduration = \"1s\"\n").unwrap_err();
         assert_eq!(e.key, "mcast.streams");
