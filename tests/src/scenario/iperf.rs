@@ -85,14 +85,16 @@ pub fn run_client(
     Ok(json)
 }
 
-/// The client arguments of a TCP test from host A to `server`.
+/// The client arguments of a TCP test from host A to `server`; `congestion` is passed
+/// with `-C` (iperf3 sets it on both ends' sockets).
 pub fn tcp_args(
     server: Ipv4Addr,
     parallel: u32,
     duration: Duration,
     interval: Duration,
+    congestion: Option<&str>,
 ) -> Vec<String> {
-    vec![
+    let mut args: Vec<String> = vec![
         "-c".into(),
         server.to_string(),
         "-p".into(),
@@ -104,10 +106,27 @@ pub fn tcp_args(
         "-i".into(),
         format!("{}", interval.as_secs_f64()),
         "-J".into(),
-    ]
+    ];
+    if let Some(cc) = congestion {
+        args.extend(["-C".into(), cc.into()]);
+    }
+    args
 }
 
-/// The client arguments of one UDP step: `total_bps` split over `parallel` streams.
+/// The congestion control the sender's sockets used (iperf3 reports it).
+pub fn sender_congestion(client: &Value) -> String {
+    client["end"]["sender_tcp_congestion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// First client port of the UDP steps: the same ports every step, so a per-flow hash puts
+/// the flows on the same links at every rate of a sweep.
+pub const UDP_CLIENT_PORT: u16 = 50000;
+
+/// The client arguments of one UDP step: `total_bps` split over `parallel` streams, from
+/// client ports [`UDP_CLIENT_PORT`], +1, ...
 pub fn udp_args(
     server: Ipv4Addr,
     size: u32,
@@ -128,6 +147,8 @@ pub fn udp_args(
         size.to_string(),
         "-P".into(),
         parallel.to_string(),
+        "--cport".into(),
+        UDP_CLIENT_PORT.to_string(),
         "-t".into(),
         format!("{}", duration.as_secs_f64()),
         "-J".into(),

@@ -153,7 +153,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::UdpSweep(u) => {
             let _ = writeln!(
                 md,
-                "## UDP sweep\n\niperf3 UDP, {} stream(s), {} per step; received rate, loss and jitter as the server reported them.\n",
+                "## UDP sweep\n\niperf3 UDP, {} stream(s) from fixed client ports (the same flows at every step), {} per step; received rate, loss and jitter as the server reported them; per link: the emulator's forwarded a→b rate (Ethernet frames, tunnel headers included), which shows where the flows went.\n",
                 u.parallel, secs(u.step)
             );
             for &size in &u.sizes {
@@ -336,6 +336,7 @@ fn udp_table(r: &ScenarioResult, size: u32) -> String {
         head.push(format!("`{}` received Mbit/s", row.system));
         head.push("loss %".into());
         head.push("jitter ms".into());
+        head.push("per link Mbit/s".into());
     }
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let mut t = Table::new(&head_refs);
@@ -357,13 +358,19 @@ fn udp_table(r: &ScenarioResult, size: u32) -> String {
                     cells.push(num(Some(s.received_mbps), 2));
                     cells.push(num(Some(s.loss_pct), 3));
                     cells.push(num(Some(s.jitter_ms), 3));
+                    cells.push(
+                        s.link_mbps
+                            .iter()
+                            .map(|(l, m)| format!("{l} {m:.1}"))
+                            .collect::<Vec<_>>()
+                            .join(" / "),
+                    );
                 }
                 Some(s) => {
                     cells.push(format!("error: {}", s.error.as_deref().unwrap_or("")));
-                    cells.push(String::new());
-                    cells.push(String::new());
+                    cells.extend([String::new(), String::new(), String::new()]);
                 }
-                None => cells.extend(["–".into(), "–".into(), "–".into()]),
+                None => cells.extend(["–".into(), "–".into(), "–".into(), "–".into()]),
             }
         }
         t.push(cells);

@@ -182,6 +182,9 @@ pub struct UdpStep {
     pub lost: u64,
     pub loss_pct: f64,
     pub jitter_ms: f64,
+    /// Each link's a→b rate over the step (the emulator's counters): where the flows went.
+    #[serde(default)]
+    pub link_mbps: Vec<(String, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -241,17 +241,6 @@ fn tcp_variant(
                 notes.push(n.clone());
             }
         }
-        if let Some(cc) = &tcp.congestion {
-            for host in [&sites.host_a.ns, &sites.host_b.ns] {
-                host.sysctl("net.ipv4.tcp_congestion_control", cc)?;
-            }
-        }
-        let congestion = sites
-            .host_a
-            .ns
-            .exec(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])?
-            .trim()
-            .to_string();
         let server = iperf::start_server(
             &sites.host_b.ns,
             &setup.wrapper,
@@ -263,6 +252,7 @@ fn tcp_variant(
             tcp.parallel,
             tcp.duration.0,
             tcp.interval.0,
+            tcp.congestion.as_deref(),
         );
         let emu_cpu = emu.pid().map_or(0.0, process_cpu_seconds);
         let machine_before = CpuTimes::now();
@@ -284,6 +274,7 @@ fn tcp_variant(
         let links = sampler.finish()?;
         let client = json?;
         let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
+        let congestion = iperf::sender_congestion(&client);
         let evidence = if system == System::LinuxMptcp {
             linux_mptcp::counters(&sites.host_a.ns)?
         } else {
@@ -319,12 +310,14 @@ fn udp_row(
     notes: &mut Vec<String>,
 ) -> (RowData, Option<String>) {
     let mut steps = Vec::new();
-    let result = with_sites(spec, system, opts, |sites, setup, _emu| {
+    let result = with_sites(spec, system, opts, |sites, setup, emu| {
+        let mut ctl = emu.control()?;
         notes.extend(setup.notes.iter().cloned());
         for &size in &udp.sizes {
             for rate in &udp.rates {
                 let offered = rate.0 as f64 / 1e6;
-                let step = udp_step(sites, udp, size, rate.0).unwrap_or_else(|e| UdpStep {
+                let before = ctl.show()?;
+                let mut step = udp_step(sites, udp, size, rate.0).unwrap_or_else(|e| UdpStep {
                     size,
                     offered_mbps: offered,
                     sent_mbps: 0.0,
@@ -333,8 +326,11 @@ fn udp_row(
                     lost: 0,
                     loss_pct: 0.0,
                     jitter_ms: 0.0,
+                    link_mbps: vec![],
                     error: Some(describe(&e)),
                 });
+                let after = ctl.show()?;
+                step.link_mbps = link_rates_between(&before, &after);
                 progress(
                     spec,
                     system,
@@ -367,6 +363,25 @@ fn udp_row(
     (RowData::UdpSweep { steps }, error)
 }
 
+/// Each link's a→b rate between two emulator snapshots (its own clock).
+fn link_rates_between(before: &Snapshot, after: &Snapshot) -> Vec<(String, f64)> {
+    let dt = after.uptime_us.saturating_sub(before.uptime_us) as f64 / 1e6;
+    after
+        .links
+        .iter()
+        .map(|l| {
+            let b0 = before.link(&l.name).map_or(0, |x| x.a_to_b.stats.bytes);
+            let bytes = l.a_to_b.stats.bytes.saturating_sub(b0);
+            let mbps = if dt > 0.0 {
+                bytes as f64 * 8.0 / dt / 1e6
+            } else {
+                0.0
+            };
+            (l.name.clone(), mbps)
+        })
+        .collect()
+}
+
 /// One UDP step. UDP never goes through MPTCP, so iperf3 runs without the row's wrapper.
 fn udp_step(sites: &Sites, udp: &UdpSweepSpec, size: u32, bps: u64) -> Result<UdpStep> {
     let server = iperf::start_server(&sites.host_b.ns, &[], sites.host_b.addr, udp.step.0)?;
@@ -388,6 +403,7 @@ fn udp_step(sites: &Sites, udp: &UdpSweepSpec, size: u32, bps: u64) -> Result<Ud
         lost: u.lost,
         loss_pct: u.loss_pct,
         jitter_ms: u.jitter_ms,
+        link_mbps: vec![],
         error: None,
     })
 }

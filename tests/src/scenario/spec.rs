@@ -124,9 +124,10 @@ pub struct TcpSpec {
     /// Left out of the mean throughput (slow start).
     #[serde(default)]
     pub settle: Dur,
-    /// TCP congestion control on both hosts (`net.ipv4.tcp_congestion_control` in their
-    /// namespaces, so MPTCP subflows use it too); absent: the kernel's default, which on
-    /// this machine is bbr.
+    /// TCP congestion control of the test's sockets on both ends (`iperf3 -C`, which MPTCP
+    /// passes on to its subflows); absent: the kernel's default, which on this machine is
+    /// bbr. Per socket because a child namespace may only default to a congestion control
+    /// listed in `net.ipv4.tcp_allowed_congestion_control` (here reno and bbr).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,
 }
