@@ -6,7 +6,7 @@
 //! | system | topology | what it is |
 //! |---|---|---|
 //! | `linux-single` | sites | plain routing over the first WAN link only: the one-link reference |
-//! | `linux-ecmp-vxlan` | sites | one VXLAN tunnel per WAN link, kernel ECMP with the L4 hash: per-flow "tunnel handoff" without failure detection |
+//! | `linux-ecmp-vxlan` | sites | one VXLAN tunnel per WAN link, kernel ECMP on the five-tuple: per-flow "tunnel handoff" without failure detection |
 //! | `linux-mptcp` | sites | MPTCP end hosts (`mptcpize`), one address per WAN link, source-subnet routing: WAN-aware MPTCP without fast recovery |
 //! | `linux-socat` | relay | one `socat` per stream and output, receiving the input group and sending to the translated one |
 //! | `linux-smcroute` | relay | kernel multicast routing (smcroute): no translation, 1:1 only |
@@ -67,8 +67,8 @@ impl System {
                 "Linux routers, plain routing over the first WAN link only (the one-link reference)"
             }
             System::LinuxEcmpVxlan => {
-                "Linux routers, one VXLAN tunnel per WAN link, ECMP route with the L4 hash \
-                 (fib_multipath_hash_policy=1): per-flow tunnel handoff, no failure detection"
+                "Linux routers, one VXLAN tunnel per WAN link, ECMP route hashed on the \
+                 five-tuple: per-flow tunnel handoff, no failure detection"
             }
             System::LinuxMptcp => {
                 "MPTCP end hosts (iperf3 under mptcpize), one host address per WAN link, \
