@@ -196,7 +196,14 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
 
     let gen_cmd = |dests: String, pps: u32| {
         let mut c = gen.ns.command(workspace_bin("mcast-gen"));
-        c.args(["--dest", &dests, "--pps", &pps.to_string(), "--size", "1024"]);
+        c.args([
+            "--dest",
+            &dests,
+            "--pps",
+            &pps.to_string(),
+            "--size",
+            "1024",
+        ]);
         c.args(["--duration", &format!("{SECONDS}s"), "--ttl", "8"]);
         c.arg("--source").arg(gen.addr.to_string());
         NsProcess::spawn(c).expect("generator")
@@ -215,7 +222,12 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         let out = std::process::Command::new(workspace_bin("appliancectl"))
             .arg("--socket")
             .arg(&socket)
-            .args(["--json", "mcast", "add", &format!("lan:239.3.1.{x}:{}", 5200 + x)])
+            .args([
+                "--json",
+                "mcast",
+                "add",
+                &format!("lan:239.3.1.{x}:{}", 5200 + x),
+            ])
             .args(["--out", &format!("wan:239.30.1.{x}:{}", 6200 + x)])
             .output()
             .expect("appliancectl");
@@ -323,7 +335,11 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
     let rules = show["data"]["rules"].as_array().expect("rules").clone();
     assert_eq!(rules.len(), STREAMS as usize + 1 + 50);
     for (r, sent) in rules.iter().zip(&sent_per_stream) {
-        assert_eq!(r["rx_packets"].as_u64().map(|n| n >= *sent), Some(true), "{r}");
+        assert_eq!(
+            r["rx_packets"].as_u64().map(|n| n >= *sent),
+            Some(true),
+            "{r}"
+        );
         assert_eq!(r["outputs"][0]["tx_packets"].as_u64(), Some(*sent), "{r}");
     }
     let fan = &rules[STREAMS as usize];
@@ -370,6 +386,10 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         stats["mempool_in_use_at_exit"], stats["mempool"]["baseline_in_use"],
         "no mbuf leaked"
     );
-    assert_eq!(stats["headers_in_use_at_exit"].as_u64(), Some(0), "no header mbuf leaked");
+    assert_eq!(
+        stats["headers_in_use_at_exit"].as_u64(),
+        Some(0),
+        "no header mbuf leaked"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
