@@ -47,6 +47,12 @@ struct Args {
     /// duplicate detection).
     #[arg(long)]
     dup_every: Option<u64>,
+    /// Stop when `--duration` is over even if the schedule is behind (the sender could not
+    /// keep up): the datagrams not sent by then are never sent, so the run takes the given
+    /// time and `sent / elapsed_s` is the rate reached. Without it every scheduled datagram
+    /// is sent, as fast as possible once behind.
+    #[arg(long)]
+    strict_end: bool,
 }
 
 fn main() -> Result<()> {
@@ -82,7 +88,8 @@ fn main() -> Result<()> {
     let mut errors = vec![0u64; n];
     let mut buf = vec![0u8; args.size];
     while let Some(Reverse((due, s, seq))) = queue.pop() {
-        if due >= end || stop.load(Ordering::Relaxed) {
+        if due >= end || stop.load(Ordering::Relaxed) || (args.strict_end && Instant::now() >= end)
+        {
             break;
         }
         sleep_until(due);

@@ -72,6 +72,7 @@ pub fn run(
         &format!("{}ms", trial.duration.as_millis()),
         "--source",
         &gen_addr,
+        "--strict-end",
     ])?;
     let gen_out = gen.wait_timeout(trial.duration + Duration::from_secs(20))?;
     let wall = started.elapsed();

@@ -174,7 +174,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams; output = input × fan-out.\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target ends the rise (\"generator limit\"): higher rates cannot be offered on this machine.\n",
                 z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
             );
             md.push_str(&zero_loss_table(r));
@@ -391,7 +391,7 @@ fn udp_table(r: &ScenarioResult, size: u32) -> String {
 fn mcast_table(r: &ScenarioResult) -> String {
     let mut t = Table::new(&[
         "system",
-        "input pps",
+        "input pps (target)",
         "expected",
         "delivered",
         "lost",
@@ -409,7 +409,11 @@ fn mcast_table(r: &ScenarioResult) -> String {
                 let x = &run.totals;
                 t.push(vec![
                     format!("`{}`", row.system),
-                    format!("{:.0}", x.input_pps),
+                    format!(
+                        "{:.0} ({:.0})",
+                        x.input_pps,
+                        run.pps * f64::from(run.streams)
+                    ),
                     x.expected.to_string(),
                     x.unique.to_string(),
                     x.lost.to_string(),
@@ -441,9 +445,10 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "system",
         "streams",
         "fan-out",
-        "max zero-loss input pps",
+        "max zero-loss input pps (measured)",
         "output pps",
         "first lossy input pps",
+        "generator limit",
         "trials",
     ]);
     for row in &r.rows {
@@ -459,9 +464,18 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
             ];
             match c.status {
                 Status::Ok => {
-                    cells.push(num(c.max_zero_loss_pps, 0));
-                    cells.push(num(c.max_zero_loss_pps.map(|p| p * f64::from(c.fanout)), 0));
+                    cells.push(format!(
+                        "{} ({})",
+                        num(c.max_zero_loss_pps, 0),
+                        num(c.max_zero_loss_measured_pps, 0)
+                    ));
+                    cells.push(num(
+                        c.max_zero_loss_measured_pps
+                            .map(|p| p * f64::from(c.fanout)),
+                        0,
+                    ));
                     cells.push(num(c.first_lossy_pps, 0));
+                    cells.push(num(c.generator_limit_pps, 0));
                     cells.push(c.trials.len().to_string());
                 }
                 _ => cells.push(c.error.clone().unwrap_or_default()),

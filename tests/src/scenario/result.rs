@@ -252,6 +252,9 @@ pub struct ZeroLossTrial {
     /// Asked-for input rate, all streams.
     pub target_pps: f64,
     pub zero_loss: bool,
+    /// The generator reached less than 97 % of the target.
+    #[serde(default)]
+    pub generator_limited: bool,
     pub run: McastRun,
 }
 
@@ -267,4 +270,11 @@ pub struct ZeroLossCase {
     /// Highest target input rate with zero loss, and the first one with loss.
     pub max_zero_loss_pps: Option<f64>,
     pub first_lossy_pps: Option<f64>,
+    /// The input rate the generator reached in the best zero-loss trial (measured).
+    #[serde(default)]
+    pub max_zero_loss_measured_pps: Option<f64>,
+    /// The lowest target the generator could not offer (it fell behind): the search could
+    /// not go higher on this machine.
+    #[serde(default)]
+    pub generator_limit_pps: Option<f64>,
 }

@@ -32,6 +32,9 @@ use super::{analysis, zero_loss};
 use crate::topology::{relay, relay_linux, sites_linux, Relay, Sites};
 use crate::wanem::{EmulatorProcess, Snapshot};
 
+/// A zero-loss trial counts only if the generator offered at least this share of its target.
+const GENERATOR_REACH: f64 = 0.97;
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -530,6 +533,8 @@ fn zero_loss_row(
             trials: vec![],
             max_zero_loss_pps: None,
             first_lossy_pps: None,
+            max_zero_loss_measured_pps: None,
+            generator_limit_pps: None,
         };
         if let Some(reason) = smcroute_unavailable(system, c.fanout) {
             case.status = Status::NotAvailable;
@@ -562,25 +567,44 @@ fn zero_loss_row(
                 )?;
                 let t = &measured.totals;
                 let clean = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
+                let limited = t.input_pps < GENERATOR_REACH * total_pps;
+                let verdict = match (clean, limited) {
+                    (_, true) => zero_loss::Verdict::OutOfReach,
+                    (true, false) => zero_loss::Verdict::Clean,
+                    (false, false) => zero_loss::Verdict::Lossy,
+                };
                 progress(
                     spec,
                     system,
                     &format!(
-                        "  {total_pps:.0} pps in: {} of {} delivered{}",
+                        "  {total_pps:.0} pps in (reached {:.0}): {} of {} delivered{}",
+                        t.input_pps,
                         t.unique,
                         t.expected,
-                        if clean { " (zero loss)" } else { "" }
+                        match verdict {
+                            zero_loss::Verdict::Clean => " (zero loss)",
+                            zero_loss::Verdict::Lossy => "",
+                            zero_loss::Verdict::OutOfReach => " (generator could not keep up)",
+                        }
                     ),
                 );
                 case.trials.push(ZeroLossTrial {
                     target_pps: total_pps,
                     zero_loss: clean,
+                    generator_limited: limited,
                     run: measured,
                 });
-                Ok(clean)
+                Ok(verdict)
             })?;
             case.max_zero_loss_pps = outcome.max_clean;
             case.first_lossy_pps = outcome.first_lossy;
+            case.generator_limit_pps = outcome.out_of_reach;
+            case.max_zero_loss_measured_pps = outcome.max_clean.and_then(|best| {
+                case.trials
+                    .iter()
+                    .find(|t| t.target_pps == best && t.zero_loss)
+                    .map(|t| t.run.totals.input_pps)
+            });
             finish_relay(run, notes)
         })();
         if let Err(e) = result {

@@ -1,10 +1,23 @@
 //! The zero-loss rate search: rising steps of offered rate until one loses a datagram, then
 //! bisection between the last clean step and the first lossy one. A step is clean only if
-//! every output of every stream delivered every datagram the generator sent.
+//! every output of every stream delivered every datagram the generator sent. A step the
+//! generator itself could not offer (it fell behind its schedule) ends the rise: no higher
+//! rate can be tried on this machine.
 
 use anyhow::Result;
 
 use super::spec::ZeroLossSpec;
+
+/// How one trial went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every datagram delivered at the offered rate.
+    Clean,
+    /// Something lost.
+    Lossy,
+    /// The generator did not reach the rate (nothing is concluded about the relay).
+    OutOfReach,
+}
 
 /// Where the search ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,46 +26,63 @@ pub struct Outcome {
     pub max_clean: Option<f64>,
     /// Lowest rate that lost something.
     pub first_lossy: Option<f64>,
+    /// Lowest rate the generator could not offer.
+    pub out_of_reach: Option<f64>,
 }
 
-/// Searches with `trial(rate) -> clean?`. Rates are rounded to whole datagrams per second.
-pub fn search(spec: &ZeroLossSpec, mut trial: impl FnMut(f64) -> Result<bool>) -> Result<Outcome> {
-    let mut clean: Option<f64> = None;
-    let mut lossy: Option<f64> = None;
+/// Searches with `trial(rate)`. Rates are rounded to whole datagrams per second.
+pub fn search(
+    spec: &ZeroLossSpec,
+    mut trial: impl FnMut(f64) -> Result<Verdict>,
+) -> Result<Outcome> {
+    let mut out = Outcome {
+        max_clean: None,
+        first_lossy: None,
+        out_of_reach: None,
+    };
     let mut rate = spec.start_pps.round().max(1.0);
     loop {
-        if trial(rate)? {
-            clean = Some(rate);
-            if rate >= spec.max_pps {
+        match trial(rate)? {
+            Verdict::Clean => {
+                out.max_clean = Some(rate);
+                if rate >= spec.max_pps {
+                    break;
+                }
+                rate = (rate * spec.factor).round().min(spec.max_pps);
+            }
+            Verdict::Lossy => {
+                out.first_lossy = Some(rate);
                 break;
             }
-            rate = (rate * spec.factor).round().min(spec.max_pps);
-        } else {
-            lossy = Some(rate);
-            break;
+            Verdict::OutOfReach => {
+                out.out_of_reach = Some(rate);
+                break;
+            }
         }
     }
-    if let Some(bad) = lossy {
-        let mut lo = clean.unwrap_or(0.0);
+    if let Some(bad) = out.first_lossy {
+        let mut lo = out.max_clean.unwrap_or(0.0);
         let mut hi = bad;
         for _ in 0..spec.refine {
             let mid = ((lo + hi) / 2.0).round();
             if mid <= lo || mid >= hi || mid < 1.0 {
                 break;
             }
-            if trial(mid)? {
-                lo = mid;
-                clean = Some(mid);
-            } else {
-                hi = mid;
+            match trial(mid)? {
+                Verdict::Clean => {
+                    lo = mid;
+                    out.max_clean = Some(mid);
+                }
+                Verdict::Lossy => hi = mid,
+                Verdict::OutOfReach => {
+                    out.out_of_reach = Some(mid);
+                    hi = mid;
+                }
             }
         }
-        lossy = Some(hi);
+        out.first_lossy = Some(hi);
     }
-    Ok(Outcome {
-        max_clean: clean,
-        first_lossy: lossy,
-    })
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -60,6 +90,14 @@ mod tests {
     use super::*;
     use crate::scenario::spec::ZeroLossCase;
     use crate::wanem::Dur;
+
+    fn clean_up_to(rate: f64, limit: f64) -> Verdict {
+        if rate <= limit {
+            Verdict::Clean
+        } else {
+            Verdict::Lossy
+        }
+    }
 
     fn spec(start: f64, max: f64, refine: u32) -> ZeroLossSpec {
         ZeroLossSpec {
@@ -82,7 +120,7 @@ mod tests {
         let mut tried = Vec::new();
         let out = search(&spec(1000.0, 100_000.0, 3), |r| {
             tried.push(r);
-            Ok(r <= 7000.0)
+            Ok(clean_up_to(r, 7000.0))
         })
         .unwrap();
         assert_eq!(
@@ -98,7 +136,7 @@ mod tests {
         let mut n = 0;
         let out = search(&spec(1000.0, 5000.0, 3), |_| {
             n += 1;
-            Ok(true)
+            Ok(Verdict::Clean)
         })
         .unwrap();
         assert_eq!(out.max_clean, Some(5000.0));
@@ -108,12 +146,29 @@ mod tests {
 
     #[test]
     fn first_step_lossy_bisects_towards_zero() {
-        let out = search(&spec(1000.0, 5000.0, 2), |r| Ok(r <= 300.0)).unwrap();
+        let out = search(&spec(1000.0, 5000.0, 2), |r| Ok(clean_up_to(r, 300.0))).unwrap();
         // 500 lossy, 250 clean.
         assert_eq!(out.max_clean, Some(250.0));
         assert_eq!(out.first_lossy, Some(500.0));
-        let none = search(&spec(1000.0, 5000.0, 0), |_| Ok(false)).unwrap();
+        let none = search(&spec(1000.0, 5000.0, 0), |_| Ok(Verdict::Lossy)).unwrap();
         assert_eq!((none.max_clean, none.first_lossy), (None, Some(1000.0)));
+    }
+
+    #[test]
+    fn a_rate_the_generator_cannot_reach_ends_the_rise() {
+        let mut tried = Vec::new();
+        let out = search(&spec(1000.0, 100_000.0, 3), |r| {
+            tried.push(r);
+            Ok(if r > 5000.0 {
+                Verdict::OutOfReach
+            } else {
+                Verdict::Clean
+            })
+        })
+        .unwrap();
+        assert_eq!(tried, [1000.0, 2000.0, 4000.0, 8000.0]);
+        assert_eq!(out.max_clean, Some(4000.0));
+        assert_eq!((out.first_lossy, out.out_of_reach), (None, Some(8000.0)));
     }
 
     #[test]
