@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,18 @@ struct Args {
     /// Report each (destination group, stream) separately, with a `group` field.
     #[arg(long)]
     by_group: bool,
+    /// Ignore datagrams sent before this sink started (left over from an earlier run and
+    /// still queued somewhere); they are counted as `stale` instead.
+    #[arg(long)]
+    fresh_only: bool,
+}
+
+/// What `receive` keeps and how.
+#[derive(Debug, Clone, Copy)]
+struct Filter {
+    by_group: bool,
+    /// Datagrams sent before this (CLOCK_REALTIME ns) are stale.
+    not_before_ns: u64,
 }
 
 /// Statistics by (destination group:port when `--by-group`, stream id).
@@ -60,7 +72,14 @@ fn open(port: u16, groups: &[Ipv4Addr], iface: Ipv4Addr) -> Result<UdpSocket> {
     Ok(s)
 }
 
-fn receive(sock: UdpSocket, port: u16, by_group: bool, streams: Streams, stop: Arc<AtomicBool>) {
+fn receive(
+    sock: UdpSocket,
+    port: u16,
+    filter: Filter,
+    streams: Streams,
+    stale: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
     let mut buf = [0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
         let Ok((n, dst)) = recv_with_destination(&sock, &mut buf) else {
@@ -68,8 +87,13 @@ fn receive(sock: UdpSocket, port: u16, by_group: bool, streams: Streams, stop: A
         };
         let now = realtime_ns();
         if let Some(h) = Header::read(&buf[..n]) {
-            let group =
-                by_group.then(|| SocketAddrV4::new(dst.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
+            if h.sent_ns < filter.not_before_ns {
+                stale.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let group = filter
+                .by_group
+                .then(|| SocketAddrV4::new(dst.unwrap_or(Ipv4Addr::UNSPECIFIED), port));
             let mut map = streams.lock().unwrap_or_else(|p| p.into_inner());
             map.entry((group, h.stream))
                 .or_insert_with(|| match group {
@@ -109,6 +133,11 @@ fn main() -> Result<()> {
     let iface = args.iface_addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let ports: BTreeSet<u16> = args.group.iter().map(|g| g.port()).collect();
     let streams: Streams = Arc::default();
+    let stale = Arc::new(AtomicU64::new(0));
+    let filter = Filter {
+        by_group: args.by_group,
+        not_before_ns: if args.fresh_only { realtime_ns() } else { 0 },
+    };
     let mut threads = Vec::new();
     for port in ports {
         let groups: Vec<Ipv4Addr> = args
@@ -118,10 +147,9 @@ fn main() -> Result<()> {
             .map(|g| *g.ip())
             .collect();
         let sock = open(port, &groups, iface)?;
-        let (streams, stop) = (streams.clone(), stop.clone());
-        let by_group = args.by_group;
+        let (streams, stale, stop) = (streams.clone(), stale.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
-            receive(sock, port, by_group, streams, stop)
+            receive(sock, port, filter, streams, stale, stop)
         }));
     }
     // Tells a supervising test that the groups are joined.
@@ -144,7 +172,11 @@ fn main() -> Result<()> {
         .collect();
     println!(
         "{}",
-        json!({ "elapsed_s": start.elapsed().as_secs_f64(), "streams": reports })
+        json!({
+            "elapsed_s": start.elapsed().as_secs_f64(),
+            "stale": stale.load(Ordering::Relaxed),
+            "streams": reports
+        })
     );
     Ok(())
 }

@@ -54,6 +54,7 @@ pub fn run(
         "--iface-addr",
         &sink_addr,
         "--by-group",
+        "--fresh-only",
     ])?;
     wait_joined(&sink_host.ns, &sink_host.iface, delivered)?;
     let cpu_before = relay.cpu_seconds();
@@ -100,6 +101,7 @@ pub fn run(
     let reports: Vec<StreamReport> =
         serde_json::from_value(sink_json["streams"].clone()).context("mcast-sink JSON")?;
     let gen_elapsed = gen_json["elapsed_s"].as_f64().unwrap_or(0.0);
+    let stale = sink_json["stale"].as_u64().unwrap_or(0);
     let per_stream = match_outputs(delivered, &sent, &reports);
     let fanout = delivered.first().map_or(1, |s| s.outputs.len()) as u32;
     Ok(McastRun {
@@ -112,6 +114,7 @@ pub fn run(
         per_stream,
         relay_cpu_pct,
         machine_busy_pct,
+        stale,
         sink_rcvbuf_errors: udp_rcvbuf_errors(&sink_host.ns)?.saturating_sub(sink_errors_before),
         relay_rcvbuf_errors: udp_rcvbuf_errors(&r.appliance)?.saturating_sub(relay_errors_before),
     })

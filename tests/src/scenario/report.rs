@@ -174,7 +174,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target ends the rise (\"generator limit\"): higher rates cannot be offered on this machine.\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial).\n",
                 z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
             );
             md.push_str(&zero_loss_table(r));

@@ -240,6 +240,9 @@ pub struct McastRun {
     /// How busy the whole machine was during the run, % of all cores.
     #[serde(default)]
     pub machine_busy_pct: f64,
+    /// Datagrams of an earlier trial that reached the sink during this one (ignored).
+    #[serde(default)]
+    pub stale: u64,
     /// UDP receive-buffer overflows in the sink and relay namespaces during the run (the
     /// kernel's `RcvbufErrors`): where the loss happened when it was a socket buffer.
     pub sink_rcvbuf_errors: u64,

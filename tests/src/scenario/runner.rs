@@ -568,10 +568,12 @@ fn zero_loss_row(
                 let t = &measured.totals;
                 let clean = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
                 let limited = t.input_pps < GENERATOR_REACH * total_pps;
+                // A generator that fell behind still tells us something when the relay lost
+                // datagrams at the rate it did reach.
                 let verdict = match (clean, limited) {
-                    (_, true) => zero_loss::Verdict::OutOfReach,
                     (true, false) => zero_loss::Verdict::Clean,
-                    (false, false) => zero_loss::Verdict::Lossy,
+                    (true, true) => zero_loss::Verdict::OutOfReach,
+                    (false, _) => zero_loss::Verdict::Lossy,
                 };
                 progress(
                     spec,
