@@ -117,6 +117,7 @@ pub fn run(
         stale,
         sink_rcvbuf_errors: udp_rcvbuf_errors(&sink_host.ns)?.saturating_sub(sink_errors_before),
         relay_rcvbuf_errors: udp_rcvbuf_errors(&r.appliance)?.saturating_sub(relay_errors_before),
+        relay_report: Value::Null,
     })
 }
 

@@ -174,7 +174,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial).\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces (a loss in the sink is a limit of the measurement, not of the relay).\n",
                 z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
             );
             md.push_str(&zero_loss_table(r));
@@ -447,7 +447,8 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "fan-out",
         "max zero-loss input pps (measured)",
         "output pps",
-        "first lossy input pps",
+        "first lossy input pps (measured)",
+        "its loss: lost / sink buffer / relay buffer",
         "generator limit",
         "trials",
     ]);
@@ -474,7 +475,19 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
                             .map(|p| p * f64::from(c.fanout)),
                         0,
                     ));
-                    cells.push(num(c.first_lossy_pps, 0));
+                    let lossy = c
+                        .first_lossy_pps
+                        .and_then(|p| c.trials.iter().find(|t| t.target_pps == p && !t.zero_loss));
+                    cells.push(match lossy {
+                        Some(t) => format!("{:.0} ({:.0})", t.target_pps, t.run.totals.input_pps),
+                        None => "–".into(),
+                    });
+                    cells.push(lossy.map_or("–".into(), |t| {
+                        format!(
+                            "{} / {} / {}",
+                            t.run.totals.lost, t.run.sink_rcvbuf_errors, t.run.relay_rcvbuf_errors
+                        )
+                    }));
                     cells.push(num(c.generator_limit_pps, 0));
                     cells.push(c.trials.len().to_string());
                 }

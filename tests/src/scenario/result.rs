@@ -247,6 +247,10 @@ pub struct McastRun {
     /// kernel's `RcvbufErrors`): where the loss happened when it was a socket buffer.
     pub sink_rcvbuf_errors: u64,
     pub relay_rcvbuf_errors: u64,
+    /// What the relay reported when it stopped (the appliance's final counters, stderr),
+    /// for the run (`mcast`); per case in `zero_loss`.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub relay_report: Value,
 }
 
 /// One trial of the zero-loss search.
@@ -280,4 +284,7 @@ pub struct ZeroLossCase {
     /// not go higher on this machine.
     #[serde(default)]
     pub generator_limit_pps: Option<f64>,
+    /// What the relay reported when it stopped (the appliance's final counters, stderr).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub relay_report: Value,
 }

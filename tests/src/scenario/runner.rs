@@ -32,6 +32,9 @@ use super::{analysis, zero_loss};
 use crate::topology::{relay, relay_linux, sites_linux, Relay, Sites};
 use crate::wanem::{EmulatorProcess, Snapshot};
 
+/// Pause between zero-loss trials.
+const TRIAL_SETTLE: Duration = Duration::from_secs(2);
+
 /// A zero-loss trial counts only if the generator offered at least this share of its target.
 const GENERATOR_REACH: f64 = 0.97;
 
@@ -463,15 +466,15 @@ fn warm_up(run: &RelayRun, plan: &[StreamPlan], tools: &Tools, size: u32) -> Res
     .map(drop)
 }
 
-/// Stops the relay; an exit during the run is an error.
-fn finish_relay(mut run: RelayRun, notes: &mut Vec<String>) -> Result<()> {
+/// Stops the relay and returns what it reported; an exit during the run is an error.
+fn finish_relay(mut run: RelayRun, notes: &mut Vec<String>) -> Result<serde_json::Value> {
     let alive = run.guard.all_running();
     notes.append(&mut run.guard.notes);
     let report = std::mem::take(&mut run.guard).stop()?;
     if !alive {
         bail!("the relay exited during the run: {}", report["stderr"]);
     }
-    Ok(())
+    Ok(report)
 }
 
 fn smcroute_unavailable(system: System, fanout: u32) -> Option<String> {
@@ -506,7 +509,8 @@ fn mcast_row(
             &run.delivered,
             trial,
         )?;
-        finish_relay(run, notes)?;
+        let mut measured = measured;
+        measured.relay_report = finish_relay(run, notes)?;
         Ok(measured)
     })();
     match result {
@@ -535,6 +539,7 @@ fn zero_loss_row(
             first_lossy_pps: None,
             max_zero_loss_measured_pps: None,
             generator_limit_pps: None,
+            relay_report: serde_json::Value::Null,
         };
         if let Some(reason) = smcroute_unavailable(system, c.fanout) {
             case.status = Status::NotAvailable;
@@ -590,6 +595,10 @@ fn zero_loss_row(
                         }
                     ),
                 );
+                // Let a relay that fell behind drain its queues, or the next trial starts
+                // behind the backlog of this one (the sinks ignore the stale datagrams, but
+                // the relay's queues would still be full).
+                std::thread::sleep(TRIAL_SETTLE);
                 case.trials.push(ZeroLossTrial {
                     target_pps: total_pps,
                     zero_loss: clean,
@@ -607,7 +616,8 @@ fn zero_loss_row(
                     .find(|t| t.target_pps == best && t.zero_loss)
                     .map(|t| t.run.totals.input_pps)
             });
-            finish_relay(run, notes)
+            case.relay_report = finish_relay(run, notes)?;
+            Ok(())
         })();
         if let Err(e) = result {
             let msg = describe(&e);

@@ -73,14 +73,17 @@ pub fn search(
                     lo = mid;
                     out.max_clean = Some(mid);
                 }
-                Verdict::Lossy => hi = mid,
-                Verdict::OutOfReach => {
-                    out.out_of_reach = Some(mid);
+                Verdict::Lossy => {
                     hi = mid;
+                    out.first_lossy = Some(mid);
+                }
+                // Nothing is known above what the generator can offer.
+                Verdict::OutOfReach => {
+                    hi = mid;
+                    out.out_of_reach = Some(mid);
                 }
             }
         }
-        out.first_lossy = Some(hi);
     }
     Ok(out)
 }
@@ -169,6 +172,22 @@ mod tests {
         assert_eq!(tried, [1000.0, 2000.0, 4000.0, 8000.0]);
         assert_eq!(out.max_clean, Some(4000.0));
         assert_eq!((out.first_lossy, out.out_of_reach), (None, Some(8000.0)));
+    }
+
+    #[test]
+    fn a_rate_out_of_reach_during_bisection_is_not_called_lossy() {
+        // Lossy at 8000; 6000 cannot be offered; 5000 is clean.
+        let out = search(&spec(1000.0, 100_000.0, 2), |r| {
+            Ok(match r as u32 {
+                8000 => Verdict::Lossy,
+                6000 => Verdict::OutOfReach,
+                _ => Verdict::Clean,
+            })
+        })
+        .unwrap();
+        assert_eq!(out.max_clean, Some(5000.0));
+        assert_eq!(out.first_lossy, Some(8000.0));
+        assert_eq!(out.out_of_reach, Some(6000.0));
     }
 
     #[test]
