@@ -44,6 +44,7 @@ pub fn run(
     let sink_host = r.sinks.first().context("relay has no sink host")?;
     let sink_errors_before = udp_rcvbuf_errors(&sink_host.ns)?;
     let relay_errors_before = udp_rcvbuf_errors(&r.appliance)?;
+    let drops_before = interface_drops(r)?;
     let sink_bin = tools.bin("mcast-sink")?;
     let gen_bin = tools.bin("mcast-gen")?;
     let sink_addr = sink_host.addr.to_string();
@@ -117,6 +118,11 @@ pub fn run(
         stale,
         sink_rcvbuf_errors: udp_rcvbuf_errors(&sink_host.ns)?.saturating_sub(sink_errors_before),
         relay_rcvbuf_errors: udp_rcvbuf_errors(&r.appliance)?.saturating_sub(relay_errors_before),
+        interface_drops: interface_drops(r)?
+            .into_iter()
+            .zip(drops_before)
+            .map(|((ns, after), (_, before))| (ns, after.saturating_sub(before)))
+            .collect(),
         relay_report: Value::Null,
     })
 }
@@ -209,6 +215,33 @@ pub fn totals(rows: &[McastStream], sent: &[u64], fanout: u32, gen_elapsed_s: f6
     }
 }
 
+/// Dropped packets (rx + tx) summed over every interface of the relay, switch and sink
+/// namespaces, as the kernel counts them (`ip -s link`).
+fn interface_drops(r: &Relay) -> Result<Vec<(String, u64)>> {
+    let mut out = vec![("relay".to_string(), link_drops(&r.appliance)?)];
+    out.push(("switch".into(), link_drops(&r.switch)?));
+    for (i, s) in r.sinks.iter().enumerate() {
+        out.push((format!("sink{i}"), link_drops(&s.ns)?));
+    }
+    Ok(out)
+}
+
+fn link_drops(ns: &Netns) -> Result<u64> {
+    let text = ns.ip(&["-s", "-j", "link"])?;
+    parse_link_drops(&text).with_context(|| format!("`ip -s -j link` in {}", ns.name()))
+}
+
+fn parse_link_drops(json: &str) -> Result<u64> {
+    let links: Vec<Value> = serde_json::from_str(json)?;
+    Ok(links
+        .iter()
+        .map(|l| {
+            let s = &l["stats64"];
+            s["rx"]["dropped"].as_u64().unwrap_or(0) + s["tx"]["dropped"].as_u64().unwrap_or(0)
+        })
+        .sum())
+}
+
 /// The kernel's UDP `RcvbufErrors` counter in a namespace.
 pub fn udp_rcvbuf_errors(ns: &Netns) -> Result<u64> {
     let snmp = ns.exec(&["cat", "/proc/net/snmp"])?;
@@ -267,6 +300,14 @@ mod tests {
         assert_eq!(t.duplicates, 3);
         assert_eq!(t.latency_p99_worst_us, 70.0);
         assert_eq!(t.input_pps, 100.0);
+    }
+
+    #[test]
+    fn sums_interface_drops() {
+        let j = r#"[{"ifname":"lo","stats64":{"rx":{"dropped":1},"tx":{"dropped":2}}},
+                    {"ifname":"x","stats64":{"rx":{"dropped":10},"tx":{"dropped":0}}}]"#;
+        assert_eq!(parse_link_drops(j).unwrap(), 13);
+        assert!(parse_link_drops("not json").is_err());
     }
 
     #[test]

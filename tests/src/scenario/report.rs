@@ -174,7 +174,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces (a loss in the sink is a limit of the measurement, not of the relay).\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces.\n",
                 z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
             );
             md.push_str(&zero_loss_table(r));
@@ -402,6 +402,7 @@ fn mcast_table(r: &ScenarioResult) -> String {
         "relay CPU %",
         "machine busy %",
         "rcvbuf errors sink / relay",
+        "interface drops",
     ]);
     for row in &r.rows {
         match &row.data {
@@ -427,6 +428,7 @@ fn mcast_table(r: &ScenarioResult) -> String {
                     format!("{:.0}", run.relay_cpu_pct),
                     format!("{:.0}", run.machine_busy_pct),
                     format!("{} / {}", run.sink_rcvbuf_errors, run.relay_rcvbuf_errors),
+                    drops_text(&run.interface_drops),
                 ]);
             }
             _ => t.push(vec![format!("`{}`", row.system), status_text(row)]),
@@ -440,6 +442,20 @@ fn mcast_table(r: &ScenarioResult) -> String {
     out
 }
 
+/// `relay 0, switch 12, sink0 0` (only the namespaces that dropped something; `0` if none).
+fn drops_text(d: &[(String, u64)]) -> String {
+    let some: Vec<String> = d
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(ns, n)| format!("{ns} {n}"))
+        .collect();
+    if some.is_empty() {
+        "0".into()
+    } else {
+        some.join(", ")
+    }
+}
+
 fn zero_loss_table(r: &ScenarioResult) -> String {
     let mut t = Table::new(&[
         "system",
@@ -448,7 +464,7 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "max zero-loss input pps (measured)",
         "output pps",
         "first lossy input pps (measured)",
-        "its loss: lost / sink buffer / relay buffer",
+        "its loss: lost / sink buffer / relay buffer / interface drops",
         "generator limit",
         "trials",
     ]);
@@ -484,8 +500,11 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
                     });
                     cells.push(lossy.map_or("–".into(), |t| {
                         format!(
-                            "{} / {} / {}",
-                            t.run.totals.lost, t.run.sink_rcvbuf_errors, t.run.relay_rcvbuf_errors
+                            "{} / {} / {} / {}",
+                            t.run.totals.lost,
+                            t.run.sink_rcvbuf_errors,
+                            t.run.relay_rcvbuf_errors,
+                            drops_text(&t.run.interface_drops)
                         )
                     }));
                     cells.push(num(c.generator_limit_pps, 0));

@@ -247,6 +247,10 @@ pub struct McastRun {
     /// kernel's `RcvbufErrors`): where the loss happened when it was a socket buffer.
     pub sink_rcvbuf_errors: u64,
     pub relay_rcvbuf_errors: u64,
+    /// Packets the kernel dropped on the interfaces of each namespace during the run
+    /// (`ip -s link` rx + tx dropped): relay, switch (bridges), sink.
+    #[serde(default)]
+    pub interface_drops: Vec<(String, u64)>,
     /// What the relay reported when it stopped (the appliance's final counters, stderr),
     /// for the run (`mcast`); per case in `zero_loss`.
     #[serde(default, skip_serializing_if = "Value::is_null")]
