@@ -4,7 +4,7 @@
 //! generator sent. Loss is counted against the generator's own count, so datagrams lost at
 //! the end of a stream count too.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -45,6 +45,8 @@ pub fn run(
     let sink_errors_before = udp_rcvbuf_errors(&sink_host.ns)?;
     let relay_errors_before = udp_rcvbuf_errors(&r.appliance)?;
     let drops_before = interface_drops(r)?;
+    let sink_udp_before = udp_in_errors(&sink_host.ns)?;
+    let sink_snmp_before = snmp_errors(&sink_host.ns)?;
     let sink_bin = tools.bin("mcast-sink")?;
     let gen_bin = tools.bin("mcast-gen")?;
     let sink_addr = sink_host.addr.to_string();
@@ -118,6 +120,14 @@ pub fn run(
         stale,
         sink_rcvbuf_errors: udp_rcvbuf_errors(&sink_host.ns)?.saturating_sub(sink_errors_before),
         relay_rcvbuf_errors: udp_rcvbuf_errors(&r.appliance)?.saturating_sub(relay_errors_before),
+        sink_udp_in_errors: {
+            let (e, c) = udp_in_errors(&sink_host.ns)?;
+            (
+                e.saturating_sub(sink_udp_before.0),
+                c.saturating_sub(sink_udp_before.1),
+            )
+        },
+        sink_errors: counter_deltas(&sink_snmp_before, &snmp_errors(&sink_host.ns)?),
         interface_drops: interface_drops(r)?
             .into_iter()
             .zip(drops_before)
@@ -245,13 +255,67 @@ fn parse_link_drops(json: &str) -> Result<u64> {
 /// The kernel's UDP `RcvbufErrors` counter in a namespace.
 pub fn udp_rcvbuf_errors(ns: &Netns) -> Result<u64> {
     let snmp = ns.exec(&["cat", "/proc/net/snmp"])?;
-    parse_rcvbuf_errors(&snmp).context("no Udp RcvbufErrors in /proc/net/snmp")
+    snmp_counter(&snmp, "Udp", "RcvbufErrors").context("no Udp RcvbufErrors in /proc/net/snmp")
 }
 
-fn parse_rcvbuf_errors(snmp: &str) -> Option<u64> {
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (udp.next()?, udp.next()?);
-    let i = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+/// The kernel's UDP `InErrors` (every datagram UDP dropped: buffer, checksum, memory) and
+/// `InCsumErrors` counters in a namespace.
+pub fn udp_in_errors(ns: &Netns) -> Result<(u64, u64)> {
+    let snmp = ns.exec(&["cat", "/proc/net/snmp"])?;
+    Ok((
+        snmp_counter(&snmp, "Udp", "InErrors").context("no Udp InErrors")?,
+        snmp_counter(&snmp, "Udp", "InCsumErrors").context("no Udp InCsumErrors")?,
+    ))
+}
+
+/// The error and discard counters of `/proc/net/snmp` (IP, UDP) in a namespace, by
+/// `Section.Name`.
+pub fn snmp_errors(ns: &Netns) -> Result<BTreeMap<String, u64>> {
+    Ok(parse_snmp_errors(&ns.exec(&["cat", "/proc/net/snmp"])?))
+}
+
+fn parse_snmp_errors(snmp: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for section in ["Ip", "Udp"] {
+        let prefix = format!("{section}:");
+        let mut lines = snmp.lines().filter(|l| l.starts_with(&prefix));
+        let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+            continue;
+        };
+        for (n, v) in names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .skip(1)
+        {
+            let wanted = n.contains("Err") || n.contains("Discard") || n == "NoPorts";
+            if let (true, Ok(v)) = (wanted, v.parse::<u64>()) {
+                out.insert(format!("{section}.{n}"), v);
+            }
+        }
+    }
+    out
+}
+
+/// `after - before` for every counter that changed.
+fn counter_deltas(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+/// One counter of a `/proc/net/snmp` section (a line of names, then a line of values).
+fn snmp_counter(snmp: &str, section: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{section}:");
+    let mut lines = snmp.lines().filter(|l| l.starts_with(&prefix));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_whitespace().position(|n| n == name)?;
     values.split_whitespace().nth(i)?.parse().ok()
 }
 
@@ -311,10 +375,27 @@ mod tests {
     }
 
     #[test]
+    fn keeps_error_counters_and_their_changes() {
+        let a = parse_snmp_errors(
+            "Ip: Forwarding InHdrErrors InDiscards\nIp: 1 5 0\nUdp: InDatagrams NoPorts InErrors\nUdp: 9 1 2\n",
+        );
+        assert_eq!(a.len(), 4);
+        assert_eq!(a["Ip.InHdrErrors"], 5);
+        let b = parse_snmp_errors(
+            "Ip: Forwarding InHdrErrors InDiscards\nIp: 1 7 0\nUdp: InDatagrams NoPorts InErrors\nUdp: 99 1 2\n",
+        );
+        let d = counter_deltas(&a, &b);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d["Ip.InHdrErrors"], 2);
+    }
+
+    #[test]
     fn reads_rcvbuf_errors() {
         let snmp = "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
                     Udp: 10 0 3 5 3 0\nUdpLite: InDatagrams\nUdpLite: 0\n";
-        assert_eq!(parse_rcvbuf_errors(snmp), Some(3));
-        assert_eq!(parse_rcvbuf_errors("Ip: 1\n"), None);
+        assert_eq!(snmp_counter(snmp, "Udp", "RcvbufErrors"), Some(3));
+        assert_eq!(snmp_counter(snmp, "Udp", "InErrors"), Some(3));
+        assert_eq!(snmp_counter(snmp, "UdpLite", "InDatagrams"), Some(0));
+        assert_eq!(snmp_counter("Ip: 1\n", "Udp", "InErrors"), None);
     }
 }

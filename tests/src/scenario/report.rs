@@ -174,7 +174,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces.\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces.\n",
                 z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
             );
             md.push_str(&zero_loss_table(r));
@@ -464,7 +464,7 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "max zero-loss input pps (measured)",
         "output pps",
         "first lossy input pps (measured)",
-        "its loss: lost / sink buffer / relay buffer / interface drops",
+        "its loss: lost / sink buffer / sink checksum / relay buffer / interface drops",
         "generator limit",
         "trials",
     ]);
@@ -500,9 +500,10 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
                     });
                     cells.push(lossy.map_or("–".into(), |t| {
                         format!(
-                            "{} / {} / {} / {}",
+                            "{} / {} / {} / {} / {}",
                             t.run.totals.lost,
                             t.run.sink_rcvbuf_errors,
+                            t.run.sink_udp_in_errors.1,
                             t.run.relay_rcvbuf_errors,
                             drops_text(&t.run.interface_drops)
                         )

@@ -247,6 +247,14 @@ pub struct McastRun {
     /// kernel's `RcvbufErrors`): where the loss happened when it was a socket buffer.
     pub sink_rcvbuf_errors: u64,
     pub relay_rcvbuf_errors: u64,
+    /// UDP `InErrors` and, among them, `InCsumErrors` in the sink's namespace during the run
+    /// (a datagram with a bad UDP checksum is dropped by the sink's kernel).
+    #[serde(default)]
+    pub sink_udp_in_errors: (u64, u64),
+    /// Every IP and UDP error or discard counter of the sink's namespace that moved during
+    /// the run (`/proc/net/snmp`), e.g. `Ip.InHdrErrors`.
+    #[serde(default)]
+    pub sink_errors: std::collections::BTreeMap<String, u64>,
     /// Packets the kernel dropped on the interfaces of each namespace during the run
     /// (`ip -s link` rx + tx dropped): relay, switch (bridges), sink.
     #[serde(default)]
