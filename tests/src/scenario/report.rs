@@ -174,7 +174,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams (the target, and in brackets what the generator reached); output = measured input × fan-out. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces.\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams. Max zero-loss: the highest rate the generator reached in a trial that lost nothing, and in brackets the highest target that was offered in full and lost nothing; output = that measured input × fan-out. First lossy: the target, and in brackets the rate reached. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine, and its measured rate still counts as zero-loss; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces.\n",
                 z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
             );
             md.push_str(&zero_loss_table(r));
@@ -461,7 +461,7 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "system",
         "streams",
         "fan-out",
-        "max zero-loss input pps (measured)",
+        "max zero-loss input pps, measured (highest clean target)",
         "output pps",
         "first lossy input pps (measured)",
         "its loss: lost / sink buffer / sink checksum / relay buffer / interface drops",
@@ -483,8 +483,8 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
                 Status::Ok => {
                     cells.push(format!(
                         "{} ({})",
-                        num(c.max_zero_loss_pps, 0),
-                        num(c.max_zero_loss_measured_pps, 0)
+                        num(c.max_zero_loss_measured_pps, 0),
+                        num(c.max_zero_loss_pps, 0)
                     ));
                     cells.push(num(
                         c.max_zero_loss_measured_pps

@@ -289,7 +289,8 @@ pub struct ZeroLossCase {
     /// Highest target input rate with zero loss, and the first one with loss.
     pub max_zero_loss_pps: Option<f64>,
     pub first_lossy_pps: Option<f64>,
-    /// The input rate the generator reached in the best zero-loss trial (measured).
+    /// The highest input rate the generator reached in a trial that lost nothing, including
+    /// trials that fell short of their target (measured).
     #[serde(default)]
     pub max_zero_loss_measured_pps: Option<f64>,
     /// The lowest target the generator could not offer (it fell behind): the search could

@@ -610,12 +610,14 @@ fn zero_loss_row(
             case.max_zero_loss_pps = outcome.max_clean;
             case.first_lossy_pps = outcome.first_lossy;
             case.generator_limit_pps = outcome.out_of_reach;
-            case.max_zero_loss_measured_pps = outcome.max_clean.and_then(|best| {
-                case.trials
-                    .iter()
-                    .find(|t| t.target_pps == best && t.zero_loss)
-                    .map(|t| t.run.totals.input_pps)
-            });
+            // A trial the generator could not offer at its full target still delivered
+            // everything at the rate it did reach: that rate counts as zero-loss too.
+            case.max_zero_loss_measured_pps = case
+                .trials
+                .iter()
+                .filter(|t| t.zero_loss)
+                .map(|t| t.run.totals.input_pps)
+                .reduce(f64::max);
             case.relay_report = finish_relay(run, notes)?;
             Ok(())
         })();
