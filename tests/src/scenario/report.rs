@@ -174,8 +174,17 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent. Rates are input datagrams per second over all streams. Max zero-loss: the highest rate the generator reached in a trial that lost nothing, and in brackets the highest target that was offered in full and lost nothing; output = that measured input × fan-out. First lossy: the target, and in brackets the rate reached. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine, and its measured rate still counts as zero-loss; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces.\n",
-                z.size, secs(z.step), z.start_pps, z.factor, z.max_pps, z.refine
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent (within 0.5 s of the generator's end){}. Rates are input datagrams per second over all streams. Max zero-loss: the highest rate the generator reached in a trial that lost nothing, and in brackets the highest target that was offered in full and lost nothing; output = that measured input × fan-out. First lossy: the target, and in brackets the rate reached. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine, and its measured rate still counts as zero-loss; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces; then the worst output's p99 latency.\n",
+                z.size,
+                secs(z.step),
+                z.start_pps,
+                z.factor,
+                z.max_pps,
+                z.refine,
+                z.max_p99_latency.map_or(String::new(), |d| format!(
+                    " and no output's 99th percentile latency was above {} (a relay that queues more is falling behind: a longer trial would overflow its queue; such a trial counts as lossy, \"late\")",
+                    secs(d)
+                ))
             );
             md.push_str(&zero_loss_table(r));
             md.push('\n');
@@ -464,7 +473,7 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "max zero-loss input pps, measured (highest clean target)",
         "output pps",
         "first lossy input pps (measured)",
-        "its loss: lost / sink buffer / sink checksum / relay buffer / interface drops",
+        "its loss: lost / sink buffer / sink checksum / relay buffer / interface drops; p99 latency",
         "generator limit",
         "trials",
     ]);
@@ -500,12 +509,14 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
                     });
                     cells.push(lossy.map_or("–".into(), |t| {
                         format!(
-                            "{} / {} / {} / {} / {}",
+                            "{} / {} / {} / {} / {}; {:.1} ms{}",
                             t.run.totals.lost,
                             t.run.sink_rcvbuf_errors,
                             t.run.sink_udp_in_errors.1,
                             t.run.relay_rcvbuf_errors,
-                            drops_text(&t.run.interface_drops)
+                            drops_text(&t.run.interface_drops),
+                            t.run.totals.latency_p99_worst_us / 1000.0,
+                            if t.late { " (late)" } else { "" }
                         )
                     }));
                     cells.push(num(c.generator_limit_pps, 0));

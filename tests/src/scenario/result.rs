@@ -274,6 +274,10 @@ pub struct ZeroLossTrial {
     /// The generator reached less than 97 % of the target.
     #[serde(default)]
     pub generator_limited: bool,
+    /// Everything arrived, but the worst output's p99 latency was above the scenario's
+    /// bound (the relay was queueing): the trial does not count as zero-loss.
+    #[serde(default)]
+    pub late: bool,
     pub run: McastRun,
 }
 

@@ -571,7 +571,11 @@ fn zero_loss_row(
                     trial,
                 )?;
                 let t = &measured.totals;
-                let clean = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
+                let delivered = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
+                let late = z
+                    .max_p99_latency
+                    .is_some_and(|d| t.latency_p99_worst_us > d.0.as_secs_f64() * 1e6);
+                let clean = delivered && !late;
                 let limited = t.input_pps < GENERATOR_REACH * total_pps;
                 // A generator that fell behind still tells us something when the relay lost
                 // datagrams at the rate it did reach.
@@ -584,12 +588,14 @@ fn zero_loss_row(
                     spec,
                     system,
                     &format!(
-                        "  {total_pps:.0} pps in (reached {:.0}): {} of {} delivered{}",
+                        "  {total_pps:.0} pps in (reached {:.0}): {} of {} delivered, p99 {:.1} ms{}",
                         t.input_pps,
                         t.unique,
                         t.expected,
+                        t.latency_p99_worst_us / 1000.0,
                         match verdict {
                             zero_loss::Verdict::Clean => " (zero loss)",
+                            zero_loss::Verdict::Lossy if late => " (late: the relay queued)",
                             zero_loss::Verdict::Lossy => "",
                             zero_loss::Verdict::OutOfReach => " (generator could not keep up)",
                         }
@@ -603,6 +609,7 @@ fn zero_loss_row(
                     target_pps: total_pps,
                     zero_loss: clean,
                     generator_limited: limited,
+                    late,
                     run: measured,
                 });
                 Ok(verdict)

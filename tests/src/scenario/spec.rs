@@ -194,6 +194,11 @@ pub struct ZeroLossSpec {
     pub factor: f64,
     #[serde(default = "default_refine")]
     pub refine: u32,
+    /// A trial that delivered everything still fails when the worst output's 99th
+    /// percentile latency is above this: the relay was building a queue, and a longer trial
+    /// would have overflowed it. None: loss alone decides.
+    #[serde(default)]
+    pub max_p99_latency: Option<Dur>,
 }
 
 /// A named set of events; each variant is run for every system.

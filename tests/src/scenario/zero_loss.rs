@@ -114,6 +114,7 @@ mod tests {
             max_pps: max,
             factor: 2.0,
             refine,
+            max_p99_latency: None,
         }
     }
 
