@@ -1,7 +1,7 @@
 //! Which plots a result gets, built from the result alone: throughput over time with the
 //! fault shaded and the events marked (TCP), each WAN link's load over time (TCP), loss,
 //! jitter and received rate against offered rate (UDP), per-output loss and latency
-//! (multicast), delivered share against offered rate (zero-loss search).
+//! (multicast), delivered rate and p99 latency against offered rate (zero-loss search).
 
 use std::path::Path;
 
@@ -307,60 +307,119 @@ fn mcast_figures(r: &ScenarioResult) -> Vec<Figure> {
     }]
 }
 
+/// The gray of the reference lines (no system uses it).
+const REFERENCE_COLOR: usize = 7;
+
 fn zero_loss_figures(r: &ScenarioResult) -> Vec<Figure> {
     let Workload::ZeroLoss(z) = r.spec.workload() else {
         return vec![];
     };
-    let panels: Vec<Panel> = z
-        .cases
-        .iter()
-        .map(|c| Panel {
-            title: format!("{} stream(s), fan-out 1:{}", c.streams, c.fanout),
-            x_label: "offered input pps (all streams, log scale)".into(),
-            y_label: "delivered % of expected".into(),
-            x_log: true,
-            y_range: Some((0.0, 105.0)),
-            hlines: vec![(100.0, "zero loss".into())],
-            series: r
-                .rows
-                .iter()
-                .filter_map(|row| {
-                    let RowData::ZeroLoss { cases } = &row.data else {
-                        return None;
-                    };
-                    let case = cases.iter().find(|x| {
-                        x.streams == c.streams && x.fanout == c.fanout && x.status == Status::Ok
-                    })?;
-                    let mut pts: Vec<(f64, f64)> = case
-                        .trials
-                        .iter()
-                        .filter(|t| t.run.totals.expected > 0)
-                        .map(|t| {
-                            (
-                                t.target_pps,
-                                t.run.totals.unique as f64 * 100.0 / t.run.totals.expected as f64,
-                            )
-                        })
-                        .collect();
-                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Some(Series {
-                        name: row.system.name().into(),
-                        points: pts,
-                        color: color(row.system),
-                        dots: true,
+    let bound_ms = z.max_p99_latency.map(|d| d.0.as_secs_f64() * 1e3);
+    // Latencies far above the bound only say "queueing": the panel is cut at twice it.
+    let latency_top = bound_ms.map_or(100.0, |b| 2.0 * b);
+    // Every trial of one case and system as (measured input pps, trial).
+    let trials_of = |streams: u32, fanout: u32| {
+        r.rows
+            .iter()
+            .filter_map(move |row| {
+                let RowData::ZeroLoss { cases } = &row.data else {
+                    return None;
+                };
+                let case = cases.iter().find(|x| {
+                    x.streams == streams && x.fanout == fanout && x.status == Status::Ok
+                })?;
+                let mut trials: Vec<_> = case
+                    .trials
+                    .iter()
+                    .filter(|t| t.run.totals.expected > 0 && t.run.duration_s > 0.0)
+                    .collect();
+                trials.sort_by(|a, b| a.run.totals.input_pps.total_cmp(&b.run.totals.input_pps));
+                Some((row.system, trials))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut delivered = Vec::new();
+    let mut latency = Vec::new();
+    for c in &z.cases {
+        let rows = trials_of(c.streams, c.fanout);
+        let title = format!("{} stream(s), fan-out 1:{}", c.streams, c.fanout);
+        let offered_max = rows
+            .iter()
+            .flat_map(|(_, ts)| ts.iter().map(|t| t.run.totals.input_pps))
+            .fold(0.0_f64, f64::max);
+        let mut series: Vec<Series> = rows
+            .iter()
+            .map(|(system, ts)| Series {
+                name: system.name().into(),
+                points: ts
+                    .iter()
+                    .map(|t| {
+                        let out = t.run.totals.unique as f64 / t.run.duration_s;
+                        (t.run.totals.input_pps, out)
                     })
+                    .collect(),
+                color: color(*system),
+                dots: true,
+            })
+            .collect();
+        if offered_max > 0.0 {
+            series.push(Series {
+                name: format!("offered × {} (nothing lost)", c.fanout),
+                points: vec![(0.0, 0.0), (offered_max, offered_max * f64::from(c.fanout))],
+                color: REFERENCE_COLOR,
+                dots: false,
+            });
+        }
+        delivered.push(Panel {
+            title: title.clone(),
+            x_label: "input pps the generator reached (all streams)".into(),
+            y_label: "delivered pps (all outputs)".into(),
+            legend_upper_left: true,
+            series,
+            ..Default::default()
+        });
+        latency.push(Panel {
+            title,
+            x_label: "input pps the generator reached (all streams)".into(),
+            y_label: format!("worst output p99 latency, ms (cut at {latency_top:.0})"),
+            legend_upper_left: true,
+            y_range: Some((0.0, latency_top * 1.05)),
+            hlines: bound_ms
+                .map(|b| vec![(b, format!("bound {b:.0} ms"))])
+                .unwrap_or_default(),
+            series: rows
+                .iter()
+                .map(|(system, ts)| Series {
+                    name: system.name().into(),
+                    points: ts
+                        .iter()
+                        .map(|t| {
+                            let ms = t.run.totals.latency_p99_worst_us / 1e3;
+                            (t.run.totals.input_pps, ms.min(latency_top))
+                        })
+                        .collect(),
+                    color: color(*system),
+                    dots: true,
                 })
                 .collect(),
             ..Default::default()
-        })
-        .collect();
-    if panels.iter().all(|p| p.series.is_empty()) {
+        });
+    }
+    if delivered.iter().all(|p| p.series.is_empty()) {
         return vec![];
     }
-    vec![Figure {
-        file: "zero-loss.png".into(),
-        title: format!("{}: delivered share per trial", r.spec.name),
-        cols: 2,
-        panels,
-    }]
+    vec![
+        Figure {
+            file: "zero-loss.png".into(),
+            title: format!("{}: delivered rate per trial", r.spec.name),
+            cols: 2,
+            panels: delivered,
+        },
+        Figure {
+            file: "zero-loss-latency.png".into(),
+            title: format!("{}: p99 latency per trial", r.spec.name),
+            cols: 2,
+            panels: latency,
+        },
+    ]
 }

@@ -19,14 +19,15 @@ pub const FONT_PATHS: [&str; 2] = [
 ];
 const FONT: &str = "sans-serif";
 
-/// Distinct colours (Tableau 10), indexed by a series' `color`.
+/// Distinct colours (Tableau 10, with black in place of brown: index 5 is the appliance,
+/// which must not be mistaken for socat's red), indexed by a series' `color`.
 const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
+    RGBColor(0, 0, 0),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
 ];
@@ -69,6 +70,9 @@ pub struct Panel {
     pub x_log: bool,
     /// Fixed y range; otherwise 0 to 110 % of the largest value.
     pub y_range: Option<(f64, f64)>,
+    /// Legend in the upper left corner (curves that rise to the right) instead of the
+    /// lower right.
+    pub legend_upper_left: bool,
 }
 
 fn register_font() -> Result<()> {
@@ -285,7 +289,11 @@ where
     if legend {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(if p.legend_upper_left {
+                SeriesLabelPosition::UpperLeft
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .label_font((FONT, 13))
