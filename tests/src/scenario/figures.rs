@@ -257,7 +257,7 @@ fn mcast_figures(r: &ScenarioResult) -> Vec<Figure> {
         .rows
         .iter()
         .filter_map(|row| match &row.data {
-            RowData::Mcast { run } => Some((row.system, run)),
+            RowData::Mcast { run } => Some((row.system, &**run)),
             _ => None,
         })
         .collect();

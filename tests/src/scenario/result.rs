@@ -56,7 +56,8 @@ pub enum RowData {
     None,
     Tcp { variants: Vec<TcpVariant> },
     UdpSweep { steps: Vec<UdpStep> },
-    Mcast { run: McastRun },
+    // Boxed: a multicast run is ten times the size of the other variants.
+    Mcast { run: Box<McastRun> },
     ZeroLoss { cases: Vec<ZeroLossCase> },
 }
 

@@ -514,7 +514,7 @@ fn mcast_row(
         Ok(measured)
     })();
     match result {
-        Ok(run) => (RowData::Mcast { run }, None),
+        Ok(run) => (RowData::Mcast { run: Box::new(run) }, None),
         Err(e) => (RowData::None, Some(describe(&e))),
     }
 }
