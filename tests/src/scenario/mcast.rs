@@ -20,6 +20,10 @@ use crate::netns::Netns;
 use crate::topology::Relay;
 use crate::traffic::StreamReport;
 
+/// How long the sink keeps listening after the generator's end: a datagram that arrives
+/// later counts as lost (the report says so).
+pub const DRAIN: Duration = Duration::from_millis(500);
+
 /// What one trial sends.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Trial {
@@ -88,7 +92,7 @@ pub fn run(
         gen_out.stderr.trim()
     );
     // Datagrams still in the relay's queues arrive within milliseconds; wait a little more.
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(DRAIN);
     sink.signal(Signal::SIGINT)?;
     let sink_out = sink.wait_timeout(Duration::from_secs(10))?;
     let gen_json: Value =
