@@ -91,7 +91,8 @@ pub fn run(
         "mcast-gen failed: {}",
         gen_out.stderr.trim()
     );
-    // Datagrams still in the relay's queues arrive within milliseconds; wait a little more.
+    // A relay that keeps up empties its queues within milliseconds; one that still holds
+    // datagrams after DRAIN was falling behind, and they count as lost.
     std::thread::sleep(DRAIN);
     sink.signal(Signal::SIGINT)?;
     let sink_out = sink.wait_timeout(Duration::from_secs(10))?;
