@@ -142,7 +142,6 @@ mod tests {
     fn variant(rates: &[f64], events: &[(f64, &str)]) -> TcpVariant {
         TcpVariant {
             name: "v".into(),
-            error: None,
             events: events
                 .iter()
                 .map(|(t, a)| AppliedEvent {
@@ -162,16 +161,7 @@ mod tests {
                     mbps: *r,
                 })
                 .collect(),
-            sent_mbps: 0.0,
-            received_mbps: 0.0,
-            retransmits: 0,
-            links: vec![],
-            summary: None,
-            congestion: String::new(),
-            emulator_cpu_pct: 0.0,
-            machine_busy_pct: 0.0,
-            evidence: serde_json::Value::Null,
-            emulator: serde_json::Value::Null,
+            ..TcpVariant::default()
         }
     }
 

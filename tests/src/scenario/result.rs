@@ -138,7 +138,7 @@ pub struct TcpSummary {
 }
 
 /// One variant (event set) of a TCP row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TcpVariant {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -214,18 +214,7 @@ fn tcp_row(
                 variants.push(TcpVariant {
                     name: v.name.clone(),
                     error: Some(msg),
-                    events: vec![],
-                    intervals: vec![],
-                    sent_mbps: 0.0,
-                    received_mbps: 0.0,
-                    retransmits: 0,
-                    links: vec![],
-                    summary: None,
-                    congestion: String::new(),
-                    emulator_cpu_pct: 0.0,
-                    machine_busy_pct: 0.0,
-                    evidence: serde_json::Value::Null,
-                    emulator: serde_json::Value::Null,
+                    ..TcpVariant::default()
                 });
             }
         }
@@ -424,6 +413,20 @@ struct RelayRun {
     relay: Relay,
 }
 
+impl RelayRun {
+    /// One multicast trial of `plan` through this relay.
+    fn trial(&self, tools: &Tools, plan: &[StreamPlan], trial: Trial) -> Result<McastRun> {
+        mcast::run(
+            &self.relay,
+            tools,
+            &self.guard,
+            plan,
+            &self.delivered,
+            trial,
+        )
+    }
+}
+
 fn start_relay(system: System, plan: &[StreamPlan], tools: &Tools) -> Result<RelayRun> {
     let r = if system.linux_routers() {
         relay_linux(1, 1)?
@@ -450,12 +453,9 @@ fn start_relay(system: System, plan: &[StreamPlan], tools: &Tools) -> Result<Rel
 
 /// One short, unrecorded trial: joins, ARP and route caches are settled before measuring.
 fn warm_up(run: &RelayRun, plan: &[StreamPlan], tools: &Tools, size: u32) -> Result<()> {
-    mcast::run(
-        &run.relay,
+    run.trial(
         tools,
-        &run.guard,
         plan,
-        &run.delivered,
         Trial {
             pps: 50.0,
             size,
@@ -501,15 +501,7 @@ fn mcast_row(
             size: m.size,
             duration: m.duration.0,
         };
-        let measured = mcast::run(
-            &run.relay,
-            &opts.tools,
-            &run.guard,
-            &plan,
-            &run.delivered,
-            trial,
-        )?;
-        let mut measured = measured;
+        let mut measured = run.trial(&opts.tools, &plan, trial)?;
         measured.relay_report = finish_relay(run, notes)?;
         Ok(measured)
     })();
@@ -562,14 +554,7 @@ fn zero_loss_row(
                     size: z.size,
                     duration: z.step.0,
                 };
-                let measured = mcast::run(
-                    &run.relay,
-                    &opts.tools,
-                    &run.guard,
-                    &plan,
-                    &run.delivered,
-                    trial,
-                )?;
+                let measured = run.trial(&opts.tools, &plan, trial)?;
                 let t = &measured.totals;
                 let delivered = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
                 let late = z
