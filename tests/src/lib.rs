@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bins;
+pub mod control;
 pub mod netns;
 pub mod probe;
 pub mod rundir;

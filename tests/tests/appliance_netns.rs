@@ -2,33 +2,16 @@
 //! Linux hosts in network namespaces: ping, routing with ARP resolution,
 //! iperf3 TCP, the control socket and /metrics, a clean SIGINT exit.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use testbed::bins::{workspace_bin, workspace_root};
+use testbed::control::{request as ctl, wait_for};
 use testbed::netns::{skip_unless_root, veth, Netns, NsProcess, RunId};
-
-fn ctl(socket: &Path, line: &str) -> Value {
-    let mut s = UnixStream::connect(socket).expect("connect control socket");
-    s.write_all(line.as_bytes()).expect("write");
-    s.write_all(b"\n").expect("write");
-    let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply).expect("read reply");
-    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?} is not JSON: {e}"))
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn hosts_ping_route_and_iperf_through_the_appliance() {

@@ -4,15 +4,15 @@
 //! fan-out reaching all 8 outputs, 50 rules added live while traffic
 //! flows, malformed frames counted by reason, the mempool back to baseline.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use testbed::bins::{workspace_bin, workspace_root};
+use testbed::control::{request as ctl, wait_for};
 use testbed::netns::{skip_unless_root, NsProcess};
 use testbed::wanem::port::Port;
 
@@ -20,23 +20,6 @@ const STREAMS: u32 = 50;
 const PPS: u32 = 3000;
 const SECONDS: u32 = 30;
 const FAN_OUT: u32 = 8;
-
-fn ctl(socket: &Path, line: &str) -> Value {
-    let mut s = UnixStream::connect(socket).expect("connect control socket");
-    s.write_all(line.as_bytes()).expect("write");
-    s.write_all(b"\n").expect("write");
-    let mut reply = String::new();
-    BufReader::new(s).read_line(&mut reply).expect("read reply");
-    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?} is not JSON: {e}"))
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn list(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join(",")

@@ -1,0 +1,30 @@
+//! Talking to a running appliance from a test: one JSON request line on its control socket,
+//! one JSON reply line back (the protocol `appliancectl` speaks), and polling until a
+//! condition holds.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Sends `line` to the control socket and returns the reply. Panics (the test fails) when
+/// the socket cannot be reached or the reply is not JSON.
+pub fn request(socket: &Path, line: &str) -> Value {
+    let mut s = UnixStream::connect(socket).expect("connect control socket");
+    s.write_all(line.as_bytes()).expect("write");
+    s.write_all(b"\n").expect("write");
+    let mut reply = String::new();
+    BufReader::new(s).read_line(&mut reply).expect("read reply");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?} is not JSON: {e}"))
+}
+
+/// Polls `f` every 100 ms until it holds; panics naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
