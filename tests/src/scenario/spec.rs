@@ -95,8 +95,7 @@ pub struct LinkSpec {
 impl LinkSpec {
     /// Parameters of direction `d` (0 = a-to-b).
     pub fn dir(&self, d: usize) -> DirParams {
-        let specific = if d == 0 { &self.a_to_b } else { &self.b_to_a };
-        specific.or(self.both).unwrap_or_default()
+        crate::wanem::config::dir_params(self.both, self.a_to_b, self.b_to_a, d)
     }
 }
 

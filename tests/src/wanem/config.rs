@@ -422,11 +422,23 @@ fn default_state() -> String {
     "up".into()
 }
 
+/// The parameters of direction `d` (0 = a-to-b, 1 = b-to-a) of a link given as `both`,
+/// `a_to_b` and `b_to_a`: the direction's own, else `both`, else the defaults. The one rule
+/// for the emulator's config and the scenario files.
+pub fn dir_params(
+    both: Option<DirParams>,
+    a_to_b: Option<DirParams>,
+    b_to_a: Option<DirParams>,
+    d: usize,
+) -> DirParams {
+    let specific = if d == 0 { a_to_b } else { b_to_a };
+    specific.or(both).unwrap_or_default()
+}
+
 impl LinkConfig {
     /// Parameters of direction `d` (0 = a-to-b, 1 = b-to-a).
     pub fn dir_params(&self, d: usize) -> DirParams {
-        let specific = if d == 0 { &self.a_to_b } else { &self.b_to_a };
-        specific.or(self.both).unwrap_or_default()
+        dir_params(self.both, self.a_to_b, self.b_to_a, d)
     }
 
     pub fn initial_state(&self) -> Result<LinkState> {
