@@ -327,17 +327,21 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         tables: published.clone(),
     });
     let (change_tx, change_rx) = mpsc::channel();
-    let _server = control::server::start(&config.control.socket, Arc::clone(&source), change_tx)
+    let server = control::server::start(&config.control.socket, Arc::clone(&source), change_tx)
         .map_err(|e| {
             BootError::Dpdk(format!(
                 "control socket {}: {e}",
                 config.control.socket.display()
             ))
         })?;
-    if !config.control.metrics.is_empty() {
-        crate::metrics::start(&config.control.metrics, Arc::clone(&source))
-            .map_err(BootError::Dpdk)?;
-    }
+    let metrics = if config.control.metrics.is_empty() {
+        None
+    } else {
+        Some(
+            crate::metrics::start(&config.control.metrics, Arc::clone(&source))
+                .map_err(BootError::Dpdk)?,
+        )
+    };
 
     for (lc, w) in pending_workers {
         lcore::launch(lc, move || w.run())
@@ -405,11 +409,44 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         port::close(*id);
     }
     drop(slowpath);
-    drop(eal);
+    drop(server);
+    drop(metrics);
+    release_pools_then_cleanup(eal, source, pool, headers);
     Ok(Outcome {
         stats,
         mempool_in_use_at_exit: in_use,
         headers_in_use_at_exit: headers_in_use,
         mcast,
     })
+}
+
+/// How long shutdown waits for open control connections to hang up before it gives up on
+/// freeing the mempools.
+const CONNECTION_GRACE: Duration = Duration::from_secs(1);
+
+/// Frees the mempools, then runs `rte_eal_cleanup` (dropping `eal`): the pools live in EAL
+/// memory, so the other order would free into unmapped memory. A control connection that is
+/// still open holds the stats source, and through it the pools; after a short grace the EAL
+/// is left as it is (the process is exiting) rather than cleaned up under a live pool.
+fn release_pools_then_cleanup(
+    eal: Eal,
+    source: Arc<StatsSource>,
+    pool: Arc<Mempool>,
+    headers: Arc<Mempool>,
+) {
+    let deadline = Instant::now() + CONNECTION_GRACE;
+    while Arc::strong_count(&source) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(source);
+    let last = Arc::strong_count(&pool) == 1 && Arc::strong_count(&headers) == 1;
+    drop(pool);
+    drop(headers);
+    if last {
+        drop(eal);
+        log::info!("mempools freed, EAL cleaned up");
+    } else {
+        log::warn!("a control connection is still open: mempools not freed, EAL not cleaned up");
+        std::mem::forget(eal);
+    }
 }

@@ -2,21 +2,46 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::dataplane::counters::DropReason;
 use crate::report::StatsSource;
+
+/// The running endpoint. Dropping it stops the server thread (each request is answered
+/// on that thread, so none is in flight afterwards) and with it its [`StatsSource`].
+pub struct Endpoint {
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Starts the endpoint on `addr` (e.g. `127.0.0.1:9469`).
 ///
 /// # Errors
 /// The address cannot be bound.
-pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<(), String> {
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| format!("metrics endpoint {addr}: {e}"))?;
-    std::thread::Builder::new()
+pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<Endpoint, String> {
+    let server = Arc::new(
+        tiny_http::Server::http(addr).map_err(|e| format!("metrics endpoint {addr}: {e}"))?,
+    );
+    let serving = Arc::clone(&server);
+    let thread = std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
-            for request in server.incoming_requests() {
+            for request in serving.incoming_requests() {
                 let response = if request.url() == "/metrics" {
                     let header =
                         tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4")
@@ -33,7 +58,10 @@ pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<(), String> {
             }
         })
         .map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(Endpoint {
+        server,
+        thread: Some(thread),
+    })
 }
 
 /// The metrics text.

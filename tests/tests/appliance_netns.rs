@@ -167,6 +167,13 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         .wait_timeout(Duration::from_secs(20))
         .expect("appliance exits on SIGINT");
     assert!(out.status.success(), "clean exit: {}", out.stderr);
+    // The control socket and /metrics were used: their threads must have let go of the
+    // mempools so that these are freed before rte_eal_cleanup.
+    assert!(
+        out.stderr.contains("mempools freed, EAL cleaned up"),
+        "teardown order: {}",
+        out.stderr
+    );
     let stats: Value =
         serde_json::from_str(&std::fs::read_to_string(&stats_file).expect("final stats"))
             .expect("json");

@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::stat::{umask, Mode};
@@ -27,14 +28,24 @@ pub struct Change {
     pub reply: mpsc::Sender<Response>,
 }
 
-/// The running server; removes the socket file when dropped.
+/// The running server. Dropping it stops accepting connections, waits for the accept
+/// thread (so its share of the [`StatsSource`] is released) and removes the socket file.
+/// Connections already open keep their own thread until the client hangs up.
 #[derive(Debug)]
 pub struct Server {
     path: PathBuf,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // accept() has no timeout: one connection of our own wakes it to see the flag.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -66,10 +77,15 @@ pub fn start(
     umask(old);
     let listener = bound?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    std::thread::Builder::new()
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let accept = std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
+                if stopping.load(Ordering::Relaxed) {
+                    return;
+                }
                 let source = Arc::clone(&source);
                 let changes = changes.clone();
                 let _ = std::thread::Builder::new()
@@ -79,6 +95,8 @@ pub fn start(
         })?;
     Ok(Server {
         path: path.to_path_buf(),
+        stop,
+        accept: Some(accept),
     })
 }
 
