@@ -369,9 +369,15 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     slowpath.join_configured_groups();
     let mut last_rx = u64::MAX;
     let mut last_change = Instant::now();
+    let mut last_rate_sample = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let work = slowpath.poll(now);
+        let since_sample = now.duration_since(last_rate_sample);
+        if since_sample >= crate::rate::SAMPLE_EVERY {
+            source.sample_rates(since_sample);
+            last_rate_sample = now;
+        }
         if let Some(idle) = opts.exit_when_idle {
             let rx: u64 = source
                 .workers

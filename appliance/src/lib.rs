@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod metrics;
+pub mod rate;
 pub mod report;
 pub mod slowpath;
 pub mod tables;

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dpdk_bindings::{port, Mempool};
 use serde::Serialize;
 
 use crate::config::mcast::McastRuleSpec;
-use crate::dataplane::counters::{Counter, CounterSnapshot, DropReason, WorkerCounters};
+use crate::dataplane::counters::{CounterSnapshot, DropReason, WorkerCounters};
+use crate::rate::RateReport;
 use crate::slowpath::SlowCounters;
 use crate::tables::{McastRule, Published};
 
@@ -174,6 +176,8 @@ pub struct OutputReport {
     pub tx_packets: u64,
     /// Their bytes.
     pub tx_bytes: u64,
+    /// Copies sent per second over the last sampling interval.
+    pub tx_rate: RateReport,
     /// Copies lost, by reason.
     pub drops: BTreeMap<&'static str, u64>,
 }
@@ -187,6 +191,8 @@ pub struct RuleReport {
     pub rx_packets: u64,
     /// Their bytes.
     pub rx_bytes: u64,
+    /// Packets matched per second over the last sampling interval.
+    pub rx_rate: RateReport,
     /// Matched packets not relayed, by reason.
     pub drops: BTreeMap<&'static str, u64>,
     /// Per output.
@@ -196,27 +202,15 @@ pub struct RuleReport {
 impl RuleReport {
     /// Reads `rule`'s counters.
     pub fn new(rule: &McastRule) -> Self {
-        let sum = |f: &dyn Fn(&crate::tables::RuleWorkerCounters) -> &Counter| {
-            rule.counters
-                .workers
-                .iter()
-                .map(|w| f(w).get())
-                .sum::<u64>()
-        };
-        let out_sum = |k: usize, f: &dyn Fn(&crate::tables::OutputCounters) -> &Counter| {
-            rule.counters
-                .workers
-                .iter()
-                .map(|w| w.outputs.get(k).map_or(0, |o| f(o).get()))
-                .sum::<u64>()
-        };
+        let c = &rule.counters;
         Self {
             rule: rule.spec.clone(),
-            rx_packets: sum(&|w| &w.rx_packets),
-            rx_bytes: sum(&|w| &w.rx_bytes),
+            rx_packets: c.total(|w| &w.rx_packets),
+            rx_bytes: c.total(|w| &w.rx_bytes),
+            rx_rate: c.rx_rate.report(),
             drops: BTreeMap::from([
-                (DropReason::IpFragment.name(), sum(&|w| &w.fragment)),
-                (DropReason::IpOptions.name(), sum(&|w| &w.ip_options)),
+                (DropReason::IpFragment.name(), c.total(|w| &w.fragment)),
+                (DropReason::IpOptions.name(), c.total(|w| &w.ip_options)),
             ]),
             outputs: rule
                 .spec
@@ -227,18 +221,23 @@ impl RuleReport {
                     interface: o.interface.clone(),
                     destination: o.destination.to_string(),
                     port: o.port,
-                    tx_packets: out_sum(k, &|c| &c.tx_packets),
-                    tx_bytes: out_sum(k, &|c| &c.tx_bytes),
+                    tx_packets: c.output_total(k, |o| &o.tx_packets),
+                    tx_bytes: c.output_total(k, |o| &o.tx_bytes),
+                    tx_rate: c
+                        .output_rates
+                        .get(k)
+                        .map(|r| r.report())
+                        .unwrap_or_default(),
                     drops: BTreeMap::from([
-                        (DropReason::TxFull.name(), out_sum(k, &|c| &c.tx_full)),
-                        (DropReason::NoMbuf.name(), out_sum(k, &|c| &c.no_mbuf)),
+                        (DropReason::TxFull.name(), c.output_total(k, |o| &o.tx_full)),
+                        (DropReason::NoMbuf.name(), c.output_total(k, |o| &o.no_mbuf)),
                         (
                             DropReason::McastTtlExpired.name(),
-                            out_sum(k, &|c| &c.ttl_expired),
+                            c.output_total(k, |o| &o.ttl_expired),
                         ),
                         (
                             DropReason::McastUnresolved.name(),
-                            out_sum(k, &|c| &c.unresolved),
+                            c.output_total(k, |o| &o.unresolved),
                         ),
                     ]),
                 })
@@ -338,6 +337,14 @@ impl StatsSource {
                 capacity: self.headers.capacity(),
                 baseline_in_use: 0,
             },
+        }
+    }
+
+    /// Samples every relay rule's rates, `elapsed` after the previous sample (management
+    /// lcore only).
+    pub fn sample_rates(&self, elapsed: Duration) {
+        for rule in &self.tables.current().mcast.rules {
+            rule.counters.sample_rates(elapsed);
         }
     }
 

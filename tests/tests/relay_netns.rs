@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use nix::sys::signal::Signal;
-use serde_json::Value;
+use serde_json::{json, Value};
 use testbed::bins::{workspace_bin, workspace_root};
 use testbed::control::{request as ctl, wait_for};
 use testbed::netns::{skip_unless_root, NsProcess};
@@ -219,6 +219,35 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         assert!(out.status.success() && version > last_version, "{v}");
         last_version = version;
     }
+    // Rates, live: the 1000 pps fan-out stream (running for another 20 s or more) shows on
+    // its rule and on each of its outputs. The generator catches up in bursts on a busy
+    // machine, so any one second may be above or below 1000.
+    let live = ctl(
+        &socket,
+        r#"{"cmd":"mcast_show","input":{"interface":"lan","group":"239.2.1.1","port":5100}}"#,
+    );
+    let fan_rule = &live["data"]["rules"][0];
+    let pps = |v: &Value| v["pps"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=10_000).contains(&pps(&fan_rule["rx_rate"])),
+        "fan-out input rate while it flows: {fan_rule}"
+    );
+    let fan_outputs = fan_rule["outputs"].as_array().expect("outputs").clone();
+    eprintln!(
+        "fan-out rule while it flows: {} pps in, {:?} pps out",
+        pps(&fan_rule["rx_rate"]),
+        fan_outputs
+            .iter()
+            .map(|o| pps(&o["tx_rate"]))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(fan_outputs.len(), FAN_OUT as usize);
+    for o in &fan_outputs {
+        assert!(
+            pps(&o["tx_rate"]) > 0 && o["tx_rate"]["bps"].as_u64() > Some(pps(&o["tx_rate"])),
+            "fan-out output rate while it flows: {o}"
+        );
+    }
     let dup = ctl(
         &socket,
         r#"{"cmd":"mcast_add","rule":{"input":{"interface":"lan","group":"239.3.1.1","port":5201},"outputs":[{"interface":"wan","destination":"239.30.9.9","port":1}]}}"#,
@@ -318,6 +347,20 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         let v: Value = serde_json::from_str(&out.stdout).expect("fan sink JSON");
         assert_eq!(received(&v), fan_sent, "fan-out output {}: {v}", k + 1);
     }
+
+    // Rates: zero once the traffic has stopped (within two sampling intervals).
+    wait_for("every rate at zero", Duration::from_secs(5), || {
+        let show = ctl(&socket, r#"{"cmd":"mcast_show"}"#);
+        show["data"]["rules"].as_array().is_some_and(|rules| {
+            rules.iter().all(|r| {
+                r["rx_rate"] == json!({"pps": 0, "bps": 0})
+                    && r["outputs"].as_array().is_some_and(|os| {
+                        os.iter()
+                            .all(|o| o["tx_rate"] == json!({"pps": 0, "bps": 0}))
+                    })
+            })
+        })
+    });
 
     // Counters: per rule and per output, exact; drops by reason.
     let show = ctl(&socket, r#"{"cmd":"mcast_show"}"#);

@@ -419,6 +419,8 @@ fn render(request: &Request, d: &Value) -> String {
                     "(in)".into(),
                     s(&r["rx_packets"]),
                     s(&r["rx_bytes"]),
+                    s(&r["rx_rate"]["pps"]),
+                    bits_per_second(&r["rx_rate"]["bps"]),
                     drops(&r["drops"]),
                 ]);
                 for o in arr(&r["outputs"]) {
@@ -432,12 +434,17 @@ fn render(request: &Request, d: &Value) -> String {
                         ),
                         s(&o["tx_packets"]),
                         s(&o["tx_bytes"]),
+                        s(&o["tx_rate"]["pps"]),
+                        bits_per_second(&o["tx_rate"]["bps"]),
                         drops(&o["drops"]),
                     ]);
                 }
             }
             format!("tables version {}\n", s(&d["version"]))
-                + &table(&["rule", "output", "packets", "bytes", "drops"], rows)
+                + &table(
+                    &["rule", "output", "packets", "bytes", "pps", "rate", "drops"],
+                    rows,
+                )
         }
         Request::IgmpShow => {
             let mut rows = Vec::new();
@@ -485,6 +492,20 @@ fn render(request: &Request, d: &Value) -> String {
     }
 }
 
+/// A bit rate with a unit, as interface rates are read: `0`, `840.0 kbit/s`, `24.6 Mbit/s`.
+fn bits_per_second(v: &Value) -> String {
+    let Some(b) = v.as_u64() else {
+        return "-".into();
+    };
+    let b = b as f64;
+    match b {
+        b if b >= 1e9 => format!("{:.2} Gbit/s", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} Mbit/s", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kbit/s", b / 1e3),
+        b => format!("{b:.0} bit/s"),
+    }
+}
+
 fn rule_input(i: &Value) -> String {
     let mut t = format!(
         "{}:{}:{}",
@@ -496,4 +517,50 @@ fn rule_input(i: &Value) -> String {
         t += &format!("@{src}");
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mcast_show_has_totals_and_rates_per_rule_and_output() {
+        let reply = json!({
+            "version": 7,
+            "rules": [{
+                "rule": {"input": {"interface": "lan", "group": "239.1.1.1", "port": 5000}},
+                "rx_packets": 9000, "rx_bytes": 9_216_000,
+                "rx_rate": {"pps": 3000, "bps": 24_576_000},
+                "drops": {"ip_fragment": 0, "ip_options": 2},
+                "outputs": [{
+                    "interface": "wan", "destination": "239.10.1.1", "port": 6000,
+                    "tx_packets": 8998, "tx_bytes": 9_213_952,
+                    "tx_rate": {"pps": 0, "bps": 0},
+                    "drops": {"tx_full": 0}
+                }]
+            }]
+        });
+        let text = render(&Request::McastShow { input: None }, &reply);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "tables version 7");
+        let header: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["rule", "output", "packets", "bytes", "pps", "rate", "drops"]
+        );
+        assert!(lines[2].contains("9000") && lines[2].contains("3000"));
+        assert!(lines[2].contains("24.6 Mbit/s") && lines[2].ends_with("ip_options=2"));
+        assert!(lines[3].contains("wan:239.10.1.1:6000") && lines[3].contains("0 bit/s"));
+    }
+
+    #[test]
+    fn bit_rates_read_with_a_unit() {
+        let b = |n: u64| bits_per_second(&json!(n));
+        assert_eq!(b(0), "0 bit/s");
+        assert_eq!(b(840_000), "840.0 kbit/s");
+        assert_eq!(b(24_576_000), "24.6 Mbit/s");
+        assert_eq!(b(1_250_000_000), "1.25 Gbit/s");
+        assert_eq!(bits_per_second(&Value::Null), "-");
+    }
 }

@@ -8,11 +8,13 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hashbrown::HashMap;
 
 use crate::config::mcast::{DscpSpec, McastRuleSpec, SourceSpec, TtlSpec};
 use crate::dataplane::counters::Counter;
+use crate::rate::Rate;
 use crate::wire::MacAddr;
 
 /// The match key: input port index, group, UDP port, source (SSM) or
@@ -96,6 +98,10 @@ pub struct RuleWorkerCounters {
 pub struct RuleCounters {
     /// Indexed by worker id.
     pub workers: Box<[RuleWorkerCounters]>,
+    /// Matched packets per second, from the totals (management lcore).
+    pub rx_rate: Rate,
+    /// Per output: copies sent per second.
+    pub output_rates: Box<[Rate]>,
 }
 
 impl RuleCounters {
@@ -110,7 +116,41 @@ impl RuleCounters {
                 outputs: (0..outputs).map(|_| OutputCounters::default()).collect(),
             })
             .collect();
-        Self { workers }
+        Self {
+            workers,
+            rx_rate: Rate::default(),
+            output_rates: (0..outputs).map(|_| Rate::default()).collect(),
+        }
+    }
+
+    /// `f` summed over the workers.
+    pub fn total(&self, f: impl Fn(&RuleWorkerCounters) -> &Counter) -> u64 {
+        self.workers.iter().map(|w| f(w).get()).sum()
+    }
+
+    /// `f` of output `k` summed over the workers.
+    pub fn output_total(&self, k: usize, f: impl Fn(&OutputCounters) -> &Counter) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.outputs.get(k).map_or(0, |o| f(o).get()))
+            .sum()
+    }
+
+    /// Samples the rule's rates, `elapsed` after the previous sample (management lcore
+    /// only: the rates have one writer).
+    pub fn sample_rates(&self, elapsed: Duration) {
+        self.rx_rate.sample(
+            self.total(|w| &w.rx_packets),
+            self.total(|w| &w.rx_bytes),
+            elapsed,
+        );
+        for (k, rate) in self.output_rates.iter().enumerate() {
+            rate.sample(
+                self.output_total(k, |o| &o.tx_packets),
+                self.output_total(k, |o| &o.tx_bytes),
+                elapsed,
+            );
+        }
     }
 
     /// The slot of worker `id` (the last one if `id` is out of range, which
