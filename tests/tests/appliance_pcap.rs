@@ -593,3 +593,66 @@ fn multicast_relay_rewrite_and_fan_out() {
     );
     assert_eq!(run.stats["slowpath"]["igmp_received"].as_u64(), Some(1));
 }
+
+/// The widest rule the relay takes: 64 outputs. Every copy of every packet is on the wire,
+/// byte-identical to one built independently, and each output counted its own.
+#[test]
+fn a_64_way_fan_out_sends_every_copy() {
+    const OUTPUTS: u8 = 64;
+    let outputs: Vec<String> = (1..=OUTPUTS)
+        .map(|k| {
+            format!(
+                r#"{{ interface = "wan", destination = "239.10.3.{k}", port = {} }}"#,
+                6000 + u16::from(k)
+            )
+        })
+        .collect();
+    let rules = format!(
+        "[[mcast_rules]]\ninput = {{ interface = \"lan\", group = \"239.1.1.4\", port = 5000 }}\noutputs = [\n{}\n]\n",
+        outputs.join(",\n")
+    );
+    let payloads: [&[u8]; 2] = [b"first of two", b"second of two, a little longer"];
+    let input: Vec<Vec<u8>> = payloads
+        .iter()
+        .map(|p| to_group([239, 1, 1, 4], 5000, 8, p))
+        .collect();
+    let run = run_appliance_with("fan64", &input, &rules);
+
+    let wan = read_pcap(&run.dir.join("wan.out.q0.pcap"));
+    let expected: Vec<Vec<u8>> = payloads
+        .iter()
+        .flat_map(|p| {
+            (1..=OUTPUTS).map(move |k| {
+                relayed(
+                    [1, 0, 0x5e, 10, 3, k],
+                    [10, 10, 2, 1],
+                    [239, 10, 3, k],
+                    7,
+                    6000 + u16::from(k),
+                    p,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(wan.len(), expected.len(), "every copy on wan");
+    for (i, (got, want)) in wan.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "copy {i} differs");
+    }
+    let rule = &run.stats["mcast"]["rules"][0];
+    assert_eq!(rule["rx_packets"].as_u64(), Some(2), "{rule}");
+    let outs = rule["outputs"].as_array().expect("outputs");
+    assert_eq!(outs.len(), usize::from(OUTPUTS));
+    for o in outs {
+        assert_eq!(o["tx_packets"].as_u64(), Some(2), "{o}");
+    }
+    assert_eq!(run.stats["drops_total"].as_u64(), Some(0));
+    assert_eq!(
+        run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
+        "no mbuf leaked"
+    );
+    assert_eq!(
+        run.stats["headers_in_use_at_exit"].as_u64(),
+        Some(0),
+        "no header mbuf leaked"
+    );
+}
