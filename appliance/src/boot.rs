@@ -16,7 +16,7 @@ use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::tx::TxPorts;
 use crate::dataplane::worker::Worker;
-use crate::report::{PortMeta, StatsReport, StatsSource, WorkerMeta};
+use crate::report::{PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta};
 use crate::slowpath::{SlowCounters, SlowPath};
 use crate::tables::{Interface, NeighborEntry, RoutingState};
 use crate::wire::MacAddr;
@@ -317,6 +317,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let mgmt_tx = tx_iter.next().unwrap_or_default();
 
     let source = Arc::new(StatsSource {
+        port_rates: metas.iter().map(|_| PortRates::default()).collect(),
         ports: metas,
         workers: worker_metas,
         mgmt: Arc::clone(&mgmt_counters),

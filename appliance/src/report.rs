@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::mcast::McastRuleSpec;
 use crate::dataplane::counters::{CounterSnapshot, DropReason, WorkerCounters};
-use crate::rate::RateReport;
+use crate::rate::{Rate, RateReport};
 use crate::slowpath::SlowCounters;
 use crate::tables::{McastRule, Published};
 
@@ -33,6 +33,15 @@ pub struct PortMeta {
     pub tx_queues: u16,
 }
 
+/// A port's rates, from its driver counters (management lcore).
+#[derive(Debug, Default)]
+pub struct PortRates {
+    /// Received.
+    pub rx: Rate,
+    /// Sent.
+    pub tx: Rate,
+}
+
 /// Static facts about a worker.
 #[derive(Debug, Clone)]
 pub struct WorkerMeta {
@@ -51,6 +60,8 @@ pub struct WorkerMeta {
 pub struct StatsSource {
     /// Ports.
     pub ports: Vec<PortMeta>,
+    /// Per port index.
+    pub port_rates: Vec<PortRates>,
     /// Workers.
     pub workers: Vec<WorkerMeta>,
     /// The management lcore's data-plane counters (what it sends and drops).
@@ -83,6 +94,10 @@ pub struct PortReport {
     pub speed_mbps: u32,
     /// Driver counters.
     pub stats: PortStatsReport,
+    /// Received per second over the last sampling interval.
+    pub rx_rate: RateReport,
+    /// Sent per second over the last sampling interval.
+    pub tx_rate: RateReport,
 }
 
 /// Driver counters of a port.
@@ -284,6 +299,16 @@ impl StatsSource {
                         q_ipackets: s.q_ipackets[..nq].to_vec(),
                         q_opackets: s.q_opackets[..nq].to_vec(),
                     },
+                    rx_rate: self
+                        .port_rates
+                        .get(m.index)
+                        .map(|r| r.rx.report())
+                        .unwrap_or_default(),
+                    tx_rate: self
+                        .port_rates
+                        .get(m.index)
+                        .map(|r| r.tx.report())
+                        .unwrap_or_default(),
                 }
             })
             .collect()
@@ -340,9 +365,15 @@ impl StatsSource {
         }
     }
 
-    /// Samples every relay rule's rates, `elapsed` after the previous sample (management
-    /// lcore only).
+    /// Samples the ports' and relay rules' rates, `elapsed` after the previous sample
+    /// (management lcore only).
     pub fn sample_rates(&self, elapsed: Duration) {
+        for (m, rates) in self.ports.iter().zip(&self.port_rates) {
+            if let Ok(s) = port::stats(m.port_id) {
+                rates.rx.sample(s.ipackets, s.ibytes, elapsed);
+                rates.tx.sample(s.opackets, s.obytes, elapsed);
+            }
+        }
         for rule in &self.tables.current().mcast.rules {
             rule.counters.sample_rates(elapsed);
         }

@@ -84,9 +84,31 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
     })
     .expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(300));
-    let json = host_a
-        .exec(&["iperf3", "-c", "10.10.2.2", "-p", "5299", "-t", "3", "-J"])
-        .expect("iperf3 client");
+    let client = NsProcess::spawn({
+        let mut c = host_a.command("iperf3");
+        c.args(["-c", "10.10.2.2", "-p", "5299", "-t", "3", "-J"]);
+        c
+    })
+    .expect("iperf3 client");
+    // Rates, live: lan's receive rate shows the stream while it runs.
+    let port_rate = |name: &str, dir: &str, unit: &str| {
+        let ports = ctl(&socket, r#"{"cmd":"show","what":"ports"}"#);
+        ports["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .and_then(|p| p[dir][unit].as_u64())
+            .unwrap_or(0)
+    };
+    wait_for(
+        "lan's receive rate above 10 Mbit/s while iperf3 runs",
+        Duration::from_secs(4),
+        || port_rate("lan", "rx_rate", "bps") > 10_000_000,
+    );
+    let out = client
+        .wait_timeout(Duration::from_secs(20))
+        .expect("iperf3 client finishes");
+    assert!(out.status.success(), "iperf3 client: {}", out.stderr);
+    let json = out.stdout;
     let _ = server.wait_timeout(Duration::from_secs(10));
     let v: Value = serde_json::from_str(&json).expect("iperf3 JSON");
     let received = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
@@ -161,6 +183,18 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
     );
     assert!(metrics.contains("appliance_drops_total{worker=\"0\",reason=\"ip_bad_checksum\"} 0"));
     assert!(metrics.contains("appliance_mempool_in_use"));
+
+    // Rates fall to nothing once traffic stops (the hosts' kernels may still send the odd
+    // IPv6 or ARP packet, which the rate rightly shows).
+    wait_for(
+        "every port's rate near zero",
+        Duration::from_secs(5),
+        || {
+            ["lan", "wan"]
+                .iter()
+                .all(|p| port_rate(p, "rx_rate", "pps") < 20 && port_rate(p, "tx_rate", "pps") < 20)
+        },
+    );
 
     appliance.signal(Signal::SIGINT).expect("SIGINT");
     let out = appliance
