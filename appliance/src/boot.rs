@@ -112,7 +112,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         let dev = profile.device_name(i);
         let id = port::by_name(&dev).map_err(|_| {
             let what = match p.driver {
-                Driver::AfPacket | Driver::AfXdp => format!("does kernel interface {:?} exist in this network namespace, and are we root?", p.iface.as_deref().unwrap_or("")),
+                Driver::AfPacket => format!("does kernel interface {:?} exist in this network namespace, and are we root?", p.iface.as_deref().unwrap_or("")),
+                Driver::AfXdp => format!("does kernel interface {:?} exist in this network namespace, are we root, and does it have workers + 1 combined channels (`ethtool -l`)? A veth has none that DPDK 22.11's af_xdp driver can use.", p.iface.as_deref().unwrap_or("")),
                 Driver::Pci => "is the NIC bound to vfio-pci/igb_uio and allowed by -a?".into(),
                 Driver::Pcap => "does the rx_pcap file exist?".into(),
                 _ => "was the vdev driver loaded?".into(),
