@@ -434,8 +434,9 @@ const CONNECTION_GRACE: Duration = Duration::from_secs(1);
 
 /// Frees the mempools, then runs `rte_eal_cleanup` (dropping `eal`): the pools live in EAL
 /// memory, so the other order would free into unmapped memory. A control connection that is
-/// still open holds the stats source, and through it the pools; after a short grace the EAL
-/// is left as it is (the process is exiting) rather than cleaned up under a live pool.
+/// still open (or the accept thread, when its socket file was removed under it) holds the
+/// stats source, and through it the pools; after a short grace the EAL is left as it is (the
+/// process is exiting) rather than cleaned up under a live pool.
 fn release_pools_then_cleanup(
     eal: Eal,
     source: Arc<StatsSource>,
@@ -454,7 +455,10 @@ fn release_pools_then_cleanup(
         drop(eal);
         log::info!("mempools freed, EAL cleaned up");
     } else {
-        log::warn!("a control connection is still open: mempools not freed, EAL not cleaned up");
+        log::warn!(
+            "a control connection (or a control thread left blocked) still holds the mempools: \
+             not freed, EAL not cleaned up"
+        );
         std::mem::forget(eal);
     }
 }

@@ -41,9 +41,11 @@ pub struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // accept() has no timeout: one connection of our own wakes it to see the flag.
-        let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.accept.take() {
+        // accept() has no timeout: one connection of our own wakes it to see the flag. If
+        // that fails (someone removed the socket file), the thread is left blocked rather
+        // than waited for; shutdown then treats the stats source as still in use.
+        let woken = UnixStream::connect(&self.path).is_ok();
+        if let Some(t) = self.accept.take().filter(|_| woken) {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.path);
@@ -82,10 +84,13 @@ pub fn start(
     let accept = std::thread::Builder::new()
         .name("control".into())
         .spawn(move || {
-            for stream in listener.incoming().flatten() {
+            for stream in listener.incoming() {
                 if stopping.load(Ordering::Relaxed) {
                     return;
                 }
+                let Ok(stream) = stream else {
+                    continue;
+                };
                 let source = Arc::clone(&source);
                 let changes = changes.clone();
                 let _ = std::thread::Builder::new()
