@@ -132,6 +132,21 @@ struct Run {
     stats: Value,
 }
 
+impl Run {
+    /// Every packet mbuf is back in the pool at exit and no fan-out header is left.
+    fn assert_no_mbuf_leaked(&self) {
+        assert_eq!(
+            self.stats["mempool_in_use_at_exit"], self.stats["mempool"]["baseline_in_use"],
+            "no mbuf leaked"
+        );
+        assert_eq!(
+            self.stats["headers_in_use_at_exit"].as_u64(),
+            Some(0),
+            "no header mbuf leaked"
+        );
+    }
+}
+
 fn run_appliance(name: &str, lan_in: &[Vec<u8>]) -> Run {
     run_appliance_with(name, lan_in, "")
 }
@@ -329,10 +344,7 @@ fn arp_icmp_routing_and_malformed_frames() {
     );
     assert_eq!(run.stats["slowpath"]["echo_replies_sent"].as_u64(), Some(1));
     assert_eq!(run.stats["slowpath"]["arp_replies_sent"].as_u64(), Some(1));
-    assert_eq!(
-        run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
-        "no mbuf leaked"
-    );
+    run.assert_no_mbuf_leaked();
 }
 
 #[test]
@@ -371,10 +383,7 @@ fn ttl_expiry_and_no_route_send_icmp_errors() {
     assert_eq!(drops["ttl_expired"].as_u64(), Some(1));
     assert_eq!(drops["no_route"].as_u64(), Some(1));
     assert_eq!(drops["local_unsupported"].as_u64(), Some(1));
-    assert_eq!(
-        run.stats["mempool_in_use_at_exit"],
-        run.stats["mempool"]["baseline_in_use"]
-    );
+    run.assert_no_mbuf_leaked();
 }
 
 /// A UDP frame to a group, as a sender on the lan would send it.
@@ -533,15 +542,7 @@ fn multicast_relay_rewrite_and_fan_out() {
     assert_eq!(drops["mcast_ttl_expired"].as_u64(), Some(1), "{drops}");
     assert_eq!(drops["mcast_unresolved"].as_u64(), Some(1), "{drops}");
     assert_eq!(run.stats["drops_total"].as_u64(), Some(4), "{drops}");
-    assert_eq!(
-        run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
-        "no mbuf leaked"
-    );
-    assert_eq!(
-        run.stats["headers_in_use_at_exit"].as_u64(),
-        Some(0),
-        "no header mbuf leaked"
-    );
+    run.assert_no_mbuf_leaked();
 
     // IGMP on lan from the management queue: a v3 report joining the three
     // input groups (any source) at start, and one leaving them at exit.
@@ -646,13 +647,5 @@ fn a_64_way_fan_out_sends_every_copy() {
         assert_eq!(o["tx_packets"].as_u64(), Some(2), "{o}");
     }
     assert_eq!(run.stats["drops_total"].as_u64(), Some(0));
-    assert_eq!(
-        run.stats["mempool_in_use_at_exit"], run.stats["mempool"]["baseline_in_use"],
-        "no mbuf leaked"
-    );
-    assert_eq!(
-        run.stats["headers_in_use_at_exit"].as_u64(),
-        Some(0),
-        "no header mbuf leaked"
-    );
+    run.assert_no_mbuf_leaked();
 }

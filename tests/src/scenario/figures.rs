@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::plot::{render, Panel, Series, Span};
-use super::result::{AppliedEvent, RowData, ScenarioResult, Status, TcpVariant};
+use super::result::{AppliedEvent, RowData, ScenarioResult, Status, TcpVariant, ZeroLossTrial};
 use super::schedule::fault_spans;
 use super::spec::Workload;
 use super::systems::System;
@@ -347,21 +347,18 @@ fn zero_loss_figures(r: &ScenarioResult) -> Vec<Figure> {
             .iter()
             .flat_map(|(_, ts)| ts.iter().map(|t| t.run.totals.input_pps))
             .fold(0.0_f64, f64::max);
-        let mut series: Vec<Series> = rows
-            .iter()
-            .map(|(system, ts)| Series {
-                name: system.name().into(),
-                points: ts
-                    .iter()
-                    .map(|t| {
-                        let out = t.run.totals.unique as f64 / t.run.duration_s;
-                        (t.run.totals.input_pps, out)
-                    })
-                    .collect(),
-                color: color(*system),
-                dots: true,
-            })
-            .collect();
+        // One dotted series per system: `y` of each trial against the input rate it reached.
+        let per_system = |y: &dyn Fn(&ZeroLossTrial) -> f64| -> Vec<Series> {
+            rows.iter()
+                .map(|(system, ts)| Series {
+                    name: system.name().into(),
+                    points: ts.iter().map(|t| (t.run.totals.input_pps, y(t))).collect(),
+                    color: color(*system),
+                    dots: true,
+                })
+                .collect()
+        };
+        let mut series = per_system(&|t| t.run.totals.unique as f64 / t.run.duration_s);
         if offered_max > 0.0 {
             series.push(Series {
                 name: format!("offered × {} (nothing lost)", c.fanout),
@@ -387,21 +384,7 @@ fn zero_loss_figures(r: &ScenarioResult) -> Vec<Figure> {
             hlines: bound_ms
                 .map(|b| vec![(b, format!("bound {b:.0} ms"))])
                 .unwrap_or_default(),
-            series: rows
-                .iter()
-                .map(|(system, ts)| Series {
-                    name: system.name().into(),
-                    points: ts
-                        .iter()
-                        .map(|t| {
-                            let ms = t.run.totals.latency_p99_worst_us / 1e3;
-                            (t.run.totals.input_pps, ms.min(latency_top))
-                        })
-                        .collect(),
-                    color: color(*system),
-                    dots: true,
-                })
-                .collect(),
+            series: per_system(&|t| (t.run.totals.latency_p99_worst_us / 1e3).min(latency_top)),
             ..Default::default()
         });
     }
