@@ -12,12 +12,13 @@ use hashbrown::HashMap;
 
 use crate::config::{Config, ConfigError, Driver, HwProfile, HEADER_DATA_ROOM};
 use crate::control;
-use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::tx::TxPorts;
 use crate::dataplane::worker::Worker;
 use crate::report::{PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta};
-use crate::slowpath::{SlowCounters, SlowPath};
+use crate::slowpath::SlowPath;
+use crate::stats::SlowCounters;
+use crate::stats::WorkerCounters;
 use crate::tables::{Interface, NeighborEntry, RoutingState};
 use crate::wire::MacAddr;
 
@@ -376,7 +377,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         let now = Instant::now();
         let work = slowpath.poll(now);
         let since_sample = now.duration_since(last_rate_sample);
-        if since_sample >= crate::rate::SAMPLE_EVERY {
+        if since_sample >= crate::stats::SAMPLE_EVERY {
             source.sample_rates(since_sample);
             last_rate_sample = now;
         }

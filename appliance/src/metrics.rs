@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::dataplane::counters::DropReason;
 use crate::report::StatsSource;
+use crate::stats::DropReason;
 
 /// The running endpoint. Dropping it stops the server thread (each request is answered
 /// on that thread, so none is in flight afterwards) and with it its [`StatsSource`].
@@ -166,19 +166,18 @@ pub fn render(source: &StatsSource) -> String {
 
     let workers = source.workers();
     let names: Vec<&str> = source.ports.iter().map(|p| p.name.as_str()).collect();
-    let per_worker_port =
-        |f: &dyn Fn(&crate::dataplane::counters::CounterSnapshot) -> &Vec<u64>| {
-            let mut rows = Vec::new();
-            for w in &workers {
-                for (i, name) in names.iter().enumerate() {
-                    rows.push((
-                        format!("worker=\"{}\",port=\"{name}\"", w.id),
-                        f(&w.counters).get(i).copied().unwrap_or(0),
-                    ));
-                }
+    let per_worker_port = |f: &dyn Fn(&crate::stats::CounterSnapshot) -> &Vec<u64>| {
+        let mut rows = Vec::new();
+        for w in &workers {
+            for (i, name) in names.iter().enumerate() {
+                rows.push((
+                    format!("worker=\"{}\",port=\"{name}\"", w.id),
+                    f(&w.counters).get(i).copied().unwrap_or(0),
+                ));
             }
-            rows
-        };
+        }
+        rows
+    };
     metric(
         "worker_rx_packets_total",
         "counter",

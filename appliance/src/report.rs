@@ -11,10 +11,10 @@ use dpdk_bindings::{port, Mempool};
 use serde::Serialize;
 
 use crate::config::mcast::McastRuleSpec;
-use crate::dataplane::counters::{CounterSnapshot, DropReason, WorkerCounters};
-use crate::rate::{Rate, RateReport};
-use crate::slowpath::SlowCounters;
-use crate::tables::{McastRule, Published};
+use crate::stats::SlowCounters;
+use crate::stats::{CounterSnapshot, DropReason, WorkerCounters};
+use crate::stats::{Rate, RateReport};
+use crate::tables::{McastRule, OutputCounters, Published, RuleWorkerCounters};
 
 /// Static facts about a port.
 #[derive(Debug, Clone, Serialize)]
@@ -223,10 +223,9 @@ impl RuleReport {
             rx_packets: c.total(|w| &w.rx_packets),
             rx_bytes: c.total(|w| &w.rx_bytes),
             rx_rate: c.rx_rate.report(),
-            drops: BTreeMap::from([
-                (DropReason::IpFragment.name(), c.total(|w| &w.fragment)),
-                (DropReason::IpOptions.name(), c.total(|w| &w.ip_options)),
-            ]),
+            drops: drops_by_reason(RuleWorkerCounters::DROP_REASONS, |reason| {
+                c.total(|w| w.drops.of(reason))
+            }),
             outputs: rule
                 .spec
                 .outputs
@@ -243,22 +242,28 @@ impl RuleReport {
                         .get(k)
                         .map(|r| r.report())
                         .unwrap_or_default(),
-                    drops: BTreeMap::from([
-                        (DropReason::TxFull.name(), c.output_total(k, |o| &o.tx_full)),
-                        (DropReason::NoMbuf.name(), c.output_total(k, |o| &o.no_mbuf)),
-                        (
-                            DropReason::McastTtlExpired.name(),
-                            c.output_total(k, |o| &o.ttl_expired),
-                        ),
-                        (
-                            DropReason::McastUnresolved.name(),
-                            c.output_total(k, |o| &o.unresolved),
-                        ),
-                    ]),
+                    drops: drops_by_reason(OutputCounters::DROP_REASONS, |reason| {
+                        c.output_total(k, |o| o.drops.of(reason))
+                    }),
                 })
                 .collect(),
         }
     }
+}
+
+/// Drops by reason as reports show them: the `listed` reasons always (even at
+/// zero, so scripts can rely on them), any other only when it happened.
+fn drops_by_reason(
+    listed: &[DropReason],
+    count: impl Fn(DropReason) -> u64,
+) -> BTreeMap<&'static str, u64> {
+    DropReason::ALL
+        .iter()
+        .filter_map(|&r| {
+            let n = count(r);
+            (n > 0 || listed.contains(&r)).then(|| (r.name(), n))
+        })
+        .collect()
 }
 
 /// The relay table with counters.

@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use crate::config::mcast::{DscpSpec, TtlSpec};
-use crate::dataplane::counters::DropReason;
+use crate::stats::DropReason;
 use crate::tables::McastOutput;
 use crate::wire::checksum;
 use crate::wire::{EthernetFrame, Ipv4Packet, MacAddr, UdpPacket};

@@ -2,7 +2,6 @@
 //! fan-out), the worker loop, its transmit buffers, counters and idle
 //! back-off.
 
-pub mod counters;
 pub mod idle;
 pub mod mcast_headers;
 pub mod pipeline;

@@ -7,7 +7,7 @@
 //! punted to the management lcore, which runs this same function again and
 //! gets the same answer.
 
-use crate::dataplane::counters::DropReason;
+use crate::stats::DropReason;
 use crate::tables::{NextHop, Tables};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
 

@@ -7,10 +7,10 @@
 
 use dpdk_bindings::{Mbuf, Mempool};
 
-use crate::dataplane::counters::{DropReason, WorkerCounters};
 use crate::dataplane::mcast_headers::{write_headers, TxOffload, HEADERS_LEN};
 use crate::dataplane::tx::{TxPorts, TxTag};
-use crate::tables::{L2Dest, McastOutput, NextHop, OutputCounters, Tables};
+use crate::stats::{DropReason, WorkerCounters};
+use crate::tables::{L2Dest, McastOutput, McastRule, OutputCounters, RuleWorkerCounters, Tables};
 use crate::wire::MacAddr;
 
 /// What a worker needs besides the tables to relay.
@@ -24,22 +24,47 @@ pub struct RelayCtx<'a> {
     pub counters: &'a WorkerCounters,
 }
 
-/// Relays `m`, which the pipeline matched to rule `rule`.
-pub fn relay(tables: &Tables, rule: u32, mut m: Mbuf, ctx: &RelayCtx<'_>, tx: &mut TxPorts) {
+/// A packet the pipeline matched to rule `rule`: counted against the rule
+/// once, then relayed, or dropped for `not_relayed` (counted against the
+/// rule as well), so per rule `received = relayed + dropped`.
+pub fn matched(
+    tables: &Tables,
+    rule: u32,
+    m: Mbuf,
+    not_relayed: Option<DropReason>,
+    ctx: &RelayCtx<'_>,
+    tx: &mut TxPorts,
+) {
     let c = ctx.counters;
     let Some(r) = tables.mcast.rules.get(rule as usize) else {
         c.drop_one(DropReason::McastNoRule);
         return;
     };
     let rc = r.counters.worker(ctx.worker);
-    rc.rx_packets.inc();
-    rc.rx_bytes.add(m.pkt_len() as u64);
+    rc.matched(m.pkt_len());
+    match not_relayed {
+        Some(reason) => drop_matched(rc, reason, c),
+        None => relay(tables, rule, r, rc, m, ctx, tx),
+    }
+}
+
+/// Republishes `m` on every output of rule `r` (number `rule`).
+fn relay(
+    tables: &Tables,
+    rule: u32,
+    r: &McastRule,
+    rc: &RuleWorkerCounters,
+    mut m: Mbuf,
+    ctx: &RelayCtx<'_>,
+    tx: &mut TxPorts,
+) {
+    let c = ctx.counters;
     let Some(orig) = m
         .data()
         .get(..HEADERS_LEN)
         .and_then(|h| <[u8; HEADERS_LEN]>::try_from(h).ok())
     else {
-        c.drop_one(DropReason::UdpTruncated);
+        drop_matched(rc, DropReason::UdpTruncated, c);
         return;
     };
     if let ([out], [oc]) = (r.outputs.as_slice(), &*rc.outputs) {
@@ -62,7 +87,7 @@ pub fn relay(tables: &Tables, rule: u32, mut m: Mbuf, ctx: &RelayCtx<'_>, tx: &m
         Err(m)
     };
     let Ok(payload) = payload else {
-        c.drop_one(DropReason::MultiSegment);
+        drop_matched(rc, DropReason::MultiSegment, c);
         return;
     };
     for (k, (out, oc)) in r.outputs.iter().zip(rc.outputs.iter()).enumerate() {
@@ -111,14 +136,7 @@ fn l2_for(
     let dst_mac = match out.l2 {
         L2Dest::Group(mac) => mac,
         L2Dest::Unicast => {
-            let next_hop = tables
-                .routes
-                .lookup(out.destination)
-                .and_then(|r| match r.next_hop {
-                    NextHop::Connected { port } if port == out.port => Some(out.destination),
-                    NextHop::Gateway { via, port } if port == out.port => Some(via),
-                    _ => None,
-                });
+            let next_hop = tables.next_hop_on_port(out.destination, out.port);
             match next_hop.and_then(|nh| tables.neighbors.get(&nh)) {
                 Some(n) if n.port == out.port => n.mac,
                 _ => {
@@ -138,16 +156,17 @@ fn request_offload(m: &mut Mbuf, used: TxOffload) {
     }
 }
 
+/// Counts a matched packet that is not relayed against its rule and the
+/// worker's drop reasons.
+#[inline]
+fn drop_matched(rc: &RuleWorkerCounters, reason: DropReason, c: &WorkerCounters) {
+    rc.drops.inc(reason);
+    c.drop_one(reason);
+}
+
 /// Counts a lost copy against its output and the worker's drop reasons.
 #[inline]
 fn drop_output(oc: &OutputCounters, reason: DropReason, c: &WorkerCounters) {
-    match reason {
-        DropReason::McastTtlExpired => oc.ttl_expired.inc(),
-        DropReason::McastUnresolved => oc.unresolved.inc(),
-        DropReason::TxFull => oc.tx_full.inc(),
-        // write_headers fails only with TTL expiry or a short buffer, which
-        // is a header mbuf too small to use.
-        _ => oc.no_mbuf.inc(),
-    }
+    oc.drops.inc(reason);
     c.drop_one(reason);
 }

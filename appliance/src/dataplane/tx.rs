@@ -11,7 +11,7 @@ use arrayvec::ArrayVec;
 use dpdk_bindings::port::TxQueue;
 use dpdk_bindings::{Burst, Mbuf, BURST_SIZE};
 
-use crate::dataplane::counters::{DropReason, WorkerCounters};
+use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::Tables;
 
 /// Which relay output a buffered packet belongs to, if any.
@@ -126,7 +126,7 @@ fn flush_tagged(
             oc.tx_packets.inc();
             oc.tx_bytes.add(u64::from(tag.len));
         } else {
-            oc.tx_full.inc();
+            oc.drops.inc(DropReason::TxFull);
         }
     }
     p.tags.clear();

@@ -10,11 +10,11 @@ use dpdk_bindings::port::RxQueue;
 use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Burst, Mbuf, Mempool};
 
-use crate::dataplane::counters::{DropReason, WorkerCounters};
 use crate::dataplane::idle::Idle;
 use crate::dataplane::pipeline::{process, Verdict};
-use crate::dataplane::relay::{relay, RelayCtx};
+use crate::dataplane::relay::{self, RelayCtx};
 use crate::dataplane::tx::{TxPorts, TxTag};
+use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
 
 /// Everything one worker owns.
@@ -99,20 +99,8 @@ fn handle(
     }
     match process(tables, port, m.data_mut()) {
         Verdict::Forward(out) => tx.push(out, m, TxTag::NONE, tables),
-        Verdict::Relay(rule) => relay(tables, rule, m, ctx, tx),
-        Verdict::RelayDrop(rule, reason) => {
-            if let Some(r) = tables.mcast.rules.get(rule as usize) {
-                let rc = r.counters.worker(ctx.worker);
-                rc.rx_packets.inc();
-                rc.rx_bytes.add(m.pkt_len() as u64);
-                match reason {
-                    DropReason::IpFragment => rc.fragment.inc(),
-                    DropReason::IpOptions => rc.ip_options.inc(),
-                    _ => {}
-                }
-            }
-            c.drop_one(reason);
-        }
+        Verdict::Relay(rule) => relay::matched(tables, rule, m, None, ctx, tx),
+        Verdict::RelayDrop(rule, reason) => relay::matched(tables, rule, m, Some(reason), ctx, tx),
         Verdict::Punt(_) => match punt.enqueue(m) {
             Ok(()) => c.punted.inc(),
             Err(_m) => c.drop_one(DropReason::PuntRingFull),

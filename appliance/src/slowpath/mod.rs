@@ -11,7 +11,7 @@ pub mod frames;
 pub mod igmp;
 mod ratelimit;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -25,10 +25,10 @@ use serde_json::json;
 use crate::config::SlowPathConfig;
 use crate::control::protocol::{Request, Response};
 use crate::control::server::Change;
-use crate::dataplane::counters::{Counter, DropReason, WorkerCounters};
 use crate::dataplane::pipeline::{process, PuntReason, Verdict};
 use crate::dataplane::tx::flush;
-use crate::tables::{L2Dest, NextHop, RoutingState};
+use crate::stats::{DropReason, SlowCounters, WorkerCounters};
+use crate::tables::{L2Dest, RoutingState};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
@@ -43,37 +43,6 @@ fn version_response(result: Result<u64, String>) -> Response {
         Err(e) => Response::err(e),
     }
 }
-
-macro_rules! slow_counters {
-    ($($field:ident),* $(,)?) => {
-        /// Slow-path events (single writer: the management lcore).
-        #[derive(Debug, Default)]
-        pub struct SlowCounters { $(#[doc = stringify!($field)] pub $field: Counter,)* }
-        impl SlowCounters {
-            /// Name → value.
-            pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
-                BTreeMap::from([$((stringify!($field), self.$field.get()),)*])
-            }
-        }
-    };
-}
-
-slow_counters!(
-    arp_received,
-    arp_replies_sent,
-    arp_requests_sent,
-    gratuitous_arp_sent,
-    neighbors_learned,
-    held_packets_released,
-    echo_replies_sent,
-    icmp_errors_sent,
-    icmp_errors_rate_limited,
-    route_changes,
-    mcast_rule_changes,
-    igmp_received,
-    igmp_reports_sent,
-    mcast_filter_unsupported,
-);
 
 /// How often timers run.
 const TICK: Duration = Duration::from_millis(100);
@@ -531,17 +500,7 @@ impl SlowPath {
         let mut wanted: Vec<(Ipv4Addr, usize)> = Vec::new();
         for rule in &tables.mcast.rules {
             for out in rule.outputs.iter().filter(|o| o.l2 == L2Dest::Unicast) {
-                let next_hop =
-                    tables
-                        .routes
-                        .lookup(out.destination)
-                        .and_then(|r| match r.next_hop {
-                            NextHop::Connected { port } if port == out.port => {
-                                Some(out.destination)
-                            }
-                            NextHop::Gateway { via, port } if port == out.port => Some(via),
-                            _ => None,
-                        });
+                let next_hop = tables.next_hop_on_port(out.destination, out.port);
                 if let Some(nh) = next_hop.filter(|nh| !tables.neighbors.contains_key(nh)) {
                     wanted.push((nh, out.port));
                 }

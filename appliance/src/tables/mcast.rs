@@ -13,8 +13,7 @@ use std::time::Duration;
 use hashbrown::HashMap;
 
 use crate::config::mcast::{DscpSpec, McastRuleSpec, SourceSpec, TtlSpec};
-use crate::dataplane::counters::Counter;
-use crate::rate::Rate;
+use crate::stats::{Counter, DropCounters, DropReason, PerWorker, Rate};
 use crate::wire::MacAddr;
 
 /// The match key: input port index, group, UDP port, source (SSM) or
@@ -63,41 +62,58 @@ pub struct McastOutput {
 /// Counters of one output, written by one worker.
 #[derive(Debug, Default)]
 pub struct OutputCounters {
-    /// Packets the TX queue took.
+    /// Copies the TX queue took.
     pub tx_packets: Counter,
     /// Their bytes.
     pub tx_bytes: Counter,
-    /// TX queue full.
-    pub tx_full: Counter,
-    /// No header mbuf left.
-    pub no_mbuf: Counter,
-    /// TTL would reach zero.
-    pub ttl_expired: Counter,
-    /// Unicast destination not resolved (no route or no ARP answer yet).
-    pub unresolved: Counter,
+    /// Copies lost, by reason.
+    pub drops: DropCounters,
+}
+
+impl OutputCounters {
+    /// The reasons a copy can be lost, listed in reports even at zero.
+    pub const DROP_REASONS: &'static [DropReason] = &[
+        DropReason::TxFull,
+        DropReason::NoMbuf,
+        DropReason::McastTtlExpired,
+        DropReason::McastUnresolved,
+    ];
 }
 
 /// Counters of one rule, written by one worker.
 #[derive(Debug)]
-#[repr(align(64))]
 pub struct RuleWorkerCounters {
     /// Packets matched.
     pub rx_packets: Counter,
     /// Their bytes.
     pub rx_bytes: Counter,
-    /// Matched but a fragment (not relayed).
-    pub fragment: Counter,
-    /// Matched but with IP options (not relayed).
-    pub ip_options: Counter,
+    /// Matched packets not relayed at all, by reason (a lost copy counts
+    /// against its output instead).
+    pub drops: DropCounters,
     /// Per output.
     pub outputs: Box<[OutputCounters]>,
+}
+
+impl RuleWorkerCounters {
+    /// The reasons a matched packet is not relayed, listed in reports even at
+    /// zero.
+    pub const DROP_REASONS: &'static [DropReason] =
+        &[DropReason::IpFragment, DropReason::IpOptions];
+
+    /// Counts a matched packet: every packet that matched the rule is counted
+    /// here once, relayed or not, so per rule `received = relayed + dropped`.
+    #[inline]
+    pub fn matched(&self, len: usize) {
+        self.rx_packets.inc();
+        self.rx_bytes.add(len as u64);
+    }
 }
 
 /// Counters of one rule: a slot per worker, so each has one writer.
 #[derive(Debug)]
 pub struct RuleCounters {
     /// Indexed by worker id.
-    pub workers: Box<[RuleWorkerCounters]>,
+    pub workers: PerWorker<RuleWorkerCounters>,
     /// Matched packets per second, from the totals (management lcore).
     pub rx_rate: Rate,
     /// Per output: copies sent per second.
@@ -107,17 +123,13 @@ pub struct RuleCounters {
 impl RuleCounters {
     /// Zeroed counters for `workers` workers and `outputs` outputs.
     pub fn new(workers: usize, outputs: usize) -> Self {
-        let workers = (0..workers.max(1))
-            .map(|_| RuleWorkerCounters {
+        Self {
+            workers: PerWorker::new(workers, || RuleWorkerCounters {
                 rx_packets: Counter::default(),
                 rx_bytes: Counter::default(),
-                fragment: Counter::default(),
-                ip_options: Counter::default(),
+                drops: DropCounters::default(),
                 outputs: (0..outputs).map(|_| OutputCounters::default()).collect(),
-            })
-            .collect();
-        Self {
-            workers,
+            }),
             rx_rate: Rate::default(),
             output_rates: (0..outputs).map(|_| Rate::default()).collect(),
         }
@@ -125,7 +137,7 @@ impl RuleCounters {
 
     /// `f` summed over the workers.
     pub fn total(&self, f: impl Fn(&RuleWorkerCounters) -> &Counter) -> u64 {
-        self.workers.iter().map(|w| f(w).get()).sum()
+        self.workers.total(f)
     }
 
     /// `f` of output `k` summed over the workers.
@@ -153,12 +165,10 @@ impl RuleCounters {
         }
     }
 
-    /// The slot of worker `id` (the last one if `id` is out of range, which
-    /// only a misconfigured caller could cause).
+    /// The slot of worker `id`.
     #[inline]
     pub fn worker(&self, id: usize) -> &RuleWorkerCounters {
-        let last = self.workers.len() - 1;
-        &self.workers[id.min(last)]
+        self.workers.worker(id)
     }
 }
 

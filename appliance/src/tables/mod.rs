@@ -78,6 +78,19 @@ impl Tables {
             .position(|i| i.address.is_some_and(|a| a.addr() == ip))
     }
 
+    /// The next hop for `dst` when its route leaves on port index `port`
+    /// (`None` when there is no route or it leaves elsewhere): how a relay
+    /// output's unicast destination is reached, by the workers that address
+    /// copies and by the slow path that keeps the next hop resolved.
+    #[inline]
+    pub fn next_hop_on_port(&self, dst: Ipv4Addr, port: usize) -> Option<Ipv4Addr> {
+        match self.routes.lookup(dst)?.next_hop {
+            NextHop::Connected { port: p } if p == port => Some(dst),
+            NextHop::Gateway { via, port: p } if p == port => Some(via),
+            _ => None,
+        }
+    }
+
     /// Whether `ip` is the broadcast address of one of our subnets.
     #[inline]
     pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {

@@ -1,0 +1,57 @@
+//! Why the data plane dropped a packet: one reason per drop, each a counter
+//! (VPP's error counters). Names are stable: they are metric labels.
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $help:literal;)*) => {
+        /// Why the data plane dropped a packet. Every drop has one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $(#[doc = $help] $variant,)* }
+
+        impl DropReason {
+            /// All reasons, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons.
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable snake_case name for counters and metrics.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+            /// One-line meaning.
+            pub fn help(self) -> &'static str {
+                match self { $(DropReason::$variant => $help,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated", "frame shorter than an Ethernet header";
+    EthertypeUnsupported => "ethertype_unsupported", "not IPv4 or ARP (IPv6, VLAN-tagged, other)";
+    L2NotForUs => "l2_not_for_us", "unicast frame for another MAC";
+    MultiSegment => "multi_segment", "frame spans several mbufs";
+    IpTruncated => "ip_truncated", "shorter than an IPv4 header";
+    IpBadHeader => "ip_bad_header", "IPv4 version is not 4 or IHL < 5";
+    IpBadTotalLength => "ip_bad_total_length", "IPv4 total length disagrees with the frame";
+    IpBadChecksum => "ip_bad_checksum", "IPv4 header checksum is wrong";
+    IpOptions => "ip_options", "IPv4 options are not forwarded";
+    IpFragment => "ip_fragment", "IPv4 fragments are not forwarded";
+    IpBadSource => "ip_bad_source", "source is multicast, broadcast or ours";
+    IpBroadcast => "ip_broadcast", "destination is a broadcast address";
+    UdpTruncated => "udp_truncated", "UDP header or length field does not fit";
+    McastNoRule => "mcast_no_rule", "multicast with no relay rule (or not UDP)";
+    McastTtlExpired => "mcast_ttl_expired", "relayed copy would leave with TTL 0";
+    McastUnresolved => "mcast_unresolved", "relay output to a unicast address with no route or no ARP answer yet";
+    IgmpMalformed => "igmp_malformed", "IGMP that is truncated, has a bad checksum or is not understood";
+    PuntRingFull => "punt_ring_full", "slow-path ring full";
+    TxFull => "tx_full", "TX queue did not take the packet";
+    NoRoute => "no_route", "no route to the destination (ICMP unreachable sent)";
+    TtlExpired => "ttl_expired", "TTL reached zero (ICMP time exceeded sent)";
+    NeighborUnresolved => "neighbor_unresolved", "next hop did not answer ARP";
+    NeighborHoldOverflow => "neighbor_hold_overflow", "too many packets waiting for one ARP reply";
+    ArpMalformed => "arp_malformed", "ARP that is not Ethernet/IPv4 or is truncated";
+    ArpNotForUs => "arp_not_for_us", "ARP for an address that is not ours";
+    LocalUnsupported => "local_unsupported", "to us but not ICMP echo (ICMP unreachable sent)";
+    IcmpMalformed => "icmp_malformed", "ICMP to us that is truncated or has a bad checksum";
+    NoMbuf => "no_mbuf", "mempool empty when building a reply or a relay header";
+}

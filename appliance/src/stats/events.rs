@@ -1,0 +1,23 @@
+//! Events of the management lcore's slow path (single writer: the management
+//! lcore). Shown by `show stats` under `slowpath` and on `/metrics` as
+//! `appliance_slowpath_events_total{event=...}`.
+
+crate::counter_set! {
+    /// Slow-path events.
+    pub struct SlowCounters {
+        arp_received: "ARP packets received",
+        arp_replies_sent: "ARP replies sent for our addresses",
+        arp_requests_sent: "ARP requests sent to resolve next hops",
+        gratuitous_arp_sent: "gratuitous ARP announcements sent",
+        neighbors_learned: "neighbours learned from ARP",
+        held_packets_released: "packets held for ARP that left once resolved",
+        echo_replies_sent: "ICMP echo replies sent",
+        icmp_errors_sent: "ICMP errors sent (time exceeded, unreachable)",
+        icmp_errors_rate_limited: "ICMP errors not sent because of the rate limit",
+        route_changes: "static route changes applied",
+        mcast_rule_changes: "multicast rule changes applied",
+        igmp_received: "IGMP messages received",
+        igmp_reports_sent: "IGMP reports sent",
+        mcast_filter_unsupported: "ports that keep no multicast filter list (run allmulticast)",
+    }
+}
