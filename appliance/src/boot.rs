@@ -1,25 +1,33 @@
-//! From files to a running appliance and back: validate, init the EAL,
-//! self-check, set up ports and queues, launch workers, run the management
-//! loop until SIGINT/SIGTERM (or idle, for golden tests), drain, report.
+//! From files to a running appliance and back: validate both files, start the
+//! EAL, self-check, create the pools, set up ports and queues, build the
+//! tables, launch the workers, and hand the management lcore to
+//! [`crate::mgmt`]; when it returns, stop the workers, drain, report and
+//! release everything in the right order.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use dpdk_bindings::{eal, lcore, port, ring, Eal, Mempool};
+use dpdk_bindings::port::{RxQueue, TxQueue};
+use dpdk_bindings::{eal, lcore, port, ring, DpdkError, Eal, Mempool};
 use hashbrown::HashMap;
 
-use crate::config::{Config, ConfigError, Driver, HwProfile, HEADER_DATA_ROOM};
+use crate::api::ChangeSender;
+use crate::config::{
+    instance_name, Config, ConfigError, Driver, HwProfile, PortProfile, HEADER_DATA_ROOM,
+};
 use crate::control;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::tx::TxPorts;
 use crate::dataplane::worker::Worker;
-use crate::report::{PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta};
+use crate::metrics::{self, MetricsError};
+use crate::mgmt::Mgmt;
+use crate::report::{McastReport, PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta};
 use crate::slowpath::SlowPath;
-use crate::stats::SlowCounters;
-use crate::stats::WorkerCounters;
+use crate::stats::{SlowCounters, WorkerCounters};
 use crate::tables::{Interface, NeighborEntry, RoutingState};
+use crate::time::Clock;
 use crate::wire::MacAddr;
 
 /// Command-line options of the appliance.
@@ -35,15 +43,102 @@ pub struct Options {
     pub final_stats: Option<PathBuf>,
 }
 
-/// Why the appliance could not run.
+const HUGEPAGE_HINT: &str = "with eal.hugepages = \"on\" the host needs free hugepages (echo N > /proc/sys/vm/nr_hugepages) or use \"off\" (--no-huge); another appliance running with the same config holds its file prefix; drivers load from the plugin dir (eal.plugin_dir, e.g. /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0)";
+const PLUGIN_HINT: &str = "If no port at all was probed, the driver plugins did not load: set eal.plugin_dir = \"/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0\"";
+
+/// Why the appliance could not run. `Config` means nothing was touched;
+/// every other variant says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    /// A config or profile error (nothing was touched).
+    /// A config or profile error.
     #[error("{0}")]
     Config(#[from] ConfigError),
-    /// DPDK could not start, with what to do about it.
+    /// The DPDK library is not the one the binary was built against.
     #[error("{0}")]
-    Dpdk(String),
+    Version(String),
+    /// SIGINT/SIGTERM handlers could not be installed.
+    #[error("signal handler: {0}")]
+    Signals(std::io::Error),
+    /// `rte_eal_init` failed.
+    #[error("EAL init failed: {0}\n  hint: {HUGEPAGE_HINT}")]
+    Eal(DpdkError),
+    /// A port of the profile was not probed.
+    #[error("port `{port}` ({device}) was not probed: {hint} {PLUGIN_HINT}")]
+    PortNotProbed {
+        /// Port name.
+        port: String,
+        /// DPDK device name.
+        device: String,
+        /// What to check for this driver.
+        hint: String,
+    },
+    /// The packet mempool could not be created.
+    #[error("cannot create the mempool of {mbufs} mbufs: {source}\n  hint: raise eal.memory_mb (now {memory_mb} MiB) or lower mempool.mbufs; with hugepages, reserve more (echo N > /proc/sys/vm/nr_hugepages)")]
+    Mempool {
+        /// Mbufs asked for.
+        mbufs: u32,
+        /// EAL memory.
+        memory_mb: u32,
+        /// DPDK's error.
+        source: DpdkError,
+    },
+    /// The fan-out header pool could not be created.
+    #[error("cannot create the header pool of {mbufs} mbufs: {source}\n  hint: raise eal.memory_mb or lower mempool.header_mbufs")]
+    HeaderPool {
+        /// Mbufs asked for.
+        mbufs: u32,
+        /// DPDK's error.
+        source: DpdkError,
+    },
+    /// The profile gives no worker lcore.
+    #[error("no worker lcores: eal.lcores needs at least two")]
+    NoWorkers,
+    /// A port has fewer queues than the workers need.
+    #[error("port `{port}` ({driver}) offers {rx} RX / {tx} TX queues; {workers} workers need at least 1 RX and {need_tx} TX queues (one per worker plus the management lcore's)")]
+    TooFewQueues {
+        /// Port name.
+        port: String,
+        /// Driver name.
+        driver: String,
+        /// RX queues it offers.
+        rx: u16,
+        /// TX queues it offers.
+        tx: u16,
+        /// Workers.
+        workers: usize,
+        /// TX queues needed.
+        need_tx: u16,
+    },
+    /// Querying, configuring or starting a port failed.
+    #[error("port `{port}`: {source}")]
+    Port {
+        /// Port name.
+        port: String,
+        /// DPDK's error.
+        source: DpdkError,
+    },
+    /// A worker's punt ring could not be created.
+    #[error("punt ring: {0}")]
+    PuntRing(DpdkError),
+    /// The control socket could not be opened.
+    #[error("control socket {path}: {source}")]
+    ControlSocket {
+        /// Socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// A worker could not be launched.
+    #[error("launching worker on lcore {lcore}: {source}")]
+    Launch {
+        /// The lcore.
+        lcore: u32,
+        /// DPDK's error.
+        source: DpdkError,
+    },
 }
 
 /// What the run ended with.
@@ -56,7 +151,7 @@ pub struct Outcome {
     /// Fan-out header mbufs in use at exit (0 unless one leaked).
     pub headers_in_use_at_exit: u32,
     /// Relay rules and their final counters.
-    pub mcast: crate::report::McastReport,
+    pub mcast: McastReport,
 }
 
 /// Loads and validates both files; touches nothing.
@@ -67,6 +162,11 @@ pub fn load(opts: &Options) -> Result<(HwProfile, Config), ConfigError> {
     let profile = HwProfile::load(&opts.profile)?;
     let config = Config::load(&opts.config, &profile)?;
     Ok((profile, config))
+}
+
+/// The EAL arguments the appliance would start with (for `--check`).
+pub fn eal_args(opts: &Options, profile: &HwProfile) -> Vec<String> {
+    profile.eal_args(hugepages_free_mb(), &instance_name(&opts.config))
 }
 
 fn hugepages_free_mb() -> u64 {
@@ -81,91 +181,281 @@ fn hugepages_free_mb() -> u64 {
     field("HugePages_Free:") * field("Hugepagesize:") / 1024
 }
 
+/// The ports once configured: what the workers and the management lcore poll
+/// and send on, and what the tables and reports describe.
+struct Ports {
+    ids: Vec<u16>,
+    /// Per worker: its RX queues with their port index.
+    rx_by_worker: Vec<Vec<(RxQueue, usize)>>,
+    /// Per lcore (workers first, the management lcore last): one TX queue per
+    /// port.
+    tx_by_lcore: Vec<Vec<TxQueue>>,
+    interfaces: Vec<Interface>,
+    metas: Vec<PortMeta>,
+}
+
 /// Runs the appliance until stopped.
 ///
 /// # Errors
 /// Config errors (before DPDK is touched) or DPDK start-up failures.
 pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let (profile, config) = load(opts)?;
-    eal::check_version().map_err(BootError::Dpdk)?;
+    eal::check_version().map_err(BootError::Version)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| BootError::Dpdk(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(BootError::Signals)?;
     }
 
-    let args = profile.eal_args(hugepages_free_mb());
+    let instance = instance_name(&opts.config);
+    let args = profile.eal_args(hugepages_free_mb(), &instance);
     log::info!("profile {}: EAL {}", profile.name, args.join(" "));
-    let eal = Eal::init(&args).map_err(|e| {
-        BootError::Dpdk(format!(
-            "EAL init failed: {e}\n  hint: with eal.hugepages = \"on\" the host needs free hugepages (echo N > /proc/sys/vm/nr_hugepages) or use \"off\" (--no-huge); a leftover process may hold the file prefix; drivers load from the plugin dir (eal.plugin_dir, e.g. /usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0)"
-        ))
-    })?;
+    let eal = Eal::init(&args).map_err(BootError::Eal)?;
     log::info!(
         "DPDK {} up, hugepages: {}",
         eal::runtime_version(),
         eal.has_hugepages()
     );
-
-    // Self-check: every configured port was probed.
-    let mut port_ids = Vec::new();
-    for (i, p) in profile.ports.iter().enumerate() {
-        let dev = profile.device_name(i);
-        let id = port::by_name(&dev).map_err(|_| {
-            let what = match p.driver {
-                Driver::AfPacket => format!("does kernel interface {:?} exist in this network namespace, and are we root?", p.iface.as_deref().unwrap_or("")),
-                Driver::AfXdp => format!("does kernel interface {:?} exist in this network namespace, are we root, and does it have workers + 1 combined channels (`ethtool -l`)? A veth has none that DPDK 22.11's af_xdp driver can use.", p.iface.as_deref().unwrap_or("")),
-                Driver::Pci => "is the NIC bound to vfio-pci/igb_uio and allowed by -a?".into(),
-                Driver::Pcap => "does the rx_pcap file exist?".into(),
-                _ => "was the vdev driver loaded?".into(),
-            };
-            BootError::Dpdk(format!(
-                "port `{}` ({dev}) was not probed: {what} If no port at all was probed, the driver plugins did not load: set eal.plugin_dir = \"/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0\"",
-                p.name
-            ))
-        })?;
-        port_ids.push(id);
-    }
     let socket = i32::try_from(eal.lcore_socket(eal.main_lcore())).unwrap_or(-1);
-    let pool = Arc::new(
-        Mempool::new("appliance_pkts", profile.mempool.mbufs, profile.mempool.cache, profile.mempool.data_room, socket).map_err(|e| {
-            BootError::Dpdk(format!(
-                "cannot create the mempool of {} mbufs: {e}\n  hint: raise eal.memory_mb (now {} MiB) or lower mempool.mbufs; with hugepages, reserve more (echo N > /proc/sys/vm/nr_hugepages)",
-                profile.mempool.mbufs, profile.eal.memory_mb
-            ))
-        })?,
-    );
-
-    // Fan-out headers: small buffers, a small per-lcore cache (most copies
-    // leave within the same burst).
-    let headers = Arc::new(
-        Mempool::new("appliance_hdrs", profile.mempool.header_mbufs, 64.min(profile.mempool.header_mbufs / 2), HEADER_DATA_ROOM, socket).map_err(|e| {
-            BootError::Dpdk(format!(
-                "cannot create the header pool of {} mbufs: {e}\n  hint: raise eal.memory_mb or lower mempool.header_mbufs",
-                profile.mempool.header_mbufs
-            ))
-        })?,
-    );
-
+    let ids = probed_ports(&profile)?;
+    let (pool, headers) = create_pools(&profile, socket)?;
     let worker_lcores = eal.worker_lcores();
-    let workers = worker_lcores.len();
-    if workers == 0 {
-        return Err(BootError::Dpdk(
-            "no worker lcores: eal.lcores needs at least two".into(),
+    if worker_lcores.is_empty() {
+        return Err(BootError::NoWorkers);
+    }
+    let ports = setup_ports(&profile, &config, ids, worker_lcores.len(), &pool)?;
+    let clock = Clock::tsc();
+    let state = build_tables(opts, &config, &ports, worker_lcores.len(), clock)?;
+    let published = state.published().clone();
+    for (id, p) in ports.ids.iter().zip(&profile.ports) {
+        port::start(*id).map_err(|source| BootError::Port {
+            port: p.name.clone(),
+            source,
+        })?;
+    }
+
+    // Workers, their punt rings, and what the reports read.
+    let Ports {
+        ids,
+        rx_by_worker,
+        tx_by_lcore,
+        interfaces: _,
+        metas,
+    } = ports;
+    let mut tx_by_lcore = tx_by_lcore.into_iter();
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let mut punt_consumers = Vec::new();
+    let mut worker_metas = Vec::new();
+    let mut workers = Vec::new();
+    for (k, (lc, rx)) in worker_lcores.iter().zip(rx_by_worker).enumerate() {
+        let (producer, consumer) =
+            ring::spsc(&format!("punt{k}"), 1024, socket).map_err(BootError::PuntRing)?;
+        punt_consumers.push(consumer);
+        let counters = Arc::new(WorkerCounters::default());
+        worker_metas.push(WorkerMeta {
+            id: k,
+            lcore: *lc,
+            rx_queues: rx
+                .iter()
+                .map(|(q, p)| format!("{}:{}", profile.ports[*p].name, q.queue()))
+                .collect(),
+            counters: Arc::clone(&counters),
+        });
+        let tx = tx_by_lcore.next().unwrap_or_default();
+        workers.push((
+            *lc,
+            Worker {
+                id: k,
+                rx,
+                tx: TxPorts::new(tx, k, Arc::clone(&counters)),
+                punt: producer,
+                counters,
+                tables: published.clone(),
+                headers: Arc::clone(&headers),
+                stop: Arc::clone(&worker_stop),
+                idle: Idle::new(profile.poll_mode, &profile.idle),
+                clock,
+            },
         ));
     }
-    let tx_queues = u16::try_from(workers + 1).unwrap_or(u16::MAX);
+    let mgmt_tx = tx_by_lcore.next().unwrap_or_default();
+    let mgmt_counters = Arc::new(WorkerCounters::default());
+    let slow_counters = Arc::new(SlowCounters::default());
+    let source = Arc::new(StatsSource {
+        port_rates: metas.iter().map(|_| PortRates::default()).collect(),
+        ports: metas,
+        workers: worker_metas,
+        mgmt: Arc::clone(&mgmt_counters),
+        slow: Arc::clone(&slow_counters),
+        pool: Arc::clone(&pool),
+        headers: Arc::clone(&headers),
+        baseline_in_use: AtomicU32::new(pool.in_use()),
+        tables: published.clone(),
+    });
 
-    // Ports: every RX queue the driver has is polled by exactly one worker.
-    let mut rx_by_worker: Vec<Vec<(port::RxQueue, usize)>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    let mut tx_by_lcore: Vec<Vec<port::TxQueue>> = (0..=workers).map(|_| Vec::new()).collect();
-    let mut metas = Vec::new();
-    let mut interfaces = Vec::new();
+    // The management loop runs on this thread: control requests wake it.
+    let (change_tx, change_rx) = mpsc::channel();
+    let changes = ChangeSender::new(change_tx, std::thread::current());
+    let server = control::server::start(&config.control.socket, Arc::clone(&source), changes)
+        .map_err(|source| BootError::ControlSocket {
+            path: config.control.socket.clone(),
+            source,
+        })?;
+    let metrics = if config.control.metrics.is_empty() {
+        None
+    } else {
+        Some(metrics::start(
+            &config.control.metrics,
+            Arc::clone(&source),
+        )?)
+    };
+    let slow = SlowPath::new(
+        state,
+        punt_consumers,
+        mgmt_tx,
+        Arc::clone(&pool),
+        mgmt_counters,
+        slow_counters,
+        config.slowpath.clone(),
+        clock.now(),
+    );
+    let mut mgmt = Mgmt::new(
+        clock,
+        slow,
+        change_rx,
+        Arc::clone(&source),
+        opts.exit_when_idle,
+    );
+
+    let mut launched = Vec::new();
+    for (lc, w) in workers {
+        lcore::launch(lc, move || w.run())
+            .map_err(|source| BootError::Launch { lcore: lc, source })?;
+        launched.push(lc);
+    }
+    log::info!(
+        "{} workers running on lcores {:?}; control socket {}",
+        launched.len(),
+        launched,
+        config.control.socket.display()
+    );
+
+    mgmt.start();
+    mgmt.run(&stop);
+
+    mgmt.leave_groups();
+    log::info!("stopping workers");
+    worker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for lc in &launched {
+        lcore::wait(*lc);
+    }
+    // Anything workers punted after the last poll is answered, then freed.
+    mgmt.finish();
+    let stats = source.stats();
+    let in_use = pool.in_use();
+    let headers_in_use = headers.in_use();
+    let mcast = source.mcast(None);
+    for id in &ids {
+        port::stop(*id);
+        port::close(*id);
+    }
+    drop(server);
+    drop(metrics);
+    release_pools_then_cleanup(eal, source, pool, headers);
+    Ok(Outcome {
+        stats,
+        mempool_in_use_at_exit: in_use,
+        headers_in_use_at_exit: headers_in_use,
+        mcast,
+    })
+}
+
+/// What to check when port `p` was not probed.
+fn probe_hint(p: &PortProfile) -> String {
+    let iface = p.iface.as_deref().unwrap_or("");
+    match p.driver {
+        Driver::AfPacket => format!(
+            "does kernel interface {iface:?} exist in this network namespace, and are we root?"
+        ),
+        Driver::AfXdp => format!(
+            "does kernel interface {iface:?} exist in this network namespace, are we root, and does it have workers + 1 combined channels (`ethtool -l`)? A veth has none that DPDK 22.11's af_xdp driver can use."
+        ),
+        Driver::Pci => "is the NIC bound to vfio-pci/igb_uio and allowed by -a?".into(),
+        Driver::Pcap => "does the rx_pcap file exist?".into(),
+        _ => "was the vdev driver loaded?".into(),
+    }
+}
+
+/// Self-check: every configured port was probed; their DPDK ids.
+fn probed_ports(profile: &HwProfile) -> Result<Vec<u16>, BootError> {
+    profile
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let device = profile.device_name(i);
+            port::by_name(&device).map_err(|_| BootError::PortNotProbed {
+                port: p.name.clone(),
+                device,
+                hint: probe_hint(p),
+            })
+        })
+        .collect()
+}
+
+/// The packet pool and the small pool of fan-out header mbufs.
+fn create_pools(
+    profile: &HwProfile,
+    socket: i32,
+) -> Result<(Arc<Mempool>, Arc<Mempool>), BootError> {
+    let m = &profile.mempool;
+    let pool = Mempool::new("appliance_pkts", m.mbufs, m.cache, m.data_room, socket).map_err(
+        |source| BootError::Mempool {
+            mbufs: m.mbufs,
+            memory_mb: profile.eal.memory_mb,
+            source,
+        },
+    )?;
+    // Most copies leave within the burst they were made in: a small cache.
+    let cache = 64.min(m.header_mbufs / 2);
+    let headers = Mempool::new(
+        "appliance_hdrs",
+        m.header_mbufs,
+        cache,
+        HEADER_DATA_ROOM,
+        socket,
+    )
+    .map_err(|source| BootError::HeaderPool {
+        mbufs: m.header_mbufs,
+        source,
+    })?;
+    Ok((Arc::new(pool), Arc::new(headers)))
+}
+
+/// Configures every port with one RX queue per worker (every queue af_packet
+/// opened, all of which the kernel fans out to) and one TX queue per worker
+/// plus the management lcore's.
+fn setup_ports(
+    profile: &HwProfile,
+    config: &Config,
+    ids: Vec<u16>,
+    workers: usize,
+    pool: &Mempool,
+) -> Result<Ports, BootError> {
+    let tx_queues = u16::try_from(workers + 1).unwrap_or(u16::MAX);
+    let mut ports = Ports {
+        ids,
+        rx_by_worker: (0..workers).map(|_| Vec::new()).collect(),
+        tx_by_lcore: (0..=workers).map(|_| Vec::new()).collect(),
+        interfaces: Vec::new(),
+        metas: Vec::new(),
+    };
     for (i, p) in profile.ports.iter().enumerate() {
-        let id = port_ids[i];
-        let info =
-            port::info(id).map_err(|e| BootError::Dpdk(format!("port `{}`: {e}", p.name)))?;
+        let id = ports.ids[i];
+        let port_err = |source| BootError::Port {
+            port: p.name.clone(),
+            source,
+        };
+        let info = port::info(id).map_err(port_err)?;
         let want_rx = u16::try_from(workers).unwrap_or(u16::MAX);
         // af_packet opens all its sockets at probe time and the kernel
         // fans packets out to every one of them: all must be polled.
@@ -175,10 +465,14 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             want_rx.min(info.max_rx_queues)
         };
         if info.max_tx_queues < tx_queues || rx_queues == 0 {
-            return Err(BootError::Dpdk(format!(
-                "port `{}` ({}) offers {} RX / {} TX queues; {} workers need at least 1 RX and {} TX queues (one per worker plus the management lcore's)",
-                p.name, info.driver, info.max_rx_queues, info.max_tx_queues, workers, tx_queues
-            )));
+            return Err(BootError::TooFewQueues {
+                port: p.name.clone(),
+                driver: info.driver,
+                rx: info.max_rx_queues,
+                tx: info.max_tx_queues,
+                workers,
+                need_tx: tx_queues,
+            });
         }
         let setup = port::Setup {
             rx_queues,
@@ -191,8 +485,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             allmulticast: true,
             checksum_offload: p.checksum_offload,
         };
-        let configured = port::configure(id, &setup, &pool)
-            .map_err(|e| BootError::Dpdk(format!("port `{}`: {e}", p.name)))?;
+        let configured = port::configure(id, &setup, pool).map_err(port_err)?;
         log::info!(
             "port {} ({}): {} rx / {} tx queues, rss {:#x}",
             p.name,
@@ -203,20 +496,18 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         );
         let (rxqs, txqs) = port::queues(id, &setup);
         for (q, rxq) in rxqs.into_iter().enumerate() {
-            rx_by_worker[q % workers].push((rxq, i));
+            ports.rx_by_worker[q % workers].push((rxq, i));
         }
         for (lc, txq) in txqs.into_iter().enumerate() {
-            tx_by_lcore[lc].push(txq);
+            ports.tx_by_lcore[lc].push(txq);
         }
-        let mac = MacAddr(
-            port::mac_addr(id).map_err(|e| BootError::Dpdk(format!("port `{}`: {e}", p.name)))?,
-        );
+        let mac = MacAddr(port::mac_addr(id).map_err(port_err)?);
         let address = config
             .interfaces
             .iter()
             .find(|c| c.port == p.name)
             .map(|c| c.address);
-        interfaces.push(Interface {
+        ports.interfaces.push(Interface {
             name: p.name.clone(),
             port_id: id,
             mac,
@@ -224,7 +515,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             tx_ipv4_cksum: configured.tx_ipv4_cksum,
             tx_udp_cksum: configured.tx_udp_cksum,
         });
-        metas.push(PortMeta {
+        ports.metas.push(PortMeta {
             index: i,
             name: p.name.clone(),
             port_id: id,
@@ -233,10 +524,21 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             tx_queues,
         });
     }
+    Ok(ports)
+}
 
-    let now = Instant::now();
+/// The first tables: interfaces, static routes and neighbours, relay rules.
+fn build_tables(
+    opts: &Options,
+    config: &Config,
+    ports: &Ports,
+    workers: usize,
+    clock: Clock,
+) -> Result<RoutingState, BootError> {
+    let now = clock.now();
     let port_of = |ip: &std::net::Ipv4Addr| {
-        interfaces
+        ports
+            .interfaces
             .iter()
             .position(|i| i.address.is_some_and(|a| a.contains(ip)))
     };
@@ -258,186 +560,29 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         })
         .collect();
     let mut state = RoutingState::new(
-        interfaces,
+        ports.interfaces.clone(),
         config.routes.iter().map(|r| (r.prefix, r.via)).collect(),
         neighbors,
     );
     state.set_workers(workers);
     for (i, rule) in config.mcast_rules.iter().enumerate() {
         state.mcast_add(rule.clone(), false).map_err(|e| {
-            BootError::Config(ConfigError::new(
-                &opts.config,
-                format!("mcast_rules[{i}]"),
-                e,
-            ))
+            ConfigError::new(&opts.config, format!("mcast_rules[{i}]"), e.to_string())
         })?;
     }
-    let published = state.published().clone();
-
-    for id in &port_ids {
-        port::start(*id).map_err(|e| BootError::Dpdk(format!("starting port {id}: {e}")))?;
-    }
-
-    let mgmt_counters = Arc::new(WorkerCounters::default());
-    let slow = Arc::new(SlowCounters::default());
-    let mut punt_consumers = Vec::new();
-    let mut worker_metas = Vec::new();
-    let worker_stop = Arc::new(AtomicBool::new(false));
-    let mut tx_iter = tx_by_lcore.into_iter();
-    let mut launched = Vec::new();
-    let mut pending_workers = Vec::new();
-    for (k, (lc, rx)) in worker_lcores.iter().zip(rx_by_worker).enumerate() {
-        let (producer, consumer) = ring::spsc(&format!("punt{k}"), 1024, socket)
-            .map_err(|e| BootError::Dpdk(format!("punt ring: {e}")))?;
-        punt_consumers.push(consumer);
-        let counters = Arc::new(WorkerCounters::default());
-        worker_metas.push(WorkerMeta {
-            id: k,
-            lcore: *lc,
-            rx_queues: rx
-                .iter()
-                .map(|(q, p)| format!("{}:{}", profile.ports[*p].name, q.queue()))
-                .collect(),
-            counters: Arc::clone(&counters),
-        });
-        let tx = tx_iter.next().unwrap_or_default();
-        pending_workers.push((
-            *lc,
-            Worker {
-                id: k,
-                rx,
-                tx: TxPorts::new(tx, k, Arc::clone(&counters)),
-                punt: producer,
-                counters,
-                tables: published.clone(),
-                headers: Arc::clone(&headers),
-                stop: Arc::clone(&worker_stop),
-                idle: Idle::new(profile.poll_mode, &profile.idle),
-            },
-        ));
-    }
-    let mgmt_tx = tx_iter.next().unwrap_or_default();
-
-    let source = Arc::new(StatsSource {
-        port_rates: metas.iter().map(|_| PortRates::default()).collect(),
-        ports: metas,
-        workers: worker_metas,
-        mgmt: Arc::clone(&mgmt_counters),
-        slow: Arc::clone(&slow),
-        pool: Arc::clone(&pool),
-        headers: Arc::clone(&headers),
-        baseline_in_use: AtomicU32::new(pool.in_use()),
-        tables: published.clone(),
-    });
-    let (change_tx, change_rx) = mpsc::channel();
-    let server = control::server::start(&config.control.socket, Arc::clone(&source), change_tx)
-        .map_err(|e| {
-            BootError::Dpdk(format!(
-                "control socket {}: {e}",
-                config.control.socket.display()
-            ))
-        })?;
-    let metrics = if config.control.metrics.is_empty() {
-        None
-    } else {
-        Some(
-            crate::metrics::start(&config.control.metrics, Arc::clone(&source))
-                .map_err(BootError::Dpdk)?,
-        )
-    };
-
-    for (lc, w) in pending_workers {
-        lcore::launch(lc, move || w.run())
-            .map_err(|e| BootError::Dpdk(format!("launching worker on lcore {lc}: {e}")))?;
-        launched.push(lc);
-    }
-    log::info!(
-        "{} workers running on lcores {:?}; control socket {}",
-        workers,
-        launched,
-        config.control.socket.display()
-    );
-
-    let mut slowpath = SlowPath::new(
-        state,
-        punt_consumers,
-        mgmt_tx,
-        Arc::clone(&pool),
-        Arc::clone(&mgmt_counters),
-        slow,
-        config.slowpath.clone(),
-        change_rx,
-    );
-    slowpath.announce();
-    slowpath.join_configured_groups();
-    let mut last_rx = u64::MAX;
-    let mut last_change = Instant::now();
-    let mut last_rate_sample = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        let work = slowpath.poll(now);
-        let since_sample = now.duration_since(last_rate_sample);
-        if since_sample >= crate::stats::SAMPLE_EVERY {
-            source.sample_rates(since_sample);
-            last_rate_sample = now;
-        }
-        if let Some(idle) = opts.exit_when_idle {
-            let rx: u64 = source
-                .workers
-                .iter()
-                .map(|w| w.counters.rx_packets.iter().map(|c| c.get()).sum::<u64>())
-                .sum();
-            if rx != last_rx {
-                last_rx = rx;
-                last_change = now;
-            } else if now.duration_since(last_change) >= idle {
-                log::info!("no packet for {idle:?}: stopping");
-                break;
-            }
-        }
-        if work == 0 {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    slowpath.leave_all_groups();
-    log::info!("stopping workers");
-    worker_stop.store(true, Ordering::Relaxed);
-    for lc in &launched {
-        lcore::wait(*lc);
-    }
-    // Anything workers punted after the last poll is answered, then freed.
-    slowpath.poll(Instant::now());
-    slowpath.drain();
-    let stats = source.stats();
-    let in_use = pool.in_use();
-    let headers_in_use = headers.in_use();
-    let mcast = source.mcast(None);
-    for id in &port_ids {
-        port::stop(*id);
-        port::close(*id);
-    }
-    drop(slowpath);
-    drop(server);
-    drop(metrics);
-    release_pools_then_cleanup(eal, source, pool, headers);
-    Ok(Outcome {
-        stats,
-        mempool_in_use_at_exit: in_use,
-        headers_in_use_at_exit: headers_in_use,
-        mcast,
-    })
+    Ok(state)
 }
 
 /// How long shutdown waits for open control connections to hang up before it gives up on
 /// freeing the mempools.
 const CONNECTION_GRACE: Duration = Duration::from_secs(1);
 
-/// Frees the mempools, then runs `rte_eal_cleanup` (dropping `eal`): the pools live in EAL
-/// memory, so the other order would free into unmapped memory. A control connection that is
-/// still open (or the accept thread, when its socket file was removed under it) holds the
-/// stats source, and through it the pools; after a short grace the EAL is left as it is (the
-/// process is exiting) rather than cleaned up under a live pool.
+/// Frees the mempools, then runs `rte_eal_cleanup` (dropping `eal`, which also removes the
+/// EAL's runtime directory): the pools live in EAL memory, so the other order would free into
+/// unmapped memory. A control connection that is still open (or the accept thread, when its
+/// socket file was removed under it) holds the stats source, and through it the pools; after
+/// a short grace the EAL is left as it is (the process is exiting) rather than cleaned up
+/// under a live pool.
 fn release_pools_then_cleanup(
     eal: Eal,
     source: Arc<StatsSource>,

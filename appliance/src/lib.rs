@@ -7,13 +7,16 @@
 //! `control` and `metrics` are how operators look in; `boot` ties it up.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod boot;
 pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod metrics;
+pub mod mgmt;
 pub mod report;
 pub mod slowpath;
 pub mod stats;
 pub mod tables;
+pub mod time;
 pub mod wire;

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     if args.check {
         return match boot::load(&opts) {
             Ok((profile, _)) => {
-                println!("ok: {}", profile.eal_args(0).join(" "));
+                println!("ok: {}", boot::eal_args(&opts, &profile).join(" "));
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -29,13 +29,32 @@ impl Drop for Endpoint {
     }
 }
 
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address cannot be bound.
+    #[error("metrics endpoint {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// Its thread could not be started.
+    #[error("metrics endpoint thread: {0}")]
+    Thread(std::io::Error),
+}
+
 /// Starts the endpoint on `addr` (e.g. `127.0.0.1:9469`).
 ///
 /// # Errors
 /// The address cannot be bound.
-pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<Endpoint, String> {
+pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<Endpoint, MetricsError> {
     let server = Arc::new(
-        tiny_http::Server::http(addr).map_err(|e| format!("metrics endpoint {addr}: {e}"))?,
+        tiny_http::Server::http(addr).map_err(|e| MetricsError::Bind {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?,
     );
     let serving = Arc::clone(&server);
     let thread = std::thread::Builder::new()
@@ -57,7 +76,7 @@ pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<Endpoint, String> {
                 let _ = request.respond(response);
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(MetricsError::Thread)?;
     Ok(Endpoint {
         server,
         thread: Some(thread),

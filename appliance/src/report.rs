@@ -332,6 +332,15 @@ impl StatsSource {
             .collect()
     }
 
+    /// Packets the workers received, all ports together.
+    pub fn worker_rx_packets(&self) -> u64 {
+        self.workers
+            .iter()
+            .flat_map(|w| w.counters.rx_packets.iter())
+            .map(|c| c.get())
+            .sum()
+    }
+
     /// The totals.
     pub fn stats(&self) -> StatsReport {
         let n = self.ports.len();

@@ -9,11 +9,13 @@ use crate::ffi;
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
-/// Proof that the EAL is initialised. Dropping it runs `rte_eal_cleanup`,
-/// so keep it alive until every port and mempool is gone.
+/// Proof that the EAL is initialised. Dropping it runs `rte_eal_cleanup` and
+/// removes the EAL's runtime directory (`/var/run/dpdk/<file prefix>`), so a
+/// process that stops cleanly leaves nothing behind; keep it alive until
+/// every port and mempool is gone.
 #[derive(Debug)]
 pub struct Eal {
-    _private: (),
+    runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Eal {
@@ -46,7 +48,20 @@ impl Eal {
         if ret < 0 {
             return Err(DpdkError::from_rte_errno("rte_eal_init"));
         }
-        Ok(Eal { _private: () })
+        // SAFETY: after a successful init the EAL returns a pointer to its
+        // own NUL-terminated path, valid until cleanup; it is copied at once.
+        let dir = unsafe { ffi::rte_eal_get_runtime_dir() };
+        let runtime_dir = (!dir.is_null()).then(|| {
+            // SAFETY: checked non-NULL above; a C string owned by the EAL.
+            let path = unsafe { CStr::from_ptr(dir) };
+            std::path::PathBuf::from(path.to_string_lossy().into_owned())
+        });
+        Ok(Eal { runtime_dir })
+    }
+
+    /// The directory the EAL keeps its runtime files in (removed on drop).
+    pub fn runtime_dir(&self) -> Option<&std::path::Path> {
+        self.runtime_dir.as_deref()
     }
 
     /// The lcore that runs `main` (the management lcore).
@@ -88,6 +103,16 @@ impl Drop for Eal {
         // after ports and pools are released.
         unsafe {
             ffi::rte_eal_cleanup();
+        }
+        // The EAL leaves its runtime directory (config, fbarrays, mp socket)
+        // behind; nothing uses it after cleanup. Only a directory under a
+        // `dpdk` parent is removed, whatever the EAL reported.
+        if let Some(dir) = self
+            .runtime_dir
+            .take()
+            .filter(|d| d.parent().is_some_and(|p| p.ends_with("dpdk")))
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -106,5 +106,14 @@ fn null_port_round_trip() {
     port::close(id);
     assert_eq!(pool.in_use(), baseline, "every mbuf is back in the pool");
     drop(pool);
+    let runtime_dir = eal.runtime_dir().map(|d| d.to_path_buf());
+    let dir = runtime_dir.expect("the EAL reports its runtime directory");
+    assert!(
+        dir.ends_with(format!("bindtest{}", std::process::id())),
+        "{}",
+        dir.display()
+    );
+    assert!(dir.is_dir(), "{} exists while the EAL runs", dir.display());
     drop(eal);
+    assert!(!dir.exists(), "{} is removed at cleanup", dir.display());
 }

@@ -1,7 +1,7 @@
 //! Any line as a control request: a request or an error message, never a panic.
 #![no_main]
 
-use appliance::control::protocol::parse_request;
+use appliance::api::parse_request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,9 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use appliance::api::{Request, Response, ShowWhat};
 use appliance::config::mcast::{McastInputSpec, McastOutputSpec, McastRuleSpec};
-use appliance::control::protocol::{Request, Response, ShowWhat};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use ipnet::Ipv4Net;
 use serde_json::Value;
 
@@ -35,7 +35,7 @@ enum Cmd {
     /// Show state and counters.
     Show {
         /// What to show.
-        what: What,
+        what: ShowWhat,
     },
     /// Static routes.
     Route {
@@ -78,15 +78,6 @@ enum McastOp {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum What {
-    Ports,
-    Workers,
-    Stats,
-    Neighbors,
-    Routes,
-}
-
 #[derive(Debug, Subcommand)]
 enum RouteOp {
     /// Add or replace: `route add 10.9.0.0/16 via 10.0.2.2`.
@@ -104,15 +95,7 @@ enum RouteOp {
 fn main() -> ExitCode {
     let args = Args::parse();
     let request = match args.cmd {
-        Cmd::Show { what } => Request::Show {
-            what: match what {
-                What::Ports => ShowWhat::Ports,
-                What::Workers => ShowWhat::Workers,
-                What::Stats => ShowWhat::Stats,
-                What::Neighbors => ShowWhat::Neighbors,
-                What::Routes => ShowWhat::Routes,
-            },
-        },
+        Cmd::Show { what } => Request::Show { what },
         Cmd::Route {
             op: RouteOp::Add { prefix, via, .. },
         } => Request::RouteAdd { prefix, via },

@@ -48,7 +48,9 @@ pub struct EalConfig {
     /// Hugepage mount (bare metal, file-backed hugepages); default `--in-memory`.
     #[serde(default)]
     pub huge_dir: Option<PathBuf>,
-    /// `--file-prefix`; default a unique one per process.
+    /// `--file-prefix`; default one derived from the config file, so a
+    /// restarted instance reuses its runtime directory and two instances with
+    /// different configs never share one.
     #[serde(default)]
     pub file_prefix: Option<String>,
     /// Driver plugin directory to load (`-d`), if the default autoload is not enough.
@@ -401,11 +403,21 @@ impl HwProfile {
         }
     }
 
+    /// The EAL file prefix: `eal.file_prefix` if set, else `instance` (see
+    /// [`instance_name`]).
+    pub fn file_prefix(&self, instance: &str) -> String {
+        self.eal
+            .file_prefix
+            .clone()
+            .unwrap_or_else(|| instance.to_string())
+    }
+
     /// EAL arguments (argv[0] included) for this profile.
     ///
     /// `hugepages_free_mb` is what the host has free (from /proc/meminfo);
-    /// it decides `auto`.
-    pub fn eal_args(&self, hugepages_free_mb: u64) -> Vec<String> {
+    /// it decides `auto`. `instance` names this appliance instance (the file
+    /// prefix unless the profile sets one).
+    pub fn eal_args(&self, hugepages_free_mb: u64, instance: &str) -> Vec<String> {
         let workers = self.workers();
         let mut a = vec!["appliance".to_string()];
         match &self.eal.cpus {
@@ -434,11 +446,7 @@ impl HwProfile {
             HugePages::Off => false,
             HugePages::Auto => hugepages_free_mb >= u64::from(self.eal.memory_mb),
         };
-        let prefix = self
-            .eal
-            .file_prefix
-            .clone()
-            .unwrap_or_else(|| format!("appliance{}", std::process::id()));
+        let prefix = self.file_prefix(instance);
         if huge {
             match &self.eal.huge_dir {
                 Some(dir) => {
@@ -538,6 +546,38 @@ pub(crate) fn parse_lcores(s: &str) -> Option<Vec<u32>> {
     (sorted.len() == out.len() && !out.is_empty()).then_some(out)
 }
 
+/// The name of the appliance instance run with config file `config`:
+/// `appliance-<file stem>-<8 hex digits of a hash of its absolute path>`. A
+/// restarted instance gets the same name (and so reuses its EAL runtime
+/// directory instead of leaving one per run behind); two configs never share
+/// one, whatever their file names.
+pub fn instance_name(config: &Path) -> String {
+    let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = absolute
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let stem: String = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    format!("appliance-{stem}-{:08x}", hash as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,7 +612,7 @@ tx_pcap = "out"
     fn good_profile_builds_eal_args() {
         let p = parse(GOOD).unwrap();
         assert_eq!(p.workers(), 2);
-        let a = p.eal_args(0).join(" ");
+        let a = p.eal_args(0, "appliance-t").join(" ");
         assert!(a.contains("--no-huge"), "{a}");
         assert!(
             a.contains("--vdev=net_af_packet0,iface=veth0,qpairs=3,framecnt=16384"),
@@ -583,14 +623,24 @@ tx_pcap = "out"
             "{a}"
         );
         assert!(a.contains("--no-pci"));
+        assert!(a.contains("--file-prefix=appliance-t"), "{a}");
         assert_eq!(p.device_name(1), "net_pcap1");
     }
 
     #[test]
     fn auto_hugepages_uses_in_memory_when_enough_are_free() {
         let p = parse(&GOOD.replace("hugepages = \"off\"", "hugepages = \"auto\"")).unwrap();
-        assert!(p.eal_args(512).contains(&"--in-memory".to_string()));
-        assert!(p.eal_args(128).contains(&"--no-huge".to_string()));
+        assert!(p.eal_args(512, "x").contains(&"--in-memory".to_string()));
+        assert!(p.eal_args(128, "x").contains(&"--no-huge".to_string()));
+    }
+
+    #[test]
+    fn instance_names_are_stable_and_distinct() {
+        let a = instance_name(Path::new("/etc/appliance/site-a.toml"));
+        assert_eq!(a, instance_name(Path::new("/etc/appliance/site-a.toml")));
+        assert!(a.starts_with("appliance-site-a-"), "{a}");
+        assert_ne!(a, instance_name(Path::new("/tmp/x/site-a.toml")));
+        assert_ne!(a, instance_name(Path::new("/etc/appliance/site-b.toml")));
     }
 
     #[test]

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 pub use appliance::{
     Config, ControlConfig, InterfaceConfig, NeighborConfig, RouteConfig, SlowPathConfig,
 };
+pub use hw_profile::{instance_name, HEADER_DATA_ROOM, MAX_PORTS};
 pub use hw_profile::{
     Driver, EalConfig, HugePages, HwProfile, IdleConfig, MempoolConfig, PollMode, PortProfile,
 };
-pub use hw_profile::{HEADER_DATA_ROOM, MAX_PORTS};
 
 /// A configuration error: which file, which key, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]

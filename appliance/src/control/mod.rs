@@ -1,4 +1,4 @@
-//! The control socket (`appliancectl`) and its protocol.
+//! The control socket: the thread that serves `appliancectl` (the requests
+//! and replies themselves are [`crate::api`]).
 
-pub mod protocol;
 pub mod server;

@@ -9,24 +9,15 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::stat::{umask, Mode};
 use serde_json::json;
 
-use super::protocol::{parse_request, Request, Response, ShowWhat, MAX_REQUEST};
+use crate::api::{parse_request, ChangeSender, Request, Response, ShowWhat, MAX_REQUEST};
 use crate::report::StatsSource;
-
-/// A change for the management lcore, with where to send the answer.
-#[derive(Debug)]
-pub struct Change {
-    /// The request (`route_add` / `route_del`).
-    pub request: Request,
-    /// Reply channel.
-    pub reply: mpsc::Sender<Response>,
-}
 
 /// The running server. Dropping it stops accepting connections, waits for the accept
 /// thread (so its share of the [`StatsSource`] is released) and removes the socket file.
@@ -59,7 +50,7 @@ impl Drop for Server {
 pub fn start(
     path: &Path,
     source: Arc<StatsSource>,
-    changes: mpsc::Sender<Change>,
+    changes: ChangeSender,
 ) -> std::io::Result<Server> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -105,7 +96,7 @@ pub fn start(
     })
 }
 
-fn serve(stream: UnixStream, source: &StatsSource, changes: &mpsc::Sender<Change>) {
+fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -131,7 +122,7 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &mpsc::Sender<Change
             continue;
         }
         let response = match parse_request(&line) {
-            Err(e) => Response::err(e),
+            Err(e) => Response::err(e.to_string()),
             Ok(Request::Show { what }) => show(source, what),
             Ok(Request::McastShow { input }) => to_response(&source.mcast(input.as_ref())),
             Ok(Request::McastList) => {
@@ -141,16 +132,7 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &mpsc::Sender<Change
                     "rules": t.mcast.rules.iter().map(|r| &r.spec).collect::<Vec<_>>(),
                 }))
             }
-            Ok(request) => {
-                let (tx, rx) = mpsc::channel();
-                if changes.send(Change { request, reply: tx }).is_err() {
-                    Response::err("appliance is shutting down")
-                } else {
-                    rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
-                        Response::err("management lcore did not answer within 5 s")
-                    })
-                }
-            }
+            Ok(request) => changes.call(request),
         };
         if reply(&mut writer, &response).is_err() {
             return;

@@ -16,6 +16,7 @@ use crate::dataplane::relay::{self, RelayCtx};
 use crate::dataplane::tx::{TxPorts, TxTag};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
+use crate::time::Clock;
 
 /// Everything one worker owns.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub struct Worker {
     pub stop: Arc<AtomicBool>,
     /// Idle back-off.
     pub idle: Idle,
+    /// The appliance's clock (deadlines of stages).
+    pub clock: Clock,
 }
 
 impl Worker {

@@ -13,8 +13,7 @@ mod ratelimit;
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dpdk_bindings::port::TxQueue;
 use dpdk_bindings::ring::Consumer;
@@ -22,13 +21,13 @@ use dpdk_bindings::{Burst, Mbuf, Mempool};
 use hashbrown::HashMap;
 use serde_json::json;
 
+use crate::api::{Request, Response};
 use crate::config::SlowPathConfig;
-use crate::control::protocol::{Request, Response};
-use crate::control::server::Change;
 use crate::dataplane::pipeline::{process, PuntReason, Verdict};
 use crate::dataplane::tx::flush;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState};
+use crate::time::{Time, Timers};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
@@ -44,21 +43,31 @@ fn version_response(result: Result<u64, String>) -> Response {
     }
 }
 
-/// How often timers run.
-const TICK: Duration = Duration::from_millis(100);
 /// Time between ARP retries for one next hop.
 const ARP_RETRY: Duration = Duration::from_secs(1);
+/// How often learned neighbours are checked for staleness, and relay outputs'
+/// next hops for resolution.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The slow path's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum SlowTimer {
+    /// IGMP reports and responses are due.
+    Igmp,
+    /// Next ARP request (or giving up) for a next hop packets wait for.
+    ArpResolve(Ipv4Addr),
+    /// Next ARP probe (or forgetting) of a stale learned neighbour.
+    NeighborProbe(Ipv4Addr),
+    /// Look for learned neighbours that have gone quiet.
+    NeighborSweep,
+    /// Ask for the relay outputs' unresolved unicast next hops.
+    RelayResolve,
+}
 
 struct Pending {
     port: usize,
     held: VecDeque<(Mbuf, usize)>,
     tries: u32,
-    next_try: Instant,
-}
-
-struct Probe {
-    tries: u32,
-    next_try: Instant,
 }
 
 /// The management lcore's state.
@@ -72,15 +81,12 @@ pub struct SlowPath {
     slow: std::sync::Arc<SlowCounters>,
     cfg: SlowPathConfig,
     pending: HashMap<Ipv4Addr, Pending>,
-    probes: HashMap<Ipv4Addr, Probe>,
-    /// Next ARP request for a relay output's unicast next hop.
-    relay_arp: HashMap<Ipv4Addr, Instant>,
+    /// ARP probes sent to each stale neighbour.
+    probes: HashMap<Ipv4Addr, u32>,
     icmp_bucket: TokenBucket,
-    changes: mpsc::Receiver<Change>,
-    next_tick: Instant,
     igmp: IgmpHost,
     rng: fastrand::Rng,
-    next_igmp: Option<Instant>,
+    timers: Timers<SlowTimer>,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -102,9 +108,12 @@ impl SlowPath {
         counters: std::sync::Arc<WorkerCounters>,
         slow: std::sync::Arc<SlowCounters>,
         cfg: SlowPathConfig,
-        changes: mpsc::Receiver<Change>,
+        now: Time,
     ) -> Self {
         let icmp_bucket = TokenBucket::new(cfg.icmp_errors_per_sec);
+        let mut timers = Timers::new();
+        timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
+        timers.arm(SlowTimer::RelayResolve, now);
         Self {
             state,
             punts,
@@ -115,20 +124,17 @@ impl SlowPath {
             cfg,
             pending: HashMap::new(),
             probes: HashMap::new(),
-            relay_arp: HashMap::new(),
             icmp_bucket,
-            changes,
-            next_tick: Instant::now(),
             igmp: IgmpHost::new(0, IgmpConfig::default()),
             rng: fastrand::Rng::new(),
-            next_igmp: None,
+            timers,
         }
     }
 
     /// Joins the groups of the configured relay rules (at start-up).
-    pub fn join_configured_groups(&mut self) {
+    pub fn join_configured_groups(&mut self, now: Time) {
         self.igmp = IgmpHost::new(self.state.interfaces().len(), IgmpConfig::default());
-        self.mcast_changed();
+        self.mcast_changed(now);
     }
 
     /// Announces every address with a gratuitous ARP (a request for itself).
@@ -149,9 +155,9 @@ impl SlowPath {
         }
     }
 
-    /// One round: punted packets, control changes, timers. Returns how many
-    /// things it did (0 = idle).
-    pub fn poll(&mut self, now: Instant) -> usize {
+    /// Answers every packet the workers punted since the last call; returns
+    /// how many.
+    pub fn handle_punts(&mut self, now: Time) -> usize {
         let mut work = 0;
         for i in 0..self.punts.len() {
             let mut burst = Burst::new();
@@ -161,20 +167,31 @@ impl SlowPath {
                 self.handle(m, port, now);
             }
         }
-        while let Ok(change) = self.changes.try_recv() {
-            work += 1;
-            let response = self.apply(change.request);
-            let _ = change.reply.send(response);
-        }
-        if self.next_igmp.is_some_and(|t| now >= t) {
-            work += self.igmp_poll(now);
-        }
-        if now >= self.next_tick {
-            self.next_tick = now + TICK;
-            self.icmp_bucket.refill(now);
-            self.timers(now);
-        }
         work
+    }
+
+    /// When the slow path next has a timer due.
+    pub fn next_deadline(&mut self) -> Option<Time> {
+        self.timers.next_deadline()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn run_timers(&mut self, now: Time) {
+        while let Some(timer) = self.timers.pop_expired(now) {
+            match timer {
+                SlowTimer::Igmp => self.igmp_poll(now),
+                SlowTimer::ArpResolve(ip) => self.resolve(ip, now),
+                SlowTimer::NeighborProbe(ip) => self.probe(ip, now),
+                SlowTimer::NeighborSweep => {
+                    self.sweep_neighbors(now);
+                    self.timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
+                }
+                SlowTimer::RelayResolve => {
+                    self.resolve_relay_next_hops();
+                    self.timers.arm(SlowTimer::RelayResolve, now + ARP_RETRY);
+                }
+            }
+        }
     }
 
     /// Frees everything held (at shutdown).
@@ -198,7 +215,7 @@ impl SlowPath {
             .unwrap_or(usize::MAX)
     }
 
-    fn handle(&mut self, mut m: Mbuf, in_port: usize, now: Instant) {
+    fn handle(&mut self, mut m: Mbuf, in_port: usize, now: Time) {
         let tables = self.state.published().current();
         match process(&tables, in_port, m.data_mut()) {
             Verdict::Forward(out) => {
@@ -212,10 +229,10 @@ impl SlowPath {
             Verdict::Relay(_) => self.counters.drop_one(DropReason::McastNoRule),
             Verdict::Punt(PuntReason::Igmp) => self.igmp(&m, in_port, now),
             Verdict::Punt(PuntReason::Arp) => self.arp(m, in_port, now),
-            Verdict::Punt(PuntReason::ToUs) => self.local_delivery(m, in_port),
+            Verdict::Punt(PuntReason::ToUs) => self.local_delivery(m, in_port, now),
             Verdict::Punt(PuntReason::TtlExpired) => {
                 self.counters.drop_one(DropReason::TtlExpired);
-                self.icmp_error(&m, in_port, IcmpError::TtlExpired);
+                self.icmp_error(&m, in_port, IcmpError::TtlExpired, now);
             }
             Verdict::Punt(PuntReason::NoRoute) => {
                 self.counters.drop_one(DropReason::NoRoute);
@@ -223,6 +240,7 @@ impl SlowPath {
                     &m,
                     in_port,
                     IcmpError::Unreachable(icmpv4::code::NET_UNREACHABLE),
+                    now,
                 );
             }
             Verdict::Punt(PuntReason::NeighborMiss { next_hop, port }) => {
@@ -231,7 +249,7 @@ impl SlowPath {
         }
     }
 
-    fn arp(&mut self, m: Mbuf, in_port: usize, now: Instant) {
+    fn arp(&mut self, m: Mbuf, in_port: usize, now: Time) {
         self.slow.arp_received.inc();
         let data = m.data();
         let Some(repr) = data
@@ -266,8 +284,11 @@ impl SlowPath {
             if !known {
                 self.slow.neighbors_learned.inc();
             }
-            self.probes.remove(&sender);
+            if self.probes.remove(&sender).is_some() {
+                self.timers.cancel(SlowTimer::NeighborProbe(sender));
+            }
             if let Some(p) = self.pending.remove(&sender) {
+                self.timers.cancel(SlowTimer::ArpResolve(sender));
                 for (held, port) in p.held {
                     self.slow.held_packets_released.inc();
                     self.handle(held, port, now);
@@ -287,7 +308,7 @@ impl SlowPath {
 
     /// An IGMP message on an input port: queries are answered (later, by
     /// `igmp_poll`); other hosts' reports need nothing.
-    fn igmp(&mut self, m: &Mbuf, in_port: usize, now: Instant) {
+    fn igmp(&mut self, m: &Mbuf, in_port: usize, now: Time) {
         self.slow.igmp_received.inc();
         let Some(ip) = m
             .data()
@@ -306,7 +327,7 @@ impl SlowPath {
             &mut self.rng,
         );
         match result {
-            Ok(()) => self.next_igmp = Some(now),
+            Ok(()) => self.timers.arm(SlowTimer::Igmp, now),
             Err(IgmpRxError::Malformed | IgmpRxError::BadChecksum | IgmpRxError::Unsupported) => {
                 self.counters.drop_one(DropReason::IgmpMalformed);
             }
@@ -316,16 +337,15 @@ impl SlowPath {
     /// Leaves every group at once (on shutdown), so upstream routers stop
     /// forwarding now instead of after their membership timeout. Only the
     /// first transmission goes out; its repeats would outlive us.
-    pub fn leave_all_groups(&mut self) {
-        let now = Instant::now();
+    pub fn leave_all_groups(&mut self, now: Time) {
         for port in 0..self.state.interfaces().len() {
             self.igmp.set_memberships(port, &[], now);
         }
         self.igmp_poll(now);
     }
 
-    /// Sends the IGMP reports that are due; returns how many.
-    fn igmp_poll(&mut self, now: Instant) -> usize {
+    /// Sends the IGMP reports that are due and arms the next.
+    fn igmp_poll(&mut self, now: Time) {
         let addrs: Vec<(MacAddr, Ipv4Addr)> = self
             .state
             .interfaces()
@@ -333,21 +353,23 @@ impl SlowPath {
             .map(|i| (i.mac, i.address.map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr())))
             .collect();
         let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
-        self.next_igmp = self.igmp.poll(now, &mut self.rng, &addrs, &mut |port, f| {
+        let next = self.igmp.poll(now, &mut self.rng, &addrs, &mut |port, f| {
             frames.push((port, f.to_vec()));
         });
+        match next {
+            Some(at) => self.timers.arm(SlowTimer::Igmp, at),
+            None => self.timers.cancel(SlowTimer::Igmp),
+        }
         for (port, f) in &frames {
             if self.send_bytes(*port, f) {
                 self.slow.igmp_reports_sent.inc();
             }
         }
-        frames.len()
     }
 
     /// Rules changed: the memberships each input port needs, and its
     /// multicast MAC filter.
-    fn mcast_changed(&mut self) {
-        let now = Instant::now();
+    fn mcast_changed(&mut self, now: Time) {
         let ports = self.state.interfaces().len();
         let mut wanted: Vec<Vec<Membership>> = vec![Vec::new(); ports];
         for r in self.state.mcast_rules() {
@@ -373,7 +395,7 @@ impl SlowPath {
                 self.slow.mcast_filter_unsupported.inc();
             }
         }
-        self.next_igmp = Some(now);
+        self.timers.arm(SlowTimer::Igmp, now);
     }
 
     fn igmp_status(&self) -> Response {
@@ -396,7 +418,7 @@ impl SlowPath {
         Response::ok(json!({ "ports": ports }))
     }
 
-    fn local_delivery(&mut self, mut m: Mbuf, in_port: usize) {
+    fn local_delivery(&mut self, mut m: Mbuf, in_port: usize, now: Time) {
         let Some(mac) = self.state.interfaces().get(in_port).map(|i| i.mac) else {
             return;
         };
@@ -421,10 +443,10 @@ impl SlowPath {
         } else {
             icmpv4::code::PROTOCOL_UNREACHABLE
         };
-        self.icmp_error(&m, in_port, IcmpError::Unreachable(code));
+        self.icmp_error(&m, in_port, IcmpError::Unreachable(code), now);
     }
 
-    fn icmp_error(&mut self, offending: &Mbuf, in_port: usize, kind: IcmpError) {
+    fn icmp_error(&mut self, offending: &Mbuf, in_port: usize, kind: IcmpError, now: Time) {
         let Some((mac, ip)) = self.own_address(in_port) else {
             return;
         };
@@ -432,7 +454,7 @@ impl SlowPath {
         let Some(n) = frames::icmp_error(&mut buf, mac, ip, offending.data(), kind) else {
             return;
         };
-        if !self.icmp_bucket.take() {
+        if !self.icmp_bucket.take(now) {
             self.slow.icmp_errors_rate_limited.inc();
             return;
         }
@@ -441,14 +463,13 @@ impl SlowPath {
         }
     }
 
-    fn hold(&mut self, m: Mbuf, in_port: usize, next_hop: Ipv4Addr, port: usize, now: Instant) {
+    fn hold(&mut self, m: Mbuf, in_port: usize, next_hop: Ipv4Addr, port: usize, now: Time) {
         let limit = self.cfg.arp_hold_packets;
         let new = !self.pending.contains_key(&next_hop);
         let p = self.pending.entry(next_hop).or_insert_with(|| Pending {
             port,
             held: VecDeque::new(),
             tries: 0,
-            next_try: now,
         });
         if p.held.len() >= limit {
             // Keep the newest, like Linux's unres_qlen.
@@ -466,7 +487,7 @@ impl SlowPath {
     }
 
     /// Sends (or gives up on) the ARP request for a pending next hop.
-    fn resolve(&mut self, next_hop: Ipv4Addr, now: Instant) {
+    fn resolve(&mut self, next_hop: Ipv4Addr, now: Time) {
         let Some(p) = self.pending.get_mut(&next_hop) else {
             return;
         };
@@ -482,20 +503,23 @@ impl SlowPath {
                     &m,
                     in_port,
                     IcmpError::Unreachable(icmpv4::code::HOST_UNREACHABLE),
+                    now,
                 );
             }
             return;
         }
         p.tries += 1;
-        p.next_try = now + ARP_RETRY;
         let port = p.port;
+        self.timers
+            .arm(SlowTimer::ArpResolve(next_hop), now + ARP_RETRY);
         self.arp_request(port, next_hop);
     }
 
     /// Keeps the next hops of unicast relay outputs resolved: the workers
     /// only look neighbours up, so the slow path asks for the missing ones
-    /// (once per `ARP_RETRY`, for as long as a rule needs them).
-    fn resolve_relay_next_hops(&mut self, now: Instant) {
+    /// (on its `RelayResolve` timer, once per `ARP_RETRY`, for as long as a
+    /// rule needs them).
+    fn resolve_relay_next_hops(&mut self) {
         let tables = self.state.published().current();
         let mut wanted: Vec<(Ipv4Addr, usize)> = Vec::new();
         for rule in &tables.mcast.rules {
@@ -506,12 +530,8 @@ impl SlowPath {
                 }
             }
         }
-        self.relay_arp
-            .retain(|ip, _| wanted.iter().any(|(w, _)| w == ip));
         for (ip, port) in wanted {
-            let due = self.relay_arp.get(&ip).is_none_or(|t| now >= *t);
-            if due && !self.pending.contains_key(&ip) {
-                self.relay_arp.insert(ip, now + ARP_RETRY);
+            if !self.pending.contains_key(&ip) {
                 self.arp_request(port, ip);
             }
         }
@@ -536,47 +556,50 @@ impl SlowPath {
         }
     }
 
-    fn timers(&mut self, now: Instant) {
-        self.resolve_relay_next_hops(now);
-        let due: Vec<Ipv4Addr> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now >= p.next_try)
-            .map(|(ip, _)| *ip)
-            .collect();
-        for ip in due {
-            self.resolve(ip, now);
-        }
-        // Re-confirm learned neighbours that have been quiet too long; forget
-        // those that stay silent (Linux's STALE → PROBE → FAILED).
+    /// Re-confirms learned neighbours that have been quiet too long and
+    /// forgets those that stay silent (Linux's STALE → PROBE → FAILED).
+    fn sweep_neighbors(&mut self, now: Time) {
         let reachable = Duration::from_secs(u64::from(self.cfg.arp_reachable_secs));
-        let stale: Vec<(Ipv4Addr, usize)> = self
+        let stale: Vec<Ipv4Addr> = self
             .state
             .neighbors
             .iter()
-            .filter(|(_, e)| !e.is_static && now.duration_since(e.confirmed) > reachable)
-            .map(|(ip, e)| (*ip, e.port))
+            .filter(|(ip, e)| {
+                !e.is_static
+                    && now.duration_since(e.confirmed) > reachable
+                    && !self.probes.contains_key(*ip)
+            })
+            .map(|(ip, _)| *ip)
             .collect();
-        for (ip, port) in stale {
-            let probe = self.probes.entry(ip).or_insert(Probe {
-                tries: 0,
-                next_try: now,
-            });
-            if now < probe.next_try {
-                continue;
-            }
-            if probe.tries >= self.cfg.arp_retries {
-                self.probes.remove(&ip);
-                self.state.forget(ip);
-                continue;
-            }
-            probe.tries += 1;
-            probe.next_try = now + ARP_RETRY;
-            self.arp_request(port, ip);
+        for ip in stale {
+            self.probes.insert(ip, 0);
+            self.probe(ip, now);
         }
     }
 
-    fn apply(&mut self, request: Request) -> Response {
+    /// Sends the next ARP probe to a stale neighbour, or forgets it after
+    /// `arp_retries` unanswered probes. An answer (in `arp`) ends probing.
+    fn probe(&mut self, ip: Ipv4Addr, now: Time) {
+        let Some(tries) = self.probes.get_mut(&ip) else {
+            return;
+        };
+        if *tries >= self.cfg.arp_retries {
+            self.probes.remove(&ip);
+            self.state.forget(ip);
+            return;
+        }
+        *tries += 1;
+        let Some(port) = self.state.neighbors.get(&ip).map(|e| e.port) else {
+            self.probes.remove(&ip);
+            return;
+        };
+        self.timers
+            .arm(SlowTimer::NeighborProbe(ip), now + ARP_RETRY);
+        self.arp_request(port, ip);
+    }
+
+    /// Applies a change from the control socket and answers it.
+    pub fn apply(&mut self, request: Request, now: Time) -> Response {
         let result = match request {
             Request::RouteAdd { prefix, via } => self.state.add_route(prefix, via),
             Request::RouteDel { prefix } => self.state.del_route(prefix),
@@ -584,7 +607,7 @@ impl SlowPath {
                 let r = self.state.mcast_add(rule, replace);
                 if r.is_ok() {
                     self.slow.mcast_rule_changes.inc();
-                    self.mcast_changed();
+                    self.mcast_changed(now);
                 }
                 return version_response(r);
             }
@@ -592,7 +615,7 @@ impl SlowPath {
                 let r = self.state.mcast_del(&input);
                 if r.is_ok() {
                     self.slow.mcast_rule_changes.inc();
-                    self.mcast_changed();
+                    self.mcast_changed(now);
                 }
                 return version_response(r);
             }

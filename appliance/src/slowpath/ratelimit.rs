@@ -1,13 +1,13 @@
 //! Token bucket for ICMP errors (RFC 1812 §4.3.2.8: rate-limit them).
 
-use std::time::Instant;
+use crate::time::Time;
 
 /// Allows `rate` events per second with a burst of `rate` (at least 1).
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,
     tokens: f64,
-    last: Option<Instant>,
+    last: Option<Time>,
 }
 
 impl TokenBucket {
@@ -21,8 +21,9 @@ impl TokenBucket {
         }
     }
 
-    /// Adds tokens for the time since the last refill.
-    pub fn refill(&mut self, now: Instant) {
+    /// Adds tokens for the time since the last refill (no timer needed: the
+    /// bucket refills from the elapsed time whenever it is used).
+    fn refill(&mut self, now: Time) {
         if let Some(last) = self.last {
             self.tokens =
                 (self.tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.rate);
@@ -30,8 +31,9 @@ impl TokenBucket {
         self.last = Some(now);
     }
 
-    /// Takes a token if there is one.
-    pub fn take(&mut self) -> bool {
+    /// Takes a token if there is one at `now`.
+    pub fn take(&mut self, now: Time) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -49,10 +51,9 @@ mod tests {
     #[test]
     fn limits_and_refills() {
         let mut b = TokenBucket::new(10);
-        let t0 = Instant::now();
-        b.refill(t0);
-        assert_eq!((0..20).filter(|_| b.take()).count(), 10);
-        b.refill(t0 + Duration::from_millis(500));
-        assert_eq!((0..20).filter(|_| b.take()).count(), 5);
+        let t0 = Time::from_secs(100);
+        assert_eq!((0..20).filter(|_| b.take(t0)).count(), 10);
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!((0..20).filter(|_| b.take(t1)).count(), 5);
     }
 }

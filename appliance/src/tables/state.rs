@@ -2,9 +2,9 @@
 //! static routes, neighbours and multicast rules. Every change builds and
 //! publishes a new snapshot.
 
+use crate::time::Time;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use hashbrown::HashMap;
 use ipnet::Ipv4Net;
@@ -26,7 +26,7 @@ pub struct NeighborEntry {
     /// From the config: never aged.
     pub is_static: bool,
     /// Last time it answered.
-    pub confirmed: Instant,
+    pub confirmed: Time,
 }
 
 /// Interfaces, static routes and neighbours, plus the publication point.
@@ -186,7 +186,7 @@ impl RoutingState {
     }
 
     /// Learns or refreshes a neighbour; republishes only if it changed.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Instant) {
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) {
         let changed = match self.neighbors.get_mut(&ip) {
             Some(e) if e.is_static => false,
             Some(e) => {

@@ -23,10 +23,11 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::time::Time;
 use crate::wire::igmp::{max_resp_time_ds, msg_type};
 use crate::wire::{Error, IgmpPacket, IgmpRepr, IgmpVersion, MacAddr};
 pub use state::CompatMode;
@@ -151,7 +152,7 @@ impl IgmpHost {
     /// membership is ASM, else INCLUDE{its sources}. Groups that are not
     /// multicast, 224.0.0.1, and sources that cannot be a sender
     /// (multicast, 0.0.0.0, broadcast) are ignored.
-    pub fn set_memberships(&mut self, port: usize, wanted: &[Membership], now: Instant) {
+    pub fn set_memberships(&mut self, port: usize, wanted: &[Membership], now: Time) {
         let mut filters: BTreeMap<Ipv4Addr, Filter> = BTreeMap::new();
         for m in wanted {
             if !m.group.is_multicast() || m.group == ALL_SYSTEMS {
@@ -188,7 +189,7 @@ impl IgmpHost {
         ip_src: Ipv4Addr,
         ip_dst: Ipv4Addr,
         igmp: &[u8],
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
     ) -> Result<(), IgmpRxError> {
         let cfg = self.cfg;
@@ -244,13 +245,13 @@ impl IgmpHost {
     /// `addrs` are dropped. Returns when the next timer fires.
     pub fn poll(
         &mut self,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
         addrs: &[(MacAddr, Ipv4Addr)],
         emit: &mut dyn FnMut(usize, &[u8]),
-    ) -> Option<Instant> {
+    ) -> Option<Time> {
         let mut messages: Vec<Message> = Vec::new();
-        let mut next: Option<Instant> = None;
+        let mut next: Option<Time> = None;
         for (i, port) in self.ports.iter_mut().enumerate() {
             messages.clear();
             port.poll(now, rng, &self.cfg, &mut messages);

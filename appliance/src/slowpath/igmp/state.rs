@@ -7,11 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::IgmpConfig;
+use crate::time::Time;
 use crate::wire::igmp::{
     ALLOW_NEW_SOURCES, BLOCK_OLD_SOURCES, CHANGE_TO_EXCLUDE, CHANGE_TO_INCLUDE, MODE_IS_EXCLUDE,
     MODE_IS_INCLUDE,
@@ -84,7 +85,7 @@ pub(super) enum Message {
 /// A v3 response to a group (or group-and-source) query, not yet sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PendingResponse {
-    at: Instant,
+    at: Time,
     /// `None`: a group-specific query, answered with the whole state.
     sources: Option<BTreeSet<Ipv4Addr>>,
 }
@@ -101,7 +102,7 @@ struct Group {
     response: Option<PendingResponse>,
     /// v1/v2: when the next report for this group goes out (a query
     /// response or an unsolicited repeat; RFC 2236 §3 uses one timer).
-    report_at: Option<Instant>,
+    report_at: Option<Time>,
     /// v1/v2: unsolicited reports left, this one included.
     unsolicited_left: u8,
     /// v2: we sent the last report heard for the group, so we send the
@@ -202,14 +203,14 @@ impl Group {
 pub(super) struct Port {
     groups: BTreeMap<Ipv4Addr, Group>,
     mode: CompatMode,
-    v1_querier_until: Option<Instant>,
-    v2_querier_until: Option<Instant>,
+    v1_querier_until: Option<Time>,
+    v2_querier_until: Option<Time>,
     /// v3: when the next state-change report (or repeat) goes out.
-    change_at: Option<Instant>,
+    change_at: Option<Time>,
     /// v3: pending response to a general query.
-    general_at: Option<Instant>,
+    general_at: Option<Time>,
     /// v2: leaves to send at the next poll, and when they were decided.
-    leaves: Vec<(Ipv4Addr, Instant)>,
+    leaves: Vec<(Ipv4Addr, Time)>,
     /// The source address and version of the last query heard.
     querier: Option<(Ipv4Addr, IgmpVersion)>,
 }
@@ -220,14 +221,14 @@ fn random_delay(rng: &mut fastrand::Rng, max: Duration) -> Duration {
     Duration::from_nanos(rng.u64(0..=nanos))
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
 }
 
-fn due(t: Option<Instant>, now: Instant) -> bool {
+fn due(t: Option<Time>, now: Time) -> bool {
     t.is_some_and(|t| t <= now)
 }
 
@@ -262,7 +263,7 @@ impl Port {
     }
 
     /// Expires the older-querier timers and applies the resulting mode.
-    fn refresh_mode(&mut self, now: Instant) {
+    fn refresh_mode(&mut self, now: Time) {
         if self.v1_querier_until.is_some_and(|t| t <= now) {
             self.v1_querier_until = None;
         }
@@ -295,7 +296,7 @@ impl Port {
     pub(super) fn set_wanted(
         &mut self,
         wanted: BTreeMap<Ipv4Addr, Filter>,
-        now: Instant,
+        now: Time,
         cfg: &IgmpConfig,
     ) {
         self.refresh_mode(now);
@@ -348,7 +349,7 @@ impl Port {
         max_resp: Duration,
         group: Ipv4Addr,
         sources: BTreeSet<Ipv4Addr>,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
         cfg: &IgmpConfig,
     ) {
@@ -380,7 +381,7 @@ impl Port {
         group: Ipv4Addr,
         sources: BTreeSet<Ipv4Addr>,
         max_resp: Duration,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
     ) {
         let at = now + random_delay(rng, max_resp);
@@ -423,7 +424,7 @@ impl Port {
         &mut self,
         group: Ipv4Addr,
         max_resp: Duration,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
     ) {
         for (addr, g) in &mut self.groups {
@@ -446,7 +447,7 @@ impl Port {
     /// Another host's v1/v2 report for `group`, sent to the group: a v1/v2
     /// host with a report pending suppresses its own (RFC 2236 §3). IGMPv3
     /// hosts never suppress (RFC 3376 §5.2).
-    pub(super) fn heard_report(&mut self, group: Ipv4Addr, now: Instant) {
+    pub(super) fn heard_report(&mut self, group: Ipv4Addr, now: Time) {
         self.refresh_mode(now);
         if self.mode == CompatMode::V3 {
             return;
@@ -463,7 +464,7 @@ impl Port {
     /// Appends the messages due at `now` to `out`.
     pub(super) fn poll(
         &mut self,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
         cfg: &IgmpConfig,
         out: &mut Vec<Message>,
@@ -477,7 +478,7 @@ impl Port {
 
     fn poll_v3(
         &mut self,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
         cfg: &IgmpConfig,
         out: &mut Vec<Message>,
@@ -539,7 +540,7 @@ impl Port {
 
     fn poll_v2(
         &mut self,
-        now: Instant,
+        now: Time,
         rng: &mut fastrand::Rng,
         cfg: &IgmpConfig,
         out: &mut Vec<Message>,
@@ -568,7 +569,7 @@ impl Port {
     }
 
     /// When the next timer fires.
-    pub(super) fn next_timer(&self) -> Option<Instant> {
+    pub(super) fn next_timer(&self) -> Option<Time> {
         let mut t = earliest(self.v1_querier_until, self.v2_querier_until);
         t = earliest(t, self.change_at);
         t = earliest(t, self.general_at);

@@ -1,4 +1,9 @@
-//! The control protocol: one JSON object per line each way.
+//! The control API: what `appliancectl` may ask, what it gets back, and how a
+//! change travels from the control socket to the management lcore. The
+//! control server, the management loop and `appliancectl` all import it; it
+//! imports none of them.
+//!
+//! The protocol is one JSON object per line each way.
 //!
 //! Request: `{"cmd":"show","what":"stats"}`, `{"cmd":"route_add","prefix":"10.9.0.0/16","via":"10.0.2.2"}`,
 //! `{"cmd":"route_del","prefix":"10.9.0.0/16"}`,
@@ -9,6 +14,9 @@
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
+use std::sync::mpsc;
+use std::thread::Thread;
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -18,8 +26,8 @@ use crate::config::mcast::{McastInputSpec, McastRuleSpec};
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
-/// What `show` shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What `show` shows (also `appliancectl show <what>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ShowWhat {
     /// Ports, link, driver counters.
@@ -112,12 +120,61 @@ impl Response {
     }
 }
 
-/// Parses one request line; the error is a message for the client.
+/// Why a request line was refused (the reply's `error` text is its
+/// `Display`).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Not JSON, unknown command, missing, unknown or bad fields.
+    #[error("bad request: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// Parses one request line.
 ///
 /// # Errors
 /// Not JSON, unknown command, missing or bad fields.
-pub fn parse_request(line: &str) -> Result<Request, String> {
-    serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
+pub fn parse_request(line: &str) -> Result<Request, RequestError> {
+    Ok(serde_json::from_str(line.trim())?)
+}
+
+/// A change for the management lcore, with where to send the answer.
+#[derive(Debug)]
+pub struct Change {
+    /// The request (anything `show` cannot answer from counters alone).
+    pub request: Request,
+    /// Reply channel.
+    pub reply: mpsc::Sender<Response>,
+}
+
+/// How long a change may wait for the management lcore.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The control side's handle on the management lcore: sends a change and
+/// wakes the management loop at once (it sleeps until its next timer
+/// otherwise).
+#[derive(Debug, Clone)]
+pub struct ChangeSender {
+    tx: mpsc::Sender<Change>,
+    wake: Thread,
+}
+
+impl ChangeSender {
+    /// A sender whose changes `rx` receives, waking `wake` (the management
+    /// loop's thread).
+    pub fn new(tx: mpsc::Sender<Change>, wake: Thread) -> Self {
+        Self { tx, wake }
+    }
+
+    /// Sends `request` and waits for the reply.
+    pub fn call(&self, request: Request) -> Response {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Change { request, reply: tx }).is_err() {
+            return Response::err("appliance is shutting down");
+        }
+        self.wake.unpark();
+        rx.recv_timeout(CHANGE_TIMEOUT)
+            .unwrap_or_else(|_| Response::err("management lcore did not answer within 5 s"))
+    }
 }
 
 #[cfg(test)]
@@ -127,14 +184,14 @@ mod tests {
     #[test]
     fn parses_requests() {
         assert_eq!(
-            parse_request(r#"{"cmd":"show","what":"routes"}"#),
-            Ok(Request::Show {
+            parse_request(r#"{"cmd":"show","what":"routes"}"#).ok(),
+            Some(Request::Show {
                 what: ShowWhat::Routes
             })
         );
         assert_eq!(
-            parse_request(r#"{"cmd":"route_add","prefix":"10.9.0.0/16","via":"10.0.2.2"}"#),
-            Ok(Request::RouteAdd {
+            parse_request(r#"{"cmd":"route_add","prefix":"10.9.0.0/16","via":"10.0.2.2"}"#).ok(),
+            Some(Request::RouteAdd {
                 prefix: "10.9.0.0/16".parse().unwrap(),
                 via: "10.0.2.2".parse().unwrap()
             })
@@ -149,12 +206,12 @@ mod tests {
         .unwrap();
         assert!(matches!(r, Request::McastAdd { replace: false, .. }));
         assert_eq!(
-            parse_request(r#"{"cmd":"mcast_show"}"#),
-            Ok(Request::McastShow { input: None })
+            parse_request(r#"{"cmd":"mcast_show"}"#).ok(),
+            Some(Request::McastShow { input: None })
         );
         assert_eq!(
-            parse_request(r#"{"cmd":"mcast_list"}"#),
-            Ok(Request::McastList)
+            parse_request(r#"{"cmd":"mcast_list"}"#).ok(),
+            Some(Request::McastList)
         );
     }
 
@@ -171,7 +228,7 @@ mod tests {
             r#"{"cmd":"mcast_add","rule":{"input":{"interface":"lan","group":"239.1.1.1","port":5000}}}"#,
             r#"{"cmd":"mcast_del","input":{"interface":"lan","group":"nope","port":5000}}"#,
         ] {
-            let e = parse_request(bad).unwrap_err();
+            let e = parse_request(bad).unwrap_err().to_string();
             assert!(e.starts_with("bad request"), "{bad}: {e}");
         }
     }

@@ -1,0 +1,177 @@
+//! The management lcore's event loop: it sleeps until its next timer
+//! deadline, a punted packet or a control request, whichever comes first, and
+//! hands each to the part that owns it.
+//!
+//! - Punted packets (ARP, ICMP, IGMP, unresolved next hops) go to the slow
+//!   path ([`SlowPath::handle_punts`]). Workers cannot wake a sleeper without
+//!   a syscall, so their rings are polled at least every [`PUNT_POLL`].
+//! - Control requests arrive on a channel; the control thread wakes the loop
+//!   as it sends ([`crate::api::ChangeSender`]), so a change is applied at
+//!   once.
+//! - Timers are kept on the TSC ([`crate::time`]): the slow path's own (ARP,
+//!   IGMP, neighbour aging, relay next hops) and the loop's (rate sampling,
+//!   the idle stop of golden tests). The loop sleeps until the earliest.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use crate::api::Change;
+use crate::report::StatsSource;
+use crate::slowpath::SlowPath;
+use crate::stats::SAMPLE_EVERY;
+use crate::time::{Clock, Time, Timers};
+
+/// Longest sleep before the punt rings are looked at again: a punted packet
+/// waits at most this long (plus scheduling) for the slow path.
+pub const PUNT_POLL: Duration = Duration::from_micros(200);
+
+/// How often the idle stop checks for traffic.
+const IDLE_CHECK: Duration = Duration::from_millis(10);
+
+/// The loop's own timers (the slow path keeps its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum MgmtTimer {
+    /// Sample the per-second rates of ports and relay rules.
+    RateSample,
+    /// Stop if no packet arrived for the idle time (golden tests).
+    IdleCheck,
+}
+
+/// Why the loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// No packet for the configured idle time.
+    Idle,
+}
+
+/// The management lcore's state.
+#[derive(Debug)]
+pub struct Mgmt {
+    clock: Clock,
+    slow: SlowPath,
+    changes: mpsc::Receiver<Change>,
+    source: Arc<StatsSource>,
+    timers: Timers<MgmtTimer>,
+    last_rate_sample: Time,
+    exit_when_idle: Option<Duration>,
+    /// Packets the workers had received at the last idle check, and when that
+    /// number last changed.
+    idle_seen: (u64, Time),
+}
+
+impl Mgmt {
+    /// A loop over `slow`, answering `changes`; `exit_when_idle` stops it after
+    /// that long without a received packet.
+    pub fn new(
+        clock: Clock,
+        slow: SlowPath,
+        changes: mpsc::Receiver<Change>,
+        source: Arc<StatsSource>,
+        exit_when_idle: Option<Duration>,
+    ) -> Self {
+        let now = clock.now();
+        let mut timers = Timers::new();
+        timers.arm(MgmtTimer::RateSample, now + SAMPLE_EVERY);
+        if exit_when_idle.is_some() {
+            timers.arm(MgmtTimer::IdleCheck, now + IDLE_CHECK);
+        }
+        Self {
+            clock,
+            slow,
+            changes,
+            source,
+            timers,
+            last_rate_sample: now,
+            exit_when_idle,
+            idle_seen: (u64::MAX, now),
+        }
+    }
+
+    /// Announces our addresses and joins the configured groups.
+    pub fn start(&mut self) {
+        let now = self.clock.now();
+        self.slow.announce();
+        self.slow.join_configured_groups(now);
+    }
+
+    /// Runs until `stop` is set (or the idle stop fires).
+    pub fn run(&mut self, stop: &AtomicBool) -> Stopped {
+        crate::time::set_timer_slack();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Stopped::Signal;
+            }
+            let now = self.clock.now();
+            self.slow.run_timers(now);
+            if let Some(stopped) = self.run_timers(now) {
+                return stopped;
+            }
+            let mut work = self.slow.handle_punts(now);
+            while let Ok(change) = self.changes.try_recv() {
+                work += 1;
+                let _ = change.reply.send(self.slow.apply(change.request, now));
+            }
+            if work == 0 {
+                self.sleep(now);
+            }
+        }
+    }
+
+    /// Sleeps until the earliest timer, at most [`PUNT_POLL`]; a control
+    /// request wakes it early (the sender unparks this thread).
+    fn sleep(&mut self, now: Time) {
+        let mut until = now + PUNT_POLL;
+        for deadline in [self.slow.next_deadline(), self.timers.next_deadline()]
+            .into_iter()
+            .flatten()
+        {
+            until = until.min(deadline);
+        }
+        if until > now {
+            std::thread::park_timeout(until - now);
+        }
+    }
+
+    fn run_timers(&mut self, now: Time) -> Option<Stopped> {
+        while let Some(timer) = self.timers.pop_expired(now) {
+            match timer {
+                MgmtTimer::RateSample => {
+                    self.source
+                        .sample_rates(now.duration_since(self.last_rate_sample));
+                    self.last_rate_sample = now;
+                    self.timers.arm(MgmtTimer::RateSample, now + SAMPLE_EVERY);
+                }
+                MgmtTimer::IdleCheck => {
+                    let idle = self.exit_when_idle?;
+                    let rx = self.source.worker_rx_packets();
+                    if rx != self.idle_seen.0 {
+                        self.idle_seen = (rx, now);
+                    } else if now.duration_since(self.idle_seen.1) >= idle {
+                        log::info!("no packet for {idle:?}: stopping");
+                        return Some(Stopped::Idle);
+                    }
+                    self.timers.arm(MgmtTimer::IdleCheck, now + IDLE_CHECK);
+                }
+            }
+        }
+        None
+    }
+
+    /// Leaves every multicast group (before the workers stop, so the leaves
+    /// go out while the ports still run).
+    pub fn leave_groups(&mut self) {
+        let now = self.clock.now();
+        self.slow.leave_all_groups(now);
+    }
+
+    /// After the workers stopped: answers what they punted last, then frees
+    /// everything the slow path holds.
+    pub fn finish(mut self) {
+        let now = self.clock.now();
+        self.slow.handle_punts(now);
+        self.slow.drain();
+    }
+}
