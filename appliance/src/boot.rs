@@ -274,6 +274,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 stop: Arc::clone(&worker_stop),
                 idle: Idle::new(profile.poll_mode, &profile.idle),
                 clock,
+                stages: Vec::new(),
             },
         ));
     }
@@ -340,7 +341,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     );
 
     mgmt.start();
-    mgmt.run(&stop);
+    mgmt.run(&stop, profile.mgmt_priority);
 
     mgmt.leave_groups();
     log::info!("stopping workers");

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod boot;
+pub mod buf;
 pub mod config;
 pub mod control;
 pub mod dataplane;

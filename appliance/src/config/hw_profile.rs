@@ -17,6 +17,18 @@ pub enum PollMode {
     Adaptive,
 }
 
+/// How the management lcore's thread is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MgmtPriority {
+    /// Lowest real-time priority (`SCHED_RR` 1): its timers (BFD, ARP, IGMP)
+    /// fire on time even when every CPU is busy. It sleeps whenever idle.
+    #[default]
+    Realtime,
+    /// An ordinary thread: timers may fire milliseconds late under load.
+    Normal,
+}
+
 /// Whether the EAL uses hugepages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -211,6 +223,9 @@ pub struct HwProfile {
     /// Idle back-off tuning.
     #[serde(default)]
     pub idle: IdleConfig,
+    /// Scheduling of the management lcore (default `realtime`).
+    #[serde(default)]
+    pub mgmt_priority: MgmtPriority,
     /// EAL settings.
     pub eal: EalConfig,
     /// Packet buffer pool.
@@ -220,7 +235,7 @@ pub struct HwProfile {
 }
 
 /// Most ports the appliance handles (per-worker counter arrays are sized by it).
-pub const MAX_PORTS: usize = 8;
+pub const MAX_PORTS: usize = 16;
 
 impl HwProfile {
     /// Loads and validates a profile file.

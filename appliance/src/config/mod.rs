@@ -17,7 +17,8 @@ pub use appliance::{
 };
 pub use hw_profile::{instance_name, HEADER_DATA_ROOM, MAX_PORTS};
 pub use hw_profile::{
-    Driver, EalConfig, HugePages, HwProfile, IdleConfig, MempoolConfig, PollMode, PortProfile,
+    Driver, EalConfig, HugePages, HwProfile, IdleConfig, MempoolConfig, MgmtPriority, PollMode,
+    PortProfile,
 };
 
 /// A configuration error: which file, which key, what was expected.

@@ -33,10 +33,11 @@ impl Idle {
         }
     }
 
-    /// Call once per loop iteration with the packets it handled. Returns
-    /// true if it slept.
+    /// Call once per loop iteration with the packets it handled and how long
+    /// until the earliest deadline a stage registered (`Some(ZERO)` if one is
+    /// due): a sleep never runs past it. Returns true if it slept.
     #[inline]
-    pub fn after_poll(&mut self, packets: usize) -> bool {
+    pub fn after_poll(&mut self, packets: usize, until_deadline: Option<Duration>) -> bool {
         if packets > 0 || self.mode == PollMode::Busy {
             self.empty = 0;
             self.sleep_us = 1;
@@ -47,8 +48,57 @@ impl Idle {
             time::pause();
             return false;
         }
-        std::thread::sleep(Duration::from_micros(u64::from(self.sleep_us)));
+        let mut sleep = Duration::from_micros(u64::from(self.sleep_us));
+        if let Some(until) = until_deadline {
+            if until.is_zero() {
+                time::pause();
+                return false;
+            }
+            sleep = sleep.min(until);
+        }
+        std::thread::sleep(sleep);
         self.sleep_us = (self.sleep_us * 2).min(self.max_sleep_us);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adaptive(max_sleep_us: u32) -> Idle {
+        Idle::new(
+            PollMode::Adaptive,
+            &IdleConfig {
+                spin_polls: 3,
+                max_sleep_us,
+            },
+        )
+    }
+
+    #[test]
+    fn backs_off_after_the_spins_and_snaps_back_on_traffic() {
+        let mut idle = adaptive(50);
+        assert!(!idle.after_poll(0, None), "spinning first");
+        assert!(!idle.after_poll(0, None));
+        assert!(idle.after_poll(0, None), "then sleeping");
+        assert!(!idle.after_poll(3, None), "traffic: no sleep");
+        assert!(!idle.after_poll(0, None), "and spinning again");
+    }
+
+    #[test]
+    fn a_due_deadline_stops_the_sleep_and_a_near_one_shortens_it() {
+        let mut idle = adaptive(10_000);
+        for _ in 0..20 {
+            idle.after_poll(0, None); // back off to long sleeps
+        }
+        assert!(!idle.after_poll(0, Some(Duration::ZERO)), "due: no sleep");
+        let start = std::time::Instant::now();
+        assert!(idle.after_poll(0, Some(Duration::from_micros(300))));
+        assert!(
+            start.elapsed() < Duration::from_millis(5),
+            "slept {:?}, past a 300 µs deadline (the back-off was 10 ms)",
+            start.elapsed()
+        );
     }
 }

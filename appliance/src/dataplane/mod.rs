@@ -1,10 +1,11 @@
 //! The fast path: per-packet pipeline, multicast relay (header rewrite and
-//! fan-out), the worker loop, its transmit buffers, counters and idle
-//! back-off.
+//! fan-out), the worker loop, its transmit buffers, stages polled every
+//! iteration, and the idle back-off.
 
 pub mod idle;
 pub mod mcast_headers;
 pub mod pipeline;
 pub mod relay;
+pub mod stage;
 pub mod tx;
 pub mod worker;

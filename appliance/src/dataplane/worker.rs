@@ -1,7 +1,8 @@
 //! The worker lcore: poll its RX queues, run each packet through the
-//! pipeline, relay or buffer it by output port, flush every iteration. Run
-//! to completion; no locks, allocation, logging or syscalls while packets
-//! flow (the idle back-off sleeps only when there are none).
+//! pipeline, relay or buffer it by output port, poll the stages that hold
+//! packets of their own, flush every iteration. Run to completion; no locks,
+//! allocation, logging or syscalls while packets flow (the idle back-off
+//! sleeps only when there are none, and never past a stage's deadline).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use dpdk_bindings::{Burst, Mbuf, Mempool};
 use crate::dataplane::idle::Idle;
 use crate::dataplane::pipeline::{process, Verdict};
 use crate::dataplane::relay::{self, RelayCtx};
+use crate::dataplane::stage::{Stage, StageCtx};
 use crate::dataplane::tx::{TxPorts, TxTag};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
@@ -41,6 +43,8 @@ pub struct Worker {
     pub idle: Idle,
     /// The appliance's clock (deadlines of stages).
     pub clock: Clock,
+    /// Stages polled every iteration (see [`crate::dataplane::stage`]).
+    pub stages: Vec<Box<dyn Stage>>,
 }
 
 impl Worker {
@@ -72,13 +76,25 @@ impl Worker {
                     handle(&tables, *port, m, &mut self.tx, &mut self.punt, &ctx);
                 }
             }
+            let now = self.clock.now();
+            let mut ctx = StageCtx {
+                now,
+                tables: &tables,
+                tx: &mut self.tx,
+                counters: &self.counters,
+            };
+            for stage in &mut self.stages {
+                handled += stage.poll(&mut ctx);
+            }
             self.tx.flush_all(&tables);
             drop(tables);
             self.counters.polls.inc();
             if handled > 0 {
                 self.counters.busy_polls.inc();
             }
-            if self.idle.after_poll(handled) {
+            let deadline = self.stages.iter().filter_map(|s| s.next_deadline()).min();
+            let until = deadline.map(|d| d.saturating_duration_since(now));
+            if self.idle.after_poll(handled, until) {
                 self.counters.idle_sleeps.inc();
             }
         }

@@ -17,6 +17,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::api::Change;
+use crate::config::MgmtPriority;
 use crate::report::StatsSource;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
@@ -25,6 +26,9 @@ use crate::time::{Clock, Time, Timers};
 /// Longest sleep before the punt rings are looked at again: a punted packet
 /// waits at most this long (plus scheduling) for the slow path.
 pub const PUNT_POLL: Duration = Duration::from_micros(200);
+
+/// Rounds in a row with work after which the loop sleeps anyway.
+const BUSY_ROUNDS_MAX: u32 = 64;
 
 /// How often the idle stop checks for traffic.
 const IDLE_CHECK: Duration = Duration::from_millis(10);
@@ -97,9 +101,18 @@ impl Mgmt {
         self.slow.join_configured_groups(now);
     }
 
-    /// Runs until `stop` is set (or the idle stop fires).
-    pub fn run(&mut self, stop: &AtomicBool) -> Stopped {
+    /// Runs until `stop` is set (or the idle stop fires), at `priority`.
+    pub fn run(&mut self, stop: &AtomicBool, priority: MgmtPriority) -> Stopped {
         crate::time::set_timer_slack();
+        if priority == MgmtPriority::Realtime {
+            if let Err(e) = crate::time::set_realtime_priority() {
+                log::warn!(
+                    "management lcore stays an ordinary thread ({e}): its timers may fire late \
+                     while the CPUs are busy"
+                );
+            }
+        }
+        let mut busy_rounds = 0u32;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Stopped::Signal;
@@ -114,7 +127,12 @@ impl Mgmt {
                 work += 1;
                 let _ = change.reply.send(self.slow.apply(change.request, now));
             }
-            if work == 0 {
+            // Under a flood of punts the loop still sleeps now and then: at
+            // real-time priority it would otherwise keep its CPU from every
+            // ordinary thread.
+            busy_rounds = if work == 0 { 0 } else { busy_rounds + 1 };
+            if work == 0 || busy_rounds >= BUSY_ROUNDS_MAX {
+                busy_rounds = 0;
                 self.sleep(now);
             }
         }

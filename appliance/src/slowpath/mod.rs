@@ -26,7 +26,7 @@ use crate::config::SlowPathConfig;
 use crate::dataplane::pipeline::{process, PuntReason, Verdict};
 use crate::dataplane::tx::flush;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
-use crate::tables::{L2Dest, RoutingState};
+use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
@@ -36,10 +36,10 @@ use igmp::{IgmpConfig, IgmpHost, IgmpRxError, Membership};
 use ratelimit::TokenBucket;
 
 /// A change's reply: the new table version, or what was wrong.
-fn version_response(result: Result<u64, String>) -> Response {
+fn version_response(result: Result<u64, TableError>) -> Response {
     match result {
         Ok(version) => Response::ok(json!({ "version": version })),
-        Err(e) => Response::err(e),
+        Err(e) => Response::err(e.to_string()),
     }
 }
 
@@ -621,7 +621,7 @@ impl SlowPath {
             }
             Request::IgmpShow => return self.igmp_status(),
             Request::Show { .. } | Request::McastList | Request::McastShow { .. } => {
-                Err("answered by the control thread".into())
+                return Response::err("answered by the control thread");
             }
         };
         if result.is_ok() {

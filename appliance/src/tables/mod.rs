@@ -23,7 +23,7 @@ pub use mcast::{
     RuleWorkerCounters,
 };
 pub use route::{NextHop, Route, RouteKind, RouteTable};
-pub use state::{NeighborEntry, RoutingState};
+pub use state::{NeighborEntry, RoutingState, TableError};
 
 use crate::wire::MacAddr;
 

@@ -13,8 +13,35 @@ use super::{
     Interface, McastRule, McastTable, Neighbor, NextHop, Published, Route, RouteKind, RouteTable,
     Tables,
 };
-use crate::config::mcast::{IfaceView, McastInputSpec, McastRuleSpec};
+use crate::config::mcast::{IfaceView, McastInputSpec, McastRuleError, McastRuleSpec};
 use crate::wire::MacAddr;
+
+/// Why a table change was refused (the control reply's text is its
+/// `Display`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// A route prefix with host bits.
+    #[error("prefix {prefix} has host bits set; did you mean {}?", .prefix.trunc())]
+    HostBits {
+        /// The prefix as given.
+        prefix: Ipv4Net,
+    },
+    /// A gateway off every connected subnet.
+    #[error("next hop {0} is not on a connected subnet")]
+    NextHopNotConnected(Ipv4Addr),
+    /// Deleting a route that is not there.
+    #[error("no static route for {0}")]
+    NoSuchRoute(Ipv4Net),
+    /// A relay rule that does not make sense (field and reason).
+    #[error("{0}")]
+    BadRule(#[from] McastRuleError),
+    /// Adding a rule for an input that has one, without `replace`.
+    #[error("a rule for input {0} exists; use --replace to replace it")]
+    RuleExists(McastInputSpec),
+    /// Deleting a rule that is not there.
+    #[error("no multicast rule for input {0}")]
+    NoSuchRule(McastInputSpec),
+}
 
 /// A neighbour as the slow path tracks it.
 #[derive(Debug, Clone)]
@@ -79,7 +106,7 @@ impl RoutingState {
     /// # Errors
     /// The rule is invalid (the message names the field), or its input
     /// exists and `replace` is false.
-    pub fn mcast_add(&mut self, spec: McastRuleSpec, replace: bool) -> Result<u64, String> {
+    pub fn mcast_add(&mut self, spec: McastRuleSpec, replace: bool) -> Result<u64, TableError> {
         let views: Vec<IfaceView<'_>> = self
             .interfaces
             .iter()
@@ -88,16 +115,13 @@ impl RoutingState {
                 address: i.address.map(|a| a.addr()),
             })
             .collect();
-        let (in_port, out_ports) = spec.validate(&views).map_err(|e| e.to_string())?;
+        let (in_port, out_ports) = spec.validate(&views)?;
         let existing = self
             .mcast_rules
             .iter()
             .position(|r| r.spec.input == spec.input);
         if existing.is_some() && !replace {
-            return Err(format!(
-                "a rule for input {} exists; use --replace to replace it",
-                spec.input
-            ));
+            return Err(TableError::RuleExists(spec.input));
         }
         let addresses: Vec<Option<Ipv4Addr>> = self
             .interfaces
@@ -122,11 +146,11 @@ impl RoutingState {
     ///
     /// # Errors
     /// No rule has that input.
-    pub fn mcast_del(&mut self, input: &McastInputSpec) -> Result<u64, String> {
+    pub fn mcast_del(&mut self, input: &McastInputSpec) -> Result<u64, TableError> {
         let before = self.mcast_rules.len();
         self.mcast_rules.retain(|r| r.spec.input != *input);
         if self.mcast_rules.len() == before {
-            return Err(format!("no multicast rule for input {input}"));
+            return Err(TableError::NoSuchRule(input.clone()));
         }
         Ok(self.republish())
     }
@@ -157,15 +181,12 @@ impl RoutingState {
     ///
     /// # Errors
     /// The prefix has host bits or the gateway is not on a connected subnet.
-    pub fn add_route(&mut self, prefix: Ipv4Net, via: Ipv4Addr) -> Result<u64, String> {
+    pub fn add_route(&mut self, prefix: Ipv4Net, via: Ipv4Addr) -> Result<u64, TableError> {
         if prefix != prefix.trunc() {
-            return Err(format!(
-                "prefix {prefix} has host bits set; did you mean {}?",
-                prefix.trunc()
-            ));
+            return Err(TableError::HostBits { prefix });
         }
         if self.connected_port(via).is_none() {
-            return Err(format!("next hop {via} is not on a connected subnet"));
+            return Err(TableError::NextHopNotConnected(via));
         }
         self.static_routes.retain(|(p, _)| *p != prefix);
         self.static_routes.push((prefix, via));
@@ -176,11 +197,11 @@ impl RoutingState {
     ///
     /// # Errors
     /// No static route has that prefix.
-    pub fn del_route(&mut self, prefix: Ipv4Net) -> Result<u64, String> {
+    pub fn del_route(&mut self, prefix: Ipv4Net) -> Result<u64, TableError> {
         let before = self.static_routes.len();
         self.static_routes.retain(|(p, _)| *p != prefix);
         if self.static_routes.len() == before {
-            return Err(format!("no static route for {prefix}"));
+            return Err(TableError::NoSuchRoute(prefix));
         }
         Ok(self.republish())
     }

