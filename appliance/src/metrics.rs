@@ -1,11 +1,17 @@
-//! Prometheus text endpoint (`GET /metrics`), on its own thread.
+//! Prometheus text endpoint (`GET /metrics`), on its own thread. What it
+//! serves is the table [`FAMILIES`]: each family is a name, a type, a help
+//! line and a function from one scrape's reports to labelled values.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::report::StatsSource;
-use crate::stats::DropReason;
+use crate::report::{
+    McastReport, OutputReport, PortReport, PortStatsReport, RuleReport, StatsReport, StatsSource,
+    WorkerReport,
+};
+use crate::stats::{CounterSnapshot, DropReason};
 
 /// The running endpoint. Dropping it stops the server thread (each request is answered
 /// on that thread, so none is in flight afterwards) and with it its [`StatsSource`].
@@ -83,326 +89,457 @@ pub fn start(addr: &str, source: Arc<StatsSource>) -> Result<Endpoint, MetricsEr
     })
 }
 
+/// Everything one scrape reads, read once.
+struct Scrape {
+    ports: Vec<PortReport>,
+    port_names: Vec<String>,
+    workers: Vec<WorkerReport>,
+    mgmt: CounterSnapshot,
+    stats: StatsReport,
+    mcast: McastReport,
+}
+
+/// Label sets and values of one family.
+type Rows = Vec<(String, u64)>;
+
+/// One metric family: its name (after `appliance_`), type, help and rows.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    rows: fn(&Scrape) -> Rows,
+}
+
+const fn counter(name: &'static str, help: &'static str, rows: fn(&Scrape) -> Rows) -> Family {
+    Family {
+        name,
+        kind: "counter",
+        help,
+        rows,
+    }
+}
+
+const fn gauge(name: &'static str, help: &'static str, rows: fn(&Scrape) -> Rows) -> Family {
+    Family {
+        name,
+        kind: "gauge",
+        help,
+        rows,
+    }
+}
+
+/// Every family `/metrics` serves, in order: a new one is one entry here.
+const FAMILIES: &[Family] = &[
+    counter(
+        "port_rx_packets_total",
+        "Packets received by the port (driver counter).",
+        |s| per_port(s, |p| p.stats.ipackets),
+    ),
+    counter(
+        "port_tx_packets_total",
+        "Packets sent by the port (driver counter).",
+        |s| per_port(s, |p| p.stats.opackets),
+    ),
+    counter("port_rx_bytes_total", "Bytes received by the port.", |s| {
+        per_port(s, |p| p.stats.ibytes)
+    }),
+    counter("port_tx_bytes_total", "Bytes sent by the port.", |s| {
+        per_port(s, |p| p.stats.obytes)
+    }),
+    counter(
+        "port_rx_missed_total",
+        "Packets the device dropped for lack of RX descriptors.",
+        |s| per_port(s, |p| p.stats.imissed),
+    ),
+    counter("port_rx_errors_total", "Erroneous packets received.", |s| {
+        per_port(s, |p| p.stats.ierrors)
+    }),
+    counter("port_tx_errors_total", "Failed transmissions.", |s| {
+        per_port(s, |p| p.stats.oerrors)
+    }),
+    counter(
+        "port_rx_nombuf_total",
+        "RX mbuf allocation failures.",
+        |s| per_port(s, |p| p.stats.rx_nombuf),
+    ),
+    gauge("port_link_up", "1 if the link is up.", |s| {
+        per_port(s, |p| u64::from(p.link_up))
+    }),
+    counter(
+        "queue_rx_packets_total",
+        "Packets received per RX queue (driver counter).",
+        |s| per_queue(s, |q| &q.q_ipackets),
+    ),
+    counter(
+        "queue_tx_packets_total",
+        "Packets sent per TX queue (driver counter).",
+        |s| per_queue(s, |q| &q.q_opackets),
+    ),
+    counter(
+        "worker_rx_packets_total",
+        "Packets a worker received, per port.",
+        |s| per_worker_port(s, |c| &c.rx_packets),
+    ),
+    counter(
+        "worker_tx_packets_total",
+        "Packets a worker sent, per port.",
+        |s| per_worker_port(s, |c| &c.tx_packets),
+    ),
+    counter(
+        "worker_rx_bytes_total",
+        "Bytes a worker received, per port.",
+        |s| per_worker_port(s, |c| &c.rx_bytes),
+    ),
+    counter(
+        "worker_tx_bytes_total",
+        "Bytes a worker sent, per port.",
+        |s| per_worker_port(s, |c| &c.tx_bytes),
+    ),
+    counter(
+        "worker_punted_total",
+        "Packets a worker handed to the slow path.",
+        |s| per_worker(s, |c| c.punted),
+    ),
+    counter("worker_polls_total", "Poll loop iterations.", |s| {
+        per_worker(s, |c| c.polls)
+    }),
+    counter(
+        "worker_busy_polls_total",
+        "Poll loop iterations that found packets.",
+        |s| per_worker(s, |c| c.busy_polls),
+    ),
+    counter(
+        "drops_total",
+        "Packets dropped, by lcore and reason.",
+        drops,
+    ),
+    counter(
+        "mgmt_tx_packets_total",
+        "Packets the management lcore sent, per port.",
+        |s| per_port_index(s, &s.mgmt.tx_packets),
+    ),
+    counter("slowpath_events_total", "Slow-path events.", |s| {
+        labelled("event", &s.stats.slowpath)
+    }),
+    gauge("mempool_in_use", "Mbufs taken from the pool.", |s| {
+        single(s.stats.mempool.in_use)
+    }),
+    gauge("mempool_capacity", "Mbufs in the pool.", |s| {
+        single(s.stats.mempool.capacity)
+    }),
+    gauge(
+        "mempool_baseline_in_use",
+        "Mbufs in use with no traffic (after port start).",
+        |s| single(s.stats.mempool.baseline_in_use),
+    ),
+    gauge(
+        "header_pool_in_use",
+        "Fan-out header mbufs taken from their pool (0 when no copy is in flight).",
+        |s| single(s.stats.header_pool.in_use),
+    ),
+    gauge("tables_version", "Version of the published tables.", |s| {
+        single(s.stats.tables_version)
+    }),
+    counter(
+        "mcast_rule_rx_packets_total",
+        "Packets matched by a relay rule.",
+        |s| per_rule(s, |r| r.rx_packets),
+    ),
+    counter(
+        "mcast_rule_rx_bytes_total",
+        "Bytes matched by a relay rule.",
+        |s| per_rule(s, |r| r.rx_bytes),
+    ),
+    counter(
+        "mcast_rule_drops_total",
+        "Matched packets not relayed, by reason.",
+        rule_drops,
+    ),
+    counter(
+        "mcast_output_tx_packets_total",
+        "Relayed copies sent, per rule output.",
+        |s| per_output(s, |o| o.tx_packets),
+    ),
+    counter(
+        "mcast_output_tx_bytes_total",
+        "Relayed bytes sent, per rule output.",
+        |s| per_output(s, |o| o.tx_bytes),
+    ),
+    counter(
+        "mcast_output_drops_total",
+        "Relayed copies lost, per rule output and reason.",
+        output_drops,
+    ),
+];
+
 /// The metrics text.
 pub fn render(source: &StatsSource) -> String {
+    render_scrape(&Scrape {
+        ports: source.ports(),
+        port_names: source.ports.iter().map(|p| p.name.clone()).collect(),
+        workers: source.workers(),
+        mgmt: source.mgmt.snapshot(),
+        stats: source.stats(),
+        mcast: source.mcast(None),
+    })
+}
+
+fn render_scrape(scrape: &Scrape) -> String {
     let mut out = String::new();
-    let ports = source.ports();
-    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+    for f in FAMILIES {
         let _ = writeln!(
             out,
-            "# HELP appliance_{name} {help}\n# TYPE appliance_{name} {kind}"
+            "# HELP appliance_{} {}\n# TYPE appliance_{} {}",
+            f.name, f.help, f.name, f.kind
         );
-        for (labels, v) in rows {
+        for (labels, v) in (f.rows)(scrape) {
             if labels.is_empty() {
-                let _ = writeln!(out, "appliance_{name} {v}");
+                let _ = writeln!(out, "appliance_{} {v}", f.name);
             } else {
-                let _ = writeln!(out, "appliance_{name}{{{labels}}} {v}");
+                let _ = writeln!(out, "appliance_{}{{{labels}}} {v}", f.name);
             }
         }
-    };
-    let pl = |p: &crate::report::PortReport| format!("port=\"{}\"", p.meta.name);
-    metric(
-        "port_rx_packets_total",
-        "counter",
-        "Packets received by the port (driver counter).",
-        ports.iter().map(|p| (pl(p), p.stats.ipackets)).collect(),
-    );
-    metric(
-        "port_tx_packets_total",
-        "counter",
-        "Packets sent by the port (driver counter).",
-        ports.iter().map(|p| (pl(p), p.stats.opackets)).collect(),
-    );
-    metric(
-        "port_rx_bytes_total",
-        "counter",
-        "Bytes received by the port.",
-        ports.iter().map(|p| (pl(p), p.stats.ibytes)).collect(),
-    );
-    metric(
-        "port_tx_bytes_total",
-        "counter",
-        "Bytes sent by the port.",
-        ports.iter().map(|p| (pl(p), p.stats.obytes)).collect(),
-    );
-    metric(
-        "port_rx_missed_total",
-        "counter",
-        "Packets the device dropped for lack of RX descriptors.",
-        ports.iter().map(|p| (pl(p), p.stats.imissed)).collect(),
-    );
-    metric(
-        "port_rx_errors_total",
-        "counter",
-        "Erroneous packets received.",
-        ports.iter().map(|p| (pl(p), p.stats.ierrors)).collect(),
-    );
-    metric(
-        "port_tx_errors_total",
-        "counter",
-        "Failed transmissions.",
-        ports.iter().map(|p| (pl(p), p.stats.oerrors)).collect(),
-    );
-    metric(
-        "port_rx_nombuf_total",
-        "counter",
-        "RX mbuf allocation failures.",
-        ports.iter().map(|p| (pl(p), p.stats.rx_nombuf)).collect(),
-    );
-    metric(
-        "port_link_up",
-        "gauge",
-        "1 if the link is up.",
-        ports
-            .iter()
-            .map(|p| (pl(p), u64::from(p.link_up)))
-            .collect(),
-    );
-    let mut q_rows = Vec::new();
-    for p in &ports {
-        for (q, v) in p.stats.q_ipackets.iter().enumerate() {
-            q_rows.push((format!("port=\"{}\",queue=\"{q}\"", p.meta.name), *v));
-        }
     }
-    metric(
-        "queue_rx_packets_total",
-        "counter",
-        "Packets received per RX queue (driver counter).",
-        q_rows,
-    );
-    let mut q_rows = Vec::new();
-    for p in &ports {
-        for (q, v) in p.stats.q_opackets.iter().enumerate() {
-            q_rows.push((format!("port=\"{}\",queue=\"{q}\"", p.meta.name), *v));
-        }
-    }
-    metric(
-        "queue_tx_packets_total",
-        "counter",
-        "Packets sent per TX queue (driver counter).",
-        q_rows,
-    );
+    out
+}
 
-    let workers = source.workers();
-    let names: Vec<&str> = source.ports.iter().map(|p| p.name.as_str()).collect();
-    let per_worker_port = |f: &dyn Fn(&crate::stats::CounterSnapshot) -> &Vec<u64>| {
-        let mut rows = Vec::new();
-        for w in &workers {
-            for (i, name) in names.iter().enumerate() {
-                rows.push((
-                    format!("worker=\"{}\",port=\"{name}\"", w.id),
-                    f(&w.counters).get(i).copied().unwrap_or(0),
-                ));
-            }
-        }
-        rows
-    };
-    metric(
-        "worker_rx_packets_total",
-        "counter",
-        "Packets a worker received, per port.",
-        per_worker_port(&|c| &c.rx_packets),
-    );
-    metric(
-        "worker_tx_packets_total",
-        "counter",
-        "Packets a worker sent, per port.",
-        per_worker_port(&|c| &c.tx_packets),
-    );
-    metric(
-        "worker_rx_bytes_total",
-        "counter",
-        "Bytes a worker received, per port.",
-        per_worker_port(&|c| &c.rx_bytes),
-    );
-    metric(
-        "worker_tx_bytes_total",
-        "counter",
-        "Bytes a worker sent, per port.",
-        per_worker_port(&|c| &c.tx_bytes),
-    );
-    metric(
-        "worker_punted_total",
-        "counter",
-        "Packets a worker handed to the slow path.",
-        workers
-            .iter()
-            .map(|w| (format!("worker=\"{}\"", w.id), w.counters.punted))
-            .collect(),
-    );
-    metric(
-        "worker_polls_total",
-        "counter",
-        "Poll loop iterations.",
-        workers
-            .iter()
-            .map(|w| (format!("worker=\"{}\"", w.id), w.counters.polls))
-            .collect(),
-    );
-    metric(
-        "worker_busy_polls_total",
-        "counter",
-        "Poll loop iterations that found packets.",
-        workers
-            .iter()
-            .map(|w| (format!("worker=\"{}\"", w.id), w.counters.busy_polls))
-            .collect(),
-    );
-    let mut drop_rows = Vec::new();
-    for w in &workers {
-        for r in DropReason::ALL {
-            drop_rows.push((
-                format!("worker=\"{}\",reason=\"{}\"", w.id, r.name()),
-                w.counters.drop_count(*r),
-            ));
-        }
-    }
-    let mgmt = source.mgmt.snapshot();
-    for r in DropReason::ALL {
-        drop_rows.push((
-            format!("worker=\"mgmt\",reason=\"{}\"", r.name()),
-            mgmt.drop_count(*r),
-        ));
-    }
-    metric(
-        "drops_total",
-        "counter",
-        "Packets dropped, by lcore and reason.",
-        drop_rows,
-    );
-    metric(
-        "mgmt_tx_packets_total",
-        "counter",
-        "Packets the management lcore sent, per port.",
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
+fn single(v: impl Into<u64>) -> Rows {
+    vec![(String::new(), v.into())]
+}
+
+fn labelled(label: &str, values: &BTreeMap<&'static str, u64>) -> Rows {
+    values
+        .iter()
+        .map(|(k, v)| (format!("{label}=\"{k}\""), *v))
+        .collect()
+}
+
+fn per_port(s: &Scrape, f: fn(&PortReport) -> u64) -> Rows {
+    s.ports
+        .iter()
+        .map(|p| (format!("port=\"{}\"", p.meta.name), f(p)))
+        .collect()
+}
+
+/// A per-port-index array (lcore counters) as rows per port name.
+fn per_port_index(s: &Scrape, values: &[u64]) -> Rows {
+    s.port_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("port=\"{n}\""), values.get(i).copied().unwrap_or(0)))
+        .collect()
+}
+
+fn per_queue(s: &Scrape, f: fn(&PortStatsReport) -> &Vec<u64>) -> Rows {
+    s.ports
+        .iter()
+        .flat_map(|p| {
+            f(&p.stats)
+                .iter()
+                .enumerate()
+                .map(move |(q, v)| (format!("port=\"{}\",queue=\"{q}\"", p.meta.name), *v))
+        })
+        .collect()
+}
+
+fn per_worker(s: &Scrape, f: fn(&CounterSnapshot) -> u64) -> Rows {
+    s.workers
+        .iter()
+        .map(|w| (format!("worker=\"{}\"", w.id), f(&w.counters)))
+        .collect()
+}
+
+fn per_worker_port(s: &Scrape, f: fn(&CounterSnapshot) -> &Vec<u64>) -> Rows {
+    s.workers
+        .iter()
+        .flat_map(|w| {
+            per_port_index(s, f(&w.counters))
+                .into_iter()
+                .map(move |(port, v)| (format!("worker=\"{}\",{port}", w.id), v))
+        })
+        .collect()
+}
+
+/// Drops by lcore (each worker and `mgmt`) and reason.
+fn drops(s: &Scrape) -> Rows {
+    let lcores = s
+        .workers
+        .iter()
+        .map(|w| (w.id.to_string(), &w.counters))
+        .chain(std::iter::once(("mgmt".to_string(), &s.mgmt)));
+    lcores
+        .flat_map(|(id, c)| {
+            DropReason::ALL.iter().map(move |r| {
                 (
-                    format!("port=\"{n}\""),
-                    mgmt.tx_packets.get(i).copied().unwrap_or(0),
+                    format!("worker=\"{id}\",reason=\"{}\"", r.name()),
+                    c.drop_count(*r),
                 )
             })
-            .collect(),
-    );
-    metric(
-        "slowpath_events_total",
-        "counter",
-        "Slow-path events.",
-        source
-            .slow
-            .snapshot()
-            .into_iter()
-            .map(|(k, v)| (format!("event=\"{k}\""), v))
-            .collect(),
-    );
-    let s = source.stats();
-    metric(
-        "mempool_in_use",
-        "gauge",
-        "Mbufs taken from the pool.",
-        vec![(String::new(), u64::from(s.mempool.in_use))],
-    );
-    metric(
-        "mempool_capacity",
-        "gauge",
-        "Mbufs in the pool.",
-        vec![(String::new(), u64::from(s.mempool.capacity))],
-    );
-    metric(
-        "mempool_baseline_in_use",
-        "gauge",
-        "Mbufs in use with no traffic (after port start).",
-        vec![(String::new(), u64::from(s.mempool.baseline_in_use))],
-    );
-    metric(
-        "header_pool_in_use",
-        "gauge",
-        "Fan-out header mbufs taken from their pool (0 when no copy is in flight).",
-        vec![(String::new(), u64::from(s.header_pool.in_use))],
-    );
-    metric(
-        "tables_version",
-        "gauge",
-        "Version of the published tables.",
-        vec![(String::new(), s.tables_version)],
-    );
-    let mcast = source.mcast(None);
-    let rule_label = |r: &crate::report::RuleReport| format!("rule=\"{}\"", r.rule.input);
-    let out_label = |r: &crate::report::RuleReport, o: &crate::report::OutputReport| {
-        format!(
-            "rule=\"{}\",output=\"{}:{}:{}\"",
-            r.rule.input, o.interface, o.destination, o.port
-        )
-    };
-    metric(
-        "mcast_rule_rx_packets_total",
-        "counter",
-        "Packets matched by a relay rule.",
-        mcast
-            .rules
-            .iter()
-            .map(|r| (rule_label(r), r.rx_packets))
-            .collect(),
-    );
-    metric(
-        "mcast_rule_rx_bytes_total",
-        "counter",
-        "Bytes matched by a relay rule.",
-        mcast
-            .rules
-            .iter()
-            .map(|r| (rule_label(r), r.rx_bytes))
-            .collect(),
-    );
-    metric(
-        "mcast_rule_drops_total",
-        "counter",
-        "Matched packets not relayed, by reason.",
-        mcast
-            .rules
-            .iter()
-            .flat_map(|r| {
-                r.drops
+        })
+        .collect()
+}
+
+fn rule_label(r: &RuleReport) -> String {
+    format!("rule=\"{}\"", r.rule.input)
+}
+
+fn output_label(r: &RuleReport, o: &OutputReport) -> String {
+    format!(
+        "rule=\"{}\",output=\"{}:{}:{}\"",
+        r.rule.input, o.interface, o.destination, o.port
+    )
+}
+
+fn per_rule(s: &Scrape, f: fn(&RuleReport) -> u64) -> Rows {
+    s.mcast
+        .rules
+        .iter()
+        .map(|r| (rule_label(r), f(r)))
+        .collect()
+}
+
+fn rule_drops(s: &Scrape) -> Rows {
+    s.mcast
+        .rules
+        .iter()
+        .flat_map(|r| {
+            r.drops
+                .iter()
+                .map(move |(k, v)| (format!("{},reason=\"{k}\"", rule_label(r)), *v))
+        })
+        .collect()
+}
+
+fn per_output(s: &Scrape, f: fn(&OutputReport) -> u64) -> Rows {
+    s.mcast
+        .rules
+        .iter()
+        .flat_map(|r| r.outputs.iter().map(move |o| (output_label(r, o), f(o))))
+        .collect()
+}
+
+fn output_drops(s: &Scrape) -> Rows {
+    s.mcast
+        .rules
+        .iter()
+        .flat_map(|r| {
+            r.outputs.iter().flat_map(move |o| {
+                o.drops
                     .iter()
-                    .map(move |(k, v)| (format!("{},reason=\"{k}\"", rule_label(r)), *v))
+                    .map(move |(k, v)| (format!("{},reason=\"{k}\"", output_label(r, o)), *v))
             })
-            .collect(),
-    );
-    let per_output = |f: &dyn Fn(&crate::report::OutputReport) -> u64| {
-        mcast
-            .rules
-            .iter()
-            .flat_map(|r| r.outputs.iter().map(move |o| (out_label(r, o), f(o))))
-            .collect::<Vec<_>>()
-    };
-    metric(
-        "mcast_output_tx_packets_total",
-        "counter",
-        "Relayed copies sent, per rule output.",
-        per_output(&|o| o.tx_packets),
-    );
-    metric(
-        "mcast_output_tx_bytes_total",
-        "counter",
-        "Relayed bytes sent, per rule output.",
-        per_output(&|o| o.tx_bytes),
-    );
-    metric(
-        "mcast_output_drops_total",
-        "counter",
-        "Relayed copies lost, per rule output and reason.",
-        mcast
-            .rules
-            .iter()
-            .flat_map(|r| {
-                r.outputs.iter().flat_map(move |o| {
-                    o.drops
-                        .iter()
-                        .map(move |(k, v)| (format!("{},reason=\"{k}\"", out_label(r, o)), *v))
-                })
-            })
-            .collect(),
-    );
-    out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{MempoolReport, PortMeta};
+    use crate::stats::RateReport;
+
+    fn scrape() -> Scrape {
+        let pool = || MempoolReport {
+            in_use: 7,
+            available: 1,
+            capacity: 8,
+            baseline_in_use: 6,
+        };
+        let mut mgmt = CounterSnapshot::default();
+        mgmt.tx_packets = vec![3, 4];
+        mgmt.drops = vec![0; DropReason::COUNT];
+        mgmt.drops[DropReason::NoRoute as usize] = 2;
+        let mut w0 = CounterSnapshot::default();
+        w0.rx_packets = vec![10];
+        w0.drops = vec![0; DropReason::COUNT];
+        Scrape {
+            ports: vec![PortReport {
+                meta: PortMeta {
+                    index: 0,
+                    name: "lan".into(),
+                    port_id: 0,
+                    driver: "net_null".into(),
+                    rx_queues: 1,
+                    tx_queues: 2,
+                },
+                mac: String::new(),
+                address: None,
+                link_up: true,
+                speed_mbps: 0,
+                stats: PortStatsReport {
+                    ipackets: 5,
+                    q_ipackets: vec![5],
+                    ..PortStatsReport::default()
+                },
+                rx_rate: RateReport::default(),
+                tx_rate: RateReport::default(),
+            }],
+            port_names: vec!["lan".into(), "wan".into()],
+            workers: vec![WorkerReport {
+                id: 0,
+                lcore: 1,
+                rx_queues: vec![],
+                counters: w0,
+            }],
+            mgmt,
+            stats: StatsReport {
+                tables_version: 9,
+                rx_packets: vec![],
+                tx_packets: vec![],
+                rx_bytes: vec![],
+                tx_bytes: vec![],
+                punted: 0,
+                drops: BTreeMap::new(),
+                drops_total: 0,
+                slowpath: BTreeMap::from([("arp_received", 1)]),
+                mempool: pool(),
+                header_pool: pool(),
+            },
+            mcast: McastReport {
+                version: 9,
+                rules: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn families_render_as_prometheus_text() {
+        let text = render_scrape(&scrape());
+        for line in [
+            "# HELP appliance_port_rx_packets_total Packets received by the port (driver counter).",
+            "# TYPE appliance_port_rx_packets_total counter",
+            "appliance_port_rx_packets_total{port=\"lan\"} 5",
+            "appliance_port_link_up{port=\"lan\"} 1",
+            "appliance_queue_rx_packets_total{port=\"lan\",queue=\"0\"} 5",
+            "appliance_worker_rx_packets_total{worker=\"0\",port=\"lan\"} 10",
+            "appliance_worker_rx_packets_total{worker=\"0\",port=\"wan\"} 0",
+            "appliance_drops_total{worker=\"mgmt\",reason=\"no_route\"} 2",
+            "appliance_mgmt_tx_packets_total{port=\"wan\"} 4",
+            "appliance_slowpath_events_total{event=\"arp_received\"} 1",
+            "# TYPE appliance_mempool_in_use gauge",
+            "appliance_mempool_in_use 7",
+            "appliance_tables_version 9",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn family_names_are_unique_and_counters_end_in_total() {
+        let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        for f in FAMILIES {
+            assert_eq!(
+                f.kind == "counter",
+                f.name.ends_with("_total"),
+                "{}",
+                f.name
+            );
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAMILIES.len());
+    }
 }
