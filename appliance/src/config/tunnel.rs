@@ -1,0 +1,535 @@
+//! The `[tunnel]` section: the peer site's prefixes, the WAN paths to it, the
+//! traffic classes and their schedulers, probing and reordering. Checked
+//! against the interfaces and the hardware profile; every error names the
+//! key.
+//!
+//! ```toml
+//! [tunnel]
+//! prefixes = ["10.2.0.0/24"]          # the peer site's networks
+//! default_scheduler = "wlb"
+//!
+//! [[tunnel.paths]]
+//! name = "a"
+//! id = 0                               # the same id on both appliances
+//! interface = "wan0"
+//! remote = "172.16.0.2"                # the peer's address on this path
+//! rate = "300mbit"
+//!
+//! [[tunnel.classes]]
+//! name = "voice"
+//! scheduler = "redundant"
+//! match = { protocol = "udp", dscp = [46] }
+//! ```
+
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::InterfaceConfig;
+
+/// Most paths to the peer (path ids are 0..MAX_PATHS).
+pub const MAX_PATHS: usize = 16;
+/// Bytes the tunnel adds in front of an inner packet: outer IPv4 (20), UDP
+/// (8) and the tunnel header (20). The inner MTU is the path MTU minus this.
+pub const OVERHEAD: u16 = 48;
+/// The smallest inner MTU a path may leave (IPv4's minimum datagram every
+/// host must accept, RFC 791).
+pub const MIN_INNER_MTU: u16 = 576;
+
+/// A path scheduler (see `docs/tunnel.md` for what each does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerName {
+    /// A flow stays on one healthy path.
+    FlowHash,
+    /// Each LAN source subnet is bound to one path.
+    SourceSubnet,
+    /// Per packet, in bytes, in proportion to each path's rate.
+    Wlb,
+    /// The lowest-delay healthy path, spilling to the next at its rate.
+    #[serde(rename = "minrtt")]
+    MinRtt,
+    /// Active/standby by priority.
+    Backup,
+    /// Every packet on the two best paths.
+    Redundant,
+}
+
+impl SchedulerName {
+    /// The name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerName::FlowHash => "flow-hash",
+            SchedulerName::SourceSubnet => "source-subnet",
+            SchedulerName::Wlb => "wlb",
+            SchedulerName::MinRtt => "minrtt",
+            SchedulerName::Backup => "backup",
+            SchedulerName::Redundant => "redundant",
+        }
+    }
+}
+
+/// A rate such as `"300mbit"`, in bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BitRate(pub u64);
+
+impl std::str::FromStr for BitRate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult = match unit.trim() {
+            "bit" | "bps" | "" => 1.0,
+            "kbit" => 1e3,
+            "mbit" => 1e6,
+            "gbit" => 1e9,
+            _ => return Err(format!("a rate such as \"300mbit\" (bit, kbit, mbit, gbit), not {s:?}")),
+        };
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("a rate such as \"300mbit\", not {s:?}"))?;
+        let bps = (v * mult).round();
+        if !(1.0..=1e13).contains(&bps) {
+            return Err(format!("a rate between 1 bit/s and 10 Tbit/s, not {s:?}"));
+        }
+        Ok(BitRate(bps as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for BitRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration such as `"10ms"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Span)
+            .map_err(|_| serde::de::Error::custom(format!("a duration such as \"10ms\", not {s:?}")))
+    }
+}
+
+/// One WAN path to the peer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathConfig {
+    /// Name, for `appliancectl` and logs.
+    pub name: String,
+    /// Id carried in every packet: the same path has the same id on both
+    /// appliances.
+    pub id: u8,
+    /// The WAN interface (a config `interfaces[].port`).
+    pub interface: String,
+    /// Our address on it (default: the interface's).
+    #[serde(default)]
+    pub local: Option<Ipv4Addr>,
+    /// The peer's address on this path.
+    pub remote: Ipv4Addr,
+    /// The next hop towards `remote` (default: `remote` itself, which must
+    /// then be on the interface's subnet).
+    #[serde(default)]
+    pub next_hop: Option<Ipv4Addr>,
+    /// The path's rate: the schedulers' ceiling for it.
+    pub rate: BitRate,
+    /// The path's IP MTU (default 1500); the inner MTU is this minus 48.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Lower is preferred by the `backup` scheduler.
+    #[serde(default)]
+    pub priority: u8,
+    /// Only used when no non-backup path is up.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+/// A port or size range: `"80"` or `"5000-5100"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range(pub RangeInclusive<u16>);
+
+impl<'de> Deserialize<'de> for Range {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(u16),
+            Text(String),
+        }
+        let bad = |s: &str| serde::de::Error::custom(format!("a number or a range such as \"5000-5100\", not {s:?}"));
+        match Raw::deserialize(d)? {
+            Raw::One(v) => Ok(Range(v..=v)),
+            Raw::Text(s) => {
+                let (a, b) = s.split_once('-').unwrap_or((&s, &s));
+                let (a, b): (u16, u16) = (
+                    a.trim().parse().map_err(|_| bad(&s))?,
+                    b.trim().parse().map_err(|_| bad(&s))?,
+                );
+                if a > b {
+                    return Err(bad(&s));
+                }
+                Ok(Range(a..=b))
+            }
+        }
+    }
+}
+
+/// An IP protocol: `"tcp"`, `"udp"`, `"icmp"` or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocol(pub u8);
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u8),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) => Ok(Protocol(n)),
+            Raw::Name(s) => match s.as_str() {
+                "icmp" => Ok(Protocol(1)),
+                "tcp" => Ok(Protocol(6)),
+                "udp" => Ok(Protocol(17)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "\"tcp\", \"udp\", \"icmp\" or a protocol number, not {s:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// What a traffic class matches (every given field must match; none given
+/// matches everything).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Inner source in this prefix.
+    #[serde(default)]
+    pub src: Option<Ipv4Net>,
+    /// Inner destination in this prefix.
+    #[serde(default)]
+    pub dst: Option<Ipv4Net>,
+    /// IP protocol.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// TCP/UDP source port in this range.
+    #[serde(default)]
+    pub src_ports: Option<Range>,
+    /// TCP/UDP destination port in this range.
+    #[serde(default)]
+    pub dst_ports: Option<Range>,
+    /// DSCP is one of these.
+    #[serde(default)]
+    pub dscp: Option<Vec<u8>>,
+    /// Inner IPv4 total length in this range (bytes).
+    #[serde(default)]
+    pub size: Option<Range>,
+}
+
+/// A source subnet bound to a path (`source-subnet` classes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingConfig {
+    /// LAN source subnet.
+    pub subnet: Ipv4Net,
+    /// Path name.
+    pub path: String,
+}
+
+/// A traffic class: first match wins; unmatched traffic takes the default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    /// Name.
+    pub name: String,
+    /// Its scheduler.
+    pub scheduler: SchedulerName,
+    /// What it matches.
+    #[serde(rename = "match", default)]
+    pub matches: MatchConfig,
+    /// Subnet-to-path bindings (`source-subnet` only).
+    #[serde(default)]
+    pub bindings: Vec<BindingConfig>,
+}
+
+/// Reorder buffer limits (per lane).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderConfig {
+    /// Packets held at most per lane (a power of two).
+    #[serde(default = "default_reorder_packets")]
+    pub max_packets: usize,
+    /// Longest a packet waits for an earlier one.
+    #[serde(default = "default_max_hold")]
+    pub max_hold: Span,
+}
+
+impl Default for ReorderConfig {
+    fn default() -> Self {
+        Self {
+            max_packets: default_reorder_packets(),
+            max_hold: default_max_hold(),
+        }
+    }
+}
+
+fn default_reorder_packets() -> usize {
+    1024
+}
+fn default_max_hold() -> Span {
+    Span(Duration::from_millis(100))
+}
+
+/// The `[tunnel]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// Outer UDP destination port (the same on both appliances).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The peer site's networks: routed through the tunnel.
+    pub prefixes: Vec<Ipv4Net>,
+    /// The paths to the peer.
+    pub paths: Vec<PathConfig>,
+    /// Traffic classes, first match wins.
+    #[serde(default)]
+    pub classes: Vec<ClassConfig>,
+    /// The scheduler of traffic no class matches.
+    #[serde(default = "default_scheduler")]
+    pub default_scheduler: SchedulerName,
+    /// How often each path is probed (RTT, one-way delay).
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval: Span,
+    /// Reorder buffer limits.
+    #[serde(default)]
+    pub reorder: ReorderConfig,
+}
+
+fn default_port() -> u16 {
+    4800
+}
+fn default_scheduler() -> SchedulerName {
+    SchedulerName::Wlb
+}
+fn default_probe_interval() -> Span {
+    Span(Duration::from_millis(10))
+}
+
+/// A problem in `[tunnel]`: the key below `tunnel.` and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelConfigError {
+    /// Key path under `tunnel`, e.g. `paths[1].remote`.
+    pub key: String,
+    /// What was expected.
+    pub what: String,
+}
+
+fn fail<T>(key: impl Into<String>, what: impl Into<String>) -> Result<T, TunnelConfigError> {
+    Err(TunnelConfigError {
+        key: key.into(),
+        what: what.into(),
+    })
+}
+
+impl TunnelConfig {
+    /// The inner MTU: the smallest path MTU minus the tunnel's overhead.
+    pub fn inner_mtu(&self) -> u16 {
+        self.paths
+            .iter()
+            .map(|p| p.mtu.saturating_sub(OVERHEAD))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Checks the section against the interfaces, the static route prefixes
+    /// and the workers' reorder memory (`mbufs` in the pool).
+    ///
+    /// # Errors
+    /// The first problem, with its key under `tunnel`.
+    pub fn validate(
+        &self,
+        interfaces: &[InterfaceConfig],
+        static_prefixes: &[Ipv4Net],
+        mbufs: u32,
+        workers: usize,
+    ) -> Result<(), TunnelConfigError> {
+        if self.port == 0 {
+            return fail("port", "a UDP port 1-65535");
+        }
+        if self.paths.is_empty() || self.paths.len() > MAX_PATHS {
+            return fail("paths", format!("1 to {MAX_PATHS} paths, not {}", self.paths.len()));
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            let key = |f: &str| format!("paths[{i}].{f}");
+            if p.name.is_empty() || self.paths[..i].iter().any(|o| o.name == p.name) {
+                return fail(key("name"), format!("a name not used by another path, not {:?}", p.name));
+            }
+            if usize::from(p.id) >= MAX_PATHS || self.paths[..i].iter().any(|o| o.id == p.id) {
+                return fail(key("id"), format!("an id 0-{} not used by another path, not {}", MAX_PATHS - 1, p.id));
+            }
+            let Some(ifc) = interfaces.iter().find(|c| c.port == p.interface) else {
+                let names: Vec<&str> = interfaces.iter().map(|c| c.port.as_str()).collect();
+                return fail(key("interface"), format!("an interface with an address {names:?}, not {:?}", p.interface));
+            };
+            if p.local.is_some_and(|l| l != ifc.address.addr()) {
+                return fail(key("local"), format!("the interface's own address {}, or nothing", ifc.address.addr()));
+            }
+            let r = p.remote;
+            if r.is_multicast() || r.is_broadcast() || r.is_unspecified() || r.is_loopback() {
+                return fail(key("remote"), format!("a unicast address of the peer, not {r}"));
+            }
+            if interfaces.iter().any(|c| c.address.addr() == r) {
+                return fail(key("remote"), format!("the peer's address, not one of ours ({r})"));
+            }
+            let next_hop = p.next_hop.unwrap_or(r);
+            if !ifc.address.contains(&next_hop) || next_hop == ifc.address.network() || next_hop == ifc.address.broadcast() || next_hop == ifc.address.addr() {
+                let which = if p.next_hop.is_some() { "next_hop" } else { "remote" };
+                return fail(key(which), format!(
+                    "a next hop on {}'s subnet {} (set next_hop when the peer is further away), not {next_hop}",
+                    p.interface, ifc.address.trunc()
+                ));
+            }
+            if !(OVERHEAD + MIN_INNER_MTU..=9000).contains(&p.mtu) {
+                return fail(key("mtu"), format!(
+                    "an MTU of {} to 9000 (the inner MTU is {OVERHEAD} less and must stay >= {MIN_INNER_MTU}), not {}",
+                    OVERHEAD + MIN_INNER_MTU, p.mtu
+                ));
+            }
+        }
+        for (i, prefix) in self.prefixes.iter().enumerate() {
+            let key = format!("prefixes[{i}]");
+            if *prefix != prefix.trunc() {
+                return fail(key, format!("a prefix with no host bits set ({} here)", prefix.trunc()));
+            }
+            if let Some(c) = interfaces.iter().find(|c| prefix.contains(&c.address.addr()) || c.address.trunc().contains(prefix)) {
+                return fail(key, format!("a remote network, not one overlapping {}'s {}", c.port, c.address));
+            }
+            if let Some(p) = self.paths.iter().find(|p| prefix.contains(&p.remote) || prefix.contains(&p.next_hop.unwrap_or(p.remote))) {
+                return fail(key, format!(
+                    "a prefix not holding path {}'s peer address or next hop (its own packets would enter the tunnel)",
+                    p.name
+                ));
+            }
+            if static_prefixes.contains(prefix) || self.prefixes[..i].contains(prefix) {
+                return fail(key, format!("a prefix not routed already ({prefix} is)"));
+            }
+        }
+        if self.prefixes.is_empty() {
+            return fail("prefixes", "at least one network of the peer site");
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            let key = |f: &str| format!("classes[{i}].{f}");
+            if c.name.is_empty() || c.name == "default" || self.classes[..i].iter().any(|o| o.name == c.name) {
+                return fail(key("name"), format!("a name not used by another class (nor \"default\"), not {:?}", c.name));
+            }
+            let m = &c.matches;
+            if (m.src_ports.is_some() || m.dst_ports.is_some()) && !matches!(m.protocol, Some(Protocol(6 | 17))) {
+                return fail(key("match"), "protocol = \"tcp\" or \"udp\" when ports are matched");
+            }
+            if let Some(d) = m.dscp.as_ref().and_then(|d| d.iter().find(|v| **v > 63)) {
+                return fail(key("match.dscp"), format!("DSCP values 0-63, not {d}"));
+            }
+            match (c.scheduler, c.bindings.is_empty()) {
+                (SchedulerName::SourceSubnet, true) => {
+                    return fail(key("bindings"), "at least one { subnet, path } for a source-subnet class")
+                }
+                (SchedulerName::SourceSubnet, false) => {}
+                (_, false) => return fail(key("bindings"), "bindings only in a source-subnet class"),
+                (_, true) => {}
+            }
+            for (j, b) in c.bindings.iter().enumerate() {
+                if b.subnet != b.subnet.trunc() {
+                    return fail(format!("classes[{i}].bindings[{j}].subnet"), format!("a subnet with no host bits set ({} here)", b.subnet.trunc()));
+                }
+                if !self.paths.iter().any(|p| p.name == b.path) {
+                    let names: Vec<&str> = self.paths.iter().map(|p| p.name.as_str()).collect();
+                    return fail(format!("classes[{i}].bindings[{j}].path"), format!("one of the paths {names:?}, not {:?}", b.path));
+                }
+            }
+        }
+        if self.default_scheduler == SchedulerName::SourceSubnet {
+            return fail("default_scheduler", "a scheduler that needs no bindings (source-subnet needs a class of its own)");
+        }
+        let probe = self.probe_interval.0;
+        if probe < Duration::from_millis(1) || probe > Duration::from_secs(10) {
+            return fail("probe_interval", format!("1ms to 10s, not {probe:?}"));
+        }
+        let r = self.reorder;
+        if !r.max_packets.is_power_of_two() || !(64..=65536).contains(&r.max_packets) {
+            return fail("reorder.max_packets", format!("a power of two from 64 to 65536, not {}", r.max_packets));
+        }
+        if r.max_hold.0 < Duration::from_millis(1) || r.max_hold.0 > Duration::from_secs(1) {
+            return fail("reorder.max_hold", format!("1ms to 1s, not {:?}", r.max_hold.0));
+        }
+        // Each worker holds at most one full lane per lane it owns that
+        // carries traffic; with one lane per sending worker, keep that below
+        // half the pool so holding never starves reception.
+        let held = r.max_packets.saturating_mul(workers.max(1));
+        if held > (mbufs as usize) / 2 {
+            return fail("reorder.max_packets", format!(
+                "at most half the mempool ({} mbufs) across {workers} worker(s): {} × {workers} = {held} here",
+                mbufs, r.max_packets
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_in_bits() {
+        assert_eq!("300mbit".parse(), Ok(BitRate(300_000_000)));
+        assert_eq!("1.5gbit".parse(), Ok(BitRate(1_500_000_000)));
+        assert_eq!("64kbit".parse(), Ok(BitRate(64_000)));
+        assert_eq!("1000".parse(), Ok(BitRate(1000)));
+        assert!("fast".parse::<BitRate>().is_err());
+        assert!("300mb".parse::<BitRate>().is_err());
+        assert!("0mbit".parse::<BitRate>().is_err());
+    }
+
+    #[test]
+    fn the_inner_mtu_is_the_smallest_path_mtu_less_the_overhead() {
+        let t: TunnelConfig = toml::from_str(
+            r#"
+prefixes = ["10.2.0.0/24"]
+[[paths]]
+name = "a"
+id = 0
+interface = "wan0"
+remote = "172.16.0.2"
+rate = "30mbit"
+[[paths]]
+name = "b"
+id = 1
+interface = "wan1"
+remote = "172.16.1.2"
+rate = "8mbit"
+mtu = 1400
+"#,
+        )
+        .unwrap();
+        assert_eq!(t.inner_mtu(), 1352);
+        assert_eq!(t.port, 4800);
+        assert_eq!(t.default_scheduler, SchedulerName::Wlb);
+        assert_eq!(t.probe_interval.0, Duration::from_millis(10));
+    }
+}
