@@ -20,4 +20,5 @@ pub mod slowpath;
 pub mod stats;
 pub mod tables;
 pub mod time;
+pub mod tunnel;
 pub mod wire;

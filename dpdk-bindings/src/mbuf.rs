@@ -112,6 +112,14 @@ impl Mbuf {
         self.m().port
     }
 
+    /// Sets the port the packet counts as having arrived on (a stage that
+    /// re-injects a packet, such as tunnel decapsulation, marks it so).
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: we own the mbuf; only its metadata is written.
+        unsafe { self.raw.as_mut().port = port }
+    }
+
     /// Prepends `len` bytes and returns them; `None` if headroom is short.
     pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
         // SAFETY: valid owned mbuf; on success the returned pointer is the

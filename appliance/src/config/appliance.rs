@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use super::mcast::{IfaceView, McastRuleSpec};
+use super::tunnel::TunnelConfig;
 use super::{parse_toml, read, ConfigError, HwProfile};
 use crate::wire::MacAddr;
 
@@ -140,6 +141,9 @@ pub struct Config {
     /// Multicast relay rules (more can be added at run time).
     #[serde(default)]
     pub mcast_rules: Vec<McastRuleSpec>,
+    /// The multipath tunnel to the peer site.
+    #[serde(default)]
+    pub tunnel: Option<TunnelConfig>,
 }
 
 impl Config {
@@ -273,6 +277,17 @@ impl Config {
         if self.slowpath.arp_hold_packets > 64 {
             return err("slowpath.arp_hold_packets".into(), "at most 64".into());
         }
+        if let Some(t) = &self.tunnel {
+            let statics: Vec<Ipv4Net> = self.routes.iter().map(|r| r.prefix).collect();
+            if let Err(e) = t.validate(
+                &self.interfaces,
+                &statics,
+                profile.mempool.mbufs,
+                profile.workers(),
+            ) {
+                return err(format!("tunnel.{}", e.key), e.what);
+            }
+        }
         Ok(())
     }
 }
@@ -333,6 +348,105 @@ outputs = [{ interface = "wan", destination = "239.10.1.1", port = 6000, ttl = 1
         let c = parse(GOOD).unwrap();
         assert_eq!(c.routes.len(), 1);
         assert_eq!(c.slowpath.icmp_errors_per_sec, 100);
+    }
+
+    const TUNNEL: &str = r#"
+[tunnel]
+prefixes = ["10.9.0.0/16"]
+[[tunnel.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.0.2.2"
+rate = "30mbit"
+[[tunnel.classes]]
+name = "voice"
+scheduler = "redundant"
+match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
+"#;
+
+    fn tunnel_config_with(tunnel: &str) -> String {
+        GOOD.replace(
+            "[[routes]]\nprefix = \"10.9.0.0/16\"\nvia = \"10.0.2.2\"\n",
+            "",
+        ) + tunnel
+    }
+
+    fn tunnel_config() -> String {
+        tunnel_config_with(TUNNEL)
+    }
+
+    #[test]
+    fn a_tunnel_config_parses() {
+        let c = parse(&tunnel_config()).unwrap();
+        let t = c.tunnel.unwrap();
+        assert_eq!(t.paths[0].rate.0, 30_000_000);
+        assert_eq!(t.inner_mtu(), 1452);
+    }
+
+    #[test]
+    fn tunnel_errors_name_the_key() {
+        let cases = [
+            (
+                "interface = \"wan\"",
+                "interface = \"dmz\"",
+                "tunnel.paths[0].interface",
+            ),
+            (
+                "remote = \"10.0.2.2\"",
+                "remote = \"10.0.2.1\"",
+                "tunnel.paths[0].remote",
+            ),
+            (
+                "remote = \"10.0.2.2\"",
+                "remote = \"192.0.2.1\"",
+                "tunnel.paths[0].remote",
+            ),
+            (
+                "rate = \"30mbit\"",
+                "rate = \"fast\"",
+                "tunnel.paths[0].rate",
+            ),
+            ("id = 0", "id = 16", "tunnel.paths[0].id"),
+            ("id = 0", "id = 0\nmtu = 600", "tunnel.paths[0].mtu"),
+            ("10.9.0.0/16", "10.0.1.0/24", "tunnel.prefixes[0]"),
+            ("10.9.0.0/16", "10.9.0.1/16", "tunnel.prefixes[0]"),
+            ("10.9.0.0/16", "10.0.0.0/8", "tunnel.prefixes[0]"),
+            (
+                "scheduler = \"redundant\"",
+                "scheduler = \"fastest\"",
+                "tunnel.classes[0].scheduler",
+            ),
+            (
+                "scheduler = \"redundant\"",
+                "scheduler = \"source-subnet\"",
+                "tunnel.classes[0].bindings",
+            ),
+            ("protocol = \"udp\", ", "", "tunnel.classes[0].match"),
+            ("dscp = [46]", "dscp = [64]", "tunnel.classes[0].match.dscp"),
+            (
+                "dst_ports = \"5000-5100\"",
+                "dst_ports = \"5100-5000\"",
+                "tunnel.classes[0].match.dst_ports",
+            ),
+            (
+                "name = \"voice\"",
+                "name = \"voice\"\ncolour = 1",
+                "tunnel.classes[0].colour",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let text = tunnel_config_with(&TUNNEL.replacen(from, to, 1));
+            assert_ne!(text, tunnel_config(), "{from} not in the config");
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key, key, "{from} -> {to}: {e}");
+        }
+        let routed = GOOD.to_string() + TUNNEL;
+        assert_eq!(
+            parse(&routed).unwrap_err().key,
+            "tunnel.prefixes[0]",
+            "a prefix routed already"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod appliance;
 mod hw_profile;
 pub mod mcast;
+pub mod tunnel;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -81,14 +81,20 @@ impl std::str::FromStr for BitRate {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim().to_ascii_lowercase();
-        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let mult = match unit.trim() {
             "bit" | "bps" | "" => 1.0,
             "kbit" => 1e3,
             "mbit" => 1e6,
             "gbit" => 1e9,
-            _ => return Err(format!("a rate such as \"300mbit\" (bit, kbit, mbit, gbit), not {s:?}")),
+            _ => {
+                return Err(format!(
+                    "a rate such as \"300mbit\" (bit, kbit, mbit, gbit), not {s:?}"
+                ))
+            }
         };
         let v: f64 = num
             .parse()
@@ -115,9 +121,9 @@ pub struct Span(pub Duration);
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(Span)
-            .map_err(|_| serde::de::Error::custom(format!("a duration such as \"10ms\", not {s:?}")))
+        humantime::parse_duration(&s).map(Span).map_err(|_| {
+            serde::de::Error::custom(format!("a duration such as \"10ms\", not {s:?}"))
+        })
     }
 }
 
@@ -170,7 +176,11 @@ impl<'de> Deserialize<'de> for Range {
             One(u16),
             Text(String),
         }
-        let bad = |s: &str| serde::de::Error::custom(format!("a number or a range such as \"5000-5100\", not {s:?}"));
+        let bad = |s: &str| {
+            serde::de::Error::custom(format!(
+                "a number or a range such as \"5000-5100\", not {s:?}"
+            ))
+        };
         match Raw::deserialize(d)? {
             Raw::One(v) => Ok(Range(v..=v)),
             Raw::Text(s) => {
@@ -373,33 +383,72 @@ impl TunnelConfig {
             return fail("port", "a UDP port 1-65535");
         }
         if self.paths.is_empty() || self.paths.len() > MAX_PATHS {
-            return fail("paths", format!("1 to {MAX_PATHS} paths, not {}", self.paths.len()));
+            return fail(
+                "paths",
+                format!("1 to {MAX_PATHS} paths, not {}", self.paths.len()),
+            );
         }
         for (i, p) in self.paths.iter().enumerate() {
             let key = |f: &str| format!("paths[{i}].{f}");
             if p.name.is_empty() || self.paths[..i].iter().any(|o| o.name == p.name) {
-                return fail(key("name"), format!("a name not used by another path, not {:?}", p.name));
+                return fail(
+                    key("name"),
+                    format!("a name not used by another path, not {:?}", p.name),
+                );
             }
             if usize::from(p.id) >= MAX_PATHS || self.paths[..i].iter().any(|o| o.id == p.id) {
-                return fail(key("id"), format!("an id 0-{} not used by another path, not {}", MAX_PATHS - 1, p.id));
+                return fail(
+                    key("id"),
+                    format!(
+                        "an id 0-{} not used by another path, not {}",
+                        MAX_PATHS - 1,
+                        p.id
+                    ),
+                );
             }
             let Some(ifc) = interfaces.iter().find(|c| c.port == p.interface) else {
                 let names: Vec<&str> = interfaces.iter().map(|c| c.port.as_str()).collect();
-                return fail(key("interface"), format!("an interface with an address {names:?}, not {:?}", p.interface));
+                return fail(
+                    key("interface"),
+                    format!(
+                        "an interface with an address {names:?}, not {:?}",
+                        p.interface
+                    ),
+                );
             };
             if p.local.is_some_and(|l| l != ifc.address.addr()) {
-                return fail(key("local"), format!("the interface's own address {}, or nothing", ifc.address.addr()));
+                return fail(
+                    key("local"),
+                    format!(
+                        "the interface's own address {}, or nothing",
+                        ifc.address.addr()
+                    ),
+                );
             }
             let r = p.remote;
             if r.is_multicast() || r.is_broadcast() || r.is_unspecified() || r.is_loopback() {
-                return fail(key("remote"), format!("a unicast address of the peer, not {r}"));
+                return fail(
+                    key("remote"),
+                    format!("a unicast address of the peer, not {r}"),
+                );
             }
             if interfaces.iter().any(|c| c.address.addr() == r) {
-                return fail(key("remote"), format!("the peer's address, not one of ours ({r})"));
+                return fail(
+                    key("remote"),
+                    format!("the peer's address, not one of ours ({r})"),
+                );
             }
             let next_hop = p.next_hop.unwrap_or(r);
-            if !ifc.address.contains(&next_hop) || next_hop == ifc.address.network() || next_hop == ifc.address.broadcast() || next_hop == ifc.address.addr() {
-                let which = if p.next_hop.is_some() { "next_hop" } else { "remote" };
+            if !ifc.address.contains(&next_hop)
+                || next_hop == ifc.address.network()
+                || next_hop == ifc.address.broadcast()
+                || next_hop == ifc.address.addr()
+            {
+                let which = if p.next_hop.is_some() {
+                    "next_hop"
+                } else {
+                    "remote"
+                };
                 return fail(key(which), format!(
                     "a next hop on {}'s subnet {} (set next_hop when the peer is further away), not {next_hop}",
                     p.interface, ifc.address.trunc()
@@ -415,12 +464,26 @@ impl TunnelConfig {
         for (i, prefix) in self.prefixes.iter().enumerate() {
             let key = format!("prefixes[{i}]");
             if *prefix != prefix.trunc() {
-                return fail(key, format!("a prefix with no host bits set ({} here)", prefix.trunc()));
+                return fail(
+                    key,
+                    format!("a prefix with no host bits set ({} here)", prefix.trunc()),
+                );
             }
-            if let Some(c) = interfaces.iter().find(|c| prefix.contains(&c.address.addr()) || c.address.trunc().contains(prefix)) {
-                return fail(key, format!("a remote network, not one overlapping {}'s {}", c.port, c.address));
+            if let Some(c) = interfaces
+                .iter()
+                .find(|c| prefix.contains(&c.address.addr()) || c.address.trunc().contains(prefix))
+            {
+                return fail(
+                    key,
+                    format!(
+                        "a remote network, not one overlapping {}'s {}",
+                        c.port, c.address
+                    ),
+                );
             }
-            if let Some(p) = self.paths.iter().find(|p| prefix.contains(&p.remote) || prefix.contains(&p.next_hop.unwrap_or(p.remote))) {
+            if let Some(p) = self.paths.iter().find(|p| {
+                prefix.contains(&p.remote) || prefix.contains(&p.next_hop.unwrap_or(p.remote))
+            }) {
                 return fail(key, format!(
                     "a prefix not holding path {}'s peer address or next hop (its own packets would enter the tunnel)",
                     p.name
@@ -435,36 +498,64 @@ impl TunnelConfig {
         }
         for (i, c) in self.classes.iter().enumerate() {
             let key = |f: &str| format!("classes[{i}].{f}");
-            if c.name.is_empty() || c.name == "default" || self.classes[..i].iter().any(|o| o.name == c.name) {
-                return fail(key("name"), format!("a name not used by another class (nor \"default\"), not {:?}", c.name));
+            if c.name.is_empty()
+                || c.name == "default"
+                || self.classes[..i].iter().any(|o| o.name == c.name)
+            {
+                return fail(
+                    key("name"),
+                    format!(
+                        "a name not used by another class (nor \"default\"), not {:?}",
+                        c.name
+                    ),
+                );
             }
             let m = &c.matches;
-            if (m.src_ports.is_some() || m.dst_ports.is_some()) && !matches!(m.protocol, Some(Protocol(6 | 17))) {
-                return fail(key("match"), "protocol = \"tcp\" or \"udp\" when ports are matched");
+            if (m.src_ports.is_some() || m.dst_ports.is_some())
+                && !matches!(m.protocol, Some(Protocol(6 | 17)))
+            {
+                return fail(
+                    key("match"),
+                    "protocol = \"tcp\" or \"udp\" when ports are matched",
+                );
             }
             if let Some(d) = m.dscp.as_ref().and_then(|d| d.iter().find(|v| **v > 63)) {
                 return fail(key("match.dscp"), format!("DSCP values 0-63, not {d}"));
             }
             match (c.scheduler, c.bindings.is_empty()) {
                 (SchedulerName::SourceSubnet, true) => {
-                    return fail(key("bindings"), "at least one { subnet, path } for a source-subnet class")
+                    return fail(
+                        key("bindings"),
+                        "at least one { subnet, path } for a source-subnet class",
+                    )
                 }
                 (SchedulerName::SourceSubnet, false) => {}
-                (_, false) => return fail(key("bindings"), "bindings only in a source-subnet class"),
+                (_, false) => {
+                    return fail(key("bindings"), "bindings only in a source-subnet class")
+                }
                 (_, true) => {}
             }
             for (j, b) in c.bindings.iter().enumerate() {
                 if b.subnet != b.subnet.trunc() {
-                    return fail(format!("classes[{i}].bindings[{j}].subnet"), format!("a subnet with no host bits set ({} here)", b.subnet.trunc()));
+                    return fail(
+                        format!("classes[{i}].bindings[{j}].subnet"),
+                        format!("a subnet with no host bits set ({} here)", b.subnet.trunc()),
+                    );
                 }
                 if !self.paths.iter().any(|p| p.name == b.path) {
                     let names: Vec<&str> = self.paths.iter().map(|p| p.name.as_str()).collect();
-                    return fail(format!("classes[{i}].bindings[{j}].path"), format!("one of the paths {names:?}, not {:?}", b.path));
+                    return fail(
+                        format!("classes[{i}].bindings[{j}].path"),
+                        format!("one of the paths {names:?}, not {:?}", b.path),
+                    );
                 }
             }
         }
         if self.default_scheduler == SchedulerName::SourceSubnet {
-            return fail("default_scheduler", "a scheduler that needs no bindings (source-subnet needs a class of its own)");
+            return fail(
+                "default_scheduler",
+                "a scheduler that needs no bindings (source-subnet needs a class of its own)",
+            );
         }
         let probe = self.probe_interval.0;
         if probe < Duration::from_millis(1) || probe > Duration::from_secs(10) {
@@ -472,10 +563,16 @@ impl TunnelConfig {
         }
         let r = self.reorder;
         if !r.max_packets.is_power_of_two() || !(64..=65536).contains(&r.max_packets) {
-            return fail("reorder.max_packets", format!("a power of two from 64 to 65536, not {}", r.max_packets));
+            return fail(
+                "reorder.max_packets",
+                format!("a power of two from 64 to 65536, not {}", r.max_packets),
+            );
         }
         if r.max_hold.0 < Duration::from_millis(1) || r.max_hold.0 > Duration::from_secs(1) {
-            return fail("reorder.max_hold", format!("1ms to 1s, not {:?}", r.max_hold.0));
+            return fail(
+                "reorder.max_hold",
+                format!("1ms to 1s, not {:?}", r.max_hold.0),
+            );
         }
         // Each worker holds at most one full lane per lane it owns that
         // carries traffic; with one lane per sending worker, keep that below

@@ -54,4 +54,19 @@ drop_reasons! {
     LocalUnsupported => "local_unsupported", "to us but not ICMP echo (ICMP unreachable sent)";
     IcmpMalformed => "icmp_malformed", "ICMP to us that is truncated or has a bad checksum";
     NoMbuf => "no_mbuf", "mempool empty when building a reply or a relay header";
+    TunnelTruncated => "tunnel_truncated", "tunnel packet shorter than its headers, or its UDP length disagrees";
+    TunnelBadVersion => "tunnel_bad_version", "tunnel header of a version we do not speak";
+    TunnelBadType => "tunnel_bad_type", "tunnel header of an unknown type";
+    TunnelUnknownPath => "tunnel_unknown_path", "tunnel packet whose path id, outer addresses or arrival port match no configured path";
+    TunnelBadLane => "tunnel_bad_lane", "tunnel data on a lane number beyond the receiver's lanes";
+    TunnelUnsupportedKey => "tunnel_unsupported_key", "tunnel packet encrypted with a key id we do not have";
+    TunnelOutOfWindow => "tunnel_out_of_window", "tunnel sequence number far outside the reorder window";
+    TunnelStale => "tunnel_stale", "tunnel packet older than the duplicate window";
+    TunnelDuplicate => "tunnel_duplicate", "second copy of a tunnel packet (redundant scheduler, or a duplicated packet)";
+    TunnelBadInner => "tunnel_bad_inner", "tunnel data that decapsulates to no valid IPv4 packet";
+    TunnelLoop => "tunnel_loop", "decapsulated packet routed back into the tunnel";
+    TunnelNoPath => "tunnel_no_path", "no tunnel path is up (and resolved) to send on";
+    TunnelMtuDf => "tunnel_mtu_df", "larger than the tunnel's inner MTU with DF set (ICMP fragmentation needed sent, rate-limited)";
+    TunnelMtuNoDf => "tunnel_mtu_no_df", "larger than the tunnel's inner MTU without DF (the appliance does not fragment)";
+    TunnelHandoffFull => "tunnel_handoff_full", "ring to the worker that owns the lane full";
 }

@@ -46,6 +46,12 @@ impl Counter {
     pub fn inc(&self) {
         self.add(1);
     }
+    /// Sets the value (single writer only): for counters the writer keeps
+    /// elsewhere and mirrors here, and for gauges.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
     /// Reads the value (any thread).
     #[inline]
     pub fn get(&self) -> u64 {
@@ -92,11 +98,28 @@ macro_rules! counter_set {
     };
 }
 
+/// A fixed array of counters (`Default` for any length).
+#[derive(Debug)]
+pub struct CounterArray<const N: usize>(pub [Counter; N]);
+
+impl<const N: usize> Default for CounterArray<N> {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Counter::default()))
+    }
+}
+
+impl<const N: usize> std::ops::Deref for CounterArray<N> {
+    type Target = [Counter; N];
+    fn deref(&self) -> &[Counter; N] {
+        &self.0
+    }
+}
+
 /// Drops by reason for one object (a relay rule, an output, a tunnel path):
 /// one [`Counter`] per [`DropReason`], so any drop after the object was
 /// chosen can be counted against it.
 #[derive(Debug, Default)]
-pub struct DropCounters([Counter; DropReason::COUNT]);
+pub struct DropCounters(CounterArray<{ DropReason::COUNT }>);
 
 impl DropCounters {
     /// Counts one drop (single writer only).

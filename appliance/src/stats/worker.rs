@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Counter, DropReason};
+use super::{Counter, CounterArray, DropReason};
 use crate::config::MAX_PORTS;
 
 /// Counters of one worker (or of the management lcore, which uses the same
@@ -23,7 +23,7 @@ pub struct WorkerCounters {
     /// Packets handed to the slow path.
     pub punted: Counter,
     /// Drops by reason.
-    pub drops: [Counter; DropReason::COUNT],
+    pub drops: CounterArray<{ DropReason::COUNT }>,
     /// Poll-loop iterations.
     pub polls: Counter,
     /// Iterations that found packets.
@@ -48,7 +48,7 @@ impl WorkerCounters {
             tx_packets: v(&self.tx_packets),
             tx_bytes: v(&self.tx_bytes),
             punted: self.punted.get(),
-            drops: v(&self.drops),
+            drops: v(&self.drops[..]),
             polls: self.polls.get(),
             busy_polls: self.busy_polls.get(),
             idle_sleeps: self.idle_sleeps.get(),

@@ -44,6 +44,7 @@ pub mod ethernet;
 pub mod icmpv4;
 pub mod igmp;
 pub mod ipv4;
+pub mod tunnel;
 pub mod udp;
 
 pub use arp::{ArpOp, ArpPacket, ArpRepr};

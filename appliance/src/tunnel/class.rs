@@ -1,0 +1,249 @@
+//! Traffic classes: which scheduler a packet entering the tunnel gets. Each
+//! class matches on the inner packet's source and destination prefix,
+//! protocol, ports, DSCP and size; the first class that matches wins, and
+//! the default class takes the rest.
+
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+use ipnet::Ipv4Net;
+
+use crate::config::tunnel::{ClassConfig, MatchConfig, SchedulerName};
+use crate::wire::{IpProtocol, Ipv4Packet};
+
+/// What classification reads from an inner IPv4 packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowKey {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// IP protocol.
+    pub proto: u8,
+    /// TCP/UDP source port (0 for other protocols and non-first fragments).
+    pub sport: u16,
+    /// TCP/UDP destination port (0 likewise).
+    pub dport: u16,
+    /// DSCP (6 bits).
+    pub dscp: u8,
+    /// IPv4 total length.
+    pub len: u16,
+}
+
+impl FlowKey {
+    /// Reads the key from a checked IPv4 packet.
+    pub fn from_ipv4(ip: &Ipv4Packet<&[u8]>) -> FlowKey {
+        let proto = ip.protocol();
+        let (sport, dport) = match proto {
+            IpProtocol::TCP | IpProtocol::UDP if ip.frag_offset() == 0 => {
+                let p = ip.payload();
+                if p.len() >= 4 {
+                    (
+                        u16::from_be_bytes([p[0], p[1]]),
+                        u16::from_be_bytes([p[2], p[3]]),
+                    )
+                } else {
+                    (0, 0)
+                }
+            }
+            _ => (0, 0),
+        };
+        FlowKey {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            proto: proto.0,
+            sport,
+            dport,
+            dscp: ip.dscp(),
+            len: ip.total_len(),
+        }
+    }
+}
+
+/// A class's match, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matcher {
+    src: Option<Ipv4Net>,
+    dst: Option<Ipv4Net>,
+    proto: Option<u8>,
+    sports: Option<RangeInclusive<u16>>,
+    dports: Option<RangeInclusive<u16>>,
+    /// Bit d set: DSCP d matches.
+    dscp: Option<u64>,
+    size: Option<RangeInclusive<u16>>,
+}
+
+impl Matcher {
+    /// From the config's `match` table (already validated).
+    pub fn new(m: &MatchConfig) -> Matcher {
+        Matcher {
+            src: m.src,
+            dst: m.dst,
+            proto: m.protocol.map(|p| p.0),
+            sports: m.src_ports.as_ref().map(|r| r.0.clone()),
+            dports: m.dst_ports.as_ref().map(|r| r.0.clone()),
+            dscp: m
+                .dscp
+                .as_ref()
+                .map(|d| d.iter().fold(0u64, |bits, v| bits | (1u64 << (v & 63)))),
+            size: m.size.as_ref().map(|r| r.0.clone()),
+        }
+    }
+
+    /// Whether `k` matches every field given.
+    #[inline]
+    pub fn matches(&self, k: &FlowKey) -> bool {
+        self.src.is_none_or(|n| n.contains(&k.src))
+            && self.dst.is_none_or(|n| n.contains(&k.dst))
+            && self.proto.is_none_or(|p| p == k.proto)
+            && self.sports.as_ref().is_none_or(|r| r.contains(&k.sport))
+            && self.dports.as_ref().is_none_or(|r| r.contains(&k.dport))
+            && self
+                .dscp
+                .is_none_or(|bits| bits & (1u64 << (k.dscp & 63)) != 0)
+            && self.size.as_ref().is_none_or(|r| r.contains(&k.len))
+    }
+}
+
+/// A traffic class as the workers use it.
+#[derive(Debug, Clone)]
+pub struct Class {
+    /// Name (`default` for the default class).
+    pub name: String,
+    /// What it matches.
+    pub matcher: Matcher,
+    /// Its scheduler.
+    pub scheduler: SchedulerName,
+    /// `source-subnet` bindings as (subnet, path index).
+    pub bindings: Vec<(Ipv4Net, u8)>,
+}
+
+impl Class {
+    /// From a config class; `path_index` maps a path name to its index.
+    pub fn new(c: &ClassConfig, path_index: impl Fn(&str) -> Option<u8>) -> Class {
+        Class {
+            name: c.name.clone(),
+            matcher: Matcher::new(&c.matches),
+            scheduler: c.scheduler,
+            bindings: c
+                .bindings
+                .iter()
+                .filter_map(|b| path_index(&b.path).map(|p| (b.subnet, p)))
+                .collect(),
+        }
+    }
+
+    /// The default class: matches everything.
+    pub fn default_class(scheduler: SchedulerName) -> Class {
+        Class {
+            name: "default".into(),
+            matcher: Matcher::default(),
+            scheduler,
+            bindings: Vec::new(),
+        }
+    }
+}
+
+/// The classes of the tunnel, default last: `classify` returns an index into
+/// [`Self::all`].
+#[derive(Debug, Clone)]
+pub struct Classes {
+    all: Vec<Class>,
+}
+
+impl Classes {
+    /// `classes` in order, then `default`.
+    pub fn new(mut classes: Vec<Class>, default: Class) -> Classes {
+        classes.push(default);
+        Classes { all: classes }
+    }
+
+    /// The first class that matches `k` (the default when none does).
+    #[inline]
+    pub fn classify(&self, k: &FlowKey) -> usize {
+        let last = self.all.len().saturating_sub(1);
+        self.all[..last]
+            .iter()
+            .position(|c| c.matcher.matches(k))
+            .unwrap_or(last)
+    }
+
+    /// Every class, default last.
+    pub fn all(&self) -> &[Class] {
+        &self.all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(src: [u8; 4], proto: u8, dport: u16, dscp: u8, len: u16) -> FlowKey {
+        FlowKey {
+            src: src.into(),
+            dst: [10, 2, 0, 2].into(),
+            proto,
+            sport: 40000,
+            dport,
+            dscp,
+            len,
+        }
+    }
+
+    fn class(name: &str, toml_match: &str, sched: SchedulerName) -> Class {
+        let m: MatchConfig = toml::from_str(toml_match).unwrap();
+        Class {
+            name: name.into(),
+            matcher: Matcher::new(&m),
+            scheduler: sched,
+            bindings: vec![],
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_the_default_takes_the_rest() {
+        let classes = Classes::new(
+            vec![
+                class(
+                    "voice",
+                    "protocol = \"udp\"\ndscp = [46]",
+                    SchedulerName::Redundant,
+                ),
+                class(
+                    "web",
+                    "protocol = \"tcp\"\ndst_ports = \"80-443\"",
+                    SchedulerName::FlowHash,
+                ),
+                class("small", "size = \"0-200\"", SchedulerName::MinRtt),
+                class("lan1", "src = \"10.1.1.0/24\"", SchedulerName::Backup),
+            ],
+            Class::default_class(SchedulerName::Wlb),
+        );
+        let c = |k: FlowKey| classes.all()[classes.classify(&k)].name.clone();
+        assert_eq!(c(key([10, 1, 0, 2], 17, 5004, 46, 200)), "voice");
+        assert_eq!(
+            c(key([10, 1, 0, 2], 17, 5004, 0, 200)),
+            "small",
+            "no DSCP 46"
+        );
+        assert_eq!(c(key([10, 1, 0, 2], 6, 443, 46, 1500)), "web");
+        assert_eq!(c(key([10, 1, 0, 2], 6, 444, 0, 1500)), "default");
+        assert_eq!(c(key([10, 1, 1, 7], 6, 22, 0, 1500)), "lan1");
+    }
+
+    #[test]
+    fn reads_the_key_from_a_packet() {
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ipv4([10, 1, 0, 2], [10, 2, 0, 2], 64)
+            .udp(1234, 5678)
+            .write(&mut v, &[0; 10])
+            .unwrap();
+        v[1] = 46 << 2;
+        let ip = Ipv4Packet::new_checked(&v[..]).unwrap();
+        let k = FlowKey::from_ipv4(&ip);
+        assert_eq!(
+            (k.sport, k.dport, k.dscp, k.len, k.proto),
+            (1234, 5678, 46, 38, 17)
+        );
+    }
+}

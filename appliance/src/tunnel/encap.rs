@@ -1,0 +1,379 @@
+//! Encapsulation and decapsulation as pure functions over a [`PacketBuf`]:
+//! the workers run them on mbufs, the tests on `Vec`-backed buffers.
+//!
+//! An encapsulated frame is Ethernet, outer IPv4 (DF set, the inner packet's
+//! DSCP and ECN copied: RFC 6040's normal mode), outer UDP (checksum 0, as
+//! VXLAN: the inner packet carries its own), the tunnel header, then the
+//! inner IPv4 packet. `docs/wire-format.md` draws it.
+
+use std::net::Ipv4Addr;
+
+use crate::buf::{BufError, PacketBuf};
+use crate::stats::DropReason;
+use crate::wire::tunnel::{HeaderError, TunnelPacket, TunnelRepr};
+use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
+
+const ETH: usize = 14;
+const IP: usize = 20;
+const UDP: usize = 8;
+const TUN: usize = 20;
+/// Bytes in front of the inner IPv4 packet: Ethernet, outer IPv4, UDP and
+/// the tunnel header.
+pub const OUTER_LEN: usize = ETH + IP + UDP + TUN;
+/// Bytes encapsulation adds to an Ethernet frame (its Ethernet header is
+/// reused): the tunnel's overhead on the path MTU.
+pub const ADDED: usize = IP + UDP + TUN;
+/// Outer TTL.
+const OUTER_TTL: u8 = 64;
+/// ECN codepoint "congestion experienced".
+const CE: u8 = 0b11;
+
+/// The outer headers of one encapsulated packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outer {
+    /// Our MAC on the path's port.
+    pub src_mac: MacAddr,
+    /// The path's next hop.
+    pub dst_mac: MacAddr,
+    /// Our address on the path.
+    pub src_ip: Ipv4Addr,
+    /// The peer's address on the path.
+    pub dst_ip: Ipv4Addr,
+    /// Outer UDP source port (it carries the lane, for receive-side RSS).
+    pub src_port: u16,
+    /// The tunnel's UDP port.
+    pub dst_port: u16,
+    /// The inner packet's DSCP and ECN byte, copied.
+    pub tos: u8,
+    /// The tunnel header.
+    pub header: TunnelRepr,
+}
+
+/// Writes the outer Ethernet, IPv4, UDP and tunnel headers into the first
+/// [`OUTER_LEN`] bytes of `buf`, for `payload_len` bytes after them.
+///
+/// # Panics
+/// If `buf` is shorter than [`OUTER_LEN`] (callers size it).
+pub fn write_outer(buf: &mut [u8], o: &Outer, payload_len: usize) {
+    let udp_len = u16::try_from(UDP + TUN + payload_len).unwrap_or(u16::MAX);
+    let ip_len = udp_len.saturating_add(IP as u16);
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH]);
+    eth.set_dst_addr(o.dst_mac);
+    eth.set_src_addr(o.src_mac);
+    eth.set_ethertype(EtherType::IPV4);
+    let mut ip = Ipv4Packet::new_unchecked(&mut buf[ETH..ETH + IP]);
+    ip.set_version_and_header_len(IP);
+    ip.set_dscp(o.tos >> 2);
+    ip.set_ecn(o.tos & 0b11);
+    ip.set_total_len(ip_len);
+    // DF with identification 0: an atomic datagram (RFC 6864).
+    ip.set_ident(0);
+    ip.set_dont_frag(true);
+    ip.set_more_frags(false);
+    ip.set_frag_offset(0);
+    ip.set_ttl(OUTER_TTL);
+    ip.set_protocol(IpProtocol::UDP);
+    ip.set_src_addr(o.src_ip);
+    ip.set_dst_addr(o.dst_ip);
+    ip.fill_checksum();
+    let udp = &mut buf[ETH + IP..ETH + IP + UDP];
+    udp[0..2].copy_from_slice(&o.src_port.to_be_bytes());
+    udp[2..4].copy_from_slice(&o.dst_port.to_be_bytes());
+    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    udp[6..8].copy_from_slice(&[0, 0]);
+    o.header.emit(&mut TunnelPacket::new_unchecked(
+        &mut buf[ETH + IP + UDP..OUTER_LEN],
+    ));
+}
+
+/// The inner packet's DSCP and ECN byte, from an Ethernet frame carrying it
+/// (0 if it is too short to have one).
+pub fn inner_tos(frame: &[u8]) -> u8 {
+    frame.get(ETH + 1).copied().unwrap_or(0)
+}
+
+/// Encapsulates in place: `buf` holds an Ethernet frame carrying the inner
+/// IPv4 packet; afterwards it holds the outer frame.
+///
+/// # Errors
+/// Not enough headroom (an mbuf has 128 bytes; 48 are needed), or a frame
+/// shorter than an Ethernet header.
+pub fn encapsulate(buf: &mut impl PacketBuf, o: &Outer) -> Result<(), BufError> {
+    let inner_len = buf.len().checked_sub(ETH).ok_or(BufError::TooShort)?;
+    buf.prepend(ADDED)?;
+    write_outer(&mut buf.data_mut()[..OUTER_LEN], o, inner_len);
+    Ok(())
+}
+
+/// A received tunnel packet, read from its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rx {
+    /// The tunnel header.
+    pub header: TunnelRepr,
+    /// The outer source (the peer's address on the path).
+    pub src: Ipv4Addr,
+    /// The outer destination (ours).
+    pub dst: Ipv4Addr,
+    /// The outer ECN bits.
+    pub ecn: u8,
+    /// Where the tunnel payload starts in the frame.
+    pub offset: usize,
+    /// Its length, as the UDP length gives it.
+    pub len: usize,
+}
+
+impl Rx {
+    /// The payload (after the tunnel header) within `frame`.
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        frame
+            .get(self.offset..self.offset + self.len)
+            .unwrap_or(&[])
+    }
+}
+
+/// Reads the tunnel header of a frame the pipeline found to be for our
+/// tunnel port (so Ethernet, a 20-byte IPv4 header with a good checksum, and
+/// a UDP header that fits were already checked).
+///
+/// # Errors
+/// The drop reason: truncated, unknown version or type, an encryption key
+/// we do not have.
+pub fn parse_rx(frame: &[u8]) -> Result<Rx, DropReason> {
+    let ip = frame
+        .get(ETH..)
+        .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
+        .ok_or(DropReason::TunnelTruncated)?;
+    let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::TunnelTruncated)?;
+    let tunnel = udp.payload();
+    let header = TunnelRepr::parse(&TunnelPacket::new_unchecked(tunnel)).map_err(|e| match e {
+        HeaderError::Truncated => DropReason::TunnelTruncated,
+        HeaderError::Version(_) => DropReason::TunnelBadVersion,
+        HeaderError::Kind(_) => DropReason::TunnelBadType,
+    })?;
+    if header.key != 0 {
+        return Err(DropReason::TunnelUnsupportedKey);
+    }
+    Ok(Rx {
+        header,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        ecn: ip.ecn(),
+        offset: ETH + ip.header_len() + UDP + TUN,
+        len: tunnel.len() - TUN,
+    })
+}
+
+/// Decapsulates a data packet in place: afterwards `buf` holds an Ethernet
+/// frame (the received frame's addresses, type IPv4) carrying the inner
+/// packet, cut to the inner packet's total length. A congestion mark on the
+/// outer header is copied to an ECN-capable inner packet (RFC 6040).
+///
+/// # Errors
+/// `TunnelBadInner` when the payload is not a valid IPv4 packet (header,
+/// checksum, or a total length beyond the payload).
+pub fn decapsulate(buf: &mut impl PacketBuf, rx: &Rx) -> Result<(), DropReason> {
+    let frame = buf.data();
+    let payload = rx.payload(frame);
+    let inner = Ipv4Packet::new_checked(payload).map_err(|_| DropReason::TunnelBadInner)?;
+    if !inner.verify_checksum() {
+        return Err(DropReason::TunnelBadInner);
+    }
+    let inner_len = usize::from(inner.total_len());
+    let mark = rx.ecn == CE && inner.ecn() != 0 && inner.ecn() != CE;
+    let trailing = frame.len() - (rx.offset + inner_len);
+    let start = rx.offset - ETH;
+    let mut eth = [0u8; ETH];
+    eth.copy_from_slice(&frame[..ETH]);
+    buf.trim_back(trailing)
+        .map_err(|_| DropReason::TunnelBadInner)?;
+    let data = buf.data_mut();
+    data[start..rx.offset].copy_from_slice(&eth);
+    EthernetFrame::new_unchecked(&mut data[start..rx.offset]).set_ethertype(EtherType::IPV4);
+    if mark {
+        // Rare (only marked packets): a full header checksum is simplest.
+        let mut ip = Ipv4Packet::new_unchecked(&mut data[rx.offset..]);
+        ip.set_ecn(CE);
+        ip.fill_checksum();
+    }
+    buf.trim_front(start)
+        .map_err(|_| DropReason::TunnelBadInner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::VecBuf;
+    use crate::wire::tunnel::{flags, Kind};
+
+    const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+    const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn inner_frame(tos: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+            .ipv4([10, 1, 0, 2], [10, 2, 0, 2], 63)
+            .udp(40000, 5201)
+            .write(&mut v, payload)
+            .unwrap();
+        v[15] = tos;
+        Ipv4Packet::new_unchecked(&mut v[14..]).fill_checksum();
+        v
+    }
+
+    fn outer(tos: u8) -> Outer {
+        Outer {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 0xa0]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 0xb0]),
+            src_ip: Ipv4Addr::new(172, 16, 1, 1),
+            dst_ip: Ipv4Addr::new(172, 16, 1, 2),
+            src_port: 49152 + 3,
+            dst_port: 4800,
+            tos,
+            header: TunnelRepr {
+                kind: Kind::Data,
+                flags: flags::UNORDERED,
+                path: 1,
+                key: 0,
+                lane: 3,
+                epoch: 0x1234,
+                lane_seq: 77,
+                path_seq: 9,
+                sent_us: 123_456,
+            },
+        }
+    }
+
+    /// The encapsulated frame, byte for byte, against one built by etherparse.
+    #[test]
+    fn encapsulation_matches_an_independently_built_frame() {
+        let inner = inner_frame(0xb8 | 0b10, b"through the tunnel");
+        let mut buf = VecBuf::new(&inner);
+        let o = outer(inner_tos(&inner));
+        encapsulate(&mut buf, &o).unwrap();
+        let mut tunnel_and_inner = vec![0u8; 20];
+        o.header
+            .emit(&mut TunnelPacket::new_unchecked(&mut tunnel_and_inner[..]));
+        tunnel_and_inner.extend_from_slice(&inner[14..]);
+        let mut want = Vec::new();
+        let mut ip = etherparse::Ipv4Header::new(
+            0,
+            OUTER_TTL,
+            etherparse::IpNumber::UDP,
+            [172, 16, 1, 1],
+            [172, 16, 1, 2],
+        )
+        .unwrap();
+        ip.dont_fragment = true;
+        ip.dscp = etherparse::Ipv4Dscp::try_new(0xb8 >> 2).unwrap();
+        ip.ecn = etherparse::Ipv4Ecn::try_new(0b10).unwrap();
+        etherparse::PacketBuilder::ethernet2(o.src_mac.0, o.dst_mac.0)
+            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+            .udp(49155, 4800)
+            .write(&mut want, &tunnel_and_inner)
+            .unwrap();
+        // etherparse fills the UDP checksum; the tunnel leaves it 0.
+        want[40..42].copy_from_slice(&[0, 0]);
+        assert_eq!(buf.data(), &want[..]);
+        assert_eq!(buf.len(), inner.len() + ADDED);
+    }
+
+    #[test]
+    fn decapsulation_gives_back_the_inner_frame() {
+        let inner = inner_frame(0, &[7u8; 300]);
+        let mut buf = VecBuf::new(&inner);
+        encapsulate(&mut buf, &outer(0)).unwrap();
+        // Ethernet padding after the packet is cut off.
+        let mut padded = buf.clone().into_vec();
+        padded.extend_from_slice(&[0; 6]);
+        let mut rxbuf = VecBuf::new(&padded);
+        let rx = parse_rx(rxbuf.data()).unwrap();
+        assert_eq!(rx.header, outer(0).header);
+        assert_eq!(
+            (rx.src, rx.dst),
+            (Ipv4Addr::new(172, 16, 1, 1), Ipv4Addr::new(172, 16, 1, 2))
+        );
+        decapsulate(&mut rxbuf, &rx).unwrap();
+        let mut want = inner.clone();
+        want[..12].copy_from_slice(&padded[..12]);
+        assert_eq!(
+            rxbuf.data(),
+            &want[..],
+            "outer MACs, inner packet unchanged"
+        );
+    }
+
+    #[test]
+    fn a_congestion_mark_reaches_an_ecn_capable_inner_packet() {
+        for (inner_ecn, want) in [(0b10, CE), (0b01, CE), (0b00, 0b00), (CE, CE)] {
+            let inner = inner_frame(inner_ecn, b"x");
+            let mut buf = VecBuf::new(&inner);
+            encapsulate(&mut buf, &outer(inner_ecn)).unwrap();
+            let mut v = buf.into_vec();
+            v[15] |= CE; // a router on the path marked the outer header
+            Ipv4Packet::new_unchecked(&mut v[14..34]).fill_checksum();
+            let mut b = VecBuf::new(&v);
+            let rx = parse_rx(b.data()).unwrap();
+            decapsulate(&mut b, &rx).unwrap();
+            let ip = Ipv4Packet::new_checked(&b.data()[14..]).unwrap();
+            assert_eq!(ip.ecn(), want, "inner ECN {inner_ecn:#b}");
+            assert!(ip.verify_checksum());
+        }
+    }
+
+    #[test]
+    fn bad_tunnel_packets_have_their_reasons() {
+        let inner = inner_frame(0, b"payload");
+        let mut buf = VecBuf::new(&inner);
+        encapsulate(&mut buf, &outer(0)).unwrap();
+        let good = buf.into_vec();
+        let with = |at: usize, v: u8| {
+            let mut f = good.clone();
+            f[at] = v;
+            f
+        };
+        assert_eq!(parse_rx(&with(42, 0x20)), Err(DropReason::TunnelBadVersion));
+        assert_eq!(parse_rx(&with(42, 0x17)), Err(DropReason::TunnelBadType));
+        assert_eq!(
+            parse_rx(&with(45, 1)),
+            Err(DropReason::TunnelUnsupportedKey)
+        );
+        // UDP length shorter than a tunnel header.
+        let mut short = good.clone();
+        short[38..40].copy_from_slice(&20u16.to_be_bytes());
+        assert_eq!(parse_rx(&short), Err(DropReason::TunnelTruncated));
+        // A payload that is not IPv4 / has a bad checksum / claims more than it has.
+        for (at, v) in [(62, 0x65), (72, 0xff), (64, 0x7f)] {
+            let f = with(at, v);
+            let mut b = VecBuf::new(&f);
+            let rx = parse_rx(b.data()).unwrap();
+            assert_eq!(
+                decapsulate(&mut b, &rx),
+                Err(DropReason::TunnelBadInner),
+                "byte {at}"
+            );
+            assert_eq!(b.data(), &f[..], "a refused packet is left as it was");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, parsing and decapsulating never panic.
+        #[test]
+        fn arbitrary_frames_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Ok(rx) = parse_rx(&bytes) {
+                let mut b = VecBuf::new(&bytes);
+                let _ = decapsulate(&mut b, &rx);
+            }
+        }
+
+        /// Encapsulate then decapsulate gives the inner packet back.
+        #[test]
+        fn round_trip(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1400), tos in 0u8..) {
+            let inner = inner_frame(tos, &payload);
+            let mut b = VecBuf::new(&inner);
+            encapsulate(&mut b, &outer(tos)).unwrap();
+            let rx = parse_rx(b.data()).unwrap();
+            decapsulate(&mut b, &rx).unwrap();
+            proptest::prop_assert_eq!(&b.data()[14..], &inner[14..]);
+        }
+    }
+}

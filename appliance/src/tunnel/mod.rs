@@ -1,0 +1,369 @@
+//! The multipath WAN tunnel, the parts that are not tied to a worker or to
+//! DPDK: what the workers read about it ([`TunnelTable`], part of the table
+//! snapshot), the fast-changing path state beside it ([`PathLive`], atomics
+//! the management lcore writes), the counters, and the pure machinery:
+//! traffic classes ([`class`]), encapsulation ([`encap`]), path schedulers
+//! ([`scheduler`]), the reorder buffer ([`reorder`]) and path measurement
+//! ([`meter`]).
+//!
+//! How a packet crosses: a LAN packet whose destination is in one of the
+//! peer's prefixes routes to the tunnel; the worker classifies it, its
+//! class's scheduler picks the path (or two), and it leaves encapsulated
+//! with the worker's lane and sequence numbers. At the far end the packet
+//! goes to the worker that owns its lane, through the lane's reorder buffer
+//! (unless its scheduler is per flow), is decapsulated and routed on.
+//! `docs/tunnel.md` is the operator's page; `docs/wire-format.md` the bytes.
+
+pub mod class;
+pub mod encap;
+pub mod meter;
+pub mod reorder;
+pub mod scheduler;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use crate::config::tunnel::{SchedulerName, TunnelConfig};
+use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker};
+use crate::tables::Interface;
+use class::{Class, Classes};
+
+pub use crate::config::tunnel::{MAX_PATHS, OVERHEAD};
+
+/// Lanes a receiver keeps reorder state for (a sender uses one lane per
+/// worker, so this bounds the peer's workers).
+pub const MAX_LANES: usize = 64;
+/// Outer UDP source port of lane 0; lane `l` sends from `LANE_PORT_BASE + l`
+/// so that a NIC hashing on ports keeps a lane on one receive queue.
+pub const LANE_PORT_BASE: u16 = 49152;
+
+/// One path to the peer, as configured and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// Name.
+    pub name: String,
+    /// The id both appliances use for it on the wire.
+    pub id: u8,
+    /// Port index of its WAN interface.
+    pub port: usize,
+    /// Our address on it.
+    pub local: Ipv4Addr,
+    /// The peer's address on it.
+    pub remote: Ipv4Addr,
+    /// Where its packets go at layer 2.
+    pub next_hop: Ipv4Addr,
+    /// Configured rate (bit/s): the ceiling of its effective rate.
+    pub rate_bps: u64,
+    /// Path MTU.
+    pub mtu: u16,
+    /// Lower is preferred by `backup`.
+    pub priority: u8,
+    /// Only used when no non-backup path is usable.
+    pub backup: bool,
+}
+
+/// What changes fast about a path: written by the management lcore, read by
+/// every worker once per burst (plain loads, no lock).
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct PathLive {
+    /// Not taken down by `appliancectl path down`.
+    pub admin_up: AtomicBool,
+    /// Healthy (probes answered, carrier up).
+    pub up: AtomicBool,
+    /// Effective rate in bit/s (the configured rate, lowered while the path's
+    /// queueing delay grows).
+    pub rate_bps: AtomicU64,
+    /// Forward one-way delay in µs, relative to the fastest path, queueing
+    /// included.
+    pub delay_us: AtomicU32,
+}
+
+impl PathLive {
+    fn new(rate_bps: u64) -> Self {
+        Self {
+            admin_up: AtomicBool::new(true),
+            up: AtomicBool::new(true),
+            rate_bps: AtomicU64::new(rate_bps),
+            delay_us: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether the workers may send on it (its next hop aside).
+    #[inline]
+    pub fn usable(&self) -> bool {
+        self.admin_up.load(Ordering::Relaxed) && self.up.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of one path, written by one worker.
+#[derive(Debug, Default)]
+pub struct PathCounters {
+    /// Packets the TX queue took.
+    pub tx_packets: Counter,
+    /// Their bytes (outer frames).
+    pub tx_bytes: Counter,
+    /// Tunnel packets received on it (data, before reordering).
+    pub rx_packets: Counter,
+    /// Their bytes (outer frames).
+    pub rx_bytes: Counter,
+    /// Packets lost on it, by reason.
+    pub drops: DropCounters,
+}
+
+/// Counters of one traffic class, written by one worker.
+#[derive(Debug, Default)]
+pub struct ClassCounters {
+    /// Packets that entered the tunnel in this class.
+    pub packets: Counter,
+    /// Their bytes (inner packets).
+    pub bytes: Counter,
+    /// Extra copies sent (the second copy of `redundant`).
+    pub copies: Counter,
+    /// Packets with no usable path.
+    pub no_path: Counter,
+}
+
+crate::counter_set! {
+    /// The reorder buffer of one lane (single writer: the worker that owns
+    /// it). Mirrors [`reorder::Counters`].
+    pub struct LaneCounters {
+        in_order: "packets delivered in lane order",
+        held: "packets delivered after waiting for an earlier one",
+        released_early: "holes skipped because the missing packet was proven lost",
+        timed_out: "holes skipped at their deadline",
+        late: "packets that arrived after their hole was skipped (delivered out of order)",
+        duplicate: "second copies dropped",
+        stale: "packets older than the duplicate window, dropped",
+        overflow: "holes skipped because the buffer was full",
+        out_of_window: "sequence numbers far outside the window, dropped",
+        unordered: "packets of per-flow schedulers, delivered at once",
+        resyncs: "times the sender restarted (new epoch)",
+        occupancy: "packets held now (gauge)",
+    }
+}
+
+impl LaneCounters {
+    /// Copies a lane's counters (the owner calls this after using the lane).
+    pub fn store(&self, c: &reorder::Counters, occupancy: usize) {
+        self.in_order.set(c.in_order);
+        self.held.set(c.held);
+        self.released_early.set(c.released_early);
+        self.timed_out.set(c.timed_out);
+        self.late.set(c.late);
+        self.duplicate.set(c.duplicate);
+        self.stale.set(c.stale);
+        self.overflow.set(c.overflow);
+        self.out_of_window.set(c.out_of_window);
+        self.unordered.set(c.unordered);
+        self.resyncs.set(c.resyncs);
+        self.occupancy.set(occupancy as u64);
+    }
+}
+
+/// Everything about the tunnel the workers read. Built once from the config
+/// and shared by every table snapshot (an `Arc`); the atomics and counters
+/// inside change, the rest does not.
+#[derive(Debug)]
+pub struct TunnelTable {
+    /// Outer UDP destination port.
+    pub port: u16,
+    /// Our epoch: changes on every start, so the peer resets its lanes.
+    pub epoch: u16,
+    /// The peer's prefixes.
+    pub prefixes: Vec<Ipv4Net>,
+    /// Paths, by index.
+    pub paths: Vec<Path>,
+    /// Wire path id → index.
+    by_id: [Option<u8>; MAX_PATHS],
+    /// Traffic classes, default last.
+    pub classes: Classes,
+    /// Largest inner packet (the smallest path MTU less the overhead).
+    pub inner_mtu: u16,
+    /// Reorder buffer settings of each lane.
+    pub reorder: reorder::Config,
+    /// How often the management lcore probes each path.
+    pub probe_interval: Duration,
+    /// Per path index: live state.
+    pub live: Box<[PathLive]>,
+    /// Per path index: counters.
+    pub path_counters: Box<[PerWorker<PathCounters>]>,
+    /// Per class index: counters.
+    pub class_counters: Box<[PerWorker<ClassCounters>]>,
+    /// Per lane: the reorder counters of its owner.
+    pub lane_counters: Box<[CacheAligned<LaneCounters>]>,
+}
+
+impl TunnelTable {
+    /// Resolves a validated config against the interfaces (port indices and
+    /// addresses); `workers` sizes the counters, `epoch` identifies this run.
+    pub fn new(cfg: &TunnelConfig, interfaces: &[Interface], workers: usize, epoch: u16) -> Self {
+        let port_of = |name: &str| interfaces.iter().position(|i| i.name == name);
+        let paths: Vec<Path> = cfg
+            .paths
+            .iter()
+            .map(|p| {
+                let port = port_of(&p.interface).unwrap_or(0);
+                let local = interfaces
+                    .get(port)
+                    .and_then(|i| i.address)
+                    .map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr());
+                Path {
+                    name: p.name.clone(),
+                    id: p.id,
+                    port,
+                    local: p.local.unwrap_or(local),
+                    remote: p.remote,
+                    next_hop: p.next_hop.unwrap_or(p.remote),
+                    rate_bps: p.rate.0,
+                    mtu: p.mtu,
+                    priority: p.priority,
+                    backup: p.backup,
+                }
+            })
+            .collect();
+        let mut by_id = [None; MAX_PATHS];
+        for (i, p) in paths.iter().enumerate() {
+            if let Some(slot) = by_id.get_mut(usize::from(p.id)) {
+                *slot = u8::try_from(i).ok();
+            }
+        }
+        let path_index = |name: &str| {
+            paths
+                .iter()
+                .position(|p| p.name == name)
+                .and_then(|i| u8::try_from(i).ok())
+        };
+        let classes = Classes::new(
+            cfg.classes
+                .iter()
+                .map(|c| Class::new(c, path_index))
+                .collect(),
+            Class::default_class(cfg.default_scheduler),
+        );
+        let n_classes = classes.all().len();
+        Self {
+            port: cfg.port,
+            epoch,
+            prefixes: cfg.prefixes.clone(),
+            live: paths.iter().map(|p| PathLive::new(p.rate_bps)).collect(),
+            path_counters: paths.iter().map(|_| PerWorker::zeroed(workers)).collect(),
+            class_counters: (0..n_classes).map(|_| PerWorker::zeroed(workers)).collect(),
+            lane_counters: (0..MAX_LANES).map(|_| CacheAligned::default()).collect(),
+            paths,
+            by_id,
+            classes,
+            inner_mtu: cfg.inner_mtu(),
+            reorder: reorder::Config {
+                capacity: cfg.reorder.max_packets,
+                max_hold_ns: u64::try_from(cfg.reorder.max_hold.0.as_nanos()).unwrap_or(u64::MAX),
+                ..reorder::Config::default()
+            },
+            probe_interval: cfg.probe_interval.0,
+        }
+    }
+
+    /// The index of the path a received packet came over: its id must name a
+    /// path whose port, peer address and our address are the packet's.
+    #[inline]
+    pub fn rx_path(&self, in_port: usize, src: Ipv4Addr, dst: Ipv4Addr, id: u8) -> Option<usize> {
+        let i = usize::from((*self.by_id.get(usize::from(id))?)?);
+        let p = self.paths.get(i)?;
+        (p.port == in_port && p.remote == src && p.local == dst).then_some(i)
+    }
+
+    /// Whether `ip` and UDP port `port` are one of our tunnel endpoints.
+    #[inline]
+    pub fn is_endpoint(&self, ip: Ipv4Addr, port: u16) -> bool {
+        port == self.port && self.paths.iter().any(|p| p.local == ip)
+    }
+
+    /// The scheduler of each class, in class order.
+    pub fn schedulers(&self) -> Vec<SchedulerName> {
+        self.classes.all().iter().map(|c| c.scheduler).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MacAddr;
+
+    pub(crate) fn interfaces() -> Vec<Interface> {
+        [
+            "lan:10.1.0.1/24",
+            "wan0:172.16.0.1/24",
+            "wan1:172.16.1.1/24",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (name, addr) = s.split_once(':').unwrap();
+            Interface {
+                name: name.into(),
+                port_id: i as u16,
+                mac: MacAddr([2, 0, 0, 0, 0, i as u8 + 1]),
+                address: Some(addr.parse().unwrap()),
+                tx_ipv4_cksum: false,
+                tx_udp_cksum: false,
+            }
+        })
+        .collect()
+    }
+
+    pub(crate) fn config() -> TunnelConfig {
+        toml::from_str(
+            r#"
+prefixes = ["10.2.0.0/24"]
+[[paths]]
+name = "a"
+id = 3
+interface = "wan0"
+remote = "172.16.0.2"
+rate = "30mbit"
+[[paths]]
+name = "b"
+id = 7
+interface = "wan1"
+remote = "172.16.1.2"
+rate = "8mbit"
+backup = true
+[[classes]]
+name = "mptcp"
+scheduler = "source-subnet"
+bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn resolves_paths_and_finds_them_by_wire_id() {
+        let t = TunnelTable::new(&config(), &interfaces(), 2, 9);
+        assert_eq!(t.paths[1].port, 2);
+        assert_eq!(t.paths[1].local, Ipv4Addr::new(172, 16, 1, 1));
+        assert_eq!(t.paths[0].next_hop, Ipv4Addr::new(172, 16, 0, 2));
+        let (peer, us) = (Ipv4Addr::new(172, 16, 1, 2), Ipv4Addr::new(172, 16, 1, 1));
+        assert_eq!(t.rx_path(2, peer, us, 7), Some(1));
+        assert_eq!(t.rx_path(1, peer, us, 7), None, "wrong port");
+        assert_eq!(t.rx_path(2, peer, us, 3), None, "another path's id");
+        assert_eq!(t.rx_path(2, us, us, 7), None, "not the peer");
+        assert_eq!(t.rx_path(2, peer, us, 200), None, "no such id");
+        assert!(t.is_endpoint(us, 4800));
+        assert!(!t.is_endpoint(us, 4801));
+        assert_eq!(
+            t.classes.all()[0].bindings,
+            vec![("10.1.0.128/25".parse().unwrap(), 1)]
+        );
+        assert_eq!(
+            t.schedulers(),
+            vec![SchedulerName::SourceSubnet, SchedulerName::Wlb]
+        );
+        assert_eq!(t.inner_mtu, 1452);
+        assert!(t.live[1].usable());
+        assert_eq!(t.path_counters[0].len(), 2);
+    }
+}
