@@ -19,6 +19,7 @@ use crate::config::{
 };
 use crate::control;
 use crate::dataplane::idle::Idle;
+use crate::dataplane::tunnel::TunnelWorker;
 use crate::dataplane::tx::TxPorts;
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
@@ -28,6 +29,7 @@ use crate::slowpath::SlowPath;
 use crate::stats::{SlowCounters, WorkerCounters};
 use crate::tables::{Interface, NeighborEntry, RoutingState};
 use crate::time::Clock;
+use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
 
 /// Command-line options of the appliance.
@@ -120,6 +122,9 @@ pub enum BootError {
     /// A worker's punt ring could not be created.
     #[error("punt ring: {0}")]
     PuntRing(DpdkError),
+    /// A ring between two workers' tunnel stages could not be created.
+    #[error("tunnel hand-off ring: {0}")]
+    HandoffRing(DpdkError),
     /// The control socket could not be opened.
     #[error("control socket {path}: {source}")]
     ControlSocket {
@@ -224,7 +229,22 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     }
     let ports = setup_ports(&profile, &config, ids, worker_lcores.len(), &pool)?;
     let clock = Clock::tsc();
-    let state = build_tables(opts, &config, &ports, worker_lcores.len(), clock)?;
+    let mut state = build_tables(opts, &config, &ports, worker_lcores.len(), clock)?;
+    let tunnel = config.tunnel.as_ref().map(|t| {
+        // A new epoch on every start tells the peer to reset its lanes.
+        let epoch = fastrand::u16(1..);
+        Arc::new(TunnelTable::new(
+            t,
+            &ports.interfaces,
+            worker_lcores.len(),
+            epoch,
+        ))
+    });
+    if let Some(t) = &tunnel {
+        state.set_tunnel(Arc::clone(t));
+    }
+    let mut tunnel_workers =
+        tunnel_workers(tunnel.as_ref(), worker_lcores.len(), &headers, socket)?;
     let published = state.published().clone();
     for (id, p) in ports.ids.iter().zip(&profile.ports) {
         port::start(*id).map_err(|source| BootError::Port {
@@ -275,6 +295,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 idle: Idle::new(profile.poll_mode, &profile.idle),
                 clock,
                 stages: Vec::new(),
+                tunnel: tunnel_workers.next(),
             },
         ));
     }
@@ -368,6 +389,41 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         headers_in_use_at_exit: headers_in_use,
         mcast,
     })
+}
+
+/// Each worker's part of the tunnel, with the SPSC rings through which a
+/// worker hands a packet to the worker that owns its lane (one ring per
+/// ordered pair of workers). Empty when there is no tunnel.
+fn tunnel_workers(
+    tunnel: Option<&Arc<TunnelTable>>,
+    workers: usize,
+    headers: &Arc<Mempool>,
+    socket: i32,
+) -> Result<std::vec::IntoIter<TunnelWorker>, BootError> {
+    let Some(table) = tunnel else {
+        return Ok(Vec::new().into_iter());
+    };
+    let mut to: Vec<Vec<Option<ring::Producer>>> = (0..workers)
+        .map(|_| (0..workers).map(|_| None).collect())
+        .collect();
+    let mut from: Vec<Vec<ring::Consumer>> = (0..workers).map(|_| Vec::new()).collect();
+    for a in 0..workers {
+        for b in (0..workers).filter(|b| *b != a) {
+            let (p, c) = ring::spsc(&format!("lane{a}to{b}"), 4096, socket)
+                .map_err(BootError::HandoffRing)?;
+            to[a][b] = Some(p);
+            from[b].push(c);
+        }
+    }
+    Ok(to
+        .into_iter()
+        .zip(from)
+        .enumerate()
+        .map(|(k, (to, from))| {
+            TunnelWorker::new(k, workers, Arc::clone(table), to, from, Arc::clone(headers))
+        })
+        .collect::<Vec<_>>()
+        .into_iter())
 }
 
 /// What to check when port `p` was not probed.

@@ -162,18 +162,20 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
         ShowWhat::Stats => serde_json::to_value(source.stats()),
         ShowWhat::Routes => {
             let t = source.tables.current();
-            let name = |p: usize| {
-                t.interfaces
+            let name = |p: Option<usize>| match p {
+                Some(p) => t
+                    .interfaces
                     .get(p)
                     .map(|i| i.name.clone())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                None => "tunnel".to_string(),
             };
             Ok(json!({
                 "version": t.version,
                 "routes": t.routes.routes().iter().map(|r| json!({
                     "prefix": r.prefix.to_string(),
                     "kind": r.kind,
-                    "via": match r.next_hop { crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()), crate::tables::NextHop::Connected { .. } => None },
+                    "via": match r.next_hop { crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()), _ => None },
                     "interface": name(r.next_hop.port()),
                 })).collect::<Vec<_>>(),
             }))

@@ -2,10 +2,12 @@
 //! fan-out), the worker loop, its transmit buffers, stages polled every
 //! iteration, and the idle back-off.
 
+pub mod dispatch;
 pub mod idle;
 pub mod mcast_headers;
 pub mod pipeline;
 pub mod relay;
 pub mod stage;
+pub mod tunnel;
 pub mod tx;
 pub mod worker;

@@ -31,7 +31,28 @@ pub enum PuntReason {
         /// The port index to resolve it on.
         port: usize,
     },
+    /// Bigger than the tunnel's inner MTU with DF set: needs ICMP
+    /// fragmentation needed with this next-hop MTU.
+    TunnelTooBig {
+        /// The tunnel's inner MTU.
+        mtu: u16,
+    },
 }
+
+/// Where a frame entered the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    /// Received on this port index.
+    Port(usize),
+    /// Decapsulated from the tunnel (its Ethernet header is the outer
+    /// frame's, so layer 2 is not checked again).
+    Tunnel,
+}
+
+/// The `port` field of an mbuf decapsulated from the tunnel, so the slow
+/// path, which runs the pipeline again on what it is punted, sees the same
+/// ingress.
+pub const TUNNEL_PORT_ID: u16 = 0xfffe;
 
 /// The outcome for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,27 +67,38 @@ pub enum Verdict {
     /// Matches multicast rule `rule` but cannot be relayed: count it
     /// against the rule as well.
     RelayDrop(u32, DropReason),
+    /// For one of our tunnel endpoints: the tunnel stage takes it.
+    TunnelRx,
+    /// Routed into the tunnel (TTL already decremented): the tunnel stage
+    /// classifies, schedules and encapsulates it.
+    TunnelTx,
     /// Free it and count the reason.
     Drop(DropReason),
 }
 
-/// Classifies (and, for `Forward`, rewrites) one frame that arrived on
-/// port index `in_port`.
+/// Classifies (and, for `Forward` and `TunnelTx`, rewrites) one frame that
+/// arrived at `ingress`.
 #[inline]
-pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
-    let Some(iface) = tables.interfaces.get(in_port) else {
-        return Verdict::Drop(DropReason::L2NotForUs);
+pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
+    let in_port = match ingress {
+        Ingress::Port(p) => Some(p),
+        Ingress::Tunnel => None,
     };
     let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
         return Verdict::Drop(DropReason::EthTruncated);
     };
     let dst_mac = eth.dst_addr();
     let ethertype = eth.ethertype();
-    if dst_mac.is_unicast() && dst_mac != iface.mac {
-        return Verdict::Drop(DropReason::L2NotForUs);
-    }
-    if ethertype == EtherType::ARP {
-        return Verdict::Punt(PuntReason::Arp);
+    if let Some(p) = in_port {
+        let Some(iface) = tables.interfaces.get(p) else {
+            return Verdict::Drop(DropReason::L2NotForUs);
+        };
+        if dst_mac.is_unicast() && dst_mac != iface.mac {
+            return Verdict::Drop(DropReason::L2NotForUs);
+        }
+        if ethertype == EtherType::ARP {
+            return Verdict::Punt(PuntReason::Arp);
+        }
     }
     if ethertype != EtherType::IPV4 {
         return Verdict::Drop(DropReason::EthertypeUnsupported);
@@ -80,7 +112,7 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
         return Verdict::Drop(DropReason::IpBadChecksum);
     }
     if ip.dst_addr().is_multicast() {
-        return multicast(tables, in_port, &ip);
+        return multicast(tables, mcast_input(ingress), &ip);
     }
     if ip.has_options() {
         return Verdict::Drop(DropReason::IpOptions);
@@ -92,11 +124,25 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
     if src.is_multicast() || src.is_broadcast() || tables.local_port(src).is_some() {
         return Verdict::Drop(DropReason::IpBadSource);
     }
-    if proto == IpProtocol::UDP && UdpPacket::new_checked(ip.payload()).is_err() {
-        return Verdict::Drop(DropReason::UdpTruncated);
-    }
+    let udp_dst_port = if proto == IpProtocol::UDP {
+        match UdpPacket::new_checked(ip.payload()) {
+            Ok(udp) => Some(udp.dst_port()),
+            Err(_) => return Verdict::Drop(DropReason::UdpTruncated),
+        }
+    } else {
+        None
+    };
     if tables.local_port(dst).is_some() {
-        return Verdict::Punt(PuntReason::ToUs);
+        let tunnel_port = tables
+            .tunnel
+            .as_ref()
+            .filter(|t| udp_dst_port.is_some_and(|port| t.is_endpoint(dst, port)));
+        return match (tunnel_port, ingress) {
+            (Some(_), Ingress::Port(_)) => Verdict::TunnelRx,
+            // Tunnel traffic inside the tunnel goes nowhere.
+            (Some(_), Ingress::Tunnel) => Verdict::Drop(DropReason::TunnelLoop),
+            (None, _) => Verdict::Punt(PuntReason::ToUs),
+        };
     }
     if dst.is_broadcast() || tables.is_subnet_broadcast(dst) || !dst_mac.is_unicast() {
         return Verdict::Drop(DropReason::IpBroadcast);
@@ -110,6 +156,7 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
     let (next_hop, out) = match route.next_hop {
         NextHop::Connected { port } => (dst, port),
         NextHop::Gateway { via, port } => (via, port),
+        NextHop::Tunnel => return into_tunnel(tables, ingress, frame),
     };
     let Some(neighbor) = tables.neighbors.get(&next_hop).filter(|n| n.port == out) else {
         return Verdict::Punt(PuntReason::NeighborMiss {
@@ -123,6 +170,43 @@ pub fn process(tables: &Tables, in_port: usize, frame: &mut [u8]) -> Verdict {
     rewrite_for_forwarding(frame, out_iface.mac, neighbor.mac);
     Verdict::Forward(out)
 }
+
+/// A packet routed to the peer site: not back out of the tunnel it came
+/// from, and no bigger than the tunnel's inner MTU (the appliance does not
+/// fragment: DF gets ICMP fragmentation needed, no DF is dropped).
+#[inline]
+fn into_tunnel(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
+    let Some(t) = tables.tunnel.as_ref() else {
+        return Verdict::Punt(PuntReason::NoRoute);
+    };
+    if ingress == Ingress::Tunnel {
+        return Verdict::Drop(DropReason::TunnelLoop);
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[EthernetFrame::<&[u8]>::HEADER_LEN..]);
+    if ip.total_len() > t.inner_mtu {
+        return if ip.dont_frag() {
+            Verdict::Punt(PuntReason::TunnelTooBig { mtu: t.inner_mtu })
+        } else {
+            Verdict::Drop(DropReason::TunnelMtuNoDf)
+        };
+    }
+    ip.decrement_ttl();
+    Verdict::TunnelTx
+}
+
+/// The port index multicast rules name as their input: the port, or
+/// [`TUNNEL_INPUT`] for packets that came out of the tunnel.
+#[inline]
+fn mcast_input(ingress: Ingress) -> usize {
+    match ingress {
+        Ingress::Port(p) => p,
+        Ingress::Tunnel => TUNNEL_INPUT,
+    }
+}
+
+/// The input "port" of multicast rules on the tunnel (`interface = "tunnel"`):
+/// beyond every real port index.
+pub const TUNNEL_INPUT: usize = crate::config::MAX_PORTS;
 
 /// A packet to a group: IGMP goes to the slow path; UDP that matches a rule
 /// is relayed. Fragments and packets with IP options are not relayed:
@@ -264,6 +348,7 @@ mod tests {
             routes,
             neighbors,
             mcast: McastTable::new(vec![std::sync::Arc::new(rule)]),
+            tunnel: None,
         }
     }
 
@@ -280,13 +365,16 @@ mod tests {
     fn multicast_verdicts() {
         let t = tables(true);
         let g = [239, 1, 1, 1];
-        assert_eq!(process(&t, 0, &mut udp_to(g, 5000)), Verdict::Relay(0));
         assert_eq!(
-            process(&t, 0, &mut udp_to(g, 5001)),
+            process(&t, Ingress::Port(0), &mut udp_to(g, 5000)),
+            Verdict::Relay(0)
+        );
+        assert_eq!(
+            process(&t, Ingress::Port(0), &mut udp_to(g, 5001)),
             Verdict::Drop(DropReason::McastNoRule)
         );
         assert_eq!(
-            process(&t, 1, &mut udp_to(g, 5000)),
+            process(&t, Ingress::Port(1), &mut udp_to(g, 5000)),
             Verdict::Drop(DropReason::McastNoRule),
             "a rule belongs to its input port"
         );
@@ -297,13 +385,13 @@ mod tests {
         let mut first = udp_to(g, 5000);
         set_frag(&mut first, 0x2000);
         assert_eq!(
-            process(&t, 0, &mut first),
+            process(&t, Ingress::Port(0), &mut first),
             Verdict::RelayDrop(0, DropReason::IpFragment)
         );
         let mut later = udp_to(g, 5000);
         set_frag(&mut later, 0x0003);
         assert_eq!(
-            process(&t, 0, &mut later),
+            process(&t, Ingress::Port(0), &mut later),
             Verdict::Drop(DropReason::IpFragment)
         );
         // Router Alert option on a matched stream.
@@ -316,18 +404,21 @@ mod tests {
         o[16..18].copy_from_slice(&tl.to_be_bytes());
         Ipv4Packet::new_unchecked(&mut o[14..]).fill_checksum();
         assert_eq!(
-            process(&t, 0, &mut o),
+            process(&t, Ingress::Port(0), &mut o),
             Verdict::RelayDrop(0, DropReason::IpOptions)
         );
         let mut igmp = o.clone();
         igmp[14 + 9] = 2;
         Ipv4Packet::new_unchecked(&mut igmp[14..]).fill_checksum();
-        assert_eq!(process(&t, 0, &mut igmp), Verdict::Punt(PuntReason::Igmp));
+        assert_eq!(
+            process(&t, Ingress::Port(0), &mut igmp),
+            Verdict::Punt(PuntReason::Igmp)
+        );
         let mut own = udp_to(g, 5000);
         own[26..30].copy_from_slice(&[10, 0, 1, 1]);
         Ipv4Packet::new_unchecked(&mut own[14..]).fill_checksum();
         assert_eq!(
-            process(&t, 0, &mut own),
+            process(&t, Ingress::Port(0), &mut own),
             Verdict::Drop(DropReason::IpBadSource),
             "our own copies never loop back in"
         );
@@ -347,7 +438,7 @@ mod tests {
     fn routed_packet_is_rewritten() {
         let t = tables(true);
         let mut f = udp(LAN_MAC.0, [10, 0, 1, 10], [10, 9, 1, 1], 64);
-        assert_eq!(process(&t, 0, &mut f), Verdict::Forward(1));
+        assert_eq!(process(&t, Ingress::Port(0), &mut f), Verdict::Forward(1));
         let parsed = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
         let etherparse::LinkSlice::Ethernet2(eth) = parsed.link.unwrap() else {
             panic!()
@@ -369,7 +460,7 @@ mod tests {
     #[test]
     fn punts_and_drops() {
         let t = tables(false);
-        let v = |f: &mut Vec<u8>| process(&t, 0, f);
+        let v = |f: &mut Vec<u8>| process(&t, Ingress::Port(0), f);
         assert_eq!(
             v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], [10, 9, 1, 1], 64)),
             Verdict::Punt(PuntReason::NeighborMiss {
@@ -459,7 +550,11 @@ mod tests {
         fix_csum(&mut f);
         cases.push((f, DropReason::IpOptions));
         for (i, (mut f, want)) in cases.into_iter().enumerate() {
-            assert_eq!(process(&t, 0, &mut f), Verdict::Drop(want), "case {i}");
+            assert_eq!(
+                process(&t, Ingress::Port(0), &mut f),
+                Verdict::Drop(want),
+                "case {i}"
+            );
         }
     }
 
@@ -469,7 +564,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), port in 0usize..3) {
             let t = tables(true);
             let before = bytes.clone();
-            let v = process(&t, port, &mut bytes);
+            let v = process(&t, Ingress::Port(port), &mut bytes);
             if !matches!(v, Verdict::Forward(_)) {
                 proptest::prop_assert_eq!(before, bytes);
             }

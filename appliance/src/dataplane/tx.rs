@@ -1,9 +1,9 @@
 //! A worker's transmit side: one queue and one burst buffer per port
 //! (l3fwd's `tx_mbufs`), flushed every loop iteration or when full.
 //!
-//! Each buffered packet carries a [`TxTag`] naming the relay output it
-//! belongs to, so per-output counters record what the queue actually took
-//! and what it refused, not what was attempted.
+//! Each buffered packet carries a [`TxTag`] naming the relay output or
+//! tunnel path it belongs to, so their counters record what the queue
+//! actually took and what it refused, not what was attempted.
 
 use std::sync::Arc;
 
@@ -14,28 +14,49 @@ use dpdk_bindings::{Burst, Mbuf, BURST_SIZE};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::Tables;
 
-/// Which relay output a buffered packet belongs to, if any.
+/// What a buffered packet counts against once the queue took (or refused)
+/// it: a relay output, a tunnel path, or nothing beyond the port.
 #[derive(Debug, Clone, Copy)]
-pub struct TxTag {
-    rule: u32,
-    output: u16,
-    len: u32,
+pub enum TxTag {
+    /// Only the port's counters.
+    Plain,
+    /// Output `output` of relay rule `rule`.
+    Relay {
+        /// Rule index in the snapshot.
+        rule: u32,
+        /// Output index.
+        output: u16,
+        /// Bytes.
+        len: u32,
+    },
+    /// Tunnel path `path`.
+    Path {
+        /// Path index.
+        path: u8,
+        /// Bytes.
+        len: u32,
+    },
 }
 
 impl TxTag {
-    /// Not a relayed copy.
-    pub const NONE: TxTag = TxTag {
-        rule: u32::MAX,
-        output: 0,
-        len: 0,
-    };
+    /// Not a relayed copy nor a tunnel packet.
+    pub const NONE: TxTag = TxTag::Plain;
 
     /// Output `output` of rule `rule`, `len` bytes.
     #[inline]
     pub fn output(rule: u32, output: usize, len: usize) -> TxTag {
-        TxTag {
+        TxTag::Relay {
             rule,
             output: u16::try_from(output).unwrap_or(u16::MAX),
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Tunnel path index `path`, `len` bytes.
+    #[inline]
+    pub fn path(path: usize, len: usize) -> TxTag {
+        TxTag::Path {
+            path: u8::try_from(path).unwrap_or(u8::MAX),
             len: u32::try_from(len).unwrap_or(u32::MAX),
         }
     }
@@ -111,22 +132,41 @@ fn flush_tagged(
 ) {
     let sent = flush(q, &mut p.pkts, port, c);
     for (i, tag) in p.tags.iter().enumerate() {
-        let Some(rule) = tables.mcast.rules.get(tag.rule as usize) else {
-            continue;
-        };
-        let Some(oc) = rule
-            .counters
-            .worker(worker)
-            .outputs
-            .get(usize::from(tag.output))
-        else {
-            continue;
-        };
-        if i < sent {
-            oc.tx_packets.inc();
-            oc.tx_bytes.add(u64::from(tag.len));
-        } else {
-            oc.drops.inc(DropReason::TxFull);
+        let ok = i < sent;
+        match *tag {
+            TxTag::Plain => {}
+            TxTag::Relay { rule, output, len } => {
+                let Some(oc) = tables
+                    .mcast
+                    .rules
+                    .get(rule as usize)
+                    .and_then(|r| r.counters.worker(worker).outputs.get(usize::from(output)))
+                else {
+                    continue;
+                };
+                if ok {
+                    oc.tx_packets.inc();
+                    oc.tx_bytes.add(u64::from(len));
+                } else {
+                    oc.drops.inc(DropReason::TxFull);
+                }
+            }
+            TxTag::Path { path, len } => {
+                let Some(pc) = tables
+                    .tunnel
+                    .as_ref()
+                    .and_then(|t| t.path_counters.get(usize::from(path)))
+                    .map(|c| c.worker(worker))
+                else {
+                    continue;
+                };
+                if ok {
+                    pc.tx_packets.inc();
+                    pc.tx_bytes.add(u64::from(len));
+                } else {
+                    pc.drops.inc(DropReason::TxFull);
+                }
+            }
         }
     }
     p.tags.clear();

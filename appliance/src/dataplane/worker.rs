@@ -11,14 +11,16 @@ use dpdk_bindings::port::RxQueue;
 use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Burst, Mbuf, Mempool};
 
+use crate::dataplane::dispatch::{act, Sinks};
 use crate::dataplane::idle::Idle;
-use crate::dataplane::pipeline::{process, Verdict};
-use crate::dataplane::relay::{self, RelayCtx};
-use crate::dataplane::stage::{Stage, StageCtx};
-use crate::dataplane::tx::{TxPorts, TxTag};
+use crate::dataplane::pipeline::{process, Ingress, Verdict};
+use crate::dataplane::relay::RelayCtx;
+use crate::dataplane::stage::Stage;
+use crate::dataplane::tunnel::TunnelWorker;
+use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
-use crate::time::Clock;
+use crate::time::{Clock, Time};
 
 /// Everything one worker owns.
 #[derive(Debug)]
@@ -45,6 +47,9 @@ pub struct Worker {
     pub clock: Clock,
     /// Stages polled every iteration (see [`crate::dataplane::stage`]).
     pub stages: Vec<Box<dyn Stage>>,
+    /// Its part of the tunnel, when one is configured (also polled as a
+    /// stage).
+    pub tunnel: Option<TunnelWorker>,
 }
 
 impl Worker {
@@ -56,12 +61,20 @@ impl Worker {
             // One snapshot per iteration: a table change takes effect on the
             // next burst, and the old snapshot is released before any sleep.
             // It is held until the flush, which attributes sent packets to
-            // the rule outputs of this same snapshot.
+            // the rule outputs and tunnel paths of this same snapshot.
             let tables = self.tables.load();
-            let ctx = RelayCtx {
-                worker: self.id,
-                headers: &self.headers,
-                counters: &self.counters,
+            let now = self.clock.now();
+            if let Some(t) = &mut self.tunnel {
+                t.begin_burst(&tables);
+            }
+            let mut sinks = Sinks {
+                tx: &mut self.tx,
+                punt: &mut self.punt,
+                relay: RelayCtx {
+                    worker: self.id,
+                    headers: &self.headers,
+                    counters: &self.counters,
+                },
             };
             for (queue, port) in &mut self.rx {
                 let n = queue.rx_burst(&mut rx);
@@ -73,18 +86,16 @@ impl Worker {
                     let c = &self.counters;
                     c.rx_packets[*port].inc();
                     c.rx_bytes[*port].add(m.pkt_len() as u64);
-                    handle(&tables, *port, m, &mut self.tx, &mut self.punt, &ctx);
+                    handle(&tables, *port, m, now, &mut sinks, self.tunnel.as_mut());
                 }
             }
-            let now = self.clock.now();
-            let mut ctx = StageCtx {
-                now,
-                tables: &tables,
-                tx: &mut self.tx,
-                counters: &self.counters,
-            };
-            for stage in &mut self.stages {
-                handled += stage.poll(&mut ctx);
+            let stages = self
+                .stages
+                .iter_mut()
+                .map(|s| &mut **s as &mut dyn Stage)
+                .chain(self.tunnel.iter_mut().map(|t| t as &mut dyn Stage));
+            for stage in stages {
+                handled += stage.poll(&tables, now, &mut sinks);
             }
             self.tx.flush_all(&tables);
             drop(tables);
@@ -92,8 +103,14 @@ impl Worker {
             if handled > 0 {
                 self.counters.busy_polls.inc();
             }
-            let deadline = self.stages.iter().filter_map(|s| s.next_deadline()).min();
-            let until = deadline.map(|d| d.saturating_duration_since(now));
+            let deadline = self
+                .stages
+                .iter()
+                .map(|s| &**s as &dyn Stage)
+                .chain(self.tunnel.iter().map(|t| t as &dyn Stage))
+                .filter_map(|s| s.next_deadline())
+                .min();
+            let until = deadline.map(|d| d.saturating_duration_since(self.clock.now()));
             if self.idle.after_poll(handled, until) {
                 self.counters.idle_sleeps.inc();
             }
@@ -107,23 +124,18 @@ fn handle(
     tables: &Tables,
     port: usize,
     mut m: Mbuf,
-    tx: &mut TxPorts,
-    punt: &mut Producer,
-    ctx: &RelayCtx<'_>,
+    now: Time,
+    sinks: &mut Sinks<'_>,
+    tunnel: Option<&mut TunnelWorker>,
 ) {
-    let c = ctx.counters;
     if !m.is_contiguous() {
-        c.drop_one(DropReason::MultiSegment);
+        sinks.drop_one(DropReason::MultiSegment);
         return;
     }
-    match process(tables, port, m.data_mut()) {
-        Verdict::Forward(out) => tx.push(out, m, TxTag::NONE, tables),
-        Verdict::Relay(rule) => relay::matched(tables, rule, m, None, ctx, tx),
-        Verdict::RelayDrop(rule, reason) => relay::matched(tables, rule, m, Some(reason), ctx, tx),
-        Verdict::Punt(_) => match punt.enqueue(m) {
-            Ok(()) => c.punted.inc(),
-            Err(_m) => c.drop_one(DropReason::PuntRingFull),
-        },
-        Verdict::Drop(reason) => c.drop_one(reason),
+    let verdict = process(tables, Ingress::Port(port), m.data_mut());
+    match (verdict, tunnel) {
+        (Verdict::TunnelRx, Some(t)) => t.receive(tables, m, port, now, sinks),
+        (Verdict::TunnelTx, Some(t)) => t.send(tables, m, now, sinks),
+        (v, _) => act(tables, v, m, sinks),
     }
 }

@@ -100,6 +100,9 @@ pub enum IcmpError {
     TtlExpired,
     /// Destination unreachable with this code.
     Unreachable(u8),
+    /// Destination unreachable, fragmentation needed and DF set, with the
+    /// next-hop MTU (RFC 1191).
+    FragNeeded(u16),
 }
 
 /// Builds an ICMP error about `offending` (a frame that arrived from
@@ -141,6 +144,10 @@ pub fn icmp_error(
             invoking,
         },
         IcmpError::Unreachable(code) => Icmpv4Repr::DstUnreachable { code, invoking },
+        IcmpError::FragNeeded(_) => Icmpv4Repr::DstUnreachable {
+            code: icmpv4::code::FRAG_NEEDED,
+            invoking,
+        },
     };
     let ip_repr = Ipv4Repr {
         src_addr: ip,
@@ -164,9 +171,12 @@ pub fn icmp_error(
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut *buf));
     ip_repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[ETH..]));
-    icmp.emit(&mut Icmpv4Packet::new_unchecked(
-        &mut buf[ETH + Ipv4Repr::HEADER_LEN..],
-    ));
+    let mut packet = Icmpv4Packet::new_unchecked(&mut buf[ETH + Ipv4Repr::HEADER_LEN..]);
+    icmp.emit(&mut packet);
+    if let IcmpError::FragNeeded(mtu) = kind {
+        packet.set_next_hop_mtu(mtu);
+        packet.fill_checksum();
+    }
     Some(len)
 }
 

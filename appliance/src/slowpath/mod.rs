@@ -10,9 +10,11 @@
 pub mod frames;
 pub mod igmp;
 mod ratelimit;
+pub mod tunnel;
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dpdk_bindings::port::TxQueue;
@@ -23,7 +25,7 @@ use serde_json::json;
 
 use crate::api::{Request, Response};
 use crate::config::SlowPathConfig;
-use crate::dataplane::pipeline::{process, PuntReason, Verdict};
+use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
 use crate::dataplane::tx::flush;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
@@ -34,6 +36,7 @@ use crate::wire::{
 use frames::{IcmpError, MAX_BUILT};
 use igmp::{IgmpConfig, IgmpHost, IgmpRxError, Membership};
 use ratelimit::TokenBucket;
+use tunnel::MgmtTunnel;
 
 /// A change's reply: the new table version, or what was wrong.
 fn version_response(result: Result<u64, TableError>) -> Response {
@@ -60,13 +63,15 @@ enum SlowTimer {
     NeighborProbe(Ipv4Addr),
     /// Look for learned neighbours that have gone quiet.
     NeighborSweep,
-    /// Ask for the relay outputs' unresolved unicast next hops.
+    /// Ask for the unresolved next hops of relay outputs and tunnel paths.
     RelayResolve,
+    /// Probe this tunnel path (index).
+    Probe(u8),
 }
 
 struct Pending {
     port: usize,
-    held: VecDeque<(Mbuf, usize)>,
+    held: VecDeque<(Mbuf, Ingress)>,
     tries: u32,
 }
 
@@ -87,6 +92,7 @@ pub struct SlowPath {
     igmp: IgmpHost,
     rng: fastrand::Rng,
     timers: Timers<SlowTimer>,
+    tunnel: Option<MgmtTunnel>,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -114,6 +120,13 @@ impl SlowPath {
         let mut timers = Timers::new();
         timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
         timers.arm(SlowTimer::RelayResolve, now);
+        let tunnel = state.tunnel().map(|t| MgmtTunnel::new(Arc::clone(t), now));
+        if let Some(t) = &tunnel {
+            for path in 0..t.table().paths.len() {
+                let path = u8::try_from(path).unwrap_or(u8::MAX);
+                timers.arm(SlowTimer::Probe(path), now);
+            }
+        }
         Self {
             state,
             punts,
@@ -128,6 +141,7 @@ impl SlowPath {
             igmp: IgmpHost::new(0, IgmpConfig::default()),
             rng: fastrand::Rng::new(),
             timers,
+            tunnel,
         }
     }
 
@@ -163,8 +177,8 @@ impl SlowPath {
             let mut burst = Burst::new();
             work += self.punts[i].dequeue_burst(&mut burst);
             for m in burst {
-                let port = self.port_index(m.port());
-                self.handle(m, port, now);
+                let ingress = self.ingress_of(m.port());
+                self.handle(m, ingress, now);
             }
         }
         work
@@ -187,9 +201,10 @@ impl SlowPath {
                     self.timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
                 }
                 SlowTimer::RelayResolve => {
-                    self.resolve_relay_next_hops();
+                    self.resolve_wanted_next_hops();
                     self.timers.arm(SlowTimer::RelayResolve, now + ARP_RETRY);
                 }
+                SlowTimer::Probe(path) => self.probe_path(usize::from(path), now),
             }
         }
     }
@@ -207,44 +222,68 @@ impl SlowPath {
         self.pending.clear();
     }
 
-    fn port_index(&self, port_id: u16) -> usize {
-        self.state
-            .interfaces()
-            .iter()
-            .position(|i| i.port_id == port_id)
-            .unwrap_or(usize::MAX)
+    /// Where a punted packet entered: its port, or the tunnel (decapsulated
+    /// packets are marked with [`TUNNEL_PORT_ID`]).
+    fn ingress_of(&self, port_id: u16) -> Ingress {
+        if port_id == TUNNEL_PORT_ID {
+            return Ingress::Tunnel;
+        }
+        Ingress::Port(
+            self.state
+                .interfaces()
+                .iter()
+                .position(|i| i.port_id == port_id)
+                .unwrap_or(usize::MAX),
+        )
     }
 
-    fn handle(&mut self, mut m: Mbuf, in_port: usize, now: Time) {
+    fn handle(&mut self, mut m: Mbuf, ingress: Ingress, now: Time) {
         let tables = self.state.published().current();
-        match process(&tables, in_port, m.data_mut()) {
-            Verdict::Forward(out) => {
+        let port = match ingress {
+            Ingress::Port(p) => Some(p),
+            Ingress::Tunnel => None,
+        };
+        match (process(&tables, ingress, m.data_mut()), port) {
+            (Verdict::Forward(out), _) => {
                 self.send(out, m);
             }
-            Verdict::Drop(reason) | Verdict::RelayDrop(_, reason) => {
+            (Verdict::Drop(reason) | Verdict::RelayDrop(_, reason), _) => {
                 self.counters.drop_one(reason);
             }
             // Only IGMP is punted from multicast; a relay verdict here means
             // the rules changed since the worker looked: not ours to relay.
-            Verdict::Relay(_) => self.counters.drop_one(DropReason::McastNoRule),
-            Verdict::Punt(PuntReason::Igmp) => self.igmp(&m, in_port, now),
-            Verdict::Punt(PuntReason::Arp) => self.arp(m, in_port, now),
-            Verdict::Punt(PuntReason::ToUs) => self.local_delivery(m, in_port, now),
-            Verdict::Punt(PuntReason::TtlExpired) => {
-                self.counters.drop_one(DropReason::TtlExpired);
-                self.icmp_error(&m, in_port, IcmpError::TtlExpired, now);
+            (Verdict::Relay(_), _) => self.counters.drop_one(DropReason::McastNoRule),
+            (Verdict::TunnelRx, Some(p)) => self.tunnel_control(&m, p, now),
+            // Only probes are punted from the tunnel; data routed into it
+            // here means the tables changed since the worker looked.
+            (Verdict::TunnelRx | Verdict::TunnelTx, _) => {
+                self.counters.drop_one(DropReason::TunnelNoPath);
             }
-            Verdict::Punt(PuntReason::NoRoute) => {
+            (Verdict::Punt(PuntReason::Igmp), Some(p)) => self.igmp(&m, p, now),
+            (Verdict::Punt(PuntReason::Arp), Some(p)) => self.arp(m, p, now),
+            (Verdict::Punt(PuntReason::Igmp | PuntReason::Arp), None) => {
+                self.counters.drop_one(DropReason::TunnelLoop);
+            }
+            (Verdict::Punt(PuntReason::ToUs), _) => self.local_delivery(m, ingress, now),
+            (Verdict::Punt(PuntReason::TunnelTooBig { mtu }), _) => {
+                self.counters.drop_one(DropReason::TunnelMtuDf);
+                self.icmp_error(&m, ingress, IcmpError::FragNeeded(mtu), now);
+            }
+            (Verdict::Punt(PuntReason::TtlExpired), _) => {
+                self.counters.drop_one(DropReason::TtlExpired);
+                self.icmp_error(&m, ingress, IcmpError::TtlExpired, now);
+            }
+            (Verdict::Punt(PuntReason::NoRoute), _) => {
                 self.counters.drop_one(DropReason::NoRoute);
                 self.icmp_error(
                     &m,
-                    in_port,
+                    ingress,
                     IcmpError::Unreachable(icmpv4::code::NET_UNREACHABLE),
                     now,
                 );
             }
-            Verdict::Punt(PuntReason::NeighborMiss { next_hop, port }) => {
-                self.hold(m, in_port, next_hop, port, now)
+            (Verdict::Punt(PuntReason::NeighborMiss { next_hop, port }), _) => {
+                self.hold(m, ingress, next_hop, port, now)
             }
         }
     }
@@ -289,9 +328,9 @@ impl SlowPath {
             }
             if let Some(p) = self.pending.remove(&sender) {
                 self.timers.cancel(SlowTimer::ArpResolve(sender));
-                for (held, port) in p.held {
+                for (held, ingress) in p.held {
                     self.slow.held_packets_released.inc();
-                    self.handle(held, port, now);
+                    self.handle(held, ingress, now);
                 }
             }
         }
@@ -418,9 +457,14 @@ impl SlowPath {
         Response::ok(json!({ "ports": ports }))
     }
 
-    fn local_delivery(&mut self, mut m: Mbuf, in_port: usize, now: Time) {
-        let Some(mac) = self.state.interfaces().get(in_port).map(|i| i.mac) else {
-            return;
+    fn local_delivery(&mut self, mut m: Mbuf, ingress: Ingress, now: Time) {
+        let mac = match ingress {
+            Ingress::Port(p) => match self.state.interfaces().get(p) {
+                Some(i) => i.mac,
+                None => return,
+            },
+            // The reply is encapsulated: its inner MACs are never seen.
+            Ingress::Tunnel => MacAddr::ZERO,
         };
         // The pipeline already validated the IPv4 header.
         let protocol = m
@@ -431,7 +475,14 @@ impl SlowPath {
         if protocol == Some(IpProtocol::ICMP) {
             if frames::echo_reply_in_place(m.data_mut(), mac) {
                 self.slow.echo_replies_sent.inc();
-                self.send(in_port, m);
+                match ingress {
+                    Ingress::Port(p) => {
+                        self.send(p, m);
+                    }
+                    Ingress::Tunnel => {
+                        self.send_through_tunnel(m.data(), now);
+                    }
+                }
             } else {
                 self.counters.drop_one(DropReason::IcmpMalformed);
             }
@@ -443,11 +494,15 @@ impl SlowPath {
         } else {
             icmpv4::code::PROTOCOL_UNREACHABLE
         };
-        self.icmp_error(&m, in_port, IcmpError::Unreachable(code), now);
+        self.icmp_error(&m, ingress, IcmpError::Unreachable(code), now);
     }
 
-    fn icmp_error(&mut self, offending: &Mbuf, in_port: usize, kind: IcmpError, now: Time) {
-        let Some((mac, ip)) = self.own_address(in_port) else {
+    fn icmp_error(&mut self, offending: &Mbuf, ingress: Ingress, kind: IcmpError, now: Time) {
+        let source = match ingress {
+            Ingress::Port(p) => self.own_address(p),
+            Ingress::Tunnel => self.tunnel_side_address().map(|ip| (MacAddr::ZERO, ip)),
+        };
+        let Some((mac, ip)) = source else {
             return;
         };
         let mut buf = [0u8; MAX_BUILT];
@@ -458,12 +513,88 @@ impl SlowPath {
             self.slow.icmp_errors_rate_limited.inc();
             return;
         }
-        if self.send_bytes(in_port, &buf[..n]) {
+        let sent = match ingress {
+            Ingress::Port(p) => self.send_bytes(p, &buf[..n]),
+            Ingress::Tunnel => self.send_through_tunnel(&buf[..n], now),
+        };
+        if sent {
             self.slow.icmp_errors_sent.inc();
         }
     }
 
-    fn hold(&mut self, m: Mbuf, in_port: usize, next_hop: Ipv4Addr, port: usize, now: Time) {
+    /// The address ICMP about tunnel traffic comes from: the first interface
+    /// that carries no tunnel path (the LAN side), else any.
+    fn tunnel_side_address(&self) -> Option<Ipv4Addr> {
+        let path_ports: Vec<usize> = self
+            .tunnel
+            .iter()
+            .flat_map(|t| t.table().paths.iter().map(|p| p.port))
+            .collect();
+        let ifaces = self.state.interfaces();
+        ifaces
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !path_ports.contains(i))
+            .chain(ifaces.iter().enumerate())
+            .find_map(|(_, i)| i.address.map(|a| a.addr()))
+    }
+
+    /// Sends one of our own packets (an Ethernet frame) to the peer site.
+    fn send_through_tunnel(&mut self, frame: &[u8], now: Time) -> bool {
+        let tables = self.state.published().current();
+        let Some(out) = self
+            .tunnel
+            .as_mut()
+            .and_then(|t| t.encapsulate(&tables, frame, now))
+        else {
+            self.counters.drop_one(DropReason::TunnelNoPath);
+            return false;
+        };
+        self.send_bytes(out.port, &out.bytes)
+    }
+
+    /// A probe or probe reply for one of our tunnel endpoints.
+    fn tunnel_control(&mut self, m: &Mbuf, in_port: usize, now: Time) {
+        let tables = self.state.published().current();
+        let reply = self
+            .tunnel
+            .as_mut()
+            .and_then(|t| t.on_control(&tables, m.data(), in_port, now));
+        if let Some(f) = reply {
+            self.send_bytes(f.port, &f.bytes);
+        }
+    }
+
+    /// Probes tunnel path `path`, checks its carrier, and re-arms.
+    fn probe_path(&mut self, path: usize, now: Time) {
+        let tables = self.state.published().current();
+        let Some(t) = self.tunnel.as_mut() else {
+            return;
+        };
+        let Some(port) = t.table().paths.get(path).map(|p| p.port) else {
+            return;
+        };
+        let carrier = tables
+            .interfaces
+            .get(port)
+            .and_then(|i| dpdk_bindings::port::link(i.port_id).ok())
+            .is_none_or(|l| l.up);
+        let frame = t.probe(&tables, path, carrier, now);
+        let interval = t.probe_interval();
+        if let Some(f) = frame {
+            self.send_bytes(f.port, &f.bytes);
+        }
+        let key = SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX));
+        self.timers.arm(key, now + interval);
+    }
+
+    /// `show paths`: every tunnel path with its state and measurements.
+    pub fn paths_status(&self, now: Time) -> Option<Vec<tunnel::PathStatus>> {
+        let tables = self.state.published().current();
+        self.tunnel.as_ref().map(|t| t.status(&tables, now))
+    }
+
+    fn hold(&mut self, m: Mbuf, ingress: Ingress, next_hop: Ipv4Addr, port: usize, now: Time) {
         let limit = self.cfg.arp_hold_packets;
         let new = !self.pending.contains_key(&next_hop);
         let p = self.pending.entry(next_hop).or_insert_with(|| Pending {
@@ -477,7 +608,7 @@ impl SlowPath {
             self.counters.drop_one(DropReason::NeighborHoldOverflow);
         }
         if limit > 0 {
-            p.held.push_back((m, in_port));
+            p.held.push_back((m, ingress));
         } else {
             self.counters.drop_one(DropReason::NeighborHoldOverflow);
         }
@@ -497,11 +628,11 @@ impl SlowPath {
                 .remove(&next_hop)
                 .map(|p| p.held)
                 .unwrap_or_default();
-            for (m, in_port) in p {
+            for (m, ingress) in p {
                 self.counters.drop_one(DropReason::NeighborUnresolved);
                 self.icmp_error(
                     &m,
-                    in_port,
+                    ingress,
                     IcmpError::Unreachable(icmpv4::code::HOST_UNREACHABLE),
                     now,
                 );
@@ -515,11 +646,11 @@ impl SlowPath {
         self.arp_request(port, next_hop);
     }
 
-    /// Keeps the next hops of unicast relay outputs resolved: the workers
-    /// only look neighbours up, so the slow path asks for the missing ones
-    /// (on its `RelayResolve` timer, once per `ARP_RETRY`, for as long as a
-    /// rule needs them).
-    fn resolve_relay_next_hops(&mut self) {
+    /// Keeps the next hops of unicast relay outputs and of tunnel paths
+    /// resolved: the workers only look neighbours up, so the slow path asks
+    /// for the missing ones (on its `RelayResolve` timer, once per
+    /// `ARP_RETRY`, for as long as they are needed).
+    fn resolve_wanted_next_hops(&mut self) {
         let tables = self.state.published().current();
         let mut wanted: Vec<(Ipv4Addr, usize)> = Vec::new();
         for rule in &tables.mcast.rules {
@@ -529,6 +660,12 @@ impl SlowPath {
                     wanted.push((nh, out.port));
                 }
             }
+        }
+        if let Some(t) = &self.tunnel {
+            wanted.extend(
+                t.next_hops()
+                    .filter(|(nh, port)| tables.neighbors.get(nh).is_none_or(|n| n.port != *port)),
+            );
         }
         for (ip, port) in wanted {
             if !self.pending.contains_key(&ip) {

@@ -25,6 +25,7 @@ pub use mcast::{
 pub use route::{NextHop, Route, RouteKind, RouteTable};
 pub use state::{NeighborEntry, RoutingState, TableError};
 
+use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
 
 /// An interface of the box as the data plane sees it.
@@ -67,6 +68,9 @@ pub struct Tables {
     pub neighbors: HashMap<Ipv4Addr, Neighbor>,
     /// Multicast relay rules.
     pub mcast: McastTable,
+    /// The multipath tunnel, when one is configured (shared by every
+    /// snapshot: only its atomics and counters change).
+    pub tunnel: Option<Arc<TunnelTable>>,
 }
 
 impl Tables {

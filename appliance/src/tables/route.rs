@@ -26,13 +26,17 @@ pub enum NextHop {
         /// Port index.
         port: usize,
     },
+    /// Into the multipath tunnel to the peer site: no single port (the
+    /// packet's class and scheduler choose the path).
+    Tunnel,
 }
 
 impl NextHop {
-    /// The port index packets leave on.
-    pub fn port(&self) -> usize {
+    /// The port index packets leave on, if the route names one.
+    pub fn port(&self) -> Option<usize> {
         match *self {
-            NextHop::Connected { port } | NextHop::Gateway { port, .. } => port,
+            NextHop::Connected { port } | NextHop::Gateway { port, .. } => Some(port),
+            NextHop::Tunnel => None,
         }
     }
 }
@@ -45,6 +49,8 @@ pub enum RouteKind {
     Connected,
     /// From the config or `appliancectl route add`.
     Static,
+    /// A prefix of the peer site (`tunnel.prefixes`).
+    Tunnel,
 }
 
 /// One route.
@@ -148,7 +154,10 @@ mod tests {
             r("10.1.0.0/16", 2),
             r("10.1.2.3/32", 3),
         ]);
-        let port = |ip: &str| t.lookup(ip.parse().unwrap()).map(|r| r.next_hop.port());
+        let port = |ip: &str| {
+            t.lookup(ip.parse().unwrap())
+                .and_then(|r| r.next_hop.port())
+        };
         assert_eq!(port("10.1.2.3"), Some(3));
         assert_eq!(port("10.1.2.4"), Some(2));
         assert_eq!(port("10.2.0.1"), Some(1));
@@ -167,7 +176,7 @@ mod tests {
                 .unwrap()
                 .next_hop
                 .port(),
-            5
+            Some(5)
         );
         assert_eq!(t.routes().len(), 1);
     }

@@ -2,7 +2,6 @@
 //! static routes, neighbours and multicast rules. Every change builds and
 //! publishes a new snapshot.
 
-use crate::time::Time;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -14,6 +13,8 @@ use super::{
     Tables,
 };
 use crate::config::mcast::{IfaceView, McastInputSpec, McastRuleError, McastRuleSpec};
+use crate::time::Time;
+use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
 
 /// Why a table change was refused (the control reply's text is its
@@ -64,6 +65,7 @@ pub struct RoutingState {
     /// Neighbours by address.
     pub neighbors: HashMap<Ipv4Addr, NeighborEntry>,
     mcast_rules: Vec<Arc<McastRule>>,
+    tunnel: Option<Arc<TunnelTable>>,
     workers: usize,
     version: u64,
     published: Published,
@@ -76,12 +78,13 @@ impl RoutingState {
         static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
         neighbors: HashMap<Ipv4Addr, NeighborEntry>,
     ) -> Self {
-        let tables = build(1, &interfaces, &static_routes, &neighbors, &[]);
+        let tables = build(1, &interfaces, &static_routes, &neighbors, &[], None);
         Self {
             interfaces,
             static_routes,
             neighbors,
             mcast_rules: Vec::new(),
+            tunnel: None,
             workers: 1,
             version: 1,
             published: Published::new(tables),
@@ -92,6 +95,17 @@ impl RoutingState {
     /// rule is added).
     pub fn set_workers(&mut self, workers: usize) {
         self.workers = workers.max(1);
+    }
+
+    /// Routes the tunnel's prefixes into `tunnel` (at boot).
+    pub fn set_tunnel(&mut self, tunnel: Arc<TunnelTable>) {
+        self.tunnel = Some(tunnel);
+        self.republish();
+    }
+
+    /// The tunnel, if one is configured.
+    pub fn tunnel(&self) -> Option<&Arc<TunnelTable>> {
+        self.tunnel.as_ref()
     }
 
     /// Multicast rules in the order they were added.
@@ -251,6 +265,7 @@ impl RoutingState {
             &self.static_routes,
             &self.neighbors,
             &self.mcast_rules,
+            self.tunnel.as_ref(),
         ));
         self.version
     }
@@ -262,6 +277,7 @@ fn build(
     static_routes: &[(Ipv4Net, Ipv4Addr)],
     neighbors: &HashMap<Ipv4Addr, NeighborEntry>,
     mcast_rules: &[Arc<McastRule>],
+    tunnel: Option<&Arc<TunnelTable>>,
 ) -> Tables {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address.map(|a| Route {
@@ -282,9 +298,17 @@ fn build(
             kind: RouteKind::Static,
         })
     });
+    let tunneled = tunnel
+        .into_iter()
+        .flat_map(|t| t.prefixes.iter())
+        .map(|prefix| Route {
+            prefix: *prefix,
+            next_hop: NextHop::Tunnel,
+            kind: RouteKind::Tunnel,
+        });
     // Connected routes go last so that they win over a static route for
     // the same prefix.
-    let routes: Vec<Route> = statics.chain(connected).collect();
+    let routes: Vec<Route> = statics.chain(tunneled).chain(connected).collect();
     Tables {
         version,
         interfaces: interfaces.to_vec(),
@@ -302,5 +326,6 @@ fn build(
             })
             .collect(),
         mcast: McastTable::new(mcast_rules.to_vec()),
+        tunnel: tunnel.cloned(),
     }
 }

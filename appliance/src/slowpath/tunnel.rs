@@ -1,0 +1,356 @@
+//! The management lcore's part of the tunnel: it probes every path (round
+//! trip, forward delay, loss), answers the peer's probes, decides from the
+//! answers and the carrier whether a path is up, publishes each path's state,
+//! delay and effective rate to the workers (the atomics of
+//! [`crate::tunnel::PathLive`]), and sends its own packets (ICMP about
+//! packets that came through the tunnel) back through it.
+//!
+//! Everything here runs on the management lcore; the workers never wait for
+//! it.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::buf::VecBuf;
+use crate::tables::Tables;
+use crate::time::Time;
+use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
+use crate::tunnel::meter::{Meters, PathFigures};
+use crate::tunnel::{TunnelTable, LANE_PORT_BASE};
+use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, TunnelRepr, CONTROL_LANE};
+
+/// Replies in a row that bring a path back up.
+const UP_AFTER_REPLIES: u32 = 3;
+/// Queueing delay above which a path's effective rate is lowered.
+const QUEUE_HIGH: Duration = Duration::from_millis(5);
+/// Queueing delay below which it may rise again.
+const QUEUE_LOW: Duration = Duration::from_millis(2);
+
+/// Why a path is down (or that it is up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathState {
+    /// Carrying traffic.
+    Up,
+    /// Probes went unanswered.
+    NoReplies,
+    /// The WAN port has no carrier.
+    NoCarrier,
+    /// Not yet answered at all since start.
+    Starting,
+}
+
+/// The health of one path as the management lcore tracks it.
+#[derive(Debug, Clone, Copy)]
+struct Health {
+    state: PathState,
+    since: Time,
+    replies_in_row: u32,
+    flaps: u64,
+}
+
+/// What `show paths` shows of one path besides its configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStatus {
+    /// Up, or why not.
+    pub state: PathState,
+    /// Seconds in this state.
+    pub for_secs: f64,
+    /// Taken down by `appliancectl path down`.
+    pub admin_down: bool,
+    /// Times it went down.
+    pub flaps: u64,
+    /// The effective rate the schedulers use (bit/s).
+    pub rate_bps: u64,
+    /// Whether its next hop is resolved.
+    pub resolved: bool,
+    /// Measurements.
+    #[serde(flatten)]
+    pub figures: PathFigures,
+}
+
+/// One frame to send on a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Port index.
+    pub port: usize,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The management lcore's tunnel state.
+#[derive(Debug)]
+pub struct MgmtTunnel {
+    table: Arc<TunnelTable>,
+    meters: Meters,
+    health: Vec<Health>,
+    /// Per path: the control lane's path sequence.
+    path_seq: Vec<u32>,
+}
+
+impl MgmtTunnel {
+    /// State for `table`, at `now`: every path starts up (so traffic flows
+    /// while the first probes go out) and is taken down if they go
+    /// unanswered.
+    pub fn new(table: Arc<TunnelTable>, now: Time) -> Self {
+        let n = table.paths.len();
+        Self {
+            meters: Meters::new(n),
+            health: vec![
+                Health {
+                    state: PathState::Starting,
+                    since: now,
+                    replies_in_row: 0,
+                    flaps: 0,
+                };
+                n
+            ],
+            path_seq: vec![0; n],
+            table,
+        }
+    }
+
+    /// The tunnel table.
+    pub fn table(&self) -> &Arc<TunnelTable> {
+        &self.table
+    }
+
+    /// How often each path is probed.
+    pub fn probe_interval(&self) -> Duration {
+        self.table.probe_interval
+    }
+
+    /// The next hops the paths need resolved, with their port.
+    pub fn next_hops(&self) -> impl Iterator<Item = (Ipv4Addr, usize)> + '_ {
+        self.table.paths.iter().map(|p| (p.next_hop, p.port))
+    }
+
+    /// The outer headers for `path` (no next-hop MAC: `None`).
+    fn outer(&mut self, tables: &Tables, path: usize, kind: Kind, now: Time) -> Option<Outer> {
+        let p = self.table.paths.get(path)?;
+        let iface = tables.interfaces.get(p.port)?;
+        let nh = tables
+            .neighbors
+            .get(&p.next_hop)
+            .filter(|n| n.port == p.port)?;
+        let seq = self.path_seq.get_mut(path)?;
+        *seq = seq.wrapping_add(1);
+        Some(Outer {
+            src_mac: iface.mac,
+            dst_mac: nh.mac,
+            src_ip: p.local,
+            dst_ip: p.remote,
+            src_port: LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000),
+            dst_port: self.table.port,
+            tos: 0xc0, // CS6, network control
+            header: TunnelRepr {
+                kind,
+                flags: flags::UNORDERED,
+                path: p.id,
+                key: 0,
+                lane: CONTROL_LANE,
+                epoch: self.table.epoch,
+                lane_seq: 0,
+                path_seq: *seq,
+                sent_us: now.as_micros_u32(),
+            },
+        })
+    }
+
+    /// The probe to send on `path` now, if its next hop is resolved. Also
+    /// checks the path's carrier and silence, and republishes its figures.
+    pub fn probe(
+        &mut self,
+        tables: &Tables,
+        path: usize,
+        carrier: bool,
+        now: Time,
+    ) -> Option<Frame> {
+        self.judge(path, carrier, now);
+        self.publish(path, now);
+        let mut outer = self.outer(tables, path, Kind::Probe, now)?;
+        let seq = self.meters.sent(path, now)?;
+        // The probe's own sequence is the meter's, so replies match it.
+        outer.header.path_seq = seq;
+        let mut bytes = vec![0u8; OUTER_LEN];
+        encap::write_outer(&mut bytes, &outer, 0);
+        Some(Frame {
+            port: self.table.paths[path].port,
+            bytes,
+        })
+    }
+
+    /// A probe or probe reply arrived on port `in_port` (the pipeline said
+    /// it is for our tunnel endpoint). A probe is answered on the path it
+    /// came over; a reply feeds the meter. Returns the frame to send, if any.
+    pub fn on_control(
+        &mut self,
+        tables: &Tables,
+        frame: &[u8],
+        in_port: usize,
+        now: Time,
+    ) -> Option<Frame> {
+        let rx: Rx = encap::parse_rx(frame).ok()?;
+        let path = self
+            .table
+            .rx_path(in_port, rx.src, rx.dst, rx.header.path)?;
+        match rx.header.kind {
+            Kind::Probe => {
+                let mut outer = self.outer(tables, path, Kind::ProbeReply, now)?;
+                outer.header.path_seq = rx.header.path_seq;
+                let reply = ProbeReplyRepr {
+                    echo_sent_us: rx.header.sent_us,
+                    forward_us: now.as_micros_u32().wrapping_sub(rx.header.sent_us),
+                    hold_us: 0,
+                };
+                let mut bytes = vec![0u8; OUTER_LEN + ProbeReplyRepr::LEN];
+                encap::write_outer(&mut bytes, &outer, ProbeReplyRepr::LEN);
+                reply.emit(&mut bytes[OUTER_LEN..]);
+                Some(Frame {
+                    port: self.table.paths[path].port,
+                    bytes,
+                })
+            }
+            Kind::ProbeReply => {
+                let r = ProbeReplyRepr::parse(rx.payload(frame)).ok()?;
+                self.meters
+                    .reply(path, rx.header.path_seq, r.forward_us, r.hold_us, now);
+                let h = &mut self.health[path];
+                h.replies_in_row += 1;
+                self.judge(path, true, now);
+                self.publish(path, now);
+                None
+            }
+            Kind::Data => None,
+        }
+    }
+
+    /// Decides whether `path` is up: no carrier or too long without a reply
+    /// takes it down; replies in a row bring it back.
+    fn judge(&mut self, path: usize, carrier: bool, now: Time) {
+        let interval = self.table.probe_interval;
+        let figures = self.meters.figures(path, now);
+        // A few probe intervals, plus the round trip's variation: the gap
+        // between replies that no healthy path shows.
+        let dead_after =
+            interval * 3 + Duration::from_micros(4 * figures.rttvar_us) + Duration::from_millis(5);
+        let last = self
+            .meters
+            .path(path)
+            .and_then(|m| m.last_reply())
+            .unwrap_or(self.health[path].since);
+        let silent = now.duration_since(last) > dead_after;
+        let h = &mut self.health[path];
+        let next = match h.state {
+            _ if !carrier => PathState::NoCarrier,
+            PathState::Up if silent => PathState::NoReplies,
+            PathState::Up => PathState::Up,
+            PathState::Starting if silent => PathState::NoReplies,
+            _ if h.replies_in_row >= UP_AFTER_REPLIES && !silent => PathState::Up,
+            s => s,
+        };
+        if next != PathState::Up && (silent || !carrier) {
+            h.replies_in_row = 0;
+        }
+        let counts_up = |s: PathState| matches!(s, PathState::Up | PathState::Starting);
+        if next != h.state {
+            if counts_up(h.state) && !counts_up(next) {
+                h.flaps += 1;
+            }
+            log::info!(
+                "tunnel path {}: {:?} -> {:?}",
+                self.table.paths[path].name,
+                h.state,
+                next
+            );
+            h.state = next;
+            h.since = now;
+        }
+        self.table.live[path]
+            .up
+            .store(counts_up(h.state), Ordering::Relaxed);
+    }
+
+    /// Publishes `path`'s delay and effective rate to the workers. The rate
+    /// drops by a tenth while the path's queue is above 5 ms, and grows back
+    /// by 5 % per probe below 2 ms, never above the configured rate nor below
+    /// a tenth of it.
+    fn publish(&mut self, path: usize, now: Time) {
+        let f = self.meters.figures(path, now);
+        let live = &self.table.live[path];
+        let configured = self.table.paths[path].rate_bps;
+        let rate = live.rate_bps.load(Ordering::Relaxed);
+        let queue = Duration::from_micros(f.queueing_us);
+        let rate = if queue > QUEUE_HIGH {
+            rate - rate / 10
+        } else if queue < QUEUE_LOW {
+            rate + rate / 20
+        } else {
+            rate
+        };
+        live.rate_bps
+            .store(rate.clamp(configured / 10, configured), Ordering::Relaxed);
+        live.delay_us.store(
+            u32::try_from(f.delay_us).unwrap_or(u32::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The status of every path, for `show paths`.
+    pub fn status(&self, tables: &Tables, now: Time) -> Vec<PathStatus> {
+        self.table
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let live = &self.table.live[i];
+                PathStatus {
+                    state: self.health[i].state,
+                    for_secs: now.duration_since(self.health[i].since).as_secs_f64(),
+                    admin_down: !live.admin_up.load(Ordering::Relaxed),
+                    flaps: self.health[i].flaps,
+                    rate_bps: live.rate_bps.load(Ordering::Relaxed),
+                    resolved: tables
+                        .neighbors
+                        .get(&p.next_hop)
+                        .is_some_and(|n| n.port == p.port),
+                    figures: self.meters.figures(i, now),
+                }
+            })
+            .collect()
+    }
+
+    /// Sets a path administratively down or up; `false` if there is no such
+    /// path.
+    pub fn set_admin(&mut self, name: &str, up: bool) -> bool {
+        match self.table.paths.iter().position(|p| p.name == name) {
+            Some(i) => {
+                self.table.live[i].admin_up.store(up, Ordering::Relaxed);
+                log::info!(
+                    "tunnel path {name}: administratively {}",
+                    if up { "up" } else { "down" }
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Encapsulates one of our own packets (an Ethernet frame carrying IPv4)
+    /// for the peer, on the usable path with the lowest delay.
+    pub fn encapsulate(&mut self, tables: &Tables, frame: &[u8], now: Time) -> Option<Frame> {
+        let path = (0..self.table.paths.len())
+            .filter(|i| self.table.live[*i].usable())
+            .min_by_key(|i| self.table.live[*i].delay_us.load(Ordering::Relaxed))?;
+        let mut outer = self.outer(tables, path, Kind::Data, now)?;
+        outer.tos = encap::inner_tos(frame);
+        let mut buf = VecBuf::new(frame);
+        encap::encapsulate(&mut buf, &outer).ok()?;
+        Some(Frame {
+            port: self.table.paths[path].port,
+            bytes: buf.into_vec(),
+        })
+    }
+}
