@@ -10,7 +10,7 @@
 //! `{"cmd":"mcast_add","rule":{"input":{...},"outputs":[...]},"replace":false}`,
 //! `{"cmd":"mcast_del","input":{"interface":"lan","group":"239.1.1.1","port":5000}}`,
 //! `{"cmd":"mcast_list"}`, `{"cmd":"mcast_show","input":{...}}` (input optional),
-//! `{"cmd":"igmp_show"}`.
+//! `{"cmd":"igmp_show"}`, `{"cmd":"path_admin","path":"a","state":"down"}`.
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
@@ -40,6 +40,22 @@ pub enum ShowWhat {
     Neighbors,
     /// Route table.
     Routes,
+    /// The tunnel: endpoints, totals, lanes and their reorder buffers.
+    Tunnel,
+    /// Tunnel paths: state, measurements, counters and rates.
+    Paths,
+    /// Traffic classes: match, scheduler, counters and rates.
+    Classes,
+}
+
+/// `path down` or `path up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminState {
+    /// Back into the schedules (when healthy).
+    Up,
+    /// Out of every schedule at once (proactive handoff).
+    Down,
 }
 
 /// A request.
@@ -86,6 +102,13 @@ pub enum Request {
     },
     /// IGMP membership state per input port.
     IgmpShow,
+    /// Take a tunnel path administratively down or bring it back.
+    PathAdmin {
+        /// Path name.
+        path: String,
+        /// Down or up.
+        state: AdminState,
+    },
 }
 
 /// A reply.

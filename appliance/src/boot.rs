@@ -312,6 +312,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         headers: Arc::clone(&headers),
         baseline_in_use: AtomicU32::new(pool.in_use()),
         tables: published.clone(),
+        clock,
     });
 
     // The management loop runs on this thread: control requests wake it.

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::report::tunnel::{ClassReport, PathReport, TunnelReport};
 use crate::report::{
     McastReport, OutputReport, PortReport, PortStatsReport, RuleReport, StatsReport, StatsSource,
     WorkerReport,
@@ -97,6 +98,9 @@ struct Scrape {
     mgmt: CounterSnapshot,
     stats: StatsReport,
     mcast: McastReport,
+    paths: Vec<PathReport>,
+    classes: Vec<ClassReport>,
+    tunnel: Option<TunnelReport>,
 }
 
 /// Label sets and values of one family.
@@ -270,6 +274,26 @@ const FAMILIES: &[Family] = &[
         "Relayed copies lost, per rule output and reason.",
         output_drops,
     ),
+    gauge("tunnel_path_up", "1 if the path is healthy (probes answered, carrier up).", |s| per_path(s, |p| u64::from(p.state.carries()))),
+    gauge("tunnel_path_usable", "1 if the workers send on the path (healthy, not administratively down, next hop resolved).", |s| per_path(s, |p| u64::from(p.usable))),
+    counter("tunnel_path_flaps_total", "Times the path went down.", |s| per_path(s, |p| p.flaps)),
+    counter("tunnel_path_tx_packets_total", "Tunnel packets sent on the path.", |s| per_path(s, |p| p.tx_packets)),
+    counter("tunnel_path_tx_bytes_total", "Tunnel bytes sent on the path (outer frames).", |s| per_path(s, |p| p.tx_bytes)),
+    counter("tunnel_path_rx_packets_total", "Tunnel packets received on the path.", |s| per_path(s, |p| p.rx_packets)),
+    counter("tunnel_path_rx_bytes_total", "Tunnel bytes received on the path (outer frames).", |s| per_path(s, |p| p.rx_bytes)),
+    counter("tunnel_path_drops_total", "Tunnel packets lost on the path, by reason.", path_drops),
+    gauge("tunnel_path_rtt_microseconds", "Smoothed round trip of the path's probes.", |s| per_path(s, |p| u64::from(p.srtt_us))),
+    gauge("tunnel_path_delay_microseconds", "Forward one-way delay relative to the fastest path.", |s| per_path(s, |p| u64::from(p.delay_us))),
+    gauge("tunnel_path_queueing_microseconds", "Forward delay above the path's own base (its queue).", |s| per_path(s, |p| u64::from(p.queueing_us))),
+    gauge("tunnel_path_jitter_microseconds", "Jitter of the forward delay.", |s| per_path(s, |p| u64::from(p.jitter_us))),
+    gauge("tunnel_path_loss_ppm", "Probe loss over the last second, parts per million.", |s| per_path(s, |p| (p.loss * 1e6) as u64)),
+    gauge("tunnel_path_rate_bits", "Effective rate the schedulers use (bit/s).", |s| per_path(s, |p| p.rate_bps)),
+    counter("tunnel_class_packets_total", "Packets that entered the tunnel, per traffic class.", |s| per_class(s, |c| c.packets)),
+    counter("tunnel_class_bytes_total", "Bytes that entered the tunnel, per traffic class.", |s| per_class(s, |c| c.bytes)),
+    counter("tunnel_class_copies_total", "Second copies sent by the redundant scheduler, per class.", |s| per_class(s, |c| c.copies)),
+    counter("tunnel_class_no_path_total", "Packets with no usable path, per class.", |s| per_class(s, |c| c.no_path)),
+    counter("tunnel_lane_events_total", "Reorder-buffer events per lane (see show tunnel).", lane_events),
+    gauge("tunnel_lane_occupancy", "Packets a lane's reorder buffer holds now.", |s| per_lane(s, "occupancy")),
 ];
 
 /// The metrics text.
@@ -281,6 +305,9 @@ pub fn render(source: &StatsSource) -> String {
         mgmt: source.mgmt.snapshot(),
         stats: source.stats(),
         mcast: source.mcast(None),
+        paths: source.paths(),
+        classes: source.classes(),
+        tunnel: source.tunnel(),
     })
 }
 
@@ -375,6 +402,57 @@ fn drops(s: &Scrape) -> Rows {
                     c.drop_count(*r),
                 )
             })
+        })
+        .collect()
+}
+
+fn per_path(s: &Scrape, f: fn(&PathReport) -> u64) -> Rows {
+    s.paths
+        .iter()
+        .map(|p| (format!("path=\"{}\"", p.name), f(p)))
+        .collect()
+}
+
+fn path_drops(s: &Scrape) -> Rows {
+    s.paths
+        .iter()
+        .flat_map(|p| {
+            p.drops
+                .iter()
+                .map(move |(k, v)| (format!("path=\"{}\",reason=\"{k}\"", p.name), *v))
+        })
+        .collect()
+}
+
+fn per_class(s: &Scrape, f: fn(&ClassReport) -> u64) -> Rows {
+    s.classes
+        .iter()
+        .map(|c| (format!("class=\"{}\"", c.name), f(c)))
+        .collect()
+}
+
+fn per_lane(s: &Scrape, counter: &str) -> Rows {
+    s.tunnel
+        .iter()
+        .flat_map(|t| t.lanes.iter())
+        .map(|l| {
+            (
+                format!("lane=\"{}\"", l.lane),
+                l.counters.get(counter).copied().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn lane_events(s: &Scrape) -> Rows {
+    s.tunnel
+        .iter()
+        .flat_map(|t| t.lanes.iter())
+        .flat_map(|l| {
+            l.counters
+                .iter()
+                .filter(|(k, _)| **k != "occupancy")
+                .map(move |(k, v)| (format!("lane=\"{}\",event=\"{k}\"", l.lane), *v))
         })
         .collect()
 }
@@ -499,6 +577,9 @@ mod tests {
                 version: 9,
                 rules: vec![],
             },
+            paths: vec![],
+            classes: vec![],
+            tunnel: None,
         }
     }
 

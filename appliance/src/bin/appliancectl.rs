@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use appliance::api::{Request, Response, ShowWhat};
+use appliance::api::{AdminState, Request, Response, ShowWhat};
 use appliance::config::mcast::{McastInputSpec, McastOutputSpec, McastRuleSpec};
 use clap::{Parser, Subcommand};
 use ipnet::Ipv4Net;
@@ -49,6 +49,14 @@ enum Cmd {
     },
     /// IGMP memberships the appliance holds on its input ports.
     Igmp,
+    /// Take a tunnel path out of every schedule (`path down a`), or bring it
+    /// back (`path up a`).
+    Path {
+        /// down or up.
+        state: AdminState,
+        /// The path's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +124,7 @@ fn main() -> ExitCode {
             McastOp::Show { input } => Request::McastShow { input },
         },
         Cmd::Igmp => Request::IgmpShow,
+        Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
     };
     let response = match call(&args.socket, &request) {
         Ok(r) => r,
@@ -363,6 +372,51 @@ fn render(request: &Request, d: &Value) -> String {
                 })
                 .collect(),
         ),
+        Request::Show {
+            what: ShowWhat::Paths,
+        } => show_paths(d),
+        Request::Show {
+            what: ShowWhat::Classes,
+        } => table(
+            &[
+                "class",
+                "scheduler",
+                "match",
+                "packets",
+                "bytes",
+                "pps",
+                "rate",
+                "copies",
+                "no-path",
+            ],
+            arr(d)
+                .iter()
+                .map(|c| {
+                    vec![
+                        s(&c["name"]),
+                        s(&c["scheduler"]),
+                        s(&c["matches"]),
+                        s(&c["packets"]),
+                        s(&c["bytes"]),
+                        s(&c["rate"]["pps"]),
+                        bits_per_second(&c["rate"]["bps"]),
+                        s(&c["copies"]),
+                        s(&c["no_path"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Request::Show {
+            what: ShowWhat::Tunnel,
+        } => show_tunnel(d),
+        Request::PathAdmin { path, .. } => format!(
+            "ok, path {path} administratively {}\n",
+            if d["admin_up"].as_bool() == Some(true) {
+                "up"
+            } else {
+                "down"
+            }
+        ),
         Request::RouteAdd { .. }
         | Request::RouteDel { .. }
         | Request::McastAdd { .. }
@@ -484,6 +538,98 @@ fn render(request: &Request, d: &Value) -> String {
 }
 
 /// A bit rate with a unit, as interface rates are read: `0`, `840.0 kbit/s`, `24.6 Mbit/s`.
+/// `show paths`: one row per path with its state, delays and rates.
+fn show_paths(d: &Value) -> String {
+    let arr = d.as_array().cloned().unwrap_or_default();
+    let ms = |v: &Value| match v.as_u64() {
+        Some(us) => format!("{:.1}", us as f64 / 1000.0),
+        None => "-".into(),
+    };
+    table(
+        &[
+            "path",
+            "iface",
+            "remote",
+            "state",
+            "for",
+            "rtt-ms",
+            "delay-ms",
+            "queue-ms",
+            "jitter-ms",
+            "loss",
+            "flaps",
+            "rate",
+            "tx-pps",
+            "tx-rate",
+            "rx-pps",
+            "rx-rate",
+        ],
+        arr.iter()
+            .map(|p| {
+                let mut state = s(&p["state"]);
+                if p["admin_down"].as_bool() == Some(true) {
+                    state = format!("admin-down ({state})");
+                } else if p["resolved"].as_bool() == Some(false) {
+                    state = format!("{state}, unresolved");
+                }
+                vec![
+                    format!("{} ({})", s(&p["name"]), s(&p["id"])),
+                    s(&p["interface"]),
+                    s(&p["remote"]),
+                    state,
+                    format!("{:.1}s", p["for_secs"].as_f64().unwrap_or(0.0)),
+                    ms(&p["srtt_us"]),
+                    ms(&p["delay_us"]),
+                    ms(&p["queueing_us"]),
+                    ms(&p["jitter_us"]),
+                    format!("{:.1}%", p["loss"].as_f64().unwrap_or(0.0) * 100.0),
+                    s(&p["flaps"]),
+                    bits_per_second(&p["rate_bps"]),
+                    s(&p["tx_rate"]["pps"]),
+                    bits_per_second(&p["tx_rate"]["bps"]),
+                    s(&p["rx_rate"]["pps"]),
+                    bits_per_second(&p["rx_rate"]["bps"]),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// `show tunnel`: the endpoints, totals, reorder counters and tunnel drops.
+fn show_tunnel(d: &Value) -> String {
+    let obj = |v: &Value| v.as_object().cloned().unwrap_or_default();
+    let mut out = format!(
+        "udp port {}, epoch {}, inner MTU {}, prefixes {}\npaths usable {} of {}; packets sent {}, received {}\n\n",
+        s(&d["port"]),
+        s(&d["epoch"]),
+        s(&d["inner_mtu"]),
+        d["prefixes"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+        s(&d["paths_usable"]),
+        s(&d["paths"]),
+        s(&d["tx_packets"]),
+        s(&d["rx_packets"]),
+    );
+    out += &table(
+        &["reorder (all lanes)", "packets"],
+        obj(&d["reorder"])
+            .iter()
+            .map(|(k, v)| vec![k.clone(), s(v)])
+            .collect(),
+    );
+    out += "\n";
+    out += &table(
+        &["tunnel drop reason", "packets"],
+        obj(&d["drops"])
+            .iter()
+            .map(|(k, v)| vec![k.clone(), s(v)])
+            .collect(),
+    );
+    out
+}
+
 fn bits_per_second(v: &Value) -> String {
     let Some(b) = v.as_u64() else {
         return "-".into();

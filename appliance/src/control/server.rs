@@ -160,6 +160,12 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
         ShowWhat::Ports => serde_json::to_value(source.ports()),
         ShowWhat::Workers => serde_json::to_value(source.workers()),
         ShowWhat::Stats => serde_json::to_value(source.stats()),
+        ShowWhat::Tunnel => match source.tunnel() {
+            Some(t) => serde_json::to_value(t),
+            None => return Response::err("no tunnel is configured"),
+        },
+        ShowWhat::Paths => serde_json::to_value(source.paths()),
+        ShowWhat::Classes => serde_json::to_value(source.classes()),
         ShowWhat::Routes => {
             let t = source.tables.current();
             let name = |p: Option<usize>| match p {

@@ -23,7 +23,7 @@ use dpdk_bindings::{Burst, Mbuf, Mempool};
 use hashbrown::HashMap;
 use serde_json::json;
 
-use crate::api::{Request, Response};
+use crate::api::{AdminState, Request, Response};
 use crate::config::SlowPathConfig;
 use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
 use crate::dataplane::tx::flush;
@@ -588,12 +588,6 @@ impl SlowPath {
         self.timers.arm(key, now + interval);
     }
 
-    /// `show paths`: every tunnel path with its state and measurements.
-    pub fn paths_status(&self, now: Time) -> Option<Vec<tunnel::PathStatus>> {
-        let tables = self.state.published().current();
-        self.tunnel.as_ref().map(|t| t.status(&tables, now))
-    }
-
     fn hold(&mut self, m: Mbuf, ingress: Ingress, next_hop: Ipv4Addr, port: usize, now: Time) {
         let limit = self.cfg.arp_hold_packets;
         let new = !self.pending.contains_key(&next_hop);
@@ -757,6 +751,20 @@ impl SlowPath {
                 return version_response(r);
             }
             Request::IgmpShow => return self.igmp_status(),
+            Request::PathAdmin { path, state } => {
+                let up = state == AdminState::Up;
+                return match self.tunnel.as_mut() {
+                    Some(t) if t.set_admin(&path, up) => {
+                        Response::ok(json!({ "path": path, "admin_up": up }))
+                    }
+                    Some(t) => {
+                        let names: Vec<&str> =
+                            t.table().paths.iter().map(|p| p.name.as_str()).collect();
+                        Response::err(format!("path: one of {names:?}, not {path:?}"))
+                    }
+                    None => Response::err("no tunnel is configured"),
+                };
+            }
             Request::Show { .. } | Request::McastList | Request::McastShow { .. } => {
                 return Response::err("answered by the control thread");
             }

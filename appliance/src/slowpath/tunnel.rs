@@ -17,8 +17,8 @@ use crate::buf::VecBuf;
 use crate::tables::Tables;
 use crate::time::Time;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
-use crate::tunnel::meter::{Meters, PathFigures};
-use crate::tunnel::{TunnelTable, LANE_PORT_BASE};
+use crate::tunnel::meter::Meters;
+use crate::tunnel::{PathState, TunnelTable, LANE_PORT_BASE};
 use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, TunnelRepr, CONTROL_LANE};
 
 /// Replies in a row that bring a path back up.
@@ -28,20 +28,6 @@ const QUEUE_HIGH: Duration = Duration::from_millis(5);
 /// Queueing delay below which it may rise again.
 const QUEUE_LOW: Duration = Duration::from_millis(2);
 
-/// Why a path is down (or that it is up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PathState {
-    /// Carrying traffic.
-    Up,
-    /// Probes went unanswered.
-    NoReplies,
-    /// The WAN port has no carrier.
-    NoCarrier,
-    /// Not yet answered at all since start.
-    Starting,
-}
-
 /// The health of one path as the management lcore tracks it.
 #[derive(Debug, Clone, Copy)]
 struct Health {
@@ -49,26 +35,6 @@ struct Health {
     since: Time,
     replies_in_row: u32,
     flaps: u64,
-}
-
-/// What `show paths` shows of one path besides its configuration.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PathStatus {
-    /// Up, or why not.
-    pub state: PathState,
-    /// Seconds in this state.
-    pub for_secs: f64,
-    /// Taken down by `appliancectl path down`.
-    pub admin_down: bool,
-    /// Times it went down.
-    pub flaps: u64,
-    /// The effective rate the schedulers use (bit/s).
-    pub rate_bps: u64,
-    /// Whether its next hop is resolved.
-    pub resolved: bool,
-    /// Measurements.
-    #[serde(flatten)]
-    pub figures: PathFigures,
 }
 
 /// One frame to send on a port.
@@ -254,9 +220,8 @@ impl MgmtTunnel {
         if next != PathState::Up && (silent || !carrier) {
             h.replies_in_row = 0;
         }
-        let counts_up = |s: PathState| matches!(s, PathState::Up | PathState::Starting);
         if next != h.state {
-            if counts_up(h.state) && !counts_up(next) {
+            if h.state.carries() && !next.carries() {
                 h.flaps += 1;
             }
             log::info!(
@@ -268,9 +233,13 @@ impl MgmtTunnel {
             h.state = next;
             h.since = now;
         }
+        let cells = &self.table.live[path].report;
+        cells.state.store(h.state.code(), Ordering::Relaxed);
+        cells.since_ns.store(h.since.as_nanos(), Ordering::Relaxed);
+        cells.flaps.store(h.flaps, Ordering::Relaxed);
         self.table.live[path]
             .up
-            .store(counts_up(h.state), Ordering::Relaxed);
+            .store(h.state.carries(), Ordering::Relaxed);
     }
 
     /// Publishes `path`'s delay and effective rate to the workers. The rate
@@ -298,33 +267,9 @@ impl MgmtTunnel {
         );
     }
 
-    /// The status of every path, for `show paths`.
-    pub fn status(&self, tables: &Tables, now: Time) -> Vec<PathStatus> {
-        self.table
-            .paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let live = &self.table.live[i];
-                PathStatus {
-                    state: self.health[i].state,
-                    for_secs: now.duration_since(self.health[i].since).as_secs_f64(),
-                    admin_down: !live.admin_up.load(Ordering::Relaxed),
-                    flaps: self.health[i].flaps,
-                    rate_bps: live.rate_bps.load(Ordering::Relaxed),
-                    resolved: tables
-                        .neighbors
-                        .get(&p.next_hop)
-                        .is_some_and(|n| n.port == p.port),
-                    figures: self.meters.figures(i, now),
-                }
-            })
-            .collect()
-    }
-
     /// Sets a path administratively down or up; `false` if there is no such
     /// path.
-    pub fn set_admin(&mut self, name: &str, up: bool) -> bool {
+    pub fn set_admin(&self, name: &str, up: bool) -> bool {
         match self.table.paths.iter().position(|p| p.name == name) {
             Some(i) => {
                 self.table.live[i].admin_up.store(up, Ordering::Relaxed);

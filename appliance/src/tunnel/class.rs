@@ -90,6 +90,53 @@ impl Matcher {
         }
     }
 
+    /// The fields given, as text (`show classes`).
+    pub fn describe(&self) -> String {
+        let range = |r: &RangeInclusive<u16>| {
+            if r.start() == r.end() {
+                r.start().to_string()
+            } else {
+                format!("{}-{}", r.start(), r.end())
+            }
+        };
+        let mut parts = Vec::new();
+        if let Some(n) = self.src {
+            parts.push(format!("src {n}"));
+        }
+        if let Some(n) = self.dst {
+            parts.push(format!("dst {n}"));
+        }
+        if let Some(p) = self.proto {
+            parts.push(match p {
+                1 => "icmp".to_string(),
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                p => format!("protocol {p}"),
+            });
+        }
+        if let Some(r) = &self.sports {
+            parts.push(format!("sport {}", range(r)));
+        }
+        if let Some(r) = &self.dports {
+            parts.push(format!("dport {}", range(r)));
+        }
+        if let Some(bits) = self.dscp {
+            let v: Vec<String> = (0..64)
+                .filter(|d| bits & (1 << d) != 0)
+                .map(|d: u64| d.to_string())
+                .collect();
+            parts.push(format!("dscp {}", v.join(",")));
+        }
+        if let Some(r) = &self.size {
+            parts.push(format!("size {}", range(r)));
+        }
+        if parts.is_empty() {
+            "any".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// Whether `k` matches every field given.
     #[inline]
     pub fn matches(&self, k: &FlowKey) -> bool {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::config::tunnel::{SchedulerName, TunnelConfig};
-use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker};
+use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker, Rate};
 use crate::tables::Interface;
 use class::{Class, Classes};
 
@@ -80,6 +80,77 @@ pub struct PathLive {
     /// Forward one-way delay in µs, relative to the fastest path, queueing
     /// included.
     pub delay_us: AtomicU32,
+    /// What the management lcore measured and decided, for reports.
+    pub report: PathReportCells,
+}
+
+/// The management lcore's view of a path, published for readers (`show
+/// paths`, `/metrics`): one writer, plain stores.
+#[derive(Debug, Default)]
+pub struct PathReportCells {
+    /// [`PathState`] code.
+    pub state: std::sync::atomic::AtomicU8,
+    /// When it entered the state (ns on the appliance's clock).
+    pub since_ns: AtomicU64,
+    /// Times it went down.
+    pub flaps: AtomicU64,
+    /// Smoothed round trip (µs).
+    pub srtt_us: AtomicU32,
+    /// Round-trip variation (µs).
+    pub rttvar_us: AtomicU32,
+    /// Lowest recent round trip (µs).
+    pub min_rtt_us: AtomicU32,
+    /// Its queue: forward delay above its own base (µs).
+    pub queueing_us: AtomicU32,
+    /// Forward-delay jitter (µs).
+    pub jitter_us: AtomicU32,
+    /// Probe loss over the last second, parts per million.
+    pub loss_ppm: AtomicU32,
+    /// Probes sent.
+    pub probes_sent: AtomicU64,
+    /// Probe replies received.
+    pub replies: AtomicU64,
+}
+
+/// Why a path is down, or that it is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathState {
+    /// Carrying traffic.
+    Up,
+    /// Probes went unanswered.
+    NoReplies,
+    /// The WAN port has no carrier.
+    NoCarrier,
+    /// Not yet answered since start (used meanwhile).
+    Starting,
+}
+
+impl PathState {
+    /// As stored in [`PathReportCells::state`].
+    pub fn code(self) -> u8 {
+        match self {
+            PathState::Starting => 0,
+            PathState::Up => 1,
+            PathState::NoReplies => 2,
+            PathState::NoCarrier => 3,
+        }
+    }
+
+    /// From [`Self::code`].
+    pub fn from_code(code: u8) -> PathState {
+        match code {
+            1 => PathState::Up,
+            2 => PathState::NoReplies,
+            3 => PathState::NoCarrier,
+            _ => PathState::Starting,
+        }
+    }
+
+    /// Whether traffic may use the path in this state.
+    pub fn carries(self) -> bool {
+        matches!(self, PathState::Up | PathState::Starting)
+    }
 }
 
 impl PathLive {
@@ -89,6 +160,7 @@ impl PathLive {
             up: AtomicBool::new(true),
             rate_bps: AtomicU64::new(rate_bps),
             delay_us: AtomicU32::new(0),
+            report: PathReportCells::default(),
         }
     }
 
@@ -195,6 +267,10 @@ pub struct TunnelTable {
     pub class_counters: Box<[PerWorker<ClassCounters>]>,
     /// Per lane: the reorder counters of its owner.
     pub lane_counters: Box<[CacheAligned<LaneCounters>]>,
+    /// Per path index: sent and received per second (management lcore).
+    pub path_rates: Box<[(Rate, Rate)]>,
+    /// Per class index: entering the tunnel per second (management lcore).
+    pub class_rates: Box<[Rate]>,
 }
 
 impl TunnelTable {
@@ -253,6 +329,11 @@ impl TunnelTable {
             path_counters: paths.iter().map(|_| PerWorker::zeroed(workers)).collect(),
             class_counters: (0..n_classes).map(|_| PerWorker::zeroed(workers)).collect(),
             lane_counters: (0..MAX_LANES).map(|_| CacheAligned::default()).collect(),
+            path_rates: paths
+                .iter()
+                .map(|_| (Rate::default(), Rate::default()))
+                .collect(),
+            class_rates: (0..n_classes).map(|_| Rate::default()).collect(),
             paths,
             by_id,
             classes,
@@ -279,6 +360,28 @@ impl TunnelTable {
     #[inline]
     pub fn is_endpoint(&self, ip: Ipv4Addr, port: u16) -> bool {
         port == self.port && self.paths.iter().any(|p| p.local == ip)
+    }
+
+    /// Samples the paths' and classes' rates, `elapsed` after the previous
+    /// sample (management lcore only).
+    pub fn sample_rates(&self, elapsed: Duration) {
+        for (i, (tx, rx)) in self.path_rates.iter().enumerate() {
+            let c = &self.path_counters[i];
+            tx.sample(
+                c.total(|w| &w.tx_packets),
+                c.total(|w| &w.tx_bytes),
+                elapsed,
+            );
+            rx.sample(
+                c.total(|w| &w.rx_packets),
+                c.total(|w| &w.rx_bytes),
+                elapsed,
+            );
+        }
+        for (i, rate) in self.class_rates.iter().enumerate() {
+            let c = &self.class_counters[i];
+            rate.sample(c.total(|w| &w.packets), c.total(|w| &w.bytes), elapsed);
+        }
     }
 
     /// The scheduler of each class, in class order.

@@ -1,6 +1,9 @@
-//! Reading the running appliance: ports, workers, counters, mempool.
-//! Used by the control socket and the metrics endpoint; every read is of
-//! atomics or thread-safe DPDK queries, so it never disturbs the workers.
+//! Reading the running appliance: ports, workers, counters, mempool, relay
+//! rules, the tunnel ([`tunnel`]). Used by the control socket and the metrics
+//! endpoint; every read is of atomics or thread-safe DPDK queries, so it never
+//! disturbs the workers.
+
+pub mod tunnel;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +18,7 @@ use crate::stats::SlowCounters;
 use crate::stats::{CounterSnapshot, DropReason, WorkerCounters};
 use crate::stats::{Rate, RateReport};
 use crate::tables::{McastRule, OutputCounters, Published, RuleWorkerCounters};
+use crate::time::Clock;
 
 /// Static facts about a port.
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +80,8 @@ pub struct StatsSource {
     pub baseline_in_use: AtomicU32,
     /// The tables.
     pub tables: Published,
+    /// The appliance's clock (states' ages).
+    pub clock: Clock,
 }
 
 /// One port.
@@ -253,7 +259,7 @@ impl RuleReport {
 
 /// Drops by reason as reports show them: the `listed` reasons always (even at
 /// zero, so scripts can rely on them), any other only when it happened.
-fn drops_by_reason(
+pub(crate) fn drops_by_reason(
     listed: &[DropReason],
     count: impl Fn(DropReason) -> u64,
 ) -> BTreeMap<&'static str, u64> {
@@ -388,9 +394,45 @@ impl StatsSource {
                 rates.tx.sample(s.opackets, s.obytes, elapsed);
             }
         }
-        for rule in &self.tables.current().mcast.rules {
+        let tables = self.tables.current();
+        for rule in &tables.mcast.rules {
             rule.counters.sample_rates(elapsed);
         }
+        if let Some(t) = &tables.tunnel {
+            t.sample_rates(elapsed);
+        }
+    }
+
+    /// The tunnel, if one is configured.
+    pub fn tunnel(&self) -> Option<tunnel::TunnelReport> {
+        let tables = self.tables.current();
+        let mut drops = CounterSnapshot::default();
+        for w in &self.workers {
+            drops.accumulate(&w.counters.snapshot());
+        }
+        drops.accumulate(&self.mgmt.snapshot());
+        let t = tables.tunnel.as_ref()?;
+        Some(tunnel::tunnel(&tables, t, &drops.drops))
+    }
+
+    /// The tunnel's paths (empty without a tunnel).
+    pub fn paths(&self) -> Vec<tunnel::PathReport> {
+        let tables = self.tables.current();
+        tables
+            .tunnel
+            .as_ref()
+            .map(|t| tunnel::paths(&tables, t, self.clock.now()))
+            .unwrap_or_default()
+    }
+
+    /// The tunnel's traffic classes (empty without a tunnel).
+    pub fn classes(&self) -> Vec<tunnel::ClassReport> {
+        self.tables
+            .current()
+            .tunnel
+            .as_ref()
+            .map(|t| tunnel::classes(t))
+            .unwrap_or_default()
     }
 
     /// Relay rules and their counters; only the rules matching `filter` if given.

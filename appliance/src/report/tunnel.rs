@@ -1,0 +1,281 @@
+//! What `show tunnel`, `show paths`, `show classes` and `/metrics` read of the
+//! tunnel: configuration from the table, state and measurements from the
+//! atomics the management lcore publishes, counters summed over the workers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use super::drops_by_reason;
+use crate::stats::{DropReason, RateReport};
+use crate::tables::Tables;
+use crate::time::Time;
+use crate::tunnel::{LaneCounters, PathState, TunnelTable};
+
+/// One path.
+#[derive(Debug, Serialize)]
+pub struct PathReport {
+    /// Name.
+    pub name: String,
+    /// Wire id.
+    pub id: u8,
+    /// WAN interface.
+    pub interface: String,
+    /// Our address.
+    pub local: String,
+    /// The peer's address.
+    pub remote: String,
+    /// Next hop.
+    pub next_hop: String,
+    /// Whether the next hop is resolved.
+    pub resolved: bool,
+    /// Up, or why not.
+    pub state: PathState,
+    /// Seconds in this state.
+    pub for_secs: f64,
+    /// Taken down by `appliancectl path down`.
+    pub admin_down: bool,
+    /// Whether the workers send on it now.
+    pub usable: bool,
+    /// Times it went down.
+    pub flaps: u64,
+    /// Configured rate (bit/s).
+    pub rate_configured_bps: u64,
+    /// Effective rate the schedulers use (bit/s).
+    pub rate_bps: u64,
+    /// Path MTU.
+    pub mtu: u16,
+    /// `backup` priority.
+    pub priority: u8,
+    /// A standby path.
+    pub backup: bool,
+    /// Smoothed round trip (µs).
+    pub srtt_us: u32,
+    /// Round-trip variation (µs).
+    pub rttvar_us: u32,
+    /// Lowest recent round trip (µs).
+    pub min_rtt_us: u32,
+    /// Forward one-way delay relative to the fastest path (µs).
+    pub delay_us: u32,
+    /// Its queue (µs).
+    pub queueing_us: u32,
+    /// Forward-delay jitter (µs).
+    pub jitter_us: u32,
+    /// Probe loss over the last second (0–1).
+    pub loss: f64,
+    /// Probes sent.
+    pub probes_sent: u64,
+    /// Replies received.
+    pub probe_replies: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent (outer frames).
+    pub tx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Sent per second over the last second.
+    pub tx_rate: RateReport,
+    /// Received per second over the last second.
+    pub rx_rate: RateReport,
+    /// Packets lost on it, by reason.
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// One traffic class.
+#[derive(Debug, Serialize)]
+pub struct ClassReport {
+    /// Name (`default` last).
+    pub name: String,
+    /// Scheduler.
+    pub scheduler: &'static str,
+    /// What it matches, as configured (Rust debug text; empty for default).
+    pub matches: String,
+    /// Packets that entered the tunnel in it.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Second copies sent (`redundant`).
+    pub copies: u64,
+    /// Packets with no usable path.
+    pub no_path: u64,
+    /// Per second over the last second.
+    pub rate: RateReport,
+}
+
+/// One lane's reorder buffer (only lanes that saw traffic).
+#[derive(Debug, Serialize)]
+pub struct LaneReport {
+    /// Lane number (the peer's worker).
+    pub lane: usize,
+    /// Its counters.
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+/// The tunnel as a whole.
+#[derive(Debug, Serialize)]
+pub struct TunnelReport {
+    /// Outer UDP port.
+    pub port: u16,
+    /// Our epoch.
+    pub epoch: u16,
+    /// Largest inner packet.
+    pub inner_mtu: u16,
+    /// The peer's prefixes.
+    pub prefixes: Vec<String>,
+    /// Paths usable now / configured.
+    pub paths_usable: usize,
+    /// Paths configured.
+    pub paths: usize,
+    /// Sum over the paths.
+    pub tx_packets: u64,
+    /// Sum over the paths.
+    pub rx_packets: u64,
+    /// Reorder counters summed over the lanes.
+    pub reorder: BTreeMap<&'static str, u64>,
+    /// Lanes that saw traffic.
+    pub lanes: Vec<LaneReport>,
+    /// Tunnel drops by reason (every worker).
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+/// Every path.
+pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
+    t.paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let live = &t.live[i];
+            let cells = &live.report;
+            let c = &t.path_counters[i];
+            let (tx_rate, rx_rate) = (&t.path_rates[i].0, &t.path_rates[i].1);
+            let resolved = tables
+                .neighbors
+                .get(&p.next_hop)
+                .is_some_and(|n| n.port == p.port);
+            let since = Time::from_nanos(cells.since_ns.load(Ordering::Relaxed));
+            PathReport {
+                name: p.name.clone(),
+                id: p.id,
+                interface: tables
+                    .interfaces
+                    .get(p.port)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default(),
+                local: p.local.to_string(),
+                remote: p.remote.to_string(),
+                next_hop: p.next_hop.to_string(),
+                resolved,
+                state: PathState::from_code(cells.state.load(Ordering::Relaxed)),
+                for_secs: now.duration_since(since).as_secs_f64(),
+                admin_down: !live.admin_up.load(Ordering::Relaxed),
+                usable: live.usable() && resolved,
+                flaps: cells.flaps.load(Ordering::Relaxed),
+                rate_configured_bps: p.rate_bps,
+                rate_bps: live.rate_bps.load(Ordering::Relaxed),
+                mtu: p.mtu,
+                priority: p.priority,
+                backup: p.backup,
+                srtt_us: cells.srtt_us.load(Ordering::Relaxed),
+                rttvar_us: cells.rttvar_us.load(Ordering::Relaxed),
+                min_rtt_us: cells.min_rtt_us.load(Ordering::Relaxed),
+                delay_us: live.delay_us.load(Ordering::Relaxed),
+                queueing_us: cells.queueing_us.load(Ordering::Relaxed),
+                jitter_us: cells.jitter_us.load(Ordering::Relaxed),
+                loss: f64::from(cells.loss_ppm.load(Ordering::Relaxed)) / 1e6,
+                probes_sent: cells.probes_sent.load(Ordering::Relaxed),
+                probe_replies: cells.replies.load(Ordering::Relaxed),
+                tx_packets: c.total(|w| &w.tx_packets),
+                tx_bytes: c.total(|w| &w.tx_bytes),
+                rx_packets: c.total(|w| &w.rx_packets),
+                rx_bytes: c.total(|w| &w.rx_bytes),
+                tx_rate: tx_rate.report(),
+                rx_rate: rx_rate.report(),
+                drops: drops_by_reason(&[DropReason::TxFull], |r| c.total(|w| w.drops.of(r))),
+            }
+        })
+        .collect()
+}
+
+/// Every class, default last.
+pub fn classes(t: &TunnelTable) -> Vec<ClassReport> {
+    t.classes
+        .all()
+        .iter()
+        .enumerate()
+        .map(|(i, class)| {
+            let c = &t.class_counters[i];
+            ClassReport {
+                name: class.name.clone(),
+                scheduler: class.scheduler.name(),
+                matches: if class.name == "default" {
+                    String::new()
+                } else {
+                    class.matcher.describe()
+                },
+                packets: c.total(|w| &w.packets),
+                bytes: c.total(|w| &w.bytes),
+                copies: c.total(|w| &w.copies),
+                no_path: c.total(|w| &w.no_path),
+                rate: t.class_rates[i].report(),
+            }
+        })
+        .collect()
+}
+
+/// The tunnel as a whole; `drops` are the workers' drop counters (by reason).
+pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64]) -> TunnelReport {
+    let lanes: Vec<LaneReport> = t
+        .lane_counters
+        .iter()
+        .enumerate()
+        .map(|(lane, c)| (lane, c.0.snapshot()))
+        .filter(|(_, c)| c.values().any(|v| *v > 0))
+        .map(|(lane, counters)| LaneReport { lane, counters })
+        .collect();
+    let mut reorder: BTreeMap<&'static str, u64> =
+        LaneCounters::NAMES.iter().map(|n| (*n, 0)).collect();
+    for l in &lanes {
+        for (k, v) in &l.counters {
+            *reorder.entry(k).or_default() += v;
+        }
+    }
+    let tunnel_drops = DropReason::ALL
+        .iter()
+        .filter(|r| r.name().starts_with("tunnel_"))
+        .map(|r| (r.name(), drops.get(*r as usize).copied().unwrap_or(0)))
+        .collect();
+    let usable = (0..t.paths.len())
+        .filter(|i| {
+            let p = &t.paths[*i];
+            t.live[*i].usable()
+                && tables
+                    .neighbors
+                    .get(&p.next_hop)
+                    .is_some_and(|n| n.port == p.port)
+        })
+        .count();
+    TunnelReport {
+        port: t.port,
+        epoch: t.epoch,
+        inner_mtu: t.inner_mtu,
+        prefixes: t.prefixes.iter().map(|p| p.to_string()).collect(),
+        paths_usable: usable,
+        paths: t.paths.len(),
+        tx_packets: t
+            .path_counters
+            .iter()
+            .map(|c| c.total(|w| &w.tx_packets))
+            .sum(),
+        rx_packets: t
+            .path_counters
+            .iter()
+            .map(|c| c.total(|w| &w.rx_packets))
+            .sum(),
+        reorder,
+        lanes,
+        drops: tunnel_drops,
+    }
+}
