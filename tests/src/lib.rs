@@ -4,6 +4,7 @@
 
 pub mod bins;
 pub mod control;
+pub mod golden;
 pub mod netns;
 pub mod probe;
 pub mod rundir;

@@ -2,14 +2,8 @@
 //! what it sends compared byte by byte, final counters and the mempool
 //! checked. No root or network needed.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use etherparse::{EtherType, Ethernet2Header, PacketBuilder, SlicedPacket};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use serde_json::Value;
+use testbed::golden::{read_pcap, GoldenRun};
 
 /// net_pcap gives port N the MAC 02:70:63:61:70:N ("pcap").
 const LAN_MAC: [u8; 6] = [0x02, 0x70, 0x63, 0x61, 0x70, 0x00];
@@ -18,31 +12,6 @@ const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
 const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x22];
 const HOST: [u8; 4] = [10, 10, 1, 10];
 const LAN_IP: [u8; 4] = [10, 10, 1, 1];
-
-fn appliance_bin() -> PathBuf {
-    testbed::bins::workspace_bin("appliance")
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::new(File::create(path).expect("create pcap")).expect("pcap header");
-    for (i, f) in frames.iter().enumerate() {
-        let ts = Duration::from_millis(i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .expect("write packet");
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(f) = File::open(path) else {
-        return Vec::new();
-    };
-    let mut r = PcapReader::new(f).expect("pcap header");
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.expect("packet").data.into_owned());
-    }
-    out
-}
 
 fn udp(dst: [u8; 4], ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
@@ -127,25 +96,7 @@ fn malformed() -> Vec<(Vec<u8>, &'static str)> {
     v
 }
 
-struct Run {
-    dir: PathBuf,
-    stats: Value,
-}
-
-impl Run {
-    /// Every packet mbuf is back in the pool at exit and no fan-out header is left.
-    fn assert_no_mbuf_leaked(&self) {
-        assert_eq!(
-            self.stats["mempool_in_use_at_exit"], self.stats["mempool"]["baseline_in_use"],
-            "no mbuf leaked"
-        );
-        assert_eq!(
-            self.stats["headers_in_use_at_exit"].as_u64(),
-            Some(0),
-            "no header mbuf leaked"
-        );
-    }
-}
+type Run = GoldenRun;
 
 fn run_appliance(name: &str, lan_in: &[Vec<u8>]) -> Run {
     run_appliance_with(name, lan_in, "")
@@ -153,33 +104,6 @@ fn run_appliance(name: &str, lan_in: &[Vec<u8>]) -> Run {
 
 /// Runs with `extra` appended to the config (e.g. relay rules).
 fn run_appliance_with(name: &str, lan_in: &[Vec<u8>], extra: &str) -> Run {
-    let dir = std::env::temp_dir().join(format!("appliance-golden-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    write_pcap(&dir.join("lan.in.pcap"), lan_in);
-    write_pcap(&dir.join("wan.in.pcap"), &[]);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root");
-    let profile = std::fs::read_to_string(repo.join("hw-profiles/pcap.toml"))
-        .expect("pcap profile")
-        .replace(
-            "tests/fixtures/lan.in.pcap",
-            &dir.join("lan.in.pcap").display().to_string(),
-        )
-        .replace(
-            "tests/fixtures/wan.in.pcap",
-            &dir.join("wan.in.pcap").display().to_string(),
-        )
-        .replace(
-            "build/golden/lan.out",
-            &dir.join("lan.out").display().to_string(),
-        )
-        .replace(
-            "build/golden/wan.out",
-            &dir.join("wan.out").display().to_string(),
-        );
-    std::fs::write(dir.join("profile.toml"), profile).expect("profile");
     let config = format!(
         r#"
 [[interfaces]]
@@ -195,47 +119,16 @@ via = "10.10.2.2"
 address = "10.10.2.2"
 mac = "02:00:00:00:00:22"
 [control]
-socket = "{}"
+socket = "{{socket}}"
 metrics = ""
 {extra}
-"#,
-        dir.join("ctl.sock").display()
+"#
     );
-    std::fs::write(dir.join("config.toml"), config).expect("config");
-    let start = Instant::now();
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "60"])
-        .arg(appliance_bin())
-        .arg("--profile")
-        .arg(dir.join("profile.toml"))
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(["--exit-when-idle-ms", "1500", "--final-stats"])
-        .arg(dir.join("stats.json"))
-        .output()
-        .expect("run appliance");
-    let log = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "appliance failed after {:?}:\n{log}",
-        start.elapsed()
-    );
-    let stats: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).expect("stats"))
-            .expect("json");
-    Run { dir, stats }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+    GoldenRun::run(
+        name,
+        &[("lan", lan_in.to_vec()), ("wan", Vec::new())],
+        &config,
+    )
 }
 
 fn is_arp(f: &[u8]) -> bool {

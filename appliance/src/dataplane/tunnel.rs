@@ -355,6 +355,11 @@ impl TunnelWorker {
             sinks.punt(m);
             return;
         }
+        if let Err(reason) = encap::check_inner(m.data(), &rx) {
+            pc.drops.inc(reason);
+            sinks.drop_one(reason);
+            return;
+        }
         let lane = rx.header.lane;
         if lane == CONTROL_LANE {
             deliver(tables, m, sinks);
