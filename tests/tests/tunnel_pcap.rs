@@ -327,7 +327,7 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
         // Far beyond the window.
         from_peer(0, 3 + (1 << 21), &inner[3]),
     ];
-    let mut bad = |at: usize, v: u8, reason: &'static str, wan0: &mut Vec<Vec<u8>>| {
+    let bad = |at: usize, v: u8, reason: &'static str, wan0: &mut Vec<Vec<u8>>| {
         let mut f = good.clone();
         f[at] = v;
         wan0.push(f);
@@ -358,7 +358,10 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
     stranger[24..26].copy_from_slice(&h.header_checksum.to_be_bytes());
     wan0.push(stranger);
     reasons.push("tunnel_unknown_path");
-    // A probe: answered by the management lcore on the same path.
+    // A probe (with the peer's count of packets it received from us): answered
+    // by the management lcore on the same path.
+    let mut probe_payload = tunnel_header(0x11, 1, 0, 0, 0xffff, 0x7777, 0, 42, 123_456);
+    probe_payload.extend_from_slice(&0u32.to_be_bytes());
     let probe = outer_frame(
         WAN0_MAC,
         PEER0_MAC,
@@ -366,7 +369,7 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
         WAN0_IP,
         49152,
         0xc0,
-        &tunnel_header(0x11, 1, 0, 0, 0xffff, 0x7777, 0, 42, 123_456),
+        &probe_payload,
     );
     wan0.push(probe);
     let wan1 = vec![from_peer(1, 6, &inner[6])];
@@ -419,5 +422,10 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
         "the probe's sequence"
     );
     assert_eq!(&r[62..66], &123_456u32.to_be_bytes(), "echoed send time");
+    assert_eq!(
+        r.len(),
+        62 + 16,
+        "echo, forward delay, hold time, received count"
+    );
     run.assert_no_mbuf_leaked();
 }

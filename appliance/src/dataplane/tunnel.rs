@@ -158,6 +158,7 @@ impl TunnelWorker {
                 priority: p.priority,
                 rate_bps: state.rate_bps.load(std::sync::atomic::Ordering::Relaxed),
                 delay_us: state.delay_us.load(std::sync::atomic::Ordering::Relaxed),
+                weight: p.rate_bps,
             };
         }
         self.live = live;

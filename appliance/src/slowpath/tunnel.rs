@@ -19,21 +19,33 @@ use crate::time::Time;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
 use crate::tunnel::meter::Meters;
 use crate::tunnel::{PathState, TunnelTable, LANE_PORT_BASE};
-use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, TunnelRepr, CONTROL_LANE};
+use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelRepr, CONTROL_LANE};
 
 /// Replies in a row that bring a path back up.
-const UP_AFTER_REPLIES: u32 = 3;
+const UP_AFTER_PROGRESS: u32 = 3;
 /// Queueing delay above which a path's effective rate is lowered.
 const QUEUE_HIGH: Duration = Duration::from_millis(5);
 /// Queueing delay below which it may rise again.
 const QUEUE_LOW: Duration = Duration::from_millis(2);
 
 /// The health of one path as the management lcore tracks it.
+///
+/// A path is alive while what we send on it arrives: every probe and probe
+/// reply the peer sends (on the path's other direction) carries how many
+/// tunnel packets it has received on the path from us. While that count
+/// moves, the path delivers, even if congestion drops some probes; when it
+/// stops moving for a few probe intervals (we probe every interval, so we
+/// always send), the path is dead, whatever the carrier says.
 #[derive(Debug, Clone, Copy)]
 struct Health {
     state: PathState,
     since: Time,
-    replies_in_row: u32,
+    /// The peer's last count of packets received from us on the path.
+    peer_rx: Option<u32>,
+    /// When that count last moved.
+    progress: Time,
+    /// Consecutive reports in which it moved (brings a path back).
+    progress_in_row: u32,
     flaps: u64,
 }
 
@@ -68,7 +80,9 @@ impl MgmtTunnel {
                 Health {
                     state: PathState::Starting,
                     since: now,
-                    replies_in_row: 0,
+                    peer_rx: None,
+                    progress: now,
+                    progress_in_row: 0,
                     flaps: 0,
                 };
                 n
@@ -140,8 +154,12 @@ impl MgmtTunnel {
         let seq = self.meters.sent(path, now)?;
         // The probe's own sequence is the meter's, so replies match it.
         outer.header.path_seq = seq;
-        let mut bytes = vec![0u8; OUTER_LEN];
-        encap::write_outer(&mut bytes, &outer, 0);
+        let mut bytes = vec![0u8; OUTER_LEN + ProbeRepr::LEN];
+        encap::write_outer(&mut bytes, &outer, ProbeRepr::LEN);
+        ProbeRepr {
+            rx_packets: self.rx_packets(path),
+        }
+        .emit(&mut bytes[OUTER_LEN..]);
         Some(Frame {
             port: self.table.paths[path].port,
             bytes,
@@ -164,12 +182,15 @@ impl MgmtTunnel {
             .rx_path(in_port, rx.src, rx.dst, rx.header.path)?;
         match rx.header.kind {
             Kind::Probe => {
+                let probe = ProbeRepr::parse(rx.payload(frame)).ok()?;
+                self.peer_received(path, probe.rx_packets, now);
                 let mut outer = self.outer(tables, path, Kind::ProbeReply, now)?;
                 outer.header.path_seq = rx.header.path_seq;
                 let reply = ProbeReplyRepr {
                     echo_sent_us: rx.header.sent_us,
                     forward_us: now.as_micros_u32().wrapping_sub(rx.header.sent_us),
                     hold_us: 0,
+                    rx_packets: self.rx_packets(path),
                 };
                 let mut bytes = vec![0u8; OUTER_LEN + ProbeReplyRepr::LEN];
                 encap::write_outer(&mut bytes, &outer, ProbeReplyRepr::LEN);
@@ -183,9 +204,7 @@ impl MgmtTunnel {
                 let r = ProbeReplyRepr::parse(rx.payload(frame)).ok()?;
                 self.meters
                     .reply(path, rx.header.path_seq, r.forward_us, r.hold_us, now);
-                let h = &mut self.health[path];
-                h.replies_in_row += 1;
-                self.judge(path, true, now);
+                self.peer_received(path, r.rx_packets, now);
                 self.publish(path, now);
                 None
             }
@@ -193,35 +212,55 @@ impl MgmtTunnel {
         }
     }
 
-    /// Decides whether `path` is up: no carrier or too long without a reply
-    /// takes it down; replies in a row bring it back.
+    /// Tunnel packets received on `path` so far (all workers), as the wire
+    /// carries it (wrapping).
+    fn rx_packets(&self, path: usize) -> u32 {
+        self.table
+            .path_counters
+            .get(path)
+            .map_or(0, |c| c.total(|w| &w.rx_packets) as u32)
+    }
+
+    /// The peer reported `count` packets received from us on `path`.
+    fn peer_received(&mut self, path: usize, count: u32, now: Time) {
+        let Some(h) = self.health.get_mut(path) else {
+            return;
+        };
+        if h.peer_rx != Some(count) {
+            h.peer_rx = Some(count);
+            h.progress = now;
+            h.progress_in_row += 1;
+        }
+        self.judge(path, true, now);
+    }
+
+    /// Decides whether `path` is up: no carrier, or what we send no longer
+    /// arriving for a few probe intervals, takes it down; the peer's count
+    /// moving in a few reports in a row brings it back.
     fn judge(&mut self, path: usize, carrier: bool, now: Time) {
         let interval = self.table.probe_interval;
         let figures = self.meters.figures(path, now);
         // A few probe intervals, plus the round trip's variation: the gap
-        // between replies that no healthy path shows.
+        // between reports no delivering path shows.
         let dead_after =
             interval * 3 + Duration::from_micros(4 * figures.rttvar_us) + Duration::from_millis(5);
-        let last = self
-            .meters
-            .path(path)
-            .and_then(|m| m.last_reply())
-            .unwrap_or(self.health[path].since);
-        let silent = now.duration_since(last) > dead_after;
+        let silent = now.duration_since(self.health[path].progress) > dead_after;
         let h = &mut self.health[path];
+        if silent || !carrier {
+            h.progress_in_row = 0;
+        }
         let next = match h.state {
             _ if !carrier => PathState::NoCarrier,
-            PathState::Up if silent => PathState::NoReplies,
+            PathState::Up | PathState::Starting if silent => PathState::NoReplies,
             PathState::Up => PathState::Up,
-            PathState::Starting if silent => PathState::NoReplies,
-            _ if h.replies_in_row >= UP_AFTER_REPLIES && !silent => PathState::Up,
+            _ if h.progress_in_row >= UP_AFTER_PROGRESS => PathState::Up,
+            PathState::NoCarrier => PathState::NoReplies,
             s => s,
         };
-        if next != PathState::Up && (silent || !carrier) {
-            h.replies_in_row = 0;
-        }
         if next != h.state {
-            if h.state.carries() && !next.carries() {
+            // A path the peer never answered yet (it may start later) has
+            // not flapped.
+            if h.state == PathState::Up && !next.carries() {
                 h.flaps += 1;
             }
             log::info!(
@@ -261,10 +300,21 @@ impl MgmtTunnel {
         };
         live.rate_bps
             .store(rate.clamp(configured / 10, configured), Ordering::Relaxed);
-        live.delay_us.store(
-            u32::try_from(f.delay_us).unwrap_or(u32::MAX),
-            Ordering::Relaxed,
-        );
+        let us = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        live.delay_us.store(us(f.delay_us), Ordering::Relaxed);
+        let cells = &live.report;
+        cells.srtt_us.store(us(f.srtt_us), Ordering::Relaxed);
+        cells.rttvar_us.store(us(f.rttvar_us), Ordering::Relaxed);
+        cells.min_rtt_us.store(us(f.min_rtt_us), Ordering::Relaxed);
+        cells
+            .queueing_us
+            .store(us(f.queueing_us), Ordering::Relaxed);
+        cells.jitter_us.store(us(f.jitter_us), Ordering::Relaxed);
+        cells
+            .loss_ppm
+            .store((f.loss * 1e6) as u32, Ordering::Relaxed);
+        cells.probes_sent.store(f.probes_sent, Ordering::Relaxed);
+        cells.replies.store(f.replies, Ordering::Relaxed);
     }
 
     /// Sets a path administratively down or up; `false` if there is no such

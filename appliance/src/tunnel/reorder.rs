@@ -18,6 +18,11 @@
 //!   than `max_hold` after the longest-waiting held packet was held;
 //! - a packet arrives beyond the ring: the oldest holes are skipped to fit.
 //!
+//! Deadlines are judged only in [`Lane::poll`], never while a packet is pushed:
+//! a caller that reads several receive queues (one per path) calls `poll` once
+//! it has read them all, so a missing packet that already arrived on another
+//! queue is never given up because the caller was late to read it.
+//!
 //! Per-path delays are `receiver clock − sent_us`: each contains the same
 //! unknown clock offset, which cancels in every comparison between paths.
 //!
@@ -332,7 +337,7 @@ impl<T> Lane<T> {
             }
             self.counters.unordered += 1;
             out(pkt, Delivery::Unordered);
-            self.release(a.now_ns, live, out);
+            self.release(None, live, out);
             return Verdict::Delivered;
         }
         if !self.synced {
@@ -360,7 +365,7 @@ impl<T> Lane<T> {
             }
             self.insert(pkt, a.seq, a.now_ns, delay_ns, out)
         };
-        self.release(a.now_ns, live, out);
+        self.release(None, live, out);
         // Its own mark may have released the hole it was waiting for.
         match verdict {
             Verdict::Held if serial_diff(a.seq, self.head) < 0 => Verdict::Delivered,
@@ -374,7 +379,7 @@ impl<T> Lane<T> {
     /// A path declared dead is handled by calling this with the new mask:
     /// holes that waited only for that path count as proven and go at once.
     pub fn poll(&mut self, now_ns: u64, live: u16, out: &mut impl FnMut(T, Delivery)) {
-        self.release(now_ns, live, out);
+        self.release(Some(now_ns), live, out);
     }
 
     /// When [`Self::poll`] next has something to do, `None` if nothing is held.
@@ -547,16 +552,22 @@ impl<T> Lane<T> {
 
     /// Delivers what can go: the head if present, else skips the head hole if
     /// proven lost or past its deadline; repeats until the head must wait.
-    fn release(&mut self, now_ns: u64, live: u16, out: &mut impl FnMut(T, Delivery)) {
+    /// Delivers the head while it is present and skips holes proven lost;
+    /// with `now_ns`, also holes whose deadline passed. A push passes `None`:
+    /// a caller that reads several queues may not have read the missing
+    /// packet yet (it sits in another queue), and a caller that woke late
+    /// would otherwise give it up for lost; deadlines are judged in `poll`,
+    /// after the caller read everything that arrived.
+    fn release(&mut self, now_ns: Option<u64>, live: u16, out: &mut impl FnMut(T, Delivery)) {
         while self.held > 0 {
             if self.head_slot().is_some() {
                 self.pop_head(out);
                 continue;
             }
-            match self.hole(live) {
-                Hole::Proven => self.counters.released_early += 1,
-                Hole::Until(t) if now_ns >= t => self.counters.timed_out += 1,
-                Hole::Until(_) => break,
+            match (self.hole(live), now_ns) {
+                (Hole::Proven, _) => self.counters.released_early += 1,
+                (Hole::Until(t), Some(now)) if now >= t => self.counters.timed_out += 1,
+                (Hole::Until(_), _) => break,
             }
             self.skip_head();
         }

@@ -49,6 +49,10 @@ pub struct PathView {
     /// Current one-way delay estimate in microseconds, queueing included. Only differences between
     /// paths matter.
     pub delay_us: u32,
+    /// Weight of the per-flow schedulers' hashing: the configured rate, which does not change
+    /// at run time, so a flow stays on its path while the effective rate moves (0: use
+    /// `rate_bps`).
+    pub weight: u64,
 }
 
 /// What a scheduler needs to know about a packet.
@@ -239,7 +243,9 @@ impl Scheduler {
             Inner::Wlb(w) => w.pick(paths, cands, pkt.len, now_ns),
             Inner::MinRtt(m) => m.pick(paths, cands, pkt.len, now_ns),
             Inner::Backup => {
-                let best = Bits(cands).min_by_key(|&i| (paths[i].priority, paths[i].delay_us, i));
+                // Active/standby is an operator's order: priority, then the order of
+                // the paths, never the measured delay (which moves with the load).
+                let best = Bits(cands).min_by_key(|&i| (paths[i].priority, i));
                 best.map_or(Choice::None, one)
             }
             Inner::Redundant => redundant(paths),
@@ -325,7 +331,11 @@ fn hrw(paths: &[PathView], cands: u32, key: u64) -> Choice {
         let h = mix64(key.wrapping_add((i as u64 + 1).wrapping_mul(GOLDEN)));
         // Top 53 bits, centred in their interval: never 0 or 1, so ln is finite and negative.
         let u = ((h >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
-        let score = -u.ln() / paths[i].rate_bps.max(1) as f64;
+        let weight = match paths[i].weight {
+            0 => paths[i].rate_bps,
+            w => w,
+        };
+        let score = -u.ln() / weight.max(1) as f64;
         if best.is_none_or(|(_, s)| score < s) {
             best = Some((i, score));
         }
@@ -572,6 +582,7 @@ mod tests {
             priority: 0,
             rate_bps: rate_mbit * MBIT,
             delay_us: delay_ms * 1000,
+            weight: 0,
         }
     }
 
@@ -795,6 +806,27 @@ mod tests {
 
     /// A flow maps to the same path on every packet, on every worker; ports matter only for TCP
     /// and UDP.
+    /// The effective rate moves with the paths' queues; flows must not.
+    #[test]
+    fn flow_hash_ignores_effective_rate_changes_when_weighted() {
+        let mut s = Scheduler::new(Kind::FlowHash, &SchedConfig::default());
+        let mut paths = vec![path(30, 10), path(8, 30)];
+        for p in &mut paths {
+            p.weight = p.rate_bps;
+        }
+        let flows: Vec<Packet> = (0..1000u16)
+            .map(|i| Packet {
+                sport: i,
+                ..pkt(1500)
+            })
+            .collect();
+        let before: Vec<Choice> = flows.iter().map(|f| s.pick(&paths, f, 0)).collect();
+        paths[0].rate_bps /= 10;
+        paths[1].rate_bps *= 3;
+        let after: Vec<Choice> = flows.iter().map(|f| s.pick(&paths, f, 0)).collect();
+        assert_eq!(before, after);
+    }
+
     #[test]
     fn flow_hash_is_stable_per_flow() {
         let paths = [path(100, 10), path(100, 10), path(100, 10), path(100, 10)];
@@ -1006,6 +1038,7 @@ mod tests {
                 priority,
                 rate_bps,
                 delay_us,
+                weight: 0,
             })
     }
 

@@ -328,8 +328,45 @@ impl TunnelRepr {
     }
 }
 
+/// What a probe carries after the header: how many tunnel packets its sender
+/// has received on this path from the other end (a wrapping count). While it
+/// keeps moving, the other end knows that what it sends on the path arrives,
+/// even when congestion drops some probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeRepr {
+    /// Tunnel packets received on this path from the probe's addressee.
+    pub rx_packets: u32,
+}
+
+impl ProbeRepr {
+    /// Bytes after the tunnel header.
+    pub const LEN: usize = 4;
+
+    /// Reads it from a probe's payload.
+    ///
+    /// # Errors
+    /// `Truncated` if the payload is short.
+    pub fn parse(payload: &[u8]) -> Result<ProbeRepr> {
+        if payload.len() < Self::LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(ProbeRepr {
+            rx_packets: read_u32(payload, 0),
+        })
+    }
+
+    /// Writes it.
+    ///
+    /// # Panics
+    /// If `payload` is shorter than [`Self::LEN`].
+    pub fn emit(&self, payload: &mut [u8]) {
+        write_u32(payload, 0, self.rx_packets);
+    }
+}
+
 /// What a probe reply carries after the header: enough for the prober to
-/// measure the round trip and its path's forward one-way delay.
+/// measure the round trip and its path's forward one-way delay, and the
+/// replier's received-packet count as in [`ProbeRepr`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeReplyRepr {
     /// The probe's send timestamp, echoed (the prober's clock).
@@ -341,11 +378,13 @@ pub struct ProbeReplyRepr {
     /// How long the replier held the probe before replying (taken off the
     /// round trip).
     pub hold_us: u32,
+    /// Tunnel packets the replier received on this path from the prober.
+    pub rx_packets: u32,
 }
 
 impl ProbeReplyRepr {
     /// Bytes after the tunnel header.
-    pub const LEN: usize = 12;
+    pub const LEN: usize = 16;
 
     /// Reads it from a probe reply's payload.
     ///
@@ -359,6 +398,7 @@ impl ProbeReplyRepr {
             echo_sent_us: read_u32(payload, 0),
             forward_us: read_u32(payload, 4),
             hold_us: read_u32(payload, 8),
+            rx_packets: read_u32(payload, 12),
         })
     }
 
@@ -370,6 +410,7 @@ impl ProbeReplyRepr {
         write_u32(payload, 0, self.echo_sent_us);
         write_u32(payload, 4, self.forward_us);
         write_u32(payload, 8, self.hold_us);
+        write_u32(payload, 12, self.rx_packets);
     }
 }
 
@@ -435,11 +476,16 @@ mod tests {
             echo_sent_us: 7,
             forward_us: u32::MAX,
             hold_us: 35,
+            rx_packets: 1 << 31,
         };
-        let mut b = [0u8; 12];
+        let mut b = [0u8; 16];
         r.emit(&mut b);
         assert_eq!(ProbeReplyRepr::parse(&b), Ok(r));
-        assert_eq!(ProbeReplyRepr::parse(&b[..11]), Err(Error::Truncated));
+        assert_eq!(ProbeReplyRepr::parse(&b[..15]), Err(Error::Truncated));
+        let p = ProbeRepr { rx_packets: 9 };
+        p.emit(&mut b);
+        assert_eq!(ProbeRepr::parse(&b[..4]), Ok(p));
+        assert_eq!(ProbeRepr::parse(&b[..3]), Err(Error::Truncated));
     }
 
     proptest::proptest! {
@@ -450,6 +496,7 @@ mod tests {
                 let _ = TunnelRepr::parse(&p);
             }
             let _ = ProbeReplyRepr::parse(&bytes);
+            let _ = ProbeRepr::parse(&bytes);
         }
 
         #[test]

@@ -58,6 +58,17 @@ pub fn setup(s: &Sites) -> Result<SitesSetup> {
             "rule", "add", "from", &host_net, "lookup", &table, "pref", &table,
         ])?;
     }
+    host_limits(s, n)?;
+    Ok(SitesSetup {
+        wrapper: vec!["mptcpize".into(), "run".into()],
+        notes: vec![format!(
+            "{n} subflows per connection (one per host A address), source-subnet routing"
+        )],
+    })
+}
+
+/// Lets both hosts open a subflow per link (`n` links) and accept as many addresses.
+pub fn host_limits(s: &Sites, n: usize) -> Result<()> {
     let limit = (n + 1).to_string();
     for host in [&s.host_a.ns, &s.host_b.ns] {
         host.ip(&[
@@ -71,12 +82,7 @@ pub fn setup(s: &Sites) -> Result<SitesSetup> {
         ])
         .context("MPTCP limits")?;
     }
-    Ok(SitesSetup {
-        wrapper: vec!["mptcpize".into(), "run".into()],
-        notes: vec![format!(
-            "{n} subflows per connection (one per host A address), source-subnet routing"
-        )],
-    })
+    Ok(())
 }
 
 /// The host's MPTCP counters (`MPTcpExt` in /proc/net/netstat) that show whether MPTCP was

@@ -13,6 +13,7 @@
 //! | `appliance` | relay (sites: not yet) | the DPDK appliance on af_packet, with generated `[[mcast_rules]]` |
 
 pub mod appliance;
+pub mod appliance_tunnel;
 pub mod linux_ecmp_vxlan;
 pub mod linux_mptcp;
 pub mod linux_single;

@@ -1,0 +1,308 @@
+//! The tunnel between two appliances, one per site, on `net_af_packet`, over two WAN links
+//! emulated by the test bed (30 Mbit/s 10 ms and 8 Mbit/s 30 ms one way), with plain Linux
+//! hosts on both sides: ping and iperf3 TCP through it with each scheduler, each scheduler's
+//! use of the paths, `redundant` against random loss, `source-subnet` with MPTCP end hosts,
+//! and nothing leaked.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use testbed::bins::workspace_bin;
+use testbed::netns::skip_unless_root;
+use testbed::probe::{send_seq, SeqReceiver};
+use testbed::scenario::iperf;
+use testbed::scenario::systems::appliance_tunnel::{self, ApplianceSites, Site, TunnelSpec};
+use testbed::scenario::systems::SitesSetup;
+use testbed::topology::{sites, Sites};
+use testbed::wanem::config::{Dur, QueueLimit, Rate};
+use testbed::wanem::{Config, DirParams, EmulatorProcess, LinkConfig};
+
+const RATES: [u64; 2] = [30_000_000, 8_000_000];
+const DELAYS_MS: [u64; 2] = [10, 30];
+
+/// Host A — appliance A — two emulated links — appliance B — host B, with `loss` on every
+/// link and direction.
+struct Bed {
+    // Dropped in this order: appliances, emulator, namespaces.
+    pair: Option<ApplianceSites>,
+    emu: Option<EmulatorProcess>,
+    setup: SitesSetup,
+    sites: Sites,
+}
+
+fn bed(scheduler: &str, loss: f64) -> Result<Bed> {
+    let sites = sites(2)?;
+    let links = sites
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LinkConfig {
+            name: appliance_tunnel::link_name(i),
+            a_iface: l.emu_a_iface.clone(),
+            b_iface: l.emu_b_iface.clone(),
+            state: "up".into(),
+            both: Some(DirParams {
+                delay: Dur(Duration::from_millis(DELAYS_MS[i])),
+                rate: Some(Rate(RATES[i])),
+                queue: QueueLimit::Time(Duration::from_millis(100)),
+                loss,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let cfg = Config {
+        control: None,
+        links,
+        events: vec![],
+    };
+    let emu = EmulatorProcess::start(&sites.emu, &workspace_bin("wan-emulator"), &cfg, &[])?;
+    let spec = TunnelSpec::new(scheduler, &RATES);
+    let (pair, setup) = appliance_tunnel::start(&sites, &spec, &workspace_bin("appliance"))?;
+    Ok(Bed {
+        pair: Some(pair),
+        emu: Some(emu),
+        setup,
+        sites,
+    })
+}
+
+impl Bed {
+    fn pair(&self) -> &ApplianceSites {
+        self.pair.as_ref().expect("running")
+    }
+
+    /// `show paths` of one site.
+    fn paths(&self, site: Site) -> Vec<Value> {
+        let r =
+            appliance_tunnel::request(self.pair().socket(site), r#"{"cmd":"show","what":"paths"}"#)
+                .expect("show paths");
+        r["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn show(&self, site: Site, what: &str) -> Value {
+        let line = format!(r#"{{"cmd":"show","what":"{what}"}}"#);
+        appliance_tunnel::request(self.pair().socket(site), &line).expect("show")["data"].clone()
+    }
+
+    /// iperf3 TCP, one stream, host A to host B: Mbit/s the receiver got.
+    fn tcp(&self, secs: u64) -> Result<f64> {
+        let s = &self.sites;
+        let server = iperf::start_server(
+            &s.host_b.ns,
+            &self.setup.wrapper,
+            s.host_b.addr,
+            Duration::from_secs(1),
+        )?;
+        let args = iperf::tcp_args(
+            s.host_b.addr,
+            1,
+            Duration::from_secs(secs),
+            Duration::from_secs(1),
+            Some("cubic"),
+        );
+        let client = iperf::run_client(
+            &s.host_a.ns,
+            &self.setup.wrapper,
+            &args,
+            Duration::from_secs(secs + 30),
+        )?;
+        let out = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
+        Ok(out.received_mbps)
+    }
+
+    /// Stops everything; checks both appliances exited with the mempool at its baseline.
+    fn finish(mut self) -> Result<[Value; 2]> {
+        let finals = self.pair.take().context("running")?.stop()?;
+        for (site, f) in ["A", "B"].iter().zip(&finals) {
+            for line in f["log"]
+                .as_str()
+                .unwrap_or("")
+                .lines()
+                .filter(|l| l.contains("tunnel path"))
+            {
+                eprintln!("  site {site}: {line}");
+            }
+            assert_eq!(
+                f["mempool_in_use_at_exit"], f["mempool"]["baseline_in_use"],
+                "site {site}: no mbuf leaked"
+            );
+            assert_eq!(
+                f["headers_in_use_at_exit"].as_u64(),
+                Some(0),
+                "site {site}: header pool"
+            );
+        }
+        drop(self.emu.take());
+        Ok(finals)
+    }
+}
+
+/// Data packets site A sent on each path.
+fn tx_packets(paths: &[Value]) -> Vec<u64> {
+    paths
+        .iter()
+        .map(|p| p["tx_packets"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn every_scheduler_carries_ping_and_tcp_between_the_sites() -> Result<()> {
+    if skip_unless_root(&["ip", "ping", "iperf3", "ethtool"]) {
+        return Ok(());
+    }
+    // TUNNEL_SCHEDULERS=flow-hash,wlb narrows the run (debugging).
+    let only = std::env::var("TUNNEL_SCHEDULERS").unwrap_or_default();
+    for scheduler in ["wlb", "minrtt", "flow-hash", "backup", "redundant"] {
+        if !only.is_empty() && !only.split(',').any(|s| s == scheduler) {
+            continue;
+        }
+        let b = bed(scheduler, 0.0)?;
+        let ping = b
+            .sites
+            .host_a
+            .ns
+            .exec(&["ping", "-c", "5", "-i", "0.2", "-W", "2", "10.2.0.2"])
+            .with_context(|| format!("{scheduler}: host A pings host B through the tunnel"))?;
+        assert!(
+            ping.contains(" 0% packet loss") && ping.contains("ttl=62"),
+            "{scheduler}: two routed hops: {ping}"
+        );
+        // The far appliance answers for its own LAN address through the tunnel.
+        b.sites
+            .host_a
+            .ns
+            .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.2.0.1"])
+            .with_context(|| format!("{scheduler}: host A pings appliance B's LAN address"))?;
+        let before = tx_packets(&b.paths(Site::A));
+        let mbps = b.tcp(3)?;
+        let after = tx_packets(&b.paths(Site::A));
+        let sent: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        let total: u64 = sent.iter().sum();
+        let share = |i: usize| sent[i] as f64 / total.max(1) as f64;
+        eprintln!("{scheduler}: {mbps:.1} Mbit/s, packets per path {sent:?}");
+        for p in b.paths(Site::A) {
+            eprintln!(
+                "  path {}: state {}, flaps {}, rtt {} us, delay {} us, queue {} us, loss {}",
+                p["name"],
+                p["state"],
+                p["flaps"],
+                p["srtt_us"],
+                p["delay_us"],
+                p["queueing_us"],
+                p["loss"]
+            );
+        }
+        assert!(
+            mbps > 5.0,
+            "{scheduler}: TCP through the tunnel ran at {mbps:.1} Mbit/s"
+        );
+        match scheduler {
+            // Per packet in proportion to the rates (30:8): both paths carry the flow.
+            "wlb" => assert!(share(1) > 0.05 && share(0) > 0.5, "{scheduler}: {sent:?}"),
+            // The fast path while it has room, the excess on the other.
+            "minrtt" => assert!(share(0) > 0.5, "{scheduler}: {sent:?}"),
+            // One flow stays on one path (probes and the ping aside).
+            "flow-hash" => assert!(share(0).max(share(1)) > 0.95, "{scheduler}: {sent:?}"),
+            // Active/standby: path a (priority 0).
+            "backup" => assert!(share(0) > 0.95, "{scheduler}: {sent:?}"),
+            // Every packet on both paths, the far side drops the second copy.
+            "redundant" => {
+                assert!((share(0) - 0.5).abs() < 0.02, "{scheduler}: {sent:?}");
+                // Every copy that arrives second is dropped: as many as the slower path
+                // delivered (the 8 Mbit/s link cannot carry every copy of a 27 Mbit/s flow).
+                let drops = b.show(Site::B, "tunnel")["drops"]["tunnel_duplicate"]
+                    .as_u64()
+                    .unwrap_or(0);
+                let delivered: Vec<u64> = b
+                    .paths(Site::B)
+                    .iter()
+                    .map(|p| p["rx_packets"].as_u64().unwrap_or(0))
+                    .collect();
+                let second = delivered.iter().copied().min().unwrap_or(0);
+                // (The paths' receive counts include the probes, ~100/s each.)
+                assert!(drops as f64 > 0.6 * second as f64, "{scheduler}: site B dropped {drops} duplicates; the paths delivered {delivered:?}");
+            }
+            _ => unreachable!(),
+        }
+        b.finish()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn redundant_keeps_a_sequenced_stream_whole_through_random_loss() -> Result<()> {
+    if skip_unless_root(&["ip", "ping", "ethtool"]) {
+        return Ok(());
+    }
+    // 5 % random loss on each link and direction, drawn independently.
+    let b = bed("redundant", 0.05)?;
+    let count = 3000u64;
+    let rx = b.sites.host_b.ns.spawn_in(|| {
+        SeqReceiver::bind(7000)?.collect(Duration::from_secs(2), Duration::from_secs(20))
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    let dst = SocketAddr::from((b.sites.host_b.addr, 7000));
+    b.sites
+        .host_a
+        .ns
+        .run_in(move || send_seq(dst, count, Duration::from_millis(1), 200))?;
+    let got = rx
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    let mut unique = got.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let lost = count - unique.len() as u64;
+    let emu = b.emu.as_ref().context("emulator")?.control()?.show()?;
+    let dropped: Vec<u64> = emu
+        .links
+        .iter()
+        .map(|l| l.a_to_b.stats.dropped(testbed::wanem::DropReason::Loss))
+        .collect();
+    eprintln!("redundant through 5 % loss per link: {lost} of {count} lost; the links dropped {dropped:?}");
+    eprintln!("  site B reorder: {}", b.show(Site::B, "tunnel")["reorder"]);
+    let out_of_order = got.windows(2).filter(|w| w[0] > w[1]).count();
+    eprintln!("  out of order: {out_of_order}");
+    assert_eq!(unique.len(), got.len(), "no datagram delivered twice");
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "delivered in order");
+    assert!(
+        dropped.iter().all(|d| *d > count / 40),
+        "each link lost its share: {dropped:?}"
+    );
+    // A datagram is lost only when both copies are (0.05² = 0.25 %, 7.5 expected): far below
+    // what either link alone loses (5 %, 150).
+    assert!(lost <= 25, "{lost} lost of {count}");
+    b.finish()?;
+    Ok(())
+}
+
+#[test]
+fn source_subnet_gives_mptcp_hosts_one_subflow_per_link() -> Result<()> {
+    if skip_unless_root(&["ip", "iperf3", "mptcpize", "ethtool"]) {
+        return Ok(());
+    }
+    let b = bed("source-subnet", 0.0)?;
+    let before = tx_packets(&b.paths(Site::A));
+    let mbps = b.tcp(4)?;
+    let after = tx_packets(&b.paths(Site::A));
+    let sent: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let mptcp = testbed::scenario::systems::linux_mptcp::counters(&b.sites.host_a.ns)?;
+    eprintln!(
+        "source-subnet with MPTCP hosts: {mbps:.1} Mbit/s, packets per path {sent:?}, {mptcp}"
+    );
+    assert!(
+        mptcp["MPJoinSynTx"].as_u64().unwrap_or(0) >= 1,
+        "a second subflow joined: {mptcp}"
+    );
+    // Subflow i's source subnet is bound to path i: both links carry data.
+    assert!(
+        sent.iter().all(|s| *s > 500),
+        "every path carries its subflow: {sent:?}"
+    );
+    assert!(mbps > 20.0, "the subflows add up: {mbps:.1} Mbit/s");
+    b.finish()?;
+    Ok(())
+}
