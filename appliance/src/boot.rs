@@ -19,7 +19,7 @@ use crate::config::{
 };
 use crate::control;
 use crate::dataplane::idle::Idle;
-use crate::dataplane::tunnel::TunnelWorker;
+use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
 use crate::dataplane::tx::TxPorts;
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
@@ -243,8 +243,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     if let Some(t) = &tunnel {
         state.set_tunnel(Arc::clone(t));
     }
-    let mut tunnel_workers =
-        tunnel_workers(tunnel.as_ref(), worker_lcores.len(), &headers, socket)?;
+    let mut tunnel_receivers = tunnel_receivers(tunnel.as_ref(), worker_lcores.len(), socket)?;
     let published = state.published().clone();
     for (id, p) in ports.ids.iter().zip(&profile.ports) {
         port::start(*id).map_err(|source| BootError::Port {
@@ -291,11 +290,15 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 counters,
                 tables: published.clone(),
                 headers: Arc::clone(&headers),
+                pool: Arc::clone(&pool),
                 stop: Arc::clone(&worker_stop),
                 idle: Idle::new(profile.poll_mode, &profile.idle),
                 clock,
                 stages: Vec::new(),
-                tunnel: tunnel_workers.next(),
+                tunnel_tx: tunnel
+                    .as_ref()
+                    .map(|t| TunnelSender::new(k, Arc::clone(t), Arc::clone(&headers))),
+                tunnel_rx: tunnel_receivers.next(),
             },
         ));
     }
@@ -392,15 +395,14 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     })
 }
 
-/// Each worker's part of the tunnel, with the SPSC rings through which a
-/// worker hands a packet to the worker that owns its lane (one ring per
-/// ordered pair of workers). Empty when there is no tunnel.
-fn tunnel_workers(
+/// Each worker's receiving side of the tunnel, with the SPSC rings through
+/// which a worker hands a packet to the worker that owns its lane (one ring
+/// per ordered pair of workers). Empty when there is no tunnel.
+fn tunnel_receivers(
     tunnel: Option<&Arc<TunnelTable>>,
     workers: usize,
-    headers: &Arc<Mempool>,
     socket: i32,
-) -> Result<std::vec::IntoIter<TunnelWorker>, BootError> {
+) -> Result<std::vec::IntoIter<TunnelReceiver>, BootError> {
     let Some(table) = tunnel else {
         return Ok(Vec::new().into_iter());
     };
@@ -408,11 +410,11 @@ fn tunnel_workers(
         .map(|_| (0..workers).map(|_| None).collect())
         .collect();
     let mut from: Vec<Vec<ring::Consumer>> = (0..workers).map(|_| Vec::new()).collect();
-    for a in 0..workers {
+    for (a, rings) in to.iter_mut().enumerate() {
         for b in (0..workers).filter(|b| *b != a) {
             let (p, c) = ring::spsc(&format!("lane{a}to{b}"), 4096, socket)
                 .map_err(BootError::HandoffRing)?;
-            to[a][b] = Some(p);
+            rings[b] = Some(p);
             from[b].push(c);
         }
     }
@@ -420,9 +422,7 @@ fn tunnel_workers(
         .into_iter()
         .zip(from)
         .enumerate()
-        .map(|(k, (to, from))| {
-            TunnelWorker::new(k, workers, Arc::clone(table), to, from, Arc::clone(headers))
-        })
+        .map(|(k, (to, from))| TunnelReceiver::new(k, workers, Arc::clone(table), to, from))
         .collect::<Vec<_>>()
         .into_iter())
 }

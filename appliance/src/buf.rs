@@ -176,6 +176,33 @@ impl PacketBuf for Mbuf {
     }
 }
 
+/// Checks the [`PacketBuf`] contract on `b`, which must hold 6 bytes `1..=6`
+/// with at least 8 bytes of headroom: prepend, trims, errors that leave the
+/// buffer unchanged. Public so the EAL-backed tests run it on mbufs.
+///
+/// # Panics
+/// When the implementation breaks the contract (it is a test helper).
+pub fn check_contract(b: &mut impl PacketBuf) {
+    assert_eq!(b.data(), &[1, 2, 3, 4, 5, 6]);
+    let room = b.headroom();
+    assert!(room >= 8);
+    let front = b.prepend(4).expect("prepend within the headroom");
+    front.copy_from_slice(&[0xa, 0xb, 0xc, 0xd]);
+    assert_eq!(b.data(), &[0xa, 0xb, 0xc, 0xd, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(b.headroom(), room - 4);
+    assert_eq!(b.prepend(room), Err(BufError::NoHeadroom));
+    assert_eq!(b.len(), 10, "a refused prepend changes nothing");
+    b.trim_front(4).expect("trim front");
+    b.trim_back(2).expect("trim back");
+    assert_eq!(b.data(), &[1, 2, 3, 4]);
+    assert_eq!(b.trim_front(5), Err(BufError::TooShort));
+    assert_eq!(b.trim_back(5), Err(BufError::TooShort));
+    assert_eq!(b.data(), &[1, 2, 3, 4], "refused trims change nothing");
+    b.data_mut()[0] = 7;
+    assert_eq!(b.data()[0], 7);
+    assert_eq!(b.headroom(), room);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,31 +253,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Checks the [`PacketBuf`] contract on `b`, which must hold 6 bytes `1..=6`
-/// with at least 8 bytes of headroom: prepend, trims, errors that leave the
-/// buffer unchanged. Public so the EAL-backed tests run it on mbufs.
-///
-/// # Panics
-/// When the implementation breaks the contract (it is a test helper).
-pub fn check_contract(b: &mut impl PacketBuf) {
-    assert_eq!(b.data(), &[1, 2, 3, 4, 5, 6]);
-    let room = b.headroom();
-    assert!(room >= 8);
-    let front = b.prepend(4).expect("prepend within the headroom");
-    front.copy_from_slice(&[0xa, 0xb, 0xc, 0xd]);
-    assert_eq!(b.data(), &[0xa, 0xb, 0xc, 0xd, 1, 2, 3, 4, 5, 6]);
-    assert_eq!(b.headroom(), room - 4);
-    assert_eq!(b.prepend(room), Err(BufError::NoHeadroom));
-    assert_eq!(b.len(), 10, "a refused prepend changes nothing");
-    b.trim_front(4).expect("trim front");
-    b.trim_back(2).expect("trim back");
-    assert_eq!(b.data(), &[1, 2, 3, 4]);
-    assert_eq!(b.trim_front(5), Err(BufError::TooShort));
-    assert_eq!(b.trim_back(5), Err(BufError::TooShort));
-    assert_eq!(b.data(), &[1, 2, 3, 4], "refused trims change nothing");
-    b.data_mut()[0] = 7;
-    assert_eq!(b.data()[0], 7);
-    assert_eq!(b.headroom(), room);
 }

@@ -523,13 +523,17 @@ mod tests {
             capacity: 8,
             baseline_in_use: 6,
         };
-        let mut mgmt = CounterSnapshot::default();
-        mgmt.tx_packets = vec![3, 4];
-        mgmt.drops = vec![0; DropReason::COUNT];
+        let mut mgmt = CounterSnapshot {
+            tx_packets: vec![3, 4],
+            drops: vec![0; DropReason::COUNT],
+            ..Default::default()
+        };
         mgmt.drops[DropReason::NoRoute as usize] = 2;
-        let mut w0 = CounterSnapshot::default();
-        w0.rx_packets = vec![10];
-        w0.drops = vec![0; DropReason::COUNT];
+        let w0 = CounterSnapshot {
+            rx_packets: vec![10],
+            drops: vec![0; DropReason::COUNT],
+            ..Default::default()
+        };
         Scrape {
             ports: vec![PortReport {
                 meta: PortMeta {

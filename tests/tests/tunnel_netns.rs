@@ -33,6 +33,10 @@ struct Bed {
 }
 
 fn bed(scheduler: &str, loss: f64) -> Result<Bed> {
+    bed_with(TunnelSpec::new(scheduler, &RATES), loss)
+}
+
+fn bed_with(spec: TunnelSpec, loss: f64) -> Result<Bed> {
     let sites = sites(2)?;
     let links = sites
         .links
@@ -59,7 +63,6 @@ fn bed(scheduler: &str, loss: f64) -> Result<Bed> {
         events: vec![],
     };
     let emu = EmulatorProcess::start(&sites.emu, &workspace_bin("wan-emulator"), &cfg, &[])?;
-    let spec = TunnelSpec::new(scheduler, &RATES);
     let (pair, setup) = appliance_tunnel::start(&sites, &spec, &workspace_bin("appliance"))?;
     Ok(Bed {
         pair: Some(pair),
@@ -303,6 +306,101 @@ fn source_subnet_gives_mptcp_hosts_one_subflow_per_link() -> Result<()> {
         "every path carries its subflow: {sent:?}"
     );
     assert!(mbps > 20.0, "the subflows add up: {mbps:.1} Mbit/s");
+    b.finish()?;
+    Ok(())
+}
+
+#[test]
+fn a_multicast_stream_crosses_the_tunnel_redundantly_and_survives_a_path_failure() -> Result<()> {
+    if skip_unless_root(&["ip", "ethtool"]) {
+        return Ok(());
+    }
+    // Streams go on both paths (redundant); the rest of the traffic is wlb.
+    let mut spec = TunnelSpec::new("wlb", &RATES);
+    spec.extra = "[[tunnel.classes]]\nname = \"streams\"\nscheduler = \"redundant\"\nmatch = { dst = \"239.0.0.0/8\" }\n".into();
+    let b = bed_with(spec, 0.0)?;
+    // Site A republishes 239.1.1.1:5000 into the tunnel as 239.2.2.2:6000; site B
+    // republishes that on its LAN as 239.3.3.3:7000.
+    let add = |site: Site, rule: &str| -> Result<()> {
+        let reply = appliance_tunnel::request(
+            b.pair().socket(site),
+            &format!(r#"{{"cmd":"mcast_add","rule":{rule}}}"#),
+        )?;
+        anyhow::ensure!(reply["ok"] == true, "mcast_add: {reply}");
+        Ok(())
+    };
+    add(
+        Site::A,
+        r#"{"input":{"interface":"lan","group":"239.1.1.1","port":5000},"outputs":[{"interface":"tunnel","destination":"239.2.2.2","port":6000,"ttl":16}]}"#,
+    )?;
+    add(
+        Site::B,
+        r#"{"input":{"interface":"tunnel","group":"239.2.2.2","port":6000},"outputs":[{"interface":"lan","destination":"239.3.3.3","port":7000,"ttl":16}]}"#,
+    )?;
+    // Back into the tunnel from the tunnel: refused.
+    let looped = appliance_tunnel::request(
+        b.pair().socket(Site::B),
+        r#"{"cmd":"mcast_add","rule":{"input":{"interface":"tunnel","group":"239.4.4.4","port":6000},"outputs":[{"interface":"tunnel","destination":"239.5.5.5","port":6000}]}}"#,
+    )?;
+    assert_eq!(looped["ok"], false, "{looped}");
+    let host_b = &b.sites.host_b;
+    let sink = host_b.ns.spawn(&[
+        workspace_bin("mcast-sink").to_str().context("path")?,
+        "--group",
+        "239.3.3.3:7000",
+        "--iface-addr",
+        &host_b.addr.to_string(),
+        "--duration",
+        "20s",
+    ])?;
+    std::thread::sleep(Duration::from_millis(500));
+    // Path a goes dark (both ways, carrier up) in the middle of the stream.
+    let ctl = b.emu.as_ref().context("emulator")?.control_path.clone();
+    let blackhole = std::thread::spawn(move || -> Result<()> {
+        std::thread::sleep(Duration::from_millis(1500));
+        testbed::wanem::Control::connect(&ctl)?.cmd("link a state blackhole both")?;
+        Ok(())
+    });
+    let host_a = &b.sites.host_a;
+    let out = host_a
+        .ns
+        .spawn(&[
+            workspace_bin("mcast-gen").to_str().context("path")?,
+            "--dest",
+            "239.1.1.1:5000",
+            "--pps",
+            "1000",
+            "--size",
+            "200",
+            "--duration",
+            "3s",
+            "--ttl",
+            "8",
+            "--source",
+            &host_a.addr.to_string(),
+        ])?
+        .wait_timeout(Duration::from_secs(15))?;
+    anyhow::ensure!(out.status.success(), "mcast-gen: {}", out.stderr);
+    blackhole
+        .join()
+        .map_err(|_| anyhow::anyhow!("blackhole thread"))??;
+    let sent: Value = serde_json::from_str(out.stdout.trim())?;
+    std::thread::sleep(Duration::from_millis(500));
+    let report: Value = serde_json::from_str(sink.stop()?.stdout.trim())?;
+    let stream = &report["streams"][0];
+    eprintln!("sent {}, received {stream}", sent["streams"][0]["sent"]);
+    assert_eq!(
+        stream["unique"], sent["streams"][0]["sent"],
+        "every datagram arrived: {stream}"
+    );
+    assert_eq!(stream["duplicates"], 0, "{stream}");
+    assert_eq!(stream["reordered"], 0, "{stream}");
+    let paths = b.paths(Site::A);
+    assert_eq!(
+        paths[0]["state"], "no_replies",
+        "path a was found dead: {}",
+        paths[0]
+    );
     b.finish()?;
     Ok(())
 }

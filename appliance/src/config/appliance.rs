@@ -255,7 +255,7 @@ impl Config {
                 "a path for the control socket".into(),
             );
         }
-        let ifaces: Vec<IfaceView<'_>> = self
+        let mut ifaces: Vec<IfaceView<'_>> = self
             .interfaces
             .iter()
             .map(|i| IfaceView {
@@ -263,6 +263,19 @@ impl Config {
                 address: Some(i.address.addr()),
             })
             .collect();
+        if let Some(t) = &self.tunnel {
+            // The tunnel as a rule interface: its address is the first
+            // interface no path uses (the LAN side).
+            let lan = self
+                .interfaces
+                .iter()
+                .find(|i| !t.paths.iter().any(|p| p.interface == i.port))
+                .map(|i| i.address.addr());
+            ifaces.push(IfaceView {
+                name: super::mcast::TUNNEL_INTERFACE,
+                address: lan,
+            });
+        }
         for (i, r) in self.mcast_rules.iter().enumerate() {
             if let Err(e) = r.validate(&ifaces) {
                 return err(format!("mcast_rules[{i}].{}", e.key), e.what);

@@ -9,6 +9,10 @@ use std::net::Ipv4Addr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+/// The name a rule uses for the multipath tunnel (as input: streams the peer
+/// site relayed into it; as output: republished into it for the peer).
+pub const TUNNEL_INTERFACE: &str = "tunnel";
+
 /// Most outputs one input may fan out to (one header mbuf each).
 pub const MAX_OUTPUTS: usize = 64;
 
@@ -270,6 +274,12 @@ impl McastRuleSpec {
             }
             if !(1..=65535).contains(&o.port) {
                 return err(key("port"), format!("a UDP port 1-65535, not {}", o.port));
+            }
+            if port == in_port && o.interface == TUNNEL_INTERFACE {
+                return err(
+                    key("interface"),
+                    "an output other than the tunnel for a stream that came out of it (the sites would pass it back and forth)".into(),
+                );
             }
             if port == in_port && d == i.group && o.port == i.port {
                 return err(

@@ -7,19 +7,23 @@ use dpdk_bindings::Mbuf;
 
 use crate::dataplane::pipeline::Verdict;
 use crate::dataplane::relay::{self, RelayCtx};
+use crate::dataplane::tunnel::TunnelSender;
 use crate::dataplane::tx::{TxPorts, TxTag};
 use crate::stats::DropReason;
 use crate::tables::Tables;
 
 /// Where a worker's packets can go: its TX buffers, its punt ring to the
-/// management lcore, and what relaying needs.
+/// management lcore, the tunnel (when one is configured), and what relaying
+/// needs.
 #[derive(Debug)]
 pub struct Sinks<'a> {
     /// TX buffers per port.
     pub tx: &'a mut TxPorts,
     /// Ring to the management lcore.
     pub punt: &'a mut Producer,
-    /// Worker id, header pool and counters.
+    /// The worker's sending side of the tunnel.
+    pub tunnel: Option<&'a mut TunnelSender>,
+    /// Worker id, pools and counters.
     pub relay: RelayCtx<'a>,
 }
 
@@ -48,10 +52,8 @@ impl Sinks<'_> {
 pub fn act(tables: &Tables, verdict: Verdict, m: Mbuf, sinks: &mut Sinks<'_>) {
     match verdict {
         Verdict::Forward(out) => sinks.tx.push(out, m, TxTag::NONE, tables),
-        Verdict::Relay(rule) => relay::matched(tables, rule, m, None, &sinks.relay, sinks.tx),
-        Verdict::RelayDrop(rule, reason) => {
-            relay::matched(tables, rule, m, Some(reason), &sinks.relay, sinks.tx)
-        }
+        Verdict::Relay(rule) => relay::matched(tables, rule, m, None, sinks),
+        Verdict::RelayDrop(rule, reason) => relay::matched(tables, rule, m, Some(reason), sinks),
         Verdict::Punt(_) => sinks.punt(m),
         Verdict::TunnelRx | Verdict::TunnelTx => sinks.drop_one(DropReason::TunnelLoop),
         Verdict::Drop(reason) => sinks.drop_one(reason),

@@ -8,7 +8,7 @@
 //! gets the same answer.
 
 use crate::stats::DropReason;
-use crate::tables::{NextHop, Tables};
+use crate::tables::{NextHop, Tables, TUNNEL_PORT};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
 
 /// Why a packet goes to the management lcore.
@@ -195,18 +195,14 @@ fn into_tunnel(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
 }
 
 /// The port index multicast rules name as their input: the port, or
-/// [`TUNNEL_INPUT`] for packets that came out of the tunnel.
+/// [`TUNNEL_PORT`] for packets that came out of the tunnel.
 #[inline]
 fn mcast_input(ingress: Ingress) -> usize {
     match ingress {
         Ingress::Port(p) => p,
-        Ingress::Tunnel => TUNNEL_INPUT,
+        Ingress::Tunnel => TUNNEL_PORT,
     }
 }
-
-/// The input "port" of multicast rules on the tunnel (`interface = "tunnel"`):
-/// beyond every real port index.
-pub const TUNNEL_INPUT: usize = crate::config::MAX_PORTS;
 
 /// A packet to a group: IGMP goes to the slow path; UDP that matches a rule
 /// is relayed. Fragments and packets with IP options are not relayed:

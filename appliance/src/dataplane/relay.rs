@@ -3,14 +3,21 @@
 //! One output: the packet's own headers are rewritten in place. Several:
 //! the headers are cut off, the rest becomes a shared payload, and each
 //! output gets a small private header mbuf chained in front of it (DPDK's
-//! ipv4_multicast scheme), so the payload is never copied.
+//! ipv4_multicast scheme), so the payload is never copied. An output into
+//! the tunnel is handed to the tunnel's sender; in a fan-out it gets a whole
+//! copy of the packet (one segment), so every scheduler, `redundant`
+//! included, can send it.
 
-use dpdk_bindings::{Mbuf, Mempool};
+use dpdk_bindings::{Mbuf, Mempool, SharedMbuf};
 
+use crate::dataplane::dispatch::Sinks;
 use crate::dataplane::mcast_headers::{write_headers, TxOffload, HEADERS_LEN};
-use crate::dataplane::tx::{TxPorts, TxTag};
+use crate::dataplane::tx::TxTag;
 use crate::stats::{DropReason, WorkerCounters};
-use crate::tables::{L2Dest, McastOutput, McastRule, OutputCounters, RuleWorkerCounters, Tables};
+use crate::tables::{
+    L2Dest, McastOutput, McastRule, OutputCounters, RuleWorkerCounters, Tables, TUNNEL_PORT,
+};
+use crate::time::Time;
 use crate::wire::MacAddr;
 
 /// What a worker needs besides the tables to relay.
@@ -20,8 +27,12 @@ pub struct RelayCtx<'a> {
     pub worker: usize,
     /// Pool of small mbufs for per-output headers.
     pub headers: &'a Mempool,
+    /// The packet pool (whole copies into the tunnel).
+    pub pool: &'a Mempool,
     /// Its worker counters.
     pub counters: &'a WorkerCounters,
+    /// Now (the tunnel stamps its packets).
+    pub now: Time,
 }
 
 /// A packet the pipeline matched to rule `rule`: counted against the rule
@@ -32,9 +43,9 @@ pub fn matched(
     rule: u32,
     m: Mbuf,
     not_relayed: Option<DropReason>,
-    ctx: &RelayCtx<'_>,
-    tx: &mut TxPorts,
+    sinks: &mut Sinks<'_>,
 ) {
+    let ctx = &sinks.relay;
     let c = ctx.counters;
     let Some(r) = tables.mcast.rules.get(rule as usize) else {
         c.drop_one(DropReason::McastNoRule);
@@ -44,7 +55,7 @@ pub fn matched(
     rc.matched(m.pkt_len());
     match not_relayed {
         Some(reason) => drop_matched(rc, reason, c),
-        None => relay(tables, rule, r, rc, m, ctx, tx),
+        None => relay(tables, rule, r, rc, m, sinks),
     }
 }
 
@@ -55,10 +66,9 @@ fn relay(
     r: &McastRule,
     rc: &RuleWorkerCounters,
     mut m: Mbuf,
-    ctx: &RelayCtx<'_>,
-    tx: &mut TxPorts,
+    sinks: &mut Sinks<'_>,
 ) {
-    let c = ctx.counters;
+    let c = sinks.relay.counters;
     let Some(orig) = m
         .data()
         .get(..HEADERS_LEN)
@@ -74,8 +84,7 @@ fn relay(
         match write_headers(&orig, out, src_mac, dst_mac, offload, m.data_mut()) {
             Ok(used) => {
                 request_offload(&mut m, used);
-                let tag = TxTag::output(rule, 0, m.pkt_len());
-                tx.push(out.port, m, tag, tables);
+                emit(tables, rule, 0, out, oc, m, sinks);
             }
             Err(reason) => drop_output(oc, reason, c),
         }
@@ -94,28 +103,101 @@ fn relay(
         let Some((src_mac, dst_mac, offload)) = l2_for(tables, out, oc, c) else {
             continue;
         };
-        let Some(mut h) = ctx.headers.alloc() else {
-            drop_output(oc, DropReason::NoMbuf, c);
-            continue;
+        let copy = if out.port == TUNNEL_PORT {
+            whole_copy(&orig, &payload, out, src_mac, dst_mac, sinks.relay.pool)
+        } else {
+            header_copy(
+                &orig,
+                &payload,
+                out,
+                src_mac,
+                dst_mac,
+                offload,
+                sinks.relay.headers,
+            )
         };
-        let Some(buf) = h.append(HEADERS_LEN as u16) else {
-            drop_output(oc, DropReason::NoMbuf, c);
-            continue;
-        };
-        match write_headers(&orig, out, src_mac, dst_mac, offload, buf) {
-            Ok(used) => {
-                request_offload(&mut h, used);
-                // A fresh header mbuf has one segment, so this cannot fail;
-                // if it did, the copy has no usable header mbuf.
-                if h.chain_shared(payload.share()).is_err() {
-                    drop_output(oc, DropReason::NoMbuf, c);
-                    continue;
-                }
-                let tag = TxTag::output(rule, k, h.pkt_len());
-                tx.push(out.port, h, tag, tables);
-            }
+        match copy {
+            Ok(h) => emit(tables, rule, k, out, oc, h, sinks),
             Err(reason) => drop_output(oc, reason, c),
         }
+    }
+}
+
+/// A fan-out copy: a private header mbuf chained in front of the shared
+/// payload.
+fn header_copy(
+    orig: &[u8; HEADERS_LEN],
+    payload: &SharedMbuf,
+    out: &McastOutput,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    offload: TxOffload,
+    headers: &Mempool,
+) -> Result<Mbuf, DropReason> {
+    let mut h = headers.alloc().ok_or(DropReason::NoMbuf)?;
+    let buf = h.append(HEADERS_LEN as u16).ok_or(DropReason::NoMbuf)?;
+    let used = write_headers(orig, out, src_mac, dst_mac, offload, buf)?;
+    request_offload(&mut h, used);
+    // A fresh header mbuf has one segment, so this cannot fail; if it did,
+    // the copy has no usable header mbuf.
+    h.chain_shared(payload.share())
+        .map_err(|_| DropReason::NoMbuf)?;
+    Ok(h)
+}
+
+/// A whole one-segment copy (for the tunnel, which may send it twice).
+fn whole_copy(
+    orig: &[u8; HEADERS_LEN],
+    payload: &SharedMbuf,
+    out: &McastOutput,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    pool: &Mempool,
+) -> Result<Mbuf, DropReason> {
+    let body = payload.data();
+    let mut m = pool.alloc().ok_or(DropReason::NoMbuf)?;
+    let len = u16::try_from(HEADERS_LEN + body.len()).map_err(|_| DropReason::NoMbuf)?;
+    let buf = m.append(len).ok_or(DropReason::NoMbuf)?;
+    let none = TxOffload {
+        ipv4: false,
+        udp: false,
+    };
+    write_headers(orig, out, src_mac, dst_mac, none, &mut buf[..HEADERS_LEN])?;
+    buf[HEADERS_LEN..].copy_from_slice(body);
+    Ok(m)
+}
+
+/// Sends one copy out of output `k` of rule `rule`: into its port's TX
+/// buffer (counted when the queue takes it), or into the tunnel (counted
+/// when the tunnel takes it).
+#[inline]
+fn emit(
+    tables: &Tables,
+    rule: u32,
+    k: usize,
+    out: &McastOutput,
+    oc: &OutputCounters,
+    m: Mbuf,
+    sinks: &mut Sinks<'_>,
+) {
+    if out.port != TUNNEL_PORT {
+        let tag = TxTag::output(rule, k, m.pkt_len());
+        sinks.tx.push(out.port, m, tag, tables);
+        return;
+    }
+    let len = m.pkt_len() as u64;
+    let c = sinks.relay.counters;
+    match sinks.tunnel.as_deref_mut() {
+        Some(t) => {
+            if t.send(tables, m, sinks.relay.now, sinks.tx, c) {
+                oc.tx_packets.inc();
+                oc.tx_bytes.add(len);
+            } else {
+                // The tunnel counted the drop in the worker's reasons.
+                oc.drops.inc(DropReason::TunnelNoPath);
+            }
+        }
+        None => drop_output(oc, DropReason::TunnelNoPath, c),
     }
 }
 
@@ -128,6 +210,15 @@ fn l2_for(
     oc: &OutputCounters,
     c: &WorkerCounters,
 ) -> Option<(MacAddr, MacAddr, TxOffload)> {
+    if out.port == TUNNEL_PORT {
+        // The tunnel puts its own Ethernet header in front; the inner one
+        // is never seen.
+        let none = TxOffload {
+            ipv4: false,
+            udp: false,
+        };
+        return Some((MacAddr::ZERO, MacAddr::ZERO, none));
+    }
     let iface = tables.interfaces.get(out.port)?;
     let offload = TxOffload {
         ipv4: iface.tx_ipv4_cksum,

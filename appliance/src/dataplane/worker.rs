@@ -16,7 +16,7 @@ use crate::dataplane::idle::Idle;
 use crate::dataplane::pipeline::{process, Ingress, Verdict};
 use crate::dataplane::relay::RelayCtx;
 use crate::dataplane::stage::Stage;
-use crate::dataplane::tunnel::TunnelWorker;
+use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
 use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
@@ -39,6 +39,8 @@ pub struct Worker {
     pub tables: Published,
     /// Small mbufs for relay headers (fan-out).
     pub headers: Arc<Mempool>,
+    /// The packet pool (whole copies of relayed packets into the tunnel).
+    pub pool: Arc<Mempool>,
     /// Set by the management lcore to stop.
     pub stop: Arc<AtomicBool>,
     /// Idle back-off.
@@ -47,9 +49,10 @@ pub struct Worker {
     pub clock: Clock,
     /// Stages polled every iteration (see [`crate::dataplane::stage`]).
     pub stages: Vec<Box<dyn Stage>>,
-    /// Its part of the tunnel, when one is configured (also polled as a
-    /// stage).
-    pub tunnel: Option<TunnelWorker>,
+    /// Its sending side of the tunnel, when one is configured.
+    pub tunnel_tx: Option<TunnelSender>,
+    /// Its receiving side of the tunnel (also polled as a stage).
+    pub tunnel_rx: Option<TunnelReceiver>,
 }
 
 impl Worker {
@@ -64,16 +67,22 @@ impl Worker {
             // the rule outputs and tunnel paths of this same snapshot.
             let tables = self.tables.load();
             let now = self.clock.now();
-            if let Some(t) = &mut self.tunnel {
+            if let Some(t) = &mut self.tunnel_tx {
                 t.begin_burst(&tables);
+            }
+            if let Some(t) = &mut self.tunnel_rx {
+                t.begin_burst();
             }
             let mut sinks = Sinks {
                 tx: &mut self.tx,
                 punt: &mut self.punt,
+                tunnel: self.tunnel_tx.as_mut(),
                 relay: RelayCtx {
                     worker: self.id,
                     headers: &self.headers,
+                    pool: &self.pool,
                     counters: &self.counters,
+                    now,
                 },
             };
             for (queue, port) in &mut self.rx {
@@ -86,14 +95,14 @@ impl Worker {
                     let c = &self.counters;
                     c.rx_packets[*port].inc();
                     c.rx_bytes[*port].add(m.pkt_len() as u64);
-                    handle(&tables, *port, m, now, &mut sinks, self.tunnel.as_mut());
+                    handle(&tables, *port, m, now, &mut sinks, self.tunnel_rx.as_mut());
                 }
             }
             let stages = self
                 .stages
                 .iter_mut()
                 .map(|s| &mut **s as &mut dyn Stage)
-                .chain(self.tunnel.iter_mut().map(|t| t as &mut dyn Stage));
+                .chain(self.tunnel_rx.iter_mut().map(|t| t as &mut dyn Stage));
             for stage in stages {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
@@ -107,7 +116,7 @@ impl Worker {
                 .stages
                 .iter()
                 .map(|s| &**s as &dyn Stage)
-                .chain(self.tunnel.iter().map(|t| t as &dyn Stage))
+                .chain(self.tunnel_rx.iter().map(|t| t as &dyn Stage))
                 .filter_map(|s| s.next_deadline())
                 .min();
             let until = deadline.map(|d| d.saturating_duration_since(self.clock.now()));
@@ -126,16 +135,21 @@ fn handle(
     mut m: Mbuf,
     now: Time,
     sinks: &mut Sinks<'_>,
-    tunnel: Option<&mut TunnelWorker>,
+    tunnel_rx: Option<&mut TunnelReceiver>,
 ) {
     if !m.is_contiguous() {
         sinks.drop_one(DropReason::MultiSegment);
         return;
     }
     let verdict = process(tables, Ingress::Port(port), m.data_mut());
-    match (verdict, tunnel) {
+    match (verdict, tunnel_rx) {
         (Verdict::TunnelRx, Some(t)) => t.receive(tables, m, port, now, sinks),
-        (Verdict::TunnelTx, Some(t)) => t.send(tables, m, now, sinks),
+        (Verdict::TunnelTx, _) => match sinks.tunnel.as_deref_mut() {
+            Some(t) => {
+                t.send(tables, m, now, sinks.tx, sinks.relay.counters);
+            }
+            None => sinks.drop_one(DropReason::TunnelNoPath),
+        },
         (v, _) => act(tables, v, m, sinks),
     }
 }

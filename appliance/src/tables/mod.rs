@@ -28,6 +28,10 @@ pub use state::{NeighborEntry, RoutingState, TableError};
 use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
 
+/// The port index that names the tunnel in relay rules (`interface =
+/// "tunnel"`, as input or output): beyond every real port index.
+pub const TUNNEL_PORT: usize = crate::config::MAX_PORTS;
+
 /// An interface of the box as the data plane sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Interface {

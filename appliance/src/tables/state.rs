@@ -10,9 +10,11 @@ use ipnet::Ipv4Net;
 
 use super::{
     Interface, McastRule, McastTable, Neighbor, NextHop, Published, Route, RouteKind, RouteTable,
-    Tables,
+    Tables, TUNNEL_PORT,
 };
-use crate::config::mcast::{IfaceView, McastInputSpec, McastRuleError, McastRuleSpec};
+use crate::config::mcast::{
+    IfaceView, McastInputSpec, McastRuleError, McastRuleSpec, TUNNEL_INTERFACE,
+};
 use crate::time::Time;
 use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
@@ -121,7 +123,10 @@ impl RoutingState {
     /// The rule is invalid (the message names the field), or its input
     /// exists and `replace` is false.
     pub fn mcast_add(&mut self, spec: McastRuleSpec, replace: bool) -> Result<u64, TableError> {
-        let views: Vec<IfaceView<'_>> = self
+        // Rules name interfaces, and "tunnel" when a tunnel is configured:
+        // its address is the one of the first interface no path uses (the
+        // LAN side), which copies into the tunnel carry by default.
+        let mut views: Vec<IfaceView<'_>> = self
             .interfaces
             .iter()
             .map(|i| IfaceView {
@@ -129,7 +134,24 @@ impl RoutingState {
                 address: i.address.map(|a| a.addr()),
             })
             .collect();
+        let tunnel_address = self.tunnel.as_ref().map(|t| {
+            self.interfaces
+                .iter()
+                .enumerate()
+                .find(|(port, _)| !t.paths.iter().any(|p| p.port == *port))
+                .and_then(|(_, i)| i.address.map(|a| a.addr()))
+        });
+        if let Some(address) = tunnel_address {
+            views.push(IfaceView {
+                name: TUNNEL_INTERFACE,
+                address,
+            });
+        }
         let (in_port, out_ports) = spec.validate(&views)?;
+        let real = self.interfaces.len();
+        let index = |i: usize| if i == real { TUNNEL_PORT } else { i };
+        let (in_port, out_ports): (usize, Vec<usize>) =
+            (index(in_port), out_ports.into_iter().map(index).collect());
         let existing = self
             .mcast_rules
             .iter()
@@ -137,11 +159,13 @@ impl RoutingState {
         if existing.is_some() && !replace {
             return Err(TableError::RuleExists(spec.input));
         }
-        let addresses: Vec<Option<Ipv4Addr>> = self
+        let mut addresses: Vec<Option<Ipv4Addr>> = self
             .interfaces
             .iter()
             .map(|i| i.address.map(|a| a.addr()))
             .collect();
+        addresses.resize(TUNNEL_PORT + 1, None);
+        addresses[TUNNEL_PORT] = tunnel_address.flatten();
         let rule = Arc::new(McastRule::new(
             spec,
             in_port,

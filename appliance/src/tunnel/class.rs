@@ -31,6 +31,35 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// Reads the key from the first bytes of an IPv4 packet (its header and
+    /// ports), which may be all a header mbuf holds of it: only the IHL and
+    /// the version are checked, the rest was validated when the packet was
+    /// received or built. `None` if the header does not fit or is not IPv4.
+    pub fn from_header(l3: &[u8]) -> Option<FlowKey> {
+        let ihl = usize::from(*l3.first()? & 0x0f) * 4;
+        if l3[0] >> 4 != 4 || ihl < 20 || l3.len() < ihl {
+            return None;
+        }
+        let proto = l3[9];
+        let first_fragment = u16::from_be_bytes([l3[6], l3[7]]) & 0x1fff == 0;
+        let (sport, dport) = match (proto, l3.get(ihl..ihl + 4)) {
+            (6 | 17, Some(p)) if first_fragment => (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            ),
+            _ => (0, 0),
+        };
+        Some(FlowKey {
+            src: Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]),
+            dst: Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]),
+            proto,
+            sport,
+            dport,
+            dscp: l3[1] >> 2,
+            len: u16::from_be_bytes([l3[2], l3[3]]),
+        })
+    }
+
     /// Reads the key from a checked IPv4 packet.
     pub fn from_ipv4(ip: &Ipv4Packet<&[u8]>) -> FlowKey {
         let proto = ip.protocol();

@@ -178,8 +178,9 @@ impl Default for SchedConfig {
 ///   taken from it; so traffic stays on the lowest-delay path while it is under its rate and only
 ///   the excess spills, in order of delay, to the next paths. If no bucket holds enough, the
 ///   lowest-delay candidate is used anyway (its bucket stays empty).
-/// - **backup** — Active/standby: the candidate with the lowest `priority`, then the lowest
-///   delay, then the lowest id. Backup paths are candidates only when no non-backup path is usable.
+/// - **backup** — Active/standby: the candidate with the lowest `priority`, then the lowest id
+///   (never the measured delay, which moves with the load and would make the pair flip). Backup
+///   paths are candidates only when no non-backup path is usable.
 /// - **redundant** — Every packet is sent on the two best usable paths, ranked non-backup before
 ///   backup, then by lowest delay, then lowest id: the two best non-backup paths; the only usable
 ///   non-backup path and the best backup path; or, with no non-backup path usable, the two best
@@ -986,7 +987,7 @@ mod tests {
     // ---- backup and redundant ----
 
     #[test]
-    fn backup_prefers_priority_then_delay_and_standby_last() {
+    fn backup_prefers_priority_then_order_and_standby_last() {
         let mut paths = [path(100, 30), path(100, 20), path(100, 5), path(100, 1)];
         paths[0].priority = 1;
         paths[1].priority = 1;
@@ -994,10 +995,12 @@ mod tests {
         paths[3].backup = true;
         let mut s = Scheduler::new(Kind::Backup, &SchedConfig::default());
         assert!(!s.bypasses_reorder());
-        assert_eq!(id(s.pick(&paths, &pkt(100), 0)), 1); // lowest priority, then delay
-        paths[1].usable = false;
+        // Lowest priority, then the paths' order: never the delay, which moves
+        // with the load and would make an active/standby pair flip.
         assert_eq!(id(s.pick(&paths, &pkt(100), 0)), 0);
         paths[0].usable = false;
+        assert_eq!(id(s.pick(&paths, &pkt(100), 0)), 1);
+        paths[1].usable = false;
         assert_eq!(id(s.pick(&paths, &pkt(100), 0)), 2);
         paths[2].usable = false;
         assert_eq!(id(s.pick(&paths, &pkt(100), 0)), 3); // standby only now

@@ -416,6 +416,8 @@ impl ProbeReplyRepr {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     /// A data packet on path 2, lane 1, as `docs/wire-format.md` draws it.

@@ -1,0 +1,273 @@
+//! A worker's receiving side of the tunnel: check a packet from the peer,
+//! hand it to the worker that owns its lane (over an SPSC ring) or pass it
+//! through the lane's reorder buffer, and send what the lane releases on its
+//! way, decapsulated, as if it had arrived from the tunnel.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use dpdk_bindings::ring::{Consumer, Producer};
+use dpdk_bindings::{Burst, Mbuf};
+
+use crate::buf::PacketBuf;
+use crate::dataplane::dispatch::{act, Sinks};
+use crate::dataplane::pipeline::{process, Ingress, TUNNEL_PORT_ID};
+use crate::dataplane::stage::Stage;
+use crate::stats::DropReason;
+use crate::tables::Tables;
+use crate::time::Time;
+use crate::tunnel::encap;
+use crate::tunnel::reorder::{self, Arrival, Lane};
+use crate::tunnel::{TunnelTable, MAX_LANES, MAX_PATHS};
+use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
+
+/// A lane of the peer this worker reorders.
+#[derive(Debug)]
+struct OwnedLane {
+    lane: Lane<Mbuf>,
+    /// The peer's epoch it holds sequence state for.
+    epoch: Option<u16>,
+}
+
+/// One worker's receiving state.
+#[derive(Debug)]
+pub struct TunnelReceiver {
+    id: usize,
+    workers: usize,
+    table: Arc<TunnelTable>,
+    /// Paths up by health (for the reorder buffer's loss proofs).
+    live: u16,
+    /// The peer's lanes, `Some` for the ones this worker owns.
+    lanes: Vec<Option<OwnedLane>>,
+    /// Bit l: lane l holds packets.
+    active: u64,
+    /// Rings to the other workers (`None` for ourselves).
+    handoff_to: Vec<Option<Producer>>,
+    /// Rings from the other workers.
+    handoff_from: Vec<Consumer>,
+}
+
+impl TunnelReceiver {
+    /// Worker `id` of `workers`: its lanes and rings.
+    pub fn new(
+        id: usize,
+        workers: usize,
+        table: Arc<TunnelTable>,
+        handoff_to: Vec<Option<Producer>>,
+        handoff_from: Vec<Consumer>,
+    ) -> Self {
+        let lanes = (0..MAX_LANES)
+            .map(|l| {
+                (l % workers.max(1) == id).then(|| OwnedLane {
+                    lane: Lane::new(table.reorder),
+                    epoch: None,
+                })
+            })
+            .collect();
+        Self {
+            id,
+            workers: workers.max(1),
+            live: 0,
+            lanes,
+            active: 0,
+            handoff_to,
+            handoff_from,
+            table,
+        }
+    }
+
+    /// Reads which paths are up, once per burst.
+    #[inline]
+    pub fn begin_burst(&mut self) {
+        let mut live = 0u16;
+        for (i, state) in self.table.live.iter().enumerate().take(MAX_PATHS) {
+            if state.up.load(Ordering::Relaxed) {
+                live |= 1 << i;
+            }
+        }
+        self.live = live;
+    }
+
+    /// A packet for one of our tunnel endpoints, received on port `in_port`.
+    #[inline]
+    pub fn receive(
+        &mut self,
+        tables: &Tables,
+        m: Mbuf,
+        in_port: usize,
+        now: Time,
+        sinks: &mut Sinks<'_>,
+    ) {
+        let rx = match encap::parse_rx(m.data()) {
+            Ok(rx) => rx,
+            Err(reason) => {
+                sinks.drop_one(reason);
+                return;
+            }
+        };
+        let Some(path) = self.table.rx_path(in_port, rx.src, rx.dst, rx.header.path) else {
+            sinks.drop_one(DropReason::TunnelUnknownPath);
+            return;
+        };
+        let pc = self.table.path_counters[path].worker(self.id);
+        pc.rx_packets.inc();
+        pc.rx_bytes.add(m.pkt_len() as u64);
+        if rx.header.kind != PacketKind::Data {
+            // Probes are the management lcore's.
+            sinks.punt(m);
+            return;
+        }
+        if let Err(reason) = encap::check_inner(m.data(), &rx) {
+            pc.drops.inc(reason);
+            sinks.drop_one(reason);
+            return;
+        }
+        let lane = rx.header.lane;
+        if lane == CONTROL_LANE {
+            deliver(tables, m, sinks);
+            return;
+        }
+        if usize::from(lane) >= MAX_LANES {
+            sinks.drop_one(DropReason::TunnelBadLane);
+            return;
+        }
+        let owner = usize::from(lane) % self.workers;
+        if owner != self.id {
+            if let Some(Some(ring)) = self.handoff_to.get_mut(owner) {
+                if ring.enqueue(m).is_err() {
+                    sinks.drop_one(DropReason::TunnelHandoffFull);
+                }
+            }
+            return;
+        }
+        self.reorder(tables, m, &rx.header, path, now, sinks);
+    }
+
+    /// Passes a packet of a lane this worker owns through its reorder buffer.
+    fn reorder(
+        &mut self,
+        tables: &Tables,
+        m: Mbuf,
+        h: &TunnelRepr,
+        path: usize,
+        now: Time,
+        sinks: &mut Sinks<'_>,
+    ) {
+        let lane = usize::from(h.lane);
+        let Some(Some(owned)) = self.lanes.get_mut(lane) else {
+            sinks.drop_one(DropReason::TunnelBadLane);
+            return;
+        };
+        let mut out = |pkt: Mbuf, _: reorder::Delivery| deliver(tables, pkt, sinks);
+        if owned.epoch != Some(h.epoch) {
+            // The peer restarted: what was held for the old run goes out in
+            // order, and numbering starts afresh.
+            if owned.epoch.is_some() {
+                owned.lane.resync(&mut out);
+            }
+            owned.epoch = Some(h.epoch);
+        }
+        let arrival = Arrival {
+            seq: h.lane_seq,
+            unordered: h.unordered(),
+            path: u8::try_from(path).unwrap_or(u8::MAX),
+            sent_us: h.sent_us,
+            now_ns: now.as_nanos(),
+        };
+        match owned.lane.push(m, arrival, self.live, &mut out) {
+            reorder::Verdict::Delivered | reorder::Verdict::Held => {}
+            reorder::Verdict::Duplicate(_) => sinks.drop_one(DropReason::TunnelDuplicate),
+            reorder::Verdict::Stale(_) => sinks.drop_one(DropReason::TunnelStale),
+            reorder::Verdict::OutOfWindow(_) => sinks.drop_one(DropReason::TunnelOutOfWindow),
+        }
+        self.lane_done(lane);
+    }
+
+    /// Notes whether lane `l` holds packets and mirrors its counters.
+    #[inline]
+    fn lane_done(&mut self, l: usize) {
+        let Some(Some(owned)) = self.lanes.get(l) else {
+            return;
+        };
+        let held = owned.lane.occupancy();
+        if held > 0 {
+            self.active |= 1 << l;
+        } else {
+            self.active &= !(1 << l);
+        }
+        if let Some(c) = self.table.lane_counters.get(l) {
+            c.0.store(owned.lane.counters(), held);
+        }
+    }
+}
+
+/// Decapsulates a packet a lane released and sends it on its way as if it
+/// had arrived from the tunnel.
+#[inline]
+fn deliver(tables: &Tables, mut m: Mbuf, sinks: &mut Sinks<'_>) {
+    let decapped = encap::parse_rx(m.data()).and_then(|rx| encap::decapsulate(&mut m, &rx));
+    if let Err(reason) = decapped {
+        sinks.drop_one(reason);
+        return;
+    }
+    m.set_port(TUNNEL_PORT_ID);
+    let verdict = process(tables, Ingress::Tunnel, PacketBuf::data_mut(&mut m));
+    act(tables, verdict, m, sinks);
+}
+
+impl Stage for TunnelReceiver {
+    /// Takes the packets other workers handed over for our lanes, and
+    /// releases what waited past its deadline.
+    fn poll(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
+        let mut moved = 0;
+        for i in 0..self.handoff_from.len() {
+            let mut burst = Burst::new();
+            moved += self.handoff_from[i].dequeue_burst(&mut burst);
+            for m in burst {
+                let Ok(rx) = encap::parse_rx(m.data()) else {
+                    sinks.drop_one(DropReason::TunnelTruncated);
+                    continue;
+                };
+                // The receiving worker checked the path; find its index again.
+                let path = self
+                    .table
+                    .paths
+                    .iter()
+                    .position(|p| p.id == rx.header.path)
+                    .unwrap_or(0);
+                self.reorder(tables, m, &rx.header, path, now, sinks);
+            }
+        }
+        let mut active = self.active;
+        while active != 0 {
+            let l = active.trailing_zeros() as usize;
+            active &= active - 1;
+            if let Some(Some(owned)) = self.lanes.get_mut(l) {
+                let before = owned.lane.occupancy();
+                owned
+                    .lane
+                    .poll(now.as_nanos(), self.live, &mut |pkt: Mbuf, _| {
+                        deliver(tables, pkt, sinks)
+                    });
+                moved += before - owned.lane.occupancy();
+            }
+            self.lane_done(l);
+        }
+        moved
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        let mut active = self.active;
+        let mut next: Option<u64> = None;
+        while active != 0 {
+            let l = active.trailing_zeros() as usize;
+            active &= active - 1;
+            if let Some(Some(owned)) = self.lanes.get(l) {
+                if let Some(d) = owned.lane.next_deadline(self.live) {
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
+            }
+        }
+        next.map(Time::from_nanos)
+    }
+}
