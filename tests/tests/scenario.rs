@@ -1,7 +1,7 @@
 //! The scenario runner end to end, as root: a 3-second two-link scenario with one Linux row
-//! (and the appliance row, which must say "not available" on the sites topology) writes a
-//! sane result.json, README.md and PNG plots, and leaves no namespace, temporary directory
-//! or process behind; a run interrupted with SIGINT leaves nothing either.
+//! and one appliance row (the tunnel, wlb) writes a sane result.json, README.md and PNG
+//! plots, and leaves no namespace, temporary directory or process behind; a run interrupted
+//! with SIGINT leaves nothing either.
 //!
 //! Leftover processes are found by making this test process a child subreaper: whatever the
 //! runner started and did not stop is re-parented here when the runner exits.
@@ -22,7 +22,7 @@ description = "Two links, one ECMP row, 3 s; link a blackholed from 1 s to 2 s."
 topology = "sites"
 events = [ { at = "1s", link = "a", action = "blackhole" },
            { at = "2s", link = "a", action = "up" } ]
-systems = ["linux-ecmp-vxlan", "appliance"]
+systems = ["linux-ecmp-vxlan", "appliance-wlb"]
 [[links]]
 name = "a"
 both = { rate = "30mbit", delay = "10ms", queue = "100ms" }
@@ -206,13 +206,28 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
         dropped <= received && (received < 200 || dropped > 0),
         "link a received {received} frames and dropped {dropped} in its blackhole"
     );
+    // The tunnel row ran: both appliances, traffic through them, their CPU measured.
     let app = &result.rows[1];
-    ensure!(app.status == Status::NotAvailable, "{:?}", app.status);
-    ensure!(app
-        .error
-        .as_deref()
-        .unwrap_or("")
-        .contains("not available yet"));
+    ensure!(
+        app.system == System::ApplianceWlb && app.status == Status::Ok,
+        "{:?}",
+        app.error
+    );
+    let RowData::Tcp { variants } = &app.data else {
+        anyhow::bail!("appliance row has no TCP data");
+    };
+    let v = &variants[0];
+    let s = v.summary.as_ref().context("no summary")?;
+    ensure!(
+        s.mean_mbps > 1.0 && s.mean_mbps < 45.0,
+        "mean {} Mbit/s",
+        s.mean_mbps
+    );
+    ensure!(
+        v.system_cpu_pct.is_some_and(|c| c > 0.0),
+        "appliance CPU {:?}",
+        v.system_cpu_pct
+    );
 
     let md = std::fs::read_to_string(out.join("README.md"))?;
     for needle in [
@@ -220,7 +235,7 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
         "| `linux-ecmp-vxlan` |",
         "mean Mbit/s",
         "link a blackhole",
-        "not available yet",
+        "| `appliance-wlb` |",
         "![",
         "result.json",
         &result.machine.kernel,

@@ -252,6 +252,7 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
         "retransmits",
         "iperf3 received Mbit/s",
         "emulator CPU %",
+        "system CPU %",
         "machine busy %",
     ]);
     let mut t = Table::new(&head);
@@ -276,6 +277,7 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
                 cells.push(v.retransmits.to_string());
                 cells.push(num(Some(v.received_mbps), 1));
                 cells.push(format!("{:.0}", v.emulator_cpu_pct));
+                cells.push(num(v.system_cpu_pct, 0));
                 cells.push(format!("{:.0}", v.machine_busy_pct));
             }
             Some(v) => cells.push(format!("**failed**: {}", v.error.as_deref().unwrap_or(""))),
@@ -287,8 +289,9 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
     out.push_str(
         "\nCeiling: Σ link rate × 1448/1514 (TCP payload of a full frame). Link columns: the \
          emulator's forwarded a→b Ethernet bytes over the same window, tunnel headers included. \
-         Emulator CPU: % of one core over the run; machine busy: % of all cores (everything \
-         on the machine, the emulator included). iperf3 reads retransmits from TCP_INFO, which \
+         Emulator CPU: % of one core over the run; system CPU: the appliances' processes \
+         (both sites), % of one core (– for Linux routers, whose work is the kernel's); machine \
+         busy: % of all cores (everything on the machine, the emulator included). iperf3 reads retransmits from TCP_INFO, which \
          an MPTCP socket does not fill.\n",
     );
     out

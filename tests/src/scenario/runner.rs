@@ -23,13 +23,14 @@ use super::result::{
 };
 use super::schedule::schedule;
 use super::spec::{McastSpec, Scenario, TcpSpec, UdpSweepSpec, Variant, Workload, ZeroLossSpec};
+use super::systems::appliance_tunnel::{self, ApplianceSites, TunnelSpec};
 use super::systems::{
     appliance, linux_ecmp_vxlan, linux_mptcp, linux_single, linux_smcroute, linux_socat,
     RelayGuard, SitesSetup, System,
 };
 use super::tools::{require, Tools};
 use super::{analysis, zero_loss};
-use crate::topology::{relay, relay_linux, sites_linux, Relay, Sites};
+use crate::topology::{relay, relay_linux, sites, sites_linux, Relay, Sites};
 use crate::wanem::{EmulatorProcess, Snapshot};
 
 /// Pause between zero-loss trials.
@@ -143,25 +144,44 @@ fn describe(e: &anyhow::Error) -> String {
 
 /// Builds the sites topology and the emulator, sets `system` up, checks that host A reaches
 /// host B, runs `f`, then stops the emulator (its final counters are returned) and removes
-/// everything.
+/// everything. An `appliance-<scheduler>` row runs its two appliances for the whole of `f`
+/// (passed to it, for their CPU time) and stops them after.
 fn with_sites<T>(
     spec: &Scenario,
     system: System,
     opts: &RunOptions,
-    f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess) -> Result<T>,
+    f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess, Option<&ApplianceSites>) -> Result<T>,
 ) -> Result<(T, Snapshot)> {
-    let sites = sites_linux(spec.links.len())?;
+    let sites = if system.linux_routers() {
+        sites_linux(spec.links.len())?
+    } else {
+        sites(spec.links.len())?
+    };
     let emu = EmulatorProcess::start(
         &sites.emu,
         &opts.tools.bin("wan-emulator")?,
         &emulator::config(&spec.links, &sites),
         &[],
     )?;
-    let setup = match system {
-        System::LinuxSingle => linux_single::setup(&sites)?,
-        System::LinuxEcmpVxlan => linux_ecmp_vxlan::setup(&sites)?,
-        System::LinuxMptcp => linux_mptcp::setup(&sites)?,
-        other => bail!("{other} does not run on the sites topology"),
+    let mut pair = None;
+    let setup = match (system, system.tunnel_scheduler()) {
+        (System::LinuxSingle, _) => linux_single::setup(&sites)?,
+        (System::LinuxEcmpVxlan, _) => linux_ecmp_vxlan::setup(&sites)?,
+        (System::LinuxMptcp, _) => linux_mptcp::setup(&sites)?,
+        (_, Some(scheduler)) => {
+            // Each path's configured rate is its link's a→b rate (10 Gbit/s if unlimited).
+            let rates: Vec<u64> = spec
+                .links
+                .iter()
+                .map(|l| l.dir(0).rate.map_or(10_000_000_000, |r| r.0))
+                .collect();
+            let tunnel = TunnelSpec::new(scheduler, &rates);
+            let (p, setup) =
+                appliance_tunnel::start(&sites, &tunnel, &opts.tools.bin("appliance")?)?;
+            pair = Some(p);
+            setup
+        }
+        (other, None) => bail!("{other} does not run on the sites topology"),
     };
     sites
         .host_a
@@ -177,7 +197,10 @@ fn with_sites<T>(
             &sites.host_b.addr.to_string(),
         ])
         .context("host A cannot reach host B through the system")?;
-    let out = f(&sites, &setup, &emu)?;
+    let out = f(&sites, &setup, &emu, pair.as_ref())?;
+    if let Some(p) = pair {
+        p.stop()?;
+    }
     let snap = emu.stop()?;
     Ok((out, snap))
 }
@@ -230,7 +253,7 @@ fn tcp_variant(
     opts: &RunOptions,
     notes: &mut Vec<String>,
 ) -> Result<TcpVariant> {
-    let (mut v, snap) = with_sites(spec, system, opts, |sites, setup, emu| {
+    let (mut v, snap) = with_sites(spec, system, opts, |sites, setup, emu, pair| {
         for n in &setup.notes {
             if !notes.contains(n) {
                 notes.push(n.clone());
@@ -244,12 +267,13 @@ fn tcp_variant(
         )?;
         let args = iperf::tcp_args(
             sites.host_b.addr,
-            tcp.parallel,
+            variant.parallel.unwrap_or(tcp.parallel),
             tcp.duration.0,
             tcp.interval.0,
             tcp.congestion.as_deref(),
         );
         let emu_cpu = emu.pid().map_or(0.0, process_cpu_seconds);
+        let system_cpu = pair.map(ApplianceSites::cpu_seconds);
         let machine_before = CpuTimes::now();
         let t0 = Instant::now();
         let events =
@@ -264,13 +288,16 @@ fn tcp_variant(
         let wall = t0.elapsed().as_secs_f64();
         let emulator_cpu_pct =
             (emu.pid().map_or(0.0, process_cpu_seconds) - emu_cpu) / wall * 100.0;
+        let system_cpu_pct = pair
+            .zip(system_cpu)
+            .map(|(p, before)| (p.cpu_seconds() - before) / wall * 100.0);
         let machine_busy_pct = CpuTimes::now().busy_pct_since(&machine_before);
         let applied = events.finish()?;
         let links = sampler.finish()?;
         let client = json?;
         let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
         let congestion = iperf::sender_congestion(&client);
-        let evidence = if system == System::LinuxMptcp {
+        let evidence = if matches!(system, System::LinuxMptcp | System::ApplianceSourceSubnet) {
             linux_mptcp::counters(&sites.host_a.ns)?
         } else {
             serde_json::Value::Null
@@ -288,6 +315,7 @@ fn tcp_variant(
             congestion,
             emulator_cpu_pct,
             machine_busy_pct,
+            system_cpu_pct,
             evidence,
             emulator: serde_json::Value::Null,
         })
@@ -305,7 +333,7 @@ fn udp_row(
     notes: &mut Vec<String>,
 ) -> (RowData, Option<String>) {
     let mut steps = Vec::new();
-    let result = with_sites(spec, system, opts, |sites, setup, emu| {
+    let result = with_sites(spec, system, opts, |sites, setup, emu, _pair| {
         let mut ctl = emu.control()?;
         notes.extend(setup.notes.iter().cloned());
         for &size in &udp.sizes {

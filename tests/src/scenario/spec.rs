@@ -13,7 +13,7 @@
 //! name = "failover"                 # output folder docs/benchmarks/<name>/ ([a-z0-9-])
 //! description = "..."               # first paragraph of the README
 //! topology = "sites"                # sites (two sites, WAN links via the emulator) | relay
-//! systems = ["linux-single", "linux-ecmp-vxlan", "linux-mptcp", "appliance"]
+//! systems = ["linux-single", "linux-ecmp-vxlan", "linux-mptcp", "appliance-wlb"]
 //! notes = ["..."]                   # optional lines copied to the README
 //!
 //! [[links]]                         # sites only, in order: link 0, link 1, ...
@@ -207,6 +207,9 @@ pub struct Variant {
     pub name: String,
     #[serde(default)]
     pub events: Vec<Event>,
+    /// TCP streams (`iperf3 -P`) in this variant instead of `tcp.parallel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
 }
 
 /// A whole scenario file.
@@ -327,6 +330,7 @@ impl Scenario {
             vec![Variant {
                 name: "default".into(),
                 events: self.events.clone(),
+                parallel: None,
             }]
         } else {
             self.variants.clone()
@@ -721,7 +725,7 @@ mod tests {
 name = "failover"
 description = "two links, one fails"
 topology = "sites"
-systems = ["linux-single", "linux-mptcp", "appliance"]
+systems = ["linux-single", "linux-mptcp", "appliance-wlb"]
 
 [[links]]
 name = "a"

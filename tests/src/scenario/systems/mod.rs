@@ -10,7 +10,8 @@
 //! | `linux-mptcp` | sites | MPTCP end hosts (`mptcpize`), one address per WAN link, source-subnet routing: WAN-aware MPTCP without fast recovery |
 //! | `linux-socat` | relay | one `socat` per stream and output, receiving the input group and sending to the translated one |
 //! | `linux-smcroute` | relay | kernel multicast routing (smcroute): no translation, 1:1 only |
-//! | `appliance` | relay (sites: not yet) | the DPDK appliance on af_packet, with generated `[[mcast_rules]]` |
+//! | `appliance` | relay | the DPDK appliance on af_packet, with generated `[[mcast_rules]]` |
+//! | `appliance-<scheduler>` | sites | two appliances joined by the multipath tunnel with that scheduler (`wlb`, `minrtt`, `flow-hash`, `source-subnet` with MPTCP hosts, `backup`, `redundant`) |
 
 pub mod appliance;
 pub mod appliance_tunnel;
@@ -37,17 +38,43 @@ pub enum System {
     LinuxSocat,
     LinuxSmcroute,
     Appliance,
+    ApplianceWlb,
+    #[serde(rename = "appliance-minrtt")]
+    ApplianceMinRtt,
+    ApplianceFlowHash,
+    ApplianceSourceSubnet,
+    ApplianceBackup,
+    ApplianceRedundant,
 }
 
 impl System {
-    pub const ALL: [System; 6] = [
+    pub const ALL: [System; 12] = [
         System::LinuxSingle,
         System::LinuxEcmpVxlan,
         System::LinuxMptcp,
         System::LinuxSocat,
         System::LinuxSmcroute,
         System::Appliance,
+        System::ApplianceWlb,
+        System::ApplianceMinRtt,
+        System::ApplianceFlowHash,
+        System::ApplianceSourceSubnet,
+        System::ApplianceBackup,
+        System::ApplianceRedundant,
     ];
+
+    /// The tunnel scheduler of an `appliance-<scheduler>` row.
+    pub fn tunnel_scheduler(self) -> Option<&'static str> {
+        match self {
+            System::ApplianceWlb => Some("wlb"),
+            System::ApplianceMinRtt => Some("minrtt"),
+            System::ApplianceFlowHash => Some("flow-hash"),
+            System::ApplianceSourceSubnet => Some("source-subnet"),
+            System::ApplianceBackup => Some("backup"),
+            System::ApplianceRedundant => Some("redundant"),
+            _ => None,
+        }
+    }
 
     /// The name used in scenario files and results.
     pub fn name(self) -> &'static str {
@@ -58,6 +85,12 @@ impl System {
             System::LinuxSocat => "linux-socat",
             System::LinuxSmcroute => "linux-smcroute",
             System::Appliance => "appliance",
+            System::ApplianceWlb => "appliance-wlb",
+            System::ApplianceMinRtt => "appliance-minrtt",
+            System::ApplianceFlowHash => "appliance-flow-hash",
+            System::ApplianceSourceSubnet => "appliance-source-subnet",
+            System::ApplianceBackup => "appliance-backup",
+            System::ApplianceRedundant => "appliance-redundant",
         }
     }
 
@@ -87,17 +120,33 @@ impl System {
                 "the DPDK appliance on af_packet (vm-af-packet-2workers profile: management \
                  lcore + 2 workers on the 2 vCPUs) with generated [[mcast_rules]]"
             }
+            System::ApplianceWlb => {
+                "two DPDK appliances joined by the multipath tunnel over every link, wlb: per \
+                 packet in bytes, earliest delivery, reordered at the far end"
+            }
+            System::ApplianceMinRtt => {
+                "the tunnel with minrtt: the lowest-delay path, spilling to the next at its rate"
+            }
+            System::ApplianceFlowHash => {
+                "the tunnel with flow-hash: a flow stays on one path (hashed by configured rate)"
+            }
+            System::ApplianceSourceSubnet => {
+                "the tunnel with source-subnet: MPTCP end hosts (mptcpize), one address per link, \
+                 each subnet bound to its path (WAN-aware MPTCP with fast recovery)"
+            }
+            System::ApplianceBackup => "the tunnel with backup: active/standby by priority",
+            System::ApplianceRedundant => {
+                "the tunnel with redundant: every packet on the two best paths, first copy wins"
+            }
         }
     }
 
     /// The topology it runs on; `None` when it can run on either.
     pub fn topology(self) -> Option<TopologyKind> {
         match self {
-            System::LinuxSingle | System::LinuxEcmpVxlan | System::LinuxMptcp => {
-                Some(TopologyKind::Sites)
-            }
             System::LinuxSocat | System::LinuxSmcroute => Some(TopologyKind::Relay),
-            System::Appliance => None,
+            System::Appliance => Some(TopologyKind::Relay),
+            _ => Some(TopologyKind::Sites),
         }
     }
 
@@ -105,7 +154,7 @@ impl System {
     pub fn not_available(self, topology: TopologyKind) -> Option<&'static str> {
         match (self, topology) {
             (System::Appliance, TopologyKind::Sites) => {
-                Some("not available yet: the appliance's multipath WAN tunnel is issue 5 and later")
+                Some("the tunnel rows are appliance-<scheduler> (appliance-wlb, ...)")
             }
             _ => None,
         }
@@ -114,7 +163,7 @@ impl System {
     /// Whether its sites/relay namespaces are Linux routers (addresses, forwarding) rather
     /// than bare veth ends for the DPDK application.
     pub fn linux_routers(self) -> bool {
-        self != System::Appliance
+        self != System::Appliance && self.tunnel_scheduler().is_none()
     }
 }
 
