@@ -23,10 +23,6 @@ use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelRepr, CO
 
 /// Replies in a row that bring a path back up.
 const UP_AFTER_PROGRESS: u32 = 3;
-/// Queueing delay above which a path's effective rate is lowered.
-const QUEUE_HIGH: Duration = Duration::from_millis(5);
-/// Queueing delay below which it may rise again.
-const QUEUE_LOW: Duration = Duration::from_millis(2);
 
 /// The health of one path as the management lcore tracks it.
 ///
@@ -281,25 +277,13 @@ impl MgmtTunnel {
             .store(h.state.carries(), Ordering::Relaxed);
     }
 
-    /// Publishes `path`'s delay and effective rate to the workers. The rate
-    /// drops by a tenth while the path's queue is above 5 ms, and grows back
-    /// by 5 % per probe below 2 ms, never above the configured rate nor below
-    /// a tenth of it.
+    /// Publishes `path`'s measurements: its forward delay (queueing
+    /// included) to the workers' schedulers, the rest for reports. The
+    /// delay is how `wlb` and `minrtt` steer around a queue: a path whose
+    /// queue grows delivers later, so it gets less until its queue drains.
     fn publish(&mut self, path: usize, now: Time) {
         let f = self.meters.figures(path, now);
         let live = &self.table.live[path];
-        let configured = self.table.paths[path].rate_bps;
-        let rate = live.rate_bps.load(Ordering::Relaxed);
-        let queue = Duration::from_micros(f.queueing_us);
-        let rate = if queue > QUEUE_HIGH {
-            rate - rate / 10
-        } else if queue < QUEUE_LOW {
-            rate + rate / 20
-        } else {
-            rate
-        };
-        live.rate_bps
-            .store(rate.clamp(configured / 10, configured), Ordering::Relaxed);
         let us = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         live.delay_us.store(us(f.delay_us), Ordering::Relaxed);
         let cells = &live.report;

@@ -861,7 +861,7 @@ events = [ { at = "20s", link = "a", action = "blackhole" },
         assert_eq!(e.key, "systems[0]");
         assert!(e.expected.contains("runs on \"relay\""), "{e}");
 
-        let e = error("\"appliance\"", "\"linux-mptcp\"");
+        let e = error("\"appliance-wlb\"", "\"linux-mptcp\"");
         assert_eq!(e.key, "systems[2]");
         assert!(e.expected.contains("listed twice"), "{e}");
 
