@@ -120,8 +120,9 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
                 let _ = writeln!(md, "## Variant `{}`\n", v.name);
                 let _ = writeln!(
                     md,
-                    "iperf3 TCP, {} streams, {}, congestion control {}, {} intervals (receiver side); means after the first {}.{}\n",
-                    tcp.parallel,
+                    "iperf3 TCP, {} stream{}, {}, congestion control {}, {} intervals (receiver side); means after the first {}.{}\n",
+                    v.parallel.unwrap_or(tcp.parallel),
+                    if v.parallel.unwrap_or(tcp.parallel) == 1 { "" } else { "s" },
                     secs(tcp.duration),
                     tcp.congestion.as_deref().unwrap_or("the kernel's default"),
                     secs(tcp.interval),
