@@ -10,17 +10,24 @@ export CARGO_TERM_COLOR ?= never
 APT_PACKAGES += iputils-ping util-linux
 # Scenario baselines (MPTCP hosts, kernel multicast routing) and the plots' font.
 APT_PACKAGES += mptcpize smcroute fonts-dejavu-core
+# FRR's bfdd is the independent BFD peer of the interop test.
+APT_PACKAGES += frr
 
 .PHONY: all deps build build-release test test-unit test-system fuzz-smoke demo bench lint clean
 
 all: build
 
 # Installs the Debian packages the build and the tests need (only the missing ones).
+# A policy-rc.d that refuses keeps the packages' services (FRR's daemons) from starting:
+# the tests start their own, in namespaces.
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
+	  ours=0; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  rc=$$?; [ $$ours = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 	fi
 
 build: deps

@@ -572,6 +572,10 @@ fn setup_ports(
             address,
             tx_ipv4_cksum: configured.tx_ipv4_cksum,
             tx_udp_cksum: configured.tx_udp_cksum,
+            kernel_iface: match p.driver {
+                Driver::AfPacket | Driver::AfXdp => p.iface.clone(),
+                _ => None,
+            },
         });
         ports.metas.push(PortMeta {
             index: i,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bfd;
 pub mod boot;
 pub mod buf;
 pub mod config;

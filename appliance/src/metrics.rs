@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::bfd::SessionStatus;
 use crate::report::tunnel::{ClassReport, PathReport, TunnelReport};
 use crate::report::{
     McastReport, OutputReport, PortReport, PortStatsReport, RuleReport, StatsReport, StatsSource,
@@ -277,6 +278,13 @@ const FAMILIES: &[Family] = &[
     gauge("tunnel_path_up", "1 if the path is healthy (probes answered, carrier up).", |s| per_path(s, |p| u64::from(p.state.carries()))),
     gauge("tunnel_path_usable", "1 if the workers send on the path (healthy, not administratively down, next hop resolved).", |s| per_path(s, |p| u64::from(p.usable))),
     counter("tunnel_path_flaps_total", "Times the path went down.", |s| per_path(s, |p| p.flaps)),
+    counter("tunnel_path_state_changes_total", "Times the path changed state (see show paths).", |s| per_path(s, |p| p.state_changes)),
+    gauge("tunnel_path_held_down", "1 while the path is kept out after flapping (RFC 5882 dampening).", |s| per_path(s, |p| u64::from(p.hold_down_secs.is_some()))),
+    gauge("tunnel_path_bfd_up", "1 if the path's BFD session is Up (no row without BFD).", bfd_up),
+    counter("tunnel_path_bfd_flaps_total", "Times the path's BFD session left Up.", |s| per_bfd(s, |b| b.flaps)),
+    counter("tunnel_path_bfd_tx_packets_total", "BFD control packets sent on the path.", |s| per_bfd(s, |b| b.tx_packets)),
+    counter("tunnel_path_bfd_rx_packets_total", "BFD control packets accepted on the path.", |s| per_bfd(s, |b| b.rx_packets)),
+    counter("tunnel_bfd_discards_total", "BFD packets discarded, by RFC 5880 6.8.6 reason.", bfd_discards),
     counter("tunnel_path_tx_packets_total", "Tunnel packets sent on the path.", |s| per_path(s, |p| p.tx_packets)),
     counter("tunnel_path_tx_bytes_total", "Tunnel bytes sent on the path (outer frames).", |s| per_path(s, |p| p.tx_bytes)),
     counter("tunnel_path_rx_packets_total", "Tunnel packets received on the path.", |s| per_path(s, |p| p.rx_packets)),
@@ -421,6 +429,29 @@ fn path_drops(s: &Scrape) -> Rows {
                 .iter()
                 .map(move |(k, v)| (format!("path=\"{}\",reason=\"{k}\"", p.name), *v))
         })
+        .collect()
+}
+
+fn per_bfd(s: &Scrape, f: fn(&SessionStatus) -> u64) -> Rows {
+    s.paths
+        .iter()
+        .filter_map(|p| {
+            p.bfd
+                .as_ref()
+                .map(|b| (format!("path=\"{}\"", p.name), f(b)))
+        })
+        .collect()
+}
+
+fn bfd_up(s: &Scrape) -> Rows {
+    per_bfd(s, |b| u64::from(b.local_state == "Up"))
+}
+
+fn bfd_discards(s: &Scrape) -> Rows {
+    s.tunnel
+        .iter()
+        .flat_map(|t| t.bfd_discards.iter())
+        .map(|(k, v)| (format!("reason=\"{k}\""), *v))
         .collect()
 }
 

@@ -11,6 +11,7 @@ pub mod rundir;
 pub mod scenario;
 pub mod topology;
 pub mod traffic;
+pub mod tunnel_bed;
 pub mod wanem;
 
 pub use netns::{

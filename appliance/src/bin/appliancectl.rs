@@ -537,8 +537,8 @@ fn render(request: &Request, d: &Value) -> String {
     }
 }
 
-/// A bit rate with a unit, as interface rates are read: `0`, `840.0 kbit/s`, `24.6 Mbit/s`.
-/// `show paths`: one row per path with its state, delays and rates.
+/// `show paths`: one row per path with its state, delays and rates, then
+/// one per BFD session with its states and negotiated timers.
 fn show_paths(d: &Value) -> String {
     let arr = d.as_array().cloned().unwrap_or_default();
     let ms = |v: &Value| match v.as_u64() {
@@ -558,6 +558,7 @@ fn show_paths(d: &Value) -> String {
             "jitter-ms",
             "loss",
             "flaps",
+            "bfd",
             "rate",
             "tx-pps",
             "tx-rate",
@@ -572,6 +573,14 @@ fn show_paths(d: &Value) -> String {
                 } else if p["resolved"].as_bool() == Some(false) {
                     state = format!("{state}, unresolved");
                 }
+                if let Some(left) = p["hold_down_secs"].as_f64() {
+                    state = format!("{state} ({left:.1}s left)");
+                }
+                let bfd = if p["bfd"].is_object() {
+                    s(&p["bfd"]["local_state"]).to_lowercase()
+                } else {
+                    "off".into()
+                };
                 vec![
                     format!("{} ({})", s(&p["name"]), s(&p["id"])),
                     s(&p["interface"]),
@@ -584,6 +593,7 @@ fn show_paths(d: &Value) -> String {
                     ms(&p["jitter_us"]),
                     format!("{:.1}%", p["loss"].as_f64().unwrap_or(0.0) * 100.0),
                     s(&p["flaps"]),
+                    bfd,
                     bits_per_second(&p["rate_bps"]),
                     s(&p["tx_rate"]["pps"]),
                     bits_per_second(&p["tx_rate"]["bps"]),
@@ -592,7 +602,68 @@ fn show_paths(d: &Value) -> String {
                 ]
             })
             .collect(),
-    )
+    ) + &show_bfd(&arr)
+}
+
+/// The BFD part of `show paths`, in the terms of FRR's `show bfd peers`.
+fn show_bfd(paths: &[Value]) -> String {
+    let ms = |v: &Value| format!("{}ms", v.as_u64().unwrap_or(0) / 1000);
+    let rows: Vec<Vec<String>> = paths
+        .iter()
+        .filter(|p| p["bfd"].is_object())
+        .map(|p| {
+            let b = &p["bfd"];
+            vec![
+                s(&p["name"]),
+                format!("{}/{}", s(&b["local_state"]), s(&b["remote_state"])),
+                format!("{}/{}", s(&b["local_diag"]), s(&b["remote_diag"])),
+                format!(
+                    "{}/{}",
+                    s(&b["local_discriminator"]),
+                    s(&b["remote_discriminator"])
+                ),
+                if b["multihop"].as_bool() == Some(true) {
+                    "multihop".into()
+                } else {
+                    "single-hop".into()
+                },
+                format!(
+                    "{}/{}x{}",
+                    ms(&b["desired_min_tx_us"]),
+                    ms(&b["required_min_rx_us"]),
+                    s(&b["detect_mult"])
+                ),
+                format!(
+                    "{}/{}x{}",
+                    ms(&b["remote_desired_min_tx_us"]),
+                    ms(&b["remote_required_min_rx_us"]),
+                    s(&b["remote_detect_mult"])
+                ),
+                ms(&b["tx_interval_us"]),
+                ms(&b["detection_time_us"]),
+                s(&b["flaps"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    "\n".to_string()
+        + &table(
+            &[
+                "bfd",
+                "state local/remote",
+                "diag local/remote",
+                "discr local/remote",
+                "mode",
+                "tx/rx x mult",
+                "peer tx/rx x mult",
+                "tx-every",
+                "detect",
+                "flaps",
+            ],
+            rows,
+        )
 }
 
 /// `show tunnel`: the endpoints, totals, reorder counters and tunnel drops.
@@ -627,9 +698,18 @@ fn show_tunnel(d: &Value) -> String {
             .map(|(k, v)| vec![k.clone(), s(v)])
             .collect(),
     );
+    out += "\n";
+    out += &table(
+        &["bfd discard reason", "packets"],
+        obj(&d["bfd_discards"])
+            .iter()
+            .map(|(k, v)| vec![k.clone(), s(v)])
+            .collect(),
+    );
     out
 }
 
+/// A bit rate with a unit, as interface rates are read: `0`, `840.0 kbit/s`, `24.6 Mbit/s`.
 fn bits_per_second(v: &Value) -> String {
     let Some(b) = v.as_u64() else {
         return "-".into();

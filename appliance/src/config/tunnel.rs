@@ -127,6 +127,77 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// BFD on a path (RFC 5880 asynchronous mode; RFC 5881 single hop, UDP
+/// 3784, TTL 255; or RFC 5883 multihop, UDP 4784).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BfdConfig {
+    /// Run a session on the path.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Desired Min TX Interval while Up.
+    #[serde(default = "default_bfd_interval")]
+    pub desired_min_tx: Span,
+    /// Required Min RX Interval.
+    #[serde(default = "default_bfd_interval")]
+    pub required_min_rx: Span,
+    /// Detect Mult.
+    #[serde(default = "default_detect_mult")]
+    pub detect_mult: u8,
+    /// RFC 5883 multihop instead of single hop.
+    #[serde(default)]
+    pub multihop: bool,
+    /// Multihop only: the lowest TTL accepted.
+    #[serde(default = "default_min_ttl")]
+    pub min_ttl: u8,
+}
+
+impl Default for BfdConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            desired_min_tx: default_bfd_interval(),
+            required_min_rx: default_bfd_interval(),
+            detect_mult: default_detect_mult(),
+            multihop: false,
+            min_ttl: default_min_ttl(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_bfd_interval() -> Span {
+    Span(Duration::from_millis(100))
+}
+fn default_detect_mult() -> u8 {
+    3
+}
+fn default_min_ttl() -> u8 {
+    254
+}
+
+impl BfdConfig {
+    fn validate(&self, key: &str) -> Result<(), TunnelConfigError> {
+        for (name, v) in [
+            ("desired_min_tx", self.desired_min_tx.0),
+            ("required_min_rx", self.required_min_rx.0),
+        ] {
+            if v < Duration::from_millis(1) || v > Duration::from_secs(60) {
+                return fail(format!("{key}.{name}"), format!("1ms to 60s, not {v:?}"));
+            }
+        }
+        if self.detect_mult == 0 {
+            return fail(format!("{key}.detect_mult"), "1 to 255, not 0");
+        }
+        if self.multihop && self.min_ttl == 0 {
+            return fail(format!("{key}.min_ttl"), "1 to 255, not 0");
+        }
+        Ok(())
+    }
+}
+
 /// One WAN path to the peer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +229,9 @@ pub struct PathConfig {
     /// Only used when no non-backup path is up.
     #[serde(default)]
     pub backup: bool,
+    /// BFD on this path (default: the tunnel's `bfd`).
+    #[serde(default)]
+    pub bfd: Option<BfdConfig>,
 }
 
 fn default_mtu() -> u16 {
@@ -329,6 +403,17 @@ pub struct TunnelConfig {
     /// Reorder buffer limits.
     #[serde(default)]
     pub reorder: ReorderConfig,
+    /// BFD on every path (a path's own `bfd` replaces it).
+    #[serde(default)]
+    pub bfd: BfdConfig,
+    /// Longest a flapping path is kept out after it comes back (RFC 5882
+    /// dampening: the hold-down doubles with each flap in a row, from 1 s).
+    #[serde(default = "default_max_hold_down")]
+    pub max_hold_down: Span,
+}
+
+fn default_max_hold_down() -> Span {
+    Span(Duration::from_secs(30))
 }
 
 fn default_port() -> u16 {
@@ -454,6 +539,15 @@ impl TunnelConfig {
                     p.interface, ifc.address.trunc()
                 ));
             }
+            if let Some(b) = &p.bfd {
+                b.validate(&key("bfd"))?;
+            }
+            let bfd = p.bfd.unwrap_or(self.bfd);
+            if bfd.enabled && !bfd.multihop && next_hop != r {
+                return fail(key("bfd.multihop"), format!(
+                    "true: the peer {r} is behind next hop {next_hop}, and single-hop BFD (RFC 5881) needs it on the link"
+                ));
+            }
             if !(OVERHEAD + MIN_INNER_MTU..=9000).contains(&p.mtu) {
                 return fail(key("mtu"), format!(
                     "an MTU of {} to 9000 (the inner MTU is {OVERHEAD} less and must stay >= {MIN_INNER_MTU}), not {}",
@@ -555,6 +649,13 @@ impl TunnelConfig {
             return fail(
                 "default_scheduler",
                 "a scheduler that needs no bindings (source-subnet needs a class of its own)",
+            );
+        }
+        self.bfd.validate("bfd")?;
+        if self.max_hold_down.0 > Duration::from_secs(3600) {
+            return fail(
+                "max_hold_down",
+                format!("at most 1h, not {:?}", self.max_hold_down.0),
             );
         }
         let probe = self.probe_interval.0;

@@ -292,6 +292,7 @@ mod tests {
                 address: Some("10.0.1.1/24".parse().unwrap()),
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
+                kernel_iface: None,
             },
             Interface {
                 name: "wan".into(),
@@ -300,6 +301,7 @@ mod tests {
                 address: Some("10.0.2.1/24".parse().unwrap()),
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
+                kernel_iface: None,
             },
         ];
         let routes = RouteTable::new([

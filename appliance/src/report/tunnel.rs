@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use super::drops_by_reason;
+use crate::bfd::SessionStatus;
 use crate::stats::{DropReason, RateReport};
 use crate::tables::Tables;
 use crate::time::Time;
@@ -40,6 +41,12 @@ pub struct PathReport {
     pub usable: bool,
     /// Times it went down.
     pub flaps: u64,
+    /// State changes.
+    pub state_changes: u64,
+    /// While held down after flapping: seconds left.
+    pub hold_down_secs: Option<f64>,
+    /// Its BFD session (`None`: BFD is off on this path).
+    pub bfd: Option<SessionStatus>,
     /// Configured rate (bit/s).
     pub rate_configured_bps: u64,
     /// Effective rate the schedulers use (bit/s).
@@ -139,6 +146,8 @@ pub struct TunnelReport {
     pub lanes: Vec<LaneReport>,
     /// Tunnel drops by reason (every worker).
     pub drops: BTreeMap<&'static str, u64>,
+    /// BFD packets discarded, by RFC 5880 §6.8.6 reason.
+    pub bfd_discards: BTreeMap<&'static str, u64>,
 }
 
 /// Every path.
@@ -173,6 +182,16 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                 admin_down: !live.admin_up.load(Ordering::Relaxed),
                 usable: live.usable() && resolved,
                 flaps: cells.flaps.load(Ordering::Relaxed),
+                state_changes: cells.state_changes.load(Ordering::Relaxed),
+                hold_down_secs: match cells.hold_until_ns.load(Ordering::Relaxed) {
+                    0 => None,
+                    ns => Some(
+                        Time::from_nanos(ns)
+                            .saturating_duration_since(now)
+                            .as_secs_f64(),
+                    ),
+                },
+                bfd: cells.bfd.load_full().map(|s| (*s).clone()),
                 rate_configured_bps: p.rate_bps,
                 rate_bps: live.rate_bps.load(Ordering::Relaxed),
                 mtu: p.mtu,
@@ -277,5 +296,6 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64]) -> TunnelReport {
         reorder,
         lanes,
         drops: tunnel_drops,
+        bfd_discards: t.bfd_discards.snapshot(),
     }
 }

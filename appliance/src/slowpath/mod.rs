@@ -7,6 +7,7 @@
 //! the same pipeline the workers ran to learn why a packet was punted, so
 //! no metadata travels with it. It sends on its own TX queue of every port.
 
+pub mod bfd;
 pub mod frames;
 pub mod igmp;
 mod ratelimit;
@@ -33,6 +34,7 @@ use crate::time::{Time, Timers};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
+use bfd::BfdPaths;
 use frames::{IcmpError, MAX_BUILT};
 use igmp::{IgmpConfig, IgmpHost, IgmpRxError, Membership};
 use ratelimit::TokenBucket;
@@ -67,6 +69,8 @@ enum SlowTimer {
     RelayResolve,
     /// Probe this tunnel path (index).
     Probe(u8),
+    /// A BFD session has a packet to send or a detection time to judge.
+    Bfd,
 }
 
 struct Pending {
@@ -93,6 +97,7 @@ pub struct SlowPath {
     rng: fastrand::Rng,
     timers: Timers<SlowTimer>,
     tunnel: Option<MgmtTunnel>,
+    bfd: Option<BfdPaths>,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -121,6 +126,8 @@ impl SlowPath {
         timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
         timers.arm(SlowTimer::RelayResolve, now);
         let tunnel = state.tunnel().map(|t| MgmtTunnel::new(Arc::clone(t), now));
+        let bfd = state.tunnel().map(|t| BfdPaths::new(Arc::clone(t), now));
+        timers.arm(SlowTimer::Bfd, now);
         if let Some(t) = &tunnel {
             for path in 0..t.table().paths.len() {
                 let path = u8::try_from(path).unwrap_or(u8::MAX);
@@ -142,6 +149,7 @@ impl SlowPath {
             rng: fastrand::Rng::new(),
             timers,
             tunnel,
+            bfd,
         }
     }
 
@@ -205,6 +213,7 @@ impl SlowPath {
                     self.timers.arm(SlowTimer::RelayResolve, now + ARP_RETRY);
                 }
                 SlowTimer::Probe(path) => self.probe_path(usize::from(path), now),
+                SlowTimer::Bfd => self.bfd_poll(now),
             }
         }
     }
@@ -472,6 +481,12 @@ impl SlowPath {
             .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
             .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
             .map(|ip| ip.protocol());
+        if let (Some(IpProtocol::UDP), Ingress::Port(p)) = (protocol, ingress) {
+            if self.bfd.is_some() && BfdPaths::is_bfd(m.data()) {
+                self.bfd_packet(&m, p, now);
+                return;
+            }
+        }
         if protocol == Some(IpProtocol::ICMP) {
             if frames::echo_reply_in_place(m.data_mut(), mac) {
                 self.slow.echo_replies_sent.inc();
@@ -574,11 +589,7 @@ impl SlowPath {
         let Some(port) = t.table().paths.get(path).map(|p| p.port) else {
             return;
         };
-        let carrier = tables
-            .interfaces
-            .get(port)
-            .and_then(|i| dpdk_bindings::port::link(i.port_id).ok())
-            .is_none_or(|l| l.up);
+        let carrier = tables.interfaces.get(port).is_none_or(|i| i.has_carrier());
         let frame = t.probe(&tables, path, carrier, now);
         let interval = t.probe_interval();
         if let Some(f) = frame {
@@ -586,6 +597,52 @@ impl SlowPath {
         }
         let key = SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX));
         self.timers.arm(key, now + interval);
+    }
+
+    /// Runs the BFD sessions' timers and sends what is due.
+    fn bfd_poll(&mut self, now: Time) {
+        let tables = self.state.published().current();
+        let Some(b) = self.bfd.as_mut() else {
+            return;
+        };
+        let frames = b.poll(&tables, now);
+        self.bfd_sent(frames, now);
+    }
+
+    /// A BFD packet for us arrived on port `in_port`.
+    fn bfd_packet(&mut self, m: &Mbuf, in_port: usize, now: Time) {
+        let tables = self.state.published().current();
+        let Some(b) = self.bfd.as_mut() else {
+            return;
+        };
+        let frames = b.on_packet(&tables, m.data(), in_port, now);
+        self.bfd_sent(frames, now);
+    }
+
+    /// Sends BFD's frames, hands its state changes to the tunnel's health,
+    /// republishes the sessions and re-arms the BFD timer.
+    fn bfd_sent(&mut self, frames: Vec<bfd::PortFrame>, now: Time) {
+        for (port, f) in &frames {
+            self.send_bytes(*port, f);
+        }
+        let Some(b) = self.bfd.as_mut() else {
+            return;
+        };
+        let events = b.take_events();
+        if let Some(t) = self.tunnel.as_mut() {
+            for e in &events {
+                t.bfd_changed(e.path, e.change.from, e.change.to, e.remote_state, now);
+            }
+            if !frames.is_empty() || !events.is_empty() {
+                for (path, status) in b.statuses() {
+                    t.publish_bfd(path, status);
+                }
+            }
+        }
+        match b.next_deadline() {
+            Some(at) => self.timers.arm(SlowTimer::Bfd, at),
+            None => self.timers.cancel(SlowTimer::Bfd),
+        }
     }
 
     fn hold(&mut self, m: Mbuf, ingress: Ingress, next_hop: Ipv4Addr, port: usize, now: Time) {
@@ -753,8 +810,14 @@ impl SlowPath {
             Request::IgmpShow => return self.igmp_status(),
             Request::PathAdmin { path, state } => {
                 let up = state == AdminState::Up;
+                let index = self.tunnel.as_ref().and_then(|t| t.set_admin(&path, up));
+                if let (Some(i), Some(b)) = (index, self.bfd.as_mut()) {
+                    // The peer hears it (AdminDown) and moves off the path too.
+                    b.set_admin_down(i, !up, now);
+                    self.bfd_poll(now);
+                }
                 return match self.tunnel.as_mut() {
-                    Some(t) if t.set_admin(&path, up) => {
+                    Some(_) if index.is_some() => {
                         Response::ok(json!({ "path": path, "admin_up": up }))
                     }
                     Some(t) => {

@@ -13,37 +13,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bfd::SessionStatus;
 use crate::buf::VecBuf;
 use crate::tables::Tables;
 use crate::time::Time;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
+use crate::tunnel::health::{self, Health, Transition};
 use crate::tunnel::meter::Meters;
-use crate::tunnel::{PathState, TunnelTable, LANE_PORT_BASE};
+use crate::tunnel::{TunnelTable, LANE_PORT_BASE};
+use crate::wire::bfd::State as BfdState;
 use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelRepr, CONTROL_LANE};
-
-/// Replies in a row that bring a path back up.
-const UP_AFTER_PROGRESS: u32 = 3;
-
-/// The health of one path as the management lcore tracks it.
-///
-/// A path is alive while what we send on it arrives: every probe and probe
-/// reply the peer sends (on the path's other direction) carries how many
-/// tunnel packets it has received on the path from us. While that count
-/// moves, the path delivers, even if congestion drops some probes; when it
-/// stops moving for a few probe intervals (we probe every interval, so we
-/// always send), the path is dead, whatever the carrier says.
-#[derive(Debug, Clone, Copy)]
-struct Health {
-    state: PathState,
-    since: Time,
-    /// The peer's last count of packets received from us on the path.
-    peer_rx: Option<u32>,
-    /// When that count last moved.
-    progress: Time,
-    /// Consecutive reports in which it moved (brings a path back).
-    progress_in_row: u32,
-    flaps: u64,
-}
 
 /// One frame to send on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +39,8 @@ pub struct MgmtTunnel {
     table: Arc<TunnelTable>,
     meters: Meters,
     health: Vec<Health>,
+    /// Per path: whether its port had carrier at the last look.
+    carrier: Vec<bool>,
     /// Per path: the control lane's path sequence.
     path_seq: Vec<u32>,
 }
@@ -70,19 +51,28 @@ impl MgmtTunnel {
     /// unanswered.
     pub fn new(table: Arc<TunnelTable>, now: Time) -> Self {
         let n = table.paths.len();
+        let health = table
+            .paths
+            .iter()
+            .map(|p| {
+                let bfd = if p.bfd.enabled {
+                    p.bfd.desired_min_tx.0.max(p.bfd.required_min_rx.0)
+                        * u32::from(p.bfd.detect_mult)
+                } else {
+                    Duration::ZERO
+                };
+                let settings = health::Settings {
+                    probe_interval: table.probe_interval,
+                    max_hold_down: table.max_hold_down,
+                    bfd_detect: bfd,
+                };
+                Health::new(settings, now)
+            })
+            .collect();
         Self {
             meters: Meters::new(n),
-            health: vec![
-                Health {
-                    state: PathState::Starting,
-                    since: now,
-                    peer_rx: None,
-                    progress: now,
-                    progress_in_row: 0,
-                    flaps: 0,
-                };
-                n
-            ],
+            health,
+            carrier: vec![true; n],
             path_seq: vec![0; n],
             table,
         }
@@ -144,7 +134,10 @@ impl MgmtTunnel {
         carrier: bool,
         now: Time,
     ) -> Option<Frame> {
-        self.judge(path, carrier, now);
+        if let Some(c) = self.carrier.get_mut(path) {
+            *c = carrier;
+        }
+        self.judge(path, now);
         self.publish(path, now);
         let mut outer = self.outer(tables, path, Kind::Probe, now)?;
         let seq = self.meters.sent(path, now)?;
@@ -219,62 +212,70 @@ impl MgmtTunnel {
 
     /// The peer reported `count` packets received from us on `path`.
     fn peer_received(&mut self, path: usize, count: u32, now: Time) {
+        if let Some(h) = self.health.get_mut(path) {
+            h.peer_received(count, now);
+        }
+        self.judge(path, now);
+    }
+
+    /// `path`'s BFD session changed state (`remote`: what the peer said).
+    pub fn bfd_changed(
+        &mut self,
+        path: usize,
+        from: BfdState,
+        to: BfdState,
+        remote: BfdState,
+        now: Time,
+    ) {
         let Some(h) = self.health.get_mut(path) else {
             return;
         };
-        if h.peer_rx != Some(count) {
-            h.peer_rx = Some(count);
-            h.progress = now;
-            h.progress_in_row += 1;
-        }
-        self.judge(path, true, now);
+        log::info!(
+            "tunnel path {}: BFD {from} -> {to} (peer {remote})",
+            self.table.paths[path].name
+        );
+        h.bfd_changed(from, to, remote, now);
+        self.judge(path, now);
     }
 
-    /// Decides whether `path` is up: no carrier, or what we send no longer
-    /// arriving for a few probe intervals, takes it down; the peer's count
-    /// moving in a few reports in a row brings it back.
-    fn judge(&mut self, path: usize, carrier: bool, now: Time) {
-        let interval = self.table.probe_interval;
-        let figures = self.meters.figures(path, now);
-        // A few probe intervals, plus the round trip's variation: the gap
-        // between reports no delivering path shows.
-        let dead_after =
-            interval * 3 + Duration::from_micros(4 * figures.rttvar_us) + Duration::from_millis(5);
-        let silent = now.duration_since(self.health[path].progress) > dead_after;
-        let h = &mut self.health[path];
-        if silent || !carrier {
-            h.progress_in_row = 0;
+    /// Publishes `path`'s BFD session for reports.
+    pub fn publish_bfd(&self, path: usize, status: SessionStatus) {
+        if let Some(live) = self.table.live.get(path) {
+            live.report.bfd.store(Some(Arc::new(status)));
         }
-        let next = match h.state {
-            _ if !carrier => PathState::NoCarrier,
-            PathState::Up | PathState::Starting if silent => PathState::NoReplies,
-            PathState::Up => PathState::Up,
-            _ if h.progress_in_row >= UP_AFTER_PROGRESS => PathState::Up,
-            PathState::NoCarrier => PathState::NoReplies,
-            s => s,
+    }
+
+    /// Decides whether `path` carries traffic (see [`crate::tunnel::health`])
+    /// and publishes the decision to the workers and reports.
+    fn judge(&mut self, path: usize, now: Time) {
+        let rttvar = Duration::from_micros(self.meters.figures(path, now).rttvar_us);
+        let carrier = self.carrier.get(path).copied().unwrap_or(true);
+        let Some(h) = self.health.get_mut(path) else {
+            return;
         };
-        if next != h.state {
-            // A path the peer never answered yet (it may start later) has
-            // not flapped.
-            if h.state == PathState::Up && !next.carries() {
-                h.flaps += 1;
-            }
+        h.set_rttvar(rttvar);
+        if let Some(Transition { from, to }) = h.judge(carrier, now) {
             log::info!(
-                "tunnel path {}: {:?} -> {:?}",
-                self.table.paths[path].name,
-                h.state,
-                next
+                "tunnel path {}: {from:?} -> {to:?}",
+                self.table.paths[path].name
             );
-            h.state = next;
-            h.since = now;
         }
-        let cells = &self.table.live[path].report;
-        cells.state.store(h.state.code(), Ordering::Relaxed);
-        cells.since_ns.store(h.since.as_nanos(), Ordering::Relaxed);
-        cells.flaps.store(h.flaps, Ordering::Relaxed);
-        self.table.live[path]
-            .up
-            .store(h.state.carries(), Ordering::Relaxed);
+        let h = &self.health[path];
+        let live = &self.table.live[path];
+        let cells = &live.report;
+        cells.state.store(h.state().code(), Ordering::Relaxed);
+        cells
+            .since_ns
+            .store(h.since().as_nanos(), Ordering::Relaxed);
+        cells.flaps.store(h.flaps(), Ordering::Relaxed);
+        cells.state_changes.store(h.changes(), Ordering::Relaxed);
+        cells
+            .hold_until_ns
+            .store(h.hold_until().map_or(0, Time::as_nanos), Ordering::Relaxed);
+        let configured = self.table.paths[path].rate_bps;
+        let rate = (configured as f64 * h.rate_share(now)) as u64;
+        live.rate_bps.store(rate.max(1), Ordering::Relaxed);
+        live.up.store(h.state().carries(), Ordering::Relaxed);
     }
 
     /// Publishes `path`'s measurements: its forward delay (queueing
@@ -301,20 +302,16 @@ impl MgmtTunnel {
         cells.replies.store(f.replies, Ordering::Relaxed);
     }
 
-    /// Sets a path administratively down or up; `false` if there is no such
-    /// path.
-    pub fn set_admin(&self, name: &str, up: bool) -> bool {
-        match self.table.paths.iter().position(|p| p.name == name) {
-            Some(i) => {
-                self.table.live[i].admin_up.store(up, Ordering::Relaxed);
-                log::info!(
-                    "tunnel path {name}: administratively {}",
-                    if up { "up" } else { "down" }
-                );
-                true
-            }
-            None => false,
-        }
+    /// Sets a path administratively down or up; returns its index, or
+    /// `None` if there is no such path.
+    pub fn set_admin(&self, name: &str, up: bool) -> Option<usize> {
+        let i = self.table.paths.iter().position(|p| p.name == name)?;
+        self.table.live[i].admin_up.store(up, Ordering::Relaxed);
+        log::info!(
+            "tunnel path {name}: administratively {}",
+            if up { "up" } else { "down" }
+        );
+        Some(i)
     }
 
     /// Encapsulates one of our own packets (an Ethernet frame carrying IPv4)

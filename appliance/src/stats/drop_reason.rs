@@ -61,7 +61,7 @@ drop_reasons! {
     TunnelBadLane => "tunnel_bad_lane", "tunnel data on a lane number beyond the receiver's lanes";
     TunnelUnsupportedKey => "tunnel_unsupported_key", "tunnel packet encrypted with a key id we do not have";
     TunnelOutOfWindow => "tunnel_out_of_window", "tunnel sequence number far outside the reorder window";
-    TunnelStale => "tunnel_stale", "tunnel packet older than the duplicate window";
+    TunnelStale => "tunnel_stale", "tunnel packet too old to deliver: behind the duplicate window, or late by more than its path delay plus max_hold";
     TunnelDuplicate => "tunnel_duplicate", "second copy of a tunnel packet (redundant scheduler, or a duplicated packet)";
     TunnelBadInner => "tunnel_bad_inner", "tunnel data that decapsulates to no valid IPv4 packet";
     TunnelLoop => "tunnel_loop", "decapsulated packet routed back into the tunnel";

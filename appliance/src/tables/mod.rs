@@ -48,6 +48,29 @@ pub struct Interface {
     pub tx_ipv4_cksum: bool,
     /// The port computes UDP checksums on transmit.
     pub tx_udp_cksum: bool,
+    /// The Linux interface behind an `af_packet` or `af_xdp` port: those PMDs
+    /// report a link that is always up, so its carrier is read from the
+    /// kernel instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_iface: Option<String>,
+}
+
+impl Interface {
+    /// Whether the port has carrier: the kernel's view for a port on a Linux
+    /// interface, else the PMD's link status (unknown counts as up). Reads a
+    /// file or asks the driver: management lcore only.
+    pub fn has_carrier(&self) -> bool {
+        if let Some(iface) = &self.kernel_iface {
+            // `carrier` reads 1 or 0, and fails (EINVAL) while the interface
+            // is administratively down. Absent: not this namespace's sysfs.
+            match std::fs::read_to_string(format!("/sys/class/net/{iface}/carrier")) {
+                Ok(s) => return s.trim() == "1",
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return false,
+                Err(_) => {}
+            }
+        }
+        dpdk_bindings::port::link(self.port_id).map_or(true, |l| l.up)
+    }
 }
 
 /// A resolved neighbour.

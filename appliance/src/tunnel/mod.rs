@@ -16,6 +16,7 @@
 
 pub mod class;
 pub mod encap;
+pub mod health;
 pub mod meter;
 pub mod reorder;
 pub mod scheduler;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::config::tunnel::{SchedulerName, TunnelConfig};
+use crate::config::tunnel::{BfdConfig, SchedulerName, TunnelConfig};
 use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker, Rate};
 use crate::tables::Interface;
 use class::{Class, Classes};
@@ -63,6 +64,8 @@ pub struct Path {
     pub priority: u8,
     /// Only used when no non-backup path is usable.
     pub backup: bool,
+    /// Its BFD session's settings.
+    pub bfd: BfdConfig,
 }
 
 /// What changes fast about a path: written by the management lcore, read by
@@ -94,6 +97,8 @@ pub struct PathReportCells {
     pub since_ns: AtomicU64,
     /// Times it went down.
     pub flaps: AtomicU64,
+    /// State changes.
+    pub state_changes: AtomicU64,
     /// Smoothed round trip (µs).
     pub srtt_us: AtomicU32,
     /// Round-trip variation (µs).
@@ -110,6 +115,10 @@ pub struct PathReportCells {
     pub probes_sent: AtomicU64,
     /// Probe replies received.
     pub replies: AtomicU64,
+    /// When the hold-down ends (ns on the appliance's clock; 0: none).
+    pub hold_until_ns: AtomicU64,
+    /// Its BFD session as last seen (`None`: BFD off on this path).
+    pub bfd: arc_swap::ArcSwapOption<crate::bfd::SessionStatus>,
 }
 
 /// Why a path is down, or that it is up.
@@ -118,12 +127,23 @@ pub struct PathReportCells {
 pub enum PathState {
     /// Carrying traffic.
     Up,
-    /// Probes went unanswered.
+    /// What we send on it stopped arriving (the peer's received count
+    /// stopped moving).
     NoReplies,
     /// The WAN port has no carrier.
     NoCarrier,
     /// Not yet answered since start (used meanwhile).
     Starting,
+    /// Its BFD session went down (detection time expired, or the peer said
+    /// it no longer hears us).
+    BfdDown,
+    /// The peer took the path down administratively (its BFD said
+    /// AdminDown): it leaves the schedule as gracefully as a local `path
+    /// down`.
+    PeerAdminDown,
+    /// Delivering again, but kept out until its hold-down ends because it
+    /// flapped (RFC 5882 §3.2 dampening).
+    HoldDown,
 }
 
 impl PathState {
@@ -134,6 +154,9 @@ impl PathState {
             PathState::Up => 1,
             PathState::NoReplies => 2,
             PathState::NoCarrier => 3,
+            PathState::BfdDown => 4,
+            PathState::PeerAdminDown => 5,
+            PathState::HoldDown => 6,
         }
     }
 
@@ -143,6 +166,9 @@ impl PathState {
             1 => PathState::Up,
             2 => PathState::NoReplies,
             3 => PathState::NoCarrier,
+            4 => PathState::BfdDown,
+            5 => PathState::PeerAdminDown,
+            6 => PathState::HoldDown,
             _ => PathState::Starting,
         }
     }
@@ -209,11 +235,12 @@ crate::counter_set! {
         timed_out: "holes skipped at their deadline",
         late: "packets that arrived after their hole was skipped (delivered out of order)",
         duplicate: "second copies dropped",
-        stale: "packets older than the duplicate window, dropped",
+        stale: "packets too old to deliver, dropped (behind the duplicate window, or expired)",
         overflow: "holes skipped because the buffer was full",
         out_of_window: "sequence numbers far outside the window, dropped",
         unordered: "packets of per-flow schedulers, delivered at once",
         resyncs: "times the sender restarted (new epoch)",
+        expired: "late packets dropped because they were held in the network longer than base delay plus max_hold",
         occupancy: "packets held now (gauge)",
     }
 }
@@ -232,6 +259,7 @@ impl LaneCounters {
         self.out_of_window.set(c.out_of_window);
         self.unordered.set(c.unordered);
         self.resyncs.set(c.resyncs);
+        self.expired.set(c.expired);
         self.occupancy.set(occupancy as u64);
     }
 }
@@ -259,6 +287,10 @@ pub struct TunnelTable {
     pub reorder: reorder::Config,
     /// How often the management lcore probes each path.
     pub probe_interval: Duration,
+    /// Longest hold-down of a flapping path.
+    pub max_hold_down: Duration,
+    /// BFD packets discarded, by reason (all paths' sessions).
+    pub bfd_discards: crate::bfd::Discards,
     /// Per path index: live state.
     pub live: Box<[PathLive]>,
     /// Per path index: counters.
@@ -298,6 +330,7 @@ impl TunnelTable {
                     mtu: p.mtu,
                     priority: p.priority,
                     backup: p.backup,
+                    bfd: p.bfd.unwrap_or(cfg.bfd),
                 }
             })
             .collect();
@@ -344,6 +377,8 @@ impl TunnelTable {
                 ..reorder::Config::default()
             },
             probe_interval: cfg.probe_interval.0,
+            max_hold_down: cfg.max_hold_down.0,
+            bfd_discards: crate::bfd::Discards::default(),
         }
     }
 
@@ -412,6 +447,7 @@ mod tests {
                 address: Some(addr.parse().unwrap()),
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
+                kernel_iface: None,
             }
         })
         .collect()

@@ -143,6 +143,11 @@ pub struct Counters {
     pub unordered: u64,
     /// Calls to [`Lane::resync`].
     pub resyncs: u64,
+    /// Late packets dropped (as [`Verdict::Stale`]) because they spent longer
+    /// in the network than any hole waits: their path's base delay plus
+    /// `max_hold`. Such a packet was stuck somewhere (a sender's ring while
+    /// its port had no carrier, say) and is no use to anyone now.
+    pub expired: u64,
 }
 
 /// Delay statistics of one path. Delays are one-way and include the unknown
@@ -355,6 +360,12 @@ impl<T> Lane<T> {
             self.counters.stale += 1;
             return Verdict::Stale(pkt);
         }
+        if ahead < 0 && !self.was_delivered(a.seq) && self.expired(path, &a) {
+            // Neither a delay sample (it would hold every later hole for
+            // it) nor a mark: it proves nothing about the path now.
+            self.counters.expired += 1;
+            return Verdict::Stale(pkt);
+        }
         let delay_ns = self.observe(path, a.seq.wrapping_add(1), &a);
         let verdict = if ahead < 0 {
             self.behind(pkt, a.seq, out)
@@ -450,6 +461,21 @@ impl<T> Lane<T> {
     fn plausible(&self, seq: u32) -> bool {
         let d = i64::from(serial_diff(seq, self.head));
         !self.synced || (-i64::from(self.dedup_mask + 1)..=i64::from(JUMP_LIMIT)).contains(&d)
+    }
+
+    /// Whether a late packet spent longer in the network than its path's
+    /// base delay plus `max_hold`.
+    fn expired(&self, path: usize, a: &Arrival) -> bool {
+        let (Some(reference), Some(st)) = (self.delay_ref, self.paths.get(path)) else {
+            return false;
+        };
+        if st.samples == 0 {
+            return false;
+        }
+        let raw = ((a.now_ns / 1000) as u32).wrapping_sub(a.sent_us);
+        let delay_ns = i64::from(serial_diff(raw, reference)) * 1000;
+        let base_ns = st.base_cur_ns.min(st.base_prev_ns);
+        delay_ns > base_ns.saturating_add(self.max_hold_ns as i64)
     }
 
     /// Records the mark and a delay sample; returns the packet's relative delay.
@@ -1030,6 +1056,23 @@ mod tests {
         assert_eq!(r.seqs(&w.0, Delivery::Late), [20]);
         let c = r.lane.counters();
         assert_eq!((c.timed_out, c.late, c.duplicate), (1, 1, 1));
+    }
+
+    /// A packet stuck for 2 s (a sender's ring while its port had no
+    /// carrier) arrives after its hole was skipped: dropped as expired, not
+    /// delivered out of order, and its delay does not become the path's.
+    #[test]
+    fn packet_stuck_for_seconds_is_expired_not_delivered() {
+        let mut w = Wire::default();
+        w.two_paths(0, 20, 0).send(21, 0, 101 * MS, 10 * MS);
+        w.send(20, 1, 100 * MS, 2000 * MS)
+            .send(22, 1, 2200 * MS, 30 * MS);
+        let r = run(&w.0, 0b11);
+        assert!(r.seqs(&w.0, Delivery::Late).is_empty());
+        let c = r.lane.counters();
+        assert_eq!((c.timed_out, c.late, c.expired), (1, 0, 1));
+        let p1 = r.lane.path_delay(1).unwrap();
+        assert!(p1.recent_us < 100_000, "{p1:?}");
     }
 
     #[test]

@@ -39,6 +39,7 @@
 use core::fmt;
 
 pub mod arp;
+pub mod bfd;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
