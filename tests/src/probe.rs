@@ -26,9 +26,19 @@ pub fn sleep_until(deadline: Instant) {
 /// Sends `count` datagrams of `size` bytes (at least 8) to `dst`, the i-th at `i * interval`
 /// after the start. The payload starts with the sequence number (u64, big endian).
 pub fn send_seq(dst: SocketAddr, count: u64, interval: Duration, size: usize) -> Result<()> {
+    send_seq_from(dst, count, interval, size, Instant::now())
+}
+
+/// [`send_seq`] with the i-th datagram due at `start + i * interval`.
+pub fn send_seq_from(
+    dst: SocketAddr,
+    count: u64,
+    interval: Duration,
+    size: usize,
+    start: Instant,
+) -> Result<()> {
     let sock = UdpSocket::bind("0.0.0.0:0")?;
     let mut buf = vec![0u8; size.max(8)];
-    let start = Instant::now();
     for seq in 0..count {
         sleep_until(start + interval * seq as u32);
         buf[..8].copy_from_slice(&seq.to_be_bytes());
@@ -53,6 +63,15 @@ impl SeqReceiver {
     /// Collects sequence numbers in arrival order until nothing arrives for `idle` (after
     /// the first datagram) or `limit` has passed in total.
     pub fn collect(self, idle: Duration, limit: Duration) -> Result<Vec<u64>> {
+        Ok(self
+            .collect_timed(idle, limit)?
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect())
+    }
+
+    /// [`Self::collect`] with each datagram's arrival time.
+    pub fn collect_timed(self, idle: Duration, limit: Duration) -> Result<Vec<(u64, Instant)>> {
         let end = Instant::now() + limit;
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
@@ -68,8 +87,8 @@ impl SeqReceiver {
                 Ok(n) if n >= 8 => {
                     let mut seq = [0u8; 8];
                     seq.copy_from_slice(&buf[..8]);
-                    got.push(u64::from_be_bytes(seq));
                     last = Instant::now();
+                    got.push((u64::from_be_bytes(seq), last));
                 }
                 Ok(_) => {}
                 Err(e)

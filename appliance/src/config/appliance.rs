@@ -447,6 +447,32 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
                 "name = \"voice\"\ncolour = 1",
                 "tunnel.classes[0].colour",
             ),
+            (
+                "rate = \"30mbit\"",
+                "rate = \"30mbit\"\nbfd = { detect_mult = 0 }",
+                "tunnel.paths[0].bfd.detect_mult",
+            ),
+            (
+                "rate = \"30mbit\"",
+                "rate = \"30mbit\"\nbfd = { desired_min_tx = \"0ms\" }",
+                "tunnel.paths[0].bfd.desired_min_tx",
+            ),
+            (
+                "rate = \"30mbit\"",
+                "rate = \"30mbit\"\nbfd = { interval = \"50ms\" }",
+                "tunnel.paths[0].bfd.interval",
+            ),
+            (
+                // The peer behind a router: single-hop BFD cannot reach it.
+                "remote = \"10.0.2.2\"",
+                "remote = \"192.0.2.1\"\nnext_hop = \"10.0.2.2\"",
+                "tunnel.paths[0].bfd.multihop",
+            ),
+            (
+                "prefixes = [",
+                "max_hold_down = \"2h\"\nprefixes = [",
+                "tunnel.max_hold_down",
+            ),
         ];
         for (from, to, key) in cases {
             let text = tunnel_config_with(&TUNNEL.replacen(from, to, 1));

@@ -3,7 +3,9 @@
 //! mqvpn's time-to-failover and time-to-recover definitions, so their published figures and
 //! ours mean the same thing).
 
-use super::result::{FaultSummary, Interval, LinkSample, TcpSummary, TcpVariant};
+use super::result::{
+    FaultSummary, Interval, LinkSample, ProbeHandoff, ProbeStream, TcpSummary, TcpVariant,
+};
 use super::schedule::fault_spans;
 use super::spec::{LinkSpec, TcpSpec};
 
@@ -94,7 +96,19 @@ pub fn tcp_summary(links: &[LinkSpec], tcp: &TcpSpec, v: &TcpVariant) -> TcpSumm
         } else {
             None
         };
+        let downtime_s = surviving.map_or(0.0, |c| {
+            v.intervals
+                .iter()
+                .filter(|i| mid(i) >= span.start && i.mbps < 0.5 * c)
+                .fold(0.0, |sum, i| sum + (i.end - i.start))
+        });
+        let probes = v.probes.as_ref();
         FaultSummary {
+            downtime_s,
+            failure: probes.map(|p| probe_handoff(p, span.start)),
+            recovery: probes
+                .filter(|_| span.recovered)
+                .map(|p| probe_handoff(p, span.end)),
             link: span.link.clone(),
             action: span.action.clone(),
             start_s: span.start,
@@ -117,6 +131,59 @@ pub fn tcp_summary(links: &[LinkSpec], tcp: &TcpSpec, v: &TcpVariant) -> TcpSumm
         ceiling_mbps: ceiling_mbps(links).unwrap_or(0.0),
         link_mbps: link_rates(&v.links, settle),
         fault,
+    }
+}
+
+/// Probes due from this long before an event are judged with it.
+const HANDOFF_BEFORE_S: f64 = 0.5;
+/// ... and up to this long after.
+const HANDOFF_AFTER_S: f64 = 5.0;
+
+/// What the probe stream saw around an event at `at` (s after the run's zero): probes due
+/// in `[at - 0.5 s, at + 5 s]` that never arrived, the longest time without an arrival in
+/// that window, and T-latency: from the event to the end of that silence, when the stream
+/// flowed again (0 if the silence ended before the event). Losses scattered after the
+/// handoff (tail drops on a now crowded path) do not move it; the outage does.
+pub fn probe_handoff(p: &ProbeStream, at: f64) -> ProbeHandoff {
+    let interval = p.interval_ms / 1e3;
+    let (from, to) = (at - HANDOFF_BEFORE_S, at + HANDOFF_AFTER_S);
+    let first = (from.max(0.0) / interval).ceil() as u64;
+    let last = ((to / interval).floor() as u64).min(p.sent.saturating_sub(1));
+    let arrived: std::collections::HashSet<u64> = p.arrivals.iter().map(|(s, _)| *s).collect();
+    let lost = (first..=last).filter(|s| !arrived.contains(s)).count() as u64;
+    let mut times: Vec<f64> = p
+        .arrivals
+        .iter()
+        .map(|(_, t)| *t)
+        .filter(|t| (from..=to).contains(t))
+        .collect();
+    times.sort_by(f64::total_cmp);
+    // Silences as (length, when it ended): before the first arrival, between arrivals,
+    // and after the last (which never ends in the window).
+    let mut silences: Vec<(f64, Option<f64>)> = Vec::new();
+    let mut prev = from;
+    for t in &times {
+        silences.push((t - prev, Some(*t)));
+        prev = *t;
+    }
+    silences.push((to - prev, None));
+    // The first of equal silences (within 1 µs): a steady stream's gaps all tie.
+    let (gap, ended) =
+        silences.into_iter().fold(
+            (0.0, None),
+            |best: (f64, Option<f64>), x| {
+                if x.0 > best.0 + 1e-6 {
+                    x
+                } else {
+                    best
+                }
+            },
+        );
+    let t_latency_ms = ended.map(|e| (e - at).max(0.0) * 1e3);
+    ProbeHandoff {
+        lost,
+        longest_gap_ms: gap * 1e3,
+        t_latency_ms,
     }
 }
 
@@ -165,6 +232,36 @@ mod tests {
         }
     }
 
+    /// 10 ms probes for 10 s, 20 ms on the way; those due in `lost` never arrive.
+    fn stream(lost: std::ops::RangeInclusive<u64>) -> ProbeStream {
+        ProbeStream {
+            interval_ms: 10.0,
+            sent: 1000,
+            received: (0..1000).filter(|s| !lost.contains(s)).count() as u64,
+            arrivals: (0..1000)
+                .filter(|s| !lost.contains(s))
+                .map(|s| (s, s as f64 * 0.01 + 0.02))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn probe_handoff_measures_the_outage() {
+        let h = probe_handoff(&stream(500..=530), 5.0);
+        assert_eq!(h.lost, 31);
+        assert!((h.longest_gap_ms - 320.0).abs() < 1e-6, "{h:?}");
+        // Probe 531 (due 5.31 s) arrives 20 ms later: the stream flows again.
+        assert!((h.t_latency_ms.unwrap() - 330.0).abs() < 1e-6, "{h:?}");
+        let clean = probe_handoff(&stream(2000..=2000), 5.0);
+        assert_eq!(clean.lost, 0);
+        assert!((clean.longest_gap_ms - 10.0).abs() < 1e-6, "{clean:?}");
+        assert!(clean.t_latency_ms.unwrap() < 20.0, "{clean:?}");
+        // Nothing arrives after the event: the silence lasts to the end of the window.
+        let dead = probe_handoff(&stream(498..=999), 5.0);
+        assert_eq!(dead.t_latency_ms, None, "{dead:?}");
+        assert!(dead.longest_gap_ms > 5000.0, "{dead:?}");
+    }
+
     fn tcp(secs: u64, settle: u64) -> TcpSpec {
         TcpSpec {
             parallel: 4,
@@ -172,6 +269,7 @@ mod tests {
             interval: Dur(Duration::from_secs(1)),
             settle: Dur(Duration::from_secs(settle)),
             congestion: None,
+            probe_interval: None,
         }
     }
 

@@ -27,6 +27,7 @@ pub mod mcast;
 pub mod mcast_plan;
 pub mod output;
 pub mod plot;
+pub mod probe_stream;
 pub mod report;
 pub mod result;
 pub mod runner;

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::figures::Figure;
-use super::result::{Row, RowData, ScenarioResult, Status, TcpVariant};
+use super::result::{ProbeHandoff, Row, RowData, ScenarioResult, Status, TcpVariant};
 use super::schedule::schedule;
 use super::spec::Workload;
 use super::systems::System;
@@ -116,7 +116,11 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
     match spec.workload() {
         Workload::Tcp(tcp) => {
             for v in spec.variants() {
-                let steps = schedule(&v.events);
+                let steps = if v.flap.is_some() {
+                    Vec::new()
+                } else {
+                    schedule(&v.events)
+                };
                 let _ = writeln!(md, "## Variant `{}`\n", v.name);
                 let _ = writeln!(
                     md,
@@ -127,7 +131,16 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
                     tcp.congestion.as_deref().unwrap_or("the kernel's default"),
                     secs(tcp.interval),
                     secs(tcp.settle),
-                    if steps.is_empty() {
+                    if let Some(f) = &v.flap {
+                        format!(
+                            " Link {} {} and up every {} from {} to {}.",
+                            f.link,
+                            super::schedule::action_name(f.action),
+                            secs(f.period),
+                            secs(f.from),
+                            secs(f.until)
+                        )
+                    } else if steps.is_empty() {
                         String::new()
                     } else {
                         format!(
@@ -282,6 +295,8 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
                 cells.push(format!("{:.0}", v.machine_busy_pct));
             }
             Some(v) => cells.push(format!("**failed**: {}", v.error.as_deref().unwrap_or(""))),
+            // The variant is not for this system.
+            None if matches!(row.data, RowData::Tcp { .. }) => continue,
             None => cells.push(status_text(row)),
         }
         t.push(cells);
@@ -309,6 +324,10 @@ fn fault_table(r: &ScenarioResult, name: &str) -> String {
         "after",
         "TTF s",
         "TTR s",
+        "downtime s",
+        "probes lost fail/recover",
+        "probe gap ms fail/recover",
+        "T-latency ms fail/recover",
     ]);
     for row in &r.rows {
         let Some(f) = variant(row, name).and_then(|v| v.summary.as_ref()?.fault.as_ref()) else {
@@ -327,6 +346,10 @@ fn fault_table(r: &ScenarioResult, name: &str) -> String {
             num(Some(f.after_mbps), 1),
             num(f.ttf_s, 1),
             num(f.ttr_s, 1),
+            num(Some(f.downtime_s), 1),
+            pair(&f.failure, &f.recovery, |h| Some(h.lost as f64), 0),
+            pair(&f.failure, &f.recovery, |h| Some(h.longest_gap_ms), 0),
+            pair(&f.failure, &f.recovery, |h| h.t_latency_ms, 0),
         ]);
     }
     let mut out = t.render();
@@ -334,9 +357,30 @@ fn fault_table(r: &ScenarioResult, name: &str) -> String {
         "\nStalled: intervals during the fault below 5 % of the rate before it. TTF (mqvpn's \
          definition): from the fault to the end of the first interval at ≥ 50 % of the \
          surviving links' ceiling. TTR: from the link's return to the end of the first interval \
-         at ≥ 90 % of the rate before the fault. – : not reached (TTF: before the link came back; TTR: before the end).\n",
+         at ≥ 90 % of the rate before the fault. – : not reached (TTF: before the link came back; TTR: before the end). \
+         Downtime: the 0.5 s intervals from the fault to the end below 50 % of the surviving \
+         links' ceiling. Probes: a sequence-stamped UDP stream beside the transfer, judged \
+         from 0.5 s before the failure (recovery) to 5 s after: probes lost, the longest time \
+         without an arrival, and T-latency, from the event to the end of that silence, when \
+         the stream flowed again (0: the silence ended before the event; –: it had not ended \
+         5 s after).\n",
     );
     out
+}
+
+/// `failure/recovery` of a probe figure.
+fn pair(
+    fail: &Option<ProbeHandoff>,
+    recover: &Option<ProbeHandoff>,
+    f: impl Fn(&ProbeHandoff) -> Option<f64>,
+    digits: usize,
+) -> String {
+    let one =
+        |h: &Option<ProbeHandoff>| h.as_ref().map_or("–".to_string(), |h| num(f(h), digits));
+    if fail.is_none() && recover.is_none() {
+        return "–".into();
+    }
+    format!("{}/{}", one(fail), one(recover))
 }
 
 fn udp_table(r: &ScenarioResult, size: u32) -> String {

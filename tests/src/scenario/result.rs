@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::machine::Machine;
+pub use super::probe_stream::ProbeStream;
 use super::spec::Scenario;
 use super::systems::System;
 use crate::traffic::Latency;
@@ -121,6 +122,30 @@ pub struct FaultSummary {
     /// From the link's return until the first interval at ≥ 90 % of `before_mbps`
     /// (mqvpn's TTR); `None` if never.
     pub ttr_s: Option<f64>,
+    /// Time from the fault to the end of the run spent in intervals below 50 % of the
+    /// surviving links' ceiling (the handoff's downtime, failure and recovery together).
+    #[serde(default)]
+    pub downtime_s: f64,
+    /// The probe stream around the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<ProbeHandoff>,
+    /// The probe stream around the recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<ProbeHandoff>,
+}
+
+/// What the probe stream saw around one event (probes due from 0.5 s before it to 5 s
+/// after).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeHandoff {
+    /// Probes that never arrived.
+    pub lost: u64,
+    /// The longest time without an arrival (ms).
+    pub longest_gap_ms: f64,
+    /// T-latency: from the event to the end of the longest silence, when the stream flowed
+    /// again (ms); 0 if that silence ended before the event, `None` if it had not ended 5 s
+    /// after.
+    pub t_latency_ms: Option<f64>,
 }
 
 /// Figures derived from a TCP variant's raw data (see `analysis`).
@@ -171,6 +196,9 @@ pub struct TcpVariant {
     /// The emulator's final `show`.
     #[serde(default)]
     pub emulator: Value,
+    /// The sequence-stamped probe stream beside the transfer (`tcp.probe_interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<ProbeStream>,
 }
 
 /// One step of a UDP sweep.

@@ -29,7 +29,7 @@ use super::systems::{
     RelayGuard, SitesSetup, System,
 };
 use super::tools::{require, Tools};
-use super::{analysis, zero_loss};
+use super::{analysis, probe_stream, zero_loss};
 use crate::topology::{relay, relay_linux, sites, sites_linux, Relay, Sites};
 use crate::wanem::{EmulatorProcess, Snapshot};
 
@@ -149,6 +149,7 @@ fn describe(e: &anyhow::Error) -> String {
 fn with_sites<T>(
     spec: &Scenario,
     system: System,
+    tunnel_extra: &str,
     opts: &RunOptions,
     f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess, Option<&ApplianceSites>) -> Result<T>,
 ) -> Result<(T, Snapshot)> {
@@ -175,7 +176,8 @@ fn with_sites<T>(
                 .iter()
                 .map(|l| l.dir(0).rate.map_or(10_000_000_000, |r| r.0))
                 .collect();
-            let tunnel = TunnelSpec::new(scheduler, &rates);
+            let mut tunnel = TunnelSpec::new(scheduler, &rates);
+            tunnel.extra = tunnel_extra.to_string();
             let (p, setup) =
                 appliance_tunnel::start(&sites, &tunnel, &opts.tools.bin("appliance")?)?;
             pair = Some(p);
@@ -214,7 +216,7 @@ fn tcp_row(
 ) -> (RowData, Option<String>) {
     let mut variants = Vec::new();
     let mut error = None;
-    for v in spec.variants() {
+    for v in spec.variants().into_iter().filter(|v| v.runs(system)) {
         progress(
             spec,
             system,
@@ -253,73 +255,88 @@ fn tcp_variant(
     opts: &RunOptions,
     notes: &mut Vec<String>,
 ) -> Result<TcpVariant> {
-    let (mut v, snap) = with_sites(spec, system, opts, |sites, setup, emu, pair| {
-        for n in &setup.notes {
-            if !notes.contains(n) {
-                notes.push(n.clone());
+    let (mut v, snap) = with_sites(
+        spec,
+        system,
+        &variant.tunnel,
+        opts,
+        |sites, setup, emu, pair| {
+            for n in &setup.notes {
+                if !notes.contains(n) {
+                    notes.push(n.clone());
+                }
             }
-        }
-        let server = iperf::start_server(
-            &sites.host_b.ns,
-            &setup.wrapper,
-            sites.host_b.addr,
-            tcp.interval.0,
-        )?;
-        let args = iperf::tcp_args(
-            sites.host_b.addr,
-            variant.parallel.unwrap_or(tcp.parallel),
-            tcp.duration.0,
-            tcp.interval.0,
-            tcp.congestion.as_deref(),
-        );
-        let emu_cpu = emu.pid().map_or(0.0, process_cpu_seconds);
-        let system_cpu = pair.map(ApplianceSites::cpu_seconds);
-        let machine_before = CpuTimes::now();
-        let t0 = Instant::now();
-        let events =
-            emulator::apply_events(emu.control_path.clone(), schedule(&variant.events), t0)?;
-        let sampler = emulator::sample_links(emu.control_path.clone(), t0, tcp.interval.0)?;
-        let json = iperf::run_client(
-            &sites.host_a.ns,
-            &setup.wrapper,
-            &args,
-            tcp.duration.0 + Duration::from_secs(30),
-        );
-        let wall = t0.elapsed().as_secs_f64();
-        let emulator_cpu_pct =
-            (emu.pid().map_or(0.0, process_cpu_seconds) - emu_cpu) / wall * 100.0;
-        let system_cpu_pct = pair
-            .zip(system_cpu)
-            .map(|(p, before)| (p.cpu_seconds() - before) / wall * 100.0);
-        let machine_busy_pct = CpuTimes::now().busy_pct_since(&machine_before);
-        let applied = events.finish()?;
-        let links = sampler.finish()?;
-        let client = json?;
-        let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
-        let congestion = iperf::sender_congestion(&client);
-        let evidence = if matches!(system, System::LinuxMptcp | System::ApplianceSourceSubnet) {
-            linux_mptcp::counters(&sites.host_a.ns)?
-        } else {
-            serde_json::Value::Null
-        };
-        Ok(TcpVariant {
-            name: variant.name.clone(),
-            error: None,
-            events: applied,
-            intervals: outcome.intervals,
-            sent_mbps: outcome.sent_mbps,
-            received_mbps: outcome.received_mbps,
-            retransmits: outcome.retransmits,
-            links,
-            summary: None,
-            congestion,
-            emulator_cpu_pct,
-            machine_busy_pct,
-            system_cpu_pct,
-            evidence,
-            emulator: serde_json::Value::Null,
-        })
-    })?;
+            let server = iperf::start_server(
+                &sites.host_b.ns,
+                &setup.wrapper,
+                sites.host_b.addr,
+                tcp.interval.0,
+            )?;
+            let args = iperf::tcp_args(
+                sites.host_b.addr,
+                variant.parallel.unwrap_or(tcp.parallel),
+                tcp.duration.0,
+                tcp.interval.0,
+                tcp.congestion.as_deref(),
+            );
+            let emu_cpu = emu.pid().map_or(0.0, process_cpu_seconds);
+            let system_cpu = pair.map(ApplianceSites::cpu_seconds);
+            let machine_before = CpuTimes::now();
+            let t0 = Instant::now();
+            let events = emulator::apply_events(
+                emu.control_path.clone(),
+                schedule(&variant.all_events()),
+                t0,
+            )?;
+            let probes = match tcp.probe_interval {
+                Some(every) => Some(probe_stream::start(sites, every.0, tcp.duration.0, t0)?),
+                None => None,
+            };
+            let sampler = emulator::sample_links(emu.control_path.clone(), t0, tcp.interval.0)?;
+            let json = iperf::run_client(
+                &sites.host_a.ns,
+                &setup.wrapper,
+                &args,
+                tcp.duration.0 + Duration::from_secs(30),
+            );
+            let wall = t0.elapsed().as_secs_f64();
+            let emulator_cpu_pct =
+                (emu.pid().map_or(0.0, process_cpu_seconds) - emu_cpu) / wall * 100.0;
+            let system_cpu_pct = pair
+                .zip(system_cpu)
+                .map(|(p, before)| (p.cpu_seconds() - before) / wall * 100.0);
+            let machine_busy_pct = CpuTimes::now().busy_pct_since(&machine_before);
+            let applied = events.finish()?;
+            let probes = probes.map(probe_stream::ProbeRun::finish).transpose()?;
+            let links = sampler.finish()?;
+            let client = json?;
+            let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
+            let congestion = iperf::sender_congestion(&client);
+            let evidence = if matches!(system, System::LinuxMptcp | System::ApplianceSourceSubnet) {
+                linux_mptcp::counters(&sites.host_a.ns)?
+            } else {
+                serde_json::Value::Null
+            };
+            Ok(TcpVariant {
+                name: variant.name.clone(),
+                error: None,
+                events: applied,
+                intervals: outcome.intervals,
+                sent_mbps: outcome.sent_mbps,
+                received_mbps: outcome.received_mbps,
+                retransmits: outcome.retransmits,
+                links,
+                summary: None,
+                congestion,
+                emulator_cpu_pct,
+                machine_busy_pct,
+                system_cpu_pct,
+                evidence,
+                emulator: serde_json::Value::Null,
+                probes,
+            })
+        },
+    )?;
     v.emulator = serde_json::to_value(&snap)?;
     v.summary = Some(analysis::tcp_summary(&spec.links, tcp, &v));
     Ok(v)
@@ -333,7 +350,7 @@ fn udp_row(
     notes: &mut Vec<String>,
 ) -> (RowData, Option<String>) {
     let mut steps = Vec::new();
-    let result = with_sites(spec, system, opts, |sites, setup, emu, _pair| {
+    let result = with_sites(spec, system, "", opts, |sites, setup, emu, _pair| {
         let mut ctl = emu.control()?;
         notes.extend(setup.notes.iter().cloned());
         for &size in &udp.sizes {

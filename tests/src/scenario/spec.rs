@@ -129,6 +129,10 @@ pub struct TcpSpec {
     /// listed in `net.ipv4.tcp_allowed_congestion_control` (here reno and bbr).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,
+    /// A sequence-stamped UDP probe stream from host A to host B at this interval beside
+    /// the transfer, for the handoff metrics (the longest gap, T-latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_interval: Option<Dur>,
 }
 
 /// iperf3 UDP at rising offered rates, for each payload size.
@@ -210,6 +214,67 @@ pub struct Variant {
     /// TCP streams (`iperf3 -P`) in this variant instead of `tcp.parallel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel: Option<u32>,
+    /// More `[tunnel]` lines for the appliance systems in this variant (BFD timers, ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tunnel: String,
+    /// Only these systems run the variant (default: all of the scenario's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub systems: Vec<System>,
+    /// A link failing and returning periodically, expanded into events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<Flap>,
+}
+
+/// An intermittent link: `action` at `from`, `up` one `period` later, and so on until
+/// `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flap {
+    pub link: String,
+    /// `down` or `blackhole`.
+    pub action: Action,
+    /// How long each off and each on phase lasts.
+    pub period: Dur,
+    pub from: Dur,
+    pub until: Dur,
+}
+
+impl Variant {
+    /// The events, with the flap expanded, in time order.
+    pub fn all_events(&self) -> Vec<Event> {
+        let mut events = self.events.clone();
+        if let Some(f) = &self.flap {
+            let mut at = f.from.0;
+            let mut off = true;
+            while at < f.until.0 && !f.period.0.is_zero() {
+                events.push(Event {
+                    at: Dur(at),
+                    link: f.link.clone(),
+                    action: if off { f.action } else { Action::Up },
+                    direction: Default::default(),
+                    params: None,
+                });
+                off = !off;
+                at += f.period.0;
+            }
+            if !off {
+                events.push(Event {
+                    at: Dur(f.until.0),
+                    link: f.link.clone(),
+                    action: Action::Up,
+                    direction: Default::default(),
+                    params: None,
+                });
+            }
+        }
+        events.sort_by_key(|e| e.at.0);
+        events
+    }
+
+    /// Whether `system` runs this variant.
+    pub fn runs(&self, system: System) -> bool {
+        self.systems.is_empty() || self.systems.contains(&system)
+    }
 }
 
 /// A whole scenario file.
@@ -331,6 +396,9 @@ impl Scenario {
                 name: "default".into(),
                 events: self.events.clone(),
                 parallel: None,
+                tunnel: String::new(),
+                systems: Vec::new(),
+                flap: None,
             }]
         } else {
             self.variants.clone()
@@ -602,6 +670,36 @@ impl Scenario {
                 .collect()
         };
         for (i, v) in self.variants.iter().enumerate() {
+            if let Some(f) = &v.flap {
+                let key = format!("variants[{i}].flap");
+                if !link_names.contains(&f.link.as_str()) {
+                    return Err((
+                        format!("{key}.link"),
+                        format!(
+                            "one of the [[links]] names {link_names:?}, not {:?}",
+                            f.link
+                        ),
+                    ));
+                }
+                if !matches!(f.action, Action::Down | Action::Blackhole) {
+                    return Err((format!("{key}.action"), "down or blackhole".into()));
+                }
+                if f.period.0.is_zero() {
+                    return Err((format!("{key}.period"), "more than 0".into()));
+                }
+                if f.from >= f.until || end.is_some_and(|e| f.until >= e) {
+                    return Err((
+                        format!("{key}.until"),
+                        "after `from` and before the end of the transfer".into(),
+                    ));
+                }
+            }
+            if let Some(s) = v.systems.iter().find(|s| !self.systems.contains(s)) {
+                return Err((
+                    format!("variants[{i}].systems"),
+                    format!("systems of the scenario, not {s}"),
+                ));
+            }
             let ok = !v.name.is_empty()
                 && v.name
                     .chars()
@@ -674,6 +772,7 @@ static EMPTY_TCP: TcpSpec = TcpSpec {
     interval: Dur(Duration::from_millis(500)),
     settle: Dur(Duration::ZERO),
     congestion: None,
+    probe_interval: None,
 };
 
 /// The kernel's TCP congestion controls (empty when it cannot be read, e.g. not Linux).
