@@ -65,4 +65,18 @@ VETH=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_veth.sh | tr '\n' ';
 echo "af_packet veth runs (appliance testpmd-io): $VETH"
 mkdir -p docs
 python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" > docs/benchmarks.md
+# Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
+ROUTES=$(cargo bench -q -p appliance --bench routes)
+cat >> docs/benchmarks.md <<MDEOF
+
+## Route scale
+
+\`cargo bench -p appliance --bench routes\` (appliance/benches/routes.rs): a config with N
+static routes shaped like an Internet table (60 % /24, the rest /23 to /8), loaded as the
+appliance loads it (TOML parse and every check), then the longest-prefix-match table built
+from it; lookups of random addresses against one probe of a hash map with as many keys, in
+the same run. Memory is the growth of the process's resident set.
+
+$ROUTES
+MDEOF
 cat docs/benchmarks.md

@@ -92,8 +92,9 @@ pub enum Request {
         /// The rule's input.
         input: McastInputSpec,
     },
-    /// The rules, without counters.
-    McastList,
+    /// The rules, without counters. (Braced, like every request, so that
+    /// unknown fields are refused: serde ignores them on unit variants.)
+    McastList {},
     /// Rules with their counters (one rule if `input` is given).
     McastShow {
         /// Only this rule.
@@ -101,7 +102,7 @@ pub enum Request {
         input: Option<McastInputSpec>,
     },
     /// IGMP membership state per input port.
-    IgmpShow,
+    IgmpShow {},
     /// Take a tunnel path administratively down or bring it back.
     PathAdmin {
         /// Path name.
@@ -234,7 +235,7 @@ mod tests {
         );
         assert_eq!(
             parse_request(r#"{"cmd":"mcast_list"}"#).ok(),
-            Some(Request::McastList)
+            Some(Request::McastList {})
         );
     }
 
@@ -248,6 +249,11 @@ mod tests {
             r#"{"cmd":"show","what":"everything"}"#,
             r#"{"cmd":"route_add","prefix":"10.0.0.0/33","via":"1.1.1.1"}"#,
             r#"{"cmd":"show","what":"stats","x":1}"#,
+            r#"{"cmd":"mcast_list","x":1}"#,
+            r#"{"cmd":"igmp_show","verbose":true}"#,
+            r#"{"cmd":"mcast_show","input":null,"x":1}"#,
+            r#"{"cmd":"route_del","prefix":"10.9.0.0/16","via":"10.0.2.2"}"#,
+            r#"{"cmd":"path_admin","path":"a","state":"down","now":true}"#,
             r#"{"cmd":"mcast_add","rule":{"input":{"interface":"lan","group":"239.1.1.1","port":5000}}}"#,
             r#"{"cmd":"mcast_del","input":{"interface":"lan","group":"nope","port":5000}}"#,
         ] {

@@ -150,6 +150,7 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         refused["ok"], false,
         "next hop off-subnet is refused: {refused}"
     );
+    hostile_requests_get_error_replies(&socket);
     host_a
         .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.2.2"])
         .expect("still forwarding after bad requests");
@@ -220,6 +221,81 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         "{stats}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On one connection: lines that are not UTF-8, unknown fields on every kind of request,
+/// next hops that cannot be, an over-long line. Each gets an error reply that says what
+/// was wrong, and the connection still answers a valid request afterwards.
+fn hostile_requests_get_error_replies(socket: &std::path::Path) {
+    use std::io::{BufRead, BufReader};
+    let stream = UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    let mut ask = |line: &[u8]| -> Value {
+        writer.write_all(line).expect("write");
+        writer.write_all(b"\n").expect("write");
+        let mut reply = String::new();
+        reader
+            .read_line(&mut reply)
+            .expect("a reply for every line");
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply:?}"))
+    };
+    let refused = |r: &Value, what: &str, says: &str| {
+        assert_eq!(r["ok"], false, "{what}: {r}");
+        let e = r["error"].as_str().unwrap_or("");
+        assert!(e.contains(says), "{what}: {e:?} should say {says:?}");
+    };
+    refused(&ask(b"\xff\xfe\x00binary"), "binary", "UTF-8");
+    refused(
+        &ask(b"{\"cmd\":\"show\",\"what\":\"stats\xff\"}"),
+        "one bad byte",
+        "UTF-8",
+    );
+    for (kind, line) in [
+        ("show", r#"{"cmd":"show","what":"stats","x":1}"#),
+        (
+            "route_add",
+            r#"{"cmd":"route_add","prefix":"10.40.0.0/16","via":"10.10.2.2","x":1}"#,
+        ),
+        (
+            "route_del",
+            r#"{"cmd":"route_del","prefix":"10.30.0.0/16","x":1}"#,
+        ),
+        (
+            "mcast_add",
+            r#"{"cmd":"mcast_add","rule":{"input":{"interface":"lan","group":"239.1.1.1","port":5000},"outputs":[{"interface":"wan","destination":"239.2.2.2","port":6000}]},"x":1}"#,
+        ),
+        (
+            "mcast_del",
+            r#"{"cmd":"mcast_del","input":{"interface":"lan","group":"239.1.1.1","port":5000},"x":1}"#,
+        ),
+        ("mcast_list", r#"{"cmd":"mcast_list","x":1}"#),
+        ("mcast_show", r#"{"cmd":"mcast_show","x":1}"#),
+        ("igmp_show", r#"{"cmd":"igmp_show","x":1}"#),
+        (
+            "path_admin",
+            r#"{"cmd":"path_admin","path":"a","state":"down","x":1}"#,
+        ),
+    ] {
+        refused(&ask(line.as_bytes()), kind, "unknown field");
+    }
+    for (via, says) in [
+        ("10.10.2.1", "our own address"),
+        ("10.10.2.0", "network address"),
+        ("10.10.2.255", "broadcast address"),
+        ("192.0.2.1", "no connected subnet"),
+    ] {
+        let line = format!(r#"{{"cmd":"route_add","prefix":"10.41.0.0/16","via":"{via}"}}"#);
+        let r = ask(line.as_bytes());
+        refused(&r, via, says);
+        refused(&r, via, "via");
+    }
+    refused(&ask(&vec![b'x'; 100_000]), "over-long line", "longer than");
+    let ok = ask(br#"{"cmd":"show","what":"routes"}"#);
+    assert_eq!(ok["ok"], true, "the connection still answers: {ok}");
 }
 
 fn tempdir(run: &RunId) -> std::path::PathBuf {

@@ -279,6 +279,73 @@ fn ttl_expiry_and_no_route_send_icmp_errors() {
     run.assert_no_mbuf_leaked();
 }
 
+/// UDP from `src` to `dst`, addressed to the appliance's LAN MAC.
+fn udp_from(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+        .ipv4(src, dst, 64)
+        .udp(4000, 5000)
+        .write(&mut v, b"martian")
+        .expect("build");
+    v
+}
+
+/// RFC 1812 §5.3.7: martian sources (this network, loopback, class E with the limited
+/// broadcast, our subnets' broadcasts) are dropped before routing and relaying, to any
+/// destination, routed, ours, unroutable or a relayed group; martian destinations are not
+/// routed. Each is counted under its reason, and nothing is sent: no forwarded copy, no
+/// relayed copy, no ICMP error.
+#[test]
+fn martian_sources_and_destinations_are_dropped_silently() {
+    let sources: [[u8; 4]; 7] = [
+        [0, 0, 0, 0],
+        [0, 10, 1, 10],
+        [127, 0, 0, 1],
+        [240, 0, 0, 1],
+        [255, 255, 255, 254],
+        [10, 10, 1, 255], // the broadcast of the subnet it arrived on
+        [10, 10, 2, 255], // the other subnet's
+    ];
+    let mut input = Vec::new();
+    for src in sources {
+        for dst in [[10, 20, 5, 5], LAN_IP, [192, 0, 2, 1]] {
+            input.push(udp_from(src, dst));
+        }
+        let mut m = to_group([239, 1, 1, 1], 5000, 8, b"stream");
+        m[26..30].copy_from_slice(&src);
+        refresh_ip_checksum(&mut m);
+        input.push(m);
+    }
+    let martian_sources = input.len() as u64;
+    for dst in [
+        [0, 0, 0, 1],
+        [127, 0, 0, 1],
+        [240, 1, 2, 3],
+        [255, 255, 255, 254],
+    ] {
+        input.push(udp_from(HOST, dst));
+    }
+    let run = run_appliance_with(
+        "martians",
+        &input,
+        "[[mcast_rules]]\ninput = { interface = \"lan\", group = \"239.1.1.1\", port = 5000 }\noutputs = [{ interface = \"wan\", destination = \"239.10.1.1\", port = 6000 }]\n",
+    );
+    for (port, q) in [("lan", 0), ("lan", 1), ("wan", 0), ("wan", 1)] {
+        let sent: Vec<_> = run
+            .sent(port, q)
+            .into_iter()
+            // ARP and the relay's IGMP joins aside.
+            .filter(|f| !(is_arp(f) || (f.len() > 23 && f[23] == 2)))
+            .collect();
+        assert!(sent.is_empty(), "{port} q{q} sent {} frames", sent.len());
+    }
+    assert_eq!(run.drops("ip_martian_source"), martian_sources);
+    assert_eq!(run.drops("ip_martian_destination"), 4);
+    assert_eq!(run.drops("no_route"), 0, "no ICMP about a martian");
+    assert_eq!(run.stats["slowpath"]["icmp_errors_sent"].as_u64(), Some(0));
+    run.assert_no_mbuf_leaked();
+}
+
 /// A UDP frame to a group, as a sender on the lan would send it.
 fn to_group(group: [u8; 4], port: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();

@@ -277,16 +277,33 @@ fn packets_leave_each_path_encapsulated_byte_for_byte() {
         "{}",
         run.stats["drops"]
     );
-    // The management queues carry only the gratuitous ARP and the probe.
-    for port in ["wan0", "wan1"] {
+    // The management queues carry only the gratuitous ARP, the probe and BFD control
+    // packets: RFC 5881 single hop, UDP from 49152 + path to 3784, TTL 255, CS6, to the
+    // peer's address on the path.
+    let mut bfd = 0;
+    for (port, peer) in [("wan0", PEER0), ("wan1", PEER1)] {
         for f in run.sent(port, 1) {
+            if is_bfd(&f) {
+                bfd += 1;
+                assert_eq!(f[22], 255, "{port}: BFD TTL 255");
+                assert_eq!(f[15] >> 2, 48, "{port}: CS6");
+                assert_eq!(&f[30..34], &peer, "{port}: to the peer");
+                assert_eq!(f.len(), 14 + 20 + 8 + 24, "{port}: no authentication");
+                continue;
+            }
             assert!(
                 is_arp(&f) || header_of(&f)[0] == 0x11,
                 "{port}: unexpected {f:?}"
             );
         }
     }
+    assert!(bfd >= 2, "a BFD session on each path: {bfd} packets");
     run.assert_no_mbuf_leaked();
+}
+
+/// UDP to port 3784 (BFD single hop).
+fn is_bfd(f: &[u8]) -> bool {
+    f.len() >= 42 && f[12..14] == [8, 0] && f[23] == 17 && f[36..38] == 3784u16.to_be_bytes()
 }
 
 /// A data packet from the peer on path 0 (wan0) or 1 (wan1), lane 0.

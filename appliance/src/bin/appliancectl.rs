@@ -120,10 +120,10 @@ fn main() -> ExitCode {
                 replace,
             },
             McastOp::Del { input } => Request::McastDel { input },
-            McastOp::List => Request::McastList,
+            McastOp::List => Request::McastList {},
             McastOp::Show { input } => Request::McastShow { input },
         },
-        Cmd::Igmp => Request::IgmpShow,
+        Cmd::Igmp => Request::IgmpShow {},
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
     };
     let response = match call(&args.socket, &request) {
@@ -423,7 +423,7 @@ fn render(request: &Request, d: &Value) -> String {
         | Request::McastDel { .. } => {
             format!("ok, tables version {}\n", s(&d["version"]))
         }
-        Request::McastList => {
+        Request::McastList {} => {
             let mut rows = Vec::new();
             for r in arr(&d["rules"]) {
                 let input = rule_input(&r["input"]);
@@ -491,7 +491,7 @@ fn render(request: &Request, d: &Value) -> String {
                     rows,
                 )
         }
-        Request::IgmpShow => {
+        Request::IgmpShow {} => {
             let mut rows = Vec::new();
             for p in arr(&d["ports"]) {
                 let querier = match (p["querier"].as_str(), p["querier_version"].as_u64()) {

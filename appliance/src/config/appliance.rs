@@ -208,7 +208,10 @@ impl Config {
                 );
             }
         }
-        let connected = |ip: &Ipv4Addr| self.interfaces.iter().any(|i| i.address.contains(ip));
+        let ours = || self.interfaces.iter().map(|i| i.address);
+        // A set, not a scan of the routes before each: a full table is a
+        // million routes.
+        let mut prefixes = std::collections::HashSet::with_capacity(self.routes.len());
         for (i, r) in self.routes.iter().enumerate() {
             if r.prefix != r.prefix.trunc() {
                 return err(
@@ -216,13 +219,13 @@ impl Config {
                     format!("a prefix with no host bits set ({} here)", r.prefix.trunc()),
                 );
             }
-            if !connected(&r.via) {
+            if let Some(why) = super::next_hop_problem(ours(), r.via) {
                 return err(
                     format!("routes[{i}].via"),
-                    format!("a next hop on a connected subnet, not {}", r.via),
+                    format!("a host on a connected subnet that is not ours ({why})"),
                 );
             }
-            if self.routes[..i].iter().any(|o| o.prefix == r.prefix) {
+            if !prefixes.insert(r.prefix) {
                 return err(
                     format!("routes[{i}].prefix"),
                     "a prefix not routed already".into(),
@@ -230,10 +233,10 @@ impl Config {
             }
         }
         for (i, n) in self.neighbors.iter().enumerate() {
-            if !connected(&n.address) {
+            if let Some(why) = super::next_hop_problem(ours(), n.address) {
                 return err(
                     format!("neighbors[{i}].address"),
-                    format!("an address on a connected subnet, not {}", n.address),
+                    format!("a host on a connected subnet that is not ours ({why})"),
                 );
             }
             if !n.mac.is_unicast() {
@@ -496,6 +499,20 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
             ("10.0.2.1/24", "10.0.2.0/24", "interfaces[1].address"),
             ("10.9.0.0/16", "10.9.1.0/16", "routes[0].prefix"),
             ("via = \"10.0.2.2\"", "via = \"10.7.0.1\"", "routes[0].via"),
+            // Next hops that cannot be: ours, the subnet's network and broadcast.
+            ("via = \"10.0.2.2\"", "via = \"10.0.2.1\"", "routes[0].via"),
+            ("via = \"10.0.2.2\"", "via = \"10.0.2.0\"", "routes[0].via"),
+            (
+                "via = \"10.0.2.2\"",
+                "via = \"10.0.2.255\"",
+                "routes[0].via",
+            ),
+            // A static neighbour for our own address.
+            (
+                "address = \"10.0.2.2\"\nmac",
+                "address = \"10.0.2.1\"\nmac",
+                "neighbors[0].address",
+            ),
             ("02:00:00:00:00:22", "zz", "neighbors[0].mac"),
             ("127.0.0.1:9999", "localhost", "control.metrics"),
             ("[control]", "[control]\nverbose = true", "control.verbose"),
@@ -513,7 +530,9 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
             ),
         ];
         for (from, to, key) in cases {
-            let e = parse(&GOOD.replacen(from, to, 1)).unwrap_err();
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{from} is in the config");
+            let e = parse(&text).unwrap_err();
             assert_eq!(e.key, key, "{from} -> {to}: {e}");
             assert!(e.to_string().starts_with("c.toml: key"), "{e}");
         }

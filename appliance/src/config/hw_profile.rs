@@ -355,6 +355,16 @@ impl HwProfile {
                             .is_some_and(|s| !s.is_empty() && s.len() < 16),
                     )?;
                     forbids("pci", p.pci.is_some())?;
+                    // Two ports on one kernel interface would each see the
+                    // other's traffic and fight over its queues.
+                    if let Some(q) = self.ports[..i].iter().find(|q| {
+                        matches!(q.driver, Driver::AfPacket | Driver::AfXdp) && q.iface == p.iface
+                    }) {
+                        return err(
+                            key("iface"),
+                            &format!("an interface no other port uses (port {} has it)", q.name),
+                        );
+                    }
                 }
                 Driver::Pcap => {
                     needs("rx_pcap", p.rx_pcap.is_some())?;
@@ -697,8 +707,15 @@ tx_pcap = "out"
             ("mbufs = 8191", "mbufs = 200000", "mempool.mbufs"),
             ("name = \"wan\"", "name = \"lan\"", "ports[1].name"),
             ("rx_pcap = \"in.pcap\"", "", "ports[1].rx_pcap"),
+            (
+                // Two ports on one kernel interface.
+                "driver = \"pcap\"\nrx_pcap = \"in.pcap\"\ntx_pcap = \"out\"",
+                "driver = \"af_packet\"\niface = \"veth0\"",
+                "ports[1].iface",
+            ),
         ];
         for (from, to, key) in cases {
+            assert!(GOOD.contains(from), "{from} is in the profile");
             let e = parse(&GOOD.replace(from, to)).unwrap_err();
             assert_eq!(e.key, key, "{from} -> {to}: {e}");
         }

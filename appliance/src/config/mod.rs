@@ -11,7 +11,10 @@ pub mod mcast;
 pub mod tunnel;
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
 
 pub use appliance::{
     Config, ControlConfig, InterfaceConfig, NeighborConfig, RouteConfig, SlowPathConfig,
@@ -95,4 +98,23 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
 pub(crate) fn read(file: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(file)
         .map_err(|e| ConfigError::new(file, "-", format!("a readable TOML file ({e})")))
+}
+
+/// Why `ip` cannot be a next hop (or a neighbour) given our interface
+/// addresses `ours`: it must be on one of their subnets, and be neither our
+/// own address there nor the subnet's network or broadcast address. `None`
+/// when it can be.
+pub fn next_hop_problem(ours: impl IntoIterator<Item = Ipv4Net>, ip: Ipv4Addr) -> Option<String> {
+    let Some(net) = ours.into_iter().find(|n| n.contains(&ip)) else {
+        return Some(format!("{ip} is on no connected subnet"));
+    };
+    if ip == net.addr() {
+        Some(format!("{ip} is our own address"))
+    } else if ip == net.network() {
+        Some(format!("{ip} is the network address of {}", net.trunc()))
+    } else if ip == net.broadcast() {
+        Some(format!("{ip} is the broadcast address of {}", net.trunc()))
+    } else {
+        None
+    }
 }

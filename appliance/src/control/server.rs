@@ -103,21 +103,36 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
     };
     let mut reader = BufReader::new(stream);
     loop {
-        let mut line = String::new();
+        let mut bytes = Vec::new();
         match (&mut reader)
             .take(MAX_REQUEST as u64 + 1)
-            .read_line(&mut line)
+            .read_until(b'\n', &mut bytes)
         {
             Ok(0) | Err(_) => return,
             Ok(n) if n > MAX_REQUEST => {
-                let _ = reply(
-                    &mut writer,
-                    &Response::err(format!("request longer than {MAX_REQUEST} bytes")),
-                );
-                return;
+                // Answer it, then skip the rest of the line: the next one is
+                // a request of its own.
+                let r = Response::err(format!("request longer than {MAX_REQUEST} bytes"));
+                if reply(&mut writer, &r).is_err() || !skip_line(&mut reader) {
+                    return;
+                }
+                continue;
             }
             Ok(_) => {}
         }
+        let line = match String::from_utf8(bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let r = Response::err(format!(
+                    "a request is one line of UTF-8 JSON text; byte {at} of this one is not UTF-8"
+                ));
+                if reply(&mut writer, &r).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -125,7 +140,7 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
             Err(e) => Response::err(e.to_string()),
             Ok(Request::Show { what }) => show(source, what),
             Ok(Request::McastShow { input }) => to_response(&source.mcast(input.as_ref())),
-            Ok(Request::McastList) => {
+            Ok(Request::McastList {}) => {
                 let t = source.tables.current();
                 Response::ok(json!({
                     "version": t.version,
@@ -136,6 +151,24 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
         };
         if reply(&mut writer, &response).is_err() {
             return;
+        }
+    }
+}
+
+/// Reads and drops bytes up to the next newline; `false` if the connection
+/// ended (or failed) first.
+fn skip_line(reader: &mut BufReader<UnixStream>) -> bool {
+    loop {
+        let (done, used) = match reader.fill_buf() {
+            Ok([]) | Err(_) => return false,
+            Ok(buf) => match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (false, buf.len()),
+            },
+        };
+        reader.consume(used);
+        if done {
+            return true;
         }
     }
 }

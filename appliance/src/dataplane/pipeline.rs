@@ -7,6 +7,8 @@
 //! punted to the management lcore, which runs this same function again and
 //! gets the same answer.
 
+use std::net::Ipv4Addr;
+
 use crate::stats::DropReason;
 use crate::tables::{NextHop, Tables, TUNNEL_PORT};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
@@ -121,8 +123,8 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
         return Verdict::Drop(DropReason::IpFragment);
     }
     let (src, dst, ttl, proto) = (ip.src_addr(), ip.dst_addr(), ip.ttl(), ip.protocol());
-    if src.is_multicast() || src.is_broadcast() || tables.local_port(src).is_some() {
-        return Verdict::Drop(DropReason::IpBadSource);
+    if let Some(reason) = bad_source(tables, src) {
+        return Verdict::Drop(reason);
     }
     let udp_dst_port = if proto == IpProtocol::UDP {
         match UdpPacket::new_checked(ip.payload()) {
@@ -146,6 +148,9 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     }
     if dst.is_broadcast() || tables.is_subnet_broadcast(dst) || !dst_mac.is_unicast() {
         return Verdict::Drop(DropReason::IpBroadcast);
+    }
+    if is_martian(dst) {
+        return Verdict::Drop(DropReason::IpMartianDestination);
     }
     if ttl <= 1 {
         return Verdict::Punt(PuntReason::TtlExpired);
@@ -212,8 +217,8 @@ fn mcast_input(ingress: Ingress) -> usize {
 #[inline]
 fn multicast(tables: &Tables, in_port: usize, ip: &Ipv4Packet<&[u8]>) -> Verdict {
     let src = ip.src_addr();
-    if src.is_multicast() || src.is_broadcast() || tables.local_port(src).is_some() {
-        return Verdict::Drop(DropReason::IpBadSource);
+    if let Some(reason) = bad_source(tables, src) {
+        return Verdict::Drop(reason);
     }
     match ip.protocol() {
         IpProtocol::IGMP => return Verdict::Punt(PuntReason::Igmp),
@@ -243,6 +248,29 @@ fn multicast(tables: &Tables, in_port: usize, ip: &Ipv4Packet<&[u8]>) -> Verdict
         return Verdict::RelayDrop(rule, DropReason::UdpTruncated);
     }
     Verdict::Relay(rule)
+}
+
+/// RFC 1812 §5.3.7: addresses no packet may come from or be routed to:
+/// "this network" 0/8, loopback 127/8 and the reserved 240/4 (which holds
+/// the limited broadcast).
+#[inline]
+pub fn is_martian(ip: Ipv4Addr) -> bool {
+    let first = ip.octets()[0];
+    first == 0 || first == 127 || first >= 240
+}
+
+/// Why a source address is refused before routing or relaying, if it is: a
+/// martian or a directed broadcast of one of our subnets (RFC 1812 §5.3.7),
+/// a group, or one of our own addresses (a loop, or a spoof).
+#[inline]
+fn bad_source(tables: &Tables, src: Ipv4Addr) -> Option<DropReason> {
+    if is_martian(src) || tables.is_subnet_broadcast(src) {
+        Some(DropReason::IpMartianSource)
+    } else if src.is_multicast() || tables.local_port(src).is_some() {
+        Some(DropReason::IpBadSource)
+    } else {
+        None
+    }
 }
 
 /// Maps a failed IPv4 `new_checked` to the precise reason.
@@ -503,6 +531,57 @@ mod tests {
             v(&mut vec![0u8; 10]),
             Verdict::Drop(DropReason::EthTruncated)
         );
+    }
+
+    /// RFC 1812 §5.3.7: martian sources are dropped before routing, relaying
+    /// or answering (so no ICMP is ever sent about them); martian
+    /// destinations are not routed.
+    #[test]
+    fn martians_are_dropped_before_routing_and_relaying() {
+        let t = tables(true);
+        let v = |f: &mut Vec<u8>| process(&t, Ingress::Port(0), f);
+        let sources: [[u8; 4]; 8] = [
+            [0, 0, 0, 0],
+            [0, 1, 2, 3],
+            [127, 0, 0, 1],
+            [240, 0, 0, 1],
+            [255, 255, 255, 254],
+            [255, 255, 255, 255],
+            [10, 0, 1, 255], // the broadcast of the subnet it arrived on
+            [10, 0, 2, 255], // another connected subnet's
+        ];
+        for src in sources {
+            for dst in [[10, 9, 1, 1], [10, 0, 1, 1], [192, 0, 2, 1]] {
+                assert_eq!(
+                    v(&mut udp(LAN_MAC.0, src, dst, 64)),
+                    Verdict::Drop(DropReason::IpMartianSource),
+                    "{src:?} -> {dst:?}"
+                );
+            }
+            let mut m = udp_to([239, 1, 1, 1], 5000);
+            m[26..30].copy_from_slice(&src);
+            Ipv4Packet::new_unchecked(&mut m[14..]).fill_checksum();
+            assert_eq!(
+                v(&mut m),
+                Verdict::Drop(DropReason::IpMartianSource),
+                "relayed from {src:?}"
+            );
+        }
+        for dst in [
+            [0, 0, 0, 1],
+            [127, 0, 0, 1],
+            [240, 1, 2, 3],
+            [255, 255, 255, 254],
+        ] {
+            assert_eq!(
+                v(&mut udp(LAN_MAC.0, [10, 0, 1, 10], dst, 64)),
+                Verdict::Drop(DropReason::IpMartianDestination),
+                "{dst:?}"
+            );
+        }
+        assert!(!is_martian(Ipv4Addr::new(1, 0, 0, 0)));
+        assert!(!is_martian(Ipv4Addr::new(126, 255, 255, 255)));
+        assert!(!is_martian(Ipv4Addr::new(239, 255, 255, 255)));
     }
 
     /// Malformed variants of a good frame, each with its reason.

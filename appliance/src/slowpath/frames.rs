@@ -119,9 +119,11 @@ pub fn icmp_error(
     let eth = EthernetFrame::new_checked(offending).ok()?;
     let peer_mac = eth.src_addr();
     let orig = Ipv4Packet::new_checked(&offending[ETH..]).ok()?;
+    // RFC 1812 §4.3.2.7: never about a packet whose source cannot be
+    // answered (martian, multicast) or about a later fragment.
     if orig.src_addr().is_multicast()
-        || orig.src_addr().is_broadcast()
-        || orig.src_addr().is_unspecified()
+        || crate::dataplane::pipeline::is_martian(orig.src_addr())
+        || orig.dst_addr().is_broadcast()
         || orig.is_fragment()
     {
         return None;

@@ -807,7 +807,7 @@ impl SlowPath {
                 }
                 return version_response(r);
             }
-            Request::IgmpShow => return self.igmp_status(),
+            Request::IgmpShow {} => return self.igmp_status(),
             Request::PathAdmin { path, state } => {
                 let up = state == AdminState::Up;
                 let index = self.tunnel.as_ref().and_then(|t| t.set_admin(&path, up));
@@ -828,7 +828,7 @@ impl SlowPath {
                     None => Response::err("no tunnel is configured"),
                 };
             }
-            Request::Show { .. } | Request::McastList | Request::McastShow { .. } => {
+            Request::Show { .. } | Request::McastList {} | Request::McastShow { .. } => {
                 return Response::err("answered by the control thread");
             }
         };

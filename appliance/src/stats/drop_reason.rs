@@ -36,8 +36,10 @@ drop_reasons! {
     IpBadChecksum => "ip_bad_checksum", "IPv4 header checksum is wrong";
     IpOptions => "ip_options", "IPv4 options are not forwarded";
     IpFragment => "ip_fragment", "IPv4 fragments are not forwarded";
-    IpBadSource => "ip_bad_source", "source is multicast, broadcast or ours";
+    IpBadSource => "ip_bad_source", "source is multicast or ours";
+    IpMartianSource => "ip_martian_source", "source no packet may come from (RFC 1812 5.3.7): 0/8, 127/8, 240/4 (with the limited broadcast), a subnet broadcast";
     IpBroadcast => "ip_broadcast", "destination is a broadcast address";
+    IpMartianDestination => "ip_martian_destination", "destination that is not routable: 0/8, 127/8, 240/4";
     UdpTruncated => "udp_truncated", "UDP header or length field does not fit";
     McastNoRule => "mcast_no_rule", "multicast with no relay rule (or not UDP)";
     McastTtlExpired => "mcast_ttl_expired", "relayed copy would leave with TTL 0";

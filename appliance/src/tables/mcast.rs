@@ -97,8 +97,11 @@ pub struct RuleWorkerCounters {
 impl RuleWorkerCounters {
     /// The reasons a matched packet is not relayed, listed in reports even at
     /// zero.
-    pub const DROP_REASONS: &'static [DropReason] =
-        &[DropReason::IpFragment, DropReason::IpOptions];
+    pub const DROP_REASONS: &'static [DropReason] = &[
+        DropReason::IpFragment,
+        DropReason::IpOptions,
+        DropReason::UdpTruncated,
+    ];
 
     /// Counts a matched packet: every packet that matched the rule is counted
     /// here once, relayed or not, so per rule `received = relayed + dropped`.

@@ -6,6 +6,7 @@
 //! freed when the last worker lets go of it (arc-swap's deferred reclaim),
 //! so a change never stops or drops traffic.
 
+mod lpm;
 mod mcast;
 mod route;
 mod state;

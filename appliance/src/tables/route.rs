@@ -1,14 +1,17 @@
 //! IPv4 routes with longest-prefix match.
 //!
-//! One hash map per prefix length plus a bitmask of the lengths in use, so
-//! a lookup probes only lengths that exist, longest first, and never
-//! allocates. Built on the slow path, read by the workers.
+//! The routes in a list, and a DIR-16-8-8 trie ([`super::lpm`]) from each
+//! address to the most specific one: at most three memory reads per lookup,
+//! whatever the table's size, and no allocation. Built on the slow path,
+//! read by the workers.
 
 use std::net::Ipv4Addr;
 
 use hashbrown::HashMap;
 use ipnet::Ipv4Net;
 use serde::Serialize;
+
+use super::lpm::Lpm;
 
 /// Where a route sends packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,56 +71,61 @@ pub struct Route {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    /// by_len[l]: network (as u32) -> index into `routes`.
-    by_len: Vec<HashMap<u32, usize>>,
-    /// Bit l set when some route has prefix length l.
-    lens: u64,
-}
-
-fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
+    /// Address -> index into `routes`.
+    lpm: Lpm,
 }
 
 impl RouteTable {
     /// Builds a table; a later route with the same prefix replaces an earlier one.
     pub fn new(routes: impl IntoIterator<Item = Route>) -> Self {
-        let mut t = Self {
-            routes: Vec::new(),
-            by_len: vec![HashMap::new(); 33],
-            lens: 0,
-        };
+        let mut list: Vec<Route> = Vec::new();
+        let mut index: HashMap<Ipv4Net, usize> = HashMap::new();
         for r in routes {
-            let len = r.prefix.prefix_len();
-            let key = u32::from(r.prefix.network());
-            match t.by_len[usize::from(len)].get(&key) {
-                Some(&i) => t.routes[i] = r,
+            match index.get(&r.prefix) {
+                Some(&i) => list[i] = r,
                 None => {
-                    t.by_len[usize::from(len)].insert(key, t.routes.len());
-                    t.routes.push(r);
+                    index.insert(r.prefix, list.len());
+                    list.push(r);
                 }
             }
-            t.lens |= 1 << len;
         }
-        t
+        let triples: Vec<(u32, u8, u32)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    u32::from(r.prefix.network()),
+                    r.prefix.prefix_len(),
+                    i as u32,
+                )
+            })
+            .collect();
+        Self {
+            lpm: Lpm::new(&triples),
+            routes: list,
+        }
     }
 
     /// The most specific route for `dst`.
     #[inline]
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
-        let d = u32::from(dst);
-        let mut lens = self.lens;
-        while lens != 0 {
-            let len = 63 - lens.leading_zeros() as u8;
-            lens &= !(1u64 << len);
-            if let Some(&i) = self.by_len[usize::from(len)].get(&(d & mask(len))) {
-                return self.routes.get(i);
-            }
-        }
-        None
+        let i = self.lpm.lookup(u32::from(dst))?;
+        self.routes.get(i as usize)
+    }
+
+    /// Routes in the table.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// No routes at all.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Bytes the lookup structure holds (the route list aside).
+    pub fn lookup_memory(&self) -> usize {
+        self.lpm.memory()
     }
 
     /// All routes, most specific first.
@@ -179,6 +187,24 @@ mod tests {
             Some(5)
         );
         assert_eq!(t.routes().len(), 1);
+    }
+
+    #[test]
+    fn a_million_routes_build_and_look_up() {
+        let routes = (0..1_000_000u32).map(|i| Route {
+            prefix: Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24).unwrap(),
+            next_hop: NextHop::Connected {
+                port: (i % 3) as usize,
+            },
+            kind: RouteKind::Static,
+        });
+        let t = RouteTable::new(routes);
+        assert_eq!(t.len(), 1_000_000);
+        let hit = t
+            .lookup(Ipv4Addr::from(0x0b00_0000 + (777 << 8) + 9))
+            .unwrap();
+        assert_eq!(hit.next_hop.port(), Some(0));
+        assert!(t.lookup_memory() < 80 << 20, "{}", t.lookup_memory());
     }
 
     proptest! {

@@ -29,9 +29,10 @@ pub enum TableError {
         /// The prefix as given.
         prefix: Ipv4Net,
     },
-    /// A gateway off every connected subnet.
-    #[error("next hop {0} is not on a connected subnet")]
-    NextHopNotConnected(Ipv4Addr),
+    /// A gateway that cannot be one: off every connected subnet, our own
+    /// address, or a subnet's network or broadcast address.
+    #[error("via: not a usable next hop: {0}")]
+    ImpossibleNextHop(String),
     /// Deleting a route that is not there.
     #[error("no static route for {0}")]
     NoSuchRoute(Ipv4Net),
@@ -223,8 +224,9 @@ impl RoutingState {
         if prefix != prefix.trunc() {
             return Err(TableError::HostBits { prefix });
         }
-        if self.connected_port(via).is_none() {
-            return Err(TableError::NextHopNotConnected(via));
+        let ours = self.interfaces.iter().filter_map(|i| i.address);
+        if let Some(why) = crate::config::next_hop_problem(ours, via) {
+            return Err(TableError::ImpossibleNextHop(why));
         }
         self.static_routes.retain(|(p, _)| *p != prefix);
         self.static_routes.push((prefix, via));
