@@ -29,21 +29,43 @@ python3 scripts/bench_pcap.py "$W/in.pcap"
 sed -e "s#@W@#$W#g" scripts/bench-profile.toml.in > "$W/profile.toml"
 sed -e "s#@W@#$W#g" scripts/bench-config.toml.in > "$W/config.toml"
 
-tx_wan() {
+# Packets the appliance sent on port index $1.
+tx_port() {
   target/release/appliancectl --json --socket "$W/ctl.sock" show stats |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tx_packets"][1])'
+    python3 -c "import json,sys; print(json.load(sys.stdin)['data']['tx_packets'][$1])"
 }
 
-appliance_run() {
-  target/release/appliance --profile "$W/profile.toml" --config "$W/config.toml" >"$W/app.log" 2>&1 &
+# Mpps sent on port index $3 by the appliance with profile $1 and config $2.
+appliance_pps() {
+  target/release/appliance --profile "$1" --config "$2" >"$W/app.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   for _ in $(seq 100); do [ -S "$W/ctl.sock" ] && break; sleep 0.1; done
   sleep 2
   local a t0 b t1
-  a=$(tx_wan); t0=$(date +%s.%N); sleep "$SECS"; b=$(tx_wan); t1=$(date +%s.%N)
+  a=$(tx_port "$3"); t0=$(date +%s.%N); sleep "$SECS"; b=$(tx_port "$3"); t1=$(date +%s.%N)
   kill -INT "$pid"; wait "$pid" || true
   python3 -c "print(($b - $a) / ($t1 - $t0) / 1e6)"
+}
+
+appliance_run() {
+  appliance_pps "$W/profile.toml" "$W/config.toml" 1
+}
+
+# The tunnel: encapsulation (lan -> wan) or decapsulation (wan -> lan), 64 B inner frames.
+python3 scripts/bench_tunnel_pcap.py "$W"
+pcap_port() { printf '[[ports]]\nname = "%s"\ndriver = "pcap"\nrx_pcap = "%s"\ntx_pcap = "%s"\ndevargs = "infinite_rx=1"\n' "$1" "$2" "$W/$1.out"; }
+null_port() { printf '[[ports]]\nname = "%s"\ndriver = "null"\ndevargs = "no-rx=1"\n' "$1"; }
+{ sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; pcap_port lan "$W/encap.pcap"; null_port wan; } > "$W/encap-profile.toml"
+{ sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; pcap_port wan "$W/decap.pcap"; } > "$W/decap-profile.toml"
+for sched in wlb flow-hash; do
+  sed -e "s#@W@#$W#g" -e "s#@SCHED@#$sched#" scripts/bench-tunnel-config.toml.in > "$W/tunnel-$sched.toml"
+done
+tunnel_run() {
+  case "$1" in
+    encap-*) appliance_pps "$W/encap-profile.toml" "$W/tunnel-${1#encap-}.toml" 1 ;;
+    decap) appliance_pps "$W/decap-profile.toml" "$W/tunnel-flow-hash.toml" 0 ;;
+  esac
 }
 
 testpmd_run() {
@@ -56,15 +78,21 @@ testpmd_run() {
 
 A=()
 T=()
+EW=()
+EF=()
+D=()
 for r in $(seq "$RUNS"); do
   A+=("$(appliance_run)")
   T+=("$(testpmd_run)")
-  echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps"
+  EW+=("$(tunnel_run encap-wlb)")
+  EF+=("$(tunnel_run encap-flow-hash)")
+  D+=("$(tunnel_run decap)")
+  echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps, encap wlb ${EW[-1]}, encap flow-hash ${EF[-1]}, decap ${D[-1]} Mpps"
 done
 VETH=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_veth.sh | tr '\n' ';')
 echo "af_packet veth runs (appliance testpmd-io): $VETH"
 mkdir -p docs
-python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" > docs/benchmarks.md
+python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" > docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
 ROUTES=$(cargo bench -q -p appliance --bench routes)
 cat >> docs/benchmarks.md <<MDEOF

@@ -51,6 +51,27 @@ if veth:
     va, vt = [x for x, _ in veth], [y for _, y in veth]
     vr = [x / y for x, y in veth if y > 0]
     print(f"| **median** | **{med(va):.3f}** | **{med(vt):.3f}** | **{med(vr) if vr else 0:.2f}** |")
+enc_w = [float(x) for x in (sys.argv[6] if len(sys.argv) > 6 else '').split()]
+enc_f = [float(x) for x in (sys.argv[7] if len(sys.argv) > 7 else '').split()]
+dec = [float(x) for x in (sys.argv[8] if len(sys.argv) > 8 else '').split()]
+if enc_w and enc_f and dec:
+    print(f"""
+## The tunnel: encapsulation and decapsulation, one worker, hugepages
+
+The same source and sink. Encapsulation: the 1024 frames are routed into the tunnel
+(one path; `wlb`, per packet in bytes, or `flow-hash`, per flow), classified,
+scheduled, numbered on the worker's lane and sent with their outer Ethernet, IPv4, UDP
+and tunnel headers (48 bytes). Decapsulation: 1024 tunnel packets from the peer (lane 0,
+marked unordered as per-flow schedulers send them) are checked (outer headers, path,
+inner IPv4), stripped and routed to the LAN. testpmd 5tswap is the same run's reference
+(the table above). Goal: each ≥ 1/4 of testpmd per worker.
+
+| run | encap wlb (Mpps) | ÷ testpmd | encap flow-hash (Mpps) | ÷ testpmd | decap (Mpps) | ÷ testpmd |
+|---|---|---|---|---|---|---|""")
+    for i, (w, f, d, y) in enumerate(zip(enc_w, enc_f, dec, t), 1):
+        print(f"| {i} | {w:.2f} | {w / y if y else 0:.2f} | {f:.2f} | {f / y if y else 0:.2f} | {d:.2f} | {d / y if y else 0:.2f} |")
+    r = lambda xs: med([x / y for x, y in zip(xs, t) if y > 0] or [0])
+    print(f"| **median** | **{med(enc_w):.2f}** | **{r(enc_w):.2f}** | **{med(enc_f):.2f}** | **{r(enc_f):.2f}** | **{med(dec):.2f}** | **{r(dec):.2f}** |")
 print(f"""
 Reproduce: `make bench`, or `BENCH_SECS={secs} BENCH_RUNS={runs} bash scripts/bench.sh`
 after `make build-release` (`scripts/bench_veth.sh` alone for the veth part).

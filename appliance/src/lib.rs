@@ -14,6 +14,7 @@ pub mod buf;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod interface;
 pub mod metrics;
 pub mod mgmt;
 pub mod report;

@@ -7,6 +7,7 @@ pub mod idle;
 pub mod mcast_headers;
 pub mod pipeline;
 pub mod relay;
+pub mod sinks;
 pub mod stage;
 pub mod tunnel;
 pub mod tx;

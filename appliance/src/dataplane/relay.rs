@@ -10,30 +10,14 @@
 
 use dpdk_bindings::{Mbuf, Mempool, SharedMbuf};
 
-use crate::dataplane::dispatch::Sinks;
 use crate::dataplane::mcast_headers::{write_headers, TxOffload, HEADERS_LEN};
+use crate::dataplane::sinks::Sinks;
 use crate::dataplane::tx::TxTag;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{
     L2Dest, McastOutput, McastRule, OutputCounters, RuleWorkerCounters, Tables, TUNNEL_PORT,
 };
-use crate::time::Time;
 use crate::wire::MacAddr;
-
-/// What a worker needs besides the tables to relay.
-#[derive(Debug)]
-pub struct RelayCtx<'a> {
-    /// Worker id (its counter slot in each rule).
-    pub worker: usize,
-    /// Pool of small mbufs for per-output headers.
-    pub headers: &'a Mempool,
-    /// The packet pool (whole copies into the tunnel).
-    pub pool: &'a Mempool,
-    /// Its worker counters.
-    pub counters: &'a WorkerCounters,
-    /// Now (the tunnel stamps its packets).
-    pub now: Time,
-}
 
 /// A packet the pipeline matched to rule `rule`: counted against the rule
 /// once, then relayed, or dropped for `not_relayed` (counted against the

@@ -5,7 +5,7 @@
 //! iteration, whether or not packets arrived, and its idle back-off never
 //! sleeps past the earliest [`Stage::next_deadline`].
 
-use crate::dataplane::dispatch::Sinks;
+use crate::dataplane::sinks::Sinks;
 use crate::tables::Tables;
 use crate::time::Time;
 

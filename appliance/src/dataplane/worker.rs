@@ -11,10 +11,11 @@ use dpdk_bindings::port::RxQueue;
 use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Burst, Mbuf, Mempool};
 
-use crate::dataplane::dispatch::{act, Sinks};
+use crate::dataplane::dispatch::act;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::pipeline::{process, Ingress, Verdict};
-use crate::dataplane::relay::RelayCtx;
+use crate::dataplane::sinks::RelayCtx;
+use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
 use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
 use crate::dataplane::tx::TxPorts;

@@ -28,8 +28,8 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::config::tunnel::{BfdConfig, SchedulerName, TunnelConfig};
+use crate::interface::Interface;
 use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker, Rate};
-use crate::tables::Interface;
 use class::{Class, Classes};
 
 pub use crate::config::tunnel::{MAX_PATHS, OVERHEAD};

@@ -4,7 +4,8 @@
 //! ours mean the same thing).
 
 use super::result::{
-    FaultSummary, Interval, LinkSample, ProbeHandoff, ProbeStream, TcpSummary, TcpVariant,
+    FaultSummary, Interval, LinkSample, ProbeDelay, ProbeHandoff, ProbeStream, TcpSummary,
+    TcpVariant,
 };
 use super::schedule::fault_spans;
 use super::spec::{LinkSpec, TcpSpec};
@@ -126,12 +127,43 @@ pub fn tcp_summary(links: &[LinkSpec], tcp: &TcpSpec, v: &TcpVariant) -> TcpSumm
             ttr_s,
         }
     });
+    let probe_delay = match (&fault, &v.probes) {
+        (None, Some(p)) => probe_delay(p, settle),
+        _ => None,
+    };
     TcpSummary {
         mean_mbps: mean_between(&v.intervals, settle, end),
         ceiling_mbps: ceiling_mbps(links).unwrap_or(0.0),
         link_mbps: link_rates(&v.links, settle),
         fault,
+        probe_delay,
     }
+}
+
+/// The probe stream's one-way delays for probes due after `settle`.
+pub fn probe_delay(p: &ProbeStream, settle: f64) -> Option<ProbeDelay> {
+    let interval = p.interval_ms / 1e3;
+    let first = (settle / interval).ceil() as u64;
+    let mut seen = std::collections::HashSet::new();
+    let mut delays: Vec<f64> = p
+        .arrivals
+        .iter()
+        .filter(|(s, _)| *s >= first && seen.insert(*s))
+        .map(|(s, t)| (t - *s as f64 * interval) * 1e3)
+        .collect();
+    if delays.is_empty() {
+        return None;
+    }
+    delays.sort_by(f64::total_cmp);
+    let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
+    let due = p.sent.saturating_sub(first);
+    Some(ProbeDelay {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: delays[delays.len() - 1],
+        lost: due.saturating_sub(delays.len() as u64),
+        sent: due,
+    })
 }
 
 /// Probes due from this long before an event are judged with it.
@@ -243,6 +275,14 @@ mod tests {
                 .map(|s| (s, s as f64 * 0.01 + 0.02))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn probe_delay_is_arrival_minus_due() {
+        let d = probe_delay(&stream(500..=509), 1.0).unwrap();
+        assert!((d.p50_ms - 20.0).abs() < 1e-6, "{d:?}");
+        assert!((d.p99_ms - 20.0).abs() < 1e-6, "{d:?}");
+        assert_eq!((d.sent, d.lost), (900, 10));
     }
 
     #[test]

@@ -162,6 +162,10 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
                     md.push_str(&fault_table(r, &v.name));
                     md.push('\n');
                 }
+                if let Some(t) = latency_table(r, &v.name) {
+                    md.push_str(&t);
+                    md.push('\n');
+                }
             }
         }
         Workload::UdpSweep(u) => {
@@ -366,6 +370,45 @@ fn fault_table(r: &ScenarioResult, name: &str) -> String {
          5 s after).\n",
     );
     out
+}
+
+/// Latency under load: the probe stream's one-way delay while the transfer runs, if the
+/// variant had a probe stream and no fault.
+fn latency_table(r: &ScenarioResult, name: &str) -> Option<String> {
+    let mut t = Table::new(&[
+        "system",
+        "probe one-way delay p50 ms",
+        "p99 ms",
+        "max ms",
+        "probes lost",
+    ]);
+    let mut any = false;
+    for row in &r.rows {
+        let Some(d) = variant(row, name).and_then(|v| v.summary.as_ref()?.probe_delay.as_ref())
+        else {
+            continue;
+        };
+        any = true;
+        t.push(vec![
+            format!("`{}`", row.system),
+            num(Some(d.p50_ms), 1),
+            num(Some(d.p99_ms), 1),
+            num(Some(d.max_ms), 1),
+            format!("{} of {}", d.lost, d.sent),
+        ]);
+    }
+    if !any {
+        return None;
+    }
+    let mut out = String::from("Latency under load:\n\n");
+    out.push_str(&t.render());
+    out.push_str(
+        "\nA sequence-stamped UDP probe stream (160 B) from host A to host B beside the \
+         transfer: each probe's arrival minus the time it was due to leave, after the first \
+         `settle` (both hosts share this machine's clock). The links' own delays and queues \
+         are in it; whatever a system adds on top is the difference between the rows.\n",
+    );
+    Some(out)
 }
 
 /// `failure/recovery` of a probe figure.

@@ -160,6 +160,22 @@ pub struct TcpSummary {
     pub link_mbps: Vec<(String, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultSummary>,
+    /// The probe stream's one-way delay under the load, after `settle` (no fault in
+    /// the variant): latency under load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_delay: Option<ProbeDelay>,
+}
+
+/// One-way delay of the probe stream: arrival on host B minus when it was due to leave
+/// host A (one clock: both hosts are namespaces of this machine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeDelay {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Probes due after `settle` that never arrived.
+    pub lost: u64,
+    pub sent: u64,
 }
 
 /// One variant (event set) of a TCP row.

@@ -10,8 +10,9 @@ use dpdk_bindings::ring::{Consumer, Producer};
 use dpdk_bindings::{Burst, Mbuf};
 
 use crate::buf::PacketBuf;
-use crate::dataplane::dispatch::{act, Sinks};
+use crate::dataplane::dispatch::act;
 use crate::dataplane::pipeline::{process, Ingress, TUNNEL_PORT_ID};
+use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
 use crate::stats::DropReason;
 use crate::tables::Tables;
