@@ -234,11 +234,7 @@ impl BfdPaths {
         let path = self.sessions[i].path;
         let multihop = self.sessions[i].session.config().multihop;
         let p = self.table.paths.get(path)?;
-        let iface = tables.interfaces.get(p.port)?;
-        let nh = tables
-            .neighbors
-            .get(&p.next_hop)
-            .filter(|n| n.port == p.port)?;
+        let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
         let udp = UdpRepr {
             src_port: SOURCE_PORT_BASE + u16::try_from(path).unwrap_or(0),
             dst_port: if multihop {
@@ -252,8 +248,8 @@ impl BfdPaths {
         let eth_len = EthernetFrame::<&[u8]>::HEADER_LEN;
         let mut buf = vec![0u8; eth_len + Ipv4Repr::HEADER_LEN + udp_len];
         EthernetRepr {
-            src_addr: iface.mac,
-            dst_addr: nh.mac,
+            src_addr: src_mac,
+            dst_addr: dst_mac,
             ethertype: EtherType::IPV4,
         }
         .emit(&mut EthernetFrame::new_unchecked(&mut buf[..eth_len]));

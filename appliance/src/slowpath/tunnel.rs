@@ -96,16 +96,12 @@ impl MgmtTunnel {
     /// The outer headers for `path` (no next-hop MAC: `None`).
     fn outer(&mut self, tables: &Tables, path: usize, kind: Kind, now: Time) -> Option<Outer> {
         let p = self.table.paths.get(path)?;
-        let iface = tables.interfaces.get(p.port)?;
-        let nh = tables
-            .neighbors
-            .get(&p.next_hop)
-            .filter(|n| n.port == p.port)?;
+        let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
         let seq = self.path_seq.get_mut(path)?;
         *seq = seq.wrapping_add(1);
         Some(Outer {
-            src_mac: iface.mac,
-            dst_mac: nh.mac,
+            src_mac,
+            dst_mac,
             src_ip: p.local,
             dst_ip: p.remote,
             src_port: LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000),

@@ -68,6 +68,15 @@ impl Tables {
             .position(|i| i.address.is_some_and(|a| a.addr() == ip))
     }
 
+    /// Our MAC on port `port` and the MAC of `next_hop` there: the Ethernet
+    /// addresses of a frame we send to it, once it is resolved on that port.
+    #[inline]
+    pub fn macs_to(&self, next_hop: Ipv4Addr, port: usize) -> Option<(MacAddr, MacAddr)> {
+        let ours = self.interfaces.get(port)?.mac;
+        let theirs = self.neighbors.get(&next_hop).filter(|n| n.port == port)?.mac;
+        Some((ours, theirs))
+    }
+
     /// The next hop for `dst` when its route leaves on port index `port`
     /// (`None` when there is no route or it leaves elsewhere): how a relay
     /// output's unicast destination is reached, by the workers that address

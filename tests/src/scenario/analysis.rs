@@ -170,12 +170,15 @@ pub fn probe_delay(p: &ProbeStream, settle: f64) -> Option<ProbeDelay> {
 const HANDOFF_BEFORE_S: f64 = 0.5;
 /// ... and up to this long after.
 const HANDOFF_AFTER_S: f64 = 5.0;
+/// A silence shorter than this (or five probe intervals) with nothing lost is jitter,
+/// not an outage.
+const OUTAGE_S: f64 = 0.05;
 
 /// What the probe stream saw around an event at `at` (s after the run's zero): probes due
 /// in `[at - 0.5 s, at + 5 s]` that never arrived, the longest time without an arrival in
 /// that window, and T-latency: from the event to the end of that silence, when the stream
-/// flowed again (0 if the silence ended before the event). Losses scattered after the
-/// handoff (tail drops on a now crowded path) do not move it; the outage does.
+/// flowed again (0 if the silence ended before the event, or if nothing was lost and no
+/// silence lasted over 50 ms or five probe intervals: the stream was never broken).
 pub fn probe_handoff(p: &ProbeStream, at: f64) -> ProbeHandoff {
     let interval = p.interval_ms / 1e3;
     let (from, to) = (at - HANDOFF_BEFORE_S, at + HANDOFF_AFTER_S);
@@ -211,7 +214,12 @@ pub fn probe_handoff(p: &ProbeStream, at: f64) -> ProbeHandoff {
                 }
             },
         );
-    let t_latency_ms = ended.map(|e| (e - at).max(0.0) * 1e3);
+    // Nothing lost and no silence beyond jitter: the stream was never broken.
+    let t_latency_ms = if lost == 0 && gap <= (5.0 * interval).max(OUTAGE_S) {
+        Some(0.0)
+    } else {
+        ended.map(|e| (e - at).max(0.0) * 1e3)
+    };
     ProbeHandoff {
         lost,
         longest_gap_ms: gap * 1e3,
@@ -295,7 +303,7 @@ mod tests {
         let clean = probe_handoff(&stream(2000..=2000), 5.0);
         assert_eq!(clean.lost, 0);
         assert!((clean.longest_gap_ms - 10.0).abs() < 1e-6, "{clean:?}");
-        assert!(clean.t_latency_ms.unwrap() < 20.0, "{clean:?}");
+        assert_eq!(clean.t_latency_ms, Some(0.0), "{clean:?}");
         // Nothing arrives after the event: the silence lasts to the end of the window.
         let dead = probe_handoff(&stream(498..=999), 5.0);
         assert_eq!(dead.t_latency_ms, None, "{dead:?}");

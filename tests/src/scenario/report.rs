@@ -366,8 +366,8 @@ fn fault_table(r: &ScenarioResult, name: &str) -> String {
          links' ceiling. Probes: a sequence-stamped UDP stream beside the transfer, judged \
          from 0.5 s before the failure (recovery) to 5 s after: probes lost, the longest time \
          without an arrival, and T-latency, from the event to the end of that silence, when \
-         the stream flowed again (0: the silence ended before the event; –: it had not ended \
-         5 s after).\n",
+         the stream flowed again (0: the silence ended before the event, or nothing was \
+         lost and no silence passed 50 ms; –: it had not ended 5 s after).\n",
     );
     out
 }

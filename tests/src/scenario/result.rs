@@ -143,8 +143,9 @@ pub struct ProbeHandoff {
     /// The longest time without an arrival (ms).
     pub longest_gap_ms: f64,
     /// T-latency: from the event to the end of the longest silence, when the stream flowed
-    /// again (ms); 0 if that silence ended before the event, `None` if it had not ended 5 s
-    /// after.
+    /// again (ms); 0 if that silence ended before the event, or nothing was lost and no
+    /// silence passed 50 ms (five probe intervals if longer); `None` if it had not ended
+    /// 5 s after.
     pub t_latency_ms: Option<f64>,
 }
 
