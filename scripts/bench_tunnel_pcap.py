@@ -1,11 +1,11 @@
 """Writes the tunnel benchmark's input pcaps:
   encap.pcap: 1024 distinct 64 B UDP/IPv4 frames from a LAN host to the peer
-              site (10.20.x.y), into the lan port (net_pcap port 0);
+              site (10.20.x.y), into the lan port;
   decap.pcap: 1024 tunnel packets from the peer (10.10.2.2 -> 10.10.2.1:4800)
               on path 0, lane 0, UNORDERED (delivered at once, as per-flow
               schedulers send them), each carrying a 64 B-frame's IPv4/UDP
               packet from 10.20.x.y to the LAN host 10.10.1.10, into the wan
-              port (net_pcap port 1).
+              port.
 Byte layout: docs/wire-format.md."""
 import struct
 import sys
@@ -37,8 +37,9 @@ def pcap(path, frames):
             out.write(struct.pack('<IIII', 0, i, len(f), len(f)) + f)
 
 
-LAN_PORT_MAC = bytes([0x02, 0x70, 0x63, 0x61, 0x70, 0x00])  # net_pcap port 0
-WAN_PORT_MAC = bytes([0x02, 0x70, 0x63, 0x61, 0x70, 0x01])  # net_pcap port 1
+# net_pcap numbers its own devices for their MACs (02:70:63:61:70:<n>); each run here
+# has one pcap port, the source, so it is always :00.
+PCAP_MAC = bytes([0x02, 0x70, 0x63, 0x61, 0x70, 0x00])
 HOST_MAC = bytes([2, 0, 0, 0, 0, 0x10])
 PEER_MAC = bytes([2, 0, 0, 0, 0, 0x22])
 EPOCH = 0x5151
@@ -47,12 +48,12 @@ out_dir = sys.argv[1]
 encap, decap = [], []
 for i in range(1024):
     inner = ipv4([10, 10, 1, 10], [10, 20, i >> 8, i & 0xff], 17, udp(1024 + i, 5000, bytes(18)), i)
-    encap.append(LAN_PORT_MAC + HOST_MAC + b'\x08\x00' + inner)
+    encap.append(PCAP_MAC + HOST_MAC + b'\x08\x00' + inner)
     back = ipv4([10, 20, i >> 8, i & 0xff], [10, 10, 1, 10], 17, udp(5000, 1024 + i, bytes(18)), i)
     # Version 1, type 0 (data); flags: UNORDERED; path 0; key 0; lane 0; epoch;
     # lane sequence (the mark of an unordered packet); path sequence; send time.
     header = struct.pack('!BBBBHHIII', 0x10, 0x01, 0, 0, 0, EPOCH, i, i, 1000 * i)
     outer = ipv4([10, 10, 2, 2], [10, 10, 2, 1], 17, udp(49152, 4800, header + back), i)
-    decap.append(WAN_PORT_MAC + PEER_MAC + b'\x08\x00' + outer)
+    decap.append(PCAP_MAC + PEER_MAC + b'\x08\x00' + outer)
 pcap(out_dir + '/encap.pcap', encap)
 pcap(out_dir + '/decap.pcap', decap)
