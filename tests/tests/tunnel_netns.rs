@@ -268,8 +268,11 @@ fn a_multicast_stream_crosses_the_tunnel_redundantly_and_survives_a_path_failure
     assert_eq!(stream["duplicates"], 0, "{stream}");
     assert_eq!(stream["reordered"], 0, "{stream}");
     let paths = b.paths(Site::A);
-    assert_eq!(
-        paths[0]["state"], "no_replies",
+    // The data plane's liveness notices first; BFD's detection time (300 ms)
+    // runs out a little later and then names the state, so either reason is right.
+    let state = paths[0]["state"].as_str().unwrap_or_default();
+    assert!(
+        matches!(state, "no_replies" | "bfd_down") && paths[0]["usable"] == false,
         "path a was found dead: {}",
         paths[0]
     );
