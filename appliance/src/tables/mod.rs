@@ -73,7 +73,11 @@ impl Tables {
     #[inline]
     pub fn macs_to(&self, next_hop: Ipv4Addr, port: usize) -> Option<(MacAddr, MacAddr)> {
         let ours = self.interfaces.get(port)?.mac;
-        let theirs = self.neighbors.get(&next_hop).filter(|n| n.port == port)?.mac;
+        let theirs = self
+            .neighbors
+            .get(&next_hop)
+            .filter(|n| n.port == port)?
+            .mac;
         Some((ours, theirs))
     }
 
