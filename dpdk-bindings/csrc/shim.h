@@ -18,10 +18,7 @@ uint16_t shim_eth_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts
 struct rte_mbuf *shim_pktmbuf_alloc(struct rte_mempool *mp);
 int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned n);
 void shim_pktmbuf_free(struct rte_mbuf *m);
-char *shim_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *shim_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-char *shim_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
-int shim_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint16_t shim_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t shim_pktmbuf_tailroom(const struct rte_mbuf *m);
 int shim_pktmbuf_is_contiguous(const struct rte_mbuf *m);

@@ -121,13 +121,21 @@ impl Mbuf {
     }
 
     /// Prepends `len` bytes and returns them; `None` if headroom is short.
+    /// Done here on the fields, as `rte_pktmbuf_prepend` does, so that the
+    /// per-packet encapsulation makes no call across the FFI.
+    #[inline]
     pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
-        // SAFETY: valid owned mbuf; on success the returned pointer is the
-        // new start of `len` writable bytes.
-        unsafe {
-            let p = ffi::shim_pktmbuf_prepend(self.raw.as_ptr(), len);
-            (!p.is_null()).then(|| std::slice::from_raw_parts_mut(p.cast::<u8>(), usize::from(len)))
+        // SAFETY: we own the mbuf; only its length fields are written, and
+        // only when the headroom holds `len` bytes.
+        let m = unsafe { self.raw.as_mut() };
+        let data_len = m.data_len.checked_add(len)?;
+        if len > m.data_off {
+            return None;
         }
+        m.data_off -= len;
+        m.data_len = data_len;
+        m.pkt_len += u32::from(len);
+        Some(&mut self.data_mut()[..usize::from(len)])
     }
 
     /// Appends `len` bytes at the tail and returns them; `None` if no room
@@ -144,19 +152,36 @@ impl Mbuf {
     }
 
     /// Removes `len` bytes from the front; false if the segment is shorter.
+    #[inline]
     pub fn adj(&mut self, len: u16) -> bool {
-        // SAFETY: valid owned mbuf.
-        unsafe { !ffi::shim_pktmbuf_adj(self.raw.as_ptr(), len).is_null() }
+        // SAFETY: we own the mbuf; only the first segment's length fields
+        // are written (as `rte_pktmbuf_adj` does), within its data.
+        let m = unsafe { self.raw.as_mut() };
+        if len > m.data_len {
+            return false;
+        }
+        m.data_len -= len;
+        m.data_off += len;
+        m.pkt_len -= u32::from(len);
+        true
     }
 
     /// Removes `len` bytes from the tail; false if the segment is shorter
     /// or the packet has several segments (the last one may be shared).
+    #[inline]
     pub fn trim(&mut self, len: u16) -> bool {
         if !self.is_contiguous() {
             return false;
         }
-        // SAFETY: valid owned mbuf whose only segment is ours alone.
-        unsafe { ffi::shim_pktmbuf_trim(self.raw.as_ptr(), len) == 0 }
+        // SAFETY: we own the mbuf, and its only segment is the last one:
+        // only its length fields are written, within its data.
+        let m = unsafe { self.raw.as_mut() };
+        if len > m.data_len {
+            return false;
+        }
+        m.data_len -= len;
+        m.pkt_len -= u32::from(len);
+        true
     }
 
     /// Sets the length of a single-segment packet to `len`, growing into the

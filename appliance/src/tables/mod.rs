@@ -8,6 +8,7 @@
 
 mod lpm;
 mod mcast;
+mod own;
 mod route;
 mod state;
 
@@ -22,6 +23,7 @@ pub use mcast::{
     L2Dest, McastKey, McastOutput, McastRule, McastTable, OutputCounters, RuleCounters,
     RuleWorkerCounters,
 };
+pub use own::OwnAddresses;
 pub use route::{NextHop, Route, RouteKind, RouteTable};
 pub use state::{NeighborEntry, RoutingState, TableError};
 
@@ -48,6 +50,9 @@ pub struct Tables {
     pub version: u64,
     /// Interfaces by port index (profile order).
     pub interfaces: Vec<Interface>,
+    /// Their addresses, packed for the per-packet checks (built from
+    /// `interfaces` with [`OwnAddresses::of`]).
+    pub own: OwnAddresses,
     /// Routes (connected and static).
     pub routes: RouteTable,
     /// Resolved next hops.
@@ -63,9 +68,7 @@ impl Tables {
     /// Whether `ip` is one of our own addresses; returns the port index.
     #[inline]
     pub fn local_port(&self, ip: Ipv4Addr) -> Option<usize> {
-        self.interfaces
-            .iter()
-            .position(|i| i.address.is_some_and(|a| a.addr() == ip))
+        self.own.port_of(ip)
     }
 
     /// Our MAC on port `port` and the MAC of `next_hop` there: the Ethernet
@@ -97,9 +100,7 @@ impl Tables {
     /// Whether `ip` is the broadcast address of one of our subnets.
     #[inline]
     pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
-        self.interfaces
-            .iter()
-            .any(|i| i.address.is_some_and(|a| a.broadcast() == ip))
+        self.own.is_subnet_broadcast(ip)
     }
 }
 

@@ -9,8 +9,8 @@ use hashbrown::HashMap;
 use ipnet::Ipv4Net;
 
 use super::{
-    Interface, McastRule, McastTable, Neighbor, NextHop, Published, Route, RouteKind, RouteTable,
-    Tables, TUNNEL_PORT,
+    Interface, McastRule, McastTable, Neighbor, NextHop, OwnAddresses, Published, Route, RouteKind,
+    RouteTable, Tables, TUNNEL_PORT,
 };
 use crate::config::mcast::{
     IfaceView, McastInputSpec, McastRuleError, McastRuleSpec, TUNNEL_INTERFACE,
@@ -338,6 +338,7 @@ fn build(
     Tables {
         version,
         interfaces: interfaces.to_vec(),
+        own: OwnAddresses::of(interfaces),
         routes: RouteTable::new(routes),
         neighbors: neighbors
             .iter()

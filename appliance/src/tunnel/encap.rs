@@ -163,22 +163,11 @@ pub fn parse_rx(frame: &[u8]) -> Result<Rx, DropReason> {
     })
 }
 
-/// Checks that a data packet's payload is a valid IPv4 packet (header,
-/// checksum, total length within the payload) before it is queued for
-/// order: garbage never takes a sequence number.
-///
-/// # Errors
-/// `TunnelBadInner`.
-pub fn check_inner(frame: &[u8], rx: &Rx) -> Result<(), DropReason> {
-    match Ipv4Packet::new_checked(rx.payload(frame)) {
-        Ok(inner) if inner.verify_checksum() => Ok(()),
-        _ => Err(DropReason::TunnelBadInner),
-    }
-}
-
 /// Decapsulates a data packet in place: afterwards `buf` holds an Ethernet
 /// frame (the received frame's addresses, type IPv4) carrying the inner
-/// packet, cut to the inner packet's total length. A congestion mark on the
+/// packet, cut to the inner packet's total length. The receiver does it
+/// before a packet is queued for order, so garbage never takes a sequence
+/// number. A congestion mark on the
 /// outer header is copied to an ECN-capable inner packet (RFC 6040).
 ///
 /// # Errors

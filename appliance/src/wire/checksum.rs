@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 /// One's complement sum of `data` taken as big-endian 16-bit words; an odd
 /// trailing byte is padded with a zero low byte. The result is ≤ 0xFFFF.
+#[inline]
 pub fn sum(data: &[u8]) -> u32 {
     // Summing 32-bit words into a u64 halves the loop count on the hot path
     // and is equivalent to summing 16-bit words, because 2^16 ≡ 1 mod 0xFFFF.
@@ -34,6 +35,7 @@ pub fn sum(data: &[u8]) -> u32 {
 
 /// Folds carries of a partial sum back into 16 bits. Not inverted: the
 /// transmitted checksum is `!fold(..)`.
+#[inline]
 pub fn fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -42,12 +44,14 @@ pub fn fold(mut sum: u32) -> u16 {
 }
 
 /// The Internet checksum of `data`, ready to be stored in a header.
+#[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     !fold(sum(data))
 }
 
 /// Partial sum of the IPv4 pseudo header that UDP and TCP prepend to their
 /// checksum (RFC 768). `length` is the transport header plus payload length.
+#[inline]
 pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
     let s = src.octets();
     let d = dst.octets();
@@ -72,6 +76,7 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16
 /// becomes *all zero*: recomputation gives 0xFFFF, this gives 0x0000. No IPv4
 /// header can be all zero (the version nibble is 4), so IP forwarding is
 /// exact; callers rewriting other protocols should recompute instead.
+#[inline]
 pub fn incremental_update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
     let acc = u32::from(!old_checksum) + u32::from(!old_word) + u32::from(new_word);
     !fold(acc)

@@ -18,25 +18,30 @@ impl MacAddr {
     pub const ZERO: MacAddr = MacAddr([0; 6]);
 
     /// Builds an address from a slice that must be exactly 6 bytes long.
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Result<MacAddr> {
         let arr: [u8; 6] = bytes.try_into().map_err(|_| Error::Malformed)?;
         Ok(MacAddr(arr))
     }
 
+    #[inline]
     pub const fn octets(&self) -> [u8; 6] {
         self.0
     }
 
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
 
     /// True for any group address (I/G bit set). Broadcast is, per IEEE 802,
     /// a group address too, so this is also true for [`MacAddr::BROADCAST`].
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
 
+    #[inline]
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast()
     }
@@ -44,6 +49,7 @@ impl MacAddr {
     /// The Ethernet group address an IPv4 multicast group maps to (RFC 1112
     /// §6.4): 01:00:5e followed by the low 23 bits of the group. The mapping
     /// is 32:1, so receivers must still filter on the IP destination.
+    #[inline]
     pub fn from_ipv4_multicast(group: Ipv4Addr) -> MacAddr {
         let o = group.octets();
         MacAddr([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
@@ -134,17 +140,20 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     pub const HEADER_LEN: usize = 14;
 
     /// Wraps `buffer` without validation; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> EthernetFrame<T> {
         EthernetFrame { buffer }
     }
 
     /// Wraps `buffer`, guaranteeing all accessors are panic-free.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<EthernetFrame<T>> {
         let frame = Self::new_unchecked(buffer);
         frame.check_len()?;
         Ok(frame)
     }
 
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < Self::HEADER_LEN {
             Err(Error::Truncated)
@@ -153,22 +162,26 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         }
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> MacAddr {
         let mut a = [0u8; 6];
         a.copy_from_slice(&self.buffer.as_ref()[field::DST]);
         MacAddr(a)
     }
 
+    #[inline]
     pub fn src_addr(&self) -> MacAddr {
         let mut a = [0u8; 6];
         a.copy_from_slice(&self.buffer.as_ref()[field::SRC]);
         MacAddr(a)
     }
 
+    #[inline]
     pub fn ethertype(&self) -> EtherType {
         EtherType(super::bytes::read_u16(
             self.buffer.as_ref(),
@@ -178,24 +191,29 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     /// Everything after the header, including any trailing padding to the
     /// 60-byte minimum; upper layers trim it using their own length fields.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: MacAddr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&addr.0);
     }
 
+    #[inline]
     pub fn set_src_addr(&mut self, addr: MacAddr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&addr.0);
     }
 
+    #[inline]
     pub fn set_ethertype(&mut self, ethertype: EtherType) {
         super::bytes::write_u16(self.buffer.as_mut(), field::ETHERTYPE, ethertype.0);
     }
 
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD]
     }
@@ -218,6 +236,7 @@ pub struct EthernetRepr {
 impl EthernetRepr {
     pub const HEADER_LEN: usize = 14;
 
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<EthernetRepr> {
         frame.check_len()?;
         Ok(EthernetRepr {
@@ -227,6 +246,7 @@ impl EthernetRepr {
         })
     }
 
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         Self::HEADER_LEN
     }
@@ -235,6 +255,7 @@ impl EthernetRepr {
     ///
     /// # Panics
     /// If the frame buffer is shorter than [`Self::HEADER_LEN`].
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
         frame.set_dst_addr(self.dst_addr);
         frame.set_src_addr(self.src_addr);

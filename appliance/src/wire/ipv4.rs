@@ -66,11 +66,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub const MIN_HEADER_LEN: usize = 20;
 
     /// Wraps `buffer` without validation; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Ipv4Packet<T> {
         Ipv4Packet { buffer }
     }
 
     /// Wraps `buffer`, guaranteeing all accessors are panic-free.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Ipv4Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -79,6 +81,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Validates everything the accessors index by. The buffer may be longer
     /// than `total_len` (Ethernet pads short frames); the excess is ignored.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < Self::MIN_HEADER_LEN {
@@ -104,31 +107,38 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(())
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL × 4), options included.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
+    #[inline]
     pub fn dscp(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN] >> 2
     }
 
+    #[inline]
     pub fn ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN] & 0x03
     }
 
+    #[inline]
     pub fn total_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
     }
 
+    #[inline]
     pub fn ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::IDENT)
     }
@@ -137,65 +147,79 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         read_u16(self.buffer.as_ref(), field::FLG_OFF)
     }
 
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         self.flags_and_offset() & FLAG_DF != 0
     }
 
+    #[inline]
     pub fn more_frags(&self) -> bool {
         self.flags_and_offset() & FLAG_MF != 0
     }
 
     /// Fragment offset in bytes (the wire field counts 8-byte units).
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (self.flags_and_offset() & OFFSET_MASK) * 8
     }
 
     /// True for any piece of a fragmented datagram, first one included.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.more_frags() || self.frag_offset() != 0
     }
 
+    #[inline]
     pub fn has_options(&self) -> bool {
         self.header_len() > Self::MIN_HEADER_LEN
     }
 
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Alias of [`Self::ttl`] for code shared with IPv6 naming.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.ttl()
     }
 
+    #[inline]
     pub fn protocol(&self) -> IpProtocol {
         IpProtocol(self.buffer.as_ref()[field::PROTOCOL])
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         read_ipv4(self.buffer.as_ref(), field::SRC_ADDR)
     }
 
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         read_ipv4(self.buffer.as_ref(), field::DST_ADDR)
     }
 
     /// True if the header (options included) sums to 0xFFFF.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let data = self.buffer.as_ref();
         checksum::fold(checksum::sum(&data[..self.header_len()])) == 0xffff
     }
 
     /// Raw option bytes between the fixed header and the payload.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[Self::MIN_HEADER_LEN..self.header_len()]
     }
 
     /// The bytes `header_len..total_len`: link-layer padding is excluded.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         let range = self.header_len()..usize::from(self.total_len());
         &self.buffer.as_ref()[range]
@@ -205,16 +229,19 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets version 4 and a header length in bytes, which must be a multiple
     /// of 4 between 20 and 60.
+    #[inline]
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         debug_assert!(header_len % 4 == 0 && (20..=60).contains(&header_len));
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
     }
 
+    #[inline]
     pub fn set_dscp(&mut self, dscp: u8) {
         let b = &mut self.buffer.as_mut()[field::DSCP_ECN];
         *b = (dscp << 2) | (*b & 0x03);
     }
 
+    #[inline]
     pub fn set_ecn(&mut self, ecn: u8) {
         let b = &mut self.buffer.as_mut()[field::DSCP_ECN];
         *b = (*b & !0x03) | (ecn & 0x03);
@@ -222,10 +249,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     /// Changing the total length can invalidate the `new_checked` guarantee;
     /// see the module contract.
+    #[inline]
     pub fn set_total_len(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH, value);
     }
 
+    #[inline]
     pub fn set_ident(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::IDENT, value);
     }
@@ -234,44 +263,53 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         write_u16(self.buffer.as_mut(), field::FLG_OFF, value);
     }
 
+    #[inline]
     pub fn set_dont_frag(&mut self, value: bool) {
         let raw = self.flags_and_offset() & !FLAG_DF;
         self.set_flags_and_offset(raw | if value { FLAG_DF } else { 0 });
     }
 
+    #[inline]
     pub fn set_more_frags(&mut self, value: bool) {
         let raw = self.flags_and_offset() & !FLAG_MF;
         self.set_flags_and_offset(raw | if value { FLAG_MF } else { 0 });
     }
 
     /// Sets the fragment offset in bytes; it must be a multiple of 8.
+    #[inline]
     pub fn set_frag_offset(&mut self, bytes: u16) {
         debug_assert!(bytes % 8 == 0);
         let raw = self.flags_and_offset() & !OFFSET_MASK;
         self.set_flags_and_offset(raw | (bytes / 8));
     }
 
+    #[inline]
     pub fn set_ttl(&mut self, value: u8) {
         self.buffer.as_mut()[field::TTL] = value;
     }
 
+    #[inline]
     pub fn set_protocol(&mut self, value: IpProtocol) {
         self.buffer.as_mut()[field::PROTOCOL] = value.0;
     }
 
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
+    #[inline]
     pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
         write_ipv4(self.buffer.as_mut(), field::SRC_ADDR, addr);
     }
 
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
         write_ipv4(self.buffer.as_mut(), field::DST_ADDR, addr);
     }
 
     /// Recomputes the header checksum over `header_len` bytes.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let header_len = self.header_len();
@@ -284,6 +322,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// included). Does nothing when the TTL is already 0: the caller must
     /// check `ttl() <= 1` first and answer with ICMP time exceeded instead
     /// of forwarding.
+    #[inline]
     pub fn decrement_ttl(&mut self) {
         let data = self.buffer.as_ref();
         let ttl = data[field::TTL];
@@ -299,12 +338,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Option bytes, writable in place.
+    #[inline]
     pub fn options_mut(&mut self) -> &mut [u8] {
         let header_len = self.header_len();
         &mut self.buffer.as_mut()[Self::MIN_HEADER_LEN..header_len]
     }
 
     /// The bytes `header_len..total_len`, writable in place.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let range = self.header_len()..usize::from(self.total_len());
         &mut self.buffer.as_mut()[range]
@@ -337,6 +378,7 @@ impl Ipv4Repr {
 
     /// Parses and verifies the header checksum. Options and fragments are
     /// accepted: whether to handle them is the caller's decision.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
         packet.check_len()?;
         if !packet.verify_checksum() {
@@ -355,6 +397,7 @@ impl Ipv4Repr {
     }
 
     /// Length of the header `emit` writes.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         Self::HEADER_LEN
     }
@@ -365,6 +408,7 @@ impl Ipv4Repr {
     /// # Panics
     /// If the buffer is shorter than 20 bytes, or (debug builds) if
     /// `payload_len` does not fit in the 16-bit total length.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
         self.emit_with_options(packet, &[]);
     }
@@ -376,6 +420,7 @@ impl Ipv4Repr {
     /// If `options.len()` is not a multiple of 4 or exceeds 40, if the
     /// buffer is shorter than the header, or (debug builds) if the total
     /// length does not fit in 16 bits.
+    #[inline]
     pub fn emit_with_options<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut Ipv4Packet<T>,

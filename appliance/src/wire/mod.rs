@@ -105,7 +105,8 @@ pub(crate) mod bytes {
 
     #[inline]
     pub fn read_ipv4(data: &[u8], at: usize) -> Ipv4Addr {
-        Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3])
+        let b = &data[at..at + 4];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
     }
 
     #[inline]

@@ -98,6 +98,7 @@ impl<T: AsRef<[u8]>> TunnelPacket<T> {
     pub const HEADER_LEN: usize = 20;
 
     /// Wraps `buffer` without validation; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> TunnelPacket<T> {
         TunnelPacket { buffer }
     }
@@ -106,6 +107,7 @@ impl<T: AsRef<[u8]>> TunnelPacket<T> {
     ///
     /// # Errors
     /// `Truncated` if the buffer is shorter than the header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<TunnelPacket<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -116,6 +118,7 @@ impl<T: AsRef<[u8]>> TunnelPacket<T> {
     ///
     /// # Errors
     /// `Truncated` if the buffer is shorter than the header.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < Self::HEADER_LEN {
             return Err(Error::Truncated);
@@ -124,61 +127,73 @@ impl<T: AsRef<[u8]>> TunnelPacket<T> {
     }
 
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Header version.
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TYPE] >> 4
     }
 
     /// Raw type bits.
+    #[inline]
     pub fn kind_bits(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TYPE] & 0x0f
     }
 
     /// Flags ([`flags`]).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
     }
 
     /// The path the sender sent it on.
+    #[inline]
     pub fn path(&self) -> u8 {
         self.buffer.as_ref()[field::PATH]
     }
 
     /// Key id (0: not encrypted).
+    #[inline]
     pub fn key(&self) -> u8 {
         self.buffer.as_ref()[field::KEY]
     }
 
     /// The sender's lane.
+    #[inline]
     pub fn lane(&self) -> u16 {
         super::bytes::read_u16(self.buffer.as_ref(), field::LANE)
     }
 
     /// The sender's epoch (changes when it restarts).
+    #[inline]
     pub fn epoch(&self) -> u16 {
         super::bytes::read_u16(self.buffer.as_ref(), field::EPOCH)
     }
 
     /// Lane sequence number.
+    #[inline]
     pub fn lane_seq(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::LANE_SEQ)
     }
 
     /// Sequence number on (lane, path).
+    #[inline]
     pub fn path_seq(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::PATH_SEQ)
     }
 
     /// The sender's clock in µs when it sent the packet.
+    #[inline]
     pub fn sent_us(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SENT_US)
     }
 
     /// What follows the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[Self::HEADER_LEN..]
     }
@@ -190,51 +205,61 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TunnelPacket<T> {
     }
 
     /// Writes version and type.
+    #[inline]
     pub fn set_version_kind(&mut self, version: u8, kind: Kind) {
         self.bytes()[field::VER_TYPE] = (version << 4) | kind.bits();
     }
 
     /// Writes the flags.
+    #[inline]
     pub fn set_flags(&mut self, v: u8) {
         self.bytes()[field::FLAGS] = v;
     }
 
     /// Writes the path id.
+    #[inline]
     pub fn set_path(&mut self, v: u8) {
         self.bytes()[field::PATH] = v;
     }
 
     /// Writes the key id.
+    #[inline]
     pub fn set_key(&mut self, v: u8) {
         self.bytes()[field::KEY] = v;
     }
 
     /// Writes the lane.
+    #[inline]
     pub fn set_lane(&mut self, v: u16) {
         super::bytes::write_u16(self.bytes(), field::LANE, v);
     }
 
     /// Writes the epoch.
+    #[inline]
     pub fn set_epoch(&mut self, v: u16) {
         super::bytes::write_u16(self.bytes(), field::EPOCH, v);
     }
 
     /// Writes the lane sequence number.
+    #[inline]
     pub fn set_lane_seq(&mut self, v: u32) {
         write_u32(self.bytes(), field::LANE_SEQ, v);
     }
 
     /// Writes the path sequence number.
+    #[inline]
     pub fn set_path_seq(&mut self, v: u32) {
         write_u32(self.bytes(), field::PATH_SEQ, v);
     }
 
     /// Writes the send timestamp.
+    #[inline]
     pub fn set_sent_us(&mut self, v: u32) {
         write_u32(self.bytes(), field::SENT_US, v);
     }
 
     /// What follows the header, writable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[TunnelPacket::<&[u8]>::HEADER_LEN..]
     }
@@ -279,6 +304,7 @@ impl TunnelRepr {
     ///
     /// # Errors
     /// Truncated, unknown version or unknown type.
+    #[inline]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         p: &TunnelPacket<&T>,
     ) -> core::result::Result<TunnelRepr, HeaderError> {
@@ -301,6 +327,7 @@ impl TunnelRepr {
     }
 
     /// Bytes `emit` writes.
+    #[inline]
     pub const fn buffer_len(&self) -> usize {
         TunnelPacket::<&[u8]>::HEADER_LEN
     }
@@ -310,6 +337,7 @@ impl TunnelRepr {
     /// # Panics
     /// If the buffer is shorter than the header (sizing it is the caller's
     /// job, as with every `emit`).
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut TunnelPacket<T>) {
         p.set_version_kind(VERSION, self.kind);
         p.set_flags(self.flags);
@@ -323,6 +351,7 @@ impl TunnelRepr {
     }
 
     /// Whether the far end delivers it at once rather than in lane order.
+    #[inline]
     pub fn unordered(&self) -> bool {
         self.flags & flags::UNORDERED != 0
     }
@@ -346,6 +375,7 @@ impl ProbeRepr {
     ///
     /// # Errors
     /// `Truncated` if the payload is short.
+    #[inline]
     pub fn parse(payload: &[u8]) -> Result<ProbeRepr> {
         if payload.len() < Self::LEN {
             return Err(Error::Truncated);
@@ -359,6 +389,7 @@ impl ProbeRepr {
     ///
     /// # Panics
     /// If `payload` is shorter than [`Self::LEN`].
+    #[inline]
     pub fn emit(&self, payload: &mut [u8]) {
         write_u32(payload, 0, self.rx_packets);
     }
@@ -390,6 +421,7 @@ impl ProbeReplyRepr {
     ///
     /// # Errors
     /// `Truncated` if the payload is short.
+    #[inline]
     pub fn parse(payload: &[u8]) -> Result<ProbeReplyRepr> {
         if payload.len() < Self::LEN {
             return Err(Error::Truncated);
@@ -406,6 +438,7 @@ impl ProbeReplyRepr {
     ///
     /// # Panics
     /// If `payload` is shorter than [`Self::LEN`].
+    #[inline]
     pub fn emit(&self, payload: &mut [u8]) {
         write_u32(payload, 0, self.echo_sent_us);
         write_u32(payload, 4, self.forward_us);

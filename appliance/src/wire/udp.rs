@@ -28,17 +28,20 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub const HEADER_LEN: usize = 8;
 
     /// Wraps `buffer` without validation; see the module contract.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> UdpPacket<T> {
         UdpPacket { buffer }
     }
 
     /// Wraps `buffer`, guaranteeing all accessors are panic-free.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<UdpPacket<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
         Ok(packet)
     }
 
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let buf_len = self.buffer.as_ref().len();
         if buf_len < Self::HEADER_LEN {
@@ -54,14 +57,17 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(())
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
@@ -70,21 +76,25 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     // Named after the wire field; an `is_empty` would be meaningless since a
     // checked packet's length is at least 8.
     #[allow(clippy::len_without_is_empty)]
+    #[inline]
     pub fn len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// The bytes `8..len`.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[Self::HEADER_LEN..usize::from(self.len())]
     }
 
     /// A zero checksum means the sender did not compute one (allowed over
     /// IPv4), so it verifies.
+    #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         if self.checksum() == 0 {
             return true;
@@ -100,25 +110,30 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    #[inline]
     pub fn set_src_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT, value);
     }
 
+    #[inline]
     pub fn set_dst_port(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT, value);
     }
 
     /// Changing the length can invalidate the `new_checked` guarantee; see
     /// the module contract in `wire`.
+    #[inline]
     pub fn set_len(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH, value);
     }
 
+    #[inline]
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, value);
     }
 
     /// The bytes `8..len`, writable in place.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = usize::from(self.len());
         &mut self.buffer.as_mut()[Self::HEADER_LEN..end]
@@ -126,6 +141,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 
     /// Computes the checksum over the pseudo header and `len` bytes. A
     /// computed 0 is sent as 0xFFFF, because 0 on the wire means "none".
+    #[inline]
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
         let sum = !checksum::fold(self.checksum_sum(src, dst));
@@ -151,6 +167,7 @@ impl UdpRepr {
     pub const HEADER_LEN: usize = 8;
 
     /// Parses and verifies the checksum (a zero checksum is accepted).
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(
         packet: &UdpPacket<T>,
         src: Ipv4Addr,
@@ -167,6 +184,7 @@ impl UdpRepr {
     }
 
     /// Bytes `emit` needs for a payload of `payload_len` bytes.
+    #[inline]
     pub const fn buffer_len(&self, payload_len: usize) -> usize {
         Self::HEADER_LEN + payload_len
     }
@@ -177,6 +195,7 @@ impl UdpRepr {
     /// # Panics
     /// If the buffer is shorter than `8 + payload_len` or `8 + payload_len`
     /// exceeds 65 535.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut UdpPacket<T>,

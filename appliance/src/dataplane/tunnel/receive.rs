@@ -42,6 +42,8 @@ pub struct TunnelReceiver {
     lanes: Vec<Option<OwnedLane>>,
     /// Bit l: lane l holds packets.
     active: u64,
+    /// Bit l: lane l's counters changed since they were last published.
+    dirty: u64,
     /// Rings to the other workers (`None` for ourselves).
     handoff_to: Vec<Option<Producer>>,
     /// Rings from the other workers.
@@ -71,6 +73,7 @@ impl TunnelReceiver {
             live: 0,
             lanes,
             active: 0,
+            dirty: 0,
             handoff_to,
             handoff_from,
             table,
@@ -118,22 +121,14 @@ impl TunnelReceiver {
             sinks.punt(m);
             return;
         }
-        if let Err(reason) = encap::check_inner(m.data(), &rx) {
-            pc.drops.inc(reason);
-            sinks.drop_one(reason);
-            return;
-        }
         let lane = rx.header.lane;
-        if lane == CONTROL_LANE {
-            deliver(tables, m, sinks);
-            return;
-        }
-        if usize::from(lane) >= MAX_LANES {
+        if lane != CONTROL_LANE && usize::from(lane) >= MAX_LANES {
             sinks.drop_one(DropReason::TunnelBadLane);
             return;
         }
         let owner = usize::from(lane) % self.workers;
-        if owner != self.id {
+        if lane != CONTROL_LANE && owner != self.id {
+            // The owner decapsulates: it needs the tunnel header to reorder.
             if let Some(Some(ring)) = self.handoff_to.get_mut(owner) {
                 if ring.enqueue(m).is_err() {
                     sinks.drop_one(DropReason::TunnelHandoffFull);
@@ -141,7 +136,34 @@ impl TunnelReceiver {
             }
             return;
         }
-        self.reorder(tables, m, &rx.header, path, now, sinks);
+        self.accept(tables, m, &rx, path, now, sinks);
+    }
+
+    /// A data packet for this worker, on `path`: decapsulated at once (its
+    /// inner packet checked, so garbage never takes a sequence number), then
+    /// delivered or passed through its lane's reorder buffer.
+    fn accept(
+        &mut self,
+        tables: &Tables,
+        mut m: Mbuf,
+        rx: &encap::Rx,
+        path: usize,
+        now: Time,
+        sinks: &mut Sinks<'_>,
+    ) {
+        if let Err(reason) = encap::decapsulate(&mut m, rx) {
+            self.table.path_counters[path]
+                .worker(self.id)
+                .drops
+                .inc(reason);
+            sinks.drop_one(reason);
+            return;
+        }
+        if rx.header.lane == CONTROL_LANE {
+            deliver(tables, m, sinks);
+        } else {
+            self.reorder(tables, m, &rx.header, path, now, sinks);
+        }
     }
 
     /// Passes a packet of a lane this worker owns through its reorder buffer.
@@ -184,33 +206,40 @@ impl TunnelReceiver {
         self.lane_done(lane);
     }
 
-    /// Notes whether lane `l` holds packets and mirrors its counters.
+    /// Notes whether lane `l` holds packets and that its counters changed.
     #[inline]
     fn lane_done(&mut self, l: usize) {
         let Some(Some(owned)) = self.lanes.get(l) else {
             return;
         };
-        let held = owned.lane.occupancy();
-        if held > 0 {
+        if owned.lane.occupancy() > 0 {
             self.active |= 1 << l;
         } else {
             self.active &= !(1 << l);
         }
-        if let Some(c) = self.table.lane_counters.get(l) {
-            c.0.store(owned.lane.counters(), held);
+        self.dirty |= 1 << l;
+    }
+
+    /// Publishes the counters of the lanes that changed, once per poll
+    /// rather than once per packet.
+    fn publish_counters(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        while dirty != 0 {
+            let l = dirty.trailing_zeros() as usize;
+            dirty &= dirty - 1;
+            if let (Some(Some(owned)), Some(c)) =
+                (self.lanes.get(l), self.table.lane_counters.get(l))
+            {
+                c.0.store(owned.lane.counters(), owned.lane.occupancy());
+            }
         }
     }
 }
 
-/// Decapsulates a packet a lane released and sends it on its way as if it
-/// had arrived from the tunnel.
+/// Sends a decapsulated packet a lane released on its way, as if it had
+/// arrived from the tunnel.
 #[inline]
 fn deliver(tables: &Tables, mut m: Mbuf, sinks: &mut Sinks<'_>) {
-    let decapped = encap::parse_rx(m.data()).and_then(|rx| encap::decapsulate(&mut m, &rx));
-    if let Err(reason) = decapped {
-        sinks.drop_one(reason);
-        return;
-    }
     m.set_port(TUNNEL_PORT_ID);
     let verdict = process(tables, Ingress::Tunnel, PacketBuf::data_mut(&mut m));
     act(tables, verdict, m, sinks);
@@ -236,7 +265,7 @@ impl Stage for TunnelReceiver {
                     .iter()
                     .position(|p| p.id == rx.header.path)
                     .unwrap_or(0);
-                self.reorder(tables, m, &rx.header, path, now, sinks);
+                self.accept(tables, m, &rx, path, now, sinks);
             }
         }
         let mut active = self.active;
@@ -254,6 +283,7 @@ impl Stage for TunnelReceiver {
             }
             self.lane_done(l);
         }
+        self.publish_counters();
         moved
     }
 

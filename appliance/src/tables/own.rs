@@ -1,0 +1,89 @@
+//! Our own addresses, packed for the checks every packet goes through (is
+//! it for us, is its source or destination a subnet broadcast): a few
+//! words in one cache line instead of a walk over the interfaces.
+
+use std::net::Ipv4Addr;
+
+use arrayvec::ArrayVec;
+
+use crate::config::MAX_PORTS;
+use crate::interface::Interface;
+
+/// One interface's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Own {
+    address: u32,
+    broadcast: u32,
+    port: usize,
+}
+
+/// The addresses of the interfaces that have one, in port order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnAddresses(ArrayVec<Own, MAX_PORTS>);
+
+impl OwnAddresses {
+    /// Built from the interfaces by port index.
+    pub fn of(interfaces: &[Interface]) -> Self {
+        Self(
+            interfaces
+                .iter()
+                .enumerate()
+                .filter_map(|(port, i)| {
+                    i.address.map(|a| Own {
+                        address: u32::from(a.addr()),
+                        broadcast: u32::from(a.broadcast()),
+                        port,
+                    })
+                })
+                .take(MAX_PORTS)
+                .collect(),
+        )
+    }
+
+    /// The port index whose address is `ip`.
+    #[inline]
+    pub fn port_of(&self, ip: Ipv4Addr) -> Option<usize> {
+        let ip = u32::from(ip);
+        self.0.iter().find(|o| o.address == ip).map(|o| o.port)
+    }
+
+    /// Whether `ip` is the broadcast address of one of our subnets.
+    #[inline]
+    pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        self.0.iter().any(|o| o.broadcast == ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MacAddr;
+
+    fn iface(address: Option<&str>) -> Interface {
+        Interface {
+            name: "p".into(),
+            port_id: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            address: address.map(|a| a.parse().unwrap()),
+            tx_ipv4_cksum: false,
+            tx_udp_cksum: false,
+            kernel_iface: None,
+        }
+    }
+
+    #[test]
+    fn ports_keep_their_index_when_one_has_no_address() {
+        let own = OwnAddresses::of(&[
+            iface(Some("10.0.1.1/24")),
+            iface(None),
+            iface(Some("10.0.2.1/30")),
+        ]);
+        assert_eq!(own.port_of(Ipv4Addr::new(10, 0, 1, 1)), Some(0));
+        assert_eq!(own.port_of(Ipv4Addr::new(10, 0, 2, 1)), Some(2));
+        assert_eq!(own.port_of(Ipv4Addr::new(10, 0, 2, 2)), None);
+        assert!(own.is_subnet_broadcast(Ipv4Addr::new(10, 0, 1, 255)));
+        assert!(own.is_subnet_broadcast(Ipv4Addr::new(10, 0, 2, 3)));
+        assert!(!own.is_subnet_broadcast(Ipv4Addr::new(10, 0, 2, 255)));
+    }
+}
