@@ -228,6 +228,16 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
         "appliance CPU {:?}",
         v.system_cpu_pct
     );
+    // wlb sends per packet: the far side's reorder buffers saw the transfer.
+    let (first, last) = (v.reorder.first(), v.reorder.last());
+    let through = first
+        .zip(last)
+        .map_or(0, |(a, b)| (b.in_order + b.held) - (a.in_order + a.held));
+    ensure!(
+        v.reorder.len() >= 4 && through > 100,
+        "reorder samples {:?}",
+        v.reorder
+    );
 
     let md = std::fs::read_to_string(out.join("README.md"))?;
     for needle in [
@@ -236,13 +246,14 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
         "mean Mbit/s",
         "link a blackhole",
         "| `appliance-wlb` |",
+        "reorder buffers",
         "![",
         "result.json",
         &result.machine.kernel,
     ] {
         ensure!(md.contains(needle), "README lacks {needle:?}:\n{md}");
     }
-    for png in ["throughput.png", "links.png"] {
+    for png in ["throughput.png", "links.png", "reorder.png"] {
         let bytes = std::fs::read(out.join(png)).with_context(|| png.to_string())?;
         let (w, h) = png_size(&bytes).with_context(|| format!("{png} is not a PNG"))?;
         ensure!(w >= 800 && h >= 300, "{png} is {w}x{h}");

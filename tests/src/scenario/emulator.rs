@@ -45,6 +45,21 @@ pub struct Worker<T> {
     handle: JoinHandle<Result<T>>,
 }
 
+impl<T: Send + 'static> Worker<T> {
+    /// Runs `f` on a thread named `name`; `f` returns once the flag it is given is set.
+    pub fn spawn(
+        name: &str,
+        f: impl FnOnce(&AtomicBool) -> Result<T> + Send + 'static,
+    ) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || f(&flag))?;
+        Ok(Worker { stop, handle })
+    }
+}
+
 impl<T> Worker<T> {
     pub fn finish(self) -> Result<T> {
         self.stop.store(true, Ordering::Relaxed);
@@ -55,7 +70,7 @@ impl<T> Worker<T> {
 }
 
 /// Sleeps until `due` or until `stop`; false if stopped.
-fn wait_until(due: Instant, stop: &AtomicBool) -> bool {
+pub fn wait_until(due: Instant, stop: &AtomicBool) -> bool {
     loop {
         if stop.load(Ordering::Relaxed) {
             return false;

@@ -1,6 +1,7 @@
 //! Which plots a result gets, built from the result alone: throughput over time with the
 //! fault shaded and the events marked (TCP), each WAN link's load over time (TCP), loss,
-//! jitter and received rate against offered rate (UDP), per-output loss and latency
+//! jitter and received rate against offered rate (UDP), the far appliance's reorder buffers
+//! over time (TCP, appliance rows), per-output loss and latency
 //! (multicast), delivered rate and p99 latency against offered rate (zero-loss search).
 
 use std::path::Path;
@@ -168,8 +169,68 @@ fn tcp_figures(r: &ScenarioResult) -> Vec<Figure> {
                 })
                 .collect(),
         });
+        let with_reorder: Vec<&(System, &TcpVariant)> = rows
+            .iter()
+            .filter(|(_, tv)| !tv.reorder.is_empty())
+            .collect();
+        if !with_reorder.is_empty() {
+            out.push(Figure {
+                file: format!("reorder{suffix}.png"),
+                title: format!(
+                    "{}: the far appliance's reorder buffers ({})",
+                    r.spec.name, v.name
+                ),
+                cols: with_reorder.len().min(2),
+                panels: with_reorder
+                    .iter()
+                    .map(|(s, tv)| {
+                        let (spans, markers) = spans_and_markers(&tv.events, end);
+                        Panel {
+                            title: s.name().into(),
+                            x_label: "time since start (s)".into(),
+                            y_label: "packets".into(),
+                            series: reorder_series(tv),
+                            spans,
+                            markers,
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+            });
+        }
     }
     out
+}
+
+/// Packets held at each sample, and how many waited for an earlier one between samples.
+fn reorder_series(tv: &TcpVariant) -> Vec<Series> {
+    vec![
+        Series {
+            name: "held at the sample".into(),
+            points: tv
+                .reorder
+                .iter()
+                .map(|s| (s.t, s.occupancy as f64))
+                .collect(),
+            color: 0,
+            dots: false,
+        },
+        Series {
+            name: "waited for an earlier one, per interval".into(),
+            points: tv
+                .reorder
+                .windows(2)
+                .map(|w| {
+                    (
+                        (w[0].t + w[1].t) / 2.0,
+                        w[1].held.saturating_sub(w[0].held) as f64,
+                    )
+                })
+                .collect(),
+            color: 1,
+            dots: false,
+        },
+    ]
 }
 
 /// Each link's a→b rate between consecutive counter samples.

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use super::figures::Figure;
-use super::result::{ProbeHandoff, Row, RowData, ScenarioResult, Status, TcpVariant};
+use super::result::{
+    ProbeHandoff, ReorderSample, Row, RowData, ScenarioResult, Status, TcpVariant,
+};
 use super::schedule::schedule;
 use super::spec::Workload;
 use super::systems::System;
@@ -163,6 +165,10 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
                     md.push('\n');
                 }
                 if let Some(t) = latency_table(r, &v.name) {
+                    md.push_str(&t);
+                    md.push('\n');
+                }
+                if let Some(t) = reorder_table(r, &v.name) {
                     md.push_str(&t);
                     md.push('\n');
                 }
@@ -407,6 +413,69 @@ fn latency_table(r: &ScenarioResult, name: &str) -> Option<String> {
          transfer: each probe's arrival minus the time it was due to leave, after the first \
          `settle` (both hosts share this machine's clock). The links' own delays and queues \
          are in it; whatever a system adds on top is the difference between the rows.\n",
+    );
+    Some(out)
+}
+
+/// What the far appliance's reorder buffers did over the transfer (appliance rows).
+fn reorder_table(r: &ScenarioResult, name: &str) -> Option<String> {
+    let mut t = Table::new(&[
+        "system",
+        "packets through the buffer",
+        "waited for an earlier one",
+        "holes skipped, loss proven",
+        "holes skipped at the deadline",
+        "late (after their hole was skipped)",
+        "per-flow (not reordered)",
+        "held at once, max of samples",
+    ]);
+    let mut any = false;
+    for row in &r.rows {
+        let Some(v) = variant(row, name) else {
+            continue;
+        };
+        let (Some(first), Some(last)) = (v.reorder.first(), v.reorder.last()) else {
+            continue;
+        };
+        any = true;
+        let d = |f: fn(&ReorderSample) -> u64| f(last).saturating_sub(f(first));
+        let ordered = d(|s| s.in_order) + d(|s| s.held) + d(|s| s.late);
+        let total = ordered + d(|s| s.unordered);
+        let pct = |n: u64| {
+            if ordered == 0 {
+                "–".to_string()
+            } else {
+                format!("{n} ({:.2} %)", n as f64 * 100.0 / ordered as f64)
+            }
+        };
+        t.push(vec![
+            format!("`{}`", row.system),
+            total.to_string(),
+            pct(d(|s| s.held)),
+            d(|s| s.released_early).to_string(),
+            d(|s| s.timed_out).to_string(),
+            d(|s| s.late).to_string(),
+            d(|s| s.unordered).to_string(),
+            v.reorder
+                .iter()
+                .map(|s| s.occupancy)
+                .max()
+                .unwrap_or(0)
+                .to_string(),
+        ]);
+    }
+    if !any {
+        return None;
+    }
+    let mut out = String::from(
+        "The far appliance's reorder buffers:
+
+",
+    );
+    out.push_str(&t.render());
+    out.push_str(
+        "
+Every lane summed, from `show tunnel` on site B's appliance once per interval over          the transfer: packets of per-packet schedulers pass through the buffer and wait          only behind a hole; a hole goes as soon as a later packet on the same path proves          it lost, else at a deadline from the paths' measured delay difference. Per-flow          schedulers' packets are delivered at once. Occupancy is sampled, so short peaks          between samples are missed.\n",
     );
     Some(out)
 }

@@ -101,6 +101,20 @@ pub struct LinkSample {
     pub links: Vec<LinkCounters>,
 }
 
+/// The receiving appliance's reorder buffers (every lane summed) at `t` seconds since the
+/// traffic started: packets held at that instant, and the lanes' counters so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReorderSample {
+    pub t: f64,
+    pub occupancy: u64,
+    pub in_order: u64,
+    pub held: u64,
+    pub released_early: u64,
+    pub timed_out: u64,
+    pub late: u64,
+    pub unordered: u64,
+}
+
 /// What happened around the fault of a variant (the first down/blackhole and its up).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultSummary {
@@ -216,6 +230,9 @@ pub struct TcpVariant {
     /// The sequence-stamped probe stream beside the transfer (`tcp.probe_interval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<ProbeStream>,
+    /// The far (receiving) appliance's reorder buffers over time, for appliance rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reorder: Vec<ReorderSample>,
 }
 
 /// One step of a UDP sweep.

@@ -23,7 +23,7 @@ use super::result::{
 };
 use super::schedule::schedule;
 use super::spec::{McastSpec, Scenario, TcpSpec, UdpSweepSpec, Variant, Workload, ZeroLossSpec};
-use super::systems::appliance_tunnel::{self, ApplianceSites, TunnelSpec};
+use super::systems::appliance_tunnel::{self, ApplianceSites, Site, TunnelSpec};
 use super::systems::{
     appliance, linux_ecmp_vxlan, linux_mptcp, linux_single, linux_smcroute, linux_socat,
     RelayGuard, SitesSetup, System,
@@ -293,6 +293,16 @@ fn tcp_variant(
                 None => None,
             };
             let sampler = emulator::sample_links(emu.control_path.clone(), t0, tcp.interval.0)?;
+            // The far appliance receives the transfer: its reorder buffers over time.
+            let reorder = pair
+                .map(|p| {
+                    appliance_tunnel::sample_reorder(
+                        p.socket(Site::B).to_path_buf(),
+                        t0,
+                        tcp.interval.0,
+                    )
+                })
+                .transpose()?;
             let json = iperf::run_client(
                 &sites.host_a.ns,
                 &setup.wrapper,
@@ -309,6 +319,7 @@ fn tcp_variant(
             let applied = events.finish()?;
             let probes = probes.map(probe_stream::ProbeRun::finish).transpose()?;
             let links = sampler.finish()?;
+            let reorder = reorder.map(|r| r.finish()).transpose()?.unwrap_or_default();
             let client = json?;
             let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
             let congestion = iperf::sender_congestion(&client);
@@ -334,6 +345,7 @@ fn tcp_variant(
                 evidence,
                 emulator: serde_json::Value::Null,
                 probes,
+                reorder,
             })
         },
     )?;

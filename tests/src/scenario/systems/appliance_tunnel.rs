@@ -34,6 +34,8 @@ use super::SitesSetup;
 use crate::bins::workspace_root;
 use crate::netns::NsProcess;
 use crate::rundir::RunDir;
+use crate::scenario::emulator::{wait_until, Worker};
+use crate::scenario::result::ReorderSample;
 use crate::topology::Sites;
 
 /// How the pair is configured.
@@ -353,6 +355,37 @@ pub fn up_paths(socket: &Path) -> Result<usize> {
             .filter(|p| p["usable"].as_bool() == Some(true) && p["state"] == "up")
             .count()
     }))
+}
+
+/// Samples the reorder buffers of the appliance behind `socket` at `t0`, `t0 + interval`,
+/// ... until finished: every lane summed (`show tunnel`).
+pub fn sample_reorder(
+    socket: PathBuf,
+    t0: Instant,
+    interval: Duration,
+) -> Result<Worker<Vec<ReorderSample>>> {
+    Worker::spawn("scenario-reorder", move |stop| {
+        let mut samples = Vec::new();
+        let mut due = t0;
+        while wait_until(due, stop) {
+            let t = t0.elapsed().as_secs_f64();
+            let reply = request(&socket, r#"{"cmd":"show","what":"tunnel"}"#)?;
+            let r = &reply["data"]["reorder"];
+            let n = |k: &str| r[k].as_u64().unwrap_or(0);
+            samples.push(ReorderSample {
+                t,
+                occupancy: n("occupancy"),
+                in_order: n("in_order"),
+                held: n("held"),
+                released_early: n("released_early"),
+                timed_out: n("timed_out"),
+                late: n("late"),
+                unordered: n("unordered"),
+            });
+            due += interval;
+        }
+        Ok(samples)
+    })
 }
 
 /// One control request (a JSON line) and its reply.
