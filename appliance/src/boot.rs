@@ -237,6 +237,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             t,
             &ports.interfaces,
             worker_lcores.len(),
+            profile.mempool.mbufs,
             epoch,
         ))
     });

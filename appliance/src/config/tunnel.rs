@@ -356,9 +356,10 @@ pub struct ClassConfig {
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReorderConfig {
-    /// Packets held at most per lane (a power of two).
-    #[serde(default = "default_reorder_packets")]
-    pub max_packets: usize,
+    /// Packets held at most per lane (a power of two); unset, sized from the
+    /// paths' rates ([`TunnelConfig::reorder_packets`]).
+    #[serde(default)]
+    pub max_packets: Option<usize>,
     /// Longest a packet waits for an earlier one.
     #[serde(default = "default_max_hold")]
     pub max_hold: Span,
@@ -367,15 +368,18 @@ pub struct ReorderConfig {
 impl Default for ReorderConfig {
     fn default() -> Self {
         Self {
-            max_packets: default_reorder_packets(),
+            max_packets: None,
             max_hold: default_max_hold(),
         }
     }
 }
 
-fn default_reorder_packets() -> usize {
-    1024
-}
+/// The least a lane holds when its size is left to the rates.
+const AUTO_REORDER_MIN: usize = 1024;
+/// The most a lane may hold.
+const REORDER_MAX: usize = 65536;
+/// Bits in the full-size frame the automatic size counts in.
+const FULL_FRAME_BITS: f64 = 1500.0 * 8.0;
 fn default_max_hold() -> Span {
     Span(Duration::from_millis(100))
 }
@@ -663,11 +667,13 @@ impl TunnelConfig {
             return fail("probe_interval", format!("1ms to 10s, not {probe:?}"));
         }
         let r = self.reorder;
-        if !r.max_packets.is_power_of_two() || !(64..=65536).contains(&r.max_packets) {
-            return fail(
-                "reorder.max_packets",
-                format!("a power of two from 64 to 65536, not {}", r.max_packets),
-            );
+        if let Some(n) = r.max_packets {
+            if !n.is_power_of_two() || !(64..=REORDER_MAX).contains(&n) {
+                return fail(
+                    "reorder.max_packets",
+                    format!("a power of two from 64 to {REORDER_MAX}, not {n}"),
+                );
+            }
         }
         if r.max_hold.0 < Duration::from_millis(1) || r.max_hold.0 > Duration::from_secs(1) {
             return fail(
@@ -678,14 +684,35 @@ impl TunnelConfig {
         // Each worker holds at most one full lane per lane it owns that
         // carries traffic; with one lane per sending worker, keep that below
         // half the pool so holding never starves reception.
-        let held = r.max_packets.saturating_mul(workers.max(1));
-        if held > (mbufs as usize) / 2 {
-            return fail("reorder.max_packets", format!(
-                "at most half the mempool ({} mbufs) across {workers} worker(s): {} × {workers} = {held} here",
-                mbufs, r.max_packets
-            ));
+        if let Some(n) = r.max_packets {
+            let held = n.saturating_mul(workers.max(1));
+            if held > (mbufs as usize) / 2 {
+                return fail("reorder.max_packets", format!(
+                    "at most half the mempool ({mbufs} mbufs) across {workers} worker(s): {n} × {workers} = {held} here"
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Packets each lane's reorder buffer holds: `reorder.max_packets`, or,
+    /// unset, what the paths together deliver in `reorder.max_hold` at their
+    /// configured rates in full-size frames (a hole may be waited for that
+    /// long), as a power of two of at least 1024, capped so that the lanes
+    /// of `workers` workers fit in half a pool of `mbufs`.
+    pub fn reorder_packets(&self, mbufs: u32, workers: usize) -> usize {
+        if let Some(n) = self.reorder.max_packets {
+            return n;
+        }
+        let rate: u64 = self.paths.iter().map(|p| p.rate.0).sum();
+        let frames = rate as f64 * self.reorder.max_hold.0.as_secs_f64() / FULL_FRAME_BITS;
+        let want = (frames.ceil() as usize)
+            .next_power_of_two()
+            .clamp(AUTO_REORDER_MIN, REORDER_MAX);
+        let fit = (mbufs as usize / 2 / workers.max(1)).max(64);
+        // The largest power of two that fits.
+        let fit = 1usize << (usize::BITS - 1 - fit.leading_zeros());
+        want.min(fit)
     }
 }
 
@@ -729,5 +756,33 @@ mtu = 1400
         assert_eq!(t.port, 4800);
         assert_eq!(t.default_scheduler, SchedulerName::Wlb);
         assert_eq!(t.probe_interval.0, Duration::from_millis(10));
+    }
+
+    fn two_paths(a: &str, b: &str, reorder: &str) -> TunnelConfig {
+        toml::from_str(&format!(
+            "prefixes = [\"10.2.0.0/24\"]\n{reorder}\n\
+             [[paths]]\nname = \"a\"\nid = 0\ninterface = \"wan0\"\nremote = \"172.16.0.2\"\nrate = \"{a}\"\n\
+             [[paths]]\nname = \"b\"\nid = 1\ninterface = \"wan1\"\nremote = \"172.16.1.2\"\nrate = \"{b}\"\n"
+        ))
+        .unwrap()
+    }
+
+    /// Unset, a lane holds what the paths deliver in `max_hold`, in full
+    /// frames: 380 Mbit/s for 100 ms is 3,167 frames, so 4096; slow links
+    /// keep the floor; the pool caps it; a set value is taken as it is.
+    #[test]
+    fn the_reorder_buffer_is_sized_from_the_rates_unless_set() {
+        let fast = two_paths("300mbit", "80mbit", "");
+        assert_eq!(fast.reorder_packets(65535, 2), 4096);
+        // 16383 mbufs for 2 workers: at most 4095 each, so 2048.
+        assert_eq!(fast.reorder_packets(16383, 2), 2048);
+        assert_eq!(
+            two_paths("30mbit", "8mbit", "").reorder_packets(16383, 2),
+            1024
+        );
+        let held = two_paths("300mbit", "80mbit", "reorder = { max_hold = \"20ms\" }");
+        assert_eq!(held.reorder_packets(65535, 2), 1024);
+        let set = two_paths("300mbit", "80mbit", "reorder = { max_packets = 256 }");
+        assert_eq!(set.reorder_packets(16383, 2), 256);
     }
 }

@@ -307,8 +307,16 @@ pub struct TunnelTable {
 
 impl TunnelTable {
     /// Resolves a validated config against the interfaces (port indices and
-    /// addresses); `workers` sizes the counters, `epoch` identifies this run.
-    pub fn new(cfg: &TunnelConfig, interfaces: &[Interface], workers: usize, epoch: u16) -> Self {
+    /// addresses); `workers` sizes the counters and, with the pool's `mbufs`,
+    /// the reorder buffers; `epoch` identifies this run.
+    pub fn new(
+        cfg: &TunnelConfig,
+        interfaces: &[Interface],
+        workers: usize,
+        mbufs: u32,
+        epoch: u16,
+    ) -> Self {
+        let reorder_packets = cfg.reorder_packets(mbufs, workers);
         let port_of = |name: &str| interfaces.iter().position(|i| i.name == name);
         let paths: Vec<Path> = cfg
             .paths
@@ -372,7 +380,7 @@ impl TunnelTable {
             classes,
             inner_mtu: cfg.inner_mtu(),
             reorder: reorder::Config {
-                capacity: cfg.reorder.max_packets,
+                capacity: reorder_packets,
                 max_hold_ns: u64::try_from(cfg.reorder.max_hold.0.as_nanos()).unwrap_or(u64::MAX),
                 ..reorder::Config::default()
             },
@@ -481,7 +489,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn resolves_paths_and_finds_them_by_wire_id() {
-        let t = TunnelTable::new(&config(), &interfaces(), 2, 9);
+        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
         assert_eq!(t.paths[1].port, 2);
         assert_eq!(t.paths[1].local, Ipv4Addr::new(172, 16, 1, 1));
         assert_eq!(t.paths[0].next_hop, Ipv4Addr::new(172, 16, 0, 2));

@@ -9,7 +9,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::plot::{render, Panel, Series, Span};
-use super::result::{AppliedEvent, RowData, ScenarioResult, Status, TcpVariant, ZeroLossTrial};
+use super::result::{
+    AppliedEvent, ReorderSample, RowData, ScenarioResult, Status, TcpVariant, ZeroLossTrial,
+};
 use super::schedule::fault_spans;
 use super::spec::Workload;
 use super::systems::System;
@@ -169,10 +171,16 @@ fn tcp_figures(r: &ScenarioResult) -> Vec<Figure> {
                 })
                 .collect(),
         });
-        let with_reorder: Vec<&(System, &TcpVariant)> = rows
-            .iter()
-            .filter(|(_, tv)| !tv.reorder.is_empty())
-            .collect();
+        // Per-flow schedulers' packets skip the buffer: their panels would be empty.
+        let ordered = |tv: &TcpVariant| {
+            let sum = |s: &ReorderSample| s.in_order + s.held + s.late;
+            tv.reorder
+                .first()
+                .zip(tv.reorder.last())
+                .is_some_and(|(a, b)| sum(b) > sum(a))
+        };
+        let with_reorder: Vec<&(System, &TcpVariant)> =
+            rows.iter().filter(|(_, tv)| ordered(tv)).collect();
         if !with_reorder.is_empty() {
             out.push(Figure {
                 file: format!("reorder{suffix}.png"),

@@ -425,6 +425,7 @@ fn reorder_table(r: &ScenarioResult, name: &str) -> Option<String> {
         "waited for an earlier one",
         "holes skipped, loss proven",
         "holes skipped at the deadline",
+        "holes skipped, buffer full",
         "late (after their hole was skipped)",
         "per-flow (not reordered)",
         "held at once, max of samples",
@@ -454,6 +455,7 @@ fn reorder_table(r: &ScenarioResult, name: &str) -> Option<String> {
             pct(d(|s| s.held)),
             d(|s| s.released_early).to_string(),
             d(|s| s.timed_out).to_string(),
+            d(|s| s.overflow).to_string(),
             d(|s| s.late).to_string(),
             d(|s| s.unordered).to_string(),
             v.reorder
@@ -467,15 +469,15 @@ fn reorder_table(r: &ScenarioResult, name: &str) -> Option<String> {
     if !any {
         return None;
     }
-    let mut out = String::from(
-        "The far appliance's reorder buffers:
-
-",
-    );
+    let mut out = String::from("The far appliance's reorder buffers:\n\n");
     out.push_str(&t.render());
     out.push_str(
-        "
-Every lane summed, from `show tunnel` on site B's appliance once per interval over          the transfer: packets of per-packet schedulers pass through the buffer and wait          only behind a hole; a hole goes as soon as a later packet on the same path proves          it lost, else at a deadline from the paths' measured delay difference. Per-flow          schedulers' packets are delivered at once. Occupancy is sampled, so short peaks          between samples are missed.\n",
+        "\nEvery lane summed, from `show tunnel` on site B's appliance once per interval over \
+         the transfer: packets of per-packet schedulers pass through the buffer and wait \
+         only behind a hole; a hole goes as soon as a later packet on the same path proves \
+         it lost, else at a deadline from the paths' measured delay difference. Per-flow \
+         schedulers' packets are delivered at once. Occupancy is sampled, so short peaks \
+         between samples are missed.\n",
     );
     Some(out)
 }

@@ -111,6 +111,8 @@ pub struct ReorderSample {
     pub held: u64,
     pub released_early: u64,
     pub timed_out: u64,
+    #[serde(default)]
+    pub overflow: u64,
     pub late: u64,
     pub unordered: u64,
 }
