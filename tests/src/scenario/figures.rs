@@ -151,25 +151,12 @@ fn tcp_figures(r: &ScenarioResult) -> Vec<Figure> {
             file: format!("links{suffix}.png"),
             title: format!("{}: load of each WAN link, a→b ({})", r.spec.name, v.name),
             cols: rows.len().min(2),
-            panels: rows
-                .iter()
-                .map(|(s, tv)| {
-                    let (spans, markers) = spans_and_markers(&tv.events, end);
-                    Panel {
-                        title: s.name().into(),
-                        x_label: "time since start (s)".into(),
-                        y_label: "Mbit/s on the wire".into(),
-                        series: link_series(tv),
-                        spans,
-                        markers,
-                        hlines: link_rates
-                            .iter()
-                            .map(|(n, rate)| (*rate, format!("{n}: {rate:.0}")))
-                            .collect(),
-                        ..Default::default()
-                    }
-                })
-                .collect(),
+            panels: row_panels(rows.iter(), end, "Mbit/s on the wire", link_series, |p| {
+                p.hlines = link_rates
+                    .iter()
+                    .map(|(n, rate)| (*rate, format!("{n}: {rate:.0}")))
+                    .collect();
+            }),
         });
         // Per-flow schedulers' packets skip the buffer: their panels would be empty.
         let ordered = |tv: &TcpVariant| {
@@ -189,25 +176,43 @@ fn tcp_figures(r: &ScenarioResult) -> Vec<Figure> {
                     r.spec.name, v.name
                 ),
                 cols: with_reorder.len().min(2),
-                panels: with_reorder
-                    .iter()
-                    .map(|(s, tv)| {
-                        let (spans, markers) = spans_and_markers(&tv.events, end);
-                        Panel {
-                            title: s.name().into(),
-                            x_label: "time since start (s)".into(),
-                            y_label: "packets".into(),
-                            series: reorder_series(tv),
-                            spans,
-                            markers,
-                            ..Default::default()
-                        }
-                    })
-                    .collect(),
+                panels: row_panels(
+                    with_reorder.iter().copied(),
+                    end,
+                    "packets",
+                    reorder_series,
+                    |_| {},
+                ),
             });
         }
     }
     out
+}
+
+/// One panel per row over time, with the row's fault shaded and events marked; `finish`
+/// adds what a figure needs beyond that.
+fn row_panels<'a>(
+    rows: impl Iterator<Item = &'a (System, &'a TcpVariant)>,
+    end: f64,
+    y_label: &str,
+    series: fn(&TcpVariant) -> Vec<Series>,
+    finish: impl Fn(&mut Panel),
+) -> Vec<Panel> {
+    rows.map(|(s, tv)| {
+        let (spans, markers) = spans_and_markers(&tv.events, end);
+        let mut p = Panel {
+            title: s.name().into(),
+            x_label: "time since start (s)".into(),
+            y_label: y_label.into(),
+            series: series(tv),
+            spans,
+            markers,
+            ..Default::default()
+        };
+        finish(&mut p);
+        p
+    })
+    .collect()
 }
 
 /// Packets held at each sample, and how many waited for an earlier one between samples.

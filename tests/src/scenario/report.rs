@@ -455,7 +455,10 @@ fn reorder_table(r: &ScenarioResult, name: &str) -> Option<String> {
             pct(d(|s| s.held)),
             d(|s| s.released_early).to_string(),
             d(|s| s.timed_out).to_string(),
-            d(|s| s.overflow).to_string(),
+            first
+                .overflow
+                .zip(last.overflow)
+                .map_or("–".to_string(), |(a, b)| b.saturating_sub(a).to_string()),
             d(|s| s.late).to_string(),
             d(|s| s.unordered).to_string(),
             v.reorder

@@ -111,8 +111,10 @@ pub struct ReorderSample {
     pub held: u64,
     pub released_early: u64,
     pub timed_out: u64,
-    #[serde(default)]
-    pub overflow: u64,
+    /// Holes skipped because the buffer was full (`None` in results from before it was
+    /// sampled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<u64>,
     pub late: u64,
     pub unordered: u64,
 }

@@ -379,7 +379,7 @@ pub fn sample_reorder(
                 held: n("held"),
                 released_early: n("released_early"),
                 timed_out: n("timed_out"),
-                overflow: n("overflow"),
+                overflow: Some(n("overflow")),
                 late: n("late"),
                 unordered: n("unordered"),
             });
