@@ -8,7 +8,6 @@
 //! iteration, feed received packets before calling `poll`: packets that queued
 //! up while the caller was busy then still count as proof of life.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
-#![forbid(unsafe_code)]
 
 use crate::wire::bfd::{BfdRepr, Diag, RxError, State};
 
@@ -179,7 +178,7 @@ pub struct Session {
     /// What our packets carry (bfd.DesiredMinTxInterval, bfd.RequiredMinRxInterval).
     advertised: Intervals,
     /// What our TX interval and detection time use; lags `advertised` in the
-    /// unsafe direction until the peer acknowledges a Poll (RFC 5880 §6.8.3).
+    /// riskier direction until the peer acknowledges a Poll (RFC 5880 §6.8.3).
     in_force: Intervals,
     polling: bool,
     /// Set by a received Poll: a Final is owed, at once.

@@ -165,7 +165,7 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
         NextHop::Gateway { via, port } => (via, port),
         NextHop::Tunnel => return into_tunnel(tables, ingress, frame),
     };
-    let Some(neighbor) = tables.neighbors.get(&next_hop).filter(|n| n.port == out) else {
+    let Some(neighbor) = tables.neighbor_on(next_hop, out) else {
         return Verdict::Punt(PuntReason::NeighborMiss {
             next_hop,
             port: out,

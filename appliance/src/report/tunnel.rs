@@ -160,10 +160,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
             let cells = &live.report;
             let c = &t.path_counters[i];
             let (tx_rate, rx_rate) = (&t.path_rates[i].0, &t.path_rates[i].1);
-            let resolved = tables
-                .neighbors
-                .get(&p.next_hop)
-                .is_some_and(|n| n.port == p.port);
+            let resolved = tables.neighbor_on(p.next_hop, p.port).is_some();
             let since = Time::from_nanos(cells.since_ns.load(Ordering::Relaxed));
             PathReport {
                 name: p.name.clone(),
@@ -269,11 +266,7 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64]) -> TunnelReport {
     let usable = (0..t.paths.len())
         .filter(|i| {
             let p = &t.paths[*i];
-            t.live[*i].usable()
-                && tables
-                    .neighbors
-                    .get(&p.next_hop)
-                    .is_some_and(|n| n.port == p.port)
+            t.live[*i].usable() && tables.neighbor_on(p.next_hop, p.port).is_some()
         })
         .count();
     TunnelReport {

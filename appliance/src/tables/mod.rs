@@ -71,16 +71,19 @@ impl Tables {
         self.own.port_of(ip)
     }
 
+    /// `next_hop` as resolved on port `port` (a neighbour learned on another
+    /// port does not count).
+    #[inline]
+    pub fn neighbor_on(&self, next_hop: Ipv4Addr, port: usize) -> Option<&Neighbor> {
+        self.neighbors.get(&next_hop).filter(|n| n.port == port)
+    }
+
     /// Our MAC on port `port` and the MAC of `next_hop` there: the Ethernet
     /// addresses of a frame we send to it, once it is resolved on that port.
     #[inline]
     pub fn macs_to(&self, next_hop: Ipv4Addr, port: usize) -> Option<(MacAddr, MacAddr)> {
         let ours = self.interfaces.get(port)?.mac;
-        let theirs = self
-            .neighbors
-            .get(&next_hop)
-            .filter(|n| n.port == port)?
-            .mac;
+        let theirs = self.neighbor_on(next_hop, port)?.mac;
         Some((ours, theirs))
     }
 

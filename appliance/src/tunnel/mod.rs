@@ -390,11 +390,17 @@ impl TunnelTable {
         }
     }
 
+    /// The index of the path with wire id `id`.
+    #[inline]
+    pub fn path_index(&self, id: u8) -> Option<usize> {
+        Some(usize::from((*self.by_id.get(usize::from(id))?)?))
+    }
+
     /// The index of the path a received packet came over: its id must name a
     /// path whose port, peer address and our address are the packet's.
     #[inline]
     pub fn rx_path(&self, in_port: usize, src: Ipv4Addr, dst: Ipv4Addr, id: u8) -> Option<usize> {
-        let i = usize::from((*self.by_id.get(usize::from(id))?)?);
+        let i = self.path_index(id)?;
         let p = self.paths.get(i)?;
         (p.port == in_port && p.remote == src && p.local == dst).then_some(i)
     }

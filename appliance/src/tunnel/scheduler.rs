@@ -16,7 +16,6 @@
 //!   such a path is chosen only when nothing better is available.
 //! - `pick` never allocates: per-path state lives in fixed arrays of [`MAX_PATHS`] entries; the
 //!   only heap data (the subnet table of `source-subnet`) is built once in [`Scheduler::new`].
-#![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 /// Maximum number of WAN paths a scheduler considers; path ids are `0..MAX_PATHS`.

@@ -3,7 +3,6 @@
 //! Only the mandatory section is modelled. This appliance never configures
 //! authentication, so a packet with the A bit set is rejected, not parsed.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
-#![forbid(unsafe_code)]
 
 use core::fmt;
 

@@ -33,7 +33,6 @@
 //! Checksums are never verified implicitly by views; `Repr::parse` verifies
 //! them and reports [`Error::BadChecksum`].
 
-#![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use core::fmt;

@@ -259,12 +259,7 @@ impl Stage for TunnelReceiver {
                     continue;
                 };
                 // The receiving worker checked the path; find its index again.
-                let path = self
-                    .table
-                    .paths
-                    .iter()
-                    .position(|p| p.id == rx.header.path)
-                    .unwrap_or(0);
+                let path = self.table.path_index(rx.header.path).unwrap_or(0);
                 self.accept(tables, m, &rx, path, now, sinks);
             }
         }

@@ -34,7 +34,8 @@ pub struct TunnelSender {
     schedulers: Vec<Scheduler>,
     /// Per path index, refreshed every burst.
     views: [PathView; MAX_PATHS],
-    macs: [Option<MacAddr>; MAX_PATHS],
+    /// Per path index, refreshed every burst: our MAC and the next hop's.
+    macs: [Option<(MacAddr, MacAddr)>; MAX_PATHS],
     /// Small mbufs for the second copy's headers (`redundant`).
     headers: Arc<Mempool>,
 }
@@ -93,14 +94,10 @@ impl TunnelSender {
     pub fn begin_burst(&mut self, tables: &Tables) {
         for (i, p) in self.table.paths.iter().enumerate().take(MAX_PATHS) {
             let state = &self.table.live[i];
-            let mac = tables
-                .neighbors
-                .get(&p.next_hop)
-                .filter(|n| n.port == p.port)
-                .map(|n| n.mac);
-            self.macs[i] = mac;
+            let macs = tables.macs_to(p.next_hop, p.port);
+            self.macs[i] = macs;
             self.views[i] = PathView {
-                usable: state.usable() && mac.is_some(),
+                usable: state.usable() && macs.is_some(),
                 backup: p.backup,
                 priority: p.priority,
                 rate_bps: state.rate_bps.load(Ordering::Relaxed),
@@ -172,7 +169,7 @@ impl TunnelSender {
             }
             Choice::One(p) => {
                 let p = usize::from(p);
-                let Some(outer) = self.outer(tables, p, &copy) else {
+                let Some(outer) = self.outer(p, &copy) else {
                     counters.drop_one(DropReason::TunnelNoPath);
                     return false;
                 };
@@ -211,10 +208,9 @@ impl TunnelSender {
 
     /// The outer headers for path `p`.
     #[inline]
-    fn outer(&mut self, tables: &Tables, p: usize, copy: &Numbering) -> Option<Outer> {
+    fn outer(&mut self, p: usize, copy: &Numbering) -> Option<Outer> {
         let path = self.table.paths.get(p)?;
-        let src_mac = tables.interfaces.get(path.port)?.mac;
-        let dst_mac = self.macs[p]?;
+        let (src_mac, dst_mac) = self.macs[p]?;
         let seq = &mut self.path_seq[p];
         *seq = seq.wrapping_add(1);
         Some(Outer {
@@ -266,7 +262,7 @@ impl TunnelSender {
         };
         let mut sent = false;
         for p in paths {
-            let Some(outer) = self.outer(tables, p, copy) else {
+            let Some(outer) = self.outer(p, copy) else {
                 counters.drop_one(DropReason::TunnelNoPath);
                 continue;
             };
