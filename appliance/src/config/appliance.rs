@@ -418,6 +418,18 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
                 "remote = \"192.0.2.1\"",
                 "tunnel.paths[0].remote",
             ),
+            // A martian, and another port's subnet broadcast: a peer's
+            // address may be neither (the receive fast pass relies on it).
+            (
+                "remote = \"10.0.2.2\"",
+                "remote = \"240.0.0.1\"\nnext_hop = \"10.0.2.2\"",
+                "tunnel.paths[0].remote",
+            ),
+            (
+                "remote = \"10.0.2.2\"",
+                "remote = \"10.0.1.255\"\nnext_hop = \"10.0.2.2\"",
+                "tunnel.paths[0].remote",
+            ),
             (
                 "rate = \"30mbit\"",
                 "rate = \"fast\"",

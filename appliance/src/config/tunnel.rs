@@ -29,6 +29,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::InterfaceConfig;
+use crate::wire::ipv4::is_martian;
 
 /// Most paths to the peer (path ids are 0..MAX_PATHS).
 pub const MAX_PATHS: usize = 16;
@@ -515,10 +516,19 @@ impl TunnelConfig {
                 );
             }
             let r = p.remote;
-            if r.is_multicast() || r.is_broadcast() || r.is_unspecified() || r.is_loopback() {
+            // The receive fast pass relies on this: a packet from a path's
+            // peer can never be a martian or come from one of our subnets'
+            // broadcast addresses, so those checks are not repeated for it.
+            if r.is_multicast() || is_martian(r) {
                 return fail(
                     key("remote"),
                     format!("a unicast address of the peer, not {r}"),
+                );
+            }
+            if interfaces.iter().any(|c| c.address.broadcast() == r) {
+                return fail(
+                    key("remote"),
+                    format!("the peer's address, not one of our subnets' broadcast ({r})"),
                 );
             }
             if interfaces.iter().any(|c| c.address.addr() == r) {

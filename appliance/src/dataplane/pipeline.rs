@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 
 use crate::stats::DropReason;
 use crate::tables::{NextHop, Tables, TUNNEL_PORT};
+use crate::wire::ipv4::is_martian;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
 
 /// Why a packet goes to the management lcore.
@@ -250,15 +251,6 @@ fn multicast(tables: &Tables, in_port: usize, ip: &Ipv4Packet<&[u8]>) -> Verdict
         return Verdict::RelayDrop(rule, DropReason::UdpTruncated);
     }
     Verdict::Relay(rule)
-}
-
-/// RFC 1812 §5.3.7: addresses no packet may come from or be routed to:
-/// "this network" 0/8, loopback 127/8 and the reserved 240/4 (which holds
-/// the limited broadcast).
-#[inline]
-pub fn is_martian(ip: Ipv4Addr) -> bool {
-    let first = ip.octets()[0];
-    first == 0 || first == 127 || first >= 240
 }
 
 /// Why a source address is refused before routing or relaying, if it is: a

@@ -133,15 +133,22 @@ impl Worker {
 fn handle(
     tables: &Tables,
     port: usize,
-    mut m: Mbuf,
+    m: Mbuf,
     now: Time,
     sinks: &mut Sinks<'_>,
-    tunnel_rx: Option<&mut TunnelReceiver>,
+    mut tunnel_rx: Option<&mut TunnelReceiver>,
 ) {
     if !m.is_contiguous() {
         sinks.drop_one(DropReason::MultiSegment);
         return;
     }
+    let mut m = match tunnel_rx.as_deref_mut() {
+        Some(t) => match t.try_receive(tables, m, port, now, sinks) {
+            Ok(()) => return,
+            Err(m) => m,
+        },
+        None => m,
+    };
     let verdict = process(tables, Ingress::Port(port), m.data_mut());
     match (verdict, tunnel_rx) {
         (Verdict::TunnelRx, Some(t)) => t.receive(tables, m, port, now, sinks),

@@ -122,7 +122,7 @@ pub fn icmp_error(
     // RFC 1812 §4.3.2.7: never about a packet whose source cannot be
     // answered (martian, multicast) or about a later fragment.
     if orig.src_addr().is_multicast()
-        || crate::dataplane::pipeline::is_martian(orig.src_addr())
+        || crate::wire::ipv4::is_martian(orig.src_addr())
         || orig.dst_addr().is_broadcast()
         || orig.is_fragment()
     {

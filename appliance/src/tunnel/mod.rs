@@ -279,6 +279,9 @@ pub struct TunnelTable {
     pub paths: Vec<Path>,
     /// Wire path id → index.
     by_id: [Option<u8>; MAX_PATHS],
+    /// Bit p: port index p carries a path (packets from the peer arrive
+    /// only there).
+    path_ports: u64,
     /// Traffic classes, default last.
     pub classes: Classes,
     /// Largest inner packet (the smallest path MTU less the overhead).
@@ -375,6 +378,10 @@ impl TunnelTable {
                 .map(|_| (Rate::default(), Rate::default()))
                 .collect(),
             class_rates: (0..n_classes).map(|_| Rate::default()).collect(),
+            path_ports: paths
+                .iter()
+                .filter(|p| p.port < 64)
+                .fold(0, |ports, p| ports | 1 << p.port),
             paths,
             by_id,
             classes,
@@ -394,6 +401,12 @@ impl TunnelTable {
     #[inline]
     pub fn path_index(&self, id: u8) -> Option<usize> {
         Some(usize::from((*self.by_id.get(usize::from(id))?)?))
+    }
+
+    /// Whether port index `port` carries one of the paths.
+    #[inline]
+    pub fn has_path_on(&self, port: usize) -> bool {
+        port < 64 && self.path_ports & (1 << port) != 0
     }
 
     /// The index of the path a received packet came over: its id must name a

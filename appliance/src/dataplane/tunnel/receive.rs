@@ -92,7 +92,39 @@ impl TunnelReceiver {
         self.live = live;
     }
 
-    /// A packet for one of our tunnel endpoints, received on port `in_port`.
+    /// The fast pass, tried before the general pipeline: takes a clean
+    /// packet from one of our paths (see [`encap::recognize`]) and gives
+    /// anything else back for the pipeline to judge. What the pipeline
+    /// would check on top cannot fail for such a packet: its source is a
+    /// path's peer, which the config refuses to be a martian, a broadcast or
+    /// one of ours, and its destination is our address on that path.
+    #[inline]
+    pub fn try_receive(
+        &mut self,
+        tables: &Tables,
+        m: Mbuf,
+        in_port: usize,
+        now: Time,
+        sinks: &mut Sinks<'_>,
+    ) -> Result<(), Mbuf> {
+        if !self.table.has_path_on(in_port) {
+            return Err(m);
+        }
+        let Some(iface) = tables.interfaces.get(in_port) else {
+            return Err(m);
+        };
+        let Some(rx) = encap::recognize(m.data(), iface.mac, self.table.port) else {
+            return Err(m);
+        };
+        let Some(path) = self.table.rx_path(in_port, rx.src, rx.dst, rx.header.path) else {
+            return Err(m);
+        };
+        self.take(tables, m, &rx, path, now, sinks);
+        Ok(())
+    }
+
+    /// A packet the pipeline found to be for one of our tunnel endpoints,
+    /// received on port `in_port`.
     #[inline]
     pub fn receive(
         &mut self,
@@ -113,6 +145,22 @@ impl TunnelReceiver {
             sinks.drop_one(DropReason::TunnelUnknownPath);
             return;
         };
+        self.take(tables, m, &rx, path, now, sinks);
+    }
+
+    /// A packet from the peer over `path`: counted on the path, then a
+    /// probe for the management lcore, or data for the worker that owns its
+    /// lane.
+    #[inline]
+    fn take(
+        &mut self,
+        tables: &Tables,
+        m: Mbuf,
+        rx: &encap::Rx,
+        path: usize,
+        now: Time,
+        sinks: &mut Sinks<'_>,
+    ) {
         let pc = self.table.path_counters[path].worker(self.id);
         pc.rx_packets.inc();
         pc.rx_bytes.add(m.pkt_len() as u64);
@@ -136,7 +184,7 @@ impl TunnelReceiver {
             }
             return;
         }
-        self.accept(tables, m, &rx, path, now, sinks);
+        self.accept(tables, m, rx, path, now, sinks);
     }
 
     /// A data packet for this worker, on `path`: decapsulated at once (its
