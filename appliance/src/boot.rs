@@ -19,11 +19,14 @@ use crate::config::{
 };
 use crate::control;
 use crate::dataplane::idle::Idle;
+use crate::dataplane::mgmt_frames::MgmtFrames;
+use crate::dataplane::stage::Stage;
 use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
-use crate::dataplane::tx::TxPorts;
+use crate::dataplane::tx::{MgmtTx, TxPorts};
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
 use crate::mgmt::Mgmt;
+use crate::report::kernel::KernelPortCounters;
 use crate::report::{McastReport, PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta};
 use crate::slowpath::SlowPath;
 use crate::stats::{SlowCounters, WorkerCounters};
@@ -122,6 +125,10 @@ pub enum BootError {
     /// A worker's punt ring could not be created.
     #[error("punt ring: {0}")]
     PuntRing(DpdkError),
+    /// A ring for the management lcore's frames to a worker could not be
+    /// created.
+    #[error("management TX ring: {0}")]
+    MgmtTxRing(DpdkError),
     /// A ring between two workers' tunnel stages could not be created.
     #[error("tunnel hand-off ring: {0}")]
     HandoffRing(DpdkError),
@@ -192,9 +199,12 @@ struct Ports {
     ids: Vec<u16>,
     /// Per worker: its RX queues with their port index.
     rx_by_worker: Vec<Vec<(RxQueue, usize)>>,
-    /// Per lcore (workers first, the management lcore last): one TX queue per
-    /// port.
-    tx_by_lcore: Vec<Vec<TxQueue>>,
+    /// Per worker: one TX queue per port.
+    tx_by_worker: Vec<Vec<TxQueue>>,
+    /// Per port: how the management lcore sends on it.
+    mgmt_tx: Vec<MgmtTx>,
+    /// Per worker: the management lcore's rings it drains, with their port.
+    mgmt_rings_by_worker: Vec<Vec<(ring::Consumer, usize)>>,
     interfaces: Vec<Interface>,
     metas: Vec<PortMeta>,
 }
@@ -227,7 +237,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     if worker_lcores.is_empty() {
         return Err(BootError::NoWorkers);
     }
-    let ports = setup_ports(&profile, &config, ids, worker_lcores.len(), &pool)?;
+    let ports = setup_ports(&profile, &config, ids, worker_lcores.len(), &pool, socket)?;
     let clock = Clock::tsc();
     let mut state = build_tables(opts, &config, &ports, worker_lcores.len(), clock)?;
     let tunnel = config.tunnel.as_ref().map(|t| {
@@ -257,11 +267,14 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let Ports {
         ids,
         rx_by_worker,
-        tx_by_lcore,
+        tx_by_worker,
+        mgmt_tx,
+        mgmt_rings_by_worker,
         interfaces: _,
         metas,
     } = ports;
-    let mut tx_by_lcore = tx_by_lcore.into_iter();
+    let mut tx_by_worker = tx_by_worker.into_iter();
+    let mut mgmt_rings_by_worker = mgmt_rings_by_worker.into_iter();
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut punt_consumers = Vec::new();
     let mut worker_metas = Vec::new();
@@ -280,7 +293,13 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 .collect(),
             counters: Arc::clone(&counters),
         });
-        let tx = tx_by_lcore.next().unwrap_or_default();
+        let tx = tx_by_worker.next().unwrap_or_default();
+        let mgmt_rings = mgmt_rings_by_worker.next().unwrap_or_default();
+        let stages: Vec<Box<dyn Stage>> = if mgmt_rings.is_empty() {
+            Vec::new()
+        } else {
+            vec![Box::new(MgmtFrames::new(mgmt_rings))]
+        };
         workers.push((
             *lc,
             Worker {
@@ -295,7 +314,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 stop: Arc::clone(&worker_stop),
                 idle: Idle::new(profile.poll_mode, &profile.idle),
                 clock,
-                stages: Vec::new(),
+                stages,
                 tunnel_tx: tunnel
                     .as_ref()
                     .map(|t| TunnelSender::new(k, Arc::clone(t), Arc::clone(&headers))),
@@ -303,11 +322,18 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             },
         ));
     }
-    let mgmt_tx = tx_by_lcore.next().unwrap_or_default();
     let mgmt_counters = Arc::new(WorkerCounters::default());
     let slow_counters = Arc::new(SlowCounters::default());
     let source = Arc::new(StatsSource {
         port_rates: metas.iter().map(|_| PortRates::default()).collect(),
+        kernel: profile
+            .ports
+            .iter()
+            .map(|p| match (p.driver, &p.iface) {
+                (Driver::AfPacket, Some(iface)) => KernelPortCounters::find(iface),
+                _ => None,
+            })
+            .collect(),
         ports: metas,
         workers: worker_metas,
         mgmt: Arc::clone(&mgmt_counters),
@@ -371,12 +397,15 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
 
     mgmt.leave_groups();
     log::info!("stopping workers");
-    worker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Release: the frames the management lcore queued for workers to send
+    // (the leaves above) are visible to them once they see the stop.
+    worker_stop.store(true, std::sync::atomic::Ordering::Release);
     for lc in &launched {
         lcore::wait(*lc);
     }
     // Anything workers punted after the last poll is answered, then freed.
     mgmt.finish();
+    source.sample_kernel();
     let stats = source.stats();
     let in_use = pool.in_use();
     let headers_in_use = headers.in_use();
@@ -491,20 +520,24 @@ fn create_pools(
 }
 
 /// Configures every port with one RX queue per worker (every queue af_packet
-/// opened, all of which the kernel fans out to) and one TX queue per worker
-/// plus the management lcore's.
+/// opened, all of which the kernel fans out to) and one TX queue per worker,
+/// plus the management lcore's own where it can have one: not on af_packet,
+/// whose every queue is a fanout socket that would take a share of the
+/// received flows; there a worker sends the management lcore's frames.
 fn setup_ports(
     profile: &HwProfile,
     config: &Config,
     ids: Vec<u16>,
     workers: usize,
     pool: &Mempool,
+    socket: i32,
 ) -> Result<Ports, BootError> {
-    let tx_queues = u16::try_from(workers + 1).unwrap_or(u16::MAX);
     let mut ports = Ports {
         ids,
         rx_by_worker: (0..workers).map(|_| Vec::new()).collect(),
-        tx_by_lcore: (0..=workers).map(|_| Vec::new()).collect(),
+        tx_by_worker: (0..workers).map(|_| Vec::new()).collect(),
+        mgmt_tx: Vec::new(),
+        mgmt_rings_by_worker: (0..workers).map(|_| Vec::new()).collect(),
         interfaces: Vec::new(),
         metas: Vec::new(),
     };
@@ -516,6 +549,8 @@ fn setup_ports(
         };
         let info = port::info(id).map_err(port_err)?;
         let want_rx = u16::try_from(workers).unwrap_or(u16::MAX);
+        let mgmt_queue = p.driver != Driver::AfPacket;
+        let tx_queues = u16::try_from(workers + usize::from(mgmt_queue)).unwrap_or(u16::MAX);
         // af_packet opens all its sockets at probe time and the kernel
         // fans packets out to every one of them: all must be polled.
         let rx_queues = if p.driver == Driver::AfPacket {
@@ -557,9 +592,20 @@ fn setup_ports(
         for (q, rxq) in rxqs.into_iter().enumerate() {
             ports.rx_by_worker[q % workers].push((rxq, i));
         }
-        for (lc, txq) in txqs.into_iter().enumerate() {
-            ports.tx_by_lcore[lc].push(txq);
+        let mut txqs = txqs.into_iter();
+        for queues in &mut ports.tx_by_worker {
+            queues.extend(txqs.next());
         }
+        let mgmt_tx = match txqs.next() {
+            Some(q) => MgmtTx::Queue(q),
+            None => {
+                let (producer, consumer) = ring::spsc(&format!("mgmt-tx{i}"), 1024, socket)
+                    .map_err(BootError::MgmtTxRing)?;
+                ports.mgmt_rings_by_worker[i % workers].push((consumer, i));
+                MgmtTx::ViaWorker(producer)
+            }
+        };
+        ports.mgmt_tx.push(mgmt_tx);
         let mac = MacAddr(port::mac_addr(id).map_err(port_err)?);
         let address = config
             .interfaces

@@ -59,6 +59,8 @@ fn main() -> ExitCode {
             println!("final counters:");
             println!("  rx packets per port: {:?}", s.rx_packets);
             println!("  tx packets per port: {:?}", s.tx_packets);
+            println!("  rx missed per port: {:?}", s.rx_missed);
+            println!("  rx rollovers per port: {:?}", s.rx_rollovers);
             println!("  punted: {}", s.punted);
             for (reason, n) in s.drops.iter().filter(|(_, n)| **n > 0) {
                 println!("  drop {reason}: {n}");

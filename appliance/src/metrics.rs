@@ -153,8 +153,13 @@ const FAMILIES: &[Family] = &[
     }),
     counter(
         "port_rx_missed_total",
-        "Packets the device dropped for lack of RX descriptors.",
+        "Packets the device dropped for lack of RX descriptors (af_packet: the kernel, on a full socket ring).",
         |s| per_port(s, |p| p.stats.imissed),
+    ),
+    counter(
+        "port_rx_rollovers_total",
+        "af_packet: packets the kernel's fanout moved to another worker's socket because their own was full.",
+        |s| per_port(s, |p| p.stats.rollovers),
     ),
     counter("port_rx_errors_total", "Erroneous packets received.", |s| {
         per_port(s, |p| p.stats.ierrors)
@@ -592,6 +597,7 @@ mod tests {
                 id: 0,
                 lcore: 1,
                 rx_queues: vec![],
+                rx_share: 1.0,
                 counters: w0,
             }],
             mgmt,
@@ -601,6 +607,8 @@ mod tests {
                 tx_packets: vec![],
                 rx_bytes: vec![],
                 tx_bytes: vec![],
+                rx_missed: vec![],
+                rx_rollovers: vec![],
                 punted: 0,
                 drops: BTreeMap::new(),
                 drops_total: 0,

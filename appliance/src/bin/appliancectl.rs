@@ -220,6 +220,7 @@ fn render(request: &Request, d: &Value) -> String {
                 "tx-pps",
                 "tx-rate",
                 "rx-missed",
+                "rollovers",
                 "rx-nombuf",
                 "tx-errors",
             ],
@@ -245,6 +246,7 @@ fn render(request: &Request, d: &Value) -> String {
                         s(&p["tx_rate"]["pps"]),
                         bits_per_second(&p["tx_rate"]["bps"]),
                         s(&p["stats"]["imissed"]),
+                        s(&p["stats"]["rollovers"]),
                         s(&p["stats"]["rx_nombuf"]),
                         s(&p["stats"]["oerrors"]),
                     ]
@@ -259,6 +261,7 @@ fn render(request: &Request, d: &Value) -> String {
                 "lcore",
                 "rx-queues",
                 "rx-pkts",
+                "rx-share",
                 "tx-pkts",
                 "punted",
                 "drops",
@@ -286,6 +289,7 @@ fn render(request: &Request, d: &Value) -> String {
                             .collect::<Vec<_>>()
                             .join(","),
                         sum("rx_packets"),
+                        format!("{:.1}%", w["rx_share"].as_f64().unwrap_or(0.0) * 100.0),
                         sum("tx_packets"),
                         s(&c["punted"]),
                         sum("drops"),

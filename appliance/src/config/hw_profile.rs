@@ -504,14 +504,13 @@ impl HwProfile {
                 Driver::Pci => a.push(format!("-a{}{extra}", p.pci.as_deref().unwrap_or_default())),
                 Driver::AfPacket => {
                     // Every qpair socket joins the kernel's fanout group and
-                    // must be polled; qpairs = workers + 1 gives the
-                    // management lcore its own TX queue.
+                    // must be polled: one per worker, so each worker gets an
+                    // equal share of the flows. The management lcore sends
+                    // through a worker (dataplane::mgmt_frames).
                     let framecnt = p.framecnt.unwrap_or(16384);
                     a.push(format!(
-                        "--vdev={}{},iface={iface},qpairs={},framecnt={framecnt}{extra}",
-                        "net_af_packet",
-                        i,
-                        workers + 1
+                        "--vdev={}{},iface={iface},qpairs={workers},framecnt={framecnt}{extra}",
+                        "net_af_packet", i,
                     ));
                 }
                 Driver::AfXdp => a.push(format!(
@@ -640,7 +639,7 @@ tx_pcap = "out"
         let a = p.eal_args(0, "appliance-t").join(" ");
         assert!(a.contains("--no-huge"), "{a}");
         assert!(
-            a.contains("--vdev=net_af_packet0,iface=veth0,qpairs=3,framecnt=16384"),
+            a.contains("--vdev=net_af_packet0,iface=veth0,qpairs=2,framecnt=16384"),
             "{a}"
         );
         assert!(

@@ -5,6 +5,7 @@
 pub mod dispatch;
 pub mod idle;
 pub mod mcast_headers;
+pub mod mgmt_frames;
 pub mod pipeline;
 pub mod relay;
 pub mod sinks;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 use dpdk_bindings::port::TxQueue;
+use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Burst, Mbuf, BURST_SIZE};
 
 use crate::stats::{DropReason, WorkerCounters};
@@ -170,6 +171,42 @@ fn flush_tagged(
         }
     }
     p.tags.clear();
+}
+
+/// How the management lcore sends on one port.
+#[derive(Debug)]
+pub enum MgmtTx {
+    /// A TX queue of its own.
+    Queue(TxQueue),
+    /// A ring that one worker drains into its own TX queue
+    /// ([`crate::dataplane::mgmt_frames`]). On af_packet every queue is a
+    /// socket that the kernel's receive fanout feeds, so a queue of the
+    /// management lcore's own would take a share of the flows that a worker
+    /// then had to poll on top of its own.
+    ViaWorker(Producer),
+}
+
+impl MgmtTx {
+    /// Sends one frame on port index `port`, counted in `c` when a queue of
+    /// our own takes it (a worker counts what it sends for us). Returns
+    /// whether it was taken; a refused frame is freed and counted.
+    pub fn send(&mut self, m: Mbuf, port: usize, c: &WorkerCounters) -> bool {
+        match self {
+            Self::Queue(q) => {
+                let mut b = Burst::new();
+                b.push(m);
+                flush(q, &mut b, port, c) == 1
+            }
+            Self::ViaWorker(ring) => match ring.enqueue(m) {
+                Ok(()) => true,
+                Err(m) => {
+                    drop(m);
+                    c.drop_one(DropReason::TxFull);
+                    false
+                }
+            },
+        }
+    }
 }
 
 /// Sends what the buffer holds; what the queue refuses is freed and counted.

@@ -60,7 +60,11 @@ impl Worker {
     /// The loop. Returns 0 when stopped.
     pub fn run(mut self) -> i32 {
         let mut rx = Burst::new();
-        while !self.stop.load(Ordering::Relaxed) {
+        loop {
+            // Seen at the start, the stop still lets this iteration run, so
+            // what the management lcore queued for us before it stopped us
+            // (its IGMP leaves) goes out (Acquire: its frames are visible).
+            let stopping = self.stop.load(Ordering::Acquire);
             let mut handled = 0;
             // One snapshot per iteration: a table change takes effect on the
             // next burst, and the old snapshot is released before any sleep.
@@ -109,6 +113,9 @@ impl Worker {
             }
             self.tx.flush_all(&tables);
             drop(tables);
+            if stopping {
+                break;
+            }
             self.counters.polls.inc();
             if handled > 0 {
                 self.counters.busy_polls.inc();

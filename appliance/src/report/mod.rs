@@ -3,6 +3,7 @@
 //! endpoint; every read is of atomics or thread-safe DPDK queries, so it never
 //! disturbs the workers.
 
+pub mod kernel;
 pub mod tunnel;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ pub struct StatsSource {
     pub ports: Vec<PortMeta>,
     /// Per port index.
     pub port_rates: Vec<PortRates>,
+    /// Per port index: the kernel's counters (af_packet ports).
+    pub kernel: Vec<Option<kernel::KernelPortCounters>>,
     /// Workers.
     pub workers: Vec<WorkerMeta>,
     /// The management lcore's data-plane counters (what it sends and drops).
@@ -117,8 +120,12 @@ pub struct PortStatsReport {
     pub ibytes: u64,
     /// Sent bytes.
     pub obytes: u64,
-    /// Missed by the device.
+    /// Missed by the device; on af_packet, dropped by the kernel on a full
+    /// socket ring.
     pub imissed: u64,
+    /// af_packet: frames the kernel's fanout moved to another worker's
+    /// socket because the one the flow hashes to was full (0 elsewhere).
+    pub rollovers: u64,
     /// RX errors.
     pub ierrors: u64,
     /// TX errors.
@@ -140,6 +147,8 @@ pub struct WorkerReport {
     pub lcore: u32,
     /// Its RX queues.
     pub rx_queues: Vec<String>,
+    /// Its share of the packets the workers received (0 to 1).
+    pub rx_share: f64,
     /// Its counters.
     pub counters: CounterSnapshot,
 }
@@ -170,6 +179,12 @@ pub struct StatsReport {
     pub rx_bytes: Vec<u64>,
     /// Per port index: bytes sent.
     pub tx_bytes: Vec<u64>,
+    /// Per port index: frames missed (by the device, or by the kernel on a
+    /// full af_packet ring).
+    pub rx_missed: Vec<u64>,
+    /// Per port index: frames the af_packet fanout rolled over to another
+    /// worker's socket.
+    pub rx_rollovers: Vec<u64>,
     /// Packets handed to the slow path.
     pub punted: u64,
     /// Drops by reason (workers and management lcore), every reason listed.
@@ -292,6 +307,7 @@ impl StatsSource {
                 let s = port::stats(m.port_id).unwrap_or_default();
                 let nq = usize::from(m.rx_queues.max(m.tx_queues)).min(16);
                 let iface = tables.interfaces.get(m.index);
+                let kernel = self.kernel.get(m.index).and_then(Option::as_ref);
                 PortReport {
                     meta: m.clone(),
                     mac: iface.map(|i| i.mac.to_string()).unwrap_or_default(),
@@ -303,7 +319,8 @@ impl StatsSource {
                         opackets: s.opackets,
                         ibytes: s.ibytes,
                         obytes: s.obytes,
-                        imissed: s.imissed,
+                        imissed: s.imissed + kernel.map_or(0, |k| k.ring_drops()),
+                        rollovers: kernel.map_or(0, |k| k.rollovers().moved),
                         ierrors: s.ierrors,
                         oerrors: s.oerrors,
                         rx_nombuf: s.rx_nombuf,
@@ -327,13 +344,23 @@ impl StatsSource {
 
     /// Workers with their counters.
     pub fn workers(&self) -> Vec<WorkerReport> {
+        let total = self.worker_rx_packets();
         self.workers
             .iter()
-            .map(|w| WorkerReport {
-                id: w.id,
-                lcore: w.lcore,
-                rx_queues: w.rx_queues.clone(),
-                counters: w.counters.snapshot(),
+            .map(|w| {
+                let counters = w.counters.snapshot();
+                let rx: u64 = counters.rx_packets.iter().sum();
+                WorkerReport {
+                    id: w.id,
+                    lcore: w.lcore,
+                    rx_queues: w.rx_queues.clone(),
+                    rx_share: if total == 0 {
+                        0.0
+                    } else {
+                        rx as f64 / total as f64
+                    },
+                    counters,
+                }
             })
             .collect()
     }
@@ -366,6 +393,23 @@ impl StatsSource {
             tx_packets: cut(&total.tx_packets),
             rx_bytes: cut(&total.rx_bytes),
             tx_bytes: cut(&total.tx_bytes),
+            rx_missed: self
+                .ports
+                .iter()
+                .map(|m| {
+                    let device = port::stats(m.port_id).map_or(0, |s| s.imissed);
+                    let kernel = self.kernel.get(m.index).and_then(Option::as_ref);
+                    device + kernel.map_or(0, |k| k.ring_drops())
+                })
+                .collect(),
+            rx_rollovers: self
+                .ports
+                .iter()
+                .map(|m| {
+                    let kernel = self.kernel.get(m.index).and_then(Option::as_ref);
+                    kernel.map_or(0, |k| k.rollovers().moved)
+                })
+                .collect(),
             punted: total.punted,
             drops_total: drops.values().sum(),
             drops,
@@ -388,6 +432,7 @@ impl StatsSource {
     /// Samples the ports' and relay rules' rates, `elapsed` after the previous sample
     /// (management lcore only).
     pub fn sample_rates(&self, elapsed: Duration) {
+        self.sample_kernel();
         for (m, rates) in self.ports.iter().zip(&self.port_rates) {
             if let Ok(s) = port::stats(m.port_id) {
                 rates.rx.sample(s.ipackets, s.ibytes, elapsed);
@@ -400,6 +445,14 @@ impl StatsSource {
         }
         if let Some(t) = &tables.tunnel {
             t.sample_rates(elapsed);
+        }
+    }
+
+    /// Reads the kernel's counters of the af_packet ports (management lcore,
+    /// once a second and at exit).
+    pub fn sample_kernel(&self) {
+        for k in self.kernel.iter().flatten() {
+            k.sample();
         }
     }
 

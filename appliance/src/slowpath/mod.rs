@@ -18,7 +18,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dpdk_bindings::port::TxQueue;
 use dpdk_bindings::ring::Consumer;
 use dpdk_bindings::{Burst, Mbuf, Mempool};
 use hashbrown::HashMap;
@@ -27,7 +26,7 @@ use serde_json::json;
 use crate::api::{AdminState, Request, Response};
 use crate::config::SlowPathConfig;
 use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
-use crate::dataplane::tx::flush;
+use crate::dataplane::tx::MgmtTx;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers};
@@ -84,7 +83,7 @@ pub struct SlowPath {
     /// Tables' source of truth.
     pub state: RoutingState,
     punts: Vec<Consumer>,
-    tx: Vec<TxQueue>,
+    tx: Vec<MgmtTx>,
     pool: std::sync::Arc<Mempool>,
     counters: std::sync::Arc<WorkerCounters>,
     slow: std::sync::Arc<SlowCounters>,
@@ -109,12 +108,12 @@ impl std::fmt::Debug for SlowPath {
 }
 
 impl SlowPath {
-    /// Sets up the slow path. `tx` is the management TX queue of every port.
+    /// Sets up the slow path. `tx` is how it sends on each port.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         state: RoutingState,
         punts: Vec<Consumer>,
-        tx: Vec<TxQueue>,
+        tx: Vec<MgmtTx>,
         pool: std::sync::Arc<Mempool>,
         counters: std::sync::Arc<WorkerCounters>,
         slow: std::sync::Arc<SlowCounters>,
@@ -852,12 +851,10 @@ impl SlowPath {
     }
 
     fn send(&mut self, port: usize, m: Mbuf) -> bool {
-        let Some(q) = self.tx.get_mut(port) else {
+        let Some(tx) = self.tx.get_mut(port) else {
             self.counters.drop_one(DropReason::TxFull);
             return false;
         };
-        let mut b = Burst::new();
-        b.push(m);
-        flush(q, &mut b, port, &self.counters) == 1
+        tx.send(m, port, &self.counters)
     }
 }
