@@ -37,8 +37,9 @@ print(f"""
 
 Generator `dpdk-testpmd --forward-mode=txonly` (64 B, af_packet, CPU 0) ->
 device under test on two af_packet veths (forwarding lcore on CPU 1) ->
-kernel sink; received = the sink veth's kernel RX counter, because the
-af_packet PMD does not count kernel drops. The appliance routes (TTL - 1,
+kernel sink; received = the sink veth's kernel RX counter, the same for
+both (testpmd's af_packet PMD does not count the kernel's drops; the
+appliance reads them itself as `rx-missed`). The appliance routes (TTL - 1,
 MAC rewrite); testpmd `io` forwards unchanged. Goal: appliance ≥ 90% of
 testpmd io. Measured limit of this machine: about 0.45-0.5 Mpps per core.
 

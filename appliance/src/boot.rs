@@ -20,7 +20,6 @@ use crate::config::{
 use crate::control;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::mgmt_frames::MgmtFrames;
-use crate::dataplane::stage::Stage;
 use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
 use crate::dataplane::tx::{MgmtTx, TxPorts};
 use crate::dataplane::worker::Worker;
@@ -295,11 +294,6 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         });
         let tx = tx_by_worker.next().unwrap_or_default();
         let mgmt_rings = mgmt_rings_by_worker.next().unwrap_or_default();
-        let stages: Vec<Box<dyn Stage>> = if mgmt_rings.is_empty() {
-            Vec::new()
-        } else {
-            vec![Box::new(MgmtFrames::new(mgmt_rings))]
-        };
         workers.push((
             *lc,
             Worker {
@@ -314,7 +308,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 stop: Arc::clone(&worker_stop),
                 idle: Idle::new(profile.poll_mode, &profile.idle),
                 clock,
-                stages,
+                stages: Vec::new(),
+                mgmt_frames: MgmtFrames::new(mgmt_rings),
                 tunnel_tx: tunnel
                     .as_ref()
                     .map(|t| TunnelSender::new(k, Arc::clone(t), Arc::clone(&headers))),

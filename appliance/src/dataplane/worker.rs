@@ -13,6 +13,7 @@ use dpdk_bindings::{Burst, Mbuf, Mempool};
 
 use crate::dataplane::dispatch::act;
 use crate::dataplane::idle::Idle;
+use crate::dataplane::mgmt_frames::MgmtFrames;
 use crate::dataplane::pipeline::{process, Ingress, Verdict};
 use crate::dataplane::sinks::RelayCtx;
 use crate::dataplane::sinks::Sinks;
@@ -50,6 +51,9 @@ pub struct Worker {
     pub clock: Clock,
     /// Stages polled every iteration (see [`crate::dataplane::stage`]).
     pub stages: Vec<Box<dyn Stage>>,
+    /// The management lcore's frames this worker sends for it (af_packet
+    /// ports), polled first in every iteration.
+    pub mgmt_frames: MgmtFrames,
     /// Its sending side of the tunnel, when one is configured.
     pub tunnel_tx: Option<TunnelSender>,
     /// Its receiving side of the tunnel (also polled as a stage).
@@ -90,6 +94,11 @@ impl Worker {
                     now,
                 },
             };
+            // The management lcore's frames first: packets it held until a
+            // next hop was resolved were queued before (or just after) it
+            // published the neighbour, and must leave before the packets of
+            // the same flows that this iteration now forwards directly.
+            handled += self.mgmt_frames.poll(&tables, now, &mut sinks);
             for (queue, port) in &mut self.rx {
                 let n = queue.rx_burst(&mut rx);
                 if n == 0 {

@@ -246,7 +246,7 @@ impl SlowPath {
     }
 
     fn handle(&mut self, mut m: Mbuf, ingress: Ingress, now: Time) {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let port = match ingress {
             Ingress::Port(p) => Some(p),
             Ingress::Tunnel => None,
@@ -326,8 +326,11 @@ impl SlowPath {
                 || self.pending.contains_key(&sender))
         {
             let known = self.state.neighbors.contains_key(&sender);
+            // Held back until what waited for this neighbour is on its way
+            // (queued to a worker or sent): the workers then forward the
+            // flows' newer packets after it, not before.
             self.state
-                .learn(sender, repr.source_hardware_addr, in_port, now);
+                .learn_held(sender, repr.source_hardware_addr, in_port, now);
             if !known {
                 self.slow.neighbors_learned.inc();
             }
@@ -341,6 +344,7 @@ impl SlowPath {
                     self.handle(held, ingress, now);
                 }
             }
+            self.state.publish_held();
         }
         if repr.operation == ArpOp::Request && for_us {
             let mut buf = [0u8; MAX_BUILT];
@@ -555,7 +559,7 @@ impl SlowPath {
 
     /// Sends one of our own packets (an Ethernet frame) to the peer site.
     fn send_through_tunnel(&mut self, frame: &[u8], now: Time) -> bool {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let Some(out) = self
             .tunnel
             .as_mut()
@@ -569,7 +573,7 @@ impl SlowPath {
 
     /// A probe or probe reply for one of our tunnel endpoints.
     fn tunnel_control(&mut self, m: &Mbuf, in_port: usize, now: Time) {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let reply = self
             .tunnel
             .as_mut()
@@ -581,7 +585,7 @@ impl SlowPath {
 
     /// Probes tunnel path `path`, checks its carrier, and re-arms.
     fn probe_path(&mut self, path: usize, now: Time) {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let Some(t) = self.tunnel.as_mut() else {
             return;
         };
@@ -600,7 +604,7 @@ impl SlowPath {
 
     /// Runs the BFD sessions' timers and sends what is due.
     fn bfd_poll(&mut self, now: Time) {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let Some(b) = self.bfd.as_mut() else {
             return;
         };
@@ -610,7 +614,7 @@ impl SlowPath {
 
     /// A BFD packet for us arrived on port `in_port`.
     fn bfd_packet(&mut self, m: &Mbuf, in_port: usize, now: Time) {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let Some(b) = self.bfd.as_mut() else {
             return;
         };
@@ -701,7 +705,7 @@ impl SlowPath {
     /// for the missing ones (on its `RelayResolve` timer, once per
     /// `ARP_RETRY`, for as long as they are needed).
     fn resolve_wanted_next_hops(&mut self) {
-        let tables = self.state.published().current();
+        let tables = self.state.tables();
         let mut wanted: Vec<(Ipv4Addr, usize)> = Vec::new();
         for rule in &tables.mcast.rules {
             for out in rule.outputs.iter().filter(|o| o.l2 == L2Dest::Unicast) {

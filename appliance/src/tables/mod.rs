@@ -134,6 +134,11 @@ impl Published {
 
     /// Publishes a new snapshot (management lcore only).
     pub fn publish(&self, tables: Tables) {
-        self.inner.store(Arc::new(tables));
+        self.publish_arc(Arc::new(tables));
+    }
+
+    /// Publishes a snapshot already shared (management lcore only).
+    pub fn publish_arc(&self, tables: Arc<Tables>) {
+        self.inner.store(tables);
     }
 }

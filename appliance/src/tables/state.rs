@@ -72,6 +72,8 @@ pub struct RoutingState {
     workers: usize,
     version: u64,
     published: Published,
+    /// A snapshot built but not yet published (see [`Self::learn_held`]).
+    held: Option<Arc<Tables>>,
 }
 
 impl RoutingState {
@@ -91,6 +93,7 @@ impl RoutingState {
             workers: 1,
             version: 1,
             published: Published::new(tables),
+            held: None,
         }
     }
 
@@ -248,7 +251,40 @@ impl RoutingState {
 
     /// Learns or refreshes a neighbour; republishes only if it changed.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) {
-        let changed = match self.neighbors.get_mut(&ip) {
+        if self.update_neighbor(ip, mac, port, now) {
+            self.republish();
+        }
+    }
+
+    /// Like [`Self::learn`], but a changed snapshot is held back until
+    /// [`Self::publish_held`], while [`Self::tables`] already answers from
+    /// it. The slow path sends what waited for this neighbour in between, so
+    /// that no worker forwards a newer packet of the same flow first.
+    pub fn learn_held(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) {
+        if self.update_neighbor(ip, mac, port, now) {
+            self.version += 1;
+            self.held = Some(Arc::new(self.build_current()));
+        }
+    }
+
+    /// Publishes the snapshot [`Self::learn_held`] held back, if any.
+    pub fn publish_held(&mut self) {
+        if let Some(t) = self.held.take() {
+            self.published.publish_arc(t);
+        }
+    }
+
+    /// The tables the slow path works with: the held snapshot if there is
+    /// one, else the published one.
+    pub fn tables(&self) -> Arc<Tables> {
+        self.held
+            .clone()
+            .unwrap_or_else(|| self.published.current())
+    }
+
+    /// Records `ip` at `mac` on `port`; whether the tables change.
+    fn update_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) -> bool {
+        match self.neighbors.get_mut(&ip) {
             Some(e) if e.is_static => false,
             Some(e) => {
                 e.confirmed = now;
@@ -269,9 +305,6 @@ impl RoutingState {
                 );
                 true
             }
-        };
-        if changed {
-            self.republish();
         }
     }
 
@@ -285,15 +318,22 @@ impl RoutingState {
 
     fn republish(&mut self) -> u64 {
         self.version += 1;
-        self.published.publish(build(
+        // Built from everything, a held snapshot included: it is superseded.
+        self.held = None;
+        self.published.publish(self.build_current());
+        self.version
+    }
+
+    /// A snapshot of the state as it is, at the current version.
+    fn build_current(&self) -> Tables {
+        build(
             self.version,
             &self.interfaces,
             &self.static_routes,
             &self.neighbors,
             &self.mcast_rules,
             self.tunnel.as_ref(),
-        ));
-        self.version
+        )
     }
 }
 
@@ -354,5 +394,52 @@ fn build(
             .collect(),
         mcast: McastTable::new(mcast_rules.to_vec()),
         tunnel: tunnel.cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MacAddr;
+
+    fn state() -> RoutingState {
+        let lan = Interface {
+            name: "lan".into(),
+            port_id: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            address: Some("10.0.1.1/24".parse().unwrap()),
+            tx_ipv4_cksum: false,
+            tx_udp_cksum: false,
+            kernel_iface: None,
+        };
+        RoutingState::new(vec![lan], Vec::new(), HashMap::new())
+    }
+
+    /// A neighbour learned "held" is visible to the slow path at once and
+    /// to the workers only once published; a full republish in between
+    /// supersedes the held snapshot rather than being undone by it.
+    #[test]
+    fn a_held_neighbour_reaches_the_workers_only_when_published() {
+        let host: Ipv4Addr = "10.0.1.10".parse().unwrap();
+        let mac = MacAddr([2, 0, 0, 0, 0, 0x10]);
+        let mut s = state();
+        s.learn_held(host, mac, 0, Time::from_nanos(1));
+        assert!(s.tables().neighbor_on(host, 0).is_some());
+        assert!(s.published().current().neighbor_on(host, 0).is_none());
+        s.publish_held();
+        assert!(s.published().current().neighbor_on(host, 0).is_some());
+        assert_eq!(s.published().current().version, s.version());
+
+        let other: Ipv4Addr = "10.0.1.11".parse().unwrap();
+        s.learn_held(other, mac, 0, Time::from_nanos(2));
+        s.learn(host, MacAddr([2, 0, 0, 0, 0, 0x20]), 0, Time::from_nanos(3));
+        s.publish_held();
+        let t = s.published().current();
+        assert_eq!(t.version, s.version());
+        assert!(t.neighbor_on(other, 0).is_some());
+        assert_eq!(
+            t.neighbor_on(host, 0).map(|n| n.mac),
+            Some(MacAddr([2, 0, 0, 0, 0, 0x20]))
+        );
     }
 }
