@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::figures::Figure;
 use super::result::{
-    ProbeHandoff, ReorderSample, Row, RowData, ScenarioResult, Status, TcpVariant,
+    McastRun, ProbeHandoff, ReorderSample, Row, RowData, ScenarioResult, Status, TcpVariant,
 };
 use super::schedule::schedule;
 use super::spec::Workload;
@@ -198,7 +198,7 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
         Workload::ZeroLoss(z) => {
             let _ = writeln!(
                 md,
-                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent (within {} s of the generator's end){}. Rates are input datagrams per second over all streams. Max zero-loss: the highest rate the generator reached in a trial that lost nothing, and in brackets the highest target that was offered in full and lost nothing; output = that measured input × fan-out. First lossy: the target, and in brackets the rate reached. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine, and its measured rate still counts as zero-loss; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces; then the worst output's p99 latency.\n",
+                "## Zero-loss rate\n\n{} B datagrams, {} per trial, from {} pps rising ×{} up to {} pps, then {} bisections. A trial is zero-loss when every output delivered every datagram sent exactly once and in order (within {} s of the generator's end){}. Rates are input datagrams per second over all streams. Max zero-loss: the highest rate the generator reached in a trial that lost nothing, and in brackets the highest target that was offered in full and lost nothing; output = that measured input × fan-out. First lossy: the target, and in brackets the rate reached. A trial whose generator reached less than 97 % of its target but delivered everything ends the rise (\"generator limit\"): higher rates cannot be offered on this machine, and its measured rate still counts as zero-loss; one that lost datagrams counts as lossy at the rate it reached. The sinks ignore datagrams sent before they started (left over from the previous trial), and trials are 2 s apart so a relay that fell behind can drain. \"Its loss\": at the first lossy rate, datagrams lost in all, and how many of them the kernel counted as receive-buffer overflows in the sink's and the relay's namespaces or as bad UDP checksums at the sink (a loss in the sink is a limit of the measurement, not of the relay), and the packets the kernel dropped on the interfaces of the relay, switch and sink namespaces; then the worst output's p99 latency.\n",
                 z.size,
                 secs(z.step),
                 z.start_pps,
@@ -575,6 +575,7 @@ fn mcast_table(r: &ScenarioResult) -> String {
         "reordered",
         "latency p50 / worst p99 / max µs",
         "relay CPU %",
+        "relay CPU per packet, µs",
         "machine busy %",
         "rcvbuf errors sink / relay",
         "interface drops",
@@ -601,6 +602,7 @@ fn mcast_table(r: &ScenarioResult) -> String {
                         x.latency_p50_us, x.latency_p99_worst_us, x.latency_max_us
                     ),
                     format!("{:.0}", run.relay_cpu_pct),
+                    num(cpu_us_per_packet(run), 1),
                     format!("{:.0}", run.machine_busy_pct),
                     format!("{} / {}", run.sink_rcvbuf_errors, run.relay_rcvbuf_errors),
                     drops_text(&run.interface_drops),
@@ -611,10 +613,15 @@ fn mcast_table(r: &ScenarioResult) -> String {
     }
     let mut out = t.render();
     out.push_str(
-        "\nRelay CPU: the relay's processes, % of one core; machine busy: % of all cores \
-         (generator, relay and sink included).\n",
+        "\nRelay CPU: the relay's processes, % of one core, and per input packet; machine \
+         busy: % of all cores (generator, relay and sink included).\n",
     );
     out
+}
+
+/// The relay's CPU time per input datagram, in µs.
+fn cpu_us_per_packet(run: &McastRun) -> Option<f64> {
+    (run.totals.input_pps > 0.0).then(|| run.relay_cpu_pct / 100.0 / run.totals.input_pps * 1e6)
 }
 
 /// `relay 0, switch 12, sink0 0` (only the namespaces that dropped something; `0` if none).
@@ -639,7 +646,8 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
         "max zero-loss input pps, measured (highest clean target)",
         "output pps",
         "first lossy input pps (measured)",
-        "its loss: lost / sink buffer / sink checksum / relay buffer / interface drops; p99 latency",
+        "its loss: lost / sink buffer / sink checksum / relay buffer / interface drops; dup / reordered; p99 latency",
+        "relay CPU per packet at max zero-loss, µs",
         "generator limit",
         "trials",
     ]);
@@ -675,16 +683,23 @@ fn zero_loss_table(r: &ScenarioResult) -> String {
                     });
                     cells.push(lossy.map_or("–".into(), |t| {
                         format!(
-                            "{} / {} / {} / {} / {}; {:.1} ms{}",
+                            "{} / {} / {} / {} / {}; {} / {}; {:.1} ms{}",
                             t.run.totals.lost,
                             t.run.sink_rcvbuf_errors,
                             t.run.sink_udp_in_errors.1,
                             t.run.relay_rcvbuf_errors,
                             drops_text(&t.run.interface_drops),
+                            t.run.totals.duplicates,
+                            t.run.totals.reordered,
                             t.run.totals.latency_p99_worst_us / 1000.0,
                             if t.late { " (late)" } else { "" }
                         )
                     }));
+                    let best =
+                        c.trials.iter().filter(|t| t.zero_loss).max_by(|a, b| {
+                            a.run.totals.input_pps.total_cmp(&b.run.totals.input_pps)
+                        });
+                    cells.push(num(best.and_then(|t| cpu_us_per_packet(&t.run)), 1));
                     cells.push(num(c.generator_limit_pps, 0));
                     cells.push(c.trials.len().to_string());
                 }

@@ -493,7 +493,8 @@ fn start_relay(system: System, plan: &[StreamPlan], tools: &Tools) -> Result<Rel
     let guard = match system {
         System::LinuxSocat => linux_socat::setup(&r, plan)?,
         System::LinuxSmcroute => linux_smcroute::setup(&r, plan)?,
-        System::Appliance => appliance::setup(&r, plan, tools)?,
+        System::Appliance => appliance::setup(&r, plan, tools, appliance::Workers::Two)?,
+        System::Appliance1w => appliance::setup(&r, plan, tools, appliance::Workers::One)?,
         other => bail!("{other} does not run on the relay topology"),
     };
     let delivered = if system == System::LinuxSmcroute {
@@ -613,7 +614,12 @@ fn zero_loss_row(
                 };
                 let measured = run.trial(&opts.tools, &plan, trial)?;
                 let t = &measured.totals;
-                let delivered = t.expected > 0 && t.lost == 0 && t.unique == t.expected;
+                // Exactly once and in order: nothing lost, duplicated or reordered.
+                let delivered = t.expected > 0
+                    && t.lost == 0
+                    && t.unique == t.expected
+                    && t.duplicates == 0
+                    && t.reordered == 0;
                 let late = z
                     .max_p99_latency
                     .is_some_and(|d| t.latency_p99_worst_us > d.0.as_secs_f64() * 1e6);

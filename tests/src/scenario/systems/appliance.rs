@@ -33,18 +33,37 @@ use crate::scenario::mcast_plan::StreamPlan;
 use crate::scenario::tools::Tools;
 use crate::topology::Relay;
 
-/// The profile the generated one is made from, and its interface names.
-const PROFILE: &str = "hw-profiles/vm-af-packet-2workers.toml";
+/// The interface names of the profiles the generated one is made from.
 const PROFILE_LAN: &str = "\"apl-lan\"";
 const PROFILE_WAN: &str = "\"apl-wan\"";
 
+/// How many workers the appliance relays with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// `hw-profiles/vm-af-packet.toml`.
+    One,
+    /// `hw-profiles/vm-af-packet-2workers.toml`.
+    Two,
+}
+
+impl Workers {
+    /// The profile the generated one is made from.
+    fn profile(self) -> &'static str {
+        match self {
+            Workers::One => "hw-profiles/vm-af-packet.toml",
+            Workers::Two => "hw-profiles/vm-af-packet-2workers.toml",
+        }
+    }
+}
+
 /// The hardware profile for the relay namespace's interfaces.
-pub fn profile(r: &Relay) -> Result<String> {
-    let path = workspace_root().join(PROFILE);
+pub fn profile(r: &Relay, workers: Workers) -> Result<String> {
+    let name = workers.profile();
+    let path = workspace_root().join(name);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     if !text.contains(PROFILE_LAN) || !text.contains(PROFILE_WAN) {
-        bail!("{PROFILE} no longer names its interfaces {PROFILE_LAN} and {PROFILE_WAN}");
+        bail!("{name} no longer names its interfaces {PROFILE_LAN} and {PROFILE_WAN}");
     }
     Ok(text
         .replace(PROFILE_LAN, &format!("{:?}", r.app_gen_iface))
@@ -83,14 +102,19 @@ pub fn config(r: &Relay, plan: &[StreamPlan], control: &Path) -> String {
     c
 }
 
-pub fn setup(r: &Relay, plan: &[StreamPlan], tools: &Tools) -> Result<RelayGuard> {
+pub fn setup(
+    r: &Relay,
+    plan: &[StreamPlan],
+    tools: &Tools,
+    workers: Workers,
+) -> Result<RelayGuard> {
     let exe = tools.bin("appliance")?;
     let dir = RunDir::new("appliance")?;
     let profile_path = dir.path().join("profile.toml");
     let config_path = dir.path().join("config.toml");
     let control = dir.path().join("ctl.sock");
     let final_stats = dir.path().join("final.json");
-    std::fs::write(&profile_path, profile(r)?)?;
+    std::fs::write(&profile_path, profile(r, workers)?)?;
     std::fs::write(&config_path, config(r, plan, &control))?;
     // --check parses both files and prints the EAL arguments, touching no port.
     let check = std::process::Command::new(&exe)
@@ -137,10 +161,11 @@ pub fn setup(r: &Relay, plan: &[StreamPlan], tools: &Tools) -> Result<RelayGuard
         std::thread::sleep(Duration::from_millis(100));
     }
     guard.notes.push(format!(
-        "{} rules, {} outputs; {PROFILE} with lcores {}",
+        "{} rules, {} outputs; {} with lcores {}",
         plan.len(),
         plan.iter().map(|s| s.outputs.len()).sum::<usize>(),
-        lcores(&profile(r)?)
+        workers.profile(),
+        lcores(&profile(r, workers)?)
     ));
     Ok(guard)
 }

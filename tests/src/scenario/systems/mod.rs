@@ -38,6 +38,9 @@ pub enum System {
     LinuxSocat,
     LinuxSmcroute,
     Appliance,
+    /// The relay appliance with one worker (`appliance-1w`).
+    #[serde(rename = "appliance-1w")]
+    Appliance1w,
     ApplianceWlb,
     #[serde(rename = "appliance-minrtt")]
     ApplianceMinRtt,
@@ -48,13 +51,14 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 12] = [
+    pub const ALL: [System; 13] = [
         System::LinuxSingle,
         System::LinuxEcmpVxlan,
         System::LinuxMptcp,
         System::LinuxSocat,
         System::LinuxSmcroute,
         System::Appliance,
+        System::Appliance1w,
         System::ApplianceWlb,
         System::ApplianceMinRtt,
         System::ApplianceFlowHash,
@@ -85,6 +89,7 @@ impl System {
             System::LinuxSocat => "linux-socat",
             System::LinuxSmcroute => "linux-smcroute",
             System::Appliance => "appliance",
+            System::Appliance1w => "appliance-1w",
             System::ApplianceWlb => "appliance-wlb",
             System::ApplianceMinRtt => "appliance-minrtt",
             System::ApplianceFlowHash => "appliance-flow-hash",
@@ -120,6 +125,10 @@ impl System {
                 "the DPDK appliance on af_packet (vm-af-packet-2workers profile: management \
                  lcore + 2 workers on the 2 vCPUs) with generated [[mcast_rules]]"
             }
+            System::Appliance1w => {
+                "the same with one worker (vm-af-packet profile: management lcore on CPU 0, \
+                 the worker on CPU 1)"
+            }
             System::ApplianceWlb => {
                 "two DPDK appliances joined by the multipath tunnel over every link, wlb: per \
                  packet in bytes, earliest delivery, reordered at the far end"
@@ -145,7 +154,7 @@ impl System {
     pub fn topology(self) -> Option<TopologyKind> {
         match self {
             System::LinuxSocat | System::LinuxSmcroute => Some(TopologyKind::Relay),
-            System::Appliance => Some(TopologyKind::Relay),
+            System::Appliance | System::Appliance1w => Some(TopologyKind::Relay),
             _ => Some(TopologyKind::Sites),
         }
     }
@@ -153,7 +162,7 @@ impl System {
     /// Why this system cannot be measured on `topology` yet, if it cannot.
     pub fn not_available(self, topology: TopologyKind) -> Option<&'static str> {
         match (self, topology) {
-            (System::Appliance, TopologyKind::Sites) => {
+            (System::Appliance | System::Appliance1w, TopologyKind::Sites) => {
                 Some("the tunnel rows are appliance-<scheduler> (appliance-wlb, ...)")
             }
             _ => None,
@@ -163,7 +172,8 @@ impl System {
     /// Whether its sites/relay namespaces are Linux routers (addresses, forwarding) rather
     /// than bare veth ends for the DPDK application.
     pub fn linux_routers(self) -> bool {
-        self != System::Appliance && self.tunnel_scheduler().is_none()
+        !matches!(self, System::Appliance | System::Appliance1w)
+            && self.tunnel_scheduler().is_none()
     }
 }
 
