@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use testbed::bins::{workspace_bin, workspace_root};
-use testbed::control::{request as ctl, wait_for};
+use testbed::control::{request as ctl, start_appliance, wait_for};
 use testbed::netns::{skip_unless_root, veth, Netns, NsProcess, RunId};
 
 #[test]
@@ -51,17 +51,7 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         .replace("/run/appliance/demo.sock", &socket.display().to_string());
     std::fs::write(dir.join("config.toml"), config).expect("write config");
     let stats_file = dir.join("final.json");
-    let mut cmd = app.command(workspace_bin("appliance"));
-    cmd.arg("--profile")
-        .arg(dir.join("profile.toml"))
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .arg("--final-stats")
-        .arg(&stats_file);
-    let appliance = NsProcess::spawn(cmd).expect("start appliance");
-    wait_for("control socket", Duration::from_secs(30), || {
-        UnixStream::connect(&socket).is_ok()
-    });
+    let appliance = start_appliance(&app, &dir, &socket);
 
     // The appliance answers ARP and ping for its own address.
     host_a

@@ -4,7 +4,6 @@
 //! fan-out reaching all 8 outputs, 50 rules added live while traffic
 //! flows, malformed frames counted by reason, the mempool back to baseline.
 
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use etherparse::PacketBuilder;
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use testbed::bins::{workspace_bin, workspace_root};
-use testbed::control::{request as ctl, wait_for};
+use testbed::control::{request as ctl, start_appliance, wait_for};
 use testbed::netns::{skip_unless_root, NsProcess};
 use testbed::wanem::port::Port;
 
@@ -87,17 +86,7 @@ impl Relay {
         std::fs::write(dir.join("profile.toml"), profile).expect("profile");
         std::fs::write(dir.join("config.toml"), config(&socket)).expect("config");
         let stats_file = dir.join("final.json");
-        let mut cmd = topo.appliance.command(workspace_bin("appliance"));
-        cmd.arg("--profile")
-            .arg(dir.join("profile.toml"))
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .arg("--final-stats")
-            .arg(&stats_file);
-        let appliance = NsProcess::spawn(cmd).expect("start appliance");
-        wait_for("control socket", Duration::from_secs(30), || {
-            UnixStream::connect(&socket).is_ok()
-        });
+        let appliance = start_appliance(&topo.appliance, &dir, &socket);
         // Two workers, each polling one af_packet socket per port: the
         // kernel's fanout gives each the same share of the flows.
         let workers = ctl(&socket, r#"{"cmd":"show","what":"workers"}"#);
