@@ -39,7 +39,7 @@ impl Stage for MgmtFrames {
         moved
     }
 
-    fn next_deadline(&self) -> Option<crate::time::Time> {
+    fn next_deadline(&self) -> Option<Time> {
         None
     }
 }
