@@ -95,9 +95,9 @@ impl Worker {
                 },
             };
             // The management lcore's frames first: packets it held until a
-            // next hop was resolved were queued before (or just after) it
-            // published the neighbour, and must leave before the packets of
-            // the same flows that this iteration now forwards directly.
+            // next hop was resolved were queued before it published the
+            // neighbour (`RoutingState::learn_held`), and must leave before
+            // the packets of the same flows this iteration forwards directly.
             handled += self.mgmt_frames.poll(&tables, now, &mut sinks);
             for (queue, port) in &mut self.rx {
                 let n = queue.rx_burst(&mut rx);
