@@ -30,28 +30,17 @@ struct TpacketStats {
     tp_freeze_q_cnt: u32,
 }
 
-/// `struct tpacket_rollover_stats`.
+/// `struct tpacket_rollover_stats`: `tp_all` counts the frames the fanout
+/// hash gave this socket that went to another one because this one's ring
+/// was full (or three quarters full, for a flow that dominated it); of those,
+/// `tp_huge` the latter; `tp_failed` frames no other socket had room for
+/// either (then dropped, and counted in the ring drops).
 #[repr(C)]
 #[derive(Default)]
 struct TpacketRolloverStats {
     tp_all: u64,
     tp_huge: u64,
     tp_failed: u64,
-}
-
-/// Rollover counters of a fanout member, since the socket was opened.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Rollovers {
-    /// Frames the fanout hash gave this socket that went to another one
-    /// because this one's ring was full (or nearly full, for a flow that
-    /// dominated it).
-    pub moved: u64,
-    /// Of those, moved while the ring still had some room, because the
-    /// flow was a "huge" one.
-    pub huge: u64,
-    /// Frames no other socket had room for either (then dropped, and
-    /// counted in the ring drops too).
-    pub failed: u64,
 }
 
 /// The `AF_PACKET` sockets of this process on one kernel interface.
@@ -104,19 +93,17 @@ impl PacketSockets {
             .sum()
     }
 
-    /// Rollover counters summed over the sockets.
-    pub fn rollovers(&self) -> Rollovers {
+    /// Frames the fanout moved away from these sockets to another member
+    /// because theirs was full, since they were opened, summed over the
+    /// sockets (0 for a socket in no fanout with rollover).
+    pub fn rollovers(&self) -> u64 {
         self.fds
             .iter()
             .filter_map(|fd| {
                 let mut st = TpacketRolloverStats::default();
-                getsockopt(*fd, PACKET_ROLLOVER_STATS, &mut st).then_some(st)
+                getsockopt(*fd, PACKET_ROLLOVER_STATS, &mut st).then_some(st.tp_all)
             })
-            .fold(Rollovers::default(), |acc, st| Rollovers {
-                moved: acc.moved + st.tp_all,
-                huge: acc.huge + st.tp_huge,
-                failed: acc.failed + st.tp_failed,
-            })
+            .sum()
     }
 }
 
@@ -206,7 +193,7 @@ mod tests {
         assert!(!found.fds.contains(&std::os::fd::AsRawFd::as_raw_fd(&udp)));
         assert_eq!(found.take_ring_drops(), 0);
         // Not in a fanout: no rollover statistics, read as zero.
-        assert_eq!(found.rollovers(), Rollovers::default());
+        assert_eq!(found.rollovers(), 0);
         // SAFETY: our own descriptor, closed once.
         unsafe { libc::close(fd) };
         assert!(PacketSockets::of_interface("no-such-if0").is_err());

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dpdk_bindings::af_packet::{PacketSockets, Rollovers};
+use dpdk_bindings::af_packet::PacketSockets;
 
 /// One af_packet port's kernel counters.
 #[derive(Debug)]
@@ -14,9 +14,8 @@ pub struct KernelPortCounters {
     sockets: PacketSockets,
     /// Ring drops since start (the kernel resets its count on every read).
     ring_drops: AtomicU64,
-    moved: AtomicU64,
-    huge: AtomicU64,
-    failed: AtomicU64,
+    /// Frames rolled over to another worker's socket, since start.
+    rollovers: AtomicU64,
 }
 
 impl KernelPortCounters {
@@ -32,9 +31,7 @@ impl KernelPortCounters {
                 Some(Self {
                     sockets,
                     ring_drops: AtomicU64::new(0),
-                    moved: AtomicU64::new(0),
-                    huge: AtomicU64::new(0),
-                    failed: AtomicU64::new(0),
+                    rollovers: AtomicU64::new(0),
                 })
             }
             Ok(_) => {
@@ -55,10 +52,8 @@ impl KernelPortCounters {
     pub fn sample(&self) {
         self.ring_drops
             .fetch_add(self.sockets.take_ring_drops(), Ordering::Relaxed);
-        let r = self.sockets.rollovers();
-        self.moved.store(r.moved, Ordering::Relaxed);
-        self.huge.store(r.huge, Ordering::Relaxed);
-        self.failed.store(r.failed, Ordering::Relaxed);
+        self.rollovers
+            .store(self.sockets.rollovers(), Ordering::Relaxed);
     }
 
     /// Frames dropped on a full ring, as of the last sample.
@@ -66,12 +61,8 @@ impl KernelPortCounters {
         self.ring_drops.load(Ordering::Relaxed)
     }
 
-    /// Rollovers, as of the last sample.
-    pub fn rollovers(&self) -> Rollovers {
-        Rollovers {
-            moved: self.moved.load(Ordering::Relaxed),
-            huge: self.huge.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-        }
+    /// Frames rolled over to another worker's socket, as of the last sample.
+    pub fn rollovers(&self) -> u64 {
+        self.rollovers.load(Ordering::Relaxed)
     }
 }

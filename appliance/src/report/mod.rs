@@ -307,7 +307,6 @@ impl StatsSource {
                 let s = port::stats(m.port_id).unwrap_or_default();
                 let nq = usize::from(m.rx_queues.max(m.tx_queues)).min(16);
                 let iface = tables.interfaces.get(m.index);
-                let kernel = self.kernel.get(m.index).and_then(Option::as_ref);
                 PortReport {
                     meta: m.clone(),
                     mac: iface.map(|i| i.mac.to_string()).unwrap_or_default(),
@@ -319,8 +318,8 @@ impl StatsSource {
                         opackets: s.opackets,
                         ibytes: s.ibytes,
                         obytes: s.obytes,
-                        imissed: s.imissed + kernel.map_or(0, |k| k.ring_drops()),
-                        rollovers: kernel.map_or(0, |k| k.rollovers().moved),
+                        imissed: s.imissed + self.kernel_ring_drops(m.index),
+                        rollovers: self.rollovers(m.index),
                         ierrors: s.ierrors,
                         oerrors: s.oerrors,
                         rx_nombuf: s.rx_nombuf,
@@ -398,18 +397,10 @@ impl StatsSource {
                 .iter()
                 .map(|m| {
                     let device = port::stats(m.port_id).map_or(0, |s| s.imissed);
-                    let kernel = self.kernel.get(m.index).and_then(Option::as_ref);
-                    device + kernel.map_or(0, |k| k.ring_drops())
+                    device + self.kernel_ring_drops(m.index)
                 })
                 .collect(),
-            rx_rollovers: self
-                .ports
-                .iter()
-                .map(|m| {
-                    let kernel = self.kernel.get(m.index).and_then(Option::as_ref);
-                    kernel.map_or(0, |k| k.rollovers().moved)
-                })
-                .collect(),
+            rx_rollovers: self.ports.iter().map(|m| self.rollovers(m.index)).collect(),
             punted: total.punted,
             drops_total: drops.values().sum(),
             drops,
@@ -446,6 +437,24 @@ impl StatsSource {
         if let Some(t) = &tables.tunnel {
             t.sample_rates(elapsed);
         }
+    }
+
+    /// Frames the kernel dropped on port index `port`'s full af_packet rings
+    /// (0 on other ports).
+    fn kernel_ring_drops(&self, port: usize) -> u64 {
+        self.kernel
+            .get(port)
+            .and_then(Option::as_ref)
+            .map_or(0, |k| k.ring_drops())
+    }
+
+    /// Frames the af_packet fanout rolled over to another worker's socket
+    /// on port index `port` (0 on other ports).
+    fn rollovers(&self, port: usize) -> u64 {
+        self.kernel
+            .get(port)
+            .and_then(Option::as_ref)
+            .map_or(0, |k| k.rollovers())
     }
 
     /// Reads the kernel's counters of the af_packet ports (management lcore,
