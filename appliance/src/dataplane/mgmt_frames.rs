@@ -27,7 +27,26 @@ impl MgmtFrames {
 }
 
 impl Stage for MgmtFrames {
+    /// Inlined into the worker loop is only the check for rings: inlined
+    /// whole, the draining cost encapsulation 10 % of its rate on ports that
+    /// have none (`make bench`), by what it did to the loop's code.
+    #[inline]
     fn poll(&mut self, tables: &Tables, _now: Time, sinks: &mut Sinks<'_>) -> usize {
+        if self.rings.is_empty() {
+            return 0;
+        }
+        self.drain(tables, sinks)
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        None
+    }
+}
+
+impl MgmtFrames {
+    /// Sends what every ring holds.
+    #[inline(never)]
+    fn drain(&mut self, tables: &Tables, sinks: &mut Sinks<'_>) -> usize {
         let mut moved = 0;
         for (ring, port) in &mut self.rings {
             let mut burst = Burst::new();
@@ -37,9 +56,5 @@ impl Stage for MgmtFrames {
             }
         }
         moved
-    }
-
-    fn next_deadline(&self) -> Option<Time> {
-        None
     }
 }

@@ -142,7 +142,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer.as_ref()[field::DSCP_ECN] & 0x03
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
     }
