@@ -74,7 +74,7 @@ inner IPv4), stripped and routed to the LAN. testpmd 5tswap is the same run's re
     r = lambda xs: med([x / y for x, y in zip(xs, t) if y > 0] or [0])
     print(f"| **median** | **{med(enc_w):.2f}** | **{r(enc_w):.2f}** | **{med(enc_f):.2f}** | **{r(enc_f):.2f}** | **{med(dec):.2f}** | **{r(dec):.2f}** |")
     print("""
-How decapsulation got from 0.15x to 0.29x (`perf record` on the worker, spot checks of
+How decapsulation got from 0.15x to 0.27-0.29x (`perf record` on the worker, spot checks of
 one 5 s run each, 2026-11-30): decapsulating once before the reorder buffer, packing our
 own addresses for the per-packet checks and moving mbuf length changes out of FFI calls
 took it to 0.20x (6.8 Mpps). A fast pass then takes a clean packet from a path's peer
@@ -84,7 +84,10 @@ call (store-forwarding stalls; 8.05); small IPv4 accessors are always inlined (8
 the checksum fold lost its loop, whose branch was mispredicted on every header checked
 (9.8). The same stall, in the outer header's checksum, had cost encapsulation 40 % of
 `write_outer`. What is left is spread thin: the inner pipeline pass (LPM, neighbour
-lookup, checks) about a third, the reorder stage's delay sample 6 %.""")
+lookup, checks) about a third, the reorder stage's delay sample 6 %. With fat LTO the
+inliner's choices move these figures: inlining the drain of the management lcore's frames
+(af_packet ports only) into the worker loop cost encapsulation 20 % and decapsulation 8 % on
+these ports, which have no such frames; it is now called out of line.""")
 print(f"""
 Reproduce: `make bench`, or `BENCH_SECS={secs} BENCH_RUNS={runs} bash scripts/bench.sh`
 after `make build-release` (`scripts/bench_veth.sh` alone for the veth part).
