@@ -120,6 +120,12 @@ pub struct IdleConfig {
     /// Longest sleep between polls when idle, in microseconds.
     #[serde(default = "default_max_sleep_us")]
     pub max_sleep_us: u32,
+    /// Adaptive mode: after a poll that drained fewer packets than this,
+    /// sleep until about this many have arrived at the measured rate (at
+    /// most `max_sleep_us`), like a NIC's `rx-frames` interrupt moderation;
+    /// 0 (the default) turns it off.
+    #[serde(default = "default_coalesce_frames")]
+    pub coalesce_frames: u32,
 }
 
 impl Default for IdleConfig {
@@ -127,6 +133,7 @@ impl Default for IdleConfig {
         Self {
             spin_polls: default_spin_polls(),
             max_sleep_us: default_max_sleep_us(),
+            coalesce_frames: default_coalesce_frames(),
         }
     }
 }
@@ -136,6 +143,9 @@ fn default_spin_polls() -> u32 {
 }
 fn default_max_sleep_us() -> u32 {
     250
+}
+fn default_coalesce_frames() -> u32 {
+    0
 }
 
 /// Kind of port.
@@ -400,6 +410,12 @@ impl HwProfile {
             return err(
                 "idle.max_sleep_us".into(),
                 "at most 10000 (10 ms); longer sleeps overflow RX rings",
+            );
+        }
+        if self.idle.coalesce_frames > 256 {
+            return err(
+                "idle.coalesce_frames".into(),
+                "at most 256 packets (0 turns coalescing off)",
             );
         }
         Ok(())

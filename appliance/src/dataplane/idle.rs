@@ -1,15 +1,39 @@
-//! Idle back-off for poll loops.
+//! Idle back-off and receive coalescing for poll loops.
 //!
 //! On a shared or virtual machine a spinning lcore starves the kernel and
 //! other processes (two busy pollers on one vCPU lose 77% of packets, see
 //! docs). After `spin_polls` empty polls the loop pauses, then sleeps with
-//! exponential back-off up to `max_sleep`; the first packet snaps it back.
+//! exponential back-off up to `max_sleep_us`; the first packet snaps it back.
+//!
+//! Between packets that trickle in, it coalesces like a NIC's interrupt
+//! moderation (ethtool's `rx-frames`): a poll that drained the rings sleeps
+//! about as long as `coalesce_frames` packets take to arrive at the rate it
+//! measures, never longer than `max_sleep_us`. Each
+//! wake-up, ring read and send then carries several packets instead of one
+//! or two, and what a packet costs no longer grows with the number of
+//! workers that share the traffic (docs/datapath.md, "Idle").
 
 use std::time::Duration;
 
-use dpdk_bindings::time;
+use dpdk_bindings::{time, BURST_SIZE};
 
 use crate::config::{IdleConfig, PollMode};
+use crate::time::Time;
+
+/// Longest gap between packets the rate estimate takes in: longer gaps
+/// mean idle, and one of them must not stall the estimate for long.
+const MAX_GAP_NS: u64 = 10_000_000;
+
+/// What the loop does before its next poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// Poll again at once.
+    None,
+    /// A CPU pause instruction (spinning).
+    Spin,
+    /// Sleep this long.
+    Sleep(Duration),
+}
 
 /// Back-off state of one loop.
 #[derive(Debug)]
@@ -17,8 +41,13 @@ pub struct Idle {
     mode: PollMode,
     spin_polls: u32,
     max_sleep_us: u32,
+    coalesce_frames: u32,
     empty: u32,
     sleep_us: u32,
+    /// When the last poll that found packets started.
+    last_busy: Time,
+    /// Smoothed time between packets, ns (0: not measured yet).
+    gap_ns: u64,
 }
 
 impl Idle {
@@ -28,37 +57,100 @@ impl Idle {
             mode,
             spin_polls: cfg.spin_polls,
             max_sleep_us: cfg.max_sleep_us.max(1),
+            coalesce_frames: cfg.coalesce_frames,
             empty: 0,
             sleep_us: 1,
+            last_busy: Time::ZERO,
+            gap_ns: 0,
         }
     }
 
-    /// Call once per loop iteration with the packets it handled and how long
-    /// until the earliest deadline a stage registered (`Some(ZERO)` if one is
-    /// due): a sleep never runs past it. Returns true if it slept.
+    /// Whether this loop ever sleeps (adaptive mode).
+    pub fn sleeps(&self) -> bool {
+        self.mode == PollMode::Adaptive
+    }
+
+    /// Call once per loop iteration with the packets it handled, when it
+    /// started, and how long until the earliest deadline a stage registered
+    /// (`Some(ZERO)` if one is due): a sleep never runs past it. Returns
+    /// true if it slept.
     #[inline]
-    pub fn after_poll(&mut self, packets: usize, until_deadline: Option<Duration>) -> bool {
-        if packets > 0 || self.mode == PollMode::Busy {
+    pub fn after_poll(
+        &mut self,
+        packets: usize,
+        started: Time,
+        until_deadline: Option<Duration>,
+    ) -> bool {
+        match self.next(packets, started, until_deadline) {
+            Pause::None => false,
+            Pause::Spin => {
+                time::pause();
+                false
+            }
+            Pause::Sleep(d) => {
+                std::thread::sleep(d);
+                true
+            }
+        }
+    }
+
+    /// The decision alone (no waiting): see [`Idle::after_poll`].
+    pub fn next(&mut self, packets: usize, started: Time, until: Option<Duration>) -> Pause {
+        if self.mode == PollMode::Busy {
+            return Pause::None;
+        }
+        if packets > 0 {
             self.empty = 0;
             self.sleep_us = 1;
-            return false;
+            return match self.coalesce(packets, started) {
+                Some(wait) => bounded(wait, until).map_or(Pause::None, Pause::Sleep),
+                None => Pause::None,
+            };
         }
         self.empty = self.empty.saturating_add(1);
         if self.empty < self.spin_polls {
-            time::pause();
-            return false;
+            return Pause::Spin;
         }
-        let mut sleep = Duration::from_micros(u64::from(self.sleep_us));
-        if let Some(until) = until_deadline {
-            if until.is_zero() {
-                time::pause();
-                return false;
-            }
-            sleep = sleep.min(until);
-        }
-        std::thread::sleep(sleep);
+        let sleep = Duration::from_micros(u64::from(self.sleep_us));
+        let Some(sleep) = bounded(sleep, until) else {
+            return Pause::Spin;
+        };
         self.sleep_us = (self.sleep_us * 2).min(self.max_sleep_us);
-        true
+        Pause::Sleep(sleep)
+    }
+
+    /// After a poll that found `packets`: how long to let the next ones
+    /// gather, if that is worth it. Updates the rate estimate.
+    fn coalesce(&mut self, packets: usize, started: Time) -> Option<Duration> {
+        if self.coalesce_frames == 0 {
+            return None;
+        }
+        let since = started.as_nanos().saturating_sub(self.last_busy.as_nanos());
+        self.last_busy = started;
+        let gap = (since / packets as u64).min(MAX_GAP_NS);
+        self.gap_ns = if self.gap_ns == 0 {
+            gap
+        } else {
+            (3 * self.gap_ns + gap) / 4
+        };
+        if packets >= BURST_SIZE {
+            return None; // a whole burst: the rings may hold more, keep up
+        }
+        let max_ns = u64::from(self.max_sleep_us) * 1_000;
+        if self.gap_ns.saturating_mul(2) > max_ns {
+            return None; // not two packets within the budget: waiting buys nothing
+        }
+        let wait = (self.gap_ns * u64::from(self.coalesce_frames)).min(max_ns);
+        Some(Duration::from_nanos(wait))
+    }
+}
+
+/// `sleep`, cut short at a stage's deadline; `None` if one is due.
+fn bounded(sleep: Duration, until: Option<Duration>) -> Option<Duration> {
+    match until {
+        Some(u) if u.is_zero() => None,
+        Some(u) => Some(sleep.min(u)),
+        None => Some(sleep),
     }
 }
 
@@ -66,39 +158,101 @@ impl Idle {
 mod tests {
     use super::*;
 
-    fn adaptive(max_sleep_us: u32) -> Idle {
+    fn adaptive(max_sleep_us: u32, coalesce_frames: u32) -> Idle {
         Idle::new(
             PollMode::Adaptive,
             &IdleConfig {
                 spin_polls: 3,
                 max_sleep_us,
+                coalesce_frames,
             },
         )
     }
 
+    fn at_us(us: u64) -> Time {
+        Time::from_nanos(us * 1_000)
+    }
+
     #[test]
     fn backs_off_after_the_spins_and_snaps_back_on_traffic() {
-        let mut idle = adaptive(50);
-        assert!(!idle.after_poll(0, None), "spinning first");
-        assert!(!idle.after_poll(0, None));
-        assert!(idle.after_poll(0, None), "then sleeping");
-        assert!(!idle.after_poll(3, None), "traffic: no sleep");
-        assert!(!idle.after_poll(0, None), "and spinning again");
+        let mut idle = adaptive(50, 0);
+        let t = Time::ZERO;
+        assert_eq!(idle.next(0, t, None), Pause::Spin, "spinning first");
+        assert_eq!(idle.next(0, t, None), Pause::Spin);
+        assert_eq!(idle.next(0, t, None), Pause::Sleep(Duration::from_micros(1)));
+        assert_eq!(idle.next(0, t, None), Pause::Sleep(Duration::from_micros(2)));
+        assert_eq!(idle.next(3, t, None), Pause::None, "traffic: no sleep");
+        assert_eq!(idle.next(0, t, None), Pause::Spin, "and spinning again");
     }
 
     #[test]
     fn a_due_deadline_stops_the_sleep_and_a_near_one_shortens_it() {
-        let mut idle = adaptive(10_000);
+        let mut idle = adaptive(10_000, 0);
         for _ in 0..20 {
-            idle.after_poll(0, None); // back off to long sleeps
+            idle.next(0, Time::ZERO, None); // back off to long sleeps
         }
-        assert!(!idle.after_poll(0, Some(Duration::ZERO)), "due: no sleep");
+        assert_eq!(idle.next(0, Time::ZERO, Some(Duration::ZERO)), Pause::Spin, "due");
+        let near = Duration::from_micros(300);
+        assert_eq!(idle.next(0, Time::ZERO, Some(near)), Pause::Sleep(near));
         let start = std::time::Instant::now();
-        assert!(idle.after_poll(0, Some(Duration::from_micros(300))));
+        assert!(idle.after_poll(0, Time::ZERO, Some(near)));
         assert!(
             start.elapsed() < Duration::from_millis(5),
             "slept {:?}, past a 300 µs deadline (the back-off was 10 ms)",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn a_trickle_waits_for_a_batch_at_the_rate_it_measures() {
+        // One packet every 10 µs, drained in twos: the gap settles at 10 µs
+        // and the loop waits 8 × 10 µs for the next batch.
+        let mut idle = adaptive(200, 8);
+        let mut last = Pause::None;
+        for i in 1..=20 {
+            last = idle.next(2, at_us(20 * i), None);
+        }
+        assert_eq!(last, Pause::Sleep(Duration::from_micros(80)));
+        // Twice the rate halves the wait: each of two workers sharing a
+        // stream waits twice as long as one worker alone, for the same batch.
+        let mut fast = adaptive(200, 8);
+        for i in 1..=20 {
+            last = fast.next(4, at_us(20 * i), None);
+        }
+        assert_eq!(last, Pause::Sleep(Duration::from_micros(40)));
+    }
+
+    #[test]
+    fn coalescing_keeps_to_the_budget_the_deadline_and_full_batches() {
+        let mut idle = adaptive(50, 8);
+        let mut last = Pause::None;
+        for i in 1..=20 {
+            last = idle.next(1, at_us(20 * i), None);
+        }
+        assert_eq!(last, Pause::Sleep(Duration::from_micros(50)), "8 × 20 µs capped at 50");
+        let next = at_us(20 * 21);
+        assert_eq!(
+            idle.next(1, next, Some(Duration::from_micros(7))),
+            Pause::Sleep(Duration::from_micros(7)),
+            "cut at a stage's deadline"
+        );
+        assert_eq!(
+            idle.next(BURST_SIZE, at_us(20 * 22), None),
+            Pause::None,
+            "a whole burst: keep up"
+        );
+    }
+
+    #[test]
+    fn a_slow_trickle_or_no_setting_is_not_held_back() {
+        let mut idle = adaptive(200, 8);
+        for i in 1..=20 {
+            // One packet every 150 µs: two would take 300 µs, over budget.
+            assert_eq!(idle.next(1, at_us(150 * i), None), Pause::None);
+        }
+        let mut off = adaptive(200, 0);
+        for i in 1..=20 {
+            assert_eq!(off.next(2, at_us(20 * i), None), Pause::None);
+        }
     }
 }

@@ -63,6 +63,11 @@ pub struct Worker {
 impl Worker {
     /// The loop. Returns 0 when stopped.
     pub fn run(mut self) -> i32 {
+        if self.idle.sleeps() {
+            // Coalescing sleeps are sized to the traffic: Linux's default
+            // 50 µs of timer slack would add to each one.
+            crate::time::set_timer_slack();
+        }
         let mut rx = Burst::new();
         loop {
             // Seen at the start, the stop still lets this iteration run, so
@@ -137,7 +142,7 @@ impl Worker {
                 .filter_map(|s| s.next_deadline())
                 .min();
             let until = deadline.map(|d| d.saturating_duration_since(self.clock.now()));
-            if self.idle.after_poll(handled, until) {
+            if self.idle.after_poll(handled, now, until) {
                 self.counters.idle_sleeps.inc();
             }
         }
