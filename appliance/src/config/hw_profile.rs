@@ -721,6 +721,11 @@ tx_pcap = "out"
             ("framecnt = 16384", "framecnt = 1000", "ports[0].framecnt"),
             ("mbufs = 8191", "mbufs = 200000", "mempool.mbufs"),
             ("name = \"wan\"", "name = \"lan\"", "ports[1].name"),
+            (
+                "poll_mode = \"adaptive\"",
+                "poll_mode = \"adaptive\"\n[idle]\ncoalesce_frames = 1000",
+                "idle.coalesce_frames",
+            ),
             ("rx_pcap = \"in.pcap\"", "", "ports[1].rx_pcap"),
             (
                 // Two ports on one kernel interface.

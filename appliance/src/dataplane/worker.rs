@@ -1,8 +1,9 @@
 //! The worker lcore: poll its RX queues, run each packet through the
 //! pipeline, relay or buffer it by output port, poll the stages that hold
 //! packets of their own, flush every iteration. Run to completion; no locks,
-//! allocation, logging or syscalls while packets flow (the idle back-off
-//! sleeps only when there are none, and never past a stage's deadline).
+//! allocation, logging or syscalls while a packet is in hand (the idle
+//! back-off and receive coalescing sleep only with the rings drained and
+//! everything flushed, and never past a stage's deadline).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -141,8 +142,13 @@ impl Worker {
                 .chain(self.tunnel_rx.iter().map(|t| t as &dyn Stage))
                 .filter_map(|s| s.next_deadline())
                 .min();
-            let until = deadline.map(|d| d.saturating_duration_since(self.clock.now()));
-            if self.idle.after_poll(handled, now, until) {
+            let finished = if deadline.is_some() || self.idle.sleeps() {
+                self.clock.now()
+            } else {
+                now
+            };
+            let until = deadline.map(|d| d.saturating_duration_since(finished));
+            if self.idle.after_poll(handled, (now, finished), until) {
                 self.counters.idle_sleeps.inc();
             }
         }
