@@ -219,6 +219,16 @@ const FAMILIES: &[Family] = &[
         |s| per_worker(s, |c| c.busy_polls),
     ),
     counter(
+        "worker_idle_sleeps_total",
+        "Sleeps of a worker whose queues were empty.",
+        |s| per_worker(s, |c| c.idle_sleeps),
+    ),
+    counter(
+        "worker_coalesce_sleeps_total",
+        "Sleeps of a worker letting packets gather into a batch (idle.coalesce_frames).",
+        |s| per_worker(s, |c| c.coalesce_sleeps),
+    ),
+    counter(
         "drops_total",
         "Packets dropped, by lcore and reason.",
         drops,

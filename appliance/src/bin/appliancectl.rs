@@ -268,6 +268,7 @@ fn render(request: &Request, d: &Value) -> String {
                 "busy-polls",
                 "polls",
                 "idle-sleeps",
+                "coalesce-sleeps",
             ],
             arr(d)
                 .iter()
@@ -296,6 +297,7 @@ fn render(request: &Request, d: &Value) -> String {
                         s(&c["busy_polls"]),
                         s(&c["polls"]),
                         s(&c["idle_sleeps"]),
+                        s(&c["coalesce_sleeps"]),
                     ]
                 })
                 .collect(),

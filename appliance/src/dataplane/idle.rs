@@ -9,10 +9,9 @@
 //! moderation (ethtool's `rx-frames`): a poll that drained the rings, and
 //! found less than a backlog, sleeps about as long as `coalesce_frames`
 //! packets take to arrive at the rate it measures, never longer than
-//! `max_sleep_us`. Each
-//! wake-up, ring read and send then carries several packets instead of one
-//! or two, and what a packet costs no longer grows with the number of
-//! workers that share the traffic (docs/datapath.md, "Idle").
+//! `max_sleep_us`. Each wake-up, ring read and send then carries several
+//! packets instead of one or two, however many workers share the traffic
+//! (docs/datapath.md, "Idle").
 
 use std::time::Duration;
 
@@ -32,8 +31,10 @@ pub enum Pause {
     None,
     /// A CPU pause instruction (spinning).
     Spin,
-    /// Sleep this long.
+    /// Sleep this long: the rings were empty.
     Sleep(Duration),
+    /// Sleep this long: packets gather into a batch.
+    Coalesce(Duration),
 }
 
 /// Back-off state of one loop.
@@ -78,25 +79,21 @@ impl Idle {
     /// started and finished (the clock is only read for loops that sleep),
     /// and how long until the earliest deadline a stage registered
     /// (`Some(ZERO)` if one is due): a sleep never runs past it. Returns
-    /// true if it slept.
+    /// what it did.
     #[inline]
     pub fn after_poll(
         &mut self,
         packets: usize,
         (started, finished): (Time, Time),
         until_deadline: Option<Duration>,
-    ) -> bool {
-        match self.next(packets, (started, finished), until_deadline) {
-            Pause::None => false,
-            Pause::Spin => {
-                time::pause();
-                false
-            }
-            Pause::Sleep(d) => {
-                std::thread::sleep(d);
-                true
-            }
+    ) -> Pause {
+        let pause = self.next(packets, (started, finished), until_deadline);
+        match pause {
+            Pause::None => {}
+            Pause::Spin => time::pause(),
+            Pause::Sleep(d) | Pause::Coalesce(d) => std::thread::sleep(d),
         }
+        pause
     }
 
     /// The decision alone (no waiting): see [`Idle::after_poll`].
@@ -113,7 +110,7 @@ impl Idle {
             self.empty = 0;
             self.sleep_us = 1;
             return match self.coalesce(packets, started, finished) {
-                Some(wait) => bounded(wait, until).map_or(Pause::None, Pause::Sleep),
+                Some(wait) => bounded(wait, until).map_or(Pause::None, Pause::Coalesce),
                 None => Pause::None,
             };
         }
@@ -148,9 +145,7 @@ impl Idle {
         let frames = self.coalesce_frames as usize;
         if packets >= BURST_SIZE || packets >= 2 * frames {
             // A whole burst, or twice the batch it waited for: the rings
-            // may hold more, or the worker is falling behind. Keep up: a
-            // worker that sleeps gives its vCPU to others and may get it
-            // back late (one worker at 147k pps lost 10 % when it slept here).
+            // may hold more, or the worker is falling behind. Keep up.
             return None;
         }
         if self.cost_ns * 4 > self.gap_ns * 3 {
@@ -242,7 +237,10 @@ mod tests {
             Pause::Sleep(near)
         );
         let start = std::time::Instant::now();
-        assert!(idle.after_poll(0, (Time::ZERO, Time::ZERO), Some(near)));
+        assert_eq!(
+            idle.after_poll(0, (Time::ZERO, Time::ZERO), Some(near)),
+            Pause::Sleep(near)
+        );
         assert!(
             start.elapsed() < Duration::from_millis(5),
             "slept {:?}, past a 300 µs deadline (the back-off was 10 ms)",
@@ -259,14 +257,14 @@ mod tests {
         for i in 1..=20 {
             last = idle.next(2, quick(at_us(20 * i)), None);
         }
-        assert_eq!(last, Pause::Sleep(Duration::from_micros(80)));
+        assert_eq!(last, Pause::Coalesce(Duration::from_micros(80)));
         // Twice the rate halves the wait: each of two workers sharing a
         // stream waits twice as long as one worker alone, for the same batch.
         let mut fast = adaptive(200, 8);
         for i in 1..=20 {
             last = fast.next(4, quick(at_us(20 * i)), None);
         }
-        assert_eq!(last, Pause::Sleep(Duration::from_micros(40)));
+        assert_eq!(last, Pause::Coalesce(Duration::from_micros(40)));
     }
 
     #[test]
@@ -278,13 +276,13 @@ mod tests {
         }
         assert_eq!(
             last,
-            Pause::Sleep(Duration::from_micros(50)),
+            Pause::Coalesce(Duration::from_micros(50)),
             "8 × 20 µs capped at 50"
         );
         let next = at_us(20 * 21);
         assert_eq!(
             idle.next(1, quick(next), Some(Duration::from_micros(7))),
-            Pause::Sleep(Duration::from_micros(7)),
+            Pause::Coalesce(Duration::from_micros(7)),
             "cut at a stage's deadline"
         );
         assert_eq!(
@@ -298,7 +296,7 @@ mod tests {
             "a backlog: keep up"
         );
         assert!(
-            matches!(idle.next(15, quick(at_us(20 * 24)), None), Pause::Sleep(_)),
+            matches!(idle.next(15, quick(at_us(20 * 24)), None), Pause::Coalesce(_)),
             "about the batch it waited for: wait again"
         );
     }

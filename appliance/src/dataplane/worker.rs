@@ -13,7 +13,7 @@ use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Burst, Mbuf, Mempool};
 
 use crate::dataplane::dispatch::act;
-use crate::dataplane::idle::Idle;
+use crate::dataplane::idle::{Idle, Pause};
 use crate::dataplane::mgmt_frames::MgmtFrames;
 use crate::dataplane::pipeline::{process, Ingress, Verdict};
 use crate::dataplane::sinks::RelayCtx;
@@ -148,8 +148,10 @@ impl Worker {
                 now
             };
             let until = deadline.map(|d| d.saturating_duration_since(finished));
-            if self.idle.after_poll(handled, (now, finished), until) {
-                self.counters.idle_sleeps.inc();
+            match self.idle.after_poll(handled, (now, finished), until) {
+                Pause::Sleep(_) => self.counters.idle_sleeps.inc(),
+                Pause::Coalesce(_) => self.counters.coalesce_sleeps.inc(),
+                Pause::None | Pause::Spin => {}
             }
         }
         0

@@ -28,8 +28,10 @@ pub struct WorkerCounters {
     pub polls: Counter,
     /// Iterations that found packets.
     pub busy_polls: Counter,
-    /// Idle sleeps taken.
+    /// Idle sleeps taken (its rings empty).
     pub idle_sleeps: Counter,
+    /// Sleeps that let packets gather into a batch (`idle.coalesce_frames`).
+    pub coalesce_sleeps: Counter,
 }
 
 impl WorkerCounters {
@@ -52,6 +54,7 @@ impl WorkerCounters {
             polls: self.polls.get(),
             busy_polls: self.busy_polls.get(),
             idle_sleeps: self.idle_sleeps.get(),
+            coalesce_sleeps: self.coalesce_sleeps.get(),
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct CounterSnapshot {
     pub busy_polls: u64,
     /// Idle sleeps.
     pub idle_sleeps: u64,
+    /// Sleeps waiting for a batch.
+    pub coalesce_sleeps: u64,
 }
 
 impl CounterSnapshot {
@@ -99,6 +104,7 @@ impl CounterSnapshot {
         self.polls += other.polls;
         self.busy_polls += other.busy_polls;
         self.idle_sleeps += other.idle_sleeps;
+        self.coalesce_sleeps += other.coalesce_sleeps;
     }
 
     /// Drops of one reason.
