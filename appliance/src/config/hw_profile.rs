@@ -120,10 +120,10 @@ pub struct IdleConfig {
     /// Longest sleep between polls when idle, in microseconds.
     #[serde(default = "default_max_sleep_us")]
     pub max_sleep_us: u32,
-    /// Adaptive mode: after a poll that drained fewer packets than this,
-    /// sleep until about this many have arrived at the measured rate (at
-    /// most `max_sleep_us`), like a NIC's `rx-frames` interrupt moderation;
-    /// 0 (the default) turns it off.
+    /// Adaptive mode: after a poll that drained the rings (and found less
+    /// than a backlog), sleep until about this many packets have arrived at
+    /// the measured rate (at most `max_sleep_us`), like a NIC's `rx-frames`
+    /// interrupt moderation; 0 (the default) turns it off.
     #[serde(default = "default_coalesce_frames")]
     pub coalesce_frames: u32,
 }

@@ -296,7 +296,10 @@ mod tests {
             "a backlog: keep up"
         );
         assert!(
-            matches!(idle.next(15, quick(at_us(20 * 24)), None), Pause::Coalesce(_)),
+            matches!(
+                idle.next(15, quick(at_us(20 * 24)), None),
+                Pause::Coalesce(_)
+            ),
             "about the batch it waited for: wait again"
         );
     }
