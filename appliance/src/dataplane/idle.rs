@@ -97,7 +97,7 @@ impl Idle {
     }
 
     /// The decision alone (no waiting): see [`Idle::after_poll`].
-    pub fn next(
+    fn next(
         &mut self,
         packets: usize,
         (started, finished): (Time, Time),

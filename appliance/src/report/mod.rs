@@ -439,22 +439,21 @@ impl StatsSource {
         }
     }
 
+    /// The kernel's counters of port index `port`, if it is an af_packet port.
+    fn kernel(&self, port: usize) -> Option<&kernel::KernelPortCounters> {
+        self.kernel.get(port).and_then(Option::as_ref)
+    }
+
     /// Frames the kernel dropped on port index `port`'s full af_packet rings
     /// (0 on other ports).
     fn kernel_ring_drops(&self, port: usize) -> u64 {
-        self.kernel
-            .get(port)
-            .and_then(Option::as_ref)
-            .map_or(0, |k| k.ring_drops())
+        self.kernel(port).map_or(0, |k| k.ring_drops())
     }
 
     /// Frames the af_packet fanout rolled over to another worker's socket
     /// on port index `port` (0 on other ports).
     fn rollovers(&self, port: usize) -> u64 {
-        self.kernel
-            .get(port)
-            .and_then(Option::as_ref)
-            .map_or(0, |k| k.rollovers())
+        self.kernel(port).map_or(0, |k| k.rollovers())
     }
 
     /// Reads the kernel's counters of the af_packet ports (management lcore,
