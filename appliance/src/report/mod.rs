@@ -341,25 +341,27 @@ impl StatsSource {
             .collect()
     }
 
-    /// Workers with their counters.
+    /// Workers with their counters. Each worker's counters are read once and
+    /// the shares come from those same readings, so they sum to 1 even while
+    /// packets flow.
     pub fn workers(&self) -> Vec<WorkerReport> {
-        let total = self.worker_rx_packets();
+        let snapshots: Vec<CounterSnapshot> =
+            self.workers.iter().map(|w| w.counters.snapshot()).collect();
+        let received = |c: &CounterSnapshot| -> u64 { c.rx_packets.iter().sum() };
+        let total: u64 = snapshots.iter().map(received).sum();
         self.workers
             .iter()
-            .map(|w| {
-                let counters = w.counters.snapshot();
-                let rx: u64 = counters.rx_packets.iter().sum();
-                WorkerReport {
-                    id: w.id,
-                    lcore: w.lcore,
-                    rx_queues: w.rx_queues.clone(),
-                    rx_share: if total == 0 {
-                        0.0
-                    } else {
-                        rx as f64 / total as f64
-                    },
-                    counters,
-                }
+            .zip(snapshots)
+            .map(|(w, counters)| WorkerReport {
+                id: w.id,
+                lcore: w.lcore,
+                rx_queues: w.rx_queues.clone(),
+                rx_share: if total == 0 {
+                    0.0
+                } else {
+                    received(&counters) as f64 / total as f64
+                },
+                counters,
             })
             .collect()
     }
