@@ -14,6 +14,7 @@ use dpdk_bindings::{eal, lcore, port, ring, DpdkError, Eal, Mempool};
 use hashbrown::HashMap;
 
 use crate::api::ChangeSender;
+use crate::dataplane::doorbell::Doorbell;
 use crate::config::{
     instance_name, Config, ConfigError, Driver, HwProfile, PortProfile, HEADER_DATA_ROOM,
 };
@@ -276,6 +277,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let mut mgmt_rings_by_worker = mgmt_rings_by_worker.into_iter();
     let worker_stop = Arc::new(AtomicBool::new(false));
     let mut punt_consumers = Vec::new();
+    // The management loop runs on this thread: workers' punts wake it.
+    let doorbell = Doorbell::new(std::thread::current());
     let mut worker_metas = Vec::new();
     let mut workers = Vec::new();
     for (k, (lc, rx)) in worker_lcores.iter().zip(rx_by_worker).enumerate() {
@@ -301,6 +304,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 rx,
                 tx: TxPorts::new(tx, k, Arc::clone(&counters)),
                 punt: producer,
+                doorbell: doorbell.clone(),
                 counters,
                 tables: published.clone(),
                 headers: Arc::clone(&headers),
@@ -370,6 +374,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         clock,
         slow,
         change_rx,
+        doorbell,
         Arc::clone(&source),
         opts.exit_when_idle,
     );

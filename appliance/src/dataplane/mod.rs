@@ -3,6 +3,7 @@
 //! iteration, and the idle back-off.
 
 pub mod dispatch;
+pub mod doorbell;
 pub mod idle;
 pub mod mcast_headers;
 pub mod mgmt_frames;

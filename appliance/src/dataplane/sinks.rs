@@ -18,6 +18,9 @@ pub struct Sinks<'a> {
     pub tx: &'a mut TxPorts,
     /// Ring to the management lcore.
     pub punt: &'a mut Producer,
+    /// Whether anything was punted (the worker rings the management lcore's
+    /// doorbell after its flush).
+    pub punted: bool,
     /// The worker's sending side of the tunnel.
     pub tunnel: Option<&'a mut TunnelSender>,
     /// Worker id, pools and counters.
@@ -36,7 +39,10 @@ impl Sinks<'_> {
     #[inline]
     pub fn punt(&mut self, m: Mbuf) {
         match self.punt.enqueue(m) {
-            Ok(()) => self.relay.counters.punted.inc(),
+            Ok(()) => {
+                self.relay.counters.punted.inc();
+                self.punted = true;
+            }
             Err(_m) => self.drop_one(DropReason::PuntRingFull),
         }
     }

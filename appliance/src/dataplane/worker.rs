@@ -3,7 +3,8 @@
 //! packets of their own, flush every iteration. Run to completion; no locks,
 //! allocation, logging or syscalls while a packet is in hand (the idle
 //! back-off and receive coalescing sleep only with the rings drained and
-//! everything flushed, and never past a stage's deadline).
+//! everything flushed, and never past a stage's deadline; the doorbell that
+//! wakes a sleeping management lcore after a punt rings after the flush).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Burst, Mbuf, Mempool};
 
 use crate::dataplane::dispatch::act;
+use crate::dataplane::doorbell::Doorbell;
 use crate::dataplane::idle::{Idle, Pause};
 use crate::dataplane::mgmt_frames::MgmtFrames;
 use crate::dataplane::pipeline::{process, Ingress, Verdict};
@@ -36,6 +38,8 @@ pub struct Worker {
     pub tx: TxPorts,
     /// Slow-path ring to the management lcore.
     pub punt: Producer,
+    /// Wakes the management lcore when it sleeps and this worker punted.
+    pub doorbell: Doorbell,
     /// Its counters.
     pub counters: Arc<WorkerCounters>,
     /// The tables.
@@ -91,6 +95,7 @@ impl Worker {
             let mut sinks = Sinks {
                 tx: &mut self.tx,
                 punt: &mut self.punt,
+                punted: false,
                 tunnel: self.tunnel_tx.as_mut(),
                 relay: RelayCtx {
                     worker: self.id,
@@ -126,8 +131,12 @@ impl Worker {
             for stage in stages {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
+            let punted = sinks.punted;
             self.tx.flush_all(&tables);
             drop(tables);
+            if punted {
+                self.doorbell.ring();
+            }
             if stopping {
                 break;
             }

@@ -2,9 +2,10 @@
 //! deadline, a punted packet or a control request, whichever comes first, and
 //! hands each to the part that owns it.
 //!
-//! - Punted packets (ARP, ICMP, IGMP, unresolved next hops) go to the slow
-//!   path ([`SlowPath::handle_punts`]). Workers cannot wake a sleeper without
-//!   a syscall, so their rings are polled at least every [`PUNT_POLL`].
+//! - Punted packets (ARP, ICMP, IGMP, BFD, probes, unresolved next hops) go
+//!   to the slow path ([`SlowPath::handle_punts`]). A worker that punted
+//!   rings the [`Doorbell`] after its flush, which wakes the loop only if it
+//!   sleeps, so an idle appliance does not wake to look at empty rings.
 //! - Control requests arrive on a channel; the control thread wakes the loop
 //!   as it sends ([`crate::api::ChangeSender`]), so a change is applied at
 //!   once.
@@ -18,17 +19,23 @@ use std::time::Duration;
 
 use crate::api::Change;
 use crate::config::MgmtPriority;
+use crate::dataplane::doorbell::Doorbell;
 use crate::report::StatsSource;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
 use crate::time::{Clock, Time, Timers};
 
-/// Longest sleep before the punt rings are looked at again: a punted packet
-/// waits at most this long (plus scheduling) for the slow path.
-pub const PUNT_POLL: Duration = Duration::from_micros(200);
-
-/// Rounds in a row with work after which the loop sleeps anyway.
+/// Rounds in a row with work after which the loop pauses anyway, for
+/// [`FLOOD_PAUSE`].
 const BUSY_ROUNDS_MAX: u32 = 64;
+
+/// The pause under a flood of punts: at real-time priority the loop would
+/// otherwise keep its CPU from every ordinary thread.
+const FLOOD_PAUSE: Duration = Duration::from_micros(200);
+
+/// Longest sleep, which bounds how late the loop sees SIGINT or SIGTERM
+/// (their handler sets a flag and wakes no thread).
+const PARK_MAX: Duration = Duration::from_millis(50);
 
 /// How often the idle stop checks for traffic.
 const IDLE_CHECK: Duration = Duration::from_millis(10);
@@ -57,6 +64,7 @@ pub struct Mgmt {
     clock: Clock,
     slow: SlowPath,
     changes: mpsc::Receiver<Change>,
+    doorbell: Doorbell,
     source: Arc<StatsSource>,
     timers: Timers<MgmtTimer>,
     last_rate_sample: Time,
@@ -67,12 +75,14 @@ pub struct Mgmt {
 }
 
 impl Mgmt {
-    /// A loop over `slow`, answering `changes`; `exit_when_idle` stops it after
-    /// that long without a received packet.
+    /// A loop over `slow`, answering `changes` and woken by the workers'
+    /// `doorbell` (on this thread); `exit_when_idle` stops it after that long
+    /// without a received packet.
     pub fn new(
         clock: Clock,
         slow: SlowPath,
         changes: mpsc::Receiver<Change>,
+        doorbell: Doorbell,
         source: Arc<StatsSource>,
         exit_when_idle: Option<Duration>,
     ) -> Self {
@@ -86,6 +96,7 @@ impl Mgmt {
             clock,
             slow,
             changes,
+            doorbell,
             source,
             timers,
             last_rate_sample: now,
@@ -127,21 +138,21 @@ impl Mgmt {
                 work += 1;
                 let _ = change.reply.send(self.slow.apply(change.request, now));
             }
-            // Under a flood of punts the loop still sleeps now and then: at
-            // real-time priority it would otherwise keep its CPU from every
-            // ordinary thread.
             busy_rounds = if work == 0 { 0 } else { busy_rounds + 1 };
-            if work == 0 || busy_rounds >= BUSY_ROUNDS_MAX {
-                busy_rounds = 0;
+            if work == 0 {
                 self.sleep(now);
+            } else if busy_rounds >= BUSY_ROUNDS_MAX {
+                busy_rounds = 0;
+                std::thread::park_timeout(FLOOD_PAUSE);
             }
         }
     }
 
-    /// Sleeps until the earliest timer, at most [`PUNT_POLL`]; a control
-    /// request wakes it early (the sender unparks this thread).
+    /// Sleeps until the earliest timer unless a punt is already waiting; a
+    /// worker's punt (the doorbell) or a control request (its sender unparks
+    /// this thread) wakes it early.
     fn sleep(&mut self, now: Time) {
-        let mut until = now + PUNT_POLL;
+        let mut until = now + PARK_MAX;
         for deadline in [self.slow.next_deadline(), self.timers.next_deadline()]
             .into_iter()
             .flatten()
@@ -149,7 +160,10 @@ impl Mgmt {
             until = until.min(deadline);
         }
         if until > now {
-            std::thread::park_timeout(until - now);
+            let slow = &self.slow;
+            if self.doorbell.park(until - now, || slow.punts_pending()) {
+                self.source.slow.mgmt_sleeps.inc();
+            }
         }
     }
 

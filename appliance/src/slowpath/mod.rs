@@ -191,6 +191,11 @@ impl SlowPath {
         work
     }
 
+    /// Whether a worker punted something not handled yet.
+    pub fn punts_pending(&self) -> bool {
+        self.punts.iter().any(|p| !p.is_empty())
+    }
+
     /// When the slow path next has a timer due.
     pub fn next_deadline(&mut self) -> Option<Time> {
         self.timers.next_deadline()

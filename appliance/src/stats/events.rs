@@ -19,5 +19,6 @@ crate::counter_set! {
         igmp_received: "IGMP messages received",
         igmp_reports_sent: "IGMP reports sent",
         mcast_filter_unsupported: "ports that keep no multicast filter list (run allmulticast)",
+        mgmt_sleeps: "times the management lcore slept until a timer, a worker's punt or a control request",
     }
 }
