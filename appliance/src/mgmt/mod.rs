@@ -5,10 +5,8 @@
 //! - Punted packets (ARP, ICMP, IGMP, BFD, probes, unresolved next hops) go
 //!   to the slow path ([`SlowPath::handle_punts`]). A worker that punted
 //!   rings the [`Doorbell`] after its flush, which wakes the loop only if it
-//!   sleeps, so an idle appliance does not wake to look at empty rings. Right
-//!   after a round with punts the loop polls instead (every [`PUNT_POLL`],
-//!   the doorbell silent), so a stream of punts costs the workers no syscall
-//!   and the loop no more than a wake-up per poll.
+//!   sleeps, so an idle appliance does not wake to look at empty rings, and
+//!   a punt is answered without waiting for a poll.
 //! - Control requests arrive on a channel; the control thread wakes the loop
 //!   as it sends ([`crate::api::ChangeSender`]), so a change is applied at
 //!   once.
@@ -27,9 +25,6 @@ use crate::report::StatsSource;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
 use crate::time::{Clock, Time, Timers};
-
-/// How often the loop looks at the punt rings while punts keep coming.
-pub const PUNT_POLL: Duration = Duration::from_micros(200);
 
 /// Rounds in a row with work after which the loop pauses anyway, for
 /// [`FLOOD_PAUSE`].
@@ -130,7 +125,6 @@ impl Mgmt {
             }
         }
         let mut busy_rounds = 0u32;
-        let mut punted_before = false;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Stopped::Signal;
@@ -140,30 +134,26 @@ impl Mgmt {
             if let Some(stopped) = self.run_timers(now) {
                 return stopped;
             }
-            let punts = self.slow.handle_punts(now);
-            let mut work = punts;
+            let mut work = self.slow.handle_punts(now);
             while let Ok(change) = self.changes.try_recv() {
                 work += 1;
                 let _ = change.reply.send(self.slow.apply(change.request, now));
             }
             busy_rounds = if work == 0 { 0 } else { busy_rounds + 1 };
             if work == 0 {
-                self.sleep(now, punted_before);
+                self.sleep(now);
             } else if busy_rounds >= BUSY_ROUNDS_MAX {
                 busy_rounds = 0;
                 std::thread::park_timeout(FLOOD_PAUSE);
             }
-            punted_before = punts > 0;
         }
     }
 
     /// Sleeps until the earliest timer unless a punt is already waiting; a
     /// worker's punt (the doorbell) or a control request (its sender unparks
-    /// this thread) wakes it early. Just after punts (`poll`), at most
-    /// [`PUNT_POLL`] with the doorbell silent: more are likely, and a wake-up
-    /// per punt would cost more than the poll.
-    fn sleep(&mut self, now: Time, poll: bool) {
-        let mut until = now + if poll { PUNT_POLL } else { PARK_MAX };
+    /// this thread) wakes it early.
+    fn sleep(&mut self, now: Time) {
+        let mut until = now + PARK_MAX;
         for deadline in [self.slow.next_deadline(), self.timers.next_deadline()]
             .into_iter()
             .flatten()
@@ -174,12 +164,9 @@ impl Mgmt {
             return;
         }
         let slow = &self.slow;
-        if poll {
-            std::thread::park_timeout(until - now);
-        } else if !self.doorbell.park(until - now, || slow.punts_pending()) {
-            return;
+        if self.doorbell.park(until - now, || slow.punts_pending()) {
+            self.source.slow.mgmt_sleeps.inc();
         }
-        self.source.slow.mgmt_sleeps.inc();
     }
 
     fn run_timers(&mut self, now: Time) -> Option<Stopped> {
