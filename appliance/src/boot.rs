@@ -14,11 +14,11 @@ use dpdk_bindings::{eal, lcore, port, ring, DpdkError, Eal, Mempool};
 use hashbrown::HashMap;
 
 use crate::api::ChangeSender;
-use crate::dataplane::doorbell::Doorbell;
 use crate::config::{
     instance_name, Config, ConfigError, Driver, HwProfile, PortProfile, HEADER_DATA_ROOM,
 };
 use crate::control;
+use crate::dataplane::doorbell::Doorbell;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::mgmt_frames::MgmtFrames;
 use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
