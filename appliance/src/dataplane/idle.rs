@@ -215,6 +215,17 @@ mod tests {
         (t, Time::from_nanos(t.as_nanos() + 1_000))
     }
 
+    /// Twenty polls, one every `every_us` from `every_us` on, each finding
+    /// `packets` and taking `work_us`: what the loop did after each.
+    fn trickle(idle: &mut Idle, packets: usize, every_us: u64, work_us: u64) -> Vec<Pause> {
+        (1..=20)
+            .map(|i| {
+                let t = at_us(every_us * i);
+                idle.next(packets, (t, at_us(every_us * i + work_us)), None)
+            })
+            .collect()
+    }
+
     #[test]
     fn backs_off_after_the_spins_and_snaps_back_on_traffic() {
         let mut idle = adaptive(50, 0);
@@ -270,30 +281,21 @@ mod tests {
         // One packet every 10 µs, drained in twos: the gap settles at 10 µs
         // and the loop waits 8 × 10 µs for the next batch.
         let mut idle = adaptive(200, 8);
-        let mut last = Pause::None;
-        for i in 1..=20 {
-            last = idle.next(2, quick(at_us(20 * i)), None);
-        }
-        assert_eq!(last, Pause::Coalesce(Duration::from_micros(80)));
+        let last = trickle(&mut idle, 2, 20, 1).pop();
+        assert_eq!(last, Some(Pause::Coalesce(Duration::from_micros(80))));
         // Twice the rate halves the wait: each of two workers sharing a
         // stream waits twice as long as one worker alone, for the same batch.
         let mut fast = adaptive(200, 8);
-        for i in 1..=20 {
-            last = fast.next(4, quick(at_us(20 * i)), None);
-        }
-        assert_eq!(last, Pause::Coalesce(Duration::from_micros(40)));
+        let last = trickle(&mut fast, 4, 20, 1).pop();
+        assert_eq!(last, Some(Pause::Coalesce(Duration::from_micros(40))));
     }
 
     #[test]
     fn coalescing_keeps_to_the_budget_the_deadline_and_full_batches() {
         let mut idle = adaptive(50, 8);
-        let mut last = Pause::None;
-        for i in 1..=20 {
-            last = idle.next(1, quick(at_us(20 * i)), None);
-        }
         assert_eq!(
-            last,
-            Pause::Coalesce(Duration::from_micros(50)),
+            trickle(&mut idle, 1, 20, 1).pop(),
+            Some(Pause::Coalesce(Duration::from_micros(50))),
             "8 × 20 µs capped at 50"
         );
         let next = at_us(20 * 21);
@@ -325,11 +327,8 @@ mod tests {
     fn a_worker_busy_most_of_the_time_does_not_give_its_vcpu_away() {
         // One packet every 10 µs, drained in twos, 16 µs of work per poll.
         let mut idle = adaptive(200, 8);
-        for i in 1..=20 {
-            let t = at_us(20 * i);
-            let slow = (t, Time::from_nanos(t.as_nanos() + 16_000));
-            assert_eq!(idle.next(2, slow, None), Pause::None);
-        }
+        let pauses = trickle(&mut idle, 2, 20, 16);
+        assert!(pauses.iter().all(|p| *p == Pause::None), "{pauses:?}");
     }
 
     #[test]
@@ -337,9 +336,7 @@ mod tests {
         // One packet every 300 µs (too slow to coalesce): after the spins the
         // first sleep is 150 µs, then the cap, not 1, 2, 4 ... µs.
         let mut idle = adaptive(200, 8);
-        for i in 1..=20 {
-            idle.next(1, quick(at_us(300 * i)), None);
-        }
+        trickle(&mut idle, 1, 300, 1);
         let t = at_us(300 * 20);
         let sleeps: Vec<Pause> = (0..4).map(|_| idle.next(0, (t, t), None)).collect();
         assert_eq!(
@@ -353,23 +350,19 @@ mod tests {
         );
         // Without coalescing the gap is not measured: 1 µs, doubling.
         let mut off = adaptive(200, 0);
-        for i in 1..=20 {
-            off.next(1, quick(at_us(300 * i)), None);
-        }
+        trickle(&mut off, 1, 300, 1);
         let first = (0..3).map(|_| off.next(0, (t, t), None)).last();
         assert_eq!(first, Some(Pause::Sleep(Duration::from_micros(1))));
     }
 
     #[test]
     fn a_slow_trickle_or_no_setting_is_not_held_back() {
+        // One packet every 150 µs: two would take 300 µs, over budget.
         let mut idle = adaptive(200, 8);
-        for i in 1..=20 {
-            // One packet every 150 µs: two would take 300 µs, over budget.
-            assert_eq!(idle.next(1, quick(at_us(150 * i)), None), Pause::None);
-        }
+        let pauses = trickle(&mut idle, 1, 150, 1);
+        assert!(pauses.iter().all(|p| *p == Pause::None), "{pauses:?}");
         let mut off = adaptive(200, 0);
-        for i in 1..=20 {
-            assert_eq!(off.next(2, quick(at_us(20 * i)), None), Pause::None);
-        }
+        let pauses = trickle(&mut off, 2, 20, 1);
+        assert!(pauses.iter().all(|p| *p == Pause::None), "{pauses:?}");
     }
 }

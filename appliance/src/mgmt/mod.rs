@@ -163,8 +163,10 @@ impl Mgmt {
         if until <= now {
             return;
         }
-        let slow = &self.slow;
-        if self.doorbell.park(until - now, || slow.punts_pending()) {
+        if self
+            .doorbell
+            .park(until - now, || self.slow.punts_pending())
+        {
             self.source.slow.mgmt_sleeps.inc();
         }
     }
