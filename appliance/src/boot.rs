@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use dpdk_bindings::port::{RxQueue, TxQueue};
-use dpdk_bindings::{eal, lcore, port, ring, DpdkError, Eal, Mempool};
+use dpdk_bindings::{eal, lcore, packet_port, port, ring, DpdkError, Eal, Mempool};
 use hashbrown::HashMap;
 
 use crate::api::ChangeSender;
@@ -473,14 +473,30 @@ fn probe_hint(p: &PortProfile) -> String {
     }
 }
 
-/// Self-check: every configured port was probed; their DPDK ids.
+/// Self-check: every configured port was probed; their port ids. The
+/// af_packet ports are opened here by the appliance's own driver
+/// (`dpdk_bindings::packet_port`), one socket per worker.
 fn probed_ports(profile: &HwProfile) -> Result<Vec<u16>, BootError> {
+    let workers = u16::try_from(profile.workers()).unwrap_or(u16::MAX);
     profile
         .ports
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let device = profile.device_name(i);
+            if p.driver == Driver::AfPacket {
+                let config = packet_port::PortConfig {
+                    iface: p.iface.clone().unwrap_or_default(),
+                    queues: workers,
+                    rx_frames: p.framecnt(),
+                    tx_frames: u32::from(p.tx_desc),
+                };
+                return packet_port::open(&config).map_err(|e| BootError::PortNotProbed {
+                    port: p.name.clone(),
+                    device,
+                    hint: format!("{e}: {}", probe_hint(p)),
+                });
+            }
             port::by_name(&device).map_err(|_| BootError::PortNotProbed {
                 port: p.name.clone(),
                 device,
@@ -578,6 +594,9 @@ fn setup_ports(
             promiscuous: p.promiscuous,
             allmulticast: true,
             checksum_offload: p.checksum_offload,
+            // A host's TCP super-frame is cut small enough for the tunnel,
+            // rather than into segments the tunnel answers with ICMP.
+            segment_ip_len: config.tunnel.as_ref().map(|t| t.inner_mtu()),
         };
         let configured = port::configure(id, &setup, pool).map_err(port_err)?;
         log::info!(

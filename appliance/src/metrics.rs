@@ -168,6 +168,11 @@ const FAMILIES: &[Family] = &[
         per_port(s, |p| p.stats.oerrors)
     }),
     counter(
+        "port_rx_offload_total",
+        "af_packet: frames a Linux neighbour left with offloads pending, by what was done (csum_completed, gso_frames, gso_segments) or why they were dropped (drop_*).",
+        offloads,
+    ),
+    counter(
         "port_rx_nombuf_total",
         "RX mbuf allocation failures.",
         |s| per_port(s, |p| p.stats.rx_nombuf),
@@ -368,6 +373,24 @@ fn per_port(s: &Scrape, f: fn(&PortReport) -> u64) -> Rows {
     s.ports
         .iter()
         .map(|p| (format!("port=\"{}\"", p.meta.name), f(p)))
+        .collect()
+}
+
+fn offloads(s: &Scrape) -> Rows {
+    s.ports
+        .iter()
+        .filter_map(|p| Some((&p.meta.name, p.offload?)))
+        .flat_map(|(port, o)| {
+            [
+                ("csum_completed", o.csum_completed),
+                ("gso_frames", o.gso_frames),
+                ("gso_segments", o.gso_segments),
+                ("drop_gso_unsupported", o.drop_gso_unsupported),
+                ("drop_bad_offload", o.drop_bad_offload),
+                ("drop_too_long", o.drop_too_long),
+            ]
+            .map(|(what, v)| (format!("port=\"{port}\",what=\"{what}\""), v))
+        })
         .collect()
 }
 
@@ -599,6 +622,7 @@ mod tests {
                     q_ipackets: vec![5],
                     ..PortStatsReport::default()
                 },
+                offload: None,
                 rx_rate: RateReport::default(),
                 tx_rate: RateReport::default(),
             }],

@@ -9,6 +9,7 @@ pub mod ffi;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
+pub mod packet_port;
 pub mod port;
 pub mod ring;
 pub mod time;

@@ -88,6 +88,24 @@ impl Mbuf {
         }
     }
 
+    /// The bytes of every segment, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        let mut next = Some(self.raw);
+        std::iter::from_fn(move || {
+            let seg = next?;
+            // SAFETY: every segment of a chain we own is a valid mbuf for
+            // the life of &self; its data range lies in its buffer.
+            unsafe {
+                let m = seg.as_ref();
+                next = NonNull::new(m.next);
+                Some(std::slice::from_raw_parts(
+                    m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                    usize::from(m.data_len),
+                ))
+            }
+        })
+    }
+
     /// Length of the first segment.
     #[inline]
     pub fn data_len(&self) -> usize {

@@ -12,6 +12,8 @@ use crate::mbuf::Mbuf;
 #[derive(Debug)]
 pub struct Mempool {
     raw: NonNull<ffi::rte_mempool>,
+    /// Bytes an mbuf holds after its headroom.
+    data_room: usize,
 }
 
 // SAFETY: DPDK mempools are multi-producer/multi-consumer safe; the handle
@@ -37,7 +39,11 @@ impl Mempool {
             ffi::rte_pktmbuf_pool_create(cname.as_ptr(), count, cache, 0, data_room, socket)
         };
         NonNull::new(raw)
-            .map(|raw| Self { raw })
+            .map(|raw| Self {
+                raw,
+                data_room: usize::from(data_room)
+                    .saturating_sub(ffi::RTE_PKTMBUF_HEADROOM as usize),
+            })
             .ok_or_else(|| DpdkError::from_rte_errno("rte_pktmbuf_pool_create"))
     }
 
@@ -63,6 +69,12 @@ impl Mempool {
     pub fn alloc(&self) -> Option<Mbuf> {
         // SAFETY: the pool is valid; a non-null result is a fresh mbuf we own.
         unsafe { Mbuf::from_raw(ffi::shim_pktmbuf_alloc(self.raw.as_ptr())) }
+    }
+
+    /// Bytes of packet an mbuf of the pool holds in one segment (its data
+    /// room less the headroom).
+    pub fn data_room(&self) -> usize {
+        self.data_room
     }
 
     pub(crate) fn as_ptr(&self) -> *mut ffi::rte_mempool {

@@ -7,6 +7,7 @@ use crate::error::{check, DpdkError, Result};
 use crate::ffi;
 use crate::mbuf::{as_raw_array, Burst};
 use crate::mempool::Mempool;
+use crate::packet_port::{self, PacketRx, PacketTx};
 
 /// Number of ports the EAL probed.
 pub fn count() -> u16 {
@@ -52,6 +53,20 @@ pub struct DeviceInfo {
 /// # Errors
 /// Invalid port.
 pub fn info(port: u16) -> Result<DeviceInfo> {
+    if packet_port::is_packet_port(port) {
+        let queues = packet_port::queue_count(port).ok_or(DpdkError {
+            op: "packet_port::info",
+            code: libc::ENODEV,
+        })?;
+        return Ok(DeviceInfo {
+            driver: "af_packet".into(),
+            max_rx_queues: queues,
+            max_tx_queues: queues,
+            rss_offloads: 0,
+            tx_offload_capa: 0,
+            max_mtu: u16::MAX,
+        });
+    }
     let mut di = ffi::rte_eth_dev_info::default();
     // SAFETY: valid out-pointer to a zeroed struct.
     check("rte_eth_dev_info_get", unsafe {
@@ -96,6 +111,9 @@ pub struct Setup {
     pub allmulticast: bool,
     /// Ask for IPv4 and UDP checksum offload if the device has it.
     pub checksum_offload: bool,
+    /// Packet ports: the largest IPv4 packet a host's TCP super-frame is
+    /// cut into (at most the interface's MTU; `None`: the MTU).
+    pub segment_ip_len: Option<u16>,
 }
 
 /// What setup actually enabled.
@@ -115,6 +133,11 @@ pub struct Configured {
 /// # Errors
 /// The first DPDK call that failed.
 pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured> {
+    if packet_port::is_packet_port(port) {
+        return packet_port::configure(port, setup, pool)
+            .map(|()| Configured::default())
+            .map_err(|e| io_error("packet_port::configure", &e));
+    }
     let dev = info(port)?;
     let mut conf = ffi::rte_eth_conf::default();
     let mut out = Configured::default();
@@ -195,18 +218,29 @@ pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured>
 /// # Errors
 /// The driver refused.
 pub fn start(port: u16) -> Result<()> {
+    if packet_port::is_packet_port(port) {
+        // Its sockets receive from the moment they are bound.
+        return Ok(());
+    }
     // SAFETY: plain call on a configured port.
     check("rte_eth_dev_start", unsafe { ffi::rte_eth_dev_start(port) }).map(|_| ())
 }
 
 /// Stops the port (its queues must no longer be polled).
 pub fn stop(port: u16) {
+    if packet_port::is_packet_port(port) {
+        return;
+    }
     // SAFETY: plain call; an error here leaves nothing to undo.
     let _ = unsafe { ffi::rte_eth_dev_stop(port) };
 }
 
 /// Closes the port, releasing its queues and (for pcap) flushing files.
 pub fn close(port: u16) {
+    if packet_port::is_packet_port(port) {
+        packet_port::close(port);
+        return;
+    }
     // SAFETY: plain call on a stopped port.
     let _ = unsafe { ffi::rte_eth_dev_close(port) };
 }
@@ -216,6 +250,9 @@ pub fn close(port: u16) {
 /// # Errors
 /// Invalid port.
 pub fn mac_addr(port: u16) -> Result<[u8; 6]> {
+    if packet_port::is_packet_port(port) {
+        return packet_port::mac_addr(port).map_err(|e| io_error("SIOCGIFHWADDR", &e));
+    }
     let mut addr = ffi::rte_ether_addr::default();
     // SAFETY: valid out-pointer.
     check("rte_eth_macaddr_get", unsafe {
@@ -229,6 +266,13 @@ pub fn mac_addr(port: u16) -> Result<[u8; 6]> {
 /// # Errors
 /// The driver has no filter (ENOTSUP) or the list is too long.
 pub fn set_multicast_filter(port: u16, macs: &[[u8; 6]]) -> Result<()> {
+    if packet_port::is_packet_port(port) {
+        // Its sockets take all multicast (as the PMD's do): no filter.
+        return Err(DpdkError {
+            op: "set_multicast_filter",
+            code: libc::ENOTSUP,
+        });
+    }
     let mut list: Vec<ffi::rte_ether_addr> = macs
         .iter()
         .map(|m| ffi::rte_ether_addr { addr_bytes: *m })
@@ -270,6 +314,12 @@ pub struct Stats {
 /// # Errors
 /// Invalid port.
 pub fn stats(port: u16) -> Result<Stats> {
+    if packet_port::is_packet_port(port) {
+        return packet_port::stats(port).ok_or(DpdkError {
+            op: "packet_port::stats",
+            code: libc::ENODEV,
+        });
+    }
     let mut s = ffi::rte_eth_stats::default();
     // SAFETY: valid out-pointer.
     check("rte_eth_stats_get", unsafe {
@@ -305,6 +355,14 @@ pub struct Link {
 /// # Errors
 /// Invalid port or not supported.
 pub fn link(port: u16) -> Result<Link> {
+    if packet_port::is_packet_port(port) {
+        let up = packet_port::link_up(port).map_err(|e| io_error("SIOCGIFFLAGS", &e))?;
+        return Ok(Link {
+            up,
+            speed_mbps: 0,
+            full_duplex: true,
+        });
+    }
     let mut l = ffi::rte_eth_link::default();
     // SAFETY: valid out-pointer.
     check("rte_eth_link_get_nowait", unsafe {
@@ -324,44 +382,64 @@ pub fn link(port: u16) -> Result<Link> {
 /// Receive side of one queue. Only one lcore may hold it; `configure`
 /// callers hand each one to exactly one lcore.
 #[derive(Debug)]
-pub struct RxQueue {
-    port: u16,
-    queue: u16,
+pub struct RxQueue(RxKind);
+
+#[derive(Debug)]
+enum RxKind {
+    Eth { port: u16, queue: u16 },
+    Packet(Box<PacketRx>),
 }
 
 /// Transmit side of one queue, owned by one lcore.
 #[derive(Debug)]
-pub struct TxQueue {
-    port: u16,
-    queue: u16,
+pub struct TxQueue(TxKind);
+
+#[derive(Debug)]
+enum TxKind {
+    Eth { port: u16, queue: u16 },
+    Packet(Box<PacketTx>),
 }
 
 /// Creates the burst handles for a configured port: one per queue, each to
 /// be moved to the one lcore that uses it.
 pub fn queues(port: u16, setup: &Setup) -> (Vec<RxQueue>, Vec<TxQueue>) {
+    if packet_port::is_packet_port(port) {
+        let (rx, tx) = packet_port::queues(port);
+        return (
+            rx.into_iter()
+                .map(|q| RxQueue(RxKind::Packet(Box::new(q))))
+                .collect(),
+            tx.into_iter()
+                .map(|q| TxQueue(TxKind::Packet(Box::new(q))))
+                .collect(),
+        );
+    }
     (
         (0..setup.rx_queues)
-            .map(|queue| RxQueue { port, queue })
+            .map(|queue| RxQueue(RxKind::Eth { port, queue }))
             .collect(),
         (0..setup.tx_queues)
-            .map(|queue| TxQueue { port, queue })
+            .map(|queue| TxQueue(TxKind::Eth { port, queue }))
             .collect(),
     )
 }
 
 impl RxQueue {
-    /// Port id.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
     /// Queue id.
     pub fn queue(&self) -> u16 {
-        self.queue
+        match &self.0 {
+            RxKind::Eth { queue, .. } => *queue,
+            RxKind::Packet(q) => q.queue(),
+        }
     }
 
     /// Receives up to the free room of `out`; returns how many arrived.
     #[inline]
     pub fn rx_burst(&mut self, out: &mut Burst) -> usize {
+        let (port, queue) = match &mut self.0 {
+            RxKind::Eth { port, queue } => (*port, *queue),
+            RxKind::Packet(q) => return q.rx_burst(out),
+        };
         let have = out.len();
         let room = u16::try_from(out.remaining_capacity()).unwrap_or(u16::MAX);
         // SAFETY: the array has `room` free slots after `have`; the driver
@@ -369,7 +447,7 @@ impl RxQueue {
         // is raised by exactly n so every slot in 0..len is initialised.
         unsafe {
             let base = as_raw_array(out).add(have);
-            let n = ffi::shim_eth_rx_burst(self.port, self.queue, base, room);
+            let n = ffi::shim_eth_rx_burst(port, queue, base, room);
             out.set_len(have + usize::from(n));
             usize::from(n)
         }
@@ -379,27 +457,46 @@ impl RxQueue {
 impl TxQueue {
     /// Port id.
     pub fn port(&self) -> u16 {
-        self.port
+        match &self.0 {
+            TxKind::Eth { port, .. } => *port,
+            TxKind::Packet(q) => q.port(),
+        }
     }
     /// Queue id.
     pub fn queue(&self) -> u16 {
-        self.queue
+        match &self.0 {
+            TxKind::Eth { queue, .. } => *queue,
+            TxKind::Packet(q) => q.queue(),
+        }
     }
 
     /// Hands the front of `pkts` to the driver; the sent mbufs leave `pkts`,
     /// what the driver did not take stays, in order. Returns how many went.
     #[inline]
     pub fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        let (port, queue) = match &mut self.0 {
+            TxKind::Eth { port, queue } => (*port, *queue),
+            TxKind::Packet(q) => return q.tx_burst(pkts),
+        };
         let len = u16::try_from(pkts.len()).unwrap_or(u16::MAX);
         // SAFETY: pkts holds `len` owned mbufs; the driver takes ownership of
         // the first `n`.
         let n = usize::from(unsafe {
-            ffi::shim_eth_tx_burst(self.port, self.queue, as_raw_array(pkts), len)
+            ffi::shim_eth_tx_burst(port, queue, as_raw_array(pkts), len)
         });
         // The first n now belong to the driver: remove them without freeing.
         for m in pkts.drain(..n) {
             let _ = m.into_raw();
         }
         n
+    }
+}
+
+/// A packet port's I/O error as a [`DpdkError`] (same errno).
+fn io_error(op: &'static str, e: &std::io::Error) -> DpdkError {
+    log::warn!("{op}: {e}");
+    DpdkError {
+        op,
+        code: e.raw_os_error().unwrap_or(libc::EINVAL),
     }
 }

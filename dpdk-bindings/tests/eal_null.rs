@@ -42,6 +42,7 @@ fn null_port_round_trip() {
         promiscuous: true,
         allmulticast: true,
         checksum_offload: true,
+        segment_ip_len: None,
     };
     port::configure(id, &setup, &pool).expect("configure");
     port::start(id).expect("start");

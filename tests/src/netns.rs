@@ -365,9 +365,10 @@ impl Netns {
 
     /// Turns off TX checksum offload and segmentation/receive offloads on `dev`.
     ///
-    /// With TX checksum offload, frames picked up by AF_PACKET carry CHECKSUM_PARTIAL and the
-    /// far kernel drops them after forwarding; with TSO/GSO/GRO, AF_PACKET sees frames of up
-    /// to 64 KB instead of MTU-sized ones.
+    /// Only for a host's link straight into the WAN emulator with no appliance between
+    /// (the kernel-to-kernel baselines): the emulator stands for a wire, and a host's NIC
+    /// would finish its checksums and cut its TSO frames before the wire. With them on,
+    /// AF_PACKET would hand the emulator partial checksums and 64 KB frames.
     pub fn offloads_off(&self, dev: &str) -> Result<()> {
         self.exec(&[
             "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
@@ -449,7 +450,9 @@ impl Drop for Netns {
     }
 }
 
-/// Creates a veth pair with one end in each namespace, both up, with offloads off.
+/// Creates a veth pair with one end in each namespace, both up, with Linux's default
+/// offloads (checksum offload, TSO, GSO, GRO on): as a container or VM guest beside the
+/// appliance has them.
 ///
 /// The first end is created directly inside `a` and the peer directly inside `b`, so no
 /// interface ever exists in the root namespace.
@@ -473,8 +476,6 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str, mtu: u32) -> Result<
     ])?;
     a.link_up(a_dev, mtu)?;
     b.link_up(b_dev, mtu)?;
-    a.offloads_off(a_dev)?;
-    b.offloads_off(b_dev)?;
     Ok(())
 }
 

@@ -323,6 +323,10 @@ pub fn wan_pair(n_links: usize) -> Result<WanPair> {
         };
         veth(&host_a, &link.a_iface, &emu, &link.emu_a_iface, MTU)?;
         veth(&emu, &link.emu_b_iface, &host_b, &link.b_iface, MTU)?;
+        // No appliance here: the emulator is the wire between two hosts' NICs, which
+        // would finish checksums and segments in hardware (`Netns::offloads_off`).
+        host_a.offloads_off(&link.a_iface)?;
+        host_b.offloads_off(&link.b_iface)?;
         host_a.addr_add(&link.a_iface, link.a_addr, 24)?;
         host_b.addr_add(&link.b_iface, link.b_addr, 24)?;
         links.push(link);

@@ -180,7 +180,8 @@ pub struct PortProfile {
     /// Kernel interface (`af_packet`, `af_xdp`).
     #[serde(default)]
     pub iface: Option<String>,
-    /// af_packet ring frames per queue; ≥ 16384 or a shared core drops silently.
+    /// af_packet RX ring slots per queue (default 16384); ≥ 16384 or a
+    /// shared core drops silently. The TX ring has `tx_desc` slots.
     #[serde(default)]
     pub framecnt: Option<u32>,
     /// Input pcap (`pcap`).
@@ -210,6 +211,13 @@ pub struct PortProfile {
     /// Receive frames for any MAC (needed on veths shared with the kernel).
     #[serde(default = "yes")]
     pub promiscuous: bool,
+}
+
+impl PortProfile {
+    /// af_packet RX ring slots per queue.
+    pub fn framecnt(&self) -> u32 {
+        self.framecnt.unwrap_or(16384)
+    }
 }
 
 fn default_desc() -> u16 {
@@ -387,6 +395,11 @@ impl HwProfile {
             }
             if p.driver != Driver::AfPacket {
                 forbids("framecnt", p.framecnt.is_some())?;
+            } else if p.devargs.is_some() {
+                return err(
+                    key("devargs"),
+                    "nothing: af_packet ports are driven by the appliance, not a DPDK vdev",
+                );
             } else if p.framecnt.is_some_and(|f| f < 512 || !f.is_power_of_two()) {
                 return err(
                     key("framecnt"),
@@ -436,7 +449,7 @@ impl HwProfile {
         let p = &self.ports[i];
         match p.driver {
             Driver::Pci => p.pci.clone().unwrap_or_default(),
-            Driver::AfPacket => format!("net_af_packet{i}"),
+            Driver::AfPacket => format!("af_packet:{}", p.iface.as_deref().unwrap_or_default()),
             Driver::AfXdp => format!("net_af_xdp{i}"),
             Driver::Pcap => format!("net_pcap{i}"),
             Driver::Ring => format!("net_ring{i}"),
@@ -518,17 +531,9 @@ impl HwProfile {
             let iface = p.iface.as_deref().unwrap_or_default();
             match p.driver {
                 Driver::Pci => a.push(format!("-a{}{extra}", p.pci.as_deref().unwrap_or_default())),
-                Driver::AfPacket => {
-                    // Every qpair socket joins the kernel's fanout group and
-                    // must be polled: one per worker, so each worker gets an
-                    // equal share of the flows. The management lcore sends
-                    // through a worker (dataplane::mgmt_frames).
-                    let framecnt = p.framecnt.unwrap_or(16384);
-                    a.push(format!(
-                        "--vdev={}{},iface={iface},qpairs={workers},framecnt={framecnt}{extra}",
-                        "net_af_packet", i,
-                    ));
-                }
+                // Opened by the appliance itself (`dpdk_bindings::packet_port`),
+                // not by the EAL.
+                Driver::AfPacket => {}
                 Driver::AfXdp => a.push(format!(
                     "--vdev=net_af_xdp{i},iface={iface},start_queue=0,queue_count={}{extra}",
                     workers + 1
@@ -654,10 +659,7 @@ tx_pcap = "out"
         assert_eq!(p.workers(), 2);
         let a = p.eal_args(0, "appliance-t").join(" ");
         assert!(a.contains("--no-huge"), "{a}");
-        assert!(
-            a.contains("--vdev=net_af_packet0,iface=veth0,qpairs=2,framecnt=16384"),
-            "{a}"
-        );
+        assert!(!a.contains("net_af_packet"), "the appliance opens af_packet ports: {a}");
         assert!(
             a.contains("tx_pcap=out.q0.pcap,tx_pcap=out.q1.pcap,tx_pcap=out.q2.pcap"),
             "{a}"

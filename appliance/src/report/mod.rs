@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dpdk_bindings::{port, Mempool};
+use dpdk_bindings::{packet_port, port, Mempool};
 use serde::Serialize;
 
 use crate::config::mcast::McastRuleSpec;
@@ -103,10 +103,45 @@ pub struct PortReport {
     pub speed_mbps: u32,
     /// Driver counters.
     pub stats: PortStatsReport,
+    /// af_packet ports: the partial checksums completed and GSO
+    /// super-frames segmented on receive, and the frames refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload: Option<OffloadReport>,
     /// Received per second over the last sampling interval.
     pub rx_rate: RateReport,
     /// Sent per second over the last sampling interval.
     pub tx_rate: RateReport,
+}
+
+/// What an af_packet port did with the offloads a Linux neighbour left
+/// pending (`dpdk_bindings::packet_port::OffloadStats`).
+#[derive(Debug, Serialize, Default, Clone, Copy)]
+pub struct OffloadReport {
+    /// Frames whose partial checksum was completed.
+    pub csum_completed: u64,
+    /// GSO super-frames cut into segments.
+    pub gso_frames: u64,
+    /// Segments made of them.
+    pub gso_segments: u64,
+    /// Dropped: a GSO type not segmented here (IPv6, UFO, VLAN-tagged).
+    pub drop_gso_unsupported: u64,
+    /// Dropped: offload offsets or headers that do not fit the frame.
+    pub drop_bad_offload: u64,
+    /// Dropped: larger than a packet buffer, or its whole copy was lost.
+    pub drop_too_long: u64,
+}
+
+impl From<packet_port::OffloadStats> for OffloadReport {
+    fn from(s: packet_port::OffloadStats) -> Self {
+        Self {
+            csum_completed: s.csum_completed,
+            gso_frames: s.gso_frames,
+            gso_segments: s.gso_segments,
+            drop_gso_unsupported: s.drop_gso_unsupported,
+            drop_bad_offload: s.drop_bad_offload,
+            drop_too_long: s.drop_too_long,
+        }
+    }
 }
 
 /// Driver counters of a port.
@@ -326,6 +361,7 @@ impl StatsSource {
                         q_ipackets: s.q_ipackets[..nq].to_vec(),
                         q_opackets: s.q_opackets[..nq].to_vec(),
                     },
+                    offload: packet_port::offload_stats(m.port_id).map(OffloadReport::from),
                     rx_rate: self
                         .port_rates
                         .get(m.index)

@@ -1,0 +1,404 @@
+//! One `AF_PACKET` socket with its memory-mapped `TPACKET_V2` rings: the
+//! system calls and the raw frame access, kept apart from the logic of
+//! what a frame means (`mod.rs`) so that every `unsafe` block here is about
+//! one syscall or one pointer into the ring.
+//!
+//! Layout of the mapping (the kernel's): the RX ring's frames first, then
+//! the TX ring's, each frame `frame_size` bytes starting with a
+//! `tpacket2_hdr` whose `tp_status` is the hand-off word between the kernel
+//! and us.
+
+use std::ffi::CString;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::raw::{c_int, c_void};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::vnet::VNET_HDR_LEN;
+
+/// `ETH_P_ALL` in network byte order, as `socket(2)` and `bind(2)` want it.
+const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
+/// Ring blocks are one page: the kernel allocates each block contiguously,
+/// and a page never fails to allocate.
+const BLOCK_SIZE: u32 = 4096;
+/// Where the frame data starts in a TX frame: the kernel reads it at the
+/// `tpacket2_hdr` rounded up to 16 bytes (`tp_hdrlen - sizeof(sockaddr_ll)`).
+pub(super) const TX_DATA_OFFSET: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_ll>();
+/// Socket receive buffer for the frames too large for a ring slot (GSO
+/// super-frames, which the kernel queues whole beside the truncated slot):
+/// room for about 60 of 64 KB.
+const COPY_QUEUE_BYTES: c_int = 4 << 20;
+
+/// How one socket is set up.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Geometry {
+    /// RX ring slots.
+    pub rx_frames: u32,
+    /// TX ring slots.
+    pub tx_frames: u32,
+    /// Bytes per slot (both rings).
+    pub frame_size: u32,
+}
+
+/// What the kernel said about one received frame.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RxFrame {
+    /// `tp_status` (`TP_STATUS_*`).
+    pub status: u32,
+    /// The frame's length on the wire.
+    pub len: usize,
+    /// Bytes of it in the slot.
+    pub snaplen: usize,
+    /// Offset of the Ethernet header in the slot.
+    pub mac: usize,
+}
+
+/// An open, bound `AF_PACKET` socket with its rings mapped. Closed and
+/// unmapped on drop.
+#[derive(Debug)]
+pub(super) struct Socket {
+    fd: OwnedFd,
+    map: NonNull<u8>,
+    map_len: usize,
+    geometry: Geometry,
+}
+
+// SAFETY: the mapping is shared memory whose slots are handed over through
+// `tp_status` with acquire/release ordering; each ring is used by one owner
+// at a time (the RX queue, the TX queue), and the descriptor is a plain fd.
+unsafe impl Send for Socket {}
+// SAFETY: as above: the methods that touch a ring are called by that ring's
+// one owner; the others are syscalls on the fd.
+unsafe impl Sync for Socket {}
+
+fn last_error(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+fn setsockopt<T>(fd: c_int, level: c_int, name: c_int, value: &T, what: &str) -> io::Result<()> {
+    // SAFETY: `value` is a live T and the length says so; the kernel only
+    // reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast::<c_void>(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(last_error(what))
+    }
+}
+
+/// The kernel's index of interface `iface`.
+pub(super) fn ifindex(iface: &str) -> io::Result<c_int> {
+    let name = CString::new(iface).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(last_error(&format!("interface {iface}")));
+    }
+    c_int::try_from(index).map_err(|_| io::ErrorKind::InvalidData.into())
+}
+
+impl Socket {
+    /// Opens a socket on `ifindex` with virtio-net headers, both rings, the
+    /// qdisc bypassed, and joins fanout group `fanout` (hash of the flow, IP
+    /// fragments defragmented first so a datagram stays on one socket; no
+    /// rollover, which would reorder a flow when a ring fills).
+    pub fn open(ifindex: c_int, geometry: Geometry, fanout: u16) -> io::Result<Self> {
+        // SAFETY: plain socket creation; the descriptor is owned below.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, c_int::from(ETH_P_ALL_BE)) };
+        if raw < 0 {
+            return Err(last_error("socket(AF_PACKET)"));
+        }
+        // SAFETY: a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let s = fd.as_raw_fd();
+        let one: c_int = 1;
+        let version = libc::tpacket_versions::TPACKET_V2 as c_int;
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_VERSION, &version, "PACKET_VERSION")?;
+        // Before the rings: the kernel refuses it once they exist.
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one, "PACKET_VNET_HDR")?;
+        // A bad TX frame is skipped, not left to block the ring.
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_LOSS, &one, "PACKET_LOSS")?;
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one, "PACKET_QDISC_BYPASS")?;
+        // Frames this process (or anyone) sends on the interface are not
+        // received back.
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one, "PACKET_IGNORE_OUTGOING")?;
+        // A frame larger than a slot is also queued whole on the socket.
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, &one, "PACKET_COPY_THRESH")?;
+        if setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &COPY_QUEUE_BYTES, "").is_err() {
+            setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVBUF, &COPY_QUEUE_BYTES, "SO_RCVBUF")?;
+        }
+        let ring = |frames: u32| libc::tpacket_req {
+            tp_block_size: BLOCK_SIZE,
+            tp_block_nr: frames / (BLOCK_SIZE / geometry.frame_size),
+            tp_frame_size: geometry.frame_size,
+            tp_frame_nr: frames,
+        };
+        let rx = ring(geometry.rx_frames);
+        let tx = ring(geometry.tx_frames);
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_RX_RING, &rx, "PACKET_RX_RING")?;
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_TX_RING, &tx, "PACKET_TX_RING")?;
+        let map_len = (rx.tp_block_nr + tx.tp_block_nr) as usize * BLOCK_SIZE as usize;
+        // SAFETY: maps the rings the kernel just allocated for this socket;
+        // the mapping is unmapped once, in Drop.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_LOCKED | libc::MAP_POPULATE,
+                s,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(last_error("mmap(packet rings)"));
+        }
+        let socket = Self {
+            fd,
+            map: NonNull::new(map.cast::<u8>()).ok_or(io::ErrorKind::Other)?,
+            map_len,
+            geometry,
+        };
+        // SAFETY: all-zero is a valid sockaddr_ll; the fields below fill it.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = ETH_P_ALL_BE;
+        addr.sll_ifindex = ifindex;
+        // SAFETY: `addr` is a sockaddr_ll of the size given.
+        let rc = unsafe {
+            libc::bind(
+                s,
+                (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("bind(AF_PACKET)"));
+        }
+        let arg: c_int = c_int::from(fanout)
+            | ((libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG) as c_int) << 16;
+        setsockopt(s, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg, "PACKET_FANOUT")?;
+        Ok(socket)
+    }
+
+    /// Adds a `PACKET_MR_*` membership (promiscuous, all-multicast); it
+    /// lasts as long as the socket.
+    pub fn add_membership(&self, ifindex: c_int, kind: c_int) -> io::Result<()> {
+        // SAFETY: all-zero is a valid packet_mreq.
+        let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
+        mreq.mr_ifindex = ifindex;
+        mreq.mr_type = kind as u16;
+        setsockopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+            "PACKET_ADD_MEMBERSHIP",
+        )
+    }
+
+    /// The socket's descriptor (for the kernel's counters).
+    pub fn fd(&self) -> c_int {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Start of slot `i` of the RX ring (`i < rx_frames`) or, past it, of
+    /// the TX ring.
+    fn slot(&self, i: u32) -> *mut u8 {
+        debug_assert!(i < self.geometry.rx_frames + self.geometry.tx_frames);
+        // Frames never straddle blocks (a block holds a whole number of
+        // them), so slot i is at i × frame_size.
+        // SAFETY: i indexes a slot inside the mapping (callers keep it
+        // below the ring sizes), so the offset stays in bounds.
+        unsafe { self.map.as_ptr().add(i as usize * self.geometry.frame_size as usize) }
+    }
+
+    fn status(&self, i: u32) -> &AtomicU32 {
+        // SAFETY: tp_status is the first, 4-aligned u32 of every slot, and
+        // the kernel and we only ever access it atomically.
+        unsafe { AtomicU32::from_ptr(self.slot(i).cast::<u32>()) }
+    }
+
+    /// The RX slot `i` if the kernel has handed it to us.
+    pub fn rx_frame(&self, i: u32) -> Option<RxFrame> {
+        // Acquire: the frame's bytes are visible once the status says USER.
+        let status = self.status(i).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
+            return None;
+        }
+        // SAFETY: the slot is ours until we give it back; its header is a
+        // tpacket2_hdr at the slot's start.
+        let h = unsafe { &*self.slot(i).cast::<libc::tpacket2_hdr>() };
+        Some(RxFrame {
+            status,
+            len: h.tp_len as usize,
+            snaplen: h.tp_snaplen as usize,
+            mac: usize::from(h.tp_mac),
+        })
+    }
+
+    /// The bytes of RX slot `i` from `start` for `len` (clamped to the slot).
+    pub fn rx_bytes(&self, i: u32, start: usize, len: usize) -> &[u8] {
+        let size = self.geometry.frame_size as usize;
+        let start = start.min(size);
+        let len = len.min(size - start);
+        // SAFETY: the range lies inside slot i, which is ours (the caller
+        // saw TP_STATUS_USER) until `rx_release`.
+        unsafe { std::slice::from_raw_parts(self.slot(i).add(start), len) }
+    }
+
+    /// Gives RX slot `i` back to the kernel.
+    pub fn rx_release(&self, i: u32) {
+        // Release: we are done reading before the kernel may write.
+        self.status(i).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+    }
+
+    /// TX slot `i` (`i < tx_frames`) as a writable buffer for a frame of
+    /// `len` bytes after the virtio-net header, if the kernel is done
+    /// with it and the frame fits.
+    pub fn tx_slot(&self, i: u32, len: usize) -> Option<&mut [u8]> {
+        let slot = self.geometry.rx_frames + i;
+        if self.status(slot).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
+            return None;
+        }
+        let room = self.geometry.frame_size as usize - TX_DATA_OFFSET;
+        let total = VNET_HDR_LEN + len;
+        if total > room {
+            return None;
+        }
+        // SAFETY: the slot is available (the kernel is not reading it) and
+        // only its one owner (the TX queue) writes it; the range is inside it.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.slot(slot).add(TX_DATA_OFFSET), total) })
+    }
+
+    /// Hands TX slot `i`, filled with `len` bytes (header included), to
+    /// the kernel.
+    pub fn tx_commit(&self, i: u32, len: usize) {
+        let slot = self.geometry.rx_frames + i;
+        // SAFETY: the slot is ours (see tx_slot); only tp_len is written
+        // before the status hands it over.
+        unsafe { (*self.slot(slot).cast::<libc::tpacket2_hdr>()).tp_len = len as u32 };
+        self.status(slot).store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
+    }
+
+    /// Asks the kernel to send the committed TX slots. Never blocks; a
+    /// full device queue leaves them committed for the next kick.
+    pub fn tx_kick(&self) {
+        // SAFETY: a send with no data on our own socket; the kernel walks
+        // the TX ring.
+        let _ = unsafe {
+            libc::sendto(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+        };
+    }
+
+    /// Reads the next whole frame queued on the socket (the copy the kernel
+    /// makes of a frame too large for a slot) into `buf`: the virtio-net
+    /// header then the frame. Returns its length, or `None` if nothing was
+    /// queued or it did not fit (then it is consumed and lost).
+    pub fn recv_queued(&self, buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: `buf` is writable for its length; MSG_TRUNC makes the
+        // kernel return the full length so truncation can be seen.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        (n <= buf.len()).then_some(n)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, unmapped once; the fd closes
+        // after it (OwnedFd).
+        unsafe { libc::munmap(self.map.as_ptr().cast::<c_void>(), self.map_len) };
+    }
+}
+
+/// An `ifreq` for `iface`, for the `SIOC*` ioctls.
+fn ifreq(iface: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = iface.as_bytes();
+    if bytes.len() >= req.ifr_name.len() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok(req)
+}
+
+/// An `SIOC*` ioctl on a throwaway datagram socket.
+fn ioctl(request: libc::c_ulong, req: &mut libc::ifreq, what: &str) -> io::Result<()> {
+    // SAFETY: plain socket creation; closed below by OwnedFd.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if raw < 0 {
+        return Err(last_error("socket(AF_INET)"));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `req` is a valid ifreq the kernel reads and writes in place.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, req as *mut libc::ifreq) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(last_error(what))
+    }
+}
+
+/// The interface's MAC address.
+pub(super) fn mac_address(iface: &str) -> io::Result<[u8; 6]> {
+    let mut req = ifreq(iface)?;
+    ioctl(libc::SIOCGIFHWADDR, &mut req, "SIOCGIFHWADDR")?;
+    // SAFETY: SIOCGIFHWADDR fills the hwaddr member of the union.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(data) {
+        *d = s as u8;
+    }
+    Ok(mac)
+}
+
+/// Whether the interface is up with a carrier (`IFF_RUNNING`).
+pub(super) fn running(iface: &str) -> io::Result<bool> {
+    let mut req = ifreq(iface)?;
+    ioctl(libc::SIOCGIFFLAGS, &mut req, "SIOCGIFFLAGS")?;
+    // SAFETY: SIOCGIFFLAGS fills the flags member of the union.
+    let flags = c_int::from(unsafe { req.ifr_ifru.ifru_flags });
+    Ok(flags & libc::IFF_RUNNING != 0 && flags & libc::IFF_UP != 0)
+}
+
+/// Sets the interface's MTU.
+pub(super) fn set_mtu(iface: &str, mtu: u16) -> io::Result<()> {
+    let mut req = ifreq(iface)?;
+    req.ifr_ifru.ifru_mtu = c_int::from(mtu);
+    ioctl(libc::SIOCSIFMTU, &mut req, "SIOCSIFMTU")
+}
+
+/// The interface's MTU.
+pub(super) fn mtu(iface: &str) -> io::Result<u32> {
+    let mut req = ifreq(iface)?;
+    ioctl(libc::SIOCGIFMTU, &mut req, "SIOCGIFMTU")?;
+    // SAFETY: SIOCGIFMTU fills the mtu member of the union.
+    u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).map_err(|_| io::ErrorKind::InvalidData.into())
+}
