@@ -481,9 +481,8 @@ impl TxQueue {
         let len = u16::try_from(pkts.len()).unwrap_or(u16::MAX);
         // SAFETY: pkts holds `len` owned mbufs; the driver takes ownership of
         // the first `n`.
-        let n = usize::from(unsafe {
-            ffi::shim_eth_tx_burst(port, queue, as_raw_array(pkts), len)
-        });
+        let n =
+            usize::from(unsafe { ffi::shim_eth_tx_burst(port, queue, as_raw_array(pkts), len) });
         // The first n now belong to the driver: remove them without freeing.
         for m in pkts.drain(..n) {
             let _ = m.into_raw();

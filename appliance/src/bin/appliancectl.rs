@@ -161,6 +161,96 @@ fn call(socket: &PathBuf, request: &Request) -> std::io::Result<Response> {
 }
 
 /// A table with right-aligned numbers.
+/// `show ports`: one row per port.
+fn ports_table(d: &Value) -> String {
+    table(
+        &[
+            "port",
+            "driver",
+            "mac",
+            "address",
+            "link",
+            "rxq",
+            "txq",
+            "rx-pkts",
+            "tx-pkts",
+            "rx-pps",
+            "rx-rate",
+            "tx-pps",
+            "tx-rate",
+            "rx-missed",
+            "rollovers",
+            "rx-nombuf",
+            "tx-errors",
+        ],
+        arr(d)
+            .iter()
+            .map(|p| {
+                vec![
+                    s(&p["name"]),
+                    s(&p["driver"]),
+                    s(&p["mac"]),
+                    s(&p["address"]),
+                    if p["link_up"].as_bool() == Some(true) {
+                        "up".into()
+                    } else {
+                        "down".into()
+                    },
+                    s(&p["rx_queues"]),
+                    s(&p["tx_queues"]),
+                    s(&p["stats"]["ipackets"]),
+                    s(&p["stats"]["opackets"]),
+                    s(&p["rx_rate"]["pps"]),
+                    bits_per_second(&p["rx_rate"]["bps"]),
+                    s(&p["tx_rate"]["pps"]),
+                    bits_per_second(&p["tx_rate"]["bps"]),
+                    s(&p["stats"]["imissed"]),
+                    s(&p["stats"]["rollovers"]),
+                    s(&p["stats"]["rx_nombuf"]),
+                    s(&p["stats"]["oerrors"]),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// `show ports`, for af_packet ports: what was done with the offloads a
+/// Linux neighbour left pending, and what was refused.
+fn offloads_table(d: &Value) -> String {
+    let rows: Vec<Vec<String>> = arr(d)
+        .iter()
+        .filter(|p| p["offload"].is_object())
+        .map(|p| {
+            let o = &p["offload"];
+            vec![
+                s(&p["name"]),
+                s(&o["csum_completed"]),
+                s(&o["gso_frames"]),
+                s(&o["gso_segments"]),
+                s(&o["drop_gso_unsupported"]),
+                s(&o["drop_bad_offload"]),
+                s(&o["drop_too_long"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    "\n".to_string()
+        + &table(
+            &[
+                "port",
+                "csum-completed",
+                "gso-frames",
+                "gso-segments",
+                "drop-gso-unsupported",
+                "drop-bad-offload",
+                "drop-too-long",
+            ],
+            rows,
+        )
+}
+
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
@@ -191,6 +281,11 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// The elements of a JSON array (none if it is not one).
+fn arr(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -200,59 +295,10 @@ fn s(v: &Value) -> String {
 }
 
 fn render(request: &Request, d: &Value) -> String {
-    let arr = |v: &Value| v.as_array().cloned().unwrap_or_default();
     match request {
         Request::Show {
             what: ShowWhat::Ports,
-        } => table(
-            &[
-                "port",
-                "driver",
-                "mac",
-                "address",
-                "link",
-                "rxq",
-                "txq",
-                "rx-pkts",
-                "tx-pkts",
-                "rx-pps",
-                "rx-rate",
-                "tx-pps",
-                "tx-rate",
-                "rx-missed",
-                "rollovers",
-                "rx-nombuf",
-                "tx-errors",
-            ],
-            arr(d)
-                .iter()
-                .map(|p| {
-                    vec![
-                        s(&p["name"]),
-                        s(&p["driver"]),
-                        s(&p["mac"]),
-                        s(&p["address"]),
-                        if p["link_up"].as_bool() == Some(true) {
-                            "up".into()
-                        } else {
-                            "down".into()
-                        },
-                        s(&p["rx_queues"]),
-                        s(&p["tx_queues"]),
-                        s(&p["stats"]["ipackets"]),
-                        s(&p["stats"]["opackets"]),
-                        s(&p["rx_rate"]["pps"]),
-                        bits_per_second(&p["rx_rate"]["bps"]),
-                        s(&p["tx_rate"]["pps"]),
-                        bits_per_second(&p["tx_rate"]["bps"]),
-                        s(&p["stats"]["imissed"]),
-                        s(&p["stats"]["rollovers"]),
-                        s(&p["stats"]["rx_nombuf"]),
-                        s(&p["stats"]["oerrors"]),
-                    ]
-                })
-                .collect(),
-        ),
+        } => ports_table(d) + &offloads_table(d),
         Request::Show {
             what: ShowWhat::Workers,
         } => table(

@@ -659,7 +659,10 @@ tx_pcap = "out"
         assert_eq!(p.workers(), 2);
         let a = p.eal_args(0, "appliance-t").join(" ");
         assert!(a.contains("--no-huge"), "{a}");
-        assert!(!a.contains("net_af_packet"), "the appliance opens af_packet ports: {a}");
+        assert!(
+            !a.contains("net_af_packet"),
+            "the appliance opens af_packet ports: {a}"
+        );
         assert!(
             a.contains("tx_pcap=out.q0.pcap,tx_pcap=out.q1.pcap,tx_pcap=out.q2.pcap"),
             "{a}"

@@ -176,17 +176,14 @@ pub(crate) fn queue_count(id: u16) -> Option<u16> {
 
 /// Largest frame the port sends or receives in one packet buffer.
 pub(crate) fn max_frame(pool: &Mempool) -> usize {
-    pool.data_room().min(FRAME_SIZE as usize - socket::TX_DATA_OFFSET - VNET_HDR_LEN)
+    pool.data_room()
+        .min(FRAME_SIZE as usize - socket::TX_DATA_OFFSET - VNET_HDR_LEN)
 }
 
 /// Sets the port up: MTU, promiscuous and all-multicast memberships, the
 /// pool RX draws from, and the size TCP super-frames are cut to; makes
 /// the queue handles for [`queues`].
-pub(crate) fn configure(
-    id: u16,
-    setup: &crate::port::Setup,
-    pool: &Mempool,
-) -> io::Result<()> {
+pub(crate) fn configure(id: u16, setup: &crate::port::Setup, pool: &Mempool) -> io::Result<()> {
     let port = get(id).ok_or(io::ErrorKind::NotFound)?;
     if usize::from(setup.rx_queues) != port.sockets.len()
         || usize::from(setup.tx_queues) > port.sockets.len()
@@ -221,7 +218,9 @@ pub(crate) fn configure(
     if setup.allmulticast {
         first.add_membership(port.ifindex, libc::PACKET_MR_ALLMULTI)?;
     }
-    let limit = setup.segment_ip_len.map_or(mtu, |l| usize::from(l).min(mtu));
+    let limit = setup
+        .segment_ip_len
+        .map_or(mtu, |l| usize::from(l).min(mtu));
     port.segment_ip_len.store(limit, Ordering::Relaxed);
     let rx = port
         .sockets
@@ -262,7 +261,12 @@ pub(crate) fn configure(
 /// The queue handles made by [`configure`], once.
 pub(crate) fn queues(id: u16) -> (Vec<PacketRx>, Vec<PacketTx>) {
     get(id)
-        .and_then(|p| p.handles.lock().unwrap_or_else(PoisonError::into_inner).take())
+        .and_then(|p| {
+            p.handles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        })
         .unwrap_or_default()
 }
 
@@ -432,7 +436,10 @@ impl PacketRx {
     /// socket queue if the kernel copied it there, else from the slot.
     fn take_whole(&mut self, slot: u32, f: &socket::RxFrame) -> Option<usize> {
         if f.status & libc::TP_STATUS_COPY != 0 {
-            return self.sock.recv_queued(&mut self.big).filter(|n| *n >= VNET_HDR_LEN);
+            return self
+                .sock
+                .recv_queued(&mut self.big)
+                .filter(|n| *n >= VNET_HDR_LEN);
         }
         if f.snaplen < f.len {
             // Truncated with no whole copy: the socket queue was full.
@@ -487,7 +494,10 @@ impl PacketRx {
         let mut i = p.next;
         while i < plan.count() {
             if out.is_full() {
-                self.pending = Some(Pending { len: p.len, next: i });
+                self.pending = Some(Pending {
+                    len: p.len,
+                    next: i,
+                });
                 return;
             }
             let len = plan.segment_len(i);
@@ -582,8 +592,11 @@ impl PacketTx {
         let mut bytes = 0;
         for m in pkts.iter() {
             let len = m.pkt_len();
-            let Some(slot) = self.sock.tx_slot(self.next, len) else {
-                if self.sock.tx_slot(self.next, 0).is_some() {
+            // SAFETY: this queue is the socket's only sender, and each slot
+            // buffer is dropped (committed) before the next is asked for.
+            let Some(slot) = (unsafe { self.sock.tx_slot(self.next, len) }) else {
+                // SAFETY: as above; the buffer is dropped at once.
+                if unsafe { self.sock.tx_slot(self.next, 0) }.is_some() {
                     // The slot is free: the frame is what does not fit.
                     taken += 1;
                     bump(&self.counters.tx_errors, 1);

@@ -115,7 +115,8 @@ impl Socket {
     /// rollover, which would reorder a flow when a ring fills).
     pub fn open(ifindex: c_int, geometry: Geometry, fanout: u16) -> io::Result<Self> {
         // SAFETY: plain socket creation; the descriptor is owned below.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, c_int::from(ETH_P_ALL_BE)) };
+        let raw =
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, c_int::from(ETH_P_ALL_BE)) };
         if raw < 0 {
             return Err(last_error("socket(AF_PACKET)"));
         }
@@ -124,19 +125,63 @@ impl Socket {
         let s = fd.as_raw_fd();
         let one: c_int = 1;
         let version = libc::tpacket_versions::TPACKET_V2 as c_int;
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_VERSION, &version, "PACKET_VERSION")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &version,
+            "PACKET_VERSION",
+        )?;
         // Before the rings: the kernel refuses it once they exist.
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one, "PACKET_VNET_HDR")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_VNET_HDR,
+            &one,
+            "PACKET_VNET_HDR",
+        )?;
         // A bad TX frame is skipped, not left to block the ring.
         setsockopt(s, libc::SOL_PACKET, libc::PACKET_LOSS, &one, "PACKET_LOSS")?;
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one, "PACKET_QDISC_BYPASS")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            &one,
+            "PACKET_QDISC_BYPASS",
+        )?;
         // Frames this process (or anyone) sends on the interface are not
         // received back.
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one, "PACKET_IGNORE_OUTGOING")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &one,
+            "PACKET_IGNORE_OUTGOING",
+        )?;
         // A frame larger than a slot is also queued whole on the socket.
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, &one, "PACKET_COPY_THRESH")?;
-        if setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &COPY_QUEUE_BYTES, "").is_err() {
-            setsockopt(s, libc::SOL_SOCKET, libc::SO_RCVBUF, &COPY_QUEUE_BYTES, "SO_RCVBUF")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_COPY_THRESH,
+            &one,
+            "PACKET_COPY_THRESH",
+        )?;
+        if setsockopt(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &COPY_QUEUE_BYTES,
+            "",
+        )
+        .is_err()
+        {
+            setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &COPY_QUEUE_BYTES,
+                "SO_RCVBUF",
+            )?;
         }
         let ring = |frames: u32| libc::tpacket_req {
             tp_block_size: BLOCK_SIZE,
@@ -146,8 +191,20 @@ impl Socket {
         };
         let rx = ring(geometry.rx_frames);
         let tx = ring(geometry.tx_frames);
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_RX_RING, &rx, "PACKET_RX_RING")?;
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_TX_RING, &tx, "PACKET_TX_RING")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            &rx,
+            "PACKET_RX_RING",
+        )?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_TX_RING,
+            &tx,
+            "PACKET_TX_RING",
+        )?;
         let map_len = (rx.tp_block_nr + tx.tp_block_nr) as usize * BLOCK_SIZE as usize;
         // SAFETY: maps the rings the kernel just allocated for this socket;
         // the mapping is unmapped once, in Drop.
@@ -188,7 +245,13 @@ impl Socket {
         }
         let arg: c_int = c_int::from(fanout)
             | ((libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG) as c_int) << 16;
-        setsockopt(s, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg, "PACKET_FANOUT")?;
+        setsockopt(
+            s,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            &arg,
+            "PACKET_FANOUT",
+        )?;
         Ok(socket)
     }
 
@@ -225,7 +288,11 @@ impl Socket {
         // them), so slot i is at i × frame_size.
         // SAFETY: i indexes a slot inside the mapping (callers keep it
         // below the ring sizes), so the offset stays in bounds.
-        unsafe { self.map.as_ptr().add(i as usize * self.geometry.frame_size as usize) }
+        unsafe {
+            self.map
+                .as_ptr()
+                .add(i as usize * self.geometry.frame_size as usize)
+        }
     }
 
     fn status(&self, i: u32) -> &AtomicU32 {
@@ -265,13 +332,20 @@ impl Socket {
     /// Gives RX slot `i` back to the kernel.
     pub fn rx_release(&self, i: u32) {
         // Release: we are done reading before the kernel may write.
-        self.status(i).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.status(i)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
     }
 
     /// TX slot `i` (`i < tx_frames`) as a writable buffer for a frame of
     /// `len` bytes after the virtio-net header, if the kernel is done
     /// with it and the frame fits.
-    pub fn tx_slot(&self, i: u32, len: usize) -> Option<&mut [u8]> {
+    ///
+    /// # Safety
+    /// Only the socket's one TX queue calls this, and it drops the buffer
+    /// (commits the slot) before it asks for another one: the slot is then
+    /// written by nobody else.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn tx_slot(&self, i: u32, len: usize) -> Option<&mut [u8]> {
         let slot = self.geometry.rx_frames + i;
         if self.status(slot).load(Ordering::Acquire) != libc::TP_STATUS_AVAILABLE {
             return None;
@@ -293,7 +367,8 @@ impl Socket {
         // SAFETY: the slot is ours (see tx_slot); only tp_len is written
         // before the status hands it over.
         unsafe { (*self.slot(slot).cast::<libc::tpacket2_hdr>()).tp_len = len as u32 };
-        self.status(slot).store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.status(slot)
+            .store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
     }
 
     /// Asks the kernel to send the committed TX slots. Never blocks; a
@@ -302,7 +377,14 @@ impl Socket {
         // SAFETY: a send with no data on our own socket; the kernel walks
         // the TX ring.
         let _ = unsafe {
-            libc::sendto(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
         };
     }
 
