@@ -25,7 +25,6 @@ ip -n $G link add g0 type veth peer name apl-lan netns $D
 ip -n $S link add s0 type veth peer name apl-wan netns $D
 for p in "$G g0" "$D apl-lan" "$D apl-wan" "$S s0"; do
   set -- $p; ip -n $1 link set $2 up
-  ip netns exec $1 ethtool -K $2 tx off tso off gso off gro off >/dev/null 2>&1 || true
   ip netns exec $1 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 done
 ip -n $S addr add 10.10.2.2/24 dev s0

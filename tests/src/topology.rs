@@ -251,6 +251,11 @@ fn build_sites(n_links: usize, linux: bool) -> Result<Sites> {
         if linux {
             app_a.addr_add(&link.app_a_iface, link.a_addr, 24)?;
             app_b.addr_add(&link.app_b_iface, link.b_addr, 24)?;
+            // A Linux router's WAN end stands for a NIC onto the emulator's wire, which
+            // would finish checksums and segments in hardware (`Netns::offloads_off`).
+            // The hosts and the LAN ends keep their defaults.
+            app_a.offloads_off(&link.app_a_iface)?;
+            app_b.offloads_off(&link.app_b_iface)?;
         }
         links.push(link);
     }

@@ -13,6 +13,69 @@ use testbed::bins::{workspace_bin, workspace_root};
 use testbed::control::{request as ctl, start_appliance, wait_for};
 use testbed::netns::{skip_unless_root, veth, Netns, NsProcess, RunId};
 
+/// Port `name`'s offload counters from `show ports`.
+fn offloads(socket: &std::path::Path, name: &str) -> Value {
+    let ports = ctl(socket, r#"{"cmd":"show","what":"ports"}"#);
+    ports["data"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == name))
+        .map(|p| p["offload"].clone())
+        .unwrap_or_default()
+}
+
+/// Host A sends with `UDP_SEGMENT` (one 8,500-byte write is 9 datagrams, cut by the kernel
+/// or, here, by the appliance): host B receives every datagram whole, in order, with the
+/// sizes the sender asked for.
+fn udp_segment_datagrams_cross(host_a: &Netns, host_b: &Netns, socket: &std::path::Path) {
+    const WRITES: usize = 20;
+    const GSO_SIZE: usize = 1000;
+    const WRITE_LEN: usize = 8 * GSO_SIZE + 500;
+    let before = offloads(socket, "lan")["gso_frames"].as_u64().unwrap_or(0);
+    let receiver = host_b
+        .spawn_in(|| {
+            let rx = std::net::UdpSocket::bind("10.10.2.2:5400")?;
+            rx.set_read_timeout(Some(Duration::from_secs(3)))?;
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while got.len() < WRITES * 9 {
+                match rx.recv(&mut buf) {
+                    Ok(n) => got.push(buf[..n].to_vec()),
+                    Err(_) => break,
+                }
+            }
+            Ok(got)
+        })
+        .expect("receiver");
+    std::thread::sleep(Duration::from_millis(200));
+    host_a
+        .run_in(|| {
+            use nix::sys::socket::{setsockopt, sockopt::UdpGsoSegment};
+            let tx = std::net::UdpSocket::bind("10.10.1.10:0")?;
+            tx.connect("10.10.2.2:5400")?;
+            setsockopt(&tx, UdpGsoSegment, &(GSO_SIZE as i32))?;
+            for w in 0..WRITES {
+                let payload: Vec<u8> = (0..WRITE_LEN).map(|i| (i / GSO_SIZE + w * 16) as u8).collect();
+                tx.send(&payload)?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(())
+        })
+        .expect("UDP_SEGMENT sender");
+    let got = receiver.join().expect("receiver thread").expect("receive");
+    assert_eq!(got.len(), WRITES * 9, "every datagram arrived");
+    for (k, d) in got.iter().enumerate() {
+        let (w, i) = (k / 9, k % 9);
+        let len = if i == 8 { 500 } else { GSO_SIZE };
+        assert_eq!(d.len(), len, "datagram {k}: the size the sender cut");
+        assert!(d.iter().all(|b| *b == (i + w * 16) as u8), "datagram {k}: its own bytes, in order");
+    }
+    let after = offloads(socket, "lan")["gso_frames"].as_u64().unwrap_or(0);
+    assert!(
+        after >= before + WRITES as u64,
+        "the writes reached the appliance as UDP GSO super-frames: {before} -> {after}"
+    );
+}
+
 #[test]
 fn hosts_ping_route_and_iperf_through_the_appliance() {
     if skip_unless_root(&["ip", "ping", "iperf3", "ethtool"]) {
@@ -110,6 +173,35 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         received > 1_000_000,
         "TCP moved data through the appliance: {received} bytes"
     );
+    // The hosts kept Linux's default offloads: host A's TCP left as TSO super-frames with
+    // partial checksums, which the appliance cut and completed; host B took every segment.
+    let lan = offloads(&socket, "lan");
+    assert!(
+        lan["gso_frames"].as_u64() > Some(0)
+            && lan["gso_segments"].as_u64() > lan["gso_frames"].as_u64(),
+        "host A's TSO super-frames were segmented: {lan}"
+    );
+    let wan = offloads(&socket, "wan");
+    assert!(
+        wan["csum_completed"].as_u64() > Some(0),
+        "host B's ACKs came with partial checksums, completed: {wan}"
+    );
+    for (name, o) in [("lan", &lan), ("wan", &wan)] {
+        for reason in ["drop_gso_unsupported", "drop_bad_offload", "drop_too_long"] {
+            assert_eq!(o[reason], 0, "{name}: nothing refused: {o}");
+        }
+    }
+    let csum_errors = host_b
+        .exec(&["nstat", "-az", "TcpInCsumErrors"])
+        .expect("nstat");
+    assert!(
+        csum_errors
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["TcpInCsumErrors", "0"])),
+        "host B saw no bad TCP checksum: {csum_errors}"
+    );
+
+    udp_segment_datagrams_cross(&host_a, &host_b, &socket);
 
     // Control socket: tables, a bad request, a route change.
     let neighbors = ctl(&socket, r#"{"cmd":"show","what":"neighbors"}"#);
