@@ -67,6 +67,21 @@ pub enum BootError {
     /// `rte_eal_init` failed.
     #[error("EAL init failed: {0}\n  hint: {HUGEPAGE_HINT}")]
     Eal(DpdkError),
+    /// An af_xdp port on a software interface (a veth, a tap): its Linux
+    /// neighbour hands it partial checksums that AF_XDP gives no way to
+    /// tell from wrong ones.
+    #[error(
+        "port `{port}`: af_xdp on {iface}, a software interface (veth, tap): its Linux neighbour's \
+         checksum offload leaves TCP and UDP checksums partial, and AF_XDP does not say which \
+         frames carry one, so they would be forwarded broken. Use driver = \"af_packet\" there \
+         (the appliance completes them), or af_xdp on a NIC (virtio-net, ena, ...)"
+    )]
+    AfXdpOnSoftwareInterface {
+        /// Port name.
+        port: String,
+        /// Kernel interface.
+        iface: String,
+    },
     /// A port of the profile was not probed.
     #[error("port `{port}` ({device}) was not probed: {hint} {PLUGIN_HINT}")]
     PortNotProbed {
@@ -216,6 +231,7 @@ struct Ports {
 pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let (profile, config) = load(opts)?;
     eal::check_version().map_err(BootError::Version)?;
+    refuse_af_xdp_on_software_interfaces(&profile)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(BootError::Signals)?;
@@ -455,6 +471,25 @@ fn tunnel_receivers(
         .map(|(k, (to, from))| TunnelReceiver::new(k, workers, Arc::clone(table), to, from))
         .collect::<Vec<_>>()
         .into_iter())
+}
+
+/// Self-check before any port is touched: af_xdp only on interfaces with a
+/// device behind them. On a veth or tap the neighbour's partial checksums
+/// arrive with nothing to mark them (measured: docs/datapath.md, "af_xdp").
+fn refuse_af_xdp_on_software_interfaces(profile: &HwProfile) -> Result<(), BootError> {
+    for p in profile.ports.iter().filter(|p| p.driver == Driver::AfXdp) {
+        let Some(iface) = &p.iface else { continue };
+        let sys = std::path::Path::new("/sys/class/net").join(iface);
+        // A NIC (virtio-net, ena, a PCI function) has a `device`; a veth or
+        // tap has none. An interface that is not there is left to the probe.
+        if sys.exists() && !sys.join("device").exists() {
+            return Err(BootError::AfXdpOnSoftwareInterface {
+                port: p.name.clone(),
+                iface: iface.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What to check when port `p` was not probed.

@@ -12,6 +12,7 @@ use serde_json::Value;
 use testbed::bins::{workspace_bin, workspace_root};
 use testbed::control::{request as ctl, start_appliance, wait_for};
 use testbed::netns::{skip_unless_root, veth, Netns, NsProcess, RunId};
+use testbed::wanem::port::Port;
 
 /// Port `name`'s offload counters from `show ports`.
 fn offloads(socket: &std::path::Path, name: &str) -> Value {
@@ -54,7 +55,9 @@ fn udp_segment_datagrams_cross(host_a: &Netns, host_b: &Netns, socket: &std::pat
             tx.connect("10.10.2.2:5400")?;
             setsockopt(&tx, UdpGsoSegment, &(GSO_SIZE as i32))?;
             for w in 0..WRITES {
-                let payload: Vec<u8> = (0..WRITE_LEN).map(|i| (i / GSO_SIZE + w * 16) as u8).collect();
+                let payload: Vec<u8> = (0..WRITE_LEN)
+                    .map(|i| (i / GSO_SIZE + w * 16) as u8)
+                    .collect();
                 tx.send(&payload)?;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -67,13 +70,66 @@ fn udp_segment_datagrams_cross(host_a: &Netns, host_b: &Netns, socket: &std::pat
         let (w, i) = (k / 9, k % 9);
         let len = if i == 8 { 500 } else { GSO_SIZE };
         assert_eq!(d.len(), len, "datagram {k}: the size the sender cut");
-        assert!(d.iter().all(|b| *b == (i + w * 16) as u8), "datagram {k}: its own bytes, in order");
+        assert!(
+            d.iter().all(|b| *b == (i + w * 16) as u8),
+            "datagram {k}: its own bytes, in order"
+        );
     }
     let after = offloads(socket, "lan")["gso_frames"].as_u64().unwrap_or(0);
     assert!(
         after >= before + WRITES as u64,
         "the writes reached the appliance as UDP GSO super-frames: {before} -> {after}"
     );
+}
+
+/// A UDP checksum that is complete but wrong (not one the kernel left partial) is routed
+/// unchanged, as a router does: host B's kernel counts every one as a checksum error.
+fn wrong_checksums_are_forwarded_unchanged(host_a: &Netns, host_b: &Netns, app: &Netns) {
+    const FRAMES: u64 = 25;
+    let udp_csum_errors = || {
+        let out = host_b
+            .exec(&["nstat", "-az", "UdpInCsumErrors"])
+            .expect("nstat");
+        out.lines()
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some("UdpInCsumErrors")).then(|| f.next()?.parse::<u64>().ok())?
+            })
+            .unwrap_or(0)
+    };
+    let before = udp_csum_errors();
+    let mac = |ns: &Netns, dev: &str| -> [u8; 6] {
+        let text = ns.mac(dev).expect("MAC");
+        let mut mac = [0u8; 6];
+        for (b, h) in mac.iter_mut().zip(text.split(':')) {
+            *b = u8::from_str_radix(h, 16).expect("hex MAC");
+        }
+        mac
+    };
+    let (src, dst) = (mac(host_a, "eth0"), mac(app, "apl-lan"));
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2(src, dst)
+        .ipv4([10, 10, 1, 10], [10, 10, 2, 2], 64)
+        .udp(4000, 5401)
+        .write(&mut frame, b"a datagram whose checksum is wrong")
+        .expect("build");
+    // The UDP checksum field: Ethernet 14 + IPv4 20 + 6.
+    frame[40] ^= 0x5a;
+    host_a
+        .run_in(move || {
+            let port = Port::open("eth0")?;
+            for _ in 0..FRAMES {
+                port.send(&frame)?;
+            }
+            Ok(())
+        })
+        .expect("send frames with a wrong checksum");
+    wait_for(
+        "host B counts every wrong checksum",
+        Duration::from_secs(3),
+        || udp_csum_errors() >= before + FRAMES,
+    );
+    assert_eq!(udp_csum_errors(), before + FRAMES, "each one exactly once");
 }
 
 #[test]
@@ -202,6 +258,7 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
     );
 
     udp_segment_datagrams_cross(&host_a, &host_b, &socket);
+    wrong_checksums_are_forwarded_unchanged(&host_a, &host_b, &app);
 
     // Control socket: tables, a bad request, a route change.
     let neighbors = ctl(&socket, r#"{"cmd":"show","what":"neighbors"}"#);
@@ -384,4 +441,36 @@ fn tempdir(run: &RunId) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("appliance-{}", run.base()));
     std::fs::create_dir_all(&d).expect("tmp dir");
     d
+}
+
+/// af_xdp on a veth is refused before any port is touched, naming the fix: a Linux
+/// neighbour's partial checksums would arrive there with nothing to mark them.
+#[test]
+fn af_xdp_on_a_veth_is_refused_naming_af_packet() {
+    if skip_unless_root(&["ip"]) {
+        return;
+    }
+    let run = RunId::new();
+    let host = Netns::create(&run.ns_name("xh")).expect("netns host");
+    let app = Netns::create(&run.ns_name("xa")).expect("netns app");
+    veth(&host, "eth0", &app, "apl-lan", 1500).expect("veth lan");
+    veth(&host, "eth1", &app, "apl-wan", 1500).expect("veth wan");
+    let out = app
+        .command(workspace_bin("appliance"))
+        .args([
+            "--profile",
+            "hw-profiles/vm-af-xdp.toml",
+            "--config",
+            "configs/demo.toml",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("run the appliance");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {err}");
+    assert!(
+        err.contains("af_xdp on apl-lan, a software interface")
+            && err.contains("driver = \"af_packet\""),
+        "{err}"
+    );
 }
