@@ -241,7 +241,15 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         list((1..=STREAMS).map(|x| format!("239.1.1.{x}:{}", 5000 + x))),
         PPS,
     );
-    let fan_gen = gen_cmd("239.2.1.1:5100".into(), 1000);
+    // The fan-out input comes as UDP GSO super-frames (four datagrams per write with
+    // UDP_SEGMENT, as a host's application may send): the appliance cuts them.
+    let fan_gen = {
+        let mut c = gen.ns.command(workspace_bin("mcast-gen"));
+        c.args(["--dest", "239.2.1.1:5100", "--pps", "1000", "--size", "1024", "--gso", "4"]);
+        c.args(["--duration", &format!("{SECONDS}s"), "--ttl", "8"]);
+        c.arg("--source").arg(gen.addr.to_string());
+        NsProcess::spawn(c).expect("fan-out generator")
+    };
 
     // While the streams flow: 50 more rules, one by one, each acknowledged
     // with a new table version; then the malformed frames.
@@ -399,7 +407,21 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         let out = p.wait_timeout(Duration::from_secs(30)).expect("fan sink");
         let v: Value = serde_json::from_str(&out.stdout).expect("fan sink JSON");
         assert_eq!(received(&v), fan_sent, "fan-out output {}: {v}", k + 1);
+        let s = &v["streams"][0];
+        assert_eq!(
+            (s["lost"].as_u64(), s["duplicates"].as_u64(), s["reordered"].as_u64()),
+            (Some(0), Some(0), Some(0)),
+            "fan-out output {}: every datagram of the super-frames once, in order: {s}",
+            k + 1
+        );
     }
+    let ports = ctl(&socket, r#"{"cmd":"show","what":"ports"}"#);
+    let lan = &ports["data"][0]["offload"];
+    assert!(
+        lan["gso_frames"].as_u64() >= Some(fan_sent / 4)
+            && lan["gso_segments"].as_u64() >= Some(fan_sent),
+        "the fan-out input reached the appliance as super-frames and was cut: {lan}"
+    );
 
     // Rates: zero once the traffic has stopped (within two sampling intervals).
     wait_for("every rate at zero", Duration::from_secs(5), || {

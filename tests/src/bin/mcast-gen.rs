@@ -53,6 +53,10 @@ struct Args {
     /// is sent, as fast as possible once behind.
     #[arg(long)]
     strict_end: bool,
+    /// Send N datagrams per write with `UDP_SEGMENT` (Linux's UDP GSO: the kernel, or the
+    /// device, cuts the write into datagrams of `--size` bytes), at the same datagram rate.
+    #[arg(long, default_value_t = 1)]
+    gso: u64,
 }
 
 fn main() -> Result<()> {
@@ -62,6 +66,10 @@ fn main() -> Result<()> {
         "--size must be at least {HEADER_LEN}"
     );
     ensure!(args.pps > 0.0, "--pps must be positive");
+    ensure!(
+        (1..=64).contains(&args.gso) && args.gso as usize * args.size <= 65_000,
+        "--gso: 1 to 64 datagrams of --size per write, 65,000 bytes at most"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
@@ -86,33 +94,38 @@ fn main() -> Result<()> {
         .collect();
     let mut sent = vec![0u64; n];
     let mut errors = vec![0u64; n];
-    let mut buf = vec![0u8; args.size];
+    let batch = args.gso as usize;
+    let mut buf = vec![0u8; args.size * batch];
     while let Some(Reverse((due, s, seq))) = queue.pop() {
         if due >= end || stop.load(Ordering::Relaxed) || (args.strict_end && Instant::now() >= end)
         {
             break;
         }
         sleep_until(due);
-        Header {
-            stream: s as u32,
-            seq,
-            sent_ns: realtime_ns(),
+        let now_ns = realtime_ns();
+        for (k, datagram) in buf.chunks_mut(args.size).enumerate() {
+            Header {
+                stream: s as u32,
+                seq: seq + k as u64,
+                sent_ns: now_ns,
+            }
+            .write(datagram);
         }
-        .write(&mut buf);
         let copies = match args.dup_every {
             Some(k) if k > 0 && seq % k == k - 1 => 2,
             _ => 1,
         };
         for _ in 0..copies {
             match socks[s].send_to(&buf, args.dest[s]) {
-                Ok(_) => sent[s] += 1,
-                Err(_) => errors[s] += 1,
+                Ok(_) => sent[s] += args.gso,
+                Err(_) => errors[s] += args.gso,
             }
         }
+        let next = seq + args.gso;
         queue.push(Reverse((
-            start + interval * (seq + 1) as u32 + stagger * s as u32,
+            start + interval * next as u32 + stagger * s as u32,
             s,
-            seq + 1,
+            next,
         )));
     }
     let streams: Vec<_> = (0..n)
@@ -131,6 +144,10 @@ fn open_socket(args: &Args) -> Result<UdpSocket> {
     // No copy to ourselves: the local loopback of every datagram would cost
     // as much kernel time as sending it, and nobody here listens.
     sock.set_multicast_loop_v4(false)?;
+    if args.gso > 1 {
+        let size = i32::try_from(args.size)?;
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::UdpGsoSegment, &size)?;
+    }
     if let Some(src) = args.source {
         sock.set_multicast_if_v4(&src)?;
         sock.bind(&SocketAddrV4::new(src, 0).into())?;
