@@ -245,7 +245,16 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
     // UDP_SEGMENT, as a host's application may send): the appliance cuts them.
     let fan_gen = {
         let mut c = gen.ns.command(workspace_bin("mcast-gen"));
-        c.args(["--dest", "239.2.1.1:5100", "--pps", "1000", "--size", "1024", "--gso", "4"]);
+        c.args([
+            "--dest",
+            "239.2.1.1:5100",
+            "--pps",
+            "1000",
+            "--size",
+            "1024",
+            "--gso",
+            "4",
+        ]);
         c.args(["--duration", &format!("{SECONDS}s"), "--ttl", "8"]);
         c.arg("--source").arg(gen.addr.to_string());
         NsProcess::spawn(c).expect("fan-out generator")
@@ -409,7 +418,11 @@ fn relay_50_streams_fan_out_live_rules_and_malformed() {
         assert_eq!(received(&v), fan_sent, "fan-out output {}: {v}", k + 1);
         let s = &v["streams"][0];
         assert_eq!(
-            (s["lost"].as_u64(), s["duplicates"].as_u64(), s["reordered"].as_u64()),
+            (
+                s["lost"].as_u64(),
+                s["duplicates"].as_u64(),
+                s["reordered"].as_u64()
+            ),
             (Some(0), Some(0), Some(0)),
             "fan-out output {}: every datagram of the super-frames once, in order: {s}",
             k + 1
