@@ -344,8 +344,9 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         kernel: profile
             .ports
             .iter()
-            .map(|p| match (p.driver, &p.iface) {
-                (Driver::AfPacket, Some(iface)) => KernelPortCounters::find(iface),
+            .zip(&metas)
+            .map(|(p, m)| match (p.driver, &p.iface) {
+                (Driver::AfPacket, Some(iface)) => KernelPortCounters::find(m.port_id, iface),
                 _ => None,
             })
             .collect(),

@@ -2,7 +2,6 @@
 //! the rest of the workspace uses (EAL, lcores, mempools, mbufs, ports,
 //! rings, time). All `unsafe` of the project lives in this crate, each block
 //! with the reason it is sound.
-pub mod af_packet;
 pub mod eal;
 pub mod error;
 pub mod ffi;

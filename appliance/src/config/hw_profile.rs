@@ -154,7 +154,8 @@ fn default_coalesce_frames() -> u32 {
 pub enum Driver {
     /// A PCI NIC (bare metal).
     Pci,
-    /// `net_af_packet` on a kernel interface.
+    /// af_packet sockets on a kernel interface, driven by the appliance
+    /// (`dpdk_bindings::packet_port`), not DPDK's `net_af_packet`.
     AfPacket,
     /// `net_af_xdp` on a kernel interface.
     AfXdp,

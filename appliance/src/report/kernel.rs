@@ -1,17 +1,18 @@
-//! What the kernel counts on an af_packet port and the PMD does not report:
-//! frames dropped because a socket's ring was full (the port's `rx-missed`)
-//! and frames the receive fanout rolled over from a full socket to another
-//! one (which can reorder a stream across workers). The management lcore
+//! What the kernel counts on an af_packet port: frames dropped because a
+//! socket's ring was full (the port's `rx-missed`) and frames the receive
+//! fanout rolled over from a full socket to another one (0: the
+//! appliance's sockets join without rollover, which would reorder a stream
+//! across workers). The management lcore
 //! reads them once a second and at exit; reports read the totals.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dpdk_bindings::af_packet::PacketSockets;
+use dpdk_bindings::packet_port::{self, KernelCounters};
 
 /// One af_packet port's kernel counters.
 #[derive(Debug)]
 pub struct KernelPortCounters {
-    sockets: PacketSockets,
+    sockets: KernelCounters,
     /// Ring drops since start (the kernel resets its count on every read).
     ring_drops: AtomicU64,
     /// Frames rolled over to another worker's socket, since start.
@@ -19,32 +20,22 @@ pub struct KernelPortCounters {
 }
 
 impl KernelPortCounters {
-    /// The counters of the PMD's sockets on kernel interface `iface`;
-    /// `None` (logged) if none can be found.
-    pub fn find(iface: &str) -> Option<Self> {
-        match PacketSockets::of_interface(iface) {
-            Ok(sockets) if !sockets.is_empty() => {
-                log::info!(
-                    "{iface}: {} af_packet sockets; ring drops and rollovers counted",
-                    sockets.len()
-                );
-                Some(Self {
-                    sockets,
-                    ring_drops: AtomicU64::new(0),
-                    rollovers: AtomicU64::new(0),
-                })
-            }
-            Ok(_) => {
-                log::warn!("{iface}: no af_packet socket found; its kernel drops are not counted");
-                None
-            }
-            Err(e) => {
-                log::warn!(
-                    "{iface}: af_packet sockets not readable ({e}); kernel drops not counted"
-                );
-                None
-            }
-        }
+    /// The counters of the sockets of packet port `port` (on kernel
+    /// interface `iface`); `None` (logged) if it has none.
+    pub fn find(port: u16, iface: &str) -> Option<Self> {
+        let Some(sockets) = packet_port::kernel_counters(port) else {
+            log::warn!("{iface}: not an af_packet port; its kernel drops are not counted");
+            return None;
+        };
+        log::info!(
+            "{iface}: {} af_packet sockets; ring drops counted",
+            sockets.sockets()
+        );
+        Some(Self {
+            sockets,
+            ring_drops: AtomicU64::new(0),
+            rollovers: AtomicU64::new(0),
+        })
     }
 
     /// Reads the kernel's counters (management lcore only: reading resets

@@ -285,9 +285,38 @@ pub fn iface(id: u16) -> Option<String> {
     get(id).map(|p| p.iface.clone())
 }
 
-/// The descriptors of the port's sockets (for the kernel's own counters).
-pub fn socket_fds(id: u16) -> Vec<c_int> {
-    get(id).map_or_else(Vec::new, |p| p.sockets.iter().map(|s| s.fd()).collect())
+/// The kernel's own counters of a packet port's sockets, which only the
+/// kernel keeps: frames dropped on a full ring, frames rolled over.
+#[derive(Debug)]
+pub struct KernelCounters {
+    sockets: Vec<Arc<Socket>>,
+}
+
+impl KernelCounters {
+    /// How many sockets (queues) the port has.
+    pub fn sockets(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Frames dropped on a full ring since the previous call, summed over
+    /// the sockets (the kernel resets its count when it is read, so one
+    /// caller must own this).
+    pub fn take_ring_drops(&self) -> u64 {
+        self.sockets.iter().map(|s| s.take_ring_drops()).sum()
+    }
+
+    /// Frames the fanout moved from these sockets to another one, since
+    /// they were opened (0: they join without rollover).
+    pub fn rollovers(&self) -> u64 {
+        self.sockets.iter().map(|s| s.rollovers()).sum()
+    }
+}
+
+/// The kernel's counters of packet port `id`; `None` if it is not one.
+pub fn kernel_counters(id: u16) -> Option<KernelCounters> {
+    get(id).map(|p| KernelCounters {
+        sockets: p.sockets.clone(),
+    })
 }
 
 pub(crate) fn mac_addr(id: u16) -> io::Result<[u8; 6]> {
