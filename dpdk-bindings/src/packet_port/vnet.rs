@@ -790,18 +790,17 @@ mod tests {
         assert_eq!(write_all(&seg), vec![original]);
     }
 
-    #[test]
-    fn complete_checksum_tcp_golden() {
-        // Odd payload length: the trailing byte is padded.
-        let tcp = tcp_header(1000, &ts_sack_block());
-        let original = tcp_frame(3, &[], &tcp, &pattern(1001, 5));
-        let mut frame = original.clone();
-        make_partial(&mut frame, 16);
+    /// `original` (a frame with its checksum right) with the field at
+    /// 34 + `csum_offset` made partial as the kernel leaves it, then
+    /// completed: byte for byte the original again.
+    fn assert_completes_to(original: &[u8], csum_offset: u16) {
+        let mut frame = original.to_vec();
+        make_partial(&mut frame, usize::from(csum_offset));
         assert_ne!(frame, original);
         let hdr = VnetHdr {
             flags: F_NEEDS_CSUM,
             csum_start: 34,
-            csum_offset: 16,
+            csum_offset,
             ..Default::default()
         };
         complete_checksum(&mut frame, &hdr).unwrap();
@@ -809,19 +808,15 @@ mod tests {
     }
 
     #[test]
+    fn complete_checksum_tcp_golden() {
+        // Odd payload length: the trailing byte is padded.
+        let tcp = tcp_header(1000, &ts_sack_block());
+        assert_completes_to(&tcp_frame(3, &[], &tcp, &pattern(1001, 5)), 16);
+    }
+
+    #[test]
     fn complete_checksum_udp_golden() {
-        let original = udp_frame(3, &[], &pattern(777, 6));
-        let mut frame = original.clone();
-        make_partial(&mut frame, 6);
-        assert_ne!(frame, original);
-        let hdr = VnetHdr {
-            flags: F_NEEDS_CSUM,
-            csum_start: 34,
-            csum_offset: 6,
-            ..Default::default()
-        };
-        complete_checksum(&mut frame, &hdr).unwrap();
-        assert_eq!(frame, original);
+        assert_completes_to(&udp_frame(3, &[], &pattern(777, 6)), 6);
     }
 
     #[test]
