@@ -134,7 +134,15 @@ pub struct Configured {
 /// The first DPDK call that failed.
 pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured> {
     if packet_port::is_packet_port(port) {
-        return packet_port::configure(port, setup, pool)
+        let settings = packet_port::Settings {
+            rx_queues: setup.rx_queues,
+            tx_queues: setup.tx_queues,
+            mtu: setup.mtu,
+            promiscuous: setup.promiscuous,
+            allmulticast: setup.allmulticast,
+            segment_ip_len: setup.segment_ip_len,
+        };
+        return packet_port::configure(port, &settings, pool)
             .map(|()| Configured::default())
             .map_err(|e| io_error("packet_port::configure", &e));
     }
@@ -315,10 +323,25 @@ pub struct Stats {
 /// Invalid port.
 pub fn stats(port: u16) -> Result<Stats> {
     if packet_port::is_packet_port(port) {
-        return packet_port::stats(port).ok_or(DpdkError {
-            op: "packet_port::stats",
+        let queues = packet_port::queue_stats(port).ok_or(DpdkError {
+            op: "packet_port::queue_stats",
             code: libc::ENODEV,
-        });
+        })?;
+        let mut s = Stats::default();
+        for (q, c) in queues.iter().enumerate() {
+            s.ipackets += c.rx_packets;
+            s.opackets += c.tx_packets;
+            s.ibytes += c.rx_bytes;
+            s.obytes += c.tx_bytes;
+            s.rx_nombuf += c.rx_nombuf;
+            s.ierrors += c.rx_errors;
+            s.oerrors += c.tx_errors;
+            if let (Some(qi), Some(qo)) = (s.q_ipackets.get_mut(q), s.q_opackets.get_mut(q)) {
+                *qi = c.rx_packets;
+                *qo = c.tx_packets;
+            }
+        }
+        return Ok(s);
     }
     let mut s = ffi::rte_eth_stats::default();
     // SAFETY: valid out-pointer.

@@ -180,10 +180,27 @@ pub(crate) fn max_frame(pool: &Mempool) -> usize {
         .min(FRAME_SIZE as usize - socket::TX_DATA_OFFSET - VNET_HDR_LEN)
 }
 
+/// How [`configure`] sets a packet port up.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// RX queues: every socket's (all are in the fanout and must be polled).
+    pub rx_queues: u16,
+    /// TX queues: at most one per socket.
+    pub tx_queues: u16,
+    /// MTU to set on the interface, if any.
+    pub mtu: Option<u16>,
+    /// Receive frames for any destination MAC.
+    pub promiscuous: bool,
+    /// Receive all multicast frames.
+    pub allmulticast: bool,
+    /// Largest IPv4 packet a TCP super-frame is cut into (at most the MTU).
+    pub segment_ip_len: Option<u16>,
+}
+
 /// Sets the port up: MTU, promiscuous and all-multicast memberships, the
 /// pool RX draws from, and the size TCP super-frames are cut to; makes
 /// the queue handles for [`queues`].
-pub(crate) fn configure(id: u16, setup: &crate::port::Setup, pool: &Mempool) -> io::Result<()> {
+pub(crate) fn configure(id: u16, setup: &Settings, pool: &Mempool) -> io::Result<()> {
     let port = get(id).ok_or(io::ErrorKind::NotFound)?;
     if usize::from(setup.rx_queues) != port.sockets.len()
         || usize::from(setup.tx_queues) > port.sockets.len()
@@ -327,28 +344,47 @@ pub(crate) fn link_up(id: u16) -> io::Result<bool> {
     socket::running(&get(id).ok_or(io::ErrorKind::NotFound)?.iface)
 }
 
-/// The port's counters as [`crate::port::stats`] gives them.
-pub(crate) fn stats(id: u16) -> Option<crate::port::Stats> {
+/// One queue's traffic counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueStats {
+    /// Frames received (segments, once a super-frame is cut).
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Frames dropped for want of an mbuf.
+    pub rx_nombuf: u64,
+    /// Frames refused by the offload handling (every `drop_*` of
+    /// [`OffloadStats`]).
+    pub rx_errors: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Frames too long for a TX slot, dropped.
+    pub tx_errors: u64,
+}
+
+/// The port's counters per queue; `None` for a port that is not a packet
+/// port.
+pub(crate) fn queue_stats(id: u16) -> Option<Vec<QueueStats>> {
     let port = get(id)?;
-    let mut s = crate::port::Stats::default();
-    for (q, c) in port.counters.iter().enumerate() {
-        let rx = c.rx_packets.load(Ordering::Relaxed);
-        let tx = c.tx_packets.load(Ordering::Relaxed);
-        s.ipackets += rx;
-        s.opackets += tx;
-        s.ibytes += c.rx_bytes.load(Ordering::Relaxed);
-        s.obytes += c.tx_bytes.load(Ordering::Relaxed);
-        s.rx_nombuf += c.rx_nombuf.load(Ordering::Relaxed);
-        s.oerrors += c.tx_errors.load(Ordering::Relaxed);
-        s.ierrors += c.drop_gso_unsupported.load(Ordering::Relaxed)
-            + c.drop_bad_offload.load(Ordering::Relaxed)
-            + c.drop_too_long.load(Ordering::Relaxed);
-        if let (Some(qi), Some(qo)) = (s.q_ipackets.get_mut(q), s.q_opackets.get_mut(q)) {
-            *qi = rx;
-            *qo = tx;
-        }
-    }
-    Some(s)
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    Some(
+        port.counters
+            .iter()
+            .map(|c| QueueStats {
+                rx_packets: r(&c.rx_packets),
+                rx_bytes: r(&c.rx_bytes),
+                rx_nombuf: r(&c.rx_nombuf),
+                rx_errors: r(&c.drop_gso_unsupported)
+                    + r(&c.drop_bad_offload)
+                    + r(&c.drop_too_long),
+                tx_packets: r(&c.tx_packets),
+                tx_bytes: r(&c.tx_bytes),
+                tx_errors: r(&c.tx_errors),
+            })
+            .collect(),
+    )
 }
 
 /// What the offload handling did on the port's receive side; `None` for a
