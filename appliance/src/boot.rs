@@ -270,7 +270,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     if let Some(t) = &tunnel {
         state.set_tunnel(Arc::clone(t));
     }
-    let mut tunnel_receivers = tunnel_receivers(tunnel.as_ref(), worker_lcores.len(), socket)?;
+    let tunnel_receivers = tunnel_receivers(tunnel.as_ref(), worker_lcores.len(), socket)?;
     let published = state.published().clone();
     for (id, p) in ports.ids.iter().zip(&profile.ports) {
         port::start(*id).map_err(|source| BootError::Port {
@@ -279,7 +279,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         })?;
     }
 
-    // Workers, their punt rings, and what the reports read.
+    // The management loop runs on this thread: workers' punts wake it.
+    let doorbell = Doorbell::new(std::thread::current());
     let Ports {
         ids,
         rx_by_worker,
@@ -289,69 +290,32 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         interfaces: _,
         metas,
     } = ports;
-    let mut tx_by_worker = tx_by_worker.into_iter();
-    let mut mgmt_rings_by_worker = mgmt_rings_by_worker.into_iter();
-    let worker_stop = Arc::new(AtomicBool::new(false));
-    let mut punt_consumers = Vec::new();
-    // The management loop runs on this thread: workers' punts wake it.
-    let doorbell = Doorbell::new(std::thread::current());
-    let mut worker_metas = Vec::new();
-    let mut workers = Vec::new();
-    for (k, (lc, rx)) in worker_lcores.iter().zip(rx_by_worker).enumerate() {
-        let (producer, consumer) =
-            ring::spsc(&format!("punt{k}"), 1024, socket).map_err(BootError::PuntRing)?;
-        punt_consumers.push(consumer);
-        let counters = Arc::new(WorkerCounters::default());
-        worker_metas.push(WorkerMeta {
-            id: k,
-            lcore: *lc,
-            rx_queues: rx
-                .iter()
-                .map(|(q, p)| format!("{}:{}", profile.ports[*p].name, q.queue()))
-                .collect(),
-            counters: Arc::clone(&counters),
-        });
-        let tx = tx_by_worker.next().unwrap_or_default();
-        let mgmt_rings = mgmt_rings_by_worker.next().unwrap_or_default();
-        workers.push((
-            *lc,
-            Worker {
-                id: k,
-                rx,
-                tx: TxPorts::new(tx, k, Arc::clone(&counters)),
-                punt: producer,
-                doorbell: doorbell.clone(),
-                counters,
-                tables: published.clone(),
-                headers: Arc::clone(&headers),
-                pool: Arc::clone(&pool),
-                stop: Arc::clone(&worker_stop),
-                idle: Idle::new(profile.poll_mode, &profile.idle),
-                clock,
-                stages: Vec::new(),
-                mgmt_frames: MgmtFrames::new(mgmt_rings),
-                tunnel_tx: tunnel
-                    .as_ref()
-                    .map(|t| TunnelSender::new(k, Arc::clone(t), Arc::clone(&headers))),
-                tunnel_rx: tunnel_receivers.next(),
-            },
-        ));
-    }
+    let workers = assemble_workers(
+        &profile,
+        &worker_lcores,
+        WorkerIo {
+            rx: rx_by_worker,
+            tx: tx_by_worker,
+            mgmt_rings: mgmt_rings_by_worker,
+        },
+        &Shared {
+            tables: &published,
+            pool: &pool,
+            headers: &headers,
+            tunnel: tunnel.as_ref(),
+            doorbell: &doorbell,
+            clock,
+        },
+        tunnel_receivers,
+        socket,
+    )?;
     let mgmt_counters = Arc::new(WorkerCounters::default());
     let slow_counters = Arc::new(SlowCounters::default());
     let source = Arc::new(StatsSource {
         port_rates: metas.iter().map(|_| PortRates::default()).collect(),
-        kernel: profile
-            .ports
-            .iter()
-            .zip(&metas)
-            .map(|(p, m)| match (p.driver, &p.iface) {
-                (Driver::AfPacket, Some(iface)) => KernelPortCounters::find(m.port_id, iface),
-                _ => None,
-            })
-            .collect(),
+        kernel: kernel_counters(&profile, &metas),
         ports: metas,
-        workers: worker_metas,
+        workers: workers.metas,
         mgmt: Arc::clone(&mgmt_counters),
         slow: Arc::clone(&slow_counters),
         pool: Arc::clone(&pool),
@@ -379,7 +343,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     };
     let slow = SlowPath::new(
         state,
-        punt_consumers,
+        workers.punts,
         mgmt_tx,
         Arc::clone(&pool),
         mgmt_counters,
@@ -397,7 +361,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     );
 
     let mut launched = Vec::new();
-    for (lc, w) in workers {
+    for (lc, w) in workers.ready {
         lcore::launch(lc, move || w.run())
             .map_err(|source| BootError::Launch { lcore: lc, source })?;
         launched.push(lc);
@@ -416,7 +380,9 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     log::info!("stopping workers");
     // Release: the frames the management lcore queued for workers to send
     // (the leaves above) are visible to them once they see the stop.
-    worker_stop.store(true, std::sync::atomic::Ordering::Release);
+    workers
+        .stop
+        .store(true, std::sync::atomic::Ordering::Release);
     for lc in &launched {
         lcore::wait(*lc);
     }
@@ -440,6 +406,108 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         headers_in_use_at_exit: headers_in_use,
         mcast,
     })
+}
+
+/// Per worker: the queues it polls and sends on, and the management lcore's
+/// rings it sends from (see [`Ports`]).
+struct WorkerIo {
+    rx: Vec<Vec<(RxQueue, usize)>>,
+    tx: Vec<Vec<TxQueue>>,
+    mgmt_rings: Vec<Vec<(ring::Consumer, usize)>>,
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    tables: &'a crate::tables::Published,
+    pool: &'a Arc<Mempool>,
+    headers: &'a Arc<Mempool>,
+    tunnel: Option<&'a Arc<TunnelTable>>,
+    doorbell: &'a Doorbell,
+    clock: Clock,
+}
+
+/// The workers, ready to launch, and what the rest of the boot keeps of them.
+struct Workers {
+    /// Each worker with the lcore it runs on.
+    ready: Vec<(u32, Worker)>,
+    /// What the reports read of each.
+    metas: Vec<WorkerMeta>,
+    /// The management lcore's end of each worker's punt ring.
+    punts: Vec<ring::Consumer>,
+    /// Set (with Release) to stop them.
+    stop: Arc<AtomicBool>,
+}
+
+/// One worker per worker lcore: its RX and TX queues, its punt ring to the
+/// management lcore, the management lcore's frames it sends, its sides of
+/// the tunnel, its counters and idle policy.
+fn assemble_workers(
+    profile: &HwProfile,
+    lcores: &[u32],
+    io: WorkerIo,
+    shared: &Shared<'_>,
+    mut tunnel_receivers: impl Iterator<Item = TunnelReceiver>,
+    socket: i32,
+) -> Result<Workers, BootError> {
+    let mut tx = io.tx.into_iter();
+    let mut mgmt_rings = io.mgmt_rings.into_iter();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Workers {
+        ready: Vec::new(),
+        metas: Vec::new(),
+        punts: Vec::new(),
+        stop: Arc::clone(&stop),
+    };
+    for (k, (lc, rx)) in lcores.iter().zip(io.rx).enumerate() {
+        let (producer, consumer) =
+            ring::spsc(&format!("punt{k}"), 1024, socket).map_err(BootError::PuntRing)?;
+        workers.punts.push(consumer);
+        let counters = Arc::new(WorkerCounters::default());
+        workers.metas.push(WorkerMeta {
+            id: k,
+            lcore: *lc,
+            rx_queues: rx
+                .iter()
+                .map(|(q, p)| format!("{}:{}", profile.ports[*p].name, q.queue()))
+                .collect(),
+            counters: Arc::clone(&counters),
+        });
+        let worker = Worker {
+            id: k,
+            rx,
+            tx: TxPorts::new(tx.next().unwrap_or_default(), k, Arc::clone(&counters)),
+            punt: producer,
+            doorbell: shared.doorbell.clone(),
+            counters,
+            tables: shared.tables.clone(),
+            headers: Arc::clone(shared.headers),
+            pool: Arc::clone(shared.pool),
+            stop: Arc::clone(&stop),
+            idle: Idle::new(profile.poll_mode, &profile.idle),
+            clock: shared.clock,
+            stages: Vec::new(),
+            mgmt_frames: MgmtFrames::new(mgmt_rings.next().unwrap_or_default()),
+            tunnel_tx: shared
+                .tunnel
+                .map(|t| TunnelSender::new(k, Arc::clone(t), Arc::clone(shared.headers))),
+            tunnel_rx: tunnel_receivers.next(),
+        };
+        workers.ready.push((*lc, worker));
+    }
+    Ok(workers)
+}
+
+/// The kernel's own counters of each af_packet port (`None` for the others).
+fn kernel_counters(profile: &HwProfile, metas: &[PortMeta]) -> Vec<Option<KernelPortCounters>> {
+    profile
+        .ports
+        .iter()
+        .zip(metas)
+        .map(|(p, m)| match (p.driver, &p.iface) {
+            (Driver::AfPacket, Some(iface)) => KernelPortCounters::find(m.port_id, iface),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Each worker's receiving side of the tunnel, with the SPSC rings through
