@@ -142,10 +142,11 @@ pub fn is_packet_port(id: u16) -> bool {
 pub fn open(config: &PortConfig) -> io::Result<u16> {
     let ifindex = socket::ifindex(&config.iface)?;
     let geometry = Geometry {
-        rx_frames: config.rx_frames.max(2),
-        tx_frames: config.tx_frames.max(2),
+        rx_frames: config.rx_frames,
+        tx_frames: config.tx_frames,
         frame_size: FRAME_SIZE,
-    };
+    }
+    .whole_blocks();
     let mut ports = PORTS.write().unwrap_or_else(PoisonError::into_inner);
     let index = ports.len();
     let id = FIRST_ID
@@ -174,9 +175,11 @@ pub(crate) fn queue_count(id: u16) -> Option<u16> {
     get(id).and_then(|p| u16::try_from(p.sockets.len()).ok())
 }
 
-/// Largest frame the port sends or receives in one packet buffer.
+/// Largest frame the port receives into one ring slot and packet buffer,
+/// and sends from one slot.
 pub(crate) fn max_frame(pool: &Mempool) -> usize {
     pool.data_room()
+        .min(FRAME_SIZE as usize - socket::RX_DATA_OFFSET)
         .min(FRAME_SIZE as usize - socket::TX_DATA_OFFSET - VNET_HDR_LEN)
 }
 
@@ -244,17 +247,23 @@ pub(crate) fn configure(id: u16, setup: &Settings, pool: &Mempool) -> io::Result
         .iter()
         .zip(&port.counters)
         .enumerate()
-        .map(|(q, (s, c))| PacketRx {
-            queue: q as u16,
-            port_id: id,
-            sock: Arc::clone(s),
-            counters: Arc::clone(c),
-            next: 0,
-            pool: pool.as_ptr(),
-            room: pool.data_room(),
-            big: vec![0; VNET_HDR_LEN + MAX_QUEUED_FRAME].into_boxed_slice(),
-            pending: None,
-            segment_ip_len: limit,
+        .map(|(q, (s, c))| {
+            let mut big = vec![0; VNET_HDR_LEN + MAX_QUEUED_FRAME].into_boxed_slice();
+            // What arrived while the port was being set up is not traffic
+            // of the configured port yet.
+            let next = s.discard_received(&mut big);
+            PacketRx {
+                queue: q as u16,
+                port_id: id,
+                sock: Arc::clone(s),
+                counters: Arc::clone(c),
+                next,
+                pool: pool.as_ptr(),
+                room: pool.data_room(),
+                big,
+                pending: None,
+                segment_ip_len: limit,
+            }
         })
         .collect();
     let tx = port
@@ -458,7 +467,9 @@ impl PacketRx {
             let hdr = match f.mac.checked_sub(VNET_HDR_LEN) {
                 Some(at) => {
                     let mut b = [0u8; VNET_HDR_LEN];
-                    b.copy_from_slice(self.sock.rx_bytes(slot, at, VNET_HDR_LEN));
+                    // SAFETY: the slot is ours (rx_frame returned it) until
+                    // released below, and this queue is its only reader.
+                    b.copy_from_slice(unsafe { self.sock.rx_bytes(slot, at, VNET_HDR_LEN) });
                     VnetHdr::parse(&b)
                 }
                 None => VnetHdr::default(),
@@ -467,24 +478,31 @@ impl PacketRx {
                 let whole = self.take_whole(slot, &f);
                 self.sock.rx_release(slot);
                 match whole {
+                    // The kernel took a VLAN tag off: a tagged super-frame
+                    // is not segmented here.
+                    Some(_) if f.vlan.is_some() => bump(&self.counters.drop_gso_unsupported, 1),
                     Some(len) => self.deliver_big(len, out),
                     None => bump(&self.counters.drop_too_long, 1),
                 }
                 continue;
             }
-            let frame = self.sock.rx_bytes(slot, f.mac, f.snaplen);
+            // SAFETY: as above.
+            let frame = unsafe { self.sock.rx_bytes(slot, f.mac, f.snaplen) };
             if let Some(mut m) = self.copy_to_mbuf(frame) {
-                if hdr.needs_csum() {
-                    match vnet::complete_checksum(m.data_mut(), &hdr) {
-                        Ok(()) => bump(&self.counters.csum_completed, 1),
-                        Err(e) => {
-                            self.count_refused(e);
-                            self.sock.rx_release(slot);
-                            continue;
+                // The checksum offsets count from the frame as it is, without
+                // the tag the kernel took off; the tag goes back after.
+                let done = vnet::complete_checksum(m.data_mut(), &hdr);
+                let tagged = f.vlan.is_none_or(|tag| put_vlan_tag_back(&mut m, tag));
+                match done {
+                    Ok(()) if tagged => {
+                        if hdr.needs_csum() {
+                            bump(&self.counters.csum_completed, 1);
                         }
+                        out.push(m);
                     }
+                    Ok(()) => bump(&self.counters.drop_too_long, 1),
+                    Err(e) => self.count_refused(e),
                 }
-                out.push(m);
             }
             self.sock.rx_release(slot);
         }
@@ -512,7 +530,8 @@ impl PacketRx {
         }
         let at = f.mac.checked_sub(VNET_HDR_LEN)?;
         let len = VNET_HDR_LEN + f.snaplen;
-        let bytes = self.sock.rx_bytes(slot, at, len);
+        // SAFETY: the slot is ours until the caller releases it.
+        let bytes = unsafe { self.sock.rx_bytes(slot, at, len) };
         self.big.get_mut(..len)?.copy_from_slice(bytes);
         Some(len)
     }
@@ -524,7 +543,6 @@ impl PacketRx {
         b.copy_from_slice(&self.big[..VNET_HDR_LEN]);
         let hdr = VnetHdr::parse(&b);
         if hdr.is_gso() {
-            bump(&self.counters.gso_frames, 1);
             self.deliver_segments(Pending { len, next: 0 }, out);
             return;
         }
@@ -556,6 +574,9 @@ impl PacketRx {
                 return;
             }
         };
+        if p.next == 0 {
+            bump(&self.counters.gso_frames, 1);
+        }
         let mut i = p.next;
         while i < plan.count() {
             if out.is_full() {
@@ -614,6 +635,21 @@ fn count_refused(c: &QueueCounters, e: OffloadError) {
     }
 }
 
+/// Puts back the VLAN tag `(tpid, tci)` the kernel took off a frame (it
+/// hands tagged frames to a packet socket untagged, the tag beside them), so
+/// that the pipeline sees the frame as it was on the wire; false if the
+/// mbuf has no headroom for it.
+fn put_vlan_tag_back(m: &mut Mbuf, (tpid, tci): (u16, u16)) -> bool {
+    if m.data_len() < 12 || m.prepend(4).is_none() {
+        return false;
+    }
+    let d = m.data_mut();
+    d.copy_within(4..16, 0);
+    d[12..14].copy_from_slice(&tpid.to_be_bytes());
+    d[14..16].copy_from_slice(&tci.to_be_bytes());
+    true
+}
+
 /// One mbuf from `pool`, marked as received on `port_id`.
 #[inline]
 fn alloc(pool: *mut ffi::rte_mempool, port_id: u16) -> Option<Mbuf> {
@@ -655,7 +691,9 @@ impl PacketTx {
         let mut taken = 0;
         let mut sent = 0;
         let mut bytes = 0;
-        for m in pkts.iter() {
+        let mut kicked = false;
+        let mut i = 0;
+        while let Some(m) = pkts.get(i) {
             let len = m.pkt_len();
             // SAFETY: this queue is the socket's only sender, and each slot
             // buffer is dropped (committed) before the next is asked for.
@@ -664,7 +702,16 @@ impl PacketTx {
                 if unsafe { self.sock.tx_slot(self.next, 0) }.is_some() {
                     // The slot is free: the frame is what does not fit.
                     taken += 1;
+                    i += 1;
                     bump(&self.counters.tx_errors, 1);
+                    continue;
+                }
+                // The ring is full. If the kernel stopped on a frame it could
+                // not send (the link was down, its buffer full), the frames
+                // committed wait for a kick: give it one, once, and look again.
+                if !kicked && self.sock.tx_pending(self.next) {
+                    self.sock.tx_kick();
+                    kicked = true;
                     continue;
                 }
                 break;
@@ -677,14 +724,18 @@ impl PacketTx {
                 data[at..at + seg.len()].copy_from_slice(seg);
                 at += seg.len();
             }
-            self.sock.tx_commit(self.next, VNET_HDR_LEN + len);
+            // SAFETY: the slot tx_slot gave this queue, filled, buffer dropped.
+            unsafe { self.sock.tx_commit(self.next, VNET_HDR_LEN + len) };
             self.next = (self.next + 1) % frames;
             taken += 1;
+            i += 1;
             sent += 1;
             bytes += len;
         }
         if sent > 0 {
             self.sock.tx_kick();
+            // Frames handed to the kernel; one it then fails to send shows
+            // in the kernel's counters, not here.
             bump(&self.counters.tx_packets, sent);
             bump(&self.counters.tx_bytes, bytes as u64);
         }

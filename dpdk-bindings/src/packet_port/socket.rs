@@ -26,6 +26,11 @@ const BLOCK_SIZE: u32 = 4096;
 /// Where the frame data starts in a TX frame: the kernel reads it at the
 /// `tpacket2_hdr` rounded up to 16 bytes (`tp_hdrlen - sizeof(sockaddr_ll)`).
 pub(super) const TX_DATA_OFFSET: usize = libc::TPACKET2_HDRLEN - size_of::<libc::sockaddr_ll>();
+/// Where the Ethernet header of a received frame starts in an RX slot: the
+/// kernel puts the network header at the `tpacket2_hdr` plus 16 bytes rounded
+/// up to 16, plus the virtio-net header (`tpacket_rcv`).
+pub(super) const RX_DATA_OFFSET: usize =
+    ((libc::TPACKET2_HDRLEN + 16 + 15) & !15) + VNET_HDR_LEN - 14;
 /// Socket receive buffer for the frames too large for a ring slot (GSO
 /// super-frames, which the kernel queues whole beside the truncated slot):
 /// room for about 60 of 64 KB.
@@ -42,11 +47,28 @@ pub(super) struct Geometry {
     pub frame_size: u32,
 }
 
+impl Geometry {
+    /// The same geometry with both rings rounded up to whole ring blocks
+    /// (the kernel refuses a ring whose frames do not fill its blocks).
+    pub fn whole_blocks(self) -> Self {
+        let per_block = (BLOCK_SIZE / self.frame_size).max(1);
+        let round = |n: u32| n.max(1).div_ceil(per_block) * per_block;
+        Self {
+            rx_frames: round(self.rx_frames),
+            tx_frames: round(self.tx_frames),
+            ..self
+        }
+    }
+}
+
 /// What the kernel said about one received frame.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RxFrame {
     /// `tp_status` (`TP_STATUS_*`).
     pub status: u32,
+    /// The VLAN tag the kernel took off the frame, if `TP_STATUS_VLAN_VALID`:
+    /// (TPID, TCI).
+    pub vlan: Option<(u16, u16)>,
     /// The frame's length on the wire.
     pub len: usize,
     /// Bytes of it in the slot.
@@ -114,9 +136,11 @@ impl Socket {
     /// fragments defragmented first so a datagram stays on one socket; no
     /// rollover, which would reorder a flow when a ring fills).
     pub fn open(ifindex: c_int, geometry: Geometry, fanout: u16) -> io::Result<Self> {
+        // Protocol 0: the socket receives nothing until `bind` names the
+        // interface and the protocol, so no other interface's frame gets
+        // into the ring meanwhile.
         // SAFETY: plain socket creation; the descriptor is owned below.
-        let raw =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, c_int::from(ETH_P_ALL_BE)) };
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         if raw < 0 {
             return Err(last_error("socket(AF_PACKET)"));
         }
@@ -183,11 +207,14 @@ impl Socket {
                 "SO_RCVBUF",
             )?;
         }
+        // The kernel wants whole blocks: `frames` is rounded up to them
+        // (`Geometry::whole_blocks` made it so already).
+        let per_block = BLOCK_SIZE / geometry.frame_size;
         let ring = |frames: u32| libc::tpacket_req {
             tp_block_size: BLOCK_SIZE,
-            tp_block_nr: frames / (BLOCK_SIZE / geometry.frame_size),
+            tp_block_nr: frames.div_ceil(per_block),
             tp_frame_size: geometry.frame_size,
-            tp_frame_nr: frames,
+            tp_frame_nr: frames.div_ceil(per_block) * per_block,
         };
         let rx = ring(geometry.rx_frames);
         let tx = ring(geometry.tx_frames);
@@ -306,8 +333,17 @@ impl Socket {
         // SAFETY: the slot is ours until we give it back; its header is a
         // tpacket2_hdr at the slot's start.
         let h = unsafe { &*self.slot(i).cast::<libc::tpacket2_hdr>() };
+        let vlan = (status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
+            let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                h.tp_vlan_tpid
+            } else {
+                0x8100
+            };
+            (tpid, h.tp_vlan_tci)
+        });
         Some(RxFrame {
             status,
+            vlan,
             len: h.tp_len as usize,
             snaplen: h.tp_snaplen as usize,
             mac: usize::from(h.tp_mac),
@@ -315,13 +351,44 @@ impl Socket {
     }
 
     /// The bytes of RX slot `i` from `start` for `len` (clamped to the slot).
-    pub fn rx_bytes(&self, i: u32, start: usize, len: usize) -> &[u8] {
+    ///
+    /// # Safety
+    /// Slot `i` must be ours: [`Socket::rx_frame`] returned it and it was not
+    /// released since (the kernel writes slots it owns), and the caller is
+    /// the socket's one RX queue.
+    pub unsafe fn rx_bytes(&self, i: u32, start: usize, len: usize) -> &[u8] {
         let size = self.geometry.frame_size as usize;
         let start = start.min(size);
         let len = len.min(size - start);
         // SAFETY: the range lies inside slot i, which is ours (the caller
         // saw TP_STATUS_USER) until `rx_release`.
         unsafe { std::slice::from_raw_parts(self.slot(i).add(start), len) }
+    }
+
+    /// Whether TX slot `i` was committed and the kernel has not sent it yet
+    /// (a send that failed leaves it so, and waits for the next kick).
+    pub fn tx_pending(&self, i: u32) -> bool {
+        let slot = self.geometry.rx_frames + i;
+        self.status(slot).load(Ordering::Acquire) == libc::TP_STATUS_SEND_REQUEST
+    }
+
+    /// Drops whatever arrived since the socket was bound, and returns the
+    /// slot where the kernel will write next. The kernel fills slots in
+    /// order from 0, so the ones it filled are a run from 0; each that
+    /// carries `TP_STATUS_COPY` has one whole copy queued on the socket,
+    /// which is read off with it, so that copies and slots stay paired.
+    /// Only before any RX queue polls the socket.
+    pub fn discard_received(&self, scratch: &mut [u8]) -> u32 {
+        let mut i = 0;
+        while i < self.geometry.rx_frames {
+            let Some(f) = self.rx_frame(i) else { break };
+            if f.status & libc::TP_STATUS_COPY != 0 {
+                let _ = self.recv_queued(scratch);
+            }
+            self.rx_release(i);
+            i += 1;
+        }
+        i % self.geometry.rx_frames
     }
 
     /// Gives RX slot `i` back to the kernel.
@@ -357,7 +424,11 @@ impl Socket {
 
     /// Hands TX slot `i`, filled with `len` bytes (header included), to
     /// the kernel.
-    pub fn tx_commit(&self, i: u32, len: usize) {
+    ///
+    /// # Safety
+    /// As [`Socket::tx_slot`]: only the socket's one TX queue calls this, for
+    /// a slot `tx_slot` gave it.
+    pub unsafe fn tx_commit(&self, i: u32, len: usize) {
         let slot = self.geometry.rx_frames + i;
         // SAFETY: the slot is ours (see tx_slot); only tp_len is written
         // before the status hands it over.
@@ -583,8 +654,16 @@ mod tests {
                 continue;
             };
             let mut h = [0u8; 10];
-            h.copy_from_slice(socket.rx_bytes(slot, f.mac - 10, 10));
-            let frame = socket.rx_bytes(slot, f.mac, f.snaplen).to_vec();
+            // SAFETY: the slot is ours (rx_frame returned it) until released
+            // below, and this test is the socket's one reader.
+            let (hb, frame) = unsafe {
+                (
+                    socket.rx_bytes(slot, f.mac - 10, 10),
+                    socket.rx_bytes(slot, f.mac, f.snaplen),
+                )
+            };
+            h.copy_from_slice(hb);
+            let frame = frame.to_vec();
             socket.rx_release(slot);
             slot = (slot + 1) % geometry.rx_frames;
             let ours = frame.len() >= 38 && frame[23] == 17 && frame[36..38] == port.to_be_bytes();
