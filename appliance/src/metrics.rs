@@ -299,6 +299,7 @@ const FAMILIES: &[Family] = &[
     gauge("tunnel_path_usable", "1 if the workers send on the path (healthy, not administratively down, next hop resolved).", |s| per_path(s, |p| u64::from(p.usable))),
     counter("tunnel_path_flaps_total", "Times the path went down.", |s| per_path(s, |p| p.flaps)),
     counter("tunnel_path_state_changes_total", "Times the path changed state (see show paths).", |s| per_path(s, |p| p.state_changes)),
+    counter("tunnel_path_bfd_overrides_total", "Times BFD said Down while the path was the last usable one and the data plane showed it delivering, so it stayed up.", |s| per_path(s, |p| p.bfd_overrides)),
     gauge("tunnel_path_held_down", "1 while the path is kept out after flapping (RFC 5882 dampening).", |s| per_path(s, |p| u64::from(p.hold_down_secs.is_some()))),
     gauge("tunnel_path_bfd_up", "1 if the path's BFD session is Up (no row without BFD).", bfd_up),
     counter("tunnel_path_bfd_flaps_total", "Times the path's BFD session left Up.", |s| per_bfd(s, |b| b.flaps)),

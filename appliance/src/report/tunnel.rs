@@ -43,6 +43,9 @@ pub struct PathReport {
     pub flaps: u64,
     /// State changes.
     pub state_changes: u64,
+    /// Times BFD said Down while it was the last usable path and the data
+    /// plane showed it delivering, so it stayed Up.
+    pub bfd_overrides: u64,
     /// While held down after flapping: seconds left.
     pub hold_down_secs: Option<f64>,
     /// Its BFD session (`None`: BFD is off on this path).
@@ -180,6 +183,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                 usable: live.usable() && resolved,
                 flaps: cells.flaps.load(Ordering::Relaxed),
                 state_changes: cells.state_changes.load(Ordering::Relaxed),
+                bfd_overrides: cells.bfd_overrides.load(Ordering::Relaxed),
                 hold_down_secs: match cells.hold_until_ns.load(Ordering::Relaxed) {
                     0 => None,
                     ns => Some(

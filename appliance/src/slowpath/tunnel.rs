@@ -246,13 +246,27 @@ impl MgmtTunnel {
     fn judge(&mut self, path: usize, now: Time) {
         let rttvar = Duration::from_micros(self.meters.figures(path, now).rttvar_us);
         let carrier = self.carrier.get(path).copied().unwrap_or(true);
+        let others_usable = self
+            .table
+            .live
+            .iter()
+            .enumerate()
+            .any(|(i, l)| i != path && l.usable());
         let Some(h) = self.health.get_mut(path) else {
             return;
         };
         h.set_rttvar(rttvar);
-        if let Some(Transition { from, to }) = h.judge(carrier, now) {
+        let overrides = h.bfd_overrides();
+        if let Some(Transition { from, to }) = h.judge(carrier, now, others_usable) {
             log::info!(
                 "tunnel path {}: {from:?} -> {to:?}",
+                self.table.paths[path].name
+            );
+        }
+        if h.bfd_overrides() > overrides {
+            log::warn!(
+                "tunnel path {}: BFD says Down, but it is the last usable path and the data \
+                 plane shows it delivering: kept Up",
                 self.table.paths[path].name
             );
         }
@@ -265,6 +279,9 @@ impl MgmtTunnel {
             .store(h.since().as_nanos(), Ordering::Relaxed);
         cells.flaps.store(h.flaps(), Ordering::Relaxed);
         cells.state_changes.store(h.changes(), Ordering::Relaxed);
+        cells
+            .bfd_overrides
+            .store(h.bfd_overrides(), Ordering::Relaxed);
         cells
             .hold_until_ns
             .store(h.hold_until().map_or(0, Time::as_nanos), Ordering::Relaxed);

@@ -12,7 +12,14 @@
 //! - **BFD**, the authority on the session: a session that was Up and goes
 //!   Down takes the path out (`bfd_down`); if the peer said AdminDown, the
 //!   peer took the path down on purpose and it leaves gracefully
-//!   (`peer_admin_down`, until the session is Up again).
+//!   (`peer_admin_down`, until the session is Up again). One exception:
+//!   BFD alone does not take out the **last usable path while the data
+//!   plane shows it delivering** (the peer's count moved within two probe
+//!   intervals). A full queue on the one link left drops BFD packets like
+//!   any others; taking that link out would leave no path at all, where the
+//!   data plane proves packets still arrive. The path stays Up, the
+//!   override is counted (`bfd_overrides`), and BFD wins again as soon as
+//!   another path is usable or the data plane goes silent.
 //! - **Dampening** (RFC 5882 §3.2): a path that fails again soon after it
 //!   came back is kept out after it recovers (`hold_down`) for 1 s, then 2 s,
 //!   4 s … up to `max_hold_down`; each 10 s it stays up forgives one flap.
@@ -98,6 +105,10 @@ pub struct Health {
     /// When BFD took the path down (cleared when it is Up again, or when the
     /// data plane has delivered for a detection time since).
     bfd_down_at: Option<Time>,
+    /// The current BFD Down is being overridden (counted once).
+    bfd_overridden: bool,
+    /// BFD Downs overridden so far (see the module doc).
+    bfd_overrides: u64,
     /// The peer's BFD said AdminDown.
     peer_admin_down: bool,
     /// Times the path left Up.
@@ -129,6 +140,8 @@ impl Health {
             progress_in_row: 0,
             delivering_since: None,
             bfd_down_at: None,
+            bfd_overridden: false,
+            bfd_overrides: 0,
             peer_admin_down: false,
             flaps: 0,
             changes: 0,
@@ -214,9 +227,16 @@ impl Health {
         (RAMP_START + (1.0 - RAMP_START) * t / ramp).min(1.0)
     }
 
-    /// Decides the state at `now` with the port's carrier; returns the
-    /// change, if any.
-    pub fn judge(&mut self, carrier: bool, now: Time) -> Option<Transition> {
+    /// Times BFD said Down while this was the last usable path and the data
+    /// plane showed it delivering, so it stayed Up.
+    pub fn bfd_overrides(&self) -> u64 {
+        self.bfd_overrides
+    }
+
+    /// Decides the state at `now` with the port's carrier; `others_usable`
+    /// says whether another path of the tunnel can carry traffic. Returns
+    /// the change, if any.
+    pub fn judge(&mut self, carrier: bool, now: Time, others_usable: bool) -> Option<Transition> {
         let silent = now.saturating_duration_since(self.progress) > self.silence_limit();
         if silent || !carrier {
             self.progress_in_row = 0;
@@ -239,9 +259,18 @@ impl Health {
         // every probe interval, so one older than two means it may just have failed again.
         let fresh = now.saturating_duration_since(self.progress)
             <= self.settings.probe_interval * 2 + self.rttvar;
+        // BFD alone does not take the last path out while it delivers.
+        let keep_despite_bfd = self.state == PathState::Up && !others_usable && !silent && fresh;
+        if self.bfd_down_at.is_some() && keep_despite_bfd && !self.bfd_overridden {
+            self.bfd_overridden = true;
+            self.bfd_overrides += 1;
+        }
+        if self.bfd_down_at.is_none() {
+            self.bfd_overridden = false;
+        }
         let next = match self.state {
             _ if !carrier => PathState::NoCarrier,
-            _ if self.bfd_down_at.is_some() => PathState::BfdDown,
+            _ if self.bfd_down_at.is_some() && !keep_despite_bfd => PathState::BfdDown,
             _ if self.peer_admin_down => PathState::PeerAdminDown,
             PathState::Up | PathState::Starting | PathState::HoldDown if silent => {
                 PathState::NoReplies
@@ -323,6 +352,8 @@ mod tests {
         now: Time,
         count: u32,
         log: Vec<(Time, Transition)>,
+        /// Whether another path is usable (most tests: yes).
+        others_usable: bool,
     }
 
     impl Drive {
@@ -333,6 +364,7 @@ mod tests {
                 now,
                 count: 0,
                 log: Vec::new(),
+                others_usable: true,
             }
         }
 
@@ -344,7 +376,7 @@ mod tests {
                     self.count += 1;
                     self.h.peer_received(self.count, self.now);
                 }
-                if let Some(t) = self.h.judge(carrier, self.now) {
+                if let Some(t) = self.h.judge(carrier, self.now, self.others_usable) {
                     self.log.push((self.now, t));
                 }
             }
@@ -474,6 +506,33 @@ mod tests {
         assert_eq!(s.hold_down(2), Duration::from_secs(1));
         assert_eq!(s.hold_down(5), Duration::from_secs(8));
         assert_eq!(s.hold_down(u32::MAX), Duration::from_secs(8));
+    }
+
+    /// The soak of issue 23: link A failed, bulk load fills link B's queue,
+    /// and B's BFD packets are lost in it while the data plane still
+    /// delivers. The last path stays Up (counted once); it leaves as soon as
+    /// the data plane goes silent, or BFD wins once another path is usable.
+    #[test]
+    fn bfd_alone_does_not_take_out_the_last_delivering_path() {
+        let mut d = Drive::new();
+        d.others_usable = false;
+        d.run(100 * MS, true, true);
+        d.h.bfd_changed(BfdState::Up, BfdState::Down, BfdState::Up, d.now);
+        d.run(500 * MS, true, true);
+        assert_eq!(d.state(), PathState::Up, "{:?}", d.log);
+        assert_eq!(d.h.bfd_overrides(), 1);
+        // Another path came back: BFD is the authority again.
+        d.others_usable = true;
+        d.run(10 * MS, true, true);
+        assert_eq!(d.state(), PathState::BfdDown);
+        // A silent last path with BFD Down leaves as ever.
+        let mut d = Drive::new();
+        d.others_usable = false;
+        d.run(100 * MS, true, true);
+        d.h.bfd_changed(BfdState::Up, BfdState::Down, BfdState::Down, d.now);
+        d.run(100 * MS, false, true);
+        assert_ne!(d.state(), PathState::Up, "{:?}", d.log);
+        assert_eq!(d.h.bfd_overrides(), 1, "counted while it still delivered");
     }
 
     #[test]

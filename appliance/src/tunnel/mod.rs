@@ -99,6 +99,9 @@ pub struct PathReportCells {
     pub flaps: AtomicU64,
     /// State changes.
     pub state_changes: AtomicU64,
+    /// Times BFD said Down while it was the last usable path, delivering,
+    /// and it stayed Up (`tunnel::health`).
+    pub bfd_overrides: AtomicU64,
     /// Smoothed round trip (µs).
     pub srtt_us: AtomicU32,
     /// Round-trip variation (µs).
