@@ -315,8 +315,18 @@ pub fn iface(id: u16) -> Option<String> {
 /// kernel keeps: frames dropped on a full ring, frames rolled over.
 #[derive(Debug)]
 pub struct KernelCounters {
+    iface: String,
     sockets: Vec<Arc<Socket>>,
+    queues: Vec<Arc<QueueCounters>>,
+    /// Per queue: its received count at the previous read, and how many
+    /// reads in a row it took nothing while its ring dropped.
+    watch: Vec<(AtomicU64, AtomicU64)>,
 }
+
+/// Reads in a row (one a second, from the management lcore) in which a
+/// queue takes nothing while the kernel drops on its ring before that is
+/// logged as an error.
+const STUCK_READS: u64 = 3;
 
 impl KernelCounters {
     /// How many sockets (queues) the port has.
@@ -326,9 +336,34 @@ impl KernelCounters {
 
     /// Frames dropped on a full ring since the previous call, summed over
     /// the sockets (the kernel resets its count when it is read, so one
-    /// caller must own this).
+    /// caller must own this). A queue that took no frame for
+    /// [`STUCK_READS`] calls in a row while its ring dropped is logged as
+    /// an error: its worker gets no CPU, or the ring is stuck (the kernel
+    /// limit in docs/datapath.md).
     pub fn take_ring_drops(&self) -> u64 {
-        self.sockets.iter().map(|s| s.take_ring_drops()).sum()
+        let mut total = 0;
+        for (q, s) in self.sockets.iter().enumerate() {
+            let drops = s.take_ring_drops();
+            total += drops;
+            let (Some(c), Some((last_rx, quiet))) = (self.queues.get(q), self.watch.get(q)) else {
+                continue;
+            };
+            let rx = c.rx_packets.load(Ordering::Relaxed);
+            let took_nothing = rx == last_rx.swap(rx, Ordering::Relaxed);
+            if drops > 0 && took_nothing {
+                if quiet.fetch_add(1, Ordering::Relaxed) + 1 == STUCK_READS {
+                    log::error!(
+                        "{} queue {q}: no frame taken for {STUCK_READS} s while the kernel \
+                         dropped {drops} in the last second on its ring: its worker gets no \
+                         CPU, or the ring is stuck (docs/datapath.md, \"A known kernel limit\")",
+                        self.iface
+                    );
+                }
+            } else {
+                quiet.store(0, Ordering::Relaxed);
+            }
+        }
+        total
     }
 
     /// Frames the fanout moved from these sockets to another one, since
@@ -341,7 +376,10 @@ impl KernelCounters {
 /// The kernel's counters of packet port `id`; `None` if it is not one.
 pub fn kernel_counters(id: u16) -> Option<KernelCounters> {
     get(id).map(|p| KernelCounters {
+        iface: p.iface.clone(),
         sockets: p.sockets.clone(),
+        queues: p.counters.clone(),
+        watch: p.sockets.iter().map(|_| Default::default()).collect(),
     })
 }
 
