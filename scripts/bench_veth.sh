@@ -17,7 +17,8 @@ cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for ns in $G $D $S; do ip netns del $ns 2>/dev/null || true; done
-  rm -rf "$W"
+  # testpmd killed with SIGKILL leaves its EAL runtime folder behind.
+  rm -rf "$W" /var/run/dpdk/bvgen$id /var/run/dpdk/bvdut$id
 }
 trap cleanup EXIT INT TERM
 for ns in $G $D $S; do ip netns add $ns; ip -n $ns link set lo up; done

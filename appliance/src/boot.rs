@@ -83,7 +83,7 @@ pub enum BootError {
         iface: String,
     },
     /// A port of the profile was not probed.
-    #[error("port `{port}` ({device}) was not probed: {hint} {PLUGIN_HINT}")]
+    #[error("port `{port}` ({device}) was not probed: {hint}")]
     PortNotProbed {
         /// Port name.
         port: String,
@@ -564,16 +564,18 @@ fn refuse_af_xdp_on_software_interfaces(profile: &HwProfile) -> Result<(), BootE
 /// What to check when port `p` was not probed.
 fn probe_hint(p: &PortProfile) -> String {
     let iface = p.iface.as_deref().unwrap_or("");
+    let dpdk_driver = |hint: String| format!("{hint} {PLUGIN_HINT}");
     match p.driver {
+        // The appliance's own driver: no DPDK plugin involved.
         Driver::AfPacket => format!(
             "does kernel interface {iface:?} exist in this network namespace, and are we root?"
         ),
-        Driver::AfXdp => format!(
+        Driver::AfXdp => dpdk_driver(format!(
             "does kernel interface {iface:?} exist in this network namespace, are we root, and does it have workers + 1 combined channels (`ethtool -l`)? A veth has none that DPDK 22.11's af_xdp driver can use."
-        ),
-        Driver::Pci => "is the NIC bound to vfio-pci/igb_uio and allowed by -a?".into(),
-        Driver::Pcap => "does the rx_pcap file exist?".into(),
-        _ => "was the vdev driver loaded?".into(),
+        )),
+        Driver::Pci => dpdk_driver("is the NIC bound to vfio-pci/igb_uio and allowed by -a?".into()),
+        Driver::Pcap => dpdk_driver("does the rx_pcap file exist?".into()),
+        _ => dpdk_driver("was the vdev driver loaded?".into()),
     }
 }
 
@@ -742,8 +744,10 @@ fn setup_ports(
             address,
             tx_ipv4_cksum: configured.tx_ipv4_cksum,
             tx_udp_cksum: configured.tx_udp_cksum,
+            // The af_packet driver reports the kernel's carrier itself;
+            // DPDK's af_xdp driver says a link is always up.
             kernel_iface: match p.driver {
-                Driver::AfPacket | Driver::AfXdp => p.iface.clone(),
+                Driver::AfXdp => p.iface.clone(),
                 _ => None,
             },
         });

@@ -23,9 +23,9 @@ pub struct Interface {
     pub tx_ipv4_cksum: bool,
     /// The port computes UDP checksums on transmit.
     pub tx_udp_cksum: bool,
-    /// The Linux interface behind an `af_packet` or `af_xdp` port: those PMDs
-    /// report a link that is always up, so its carrier is read from the
-    /// kernel instead.
+    /// The Linux interface behind an `af_xdp` port: DPDK's driver reports a
+    /// link that is always up, so its carrier is read from the kernel
+    /// instead. (The af_packet driver reports the kernel's carrier itself.)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_iface: Option<String>,
 }

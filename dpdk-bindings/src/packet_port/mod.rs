@@ -306,11 +306,6 @@ pub(crate) fn close(id: u16) {
     }
 }
 
-/// The port's kernel interface.
-pub fn iface(id: u16) -> Option<String> {
-    get(id).map(|p| p.iface.clone())
-}
-
 /// The kernel's own counters of a packet port's sockets, which only the
 /// kernel keeps: frames dropped on a full ring, frames rolled over.
 #[derive(Debug)]
@@ -755,8 +750,10 @@ impl PacketTx {
                 break;
             };
             let (hdr, data) = slot.split_at_mut(VNET_HDR_LEN);
-            // No offload asked of the kernel: the frame is complete.
-            hdr.fill(0);
+            if let Ok(hdr) = <&mut [u8; VNET_HDR_LEN]>::try_from(hdr) {
+                // No offload asked of the kernel: the frame is complete.
+                VnetHdr::default().emit(hdr);
+            }
             let mut at = 0;
             for seg in m.segments() {
                 data[at..at + seg.len()].copy_from_slice(seg);
