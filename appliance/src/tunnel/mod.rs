@@ -20,6 +20,7 @@ pub mod health;
 pub mod meter;
 pub mod reorder;
 pub mod scheduler;
+pub mod shaper;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
