@@ -18,7 +18,11 @@
 //! [[tunnel.classes]]
 //! name = "voice"
 //! scheduler = "redundant"
+//! tier = "realtime"                    # default: from the DSCP (RFC 4594)
 //! match = { protocol = "udp", dscp = [46] }
+//!
+//! [tunnel.shaping]                     # on by default
+//! rate_percent = 95                    # of each path's rate
 //! ```
 
 use std::net::Ipv4Addr;
@@ -351,7 +355,109 @@ pub struct ClassConfig {
     /// Subnet-to-path bindings (`source-subnet` only).
     #[serde(default)]
     pub bindings: Vec<BindingConfig>,
+    /// The shaper tier of its packets (default: each packet's by its DSCP).
+    #[serde(default)]
+    pub tier: Option<Tier>,
 }
+
+/// A priority tier of the paths' shapers, highest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    /// Routing and control protocols (RFC 4594 "network control", CS6 and
+    /// CS7) and the appliance's own BFD and probes.
+    NetworkControl = 0,
+    /// Telephony, signaling, interactive and conferencing video (EF,
+    /// VOICE-ADMIT, CS5, CS4, AF4x, CS3).
+    Realtime = 1,
+    /// Everything else.
+    Default = 2,
+    /// Low-priority data (CS1, and LE of RFC 8622): what may wait.
+    Bulk = 3,
+}
+
+impl Tier {
+    /// All tiers, highest first.
+    pub const ALL: [Tier; 4] = [
+        Tier::NetworkControl,
+        Tier::Realtime,
+        Tier::Default,
+        Tier::Bulk,
+    ];
+
+    /// The tier RFC 4594's service classes give a DSCP.
+    pub fn of_dscp(dscp: u8) -> Tier {
+        match dscp {
+            48 | 56 => Tier::NetworkControl,
+            46 | 44 | 40 | 32 | 34 | 36 | 38 | 24 => Tier::Realtime,
+            8 | 1 => Tier::Bulk,
+            _ => Tier::Default,
+        }
+    }
+
+    /// Name in configs, reports and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::NetworkControl => "network-control",
+            Tier::Realtime => "realtime",
+            Tier::Default => "default",
+            Tier::Bulk => "bulk",
+        }
+    }
+}
+
+/// Egress shaping of every path: the tunnel's own queue in front of each
+/// (`docs/tunnel.md`, "Shaping and queues").
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapingConfig {
+    /// Shape the paths.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The share of each path's rate it is shaped to, in percent: a few
+    /// percent under the link's rate keeps the link's own queue empty.
+    #[serde(default = "default_rate_percent")]
+    pub rate_percent: u8,
+    /// CoDel's target: the standing queue delay accepted.
+    #[serde(default = "default_codel_target")]
+    pub target: Span,
+    /// CoDel's interval: about the longest round trip of the traffic.
+    #[serde(default = "default_codel_interval")]
+    pub interval: Span,
+    /// Packets each worker holds at most for one path; unset, 250 ms of
+    /// the path's rate in full-size frames (128 to 4096), within a quarter
+    /// of the pool ([`TunnelConfig::shaper_packets`]).
+    #[serde(default)]
+    pub max_packets: Option<u32>,
+}
+
+impl Default for ShapingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rate_percent: default_rate_percent(),
+            target: default_codel_target(),
+            interval: default_codel_interval(),
+            max_packets: None,
+        }
+    }
+}
+
+fn default_rate_percent() -> u8 {
+    95
+}
+fn default_codel_target() -> Span {
+    Span(Duration::from_millis(5))
+}
+fn default_codel_interval() -> Span {
+    Span(Duration::from_millis(100))
+}
+
+/// The fewest packets a worker's queue for a path holds when its size is
+/// left to the rate.
+const AUTO_SHAPER_MIN: u32 = 128;
+/// The most.
+const AUTO_SHAPER_MAX: u32 = 4096;
 
 /// Reorder buffer limits (per lane).
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -415,6 +521,9 @@ pub struct TunnelConfig {
     /// dampening: the hold-down doubles with each flap in a row, from 1 s).
     #[serde(default = "default_max_hold_down")]
     pub max_hold_down: Span,
+    /// Egress shaping of the paths.
+    #[serde(default)]
+    pub shaping: ShapingConfig,
 }
 
 fn default_max_hold_down() -> Span {
@@ -691,6 +800,31 @@ impl TunnelConfig {
                 format!("1ms to 1s, not {:?}", r.max_hold.0),
             );
         }
+        let sh = self.shaping;
+        if !(50..=100).contains(&sh.rate_percent) {
+            return fail(
+                "shaping.rate_percent",
+                format!("50 to 100 (percent of each path's rate), not {}", sh.rate_percent),
+            );
+        }
+        if sh.target.0 < Duration::from_micros(100) || sh.target.0 > Duration::from_secs(1) {
+            return fail("shaping.target", format!("100us to 1s, not {:?}", sh.target.0));
+        }
+        if sh.interval.0 <= sh.target.0 || sh.interval.0 > Duration::from_secs(10) {
+            return fail(
+                "shaping.interval",
+                format!("more than target ({:?}) and at most 10s, not {:?}", sh.target.0, sh.interval.0),
+            );
+        }
+        if let Some(n) = sh.max_packets {
+            let held = u64::from(n) * self.paths.len() as u64 * workers.max(1) as u64;
+            if !(16..=65536).contains(&n) || held > u64::from(mbufs) / 4 {
+                return fail("shaping.max_packets", format!(
+                    "16 to 65536, and within a quarter of the mempool ({mbufs} mbufs) across {} path(s) and {workers} worker(s): {n} gives {held}",
+                    self.paths.len()
+                ));
+            }
+        }
         // Each worker holds at most one full lane per lane it owns that
         // carries traffic; with one lane per sending worker, keep that below
         // half the pool so holding never starves reception.
@@ -703,6 +837,21 @@ impl TunnelConfig {
             }
         }
         Ok(())
+    }
+
+    /// Packets each worker's shaper queue for path `path` holds:
+    /// `shaping.max_packets`, or, unset, 250 ms of the path's rate in
+    /// full-size frames (128 to 4096), capped so that every worker's queues
+    /// for every path fit in a quarter of a pool of `mbufs`.
+    pub fn shaper_packets(&self, path: usize, mbufs: u32, workers: usize) -> u32 {
+        if let Some(n) = self.shaping.max_packets {
+            return n;
+        }
+        let rate = self.paths.get(path).map_or(0, |p| p.rate.0);
+        let want = (rate as f64 * 0.25 / FULL_FRAME_BITS).ceil() as u32;
+        let queues = (self.paths.len() * workers.max(1)) as u32;
+        let fit = (mbufs / 4 / queues.max(1)).max(16);
+        want.clamp(AUTO_SHAPER_MIN, AUTO_SHAPER_MAX).min(fit)
     }
 
     /// Packets each lane's reorder buffer holds: `reorder.max_packets`, or,

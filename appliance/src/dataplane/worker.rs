@@ -87,7 +87,7 @@ impl Worker {
             let tables = self.tables.load();
             let now = self.clock.now();
             if let Some(t) = &mut self.tunnel_tx {
-                t.begin_burst(&tables);
+                t.begin_burst(&tables, now);
             }
             if let Some(t) = &mut self.tunnel_rx {
                 t.begin_burst();
@@ -131,6 +131,10 @@ impl Worker {
             for stage in stages {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
+            // Last, so what this iteration queued can leave in it.
+            if let Some(t) = sinks.tunnel.as_deref_mut() {
+                handled += t.drain(&tables, now, sinks.tx, &self.counters);
+            }
             let punted = sinks.punted;
             self.tx.flush_all(&tables);
             drop(tables);
@@ -150,6 +154,7 @@ impl Worker {
                 .map(|s| &**s as &dyn Stage)
                 .chain(self.tunnel_rx.iter().map(|t| t as &dyn Stage))
                 .filter_map(|s| s.next_deadline())
+                .chain(self.tunnel_tx.as_ref().and_then(TunnelSender::next_deadline))
                 .min();
             let finished = if deadline.is_some() || self.idle.sleeps() {
                 self.clock.now()

@@ -573,7 +573,7 @@ impl SlowPath {
             self.counters.drop_one(DropReason::TunnelNoPath);
             return false;
         };
-        self.send_bytes(out.port, &out.bytes)
+        self.send_on_path_port(out.port, &out.bytes, now)
     }
 
     /// A probe or probe reply for one of our tunnel endpoints.
@@ -584,7 +584,7 @@ impl SlowPath {
             .as_mut()
             .and_then(|t| t.on_control(&tables, m.data(), in_port, now));
         if let Some(f) = reply {
-            self.send_bytes(f.port, &f.bytes);
+            self.send_on_path_port(f.port, &f.bytes, now);
         }
     }
 
@@ -601,7 +601,7 @@ impl SlowPath {
         let frame = t.probe(&tables, path, carrier, now);
         let interval = t.probe_interval();
         if let Some(f) = frame {
-            self.send_bytes(f.port, &f.bytes);
+            self.send_on_path_port(f.port, &f.bytes, now);
         }
         let key = SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX));
         self.timers.arm(key, now + interval);
@@ -631,7 +631,7 @@ impl SlowPath {
     /// republishes the sessions and re-arms the BFD timer.
     fn bfd_sent(&mut self, frames: Vec<bfd::PortFrame>, now: Time) {
         for (port, f) in &frames {
-            self.send_bytes(*port, f);
+            self.send_on_path_port(*port, f, now);
         }
         let Some(b) = self.bfd.as_mut() else {
             return;
@@ -844,6 +844,17 @@ impl SlowPath {
             self.slow.route_changes.inc();
         }
         version_response(result)
+    }
+
+    /// Sends a frame of ours (BFD, a probe, a reply, a packet through the
+    /// tunnel) on a tunnel path's port at once, ahead of the workers'
+    /// queues, charged to the path's rate clock so the workers leave it
+    /// room.
+    fn send_on_path_port(&mut self, port: usize, bytes: &[u8], now: Time) -> bool {
+        if let Some(t) = &self.tunnel {
+            t.table().charge_port(port, bytes.len(), now.as_nanos());
+        }
+        self.send_bytes(port, bytes)
     }
 
     fn send_bytes(&mut self, port: usize, bytes: &[u8]) -> bool {

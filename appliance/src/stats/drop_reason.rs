@@ -68,6 +68,8 @@ drop_reasons! {
     TunnelBadInner => "tunnel_bad_inner", "tunnel data that decapsulates to no valid IPv4 packet";
     TunnelLoop => "tunnel_loop", "decapsulated packet routed back into the tunnel";
     TunnelNoPath => "tunnel_no_path", "no tunnel path is up (and resolved) to send on";
+    ShaperAqm => "shaper_aqm", "the path's shaper queue dropped it: it waited above CoDel's target for an interval";
+    ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";
     TunnelMtuDf => "tunnel_mtu_df", "larger than the tunnel's inner MTU with DF set (ICMP fragmentation needed sent, rate-limited)";
     TunnelMtuNoDf => "tunnel_mtu_no_df", "larger than the tunnel's inner MTU without DF (the appliance does not fragment)";
     TunnelHandoffFull => "tunnel_handoff_full", "ring to the worker that owns the lane full";

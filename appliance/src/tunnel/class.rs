@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 
 use ipnet::Ipv4Net;
 
-use crate::config::tunnel::{ClassConfig, MatchConfig, SchedulerName};
+use crate::config::tunnel::{ClassConfig, MatchConfig, SchedulerName, Tier};
 use crate::wire::{IpProtocol, Ipv4Packet};
 
 /// What classification reads from an inner IPv4 packet.
@@ -192,6 +192,8 @@ pub struct Class {
     pub scheduler: SchedulerName,
     /// `source-subnet` bindings as (subnet, path index).
     pub bindings: Vec<(Ipv4Net, u8)>,
+    /// Its shaper tier (`None`: each packet's by its DSCP).
+    pub tier: Option<Tier>,
 }
 
 impl Class {
@@ -206,6 +208,7 @@ impl Class {
                 .iter()
                 .filter_map(|b| path_index(&b.path).map(|p| (b.subnet, p)))
                 .collect(),
+            tier: c.tier,
         }
     }
 
@@ -216,6 +219,7 @@ impl Class {
             matcher: Matcher::default(),
             scheduler,
             bindings: Vec::new(),
+            tier: None,
         }
     }
 }
@@ -273,6 +277,7 @@ mod tests {
             matcher: Matcher::new(&m),
             scheduler: sched,
             bindings: vec![],
+            tier: None,
         }
     }
 

@@ -3,8 +3,8 @@
 //! snapshot), the fast-changing path state beside it ([`PathLive`], atomics
 //! the management lcore writes), the counters, and the pure machinery:
 //! traffic classes ([`class`]), encapsulation ([`encap`]), path schedulers
-//! ([`scheduler`]), the reorder buffer ([`reorder`]) and path measurement
-//! ([`meter`]).
+//! ([`scheduler`]), the paths' queues ([`shaper`]), the reorder buffer
+//! ([`reorder`]) and path measurement ([`meter`]).
 //!
 //! How a packet crosses: a LAN packet whose destination is in one of the
 //! peer's prefixes routes to the tunnel; the worker classifies it, its
@@ -29,6 +29,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::config::tunnel::{BfdConfig, SchedulerName, TunnelConfig};
+use shaper::shared::PathCells;
 use crate::interface::Interface;
 use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker, Rate};
 use class::{Class, Classes};
@@ -103,6 +104,9 @@ pub struct PathReportCells {
     /// Times BFD said Down while it was the last usable path, delivering,
     /// and it stayed Up (`tunnel::health`).
     pub bfd_overrides: AtomicU64,
+    /// Times its BFD went Down while our own shaper was dropping on it
+    /// (congestion on our side, not a dead link).
+    pub bfd_down_congested: AtomicU64,
     /// Smoothed round trip (µs).
     pub srtt_us: AtomicU32,
     /// Round-trip variation (µs).
@@ -214,6 +218,19 @@ pub struct PathCounters {
     pub rx_bytes: Counter,
     /// Packets lost on it, by reason.
     pub drops: DropCounters,
+    /// Its shaper, per tier (highest first).
+    pub tiers: [TierCounters; shaper::TIERS],
+}
+
+crate::counter_set! {
+    /// One tier of a path's shaper on one worker.
+    pub struct TierCounters {
+        packets: "packets that left the queue",
+        bytes: "their bytes (outer frames)",
+        aqm_drops: "packets CoDel dropped (waited above target for an interval)",
+        overlimit_drops: "packets dropped because the queue was full (the fattest flow's oldest)",
+        queued: "packets waiting now (gauge)",
+    }
 }
 
 /// Counters of one traffic class, written by one worker.
@@ -268,6 +285,19 @@ impl LaneCounters {
     }
 }
 
+/// The paths' shapers: settings and the cells the workers share.
+#[derive(Debug)]
+pub struct Shaping {
+    /// The share of each path's effective rate shaped to (percent).
+    pub rate_percent: u64,
+    /// CoDel and the flow quantum.
+    pub settings: shaper::Settings,
+    /// Per path index: packets each worker's queue holds at most.
+    pub packets: Box<[u32]>,
+    /// Per path index: the rate clock and what the workers hold.
+    pub cells: Box<[PathCells]>,
+}
+
 /// Everything about the tunnel the workers read. Built once from the config
 /// and shared by every table snapshot (an `Arc`); the atomics and counters
 /// inside change, the rest does not.
@@ -308,6 +338,8 @@ pub struct TunnelTable {
     pub lane_counters: Box<[CacheAligned<LaneCounters>]>,
     /// Per path index: sent and received per second (management lcore).
     pub path_rates: Box<[(Rate, Rate)]>,
+    /// The paths' shapers (`None`: shaping off).
+    pub shaping: Option<Shaping>,
     /// Per class index: entering the tunnel per second (management lcore).
     pub class_rates: Box<[Rate]>,
 }
@@ -397,8 +429,55 @@ impl TunnelTable {
             },
             probe_interval: cfg.probe_interval.0,
             max_hold_down: cfg.max_hold_down.0,
+            shaping: cfg.shaping.enabled.then(|| Shaping {
+                rate_percent: u64::from(cfg.shaping.rate_percent),
+                settings: shaper::Settings {
+                    codel: shaper::codel::Params {
+                        target_ns: u64::try_from(cfg.shaping.target.0.as_nanos()).unwrap_or(u64::MAX),
+                        interval_ns: u64::try_from(cfg.shaping.interval.0.as_nanos())
+                            .unwrap_or(u64::MAX),
+                        ..shaper::codel::Params::default()
+                    },
+                    ..shaper::Settings::default()
+                },
+                packets: (0..cfg.paths.len())
+                    .map(|p| cfg.shaper_packets(p, mbufs, workers))
+                    .collect(),
+                cells: cfg.paths.iter().map(|_| PathCells::new(workers)).collect(),
+            }),
             bfd_discards: crate::bfd::Discards::default(),
         }
+    }
+
+    /// The rate path `p` is shaped to now (bit/s): its effective rate less
+    /// the configured margin.
+    #[inline]
+    pub fn shaped_rate(&self, p: usize, shaping: &Shaping) -> u64 {
+        let rate = self.live.get(p).map_or(1, |l| l.rate_bps.load(Ordering::Relaxed));
+        (rate.saturating_mul(shaping.rate_percent) / 100).max(1)
+    }
+
+    /// Charges a frame of `len` bytes that the management lcore sent on
+    /// port index `port` at `now` to the clock of the path(s) on that port,
+    /// so the workers leave it room (it is sent at once, ahead of them).
+    pub fn charge_port(&self, port: usize, len: usize, now: u64) {
+        let Some(sh) = &self.shaping else { return };
+        for (i, p) in self.paths.iter().enumerate() {
+            if p.port == port {
+                if let Some(cells) = sh.cells.get(i) {
+                    cells.charge(now, len as u64, self.shaped_rate(i, sh));
+                }
+            }
+        }
+    }
+
+    /// Packets path `p`'s shaper dropped so far, CoDel's and a full
+    /// queue's (the management lcore tells congestion on our side by it).
+    pub fn shaper_drops(&self, p: usize) -> u64 {
+        use crate::stats::DropReason::{ShaperAqm, ShaperOverlimit};
+        self.path_counters.get(p).map_or(0, |c| {
+            c.total(|w| w.drops.of(ShaperAqm)) + c.total(|w| w.drops.of(ShaperOverlimit))
+        })
     }
 
     /// The index of the path with wire id `id`.

@@ -52,6 +52,11 @@ pub struct PathView {
     /// at run time, so a flow stays on its path while the effective rate moves (0: use
     /// `rate_bps`).
     pub weight: u64,
+    /// The path's real backlog in ns when its shaper holds the queue: what every worker has
+    /// queued for it and what it was charged for beyond now, at its shaped rate. `wlb` and
+    /// `minrtt` use it in place of their own model, which sees only this worker's packets
+    /// (`None`: not shaped, the model is all there is).
+    pub backlog_ns: Option<u64>,
 }
 
 /// What a scheduler needs to know about a packet.
@@ -170,13 +175,16 @@ impl Default for SchedConfig {
 ///   would hand it all of the excess), and measuring against the largest delay keeps a path whose
 ///   delay exceeds the others' by more than the cap in use. The model thus never runs more than
 ///   the cap (plus the delay spread) ahead of `now`. A path that is not a candidate has its state
-///   cleared, so it starts empty when it comes back.
+///   cleared, so it starts empty when it comes back. A shaped path (`backlog_ns` given) starts
+///   at `now + backlog_ns` instead of its `busy_until`: its shaper's queue is the real one, shared
+///   by every worker, where the model sees only this worker's packets.
 /// - **minrtt** — Every path has a token bucket filled at `rate_bps` and holding at most
 ///   `max(minrtt_min_burst_bytes, minrtt_burst_ns of rate)` (full when first seen). The packet goes
 ///   to the lowest-delay candidate whose bucket holds the packet's bytes, and those bytes are
 ///   taken from it; so traffic stays on the lowest-delay path while it is under its rate and only
 ///   the excess spills, in order of delay, to the next paths. If no bucket holds enough, the
-///   lowest-delay candidate is used anyway (its bucket stays empty).
+///   lowest-delay candidate is used anyway (its bucket stays empty). A shaped path (`backlog_ns`
+///   given) holds the packet while its real backlog plus the packet fits in the burst.
 /// - **backup** — Active/standby: the candidate with the lowest `priority`, then the lowest id
 ///   (never the measured delay, which moves with the load and would make the pair flip). Backup
 ///   paths are candidates only when no non-backup path is usable.
@@ -309,6 +317,12 @@ fn mix64(mut x: u64) -> u64 {
     x ^= x >> 27;
     x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// A 32-bit hash of the packet's flow (the shaper's flow queues).
+#[must_use]
+pub fn flow_hash(pkt: &Packet) -> u32 {
+    (flow_key(TAG_FLOW, pkt) >> 32) as u32
 }
 
 fn flow_key(key_seed: u64, pkt: &Packet) -> u64 {
@@ -451,7 +465,11 @@ impl Wlb {
             let st = self.paths[i];
             let rate = paths[i].rate_bps.max(1);
             let num = bits_ns.saturating_add(st.carry);
-            let done = st.busy_until.max(now).saturating_add(num / rate);
+            let start = match paths[i].backlog_ns {
+                Some(b) => now.saturating_add(b),
+                None => st.busy_until.max(now),
+            };
+            let done = start.saturating_add(num / rate);
             let deliver = done.saturating_add(delay_ns(&paths[i]));
             let score = if self.prev == Some(i) {
                 deliver.saturating_sub(self.hysteresis_ns)
@@ -518,7 +536,13 @@ impl MinRtt {
             if lowest.is_none_or(|(_, bd)| d < bd) {
                 lowest = Some((i, d));
             }
-            if self.tokens[i] >= cost && under_rate.is_none_or(|(_, bd)| d < bd) {
+            // A shaped path is under its rate while its real backlog, this
+            // packet included, fits in the burst.
+            let room = match paths[i].backlog_ns {
+                Some(b) => b.saturating_mul(rate).saturating_add(cost) <= burst,
+                None => self.tokens[i] >= cost,
+            };
+            if room && under_rate.is_none_or(|(_, bd)| d < bd) {
                 under_rate = Some((i, d));
             }
         }
@@ -583,6 +607,7 @@ mod tests {
             rate_bps: rate_mbit * MBIT,
             delay_us: delay_ms * 1000,
             weight: 0,
+            backlog_ns: None,
         }
     }
 
@@ -748,6 +773,43 @@ mod tests {
         paths[1].usable = true;
         t += cfg.wlb_backlog_cap_ns + 1_000_000;
         assert_eq!(id(s.pick(&paths, &pkt(100), t)), 0);
+    }
+
+    /// Two workers' `wlb` schedulers over shaped paths: each sees the
+    /// paths' shared backlog, so together they split by rate as one does.
+    #[test]
+    fn wlb_two_workers_on_shaped_paths_split_by_rate() {
+        let mut paths = [path(30, 10), path(8, 30)];
+        let mut workers = [
+            Scheduler::new(Kind::Wlb, &SchedConfig::default()),
+            Scheduler::new(Kind::Wlb, &SchedConfig::default()),
+        ];
+        // Each path's queue: bytes waiting, drained at its rate.
+        let mut queued = [0f64; 2];
+        let mut bytes = [0u64; 2];
+        let mut rng = fastrand::Rng::with_seed(3);
+        let (mut now, end) = (0u64, 5 * NS_PER_S);
+        let gap = 1_000_000_000 * 1500 * 8 / (2 * 38 * MBIT);
+        while now < end {
+            for (q, p) in queued.iter_mut().zip(&paths) {
+                *q = (*q - p.rate_bps as f64 / 8.0 * gap as f64 / 1e9).max(0.0);
+            }
+            // Offered at twice the total, 80 % of it through worker 0; a
+            // queue is dropped from past 50 ms (the shaper's AQM).
+            let w = usize::from(rng.u32(0..10) >= 8);
+            for (p, q) in paths.iter_mut().zip(&queued) {
+                p.backlog_ns = Some((q * 8.0 / p.rate_bps as f64 * 1e9) as u64);
+            }
+            let c = id(workers[w].pick(&paths, &pkt(1500), now));
+            let cap = paths[c].rate_bps as f64 / 8.0 * 0.05;
+            if queued[c] < cap {
+                queued[c] += 1500.0;
+                bytes[c] += 1500;
+            }
+            now += gap;
+        }
+        let share = bytes[1] as f64 / (bytes[0] + bytes[1]) as f64;
+        assert!((share - 8.0 / 38.0).abs() < 0.03, "path b's share {share}");
     }
 
     /// The hysteresis keeps the previous path while another is less than 0.5 ms earlier, and
@@ -1033,14 +1095,16 @@ mod tests {
             0u8..4,
             prop_oneof![Just(0u64), 1u64..10_000_000_000],
             0u32..200_000,
+            prop_oneof![Just(None), (0u64..200_000_000).prop_map(Some)],
         )
-            .prop_map(|(backup, priority, rate_bps, delay_us)| PathView {
+            .prop_map(|(backup, priority, rate_bps, delay_us, backlog_ns)| PathView {
                 usable: true,
                 backup,
                 priority,
                 rate_bps,
                 delay_us,
                 weight: 0,
+                backlog_ns,
             })
     }
 

@@ -31,57 +31,10 @@ use flows::{Flows, Slab};
 /// Number of tiers.
 pub const TIERS: usize = 4;
 
-/// Priority tiers, highest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Tier {
-    /// Routing and control protocols (RFC 4594 "network control", CS6/CS7)
-    /// and the appliance's own BFD and probes.
-    NetworkControl = 0,
-    /// Telephony, signaling, interactive and conferencing video (EF, VA,
-    /// CS5, CS4, AF4x, CS3).
-    Realtime = 1,
-    /// Everything else.
-    Default = 2,
-    /// Low-priority data (CS1, LE): what may wait.
-    Bulk = 3,
-}
+pub use crate::config::tunnel::Tier;
 
-impl Tier {
-    /// All tiers, highest first.
-    pub const ALL: [Tier; TIERS] = [
-        Tier::NetworkControl,
-        Tier::Realtime,
-        Tier::Default,
-        Tier::Bulk,
-    ];
-
-    /// The tier RFC 4594's service classes suggest for a DSCP.
-    pub fn of_dscp(dscp: u8) -> Tier {
-        match dscp {
-            // CS6, CS7.
-            48 | 56 => Tier::NetworkControl,
-            // EF, VOICE-ADMIT, CS5, CS4, AF41-43, CS3.
-            46 | 44 | 40 | 32 | 34 | 36 | 38 | 24 => Tier::Realtime,
-            // CS1, LE (RFC 8622).
-            8 | 1 => Tier::Bulk,
-            _ => Tier::Default,
-        }
-    }
-
-    /// Name in configs, reports and metric labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::NetworkControl => "network-control",
-            Tier::Realtime => "realtime",
-            Tier::Default => "default",
-            Tier::Bulk => "bulk",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
+fn index(t: Tier) -> usize {
+    t as usize
 }
 
 /// Share of the path's rate (‰) a tier is served first within.
@@ -169,7 +122,7 @@ impl<T> PathQueue<T> {
 
     /// Packets queued in `tier`.
     pub fn tier_packets(&self, tier: Tier) -> u32 {
-        self.tiers[tier.index()].flows.packets()
+        self.tiers[index(tier)].flows.packets()
     }
 
     /// Whether network control or real-time packets wait.
@@ -192,7 +145,7 @@ impl<T> PathQueue<T> {
         let mut value = value;
         // Twice at most: a full slab frees one slot for the second try.
         for _ in 0..2 {
-            let t = &mut self.tiers[tier.index()];
+            let t = &mut self.tiers[index(tier)];
             match t.flows.enqueue(&mut self.slab, hash, value, len, now) {
                 Ok(()) => return,
                 Err(v) => value = v,
