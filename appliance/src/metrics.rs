@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::bfd::SessionStatus;
-use crate::report::tunnel::{ClassReport, PathReport, TunnelReport};
+use crate::report::tunnel::{ClassReport, PathReport, ShaperReport, TierReport, TunnelReport};
 use crate::report::{
     McastReport, OutputReport, PortReport, PortStatsReport, RuleReport, StatsReport, StatsSource,
     WorkerReport,
@@ -317,6 +317,13 @@ const FAMILIES: &[Family] = &[
     gauge("tunnel_path_jitter_microseconds", "Jitter of the forward delay.", |s| per_path(s, |p| u64::from(p.jitter_us))),
     gauge("tunnel_path_loss_ppm", "Probe loss over the last second, parts per million.", |s| per_path(s, |p| (p.loss * 1e6) as u64)),
     gauge("tunnel_path_rate_bits", "Effective rate the schedulers use (bit/s).", |s| per_path(s, |p| p.rate_bps)),
+    gauge("tunnel_path_shaped_rate_bits", "Rate the path's shaper lets out (bit/s; no row when shaping is off).", |s| per_shaper(s, |sh| sh.rate_bps)),
+    gauge("tunnel_path_shaper_backlog_microseconds", "What the path's shaper holds, in time at its rate.", |s| per_shaper(s, |sh| sh.backlog_us)),
+    counter("tunnel_path_shaper_packets_total", "Packets that left the path's shaper, per tier.", |s| per_tier(s, |t| t.packets)),
+    counter("tunnel_path_shaper_bytes_total", "Bytes that left the path's shaper, per tier (outer frames).", |s| per_tier(s, |t| t.bytes)),
+    counter("tunnel_path_shaper_drops_total", "Packets the path's shaper dropped, per tier and reason (aqm: CoDel; overlimit: queue full).", shaper_drops),
+    gauge("tunnel_path_shaper_queued_packets", "Packets waiting in the path's shaper, per tier.", |s| per_tier(s, |t| t.queued)),
+    counter("tunnel_path_bfd_down_congested_total", "Times the path's BFD went Down while its own shaper was dropping (congestion on our side).", |s| per_path(s, |p| p.bfd_down_congested)),
     counter("tunnel_class_packets_total", "Packets that entered the tunnel, per traffic class.", |s| per_class(s, |c| c.packets)),
     counter("tunnel_class_bytes_total", "Bytes that entered the tunnel, per traffic class.", |s| per_class(s, |c| c.bytes)),
     counter("tunnel_class_copies_total", "Second copies sent by the redundant scheduler, per class.", |s| per_class(s, |c| c.copies)),
@@ -467,6 +474,46 @@ fn path_drops(s: &Scrape) -> Rows {
             p.drops
                 .iter()
                 .map(move |(k, v)| (format!("path=\"{}\",reason=\"{k}\"", p.name), *v))
+        })
+        .collect()
+}
+
+fn per_shaper(s: &Scrape, f: fn(&ShaperReport) -> u64) -> Rows {
+    s.paths
+        .iter()
+        .filter_map(|p| {
+            p.shaper
+                .as_ref()
+                .map(|sh| (format!("path=\"{}\"", p.name), f(sh)))
+        })
+        .collect()
+}
+
+fn per_tier(s: &Scrape, f: fn(&TierReport) -> u64) -> Rows {
+    s.paths
+        .iter()
+        .filter_map(|p| p.shaper.as_ref().map(|sh| (p, sh)))
+        .flat_map(|(p, sh)| {
+            sh.tiers
+                .iter()
+                .map(move |t| (format!("path=\"{}\",tier=\"{}\"", p.name, t.tier), f(t)))
+        })
+        .collect()
+}
+
+fn shaper_drops(s: &Scrape) -> Rows {
+    s.paths
+        .iter()
+        .filter_map(|p| p.shaper.as_ref().map(|sh| (p, sh)))
+        .flat_map(|(p, sh)| {
+            sh.tiers.iter().flat_map(move |t| {
+                [("aqm", t.aqm_drops), ("overlimit", t.overlimit_drops)].map(|(why, v)| {
+                    (
+                        format!("path=\"{}\",tier=\"{}\",reason=\"{why}\"", p.name, t.tier),
+                        v,
+                    )
+                })
+            })
         })
         .collect()
 }

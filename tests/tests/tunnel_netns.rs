@@ -69,6 +69,7 @@ fn every_scheduler_carries_ping_and_tcp_between_the_sites() -> Result<()> {
                 p["queueing_us"],
                 p["loss"]
             );
+            eprintln!("    shaper {}", p["shaper"]);
         }
         assert!(
             mbps > 5.0,

@@ -654,7 +654,57 @@ fn show_paths(d: &Value) -> String {
                 ]
             })
             .collect(),
-    ) + &show_bfd(&arr)
+    ) + &show_shapers(&arr)
+        + &show_bfd(&arr)
+}
+
+/// The shaper part of `show paths`: per path and tier what left, what
+/// waits and what was dropped.
+fn show_shapers(paths: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = paths
+        .iter()
+        .filter(|p| p["shaper"].is_object())
+        .flat_map(|p| {
+            let sh = &p["shaper"];
+            let name = s(&p["name"]);
+            let rate = bits_per_second(&sh["rate_bps"]);
+            let backlog = format!("{:.1}", sh["backlog_us"].as_u64().unwrap_or(0) as f64 / 1000.0);
+            sh["tiers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |t| {
+                    vec![
+                        name.clone(),
+                        rate.clone(),
+                        backlog.clone(),
+                        s(&t["tier"]),
+                        s(&t["packets"]),
+                        s(&t["queued"]),
+                        s(&t["aqm_drops"]),
+                        s(&t["overlimit_drops"]),
+                    ]
+                })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    "\n".to_string()
+        + &table(
+            &[
+                "shaper",
+                "rate",
+                "backlog-ms",
+                "tier",
+                "sent",
+                "queued",
+                "aqm-drops",
+                "full-drops",
+            ],
+            rows,
+        )
 }
 
 /// The BFD part of `show paths`, in the terms of FRR's `show bfd peers`.

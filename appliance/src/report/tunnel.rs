@@ -12,6 +12,7 @@ use crate::bfd::SessionStatus;
 use crate::stats::{DropReason, RateReport};
 use crate::tables::Tables;
 use crate::time::Time;
+use crate::config::tunnel::Tier;
 use crate::tunnel::{LaneCounters, PathState, TunnelTable};
 
 /// One path.
@@ -92,6 +93,39 @@ pub struct PathReport {
     pub rx_rate: RateReport,
     /// Packets lost on it, by reason.
     pub drops: BTreeMap<&'static str, u64>,
+    /// Times its BFD went Down while our own shaper was dropping on it.
+    pub bfd_down_congested: u64,
+    /// Its shaper (`None`: shaping off).
+    pub shaper: Option<ShaperReport>,
+}
+
+/// A path's shaper, summed over the workers.
+#[derive(Debug, Serialize)]
+pub struct ShaperReport {
+    /// The rate it lets out (bit/s): the effective rate less the margin.
+    pub rate_bps: u64,
+    /// What every worker holds for it and what it was charged for beyond
+    /// now, at that rate (µs).
+    pub backlog_us: u64,
+    /// Per tier, highest first.
+    pub tiers: Vec<TierReport>,
+}
+
+/// One tier of a path's shaper.
+#[derive(Debug, Serialize)]
+pub struct TierReport {
+    /// `network-control`, `realtime`, `default` or `bulk`.
+    pub tier: &'static str,
+    /// Packets that left the queue.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// CoDel's drops.
+    pub aqm_drops: u64,
+    /// Drops of a full queue.
+    pub overlimit_drops: u64,
+    /// Packets waiting now.
+    pub queued: u64,
 }
 
 /// One traffic class.
@@ -213,7 +247,35 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                 rx_bytes: c.total(|w| &w.rx_bytes),
                 tx_rate: tx_rate.report(),
                 rx_rate: rx_rate.report(),
-                drops: drops_by_reason(&[DropReason::TxFull], |r| c.total(|w| w.drops.of(r))),
+                drops: drops_by_reason(
+                    &[DropReason::TxFull, DropReason::ShaperAqm, DropReason::ShaperOverlimit],
+                    |r| c.total(|w| w.drops.of(r)),
+                ),
+                bfd_down_congested: cells.bfd_down_congested.load(Ordering::Relaxed),
+                shaper: t.shaping.as_ref().map(|sh| {
+                    let rate = t.shaped_rate(i, sh);
+                    ShaperReport {
+                        rate_bps: rate,
+                        backlog_us: sh
+                            .cells
+                            .get(i)
+                            .map_or(0, |cl| cl.backlog_ns(now.as_nanos(), rate) / 1_000),
+                        tiers: Tier::ALL
+                            .iter()
+                            .map(|&tier| {
+                                let k = tier as usize;
+                                TierReport {
+                                    tier: tier.name(),
+                                    packets: c.total(|w| &w.tiers[k].packets),
+                                    bytes: c.total(|w| &w.tiers[k].bytes),
+                                    aqm_drops: c.total(|w| &w.tiers[k].aqm_drops),
+                                    overlimit_drops: c.total(|w| &w.tiers[k].overlimit_drops),
+                                    queued: c.total(|w| &w.tiers[k].queued),
+                                }
+                            })
+                            .collect(),
+                    }
+                }),
             }
         })
         .collect()

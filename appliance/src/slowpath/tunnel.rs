@@ -43,7 +43,14 @@ pub struct MgmtTunnel {
     carrier: Vec<bool>,
     /// Per path: the control lane's path sequence.
     path_seq: Vec<u32>,
+    /// Per path: its shaper's drops at the last look, and when they last
+    /// grew (congestion on our side).
+    shaper_drops: Vec<(u64, Option<Time>)>,
 }
+
+/// A BFD Down this soon after our shaper dropped on the path counts as
+/// congestion on our side.
+const CONGESTED_WITHIN: Duration = Duration::from_secs(1);
 
 impl MgmtTunnel {
     /// State for `table`, at `now`: every path starts up (so traffic flows
@@ -74,6 +81,7 @@ impl MgmtTunnel {
             health,
             carrier: vec![true; n],
             path_seq: vec![0; n],
+            shaper_drops: vec![(0, None); n],
             table,
         }
     }
@@ -132,6 +140,12 @@ impl MgmtTunnel {
     ) -> Option<Frame> {
         if let Some(c) = self.carrier.get_mut(path) {
             *c = carrier;
+        }
+        let drops = self.table.shaper_drops(path);
+        if let Some(seen) = self.shaper_drops.get_mut(path) {
+            if drops > seen.0 {
+                *seen = (drops, Some(now));
+            }
         }
         self.judge(path, now);
         self.publish(path, now);
@@ -230,6 +244,22 @@ impl MgmtTunnel {
             "tunnel path {}: BFD {from} -> {to} (peer {remote})",
             self.table.paths[path].name
         );
+        let congested = self
+            .shaper_drops
+            .get(path)
+            .and_then(|d| d.1)
+            .is_some_and(|at| now.saturating_duration_since(at) < CONGESTED_WITHIN);
+        if from == BfdState::Up && to == BfdState::Down && congested {
+            self.table.live[path]
+                .report
+                .bfd_down_congested
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "tunnel path {}: BFD went Down while our shaper was dropping on it: \
+                 congestion on our side, not (only) the link",
+                self.table.paths[path].name
+            );
+        }
         h.bfd_changed(from, to, remote, now);
         self.judge(path, now);
     }

@@ -47,6 +47,9 @@ pub struct TunnelSender {
     queues: Vec<Option<PathQueue<Held>>>,
     /// Per path index: the rate it is shaped to, refreshed every burst.
     shaped_bps: [u64; MAX_PATHS],
+    /// Per path index: how much later than it the slowest usable path
+    /// delivers (ns), refreshed every burst: its CoDel's slack.
+    slack_ns: [u64; MAX_PATHS],
     /// Per path index: since when this worker holds back for another's
     /// urgent packets (0: it does not).
     deferring_since: [u64; MAX_PATHS],
@@ -142,6 +145,7 @@ impl TunnelSender {
             views: [PathView::default(); MAX_PATHS],
             queues,
             shaped_bps: [1; MAX_PATHS],
+            slack_ns: [0; MAX_PATHS],
             deferring_since: [0; MAX_PATHS],
             urgent: [false; MAX_PATHS],
             wake_at: None,
@@ -180,6 +184,16 @@ impl TunnelSender {
                 weight: p.rate_bps,
                 backlog_ns,
             };
+        }
+        let n = table.paths.len().min(MAX_PATHS);
+        let slowest = self.views[..n]
+            .iter()
+            .filter(|v| v.usable && !v.backup)
+            .map(|v| v.delay_us)
+            .max()
+            .unwrap_or(0);
+        for (slack, v) in self.slack_ns.iter_mut().zip(&self.views[..n]) {
+            *slack = u64::from(slowest.saturating_sub(v.delay_us)) * 1_000;
         }
     }
 
@@ -349,10 +363,10 @@ impl TunnelSender {
             } else {
                 self.deferring_since[p] = 0;
             }
-            let rate = self.shaped_bps[p];
+            let (rate, slack) = (self.shaped_bps[p], self.slack_ns[p]);
             let pc = table.path_counters[p].worker(self.out.id);
             while cells.wait_until(t).is_none() {
-                let Some((held, len, tier)) = q.dequeue(t, rate, |v, _, tier, cause| {
+                let Some((held, len, tier)) = q.dequeue(t, rate, slack, |v, _, tier, cause| {
                     count_drop(pc, counters, tier, cause);
                     drop(v);
                 }) else {

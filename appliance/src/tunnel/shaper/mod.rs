@@ -165,11 +165,16 @@ impl<T> PathQueue<T> {
     }
 
     /// The next packet to send at `now` on a path shaped to `rate_bps`, and
-    /// its tier; packets CoDel drops on the way go to `drop`.
+    /// its tier; packets CoDel drops on the way go to `drop`. `slack_ns`
+    /// is added to CoDel's target in the default and bulk tiers: the
+    /// queueing a fast path may hold without delaying delivery, because the
+    /// far end's reorder buffer waits that long for the slower paths in
+    /// use anyway.
     pub fn dequeue(
         &mut self,
         now: u64,
         rate_bps: u64,
+        slack_ns: u64,
         mut drop: impl FnMut(T, u32, Tier, Cause),
     ) -> Option<(T, u32, Tier)> {
         self.fill(now, rate_bps);
@@ -177,7 +182,10 @@ impl<T> PathQueue<T> {
         // the round robin on: a bounded number of turns.
         for _ in 0..4 * TIERS + 4 {
             let (t, priority) = self.pick()?;
-            let codel = self.settings.codel;
+            let mut codel = self.settings.codel;
+            if t >= index(Tier::Default) {
+                codel.target_ns = codel.target_ns.saturating_add(slack_ns);
+            }
             let tq = &mut self.tiers[t];
             let tier = Tier::ALL[t];
             match tq
@@ -270,7 +278,7 @@ mod tests {
         let end = now + ns;
         let mut out = Vec::new();
         while now < end {
-            let Some((_, len, tier)) = q.dequeue(now, rate, no_drop) else { break };
+            let Some((_, len, tier)) = q.dequeue(now, rate, 0, no_drop) else { break };
             out.push((tier, len));
             now += shared::wire_ns(u64::from(len), rate);
         }
@@ -363,7 +371,7 @@ mod tests {
             }
             let w = next_poll.iter().position(|&t| t == now).unwrap();
             while cells.wait_until(now).is_none() {
-                let Some((_, len, _)) = queues[w].dequeue(now, rate, |_, _, _, _| {}) else { break };
+                let Some((_, len, _)) = queues[w].dequeue(now, rate, 0, |_, _, _, _| {}) else { break };
                 cells.charge(now, u64::from(len), rate);
                 if let Some(s) = sent.get_mut((now / window) as usize) {
                     *s += u64::from(len);
