@@ -232,11 +232,90 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let (profile, config) = load(opts)?;
     eal::check_version().map_err(BootError::Version)?;
     refuse_af_xdp_on_software_interfaces(&profile)?;
+    let stop = stop_on_signals()?;
+    let eal = start_eal(opts, &profile)?;
+    let plane = build_data_plane(opts, &profile, &config, &eal)?;
+    let source = stats_source(&profile, &plane);
+    // The management loop runs on this thread: control requests wake it.
+    let (change_tx, change_rx) = mpsc::channel();
+    let changes = ChangeSender::new(change_tx, std::thread::current());
+    let server = control::server::start(&config.control.socket, Arc::clone(&source), changes)
+        .map_err(|source| BootError::ControlSocket {
+            path: config.control.socket.clone(),
+            source,
+        })?;
+    let metrics = match config.control.metrics.as_str() {
+        "" => None,
+        addr => Some(metrics::start(addr, Arc::clone(&source))?),
+    };
+    let DataPlane {
+        ids,
+        pool,
+        headers,
+        state,
+        workers,
+        mgmt_tx,
+        doorbell,
+        clock,
+        port_metas: _,
+    } = plane;
+    let slow = SlowPath::new(
+        state,
+        workers.punts,
+        mgmt_tx,
+        Arc::clone(&pool),
+        Arc::clone(&source.mgmt),
+        Arc::clone(&source.slow),
+        config.slowpath.clone(),
+        clock.now(),
+    );
+    let mut mgmt = Mgmt::new(clock, slow, change_rx, doorbell, Arc::clone(&source), opts.exit_when_idle);
+    let launched = launch(workers.ready)?;
+    log::info!(
+        "{} workers running on lcores {launched:?}; control socket {}",
+        launched.len(),
+        config.control.socket.display()
+    );
+    mgmt.start();
+    mgmt.run(&stop, profile.mgmt_priority);
+    mgmt.leave_groups();
+    log::info!("stopping workers");
+    // Release: the frames the management lcore queued for workers to send
+    // (the leaves above) are visible to them once they see the stop.
+    workers.stop.store(true, std::sync::atomic::Ordering::Release);
+    for lc in &launched {
+        lcore::wait(*lc);
+    }
+    // Anything workers punted after the last poll is answered, then freed.
+    mgmt.finish();
+    source.sample_kernel();
+    let outcome = Outcome {
+        stats: source.stats(),
+        mempool_in_use_at_exit: pool.in_use(),
+        headers_in_use_at_exit: headers.in_use(),
+        mcast: source.mcast(None),
+    };
+    for id in &ids {
+        port::stop(*id);
+        port::close(*id);
+    }
+    drop(server);
+    drop(metrics);
+    release_pools_then_cleanup(eal, source, pool, headers);
+    Ok(outcome)
+}
+
+/// SIGINT and SIGTERM set the returned flag (the management loop stops).
+fn stop_on_signals() -> Result<Arc<AtomicBool>, BootError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(BootError::Signals)?;
     }
+    Ok(stop)
+}
 
+/// Starts the EAL with the profile's arguments.
+fn start_eal(opts: &Options, profile: &HwProfile) -> Result<Eal, BootError> {
     let instance = instance_name(&opts.config);
     let args = profile.eal_args(hugepages_free_mb(), &instance);
     log::info!("profile {}: EAL {}", profile.name, args.join(" "));
@@ -246,16 +325,44 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         eal::runtime_version(),
         eal.has_hugepages()
     );
+    Ok(eal)
+}
+
+/// The data plane, built, its ports started, its workers not yet launched.
+struct DataPlane {
+    ids: Vec<u16>,
+    pool: Arc<Mempool>,
+    headers: Arc<Mempool>,
+    /// The routing state the management lcore owns and publishes.
+    state: RoutingState,
+    workers: Workers,
+    /// Per port: how the management lcore sends on it.
+    mgmt_tx: Vec<MgmtTx>,
+    /// What wakes the management lcore (it runs on this thread).
+    doorbell: Doorbell,
+    clock: Clock,
+    /// What the reports read of each port.
+    port_metas: Vec<PortMeta>,
+}
+
+/// Pools, ports and queues, the tables (with the tunnel's), and one worker
+/// per worker lcore with everything it owns; then the ports are started.
+fn build_data_plane(
+    opts: &Options,
+    profile: &HwProfile,
+    config: &Config,
+    eal: &Eal,
+) -> Result<DataPlane, BootError> {
     let socket = i32::try_from(eal.lcore_socket(eal.main_lcore())).unwrap_or(-1);
-    let ids = probed_ports(&profile)?;
-    let (pool, headers) = create_pools(&profile, socket)?;
+    let ids = probed_ports(profile)?;
+    let (pool, headers) = create_pools(profile, socket)?;
     let worker_lcores = eal.worker_lcores();
     if worker_lcores.is_empty() {
         return Err(BootError::NoWorkers);
     }
-    let ports = setup_ports(&profile, &config, ids, worker_lcores.len(), &pool, socket)?;
+    let ports = setup_ports(profile, config, ids, worker_lcores.len(), &pool, socket)?;
     let clock = Clock::tsc();
-    let mut state = build_tables(opts, &config, &ports, worker_lcores.len(), clock)?;
+    let mut state = build_tables(opts, config, &ports, worker_lcores.len(), clock)?;
     let tunnel = config.tunnel.as_ref().map(|t| {
         // A new epoch on every start tells the peer to reset its lanes.
         let epoch = fastrand::u16(1..);
@@ -278,25 +385,14 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
             source,
         })?;
     }
-
-    // The management loop runs on this thread: workers' punts wake it.
     let doorbell = Doorbell::new(std::thread::current());
-    let Ports {
-        ids,
-        rx_by_worker,
-        tx_by_worker,
-        mgmt_tx,
-        mgmt_rings_by_worker,
-        interfaces: _,
-        metas,
-    } = ports;
     let workers = assemble_workers(
-        &profile,
+        profile,
         &worker_lcores,
         WorkerIo {
-            rx: rx_by_worker,
-            tx: tx_by_worker,
-            mgmt_rings: mgmt_rings_by_worker,
+            rx: ports.rx_by_worker,
+            tx: ports.tx_by_worker,
+            mgmt_rings: ports.mgmt_rings_by_worker,
         },
         &Shared {
             tables: &published,
@@ -309,103 +405,45 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         tunnel_receivers,
         socket,
     )?;
-    let mgmt_counters = Arc::new(WorkerCounters::default());
-    let slow_counters = Arc::new(SlowCounters::default());
-    let source = Arc::new(StatsSource {
-        port_rates: metas.iter().map(|_| PortRates::default()).collect(),
-        kernel: kernel_counters(&profile, &metas),
-        ports: metas,
-        workers: workers.metas,
-        mgmt: Arc::clone(&mgmt_counters),
-        slow: Arc::clone(&slow_counters),
-        pool: Arc::clone(&pool),
-        headers: Arc::clone(&headers),
-        baseline_in_use: AtomicU32::new(pool.in_use()),
-        tables: published.clone(),
-        clock,
-    });
-
-    // The management loop runs on this thread: control requests wake it.
-    let (change_tx, change_rx) = mpsc::channel();
-    let changes = ChangeSender::new(change_tx, std::thread::current());
-    let server = control::server::start(&config.control.socket, Arc::clone(&source), changes)
-        .map_err(|source| BootError::ControlSocket {
-            path: config.control.socket.clone(),
-            source,
-        })?;
-    let metrics = if config.control.metrics.is_empty() {
-        None
-    } else {
-        Some(metrics::start(
-            &config.control.metrics,
-            Arc::clone(&source),
-        )?)
-    };
-    let slow = SlowPath::new(
+    Ok(DataPlane {
+        ids: ports.ids,
+        pool,
+        headers,
         state,
-        workers.punts,
-        mgmt_tx,
-        Arc::clone(&pool),
-        mgmt_counters,
-        slow_counters,
-        config.slowpath.clone(),
-        clock.now(),
-    );
-    let mut mgmt = Mgmt::new(
-        clock,
-        slow,
-        change_rx,
+        workers,
+        mgmt_tx: ports.mgmt_tx,
         doorbell,
-        Arc::clone(&source),
-        opts.exit_when_idle,
-    );
+        clock,
+        port_metas: ports.metas,
+    })
+}
 
+/// What the reports, the control socket and `/metrics` read.
+fn stats_source(profile: &HwProfile, plane: &DataPlane) -> Arc<StatsSource> {
+    let metas = plane.port_metas.clone();
+    Arc::new(StatsSource {
+        port_rates: metas.iter().map(|_| PortRates::default()).collect(),
+        kernel: kernel_counters(profile, &metas),
+        ports: metas,
+        workers: plane.workers.metas.clone(),
+        mgmt: Arc::new(WorkerCounters::default()),
+        slow: Arc::new(SlowCounters::default()),
+        pool: Arc::clone(&plane.pool),
+        headers: Arc::clone(&plane.headers),
+        baseline_in_use: AtomicU32::new(plane.pool.in_use()),
+        tables: plane.state.published().clone(),
+        clock: plane.clock,
+    })
+}
+
+/// Launches each worker on its lcore; returns the lcores.
+fn launch(ready: Vec<(u32, Worker)>) -> Result<Vec<u32>, BootError> {
     let mut launched = Vec::new();
-    for (lc, w) in workers.ready {
-        lcore::launch(lc, move || w.run())
-            .map_err(|source| BootError::Launch { lcore: lc, source })?;
+    for (lc, w) in ready {
+        lcore::launch(lc, move || w.run()).map_err(|source| BootError::Launch { lcore: lc, source })?;
         launched.push(lc);
     }
-    log::info!(
-        "{} workers running on lcores {:?}; control socket {}",
-        launched.len(),
-        launched,
-        config.control.socket.display()
-    );
-
-    mgmt.start();
-    mgmt.run(&stop, profile.mgmt_priority);
-
-    mgmt.leave_groups();
-    log::info!("stopping workers");
-    // Release: the frames the management lcore queued for workers to send
-    // (the leaves above) are visible to them once they see the stop.
-    workers
-        .stop
-        .store(true, std::sync::atomic::Ordering::Release);
-    for lc in &launched {
-        lcore::wait(*lc);
-    }
-    // Anything workers punted after the last poll is answered, then freed.
-    mgmt.finish();
-    source.sample_kernel();
-    let stats = source.stats();
-    let in_use = pool.in_use();
-    let headers_in_use = headers.in_use();
-    let mcast = source.mcast(None);
-    for id in &ids {
-        port::stop(*id);
-        port::close(*id);
-    }
-    drop(server);
-    drop(metrics);
-    release_pools_then_cleanup(eal, source, pool, headers);
-    Ok(Outcome {
-        stats,
-        mempool_in_use_at_exit: in_use,
-        headers_in_use_at_exit: headers_in_use,
-        mcast,
-    })
+    Ok(launched)
 }
 
 /// Per worker: the queues it polls and sends on, and the management lcore's
