@@ -294,6 +294,17 @@ impl Config {
             return err("slowpath.arp_hold_packets".into(), "at most 64".into());
         }
         if let Some(t) = &self.tunnel {
+            // Each worker sends on two lanes (its own, and its own + 32 for
+            // network control and real-time); the far end reorders 64.
+            if profile.workers() > 32 {
+                return err(
+                    "tunnel".into(),
+                    format!(
+                        "at most 32 workers with a tunnel (each sends on two of the 64 lanes the far end reorders); the profile's lcores give {}",
+                        profile.workers()
+                    ),
+                );
+            }
             let statics: Vec<Ipv4Net> = self.routes.iter().map(|r| r.prefix).collect();
             if let Err(e) = t.validate(
                 &self.interfaces,
@@ -398,6 +409,17 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
         let t = c.tunnel.unwrap();
         assert_eq!(t.paths[0].rate.0, 30_000_000);
         assert_eq!(t.inner_mtu(), 1452);
+        // Shaping is on by default, 5 % under the rate, CoDel at 5/100 ms.
+        assert!(t.shaping.enabled);
+        assert_eq!(t.shaping.rate_percent, 95);
+        assert_eq!(t.classes[0].tier, None);
+        let c = parse(&tunnel_config_with(&TUNNEL.replacen(
+            "name = \"voice\"",
+            "name = \"voice\"\ntier = \"realtime\"",
+            1,
+        )))
+        .unwrap();
+        assert_eq!(c.tunnel.unwrap().classes[0].tier, Some(crate::config::tunnel::Tier::Realtime));
     }
 
     #[test]
@@ -487,6 +509,31 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
                 "prefixes = [",
                 "max_hold_down = \"2h\"\nprefixes = [",
                 "tunnel.max_hold_down",
+            ),
+            (
+                "prefixes = [",
+                "shaping = { rate_percent = 120 }\nprefixes = [",
+                "tunnel.shaping.rate_percent",
+            ),
+            (
+                "prefixes = [",
+                "shaping = { target = \"200ms\", interval = \"100ms\" }\nprefixes = [",
+                "tunnel.shaping.interval",
+            ),
+            (
+                "prefixes = [",
+                "shaping = { max_packets = 1000000 }\nprefixes = [",
+                "tunnel.shaping.max_packets",
+            ),
+            (
+                "prefixes = [",
+                "shaping = { quantum = 1 }\nprefixes = [",
+                "tunnel.shaping.quantum",
+            ),
+            (
+                "name = \"voice\"",
+                "name = \"voice\"\ntier = \"urgent\"",
+                "tunnel.classes[0].tier",
             ),
         ];
         for (from, to, key) in cases {

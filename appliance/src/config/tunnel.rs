@@ -926,6 +926,37 @@ mtu = 1400
         .unwrap()
     }
 
+    /// RFC 4594's classes: CS6/CS7 network control; EF, VOICE-ADMIT, CS5,
+    /// CS4, AF4x and CS3 real-time; CS1 and LE bulk; the rest default.
+    #[test]
+    fn dscps_map_to_tiers_as_rfc_4594_suggests() {
+        let tier = |d| Tier::of_dscp(d);
+        for d in [48, 56] {
+            assert_eq!(tier(d), Tier::NetworkControl, "{d}");
+        }
+        for d in [46, 44, 40, 32, 34, 36, 38, 24] {
+            assert_eq!(tier(d), Tier::Realtime, "{d}");
+        }
+        for d in [8, 1] {
+            assert_eq!(tier(d), Tier::Bulk, "{d}");
+        }
+        for d in [0, 10, 12, 14, 16, 18, 20, 22, 26, 28, 30, 63] {
+            assert_eq!(tier(d), Tier::Default, "{d}");
+        }
+    }
+
+    /// Unset, a worker's queue for a path holds 250 ms of its rate in full
+    /// frames (128 to 4096), within a quarter of the pool.
+    #[test]
+    fn the_shaper_queues_are_sized_from_the_rates_unless_set() {
+        let t = two_paths("300mbit", "8mbit", "");
+        assert_eq!(t.shaper_packets(0, 65535, 1), 4096);
+        assert_eq!(t.shaper_packets(1, 65535, 1), 167);
+        assert_eq!(t.shaper_packets(0, 16383, 2), 16383 / 4 / 4);
+        let set = two_paths("300mbit", "8mbit", "shaping = { max_packets = 64 }");
+        assert_eq!(set.shaper_packets(0, 16383, 2), 64);
+    }
+
     /// Unset, a lane holds what the paths deliver in `max_hold`, in full
     /// frames: 380 Mbit/s for 100 ms is 3,167 frames, so 4096; slow links
     /// keep the floor; the pool caps it; a set value is taken as it is.

@@ -259,7 +259,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                         backlog_us: sh
                             .cells
                             .get(i)
-                            .map_or(0, |cl| cl.backlog_ns(now.as_nanos(), rate) / 1_000),
+                            .map_or(0, |cl| cl.backlog_ns(now.as_nanos(), rate, false) / 1_000),
                         tiers: Tier::ALL
                             .iter()
                             .map(|&tier| {

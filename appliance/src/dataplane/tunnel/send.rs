@@ -9,6 +9,9 @@
 //! a real-time packet that passed a bulk backlog is not held at the far end
 //! for the packets it passed, and a packet CoDel dropped leaves no hole.
 //! The two copies of `redundant` share one number, taken when they enter.
+//! Network-control and real-time packets go on a lane of their own (the
+//! worker's id + [`URGENT_LANE`]), so the far end never holds them for a
+//! bulk packet that left earlier on a slower path.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,6 +36,9 @@ use crate::wire::{EthernetFrame, MacAddr};
 /// How long a worker that holds back for another's urgent packets waits
 /// before it looks again.
 const DEFER_POLL_NS: u64 = 50_000;
+/// A worker's lane for network-control and real-time packets is its id plus
+/// this (half the lanes the far end reorders).
+pub const URGENT_LANE: u16 = (crate::tunnel::MAX_LANES / 2) as u16;
 
 /// One worker's sending state.
 #[derive(Debug)]
@@ -40,8 +46,10 @@ pub struct TunnelSender {
     table: Arc<TunnelTable>,
     /// One scheduler per class, default last.
     schedulers: Vec<Scheduler>,
-    /// Per path index, refreshed every burst.
-    views: [PathView; MAX_PATHS],
+    /// Per path index, refreshed every burst: for default and bulk packets
+    /// (`[0]`) and for network-control and real-time ones (`[1]`, whose
+    /// backlog is only what waits ahead of them).
+    views: [[PathView; MAX_PATHS]; 2],
     /// Per path index: its shaper queue (`None`: not shaped, packets leave
     /// at once).
     queues: Vec<Option<PathQueue<Held>>>,
@@ -68,6 +76,8 @@ pub struct Held {
     body: Body,
     tos: u8,
     unordered: bool,
+    /// Network control or real-time: it goes on the urgent lane.
+    urgent: bool,
     /// The lane number of a `redundant` copy (taken for both copies).
     lane_seq: Option<u32>,
 }
@@ -83,15 +93,22 @@ enum Body {
     Copy(SharedMbuf, usize),
 }
 
-/// The lane's numbering and what encapsulation needs.
+/// One lane's numbering.
+#[derive(Debug)]
+struct Lane {
+    id: u16,
+    seq: u32,
+    path_seq: [u32; MAX_PATHS],
+}
+
+/// The lanes' numbering and what encapsulation needs.
 #[derive(Debug)]
 struct Departures {
     id: usize,
     table: Arc<TunnelTable>,
-    /// Our lane (the worker's id) and its counters.
-    lane: u16,
-    lane_seq: u32,
-    path_seq: [u32; MAX_PATHS],
+    /// Our lanes: default and bulk (`[0]`, the worker's id), network control
+    /// and real-time (`[1]`).
+    lanes: [Lane; 2],
     /// Per path index, refreshed every burst: our MAC and the next hop's.
     macs: [Option<(MacAddr, MacAddr)>; MAX_PATHS],
     /// Small mbufs for the second copy's headers (`redundant`).
@@ -142,7 +159,7 @@ impl TunnelSender {
         Self {
             table: Arc::clone(&table),
             schedulers,
-            views: [PathView::default(); MAX_PATHS],
+            views: [[PathView::default(); MAX_PATHS]; 2],
             queues,
             shaped_bps: [1; MAX_PATHS],
             slack_ns: [0; MAX_PATHS],
@@ -151,9 +168,11 @@ impl TunnelSender {
             wake_at: None,
             out: Departures {
                 id,
-                lane: u16::try_from(id).unwrap_or(0),
-                lane_seq: 0,
-                path_seq: [0; MAX_PATHS],
+                lanes: [0, URGENT_LANE].map(|base| Lane {
+                    id: u16::try_from(id).unwrap_or(0).wrapping_add(base),
+                    seq: 0,
+                    path_seq: [0; MAX_PATHS],
+                }),
                 macs: [None; MAX_PATHS],
                 headers,
                 table,
@@ -170,29 +189,31 @@ impl TunnelSender {
             let state = &table.live[i];
             let macs = tables.macs_to(p.next_hop, p.port);
             self.out.macs[i] = macs;
-            let backlog_ns = table.shaping.as_ref().and_then(|sh| {
-                let rate = table.shaped_rate(i, sh);
-                self.shaped_bps[i] = rate;
-                Some(sh.cells.get(i)?.backlog_ns(now.as_nanos(), rate))
-            });
-            self.views[i] = PathView {
-                usable: state.usable() && macs.is_some(),
-                backup: p.backup,
-                priority: p.priority,
-                rate_bps: state.rate_bps.load(Ordering::Relaxed),
-                delay_us: state.delay_us.load(Ordering::Relaxed),
-                weight: p.rate_bps,
-                backlog_ns,
-            };
+            let shaped = table.shaping.as_ref().and_then(|sh| Some((sh, sh.cells.get(i)?)));
+            if let Some((sh, _)) = shaped {
+                self.shaped_bps[i] = table.shaped_rate(i, sh);
+            }
+            let rate = self.shaped_bps[i];
+            for (k, views) in self.views.iter_mut().enumerate() {
+                views[i] = PathView {
+                    usable: state.usable() && macs.is_some(),
+                    backup: p.backup,
+                    priority: p.priority,
+                    rate_bps: state.rate_bps.load(Ordering::Relaxed),
+                    delay_us: state.delay_us.load(Ordering::Relaxed),
+                    weight: p.rate_bps,
+                    backlog_ns: shaped.map(|(_, c)| c.backlog_ns(now.as_nanos(), rate, k == 1)),
+                };
+            }
         }
         let n = table.paths.len().min(MAX_PATHS);
-        let slowest = self.views[..n]
+        let slowest = self.views[0][..n]
             .iter()
             .filter(|v| v.usable && !v.backup)
             .map(|v| v.delay_us)
             .max()
             .unwrap_or(0);
-        for (slack, v) in self.slack_ns.iter_mut().zip(&self.views[..n]) {
+        for (slack, v) in self.slack_ns.iter_mut().zip(&self.views[0][..n]) {
             *slack = u64::from(slowest.saturating_sub(v.delay_us)) * 1_000;
         }
     }
@@ -238,9 +259,10 @@ impl TunnelSender {
             counters.drop_one(DropReason::TunnelNoPath);
             return false;
         };
-        let choice = sched.pick(&self.views[..n], &pkt, now.as_nanos());
-        let unordered = sched.bypasses_reorder();
         let tier = class.tier.unwrap_or_else(|| Tier::of_dscp(tos >> 2));
+        let urgent = tier_is_urgent(tier);
+        let choice = sched.pick(&self.views[usize::from(urgent)][..n], &pkt, now.as_nanos());
+        let unordered = sched.bypasses_reorder();
         let cc = table.class_counters[class_index].worker(self.out.id);
         cc.packets.inc();
         cc.bytes.add(u64::from(key.len));
@@ -249,6 +271,7 @@ impl TunnelSender {
             body: Body::Whole(m),
             tos,
             unordered,
+            urgent,
             lane_seq: None,
         };
         match choice {
@@ -280,7 +303,7 @@ impl TunnelSender {
                     return false;
                 };
                 // Both copies carry one number, the lane's next.
-                held.lane_seq = Some(self.out.take_lane_seq(unordered));
+                held.lane_seq = Some(self.out.take_lane_seq(urgent, unordered));
                 for p in [a, b] {
                     let copy = Held {
                         body: Body::Copy(payload.share(), inner_len),
@@ -320,8 +343,11 @@ impl TunnelSender {
         });
         // The packet is in the backlog the schedulers see at once, so the
         // rest of this burst is scheduled around it.
-        if let Some(b) = &mut self.views[p].backlog_ns {
-            *b = b.saturating_add(wire_ns(u64::from(len), self.shaped_bps[p]));
+        let added = wire_ns(u64::from(len), self.shaped_bps[p]);
+        for views in &mut self.views[..=usize::from(tier_is_urgent(tier))] {
+            if let Some(b) = &mut views[p].backlog_ns {
+                *b = b.saturating_add(added);
+            }
         }
         publish(q, &self.table, p, self.out.id, &mut self.urgent[p]);
     }
@@ -410,7 +436,7 @@ fn publish(q: &PathQueue<Held>, table: &TunnelTable, p: usize, id: usize, urgent
         return;
     };
     let Some(cells) = sh.cells.get(p) else { return };
-    cells.set_queued(id, q.bytes());
+    cells.set_queued(id, q.bytes(), q.urgent_bytes());
     if q.urgent() != *urgent {
         *urgent = q.urgent();
         cells.set_urgent(id, *urgent);
@@ -419,6 +445,11 @@ fn publish(q: &PathQueue<Held>, table: &TunnelTable, p: usize, id: usize, urgent
     for tier in Tier::ALL {
         pc.tiers[tier as usize].queued.set(u64::from(q.tier_packets(tier)));
     }
+}
+
+/// Whether a tier's packets go first (and on the urgent lane).
+fn tier_is_urgent(tier: Tier) -> bool {
+    matches!(tier, Tier::NetworkControl | Tier::Realtime)
 }
 
 /// Counts a packet the shaper of a path dropped.
@@ -449,14 +480,15 @@ impl Held {
 }
 
 impl Departures {
-    /// The lane number of a packet leaving now: an ordered packet takes the
-    /// lane's next; an unordered one carries it without taking it (it
-    /// marks what was sent before it).
+    /// The lane number of a packet leaving now on the urgent lane or the
+    /// other: an ordered packet takes the lane's next; an unordered one
+    /// carries it without taking it (it marks what was sent before it).
     #[inline]
-    fn take_lane_seq(&mut self, unordered: bool) -> u32 {
-        let seq = self.lane_seq;
+    fn take_lane_seq(&mut self, urgent: bool, unordered: bool) -> u32 {
+        let lane = &mut self.lanes[usize::from(urgent)];
+        let seq = lane.seq;
         if !unordered {
-            self.lane_seq = self.lane_seq.wrapping_add(1);
+            lane.seq = lane.seq.wrapping_add(1);
         }
         seq
     }
@@ -479,9 +511,9 @@ impl Departures {
         }
         let lane_seq = match held.lane_seq {
             Some(seq) => seq,
-            None => self.take_lane_seq(held.unordered),
+            None => self.take_lane_seq(held.urgent, held.unordered),
         };
-        let Some(outer) = self.outer(p, held.tos, lane_seq, held.unordered, now) else {
+        let Some(outer) = self.outer(p, &held, lane_seq, now) else {
             counters.drop_one(DropReason::TunnelNoPath);
             return;
         };
@@ -529,24 +561,19 @@ impl Departures {
 
     /// The outer headers for path `p`.
     #[inline]
-    fn outer(
-        &mut self,
-        p: usize,
-        tos: u8,
-        lane_seq: u32,
-        unordered: bool,
-        now: Time,
-    ) -> Option<Outer> {
+    fn outer(&mut self, p: usize, held: &Held, lane_seq: u32, now: Time) -> Option<Outer> {
         let path = self.table.paths.get(p)?;
         let (src_mac, dst_mac) = self.macs[p]?;
-        let seq = &mut self.path_seq[p];
+        let lane = &mut self.lanes[usize::from(held.urgent)];
+        let seq = &mut lane.path_seq[p];
         *seq = seq.wrapping_add(1);
+        let (tos, unordered) = (held.tos, held.unordered);
         Some(Outer {
             src_mac,
             dst_mac,
             src_ip: path.local,
             dst_ip: path.remote,
-            src_port: LANE_PORT_BASE.wrapping_add(self.lane),
+            src_port: LANE_PORT_BASE.wrapping_add(lane.id),
             dst_port: self.table.port,
             tos,
             header: TunnelRepr {
@@ -554,7 +581,7 @@ impl Departures {
                 flags: if unordered { flags::UNORDERED } else { 0 },
                 path: path.id,
                 key: 0,
-                lane: self.lane,
+                lane: lane.id,
                 epoch: self.table.epoch,
                 lane_seq,
                 path_seq: *seq,

@@ -120,6 +120,12 @@ impl<T> PathQueue<T> {
         self.tiers.iter().map(|t| t.flows.bytes()).sum()
     }
 
+    /// Bytes queued in the network-control and real-time tiers (what a
+    /// packet of those tiers waits behind).
+    pub fn urgent_bytes(&self) -> u64 {
+        self.tiers[..2].iter().map(|t| t.flows.bytes()).sum()
+    }
+
     /// Packets queued in `tier`.
     pub fn tier_packets(&self, tier: Tier) -> u32 {
         self.tiers[index(tier)].flows.packets()

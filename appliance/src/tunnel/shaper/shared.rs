@@ -38,8 +38,8 @@ pub fn wire_ns(len: u64, rate_bps: u64) -> u64 {
 pub struct PathCells {
     clock: CacheAligned<AtomicU64>,
     urgent: CacheAligned<AtomicU64>,
-    /// Per worker: bytes it holds for the path.
-    queued: Box<[CacheAligned<AtomicU64>]>,
+    /// Per worker: bytes it holds for the path, all and urgent.
+    queued: Box<[CacheAligned<[AtomicU64; 2]>]>,
 }
 
 impl PathCells {
@@ -49,7 +49,7 @@ impl PathCells {
             clock: CacheAligned(AtomicU64::new(0)),
             urgent: CacheAligned(AtomicU64::new(0)),
             queued: (0..workers.max(1))
-                .map(|_| CacheAligned(AtomicU64::new(0)))
+                .map(|_| CacheAligned([AtomicU64::new(0), AtomicU64::new(0)]))
                 .collect(),
         }
     }
@@ -99,25 +99,30 @@ impl PathCells {
         self.urgent.0.load(Ordering::Relaxed) & !(1u64 << (w % 64)) != 0
     }
 
-    /// Publishes the bytes worker `w` holds.
+    /// Publishes the bytes worker `w` holds: all, and in the urgent tiers.
     #[inline]
-    pub fn set_queued(&self, w: usize, bytes: u64) {
+    pub fn set_queued(&self, w: usize, all: u64, urgent: u64) {
         if let Some(c) = self.queued.get(w) {
-            c.0.store(bytes, Ordering::Relaxed);
+            c.0[0].store(all, Ordering::Relaxed);
+            c.0[1].store(urgent, Ordering::Relaxed);
         }
     }
 
-    /// Bytes every worker holds together.
+    /// Bytes every worker holds together: all (`urgent` false), or in the
+    /// urgent tiers.
     #[inline]
-    pub fn queued(&self) -> u64 {
-        self.queued.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    pub fn queued(&self, urgent: bool) -> u64 {
+        let k = usize::from(urgent);
+        self.queued.iter().map(|c| c.0[k].load(Ordering::Relaxed)).sum()
     }
 
     /// The path's backlog at `now` at `rate_bps` (ns): what is charged
-    /// beyond now plus what the workers hold.
+    /// beyond now plus what the workers hold; with `urgent`, only what a
+    /// network-control or real-time packet waits behind.
     #[inline]
-    pub fn backlog_ns(&self, now: u64, rate_bps: u64) -> u64 {
-        self.ahead(now).saturating_add(wire_ns(self.queued(), rate_bps))
+    pub fn backlog_ns(&self, now: u64, rate_bps: u64, urgent: bool) -> u64 {
+        self.ahead(now)
+            .saturating_add(wire_ns(self.queued(urgent), rate_bps))
     }
 }
 
@@ -136,9 +141,10 @@ mod tests {
         assert_eq!(c.ahead(10_000_000), 1_000_000 - BURST_NS);
         c.charge(10_000_000, 1000, rate);
         assert_eq!(c.wait_until(10_000_000), Some(11_500_000));
-        assert_eq!(c.backlog_ns(10_000_000, rate), 1_500_000);
-        c.set_queued(1, 2000);
-        assert_eq!(c.backlog_ns(10_000_000, rate), 3_500_000);
+        assert_eq!(c.backlog_ns(10_000_000, rate, false), 1_500_000);
+        c.set_queued(1, 2000, 500);
+        assert_eq!(c.backlog_ns(10_000_000, rate, false), 3_500_000);
+        assert_eq!(c.backlog_ns(10_000_000, rate, true), 2_000_000);
         c.set_urgent(1, true);
         assert!(c.others_urgent(0) && !c.others_urgent(1));
         c.set_urgent(1, false);
