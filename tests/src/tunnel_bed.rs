@@ -88,6 +88,11 @@ impl Bed {
 
     /// iperf3 TCP, one stream, host A to host B: Mbit/s the receiver got.
     pub fn tcp(&self, secs: u64) -> Result<f64> {
+        self.tcp_streams(secs, 1)
+    }
+
+    /// `streams` Cubic streams from host A to host B for `secs`: the Mbit/s host B received.
+    pub fn tcp_streams(&self, secs: u64, streams: u32) -> Result<f64> {
         let s = &self.sites;
         let server = iperf::start_server(
             &s.host_b.ns,
@@ -97,7 +102,7 @@ impl Bed {
         )?;
         let args = iperf::tcp_args(
             s.host_b.addr,
-            1,
+            streams,
             Duration::from_secs(secs),
             Duration::from_secs(1),
             Some("cubic"),
