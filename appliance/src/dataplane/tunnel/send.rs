@@ -55,8 +55,9 @@ pub struct TunnelSender {
     queues: Vec<Option<PathQueue<Held>>>,
     /// Per path index: the rate it is shaped to, refreshed every burst.
     shaped_bps: [u64; MAX_PATHS],
-    /// Per path index: how much later than it the slowest usable path
-    /// delivers (ns), refreshed every burst: its CoDel's slack.
+    /// Per path index: its CoDel's slack in the default and bulk tiers
+    /// (ns): how much later than it the slowest usable path delivers, plus
+    /// twice the target; refreshed every burst.
     slack_ns: [u64; MAX_PATHS],
     /// Per path index: since when this worker holds back for another's
     /// urgent packets (0: it does not).
@@ -213,8 +214,14 @@ impl TunnelSender {
             .map(|v| v.delay_us)
             .max()
             .unwrap_or(0);
+        // A faster path may stand the difference plus twice CoDel's target:
+        // its queue then stays above the difference under load (CoDel's
+        // standing queue swings by about a target), so `wlb` keeps the
+        // slower paths busy.
+        let target = table.shaping.as_ref().map_or(0, |sh| sh.settings.codel.target_ns);
         for (slack, v) in self.slack_ns.iter_mut().zip(&self.views[0][..n]) {
-            *slack = u64::from(slowest.saturating_sub(v.delay_us)) * 1_000;
+            let spread = u64::from(slowest.saturating_sub(v.delay_us)) * 1_000;
+            *slack = if spread > 0 { spread + 2 * target } else { 0 };
         }
     }
 
