@@ -59,8 +59,9 @@ null_port() { printf '[[ports]]\nname = "%s"\ndriver = "null"\ndevargs = "no-rx=
 { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; pcap_port lan "$W/encap.pcap"; null_port wan; } > "$W/encap-profile.toml"
 { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; pcap_port wan "$W/decap.pcap"; } > "$W/decap-profile.toml"
 for sched in wlb flow-hash; do
-  sed -e "s#@W@#$W#g" -e "s#@SCHED@#$sched#" scripts/bench-tunnel-config.toml.in > "$W/tunnel-$sched.toml"
+  sed -e "s#@W@#$W#g" -e "s#@SCHED@#$sched#" -e "s#@SHAPING@#true#" scripts/bench-tunnel-config.toml.in > "$W/tunnel-$sched.toml"
 done
+sed -e "s#@W@#$W#g" -e "s#@SCHED@#wlb#" -e "s#@SHAPING@#false#" scripts/bench-tunnel-config.toml.in > "$W/tunnel-wlb-unshaped.toml"
 tunnel_run() {
   case "$1" in
     encap-*) appliance_pps "$W/encap-profile.toml" "$W/tunnel-${1#encap-}.toml" 1 ;;
@@ -80,21 +81,23 @@ A=()
 T=()
 EW=()
 EF=()
+EU=()
 D=()
 for r in $(seq "$RUNS"); do
   A+=("$(appliance_run)")
   T+=("$(testpmd_run)")
   EW+=("$(tunnel_run encap-wlb)")
   EF+=("$(tunnel_run encap-flow-hash)")
+  EU+=("$(tunnel_run encap-wlb-unshaped)")
   D+=("$(tunnel_run decap)")
-  echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps, encap wlb ${EW[-1]}, encap flow-hash ${EF[-1]}, decap ${D[-1]} Mpps"
+  echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps, encap wlb ${EW[-1]}, encap flow-hash ${EF[-1]}, encap wlb unshaped ${EU[-1]}, decap ${D[-1]} Mpps"
 done
 VETH=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_veth.sh | tr '\n' ';')
 echo "af_packet veth runs (appliance testpmd-io): $VETH"
 OFFLOADS=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_offloads.sh | tr '\n' ';')
 echo "offload runs (mode mbit/s packets cpu-s us/packet gso-frames): $OFFLOADS"
 mkdir -p docs
-python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" > docs/benchmarks.md
+python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" > docs/benchmarks.md
 python3 scripts/bench_offloads_report.py "$OFFLOADS" "$SECS" >> docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
 ROUTES=$(cargo bench -q -p appliance --bench routes)

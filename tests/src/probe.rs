@@ -37,7 +37,25 @@ pub fn send_seq_from(
     size: usize,
     start: Instant,
 ) -> Result<()> {
+    send_seq_marked(dst, count, interval, size, start, 0)
+}
+
+/// [`send_seq_from`] with the IPv4 TOS byte `tos` on every datagram (0xb8: DSCP EF, as voice
+/// is marked).
+pub fn send_seq_marked(
+    dst: SocketAddr,
+    count: u64,
+    interval: Duration,
+    size: usize,
+    start: Instant,
+    tos: u8,
+) -> Result<()> {
     let sock = UdpSocket::bind("0.0.0.0:0")?;
+    if tos != 0 {
+        socket2::SockRef::from(&sock)
+            .set_tos_v4(u32::from(tos))
+            .context("IP_TOS on the probe socket")?;
+    }
     let mut buf = vec![0u8; size.max(8)];
     for seq in 0..count {
         sleep_until(start + interval * seq as u32);

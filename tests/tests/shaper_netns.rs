@@ -196,9 +196,16 @@ fn link_a_failing_ten_times_under_bulk_load_never_leaves_the_tunnel_without_a_pa
         voice.sent,
         voice.longest_gap * PROBE_EVERY.as_millis() as u64,
     );
-    for p in b.paths(Site::A) {
-        eprintln!("  path {}: flaps {} shaper {}", p["name"], p["flaps"], p["shaper"]);
+    for site in [Site::A, Site::B] {
+        for p in b.paths(site) {
+            eprintln!(
+                "  site {site:?} path {}: flaps {} bfd_overrides {} shaper {}",
+                p["name"], p["flaps"], p["bfd_overrides"], p["shaper"]
+            );
+        }
     }
+    // The appliances' logs first (their path state changes), then the verdict.
+    b.finish()?;
     assert_eq!(flaps_after, flaps_before, "BFD on link B went Down (site A, site B)");
     assert_eq!(no_path, (0, 0), "packets dropped as tunnel_no_path (site A, site B)");
     assert!(
@@ -208,6 +215,5 @@ fn link_a_failing_ten_times_under_bulk_load_never_leaves_the_tunnel_without_a_pa
     );
     assert_eq!(voice.received, voice.sent, "the redundant real-time probe lost datagrams");
     assert!(plain.in_order && voice.in_order, "a probe arrived out of order");
-    b.finish()?;
     Ok(())
 }

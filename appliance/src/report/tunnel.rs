@@ -93,7 +93,10 @@ pub struct PathReport {
     pub rx_rate: RateReport,
     /// Packets lost on it, by reason.
     pub drops: BTreeMap<&'static str, u64>,
-    /// Times its BFD went Down while our own shaper was dropping on it.
+    /// Times it was the last usable path, its peer's count stopped moving,
+    /// and it stayed Up.
+    pub silence_overrides: u64,
+    /// Times its BFD went Down while our own shaper's queue for it was full.
     pub bfd_down_congested: u64,
     /// Its shaper (`None`: shaping off).
     pub shaper: Option<ShaperReport>,
@@ -251,6 +254,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                     &[DropReason::TxFull, DropReason::ShaperAqm, DropReason::ShaperOverlimit],
                     |r| c.total(|w| w.drops.of(r)),
                 ),
+                silence_overrides: cells.silence_overrides.load(Ordering::Relaxed),
                 bfd_down_congested: cells.bfd_down_congested.load(Ordering::Relaxed),
                 shaper: t.shaping.as_ref().map(|sh| {
                     let rate = t.shaped_rate(i, sh);

@@ -43,13 +43,13 @@ pub struct MgmtTunnel {
     carrier: Vec<bool>,
     /// Per path: the control lane's path sequence.
     path_seq: Vec<u32>,
-    /// Per path: its shaper's drops at the last look, and when they last
-    /// grew (congestion on our side).
+    /// Per path: its shaper's full-queue drops at the last look, and when
+    /// they last grew (congestion on our side).
     shaper_drops: Vec<(u64, Option<Time>)>,
 }
 
-/// A BFD Down this soon after our shaper dropped on the path counts as
-/// congestion on our side.
+/// A BFD Down this soon after our shaper's queue for the path was full
+/// counts as congestion on our side.
 const CONGESTED_WITHIN: Duration = Duration::from_secs(1);
 
 impl MgmtTunnel {
@@ -141,7 +141,7 @@ impl MgmtTunnel {
         if let Some(c) = self.carrier.get_mut(path) {
             *c = carrier;
         }
-        let drops = self.table.shaper_drops(path);
+        let drops = self.table.shaper_full_drops(path);
         if let Some(seen) = self.shaper_drops.get_mut(path) {
             if drops > seen.0 {
                 *seen = (drops, Some(now));
@@ -255,7 +255,7 @@ impl MgmtTunnel {
                 .bfd_down_congested
                 .fetch_add(1, Ordering::Relaxed);
             log::warn!(
-                "tunnel path {}: BFD went Down while our shaper was dropping on it: \
+                "tunnel path {}: BFD went Down while our shaper's queue for it was full: \
                  congestion on our side, not (only) the link",
                 self.table.paths[path].name
             );
@@ -286,14 +286,22 @@ impl MgmtTunnel {
             return;
         };
         h.set_rttvar(rttvar);
-        let overrides = h.bfd_overrides();
+        let overrides = (h.bfd_overrides(), h.silence_overrides());
         if let Some(Transition { from, to }) = h.judge(carrier, now, others_usable) {
             log::info!(
                 "tunnel path {}: {from:?} -> {to:?}",
                 self.table.paths[path].name
             );
         }
-        if h.bfd_overrides() > overrides {
+        if h.silence_overrides() > overrides.1 {
+            log::warn!(
+                "tunnel path {}: the peer's count stopped moving, but it is the last usable \
+                 path: kept Up for up to {:?} (BFD, carrier and the peer's AdminDown still decide)",
+                self.table.paths[path].name,
+                crate::tunnel::health::LAST_PATH_SILENCE
+            );
+        }
+        if h.bfd_overrides() > overrides.0 {
             log::warn!(
                 "tunnel path {}: BFD says Down, but it is the last usable path and the data \
                  plane shows it delivering: kept Up",
@@ -312,6 +320,9 @@ impl MgmtTunnel {
         cells
             .bfd_overrides
             .store(h.bfd_overrides(), Ordering::Relaxed);
+        cells
+            .silence_overrides
+            .store(h.silence_overrides(), Ordering::Relaxed);
         cells
             .hold_until_ns
             .store(h.hold_until().map_or(0, Time::as_nanos), Ordering::Relaxed);

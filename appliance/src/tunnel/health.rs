@@ -20,6 +20,13 @@
 //!   data plane proves packets still arrive. The path stays Up, the
 //!   override is counted (`bfd_overrides`), and BFD wins again as soon as
 //!   another path is usable or the data plane goes silent.
+//! - Nor does a **silence alone take out the last usable path** before
+//!   [`LAST_PATH_SILENCE`]: with no other path, leaving gains nothing, and a
+//!   stall of the peer or of a busy machine (tens of milliseconds) would cost
+//!   a flap, the hold-down after it and every packet meanwhile (dropped as
+//!   `tunnel_no_path`). BFD Down on a silent path, carrier loss and the
+//!   peer's AdminDown still take it out at once. Counted
+//!   (`silence_overrides`).
 //! - **Dampening** (RFC 5882 §3.2): a path that fails again soon after it
 //!   came back is kept out after it recovers (`hold_down`) for 1 s, then 2 s,
 //!   4 s … up to `max_hold_down`; each 10 s it stays up forgives one flap.
@@ -36,6 +43,10 @@
 use std::time::Duration;
 
 use super::PathState;
+
+/// The longest the last usable path stays Up while the peer's count does not
+/// move (BFD, carrier or AdminDown aside).
+pub const LAST_PATH_SILENCE: Duration = Duration::from_secs(1);
 use crate::time::Time;
 use crate::wire::bfd::State as BfdState;
 
@@ -109,6 +120,10 @@ pub struct Health {
     bfd_overridden: bool,
     /// BFD Downs overridden so far (see the module doc).
     bfd_overrides: u64,
+    /// The current silence is being overridden (counted once).
+    silence_overridden: bool,
+    /// Silences of the last usable path overridden so far.
+    silence_overrides: u64,
     /// The peer's BFD said AdminDown.
     peer_admin_down: bool,
     /// Times the path left Up.
@@ -142,6 +157,8 @@ impl Health {
             bfd_down_at: None,
             bfd_overridden: false,
             bfd_overrides: 0,
+            silence_overridden: false,
+            silence_overrides: 0,
             peer_admin_down: false,
             flaps: 0,
             changes: 0,
@@ -233,6 +250,11 @@ impl Health {
         self.bfd_overrides
     }
 
+    /// Silences of the last usable path that did not take it out.
+    pub fn silence_overrides(&self) -> u64 {
+        self.silence_overrides
+    }
+
     /// Decides the state at `now` with the port's carrier; `others_usable`
     /// says whether another path of the tunnel can carry traffic. Returns
     /// the change, if any.
@@ -268,11 +290,25 @@ impl Health {
         if self.bfd_down_at.is_none() {
             self.bfd_overridden = false;
         }
+        // Nor does a short silence, the last path.
+        let keep_despite_silence = self.state == PathState::Up
+            && !others_usable
+            && silent
+            && now.saturating_duration_since(self.progress) <= LAST_PATH_SILENCE;
+        if keep_despite_silence && !self.silence_overridden {
+            self.silence_overridden = true;
+            self.silence_overrides += 1;
+        }
+        if !silent {
+            self.silence_overridden = false;
+        }
         let next = match self.state {
             _ if !carrier => PathState::NoCarrier,
             _ if self.bfd_down_at.is_some() && !keep_despite_bfd => PathState::BfdDown,
             _ if self.peer_admin_down => PathState::PeerAdminDown,
-            PathState::Up | PathState::Starting | PathState::HoldDown if silent => {
+            PathState::Up | PathState::Starting | PathState::HoldDown
+                if silent && !keep_despite_silence =>
+            {
                 PathState::NoReplies
             }
             PathState::Up => PathState::Up,
@@ -533,6 +569,35 @@ mod tests {
         d.run(100 * MS, false, true);
         assert_ne!(d.state(), PathState::Up, "{:?}", d.log);
         assert_eq!(d.h.bfd_overrides(), 1, "counted while it still delivered");
+    }
+
+    #[test]
+    fn a_short_silence_does_not_take_out_the_last_usable_path() {
+        let mut d = Drive::new();
+        d.others_usable = false;
+        d.run(100 * MS, true, true);
+        // A 200 ms stall: the path stays, counted once.
+        d.run(200 * MS, false, true);
+        assert_eq!(d.state(), PathState::Up, "{:?}", d.log);
+        d.run(100 * MS, true, true);
+        assert_eq!(d.h.silence_overrides(), 1);
+        // Silent past the limit: it leaves.
+        d.run(LAST_PATH_SILENCE + 50 * MS, false, true);
+        assert_eq!(d.state(), PathState::NoReplies, "{:?}", d.log);
+        // With another path usable, silence takes it out as ever.
+        let mut d = Drive::new();
+        d.run(100 * MS, true, true);
+        d.run(100 * MS, false, true);
+        assert_eq!(d.state(), PathState::NoReplies);
+        assert_eq!(d.h.silence_overrides(), 0);
+        // BFD Down on a silent last path takes it out at once.
+        let mut d = Drive::new();
+        d.others_usable = false;
+        d.run(100 * MS, true, true);
+        d.run(50 * MS, false, true);
+        d.h.bfd_changed(BfdState::Up, BfdState::Down, BfdState::Up, d.now);
+        d.run(10 * MS, false, true);
+        assert_eq!(d.state(), PathState::BfdDown, "{:?}", d.log);
     }
 
     #[test]

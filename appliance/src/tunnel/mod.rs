@@ -104,7 +104,10 @@ pub struct PathReportCells {
     /// Times BFD said Down while it was the last usable path, delivering,
     /// and it stayed Up (`tunnel::health`).
     pub bfd_overrides: AtomicU64,
-    /// Times its BFD went Down while our own shaper was dropping on it
+    /// Times it was the last usable path and its peer's count stopped
+    /// moving, and it stayed Up (`tunnel::health`).
+    pub silence_overrides: AtomicU64,
+    /// Times its BFD went Down while our own shaper's queue for it was full
     /// (congestion on our side, not a dead link).
     pub bfd_down_congested: AtomicU64,
     /// Smoothed round trip (µs).
@@ -471,12 +474,12 @@ impl TunnelTable {
         }
     }
 
-    /// Packets path `p`'s shaper dropped so far, CoDel's and a full
-    /// queue's (the management lcore tells congestion on our side by it).
-    pub fn shaper_drops(&self, p: usize) -> u64 {
-        use crate::stats::DropReason::{ShaperAqm, ShaperOverlimit};
+    /// Packets path `p`'s shaper dropped so far because its queue was full
+    /// (the management lcore tells congestion on our side by it; CoDel's
+    /// drops are its normal work under load and tell nothing).
+    pub fn shaper_full_drops(&self, p: usize) -> u64 {
         self.path_counters.get(p).map_or(0, |c| {
-            c.total(|w| w.drops.of(ShaperAqm)) + c.total(|w| w.drops.of(ShaperOverlimit))
+            c.total(|w| w.drops.of(crate::stats::DropReason::ShaperOverlimit))
         })
     }
 

@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{send_seq_from, SeqReceiver};
+use crate::probe::{send_seq_marked, SeqReceiver};
 use crate::topology::Sites;
 
 /// UDP port of the stream on host B.
 const PORT: u16 = 7100;
 /// Bytes per probe (a voice-sized datagram).
 const SIZE: usize = 160;
+/// The probes are marked as voice is (DSCP EF): a system that keeps real-time traffic out
+/// of its bulk queue (the appliance's shaper) can; to the others the mark is nothing.
+const TOS_EF: u8 = 0xb8;
 
 /// What the stream delivered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,7 +64,7 @@ pub fn start(
     let tx = sites
         .host_a
         .ns
-        .spawn_in(move || send_seq_from(dst, count, interval, SIZE, t0))?;
+        .spawn_in(move || send_seq_marked(dst, count, interval, SIZE, t0, TOS_EF))?;
     Ok(ProbeRun {
         rx,
         tx,
