@@ -4,8 +4,8 @@
 //! ours mean the same thing).
 
 use super::result::{
-    FaultSummary, Interval, LinkSample, ProbeDelay, ProbeHandoff, ProbeStream, TcpSummary,
-    TcpVariant,
+    FaultRow, FaultSummary, HealthSample, Interval, LinkSample, ProbeDelay, ProbeHandoff,
+    ProbeStream, TcpSummary, TcpVariant,
 };
 use super::schedule::fault_spans;
 use super::spec::{LinkSpec, TcpSpec};
@@ -136,8 +136,43 @@ pub fn tcp_summary(links: &[LinkSpec], tcp: &TcpSpec, v: &TcpVariant) -> TcpSumm
         ceiling_mbps: ceiling_mbps(links).unwrap_or(0.0),
         link_mbps: link_rates(&v.links, settle),
         fault,
+        faults: fault_rows(v, end),
         probe_delay,
     }
+}
+
+/// Every fault of a variant with health samples: what the probe stream lost around it,
+/// the fewest usable paths at site A and the `tunnel_no_path` drops at both sites from
+/// the fault to 1 s after it ended.
+pub fn fault_rows(v: &TcpVariant, end: f64) -> Vec<FaultRow> {
+    if v.health.is_empty() {
+        return vec![];
+    }
+    fault_spans(&v.events, end)
+        .into_iter()
+        .map(|span| {
+            let until = span.end + 1.0;
+            let within: Vec<&HealthSample> = v
+                .health
+                .iter()
+                .filter(|h| h.t >= span.start && h.t <= until)
+                .collect();
+            let drops = |h: &HealthSample| h.no_path_drops[0] + h.no_path_drops[1];
+            // From the last sample before the fault to the last one in the span.
+            let before = v.health.iter().rev().find(|h| h.t < span.start);
+            let no_path_drops = within
+                .last()
+                .map(|last| drops(last) - before.map_or(0, |b| drops(b)));
+            FaultRow {
+                failure: v.probes.as_ref().map(|p| probe_handoff(p, span.start)),
+                min_usable: within.iter().map(|h| h.usable[0]).min(),
+                no_path_drops,
+                link: span.link,
+                start_s: span.start,
+                end_s: span.end,
+            }
+        })
+        .collect()
 }
 
 /// The probe stream's one-way delays for probes due after `settle`.
@@ -272,6 +307,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fault_rows_read_the_health_samples_of_each_fault() {
+        let mut v = variant(&[10.0; 20], &[(2.0, "blackhole"), (5.0, "up"), (10.0, "blackhole"), (13.0, "up")]);
+        v.health = (0..40)
+            .map(|i| {
+                let t = i as f64 * 0.5;
+                // Site A lost its last path from 11 to 12 s; 30 drops then.
+                let usable = if (2.0..5.0).contains(&t) || (10.0..13.0).contains(&t) { 1 } else { 2 };
+                let usable = if (11.0..12.0).contains(&t) { 0 } else { usable };
+                let drops = if t >= 11.0 { 30 } else { 0 };
+                HealthSample {
+                    t,
+                    usable: [usable, 2],
+                    no_path_drops: [drops, 0],
+                    ..HealthSample::default()
+                }
+            })
+            .collect();
+        let rows = fault_rows(&v, 20.0);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].min_usable, rows[0].no_path_drops), (Some(1), Some(0)));
+        assert_eq!((rows[1].min_usable, rows[1].no_path_drops), (Some(0), Some(30)));
+        assert_eq!((rows[1].start_s, rows[1].end_s), (10.0, 13.0));
+        // No health samples: no rows (the first fault's summary covers it).
+        assert!(fault_rows(&variant(&[1.0], &[(0.5, "down")]), 1.0).is_empty());
+    }
+
     /// 10 ms probes for 10 s, 20 ms on the way; those due in `lost` never arrive.
     fn stream(lost: std::ops::RangeInclusive<u64>) -> ProbeStream {
         ProbeStream {
@@ -318,6 +380,7 @@ mod tests {
             settle: Dur(Duration::from_secs(settle)),
             congestion: None,
             probe_interval: None,
+            health_interval: None,
         }
     }
 

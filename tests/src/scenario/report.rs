@@ -172,6 +172,10 @@ pub fn markdown(r: &ScenarioResult, figures: &[Figure]) -> String {
                     md.push_str(&t);
                     md.push('\n');
                 }
+                if let Some(t) = soak_tables(r, &v.name) {
+                    md.push_str(&t);
+                    md.push('\n');
+                }
             }
         }
         Workload::UdpSweep(u) => {
@@ -409,12 +413,76 @@ fn latency_table(r: &ScenarioResult, name: &str) -> Option<String> {
     let mut out = String::from("Latency under load:\n\n");
     out.push_str(&t.render());
     out.push_str(
-        "\nA sequence-stamped UDP probe stream (160 B) from host A to host B beside the \
-         transfer: each probe's arrival minus the time it was due to leave, after the first \
+        "\nA sequence-stamped UDP probe stream (160 B, marked EF as voice is) from host A to \
+         host B beside the transfer: each probe's arrival minus the time it was due to leave, \
+         after the first \
          `settle` (both hosts share this machine's clock). The links' own delays and queues \
          are in it; whatever a system adds on top is the difference between the rows.\n",
     );
     Some(out)
+}
+
+/// Every fault of a soak (appliance rows with health samples), then BFD flaps per path and
+/// the appliances' memory over the run.
+fn soak_tables(r: &ScenarioResult, name: &str) -> Option<String> {
+    let mut out = String::new();
+    for row in &r.rows {
+        let Some(v) = variant(row, name) else { continue };
+        let (Some(s), Some(first), Some(last)) =
+            (v.summary.as_ref(), v.health.first(), v.health.last())
+        else {
+            continue;
+        };
+        let _ = writeln!(out, "Every fault, `{}`:
+", row.system);
+        let mut t = Table::new(&[
+            "fault",
+            "link",
+            "from s",
+            "to s",
+            "probes lost",
+            "longest probe gap ms",
+            "fewest usable paths (site A)",
+            "tunnel_no_path drops",
+        ]);
+        for (i, f) in s.faults.iter().enumerate() {
+            t.push(vec![
+                (i + 1).to_string(),
+                f.link.clone(),
+                num(Some(f.start_s), 1),
+                num(Some(f.end_s), 1),
+                f.failure.as_ref().map_or("-".into(), |h| h.lost.to_string()),
+                num(f.failure.as_ref().map(|h| h.longest_gap_ms), 0),
+                f.min_usable.map_or("-".into(), |u| u.to_string()),
+                f.no_path_drops.map_or("-".into(), |d| d.to_string()),
+            ]);
+        }
+        out.push_str(&t.render());
+        let zero = s.faults.iter().filter(|f| f.min_usable == Some(0)).count();
+        let flaps: Vec<String> = last
+            .bfd_flaps
+            .iter()
+            .map(|(p, f)| format!("path {p}: site A {}, site B {}", f[0], f[1]))
+            .collect();
+        let max = |i: usize| v.health.iter().map(|h| h.rss_kb[i]).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\nFaults that left site A no usable path: {zero} of {}. BFD flaps over the run: {}. \
+             Resident memory (site A, site B): {} and {} kB at the start, {} and {} kB at the end, \
+             at most {} and {} kB ({} samples, every {:.2} s).\n",
+            s.faults.len(),
+            if flaps.is_empty() { "-".to_string() } else { flaps.join("; ") },
+            first.rss_kb[0],
+            first.rss_kb[1],
+            last.rss_kb[0],
+            last.rss_kb[1],
+            max(0),
+            max(1),
+            v.health.len(),
+            v.health.get(1).map_or(0.0, |h| h.t - first.t),
+        );
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// What the far appliance's reorder buffers did over the transfer (appliance rows).

@@ -119,6 +119,39 @@ pub struct ReorderSample {
     pub unordered: u64,
 }
 
+/// Both appliances at `t` seconds since the traffic started (`tcp.health_interval`):
+/// `[site A, site B]` in each pair.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthSample {
+    pub t: f64,
+    /// Paths the workers send on now.
+    pub usable: [u32; 2],
+    /// Packets dropped so far as `tunnel_no_path`.
+    pub no_path_drops: [u64; 2],
+    /// Resident memory (kB).
+    pub rss_kb: [u64; 2],
+    /// Per path (by name): BFD flaps so far.
+    pub bfd_flaps: Vec<(String, [u64; 2])>,
+}
+
+/// One fault of a variant with several (the soak), from the probe stream and the health
+/// samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRow {
+    pub link: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The probe stream around the failure (see [`ProbeHandoff`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<ProbeHandoff>,
+    /// The fewest paths site A could send on, from the fault to 1 s after it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_usable: Option<u32>,
+    /// `tunnel_no_path` drops at both sites over the same span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_path_drops: Option<u64>,
+}
+
 /// What happened around the fault of a variant (the first down/blackhole and its up).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultSummary {
@@ -179,6 +212,9 @@ pub struct TcpSummary {
     pub link_mbps: Vec<(String, f64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultSummary>,
+    /// Every fault, when the variant has health samples (the soak).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultRow>,
     /// The probe stream's one-way delay under the load, after `settle` (no fault in
     /// the variant): latency under load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +273,9 @@ pub struct TcpVariant {
     /// The far (receiving) appliance's reorder buffers over time, for appliance rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reorder: Vec<ReorderSample>,
+    /// Both appliances' path health and memory over time (`tcp.health_interval`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthSample>,
 }
 
 /// One step of a UDP sweep.

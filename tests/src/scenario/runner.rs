@@ -303,6 +303,15 @@ fn tcp_variant(
                     )
                 })
                 .transpose()?;
+            let health = match (pair, tcp.health_interval) {
+                (Some(p), Some(every)) => Some(appliance_tunnel::sample_health(
+                    p.control.clone(),
+                    p.pids(),
+                    t0,
+                    every.0,
+                )?),
+                _ => None,
+            };
             let json = iperf::run_client(
                 &sites.host_a.ns,
                 &setup.wrapper,
@@ -320,6 +329,7 @@ fn tcp_variant(
             let probes = probes.map(probe_stream::ProbeRun::finish).transpose()?;
             let links = sampler.finish()?;
             let reorder = reorder.map(|r| r.finish()).transpose()?.unwrap_or_default();
+            let health = health.map(|h| h.finish()).transpose()?.unwrap_or_default();
             let client = json?;
             let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
             let congestion = iperf::sender_congestion(&client);
@@ -346,6 +356,7 @@ fn tcp_variant(
                 emulator: serde_json::Value::Null,
                 probes,
                 reorder,
+                health,
             })
         },
     )?;

@@ -133,6 +133,11 @@ pub struct TcpSpec {
     /// the transfer, for the handoff metrics (the longest gap, T-latency).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_interval: Option<Dur>,
+    /// Appliance rows: sample both appliances this often (usable paths, `tunnel_no_path`
+    /// drops, BFD flaps per path, resident memory), for a per-fault table and memory over
+    /// time (the soak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_interval: Option<Dur>,
 }
 
 /// iperf3 UDP at rising offered rates, for each payload size.
@@ -773,6 +778,7 @@ static EMPTY_TCP: TcpSpec = TcpSpec {
     settle: Dur(Duration::ZERO),
     congestion: None,
     probe_interval: None,
+    health_interval: None,
 };
 
 /// The kernel's TCP congestion controls (empty when it cannot be read, e.g. not Linux).

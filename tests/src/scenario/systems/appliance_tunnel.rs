@@ -35,7 +35,7 @@ use crate::bins::workspace_root;
 use crate::netns::NsProcess;
 use crate::rundir::RunDir;
 use crate::scenario::emulator::{wait_until, Worker};
-use crate::scenario::result::ReorderSample;
+use crate::scenario::result::{HealthSample, ReorderSample};
 use crate::topology::Sites;
 
 /// How the pair is configured.
@@ -177,6 +177,11 @@ impl ApplianceSites {
     /// The control socket of `site`.
     pub fn socket(&self, site: Site) -> &Path {
         &self.control[site as usize]
+    }
+
+    /// Process ids of site A's and site B's appliances.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes.iter().map(NsProcess::pid).collect()
     }
 
     /// User + system CPU seconds both appliances used so far.
@@ -387,6 +392,66 @@ pub fn sample_reorder(
         }
         Ok(samples)
     })
+}
+
+/// Samples both appliances every `interval` from `t0`: usable paths, `tunnel_no_path`
+/// drops, BFD flaps per path (`show paths`, `show tunnel`) and resident memory.
+pub fn sample_health(
+    sockets: [PathBuf; 2],
+    pids: Vec<u32>,
+    t0: Instant,
+    interval: Duration,
+) -> Result<Worker<Vec<HealthSample>>> {
+    Worker::spawn("scenario-health", move |stop| {
+        let mut samples = Vec::new();
+        let mut due = t0;
+        while wait_until(due, stop) {
+            let mut s = HealthSample {
+                t: t0.elapsed().as_secs_f64(),
+                ..HealthSample::default()
+            };
+            for (i, socket) in sockets.iter().enumerate() {
+                let paths = request(socket, r#"{"cmd":"show","what":"paths"}"#)?;
+                let paths = paths["data"].as_array().cloned().unwrap_or_default();
+                s.usable[i] = paths
+                    .iter()
+                    .filter(|p| p["usable"].as_bool() == Some(true))
+                    .count() as u32;
+                for p in &paths {
+                    let name = p["name"].as_str().unwrap_or("").to_string();
+                    let flaps = p["bfd"]["flaps"].as_u64().unwrap_or(0);
+                    match s.bfd_flaps.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, f)) => f[i] = flaps,
+                        None => {
+                            let mut f = [0; 2];
+                            f[i] = flaps;
+                            s.bfd_flaps.push((name, f));
+                        }
+                    }
+                }
+                let tunnel = request(socket, r#"{"cmd":"show","what":"tunnel"}"#)?;
+                s.no_path_drops[i] = tunnel["data"]["drops"]["tunnel_no_path"]
+                    .as_u64()
+                    .unwrap_or(0);
+                s.rss_kb[i] = pids.get(i).map_or(0, |&pid| rss_kb(pid));
+            }
+            samples.push(s);
+            due += interval;
+        }
+        Ok(samples)
+    })
+}
+
+/// A process's resident set (kB), 0 if it is gone.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// One control request (a JSON line) and its reply.
