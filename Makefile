@@ -65,7 +65,7 @@ bench-wanem: build-release
 
 # Netns benchmark scenarios (root): scenarios/<name>.toml -> docs/benchmarks/<name>/
 # (result.json, README.md, PNG plots). See tests/README.md, "Scenarios".
-BENCH_SCENARIOS := dual-path dual-path-scaled failover intermittent soak udp-sweep mcast-density mcast-zero-loss
+BENCH_SCENARIOS := dual-path dual-path-scaled failover intermittent soak two-workers udp-sweep mcast-density mcast-zero-loss
 .PHONY: $(addprefix bench-,$(BENCH_SCENARIOS)) bench-scenarios
 $(addprefix bench-,$(BENCH_SCENARIOS)): bench-%: build-release
 	target/release/scenario run scenarios/$*.toml

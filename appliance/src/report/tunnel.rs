@@ -251,7 +251,14 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                 tx_rate: tx_rate.report(),
                 rx_rate: rx_rate.report(),
                 drops: drops_by_reason(
-                    &[DropReason::TxFull, DropReason::ShaperAqm, DropReason::ShaperOverlimit],
+                    &[
+                        DropReason::TxFull,
+                        DropReason::ShaperAqm,
+                        DropReason::ShaperOverlimit,
+                        DropReason::ShaperPathDown,
+                        DropReason::TunnelNoPath,
+                        DropReason::NoMbuf,
+                    ],
                     |r| c.total(|w| w.drops.of(r)),
                 ),
                 silence_overrides: cells.silence_overrides.load(Ordering::Relaxed),

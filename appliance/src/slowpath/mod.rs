@@ -851,10 +851,11 @@ impl SlowPath {
     /// queues, charged to the path's rate clock so the workers leave it
     /// room.
     fn send_on_path_port(&mut self, port: usize, bytes: &[u8], now: Time) -> bool {
-        if let Some(t) = &self.tunnel {
-            t.table().charge_port(port, bytes.len(), now.as_nanos());
+        let sent = self.send_bytes(port, bytes);
+        if let (true, Some(t)) = (sent, &self.tunnel) {
+            t.table().charge_frame(port, bytes, now.as_nanos());
         }
-        self.send_bytes(port, bytes)
+        sent
     }
 
     fn send_bytes(&mut self, port: usize, bytes: &[u8]) -> bool {

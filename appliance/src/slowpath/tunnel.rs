@@ -141,12 +141,7 @@ impl MgmtTunnel {
         if let Some(c) = self.carrier.get_mut(path) {
             *c = carrier;
         }
-        let drops = self.table.shaper_full_drops(path);
-        if let Some(seen) = self.shaper_drops.get_mut(path) {
-            if drops > seen.0 {
-                *seen = (drops, Some(now));
-            }
-        }
+        self.note_shaper_drops(path, now);
         self.judge(path, now);
         self.publish(path, now);
         let mut outer = self.outer(tables, path, Kind::Probe, now)?;
@@ -237,6 +232,7 @@ impl MgmtTunnel {
         remote: BfdState,
         now: Time,
     ) {
+        self.note_shaper_drops(path, now);
         let Some(h) = self.health.get_mut(path) else {
             return;
         };
@@ -262,6 +258,16 @@ impl MgmtTunnel {
         }
         h.bfd_changed(from, to, remote, now);
         self.judge(path, now);
+    }
+
+    /// Notes when `path`'s shaper last dropped for a full queue.
+    fn note_shaper_drops(&mut self, path: usize, now: Time) {
+        let drops = self.table.shaper_full_drops(path);
+        if let Some(seen) = self.shaper_drops.get_mut(path) {
+            if drops > seen.0 {
+                *seen = (drops, Some(now));
+            }
+        }
     }
 
     /// Publishes `path`'s BFD session for reports.

@@ -439,7 +439,14 @@ impl TunnelTable {
                         target_ns: u64::try_from(cfg.shaping.target.0.as_nanos()).unwrap_or(u64::MAX),
                         interval_ns: u64::try_from(cfg.shaping.interval.0.as_nanos())
                             .unwrap_or(u64::MAX),
-                        ..shaper::codel::Params::default()
+                        // A flow with one full-size frame left is never
+                        // dropped from: the largest path MTU's frame.
+                        max_packet: cfg
+                            .paths
+                            .iter()
+                            .map(|p| u32::from(p.mtu) + 14)
+                            .max()
+                            .unwrap_or(1514),
                     },
                     ..shaper::Settings::default()
                 },
@@ -460,17 +467,24 @@ impl TunnelTable {
         (rate.saturating_mul(shaping.rate_percent) / 100).max(1)
     }
 
-    /// Charges a frame of `len` bytes that the management lcore sent on
-    /// port index `port` at `now` to the clock of the path(s) on that port,
-    /// so the workers leave it room (it is sent at once, ahead of them).
-    pub fn charge_port(&self, port: usize, len: usize, now: u64) {
+    /// Charges a frame (`frame`, Ethernet first) that the management lcore
+    /// sent on port index `port` at `now` to the clock of its path, so the
+    /// workers leave it room (it went at once, ahead of them): the path on
+    /// that port to the frame's IPv4 destination, else the port's first.
+    pub fn charge_frame(&self, port: usize, frame: &[u8], now: u64) {
         let Some(sh) = &self.shaping else { return };
-        for (i, p) in self.paths.iter().enumerate() {
-            if p.port == port {
-                if let Some(cells) = sh.cells.get(i) {
-                    cells.charge(now, len as u64, self.shaped_rate(i, sh));
-                }
-            }
+        let dst = frame
+            .get(30..34)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(Ipv4Addr::from);
+        let on_port = || self.paths.iter().position(|p| p.port == port);
+        let path = self
+            .paths
+            .iter()
+            .position(|p| p.port == port && Some(p.remote) == dst)
+            .or_else(on_port);
+        if let Some((i, cells)) = path.and_then(|i| Some((i, sh.cells.get(i)?))) {
+            cells.charge(now, frame.len() as u64, self.shaped_rate(i, sh));
         }
     }
 

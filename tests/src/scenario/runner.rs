@@ -149,7 +149,7 @@ fn describe(e: &anyhow::Error) -> String {
 fn with_sites<T>(
     spec: &Scenario,
     system: System,
-    tunnel_extra: &str,
+    (tunnel_extra, workers): (&str, u32),
     opts: &RunOptions,
     f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess, Option<&ApplianceSites>) -> Result<T>,
 ) -> Result<(T, Snapshot)> {
@@ -178,6 +178,7 @@ fn with_sites<T>(
                 .collect();
             let mut tunnel = TunnelSpec::new(scheduler, &rates);
             tunnel.extra = tunnel_extra.to_string();
+            tunnel.workers = workers;
             let (p, setup) =
                 appliance_tunnel::start(&sites, &tunnel, &opts.tools.bin("appliance")?)?;
             pair = Some(p);
@@ -258,7 +259,7 @@ fn tcp_variant(
     let (mut v, snap) = with_sites(
         spec,
         system,
-        &variant.tunnel,
+        (&variant.tunnel, variant.workers.unwrap_or(1)),
         opts,
         |sites, setup, emu, pair| {
             for n in &setup.notes {
@@ -373,7 +374,7 @@ fn udp_row(
     notes: &mut Vec<String>,
 ) -> (RowData, Option<String>) {
     let mut steps = Vec::new();
-    let result = with_sites(spec, system, "", opts, |sites, setup, emu, _pair| {
+    let result = with_sites(spec, system, ("", 1), opts, |sites, setup, emu, _pair| {
         let mut ctl = emu.control()?;
         notes.extend(setup.notes.iter().cloned());
         for &size in &udp.sizes {

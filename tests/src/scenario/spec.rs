@@ -222,6 +222,9 @@ pub struct Variant {
     /// More `[tunnel]` lines for the appliance systems in this variant (BFD timers, ...).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tunnel: String,
+    /// Workers per appliance in this variant (appliance tunnel rows; default 1, at most 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
     /// Only these systems run the variant (default: all of the scenario's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub systems: Vec<System>,
@@ -402,6 +405,7 @@ impl Scenario {
                 events: self.events.clone(),
                 parallel: None,
                 tunnel: String::new(),
+                workers: None,
                 systems: Vec::new(),
                 flap: None,
             }]
@@ -703,6 +707,12 @@ impl Scenario {
                 return Err((
                     format!("variants[{i}].systems"),
                     format!("systems of the scenario, not {s}"),
+                ));
+            }
+            if v.workers.is_some_and(|w| !(1..=2).contains(&w)) {
+                return Err((
+                    format!("variants[{i}].workers"),
+                    "1 or 2 workers per appliance (the machine has two cores)".into(),
                 ));
             }
             let ok = !v.name.is_empty()

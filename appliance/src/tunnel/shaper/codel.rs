@@ -24,7 +24,10 @@ pub struct Params {
     /// default: about a worst-case round trip.
     pub interval_ns: u64,
     /// A queue holding no more than this many bytes is never dropped from
-    /// (one full-size packet, RFC 8289's MAXPACKET).
+    /// (one full-size packet, RFC 8289's MAXPACKET). Each flow queue is
+    /// judged by its own bytes (Linux's fq_codel looks at the whole
+    /// qdisc's): a flow's last packet is never dropped for the others'
+    /// backlog.
     pub max_packet: u32,
 }
 

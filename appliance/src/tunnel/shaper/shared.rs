@@ -1,10 +1,10 @@
 //! What the workers share about each path's queue, lock-free.
 //!
 //! The rate clock: one atomic per path holding the time at which the path
-//! will have sent everything charged to it so far at its shaped rate (a
-//! virtual finish time, as in GCRA). A worker may send on the path while
-//! the clock is not ahead of `now`, and charges what it sends; the
-//! management lcore charges its BFD and probe frames without waiting. So the
+//! will have sent everything reserved on it so far at its shaped rate (a
+//! virtual finish time, as in GCRA). A worker reserves its next packet's
+//! time on it and sends the packet when that time comes; the management
+//! lcore charges its BFD and probe frames and sends them at once. So the
 //! aggregate of every worker and the management lcore is held to the rate
 //! however the flows fall on the workers, with no share to rebalance: a
 //! worker that sends nothing takes nothing. An idle path banks at most
@@ -54,25 +54,29 @@ impl PathCells {
         }
     }
 
-    /// `None` when the path may send at `now`, else when it may.
+    /// Reserves the time `len` bytes take at `rate_bps`, after everything
+    /// reserved before, and returns when they may leave (ns: `now` or
+    /// earlier when the path has credit).
     #[inline]
-    pub fn wait_until(&self, now: u64) -> Option<u64> {
-        let t = self.clock.0.load(Ordering::Relaxed);
-        (t > now).then_some(t)
-    }
-
-    /// Charges `len` bytes sent at `now` at `rate_bps`.
-    #[inline]
-    pub fn charge(&self, now: u64, len: u64, rate_bps: u64) {
+    pub fn reserve(&self, now: u64, len: u64, rate_bps: u64) -> u64 {
         let cost = wire_ns(len, rate_bps);
         let from = now.saturating_sub(BURST_NS);
         // Relaxed: the clock orders nothing but itself.
-        let _ = self
+        let prev = self
             .clock
             .0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
                 Some(t.max(from).saturating_add(cost))
-            });
+            })
+            .unwrap_or_else(|t| t);
+        prev.max(from)
+    }
+
+    /// Charges `len` bytes sent at `now` at `rate_bps` (the management
+    /// lcore's frames, which leave at once).
+    #[inline]
+    pub fn charge(&self, now: u64, len: u64, rate_bps: u64) {
+        self.reserve(now, len, rate_bps);
     }
 
     /// How long the path has been charged for beyond `now` (ns).
@@ -135,12 +139,13 @@ mod tests {
         let c = PathCells::new(2);
         let rate = 8_000_000;
         assert_eq!(wire_ns(1000, rate), 1_000_000);
-        assert_eq!(c.wait_until(10_000_000), None);
-        c.charge(10_000_000, 1000, rate);
-        // An idle path starts BURST_NS back.
+        // An idle path starts BURST_NS back: the first packet may leave at
+        // once, the next after the first's time less the credit.
+        assert_eq!(c.reserve(10_000_000, 1000, rate), 10_000_000 - BURST_NS);
         assert_eq!(c.ahead(10_000_000), 1_000_000 - BURST_NS);
-        c.charge(10_000_000, 1000, rate);
-        assert_eq!(c.wait_until(10_000_000), Some(11_500_000));
+        assert_eq!(c.reserve(10_000_000, 1000, rate), 10_500_000);
+        c.charge(10_000_000, 0, rate);
+        assert_eq!(c.ahead(10_000_000), 1_500_000);
         assert_eq!(c.backlog_ns(10_000_000, rate, false), 1_500_000);
         c.set_queued(1, 2000, 500);
         assert_eq!(c.backlog_ns(10_000_000, rate, false), 3_500_000);

@@ -50,6 +50,8 @@ pub struct TunnelSpec {
     pub probe_interval: String,
     /// More `[tunnel]` lines for both sites (classes, ...).
     pub extra: String,
+    /// Workers per appliance: 1, or 2 (one on each CPU, beside the management lcore).
+    pub workers: u32,
 }
 
 impl TunnelSpec {
@@ -60,6 +62,7 @@ impl TunnelSpec {
             rates: rates.to_vec(),
             probe_interval: "10ms".into(),
             extra: String::new(),
+            workers: 1,
         }
     }
 }
@@ -77,18 +80,26 @@ pub enum Site {
 const PROFILE: &str = "hw-profiles/vm-af-packet.toml";
 
 /// The hardware profile of one appliance: the shipped VM profile with its ports replaced by
-/// `lan` and one `wan<i>` per link, and its lcores on `cpus` (management, worker).
-pub fn profile(lan_iface: &str, wan_ifaces: &[String], cpus: [u32; 2]) -> Result<String> {
+/// `lan` and one `wan<i>` per link, and its lcores on `cpus` (management, worker); with
+/// two workers, the second on the management lcore's CPU.
+pub fn profile(
+    lan_iface: &str,
+    wan_ifaces: &[String],
+    cpus: [u32; 2],
+    workers: u32,
+) -> Result<String> {
     let path = workspace_root().join(PROFILE);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let Some(head) = text.split("[[ports]]").next() else {
         bail!("{PROFILE} has no [[ports]]");
     };
-    let head = head.replace(
-        "lcores = \"0-1\"",
-        &format!("lcores = \"0-1\"\ncpus = [{}, {}]", cpus[0], cpus[1]),
-    );
+    let lcores = if workers >= 2 {
+        format!("lcores = \"0-2\"\ncpus = [{}, {}, {}]", cpus[0], cpus[1], cpus[0])
+    } else {
+        format!("lcores = \"0-1\"\ncpus = [{}, {}]", cpus[0], cpus[1])
+    };
+    let head = head.replace("lcores = \"0-1\"", &lcores);
     if !head.contains("cpus = [") {
         bail!("{PROFILE} no longer says lcores = \"0-1\"");
     }
@@ -289,7 +300,7 @@ pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceS
         let config_path = dir.path().join(format!("site-{tag}.toml"));
         let socket = dir.path().join(format!("ctl-{tag}.sock"));
         let final_stats = dir.path().join(format!("final-{tag}.json"));
-        std::fs::write(&profile_path, profile(lan, &wans, cpus)?)?;
+        std::fs::write(&profile_path, profile(lan, &wans, cpus, spec.workers)?)?;
         std::fs::write(&config_path, config(site, sites, spec, &socket))?;
         let check = std::process::Command::new(exe)
             .arg("--check")

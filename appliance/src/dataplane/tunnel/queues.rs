@@ -1,0 +1,269 @@
+//! A worker's queues in front of the shaped paths (`tunnel::shaper`): what
+//! it scheduled onto a path waits here and leaves at the path's rate clock.
+//!
+//! The clock is shared by every worker. A worker takes a packet out of its
+//! queue, reserves the packet's time on the clock (after whatever the
+//! others reserved), and sends it when that time comes; it reserves its
+//! next packet only then. So the workers are served in the order they ask,
+//! one packet each, and a worker that sleeps until its reservation does
+//! not lose its turn to one that polls all the time.
+
+use crate::config::tunnel::Tier;
+use crate::dataplane::tx::TxPorts;
+use crate::stats::{DropReason, WorkerCounters};
+use crate::tables::Tables;
+use crate::time::Time;
+use crate::tunnel::shaper::shared::{PathCells, DEFER_NS};
+use crate::tunnel::shaper::{Cause, PathQueue, TIERS};
+use crate::tunnel::{PathCounters, TunnelTable, MAX_PATHS};
+
+use super::departures::{Departures, Held};
+
+/// How long a worker that holds back for another's urgent packets waits
+/// before it looks again.
+const DEFER_POLL_NS: u64 = 50_000;
+
+/// A packet taken out of a queue with its time reserved on the clock.
+#[derive(Debug)]
+struct Reserved {
+    held: Held,
+    len: u32,
+    tier: Tier,
+    at: u64,
+}
+
+/// One shaped path's queue on this worker.
+#[derive(Debug)]
+struct Shaped {
+    q: PathQueue<Held>,
+    next: Option<Reserved>,
+    /// Since when this worker holds back for another's urgent packets (0:
+    /// it does not).
+    deferring_since: u64,
+    published: Published,
+}
+
+/// What a worker last published of its queue for a path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Published {
+    bytes: u64,
+    urgent_bytes: u64,
+    tiers: [u32; TIERS],
+}
+
+/// One worker's queues, by path index (`None`: the path is not shaped).
+#[derive(Debug)]
+pub struct PathQueues {
+    paths: Vec<Option<Shaped>>,
+    /// When the queues next need [`Self::drain`].
+    wake_at: Option<Time>,
+}
+
+/// What a drain needs of the rest of the worker.
+pub struct DrainCtx<'a> {
+    pub table: &'a TunnelTable,
+    pub tables: &'a Tables,
+    pub tx: &'a mut TxPorts,
+    pub counters: &'a WorkerCounters,
+    /// Per path index: the rate it is shaped to now.
+    pub rate_bps: &'a [u64; MAX_PATHS],
+    /// Per path index: CoDel's slack in the default and bulk tiers.
+    pub slack_ns: &'a [u64; MAX_PATHS],
+}
+
+impl PathQueues {
+    /// The queues of worker `worker` for `table`'s shaped paths.
+    pub fn new(table: &TunnelTable) -> Self {
+        let paths = (0..table.paths.len().min(MAX_PATHS))
+            .map(|p| {
+                let sh = table.shaping.as_ref()?;
+                Some(Shaped {
+                    q: PathQueue::new(*sh.packets.get(p)?, sh.settings),
+                    next: None,
+                    deferring_since: 0,
+                    published: Published::default(),
+                })
+            })
+            .collect();
+        Self {
+            paths,
+            wake_at: None,
+        }
+    }
+
+    /// Packets every queue can hold together.
+    pub fn capacity(table: &TunnelTable) -> usize {
+        table
+            .shaping
+            .as_ref()
+            .map_or(0, |sh| sh.packets.iter().map(|&n| n as usize).sum())
+    }
+
+    /// Whether path `p` is shaped (its packets wait here).
+    #[inline]
+    pub fn shaped(&self, p: usize) -> bool {
+        matches!(self.paths.get(p), Some(Some(_)))
+    }
+
+    /// Whether path `p`'s queue holds anything.
+    #[inline]
+    pub fn holds(&self, p: usize) -> bool {
+        matches!(self.paths.get(p), Some(Some(s)) if s.next.is_some() || s.q.packets() > 0)
+    }
+
+    /// Queues `held` (`len` bytes on the wire) for shaped path `p`; what a
+    /// full queue drops to make room is counted and discarded.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn enqueue(
+        &mut self,
+        p: usize,
+        held: Held,
+        len: u32,
+        now: Time,
+        pc: &PathCounters,
+        counters: &WorkerCounters,
+        out: &mut Departures,
+    ) {
+        let Some(Some(s)) = self.paths.get_mut(p) else {
+            out.discard(held);
+            return;
+        };
+        let (tier, flow) = (held.tier, held.flow);
+        s.q.enqueue(tier, flow, held, len, now.as_nanos(), |v, _, t, cause| {
+            count_drop(pc, counters, t, cause);
+            out.discard(v);
+        });
+    }
+
+    /// Takes the next packet out of path `p`'s queue without regard to its
+    /// rate (its path went away: the caller schedules it again).
+    pub fn take(&mut self, p: usize) -> Option<Held> {
+        let s = self.paths.get_mut(p)?.as_mut()?;
+        if let Some(r) = s.next.take() {
+            return Some(r.held);
+        }
+        s.q.take().map(|(held, _, _)| held)
+    }
+
+    /// Lets out of every queue what its path's rate clock allows at `now`;
+    /// returns how many packets left.
+    pub fn drain(&mut self, now: Time, cx: &mut DrainCtx<'_>, out: &mut Departures) -> usize {
+        self.wake_at = None;
+        let (table, tables, counters) = (cx.table, cx.tables, cx.counters);
+        let Some(shaping) = table.shaping.as_ref() else {
+            return 0;
+        };
+        let t = now.as_nanos();
+        let worker = out.worker();
+        let mut sent = 0;
+        for (p, s) in self.paths.iter_mut().enumerate() {
+            let (Some(s), Some(cells)) = (s.as_mut(), shaping.cells.get(p)) else {
+                continue;
+            };
+            let Some(pc) = table.path_counters.get(p).map(|c| c.worker(worker)) else {
+                continue;
+            };
+            let (rate, slack) = (cx.rate_bps[p], cx.slack_ns[p]);
+            loop {
+                if s.next.is_none() {
+                    // Another worker's urgent packets go first, for a while.
+                    if !s.q.urgent() && s.q.packets() > 0 && cells.others_urgent(worker) {
+                        if s.deferring_since == 0 {
+                            s.deferring_since = t;
+                        }
+                        if t.saturating_sub(s.deferring_since) < DEFER_NS {
+                            wake(&mut self.wake_at, t + DEFER_POLL_NS);
+                            break;
+                        }
+                    } else {
+                        s.deferring_since = 0;
+                    }
+                    let Some((held, len, tier)) = s.q.dequeue(t, rate, slack, |v, _, tier, cause| {
+                        count_drop(pc, counters, tier, cause);
+                        out.discard(v);
+                    }) else {
+                        break;
+                    };
+                    let at = cells.reserve(t, u64::from(len), rate);
+                    s.next = Some(Reserved {
+                        held,
+                        len,
+                        tier,
+                        at,
+                    });
+                }
+                match s.next.take() {
+                    Some(r) if r.at <= t => {
+                        if out.depart(p, r.held, now, tables, cx.tx, counters) {
+                            let tc = &pc.tiers[r.tier as usize];
+                            tc.packets.inc();
+                            tc.bytes.add(u64::from(r.len));
+                        }
+                        sent += 1;
+                    }
+                    Some(r) => {
+                        wake(&mut self.wake_at, r.at);
+                        s.next = Some(r);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            publish(s, cells, pc, worker);
+        }
+        sent
+    }
+
+    /// When the queues next need [`Self::drain`].
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.wake_at
+    }
+}
+
+/// Brings `wake_at` forward to `at` (ns).
+fn wake(wake_at: &mut Option<Time>, at: u64) {
+    let at = Time::from_nanos(at);
+    *wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+}
+
+/// Publishes what this worker holds for a path when it changed: its bytes
+/// (the schedulers' backlog), whether urgent packets wait, and the tiers'
+/// gauges. Once per drain, not per packet.
+fn publish(s: &mut Shaped, cells: &PathCells, pc: &PathCounters, worker: usize) {
+    let reserved = s.next.as_ref().map_or(0, |r| u64::from(r.len));
+    let now = Published {
+        bytes: s.q.bytes() + reserved,
+        urgent_bytes: s.q.urgent_bytes(),
+        tiers: Tier::ALL.map(|t| s.q.tier_packets(t)),
+    };
+    if now == s.published {
+        return;
+    }
+    cells.set_queued(worker, now.bytes, now.urgent_bytes);
+    if (now.urgent_bytes > 0) != (s.published.urgent_bytes > 0) {
+        cells.set_urgent(worker, now.urgent_bytes > 0);
+    }
+    for (c, n) in pc.tiers.iter().zip(now.tiers) {
+        c.queued.set(u64::from(n));
+    }
+    s.published = now;
+}
+
+/// Counts a packet a path's shaper dropped, for its tier, the path and the
+/// worker.
+fn count_drop(pc: &PathCounters, counters: &WorkerCounters, tier: Tier, cause: Cause) {
+    let tc = &pc.tiers[tier as usize];
+    let reason = match cause {
+        Cause::Aqm => {
+            tc.aqm_drops.inc();
+            DropReason::ShaperAqm
+        }
+        Cause::Overlimit => {
+            tc.overlimit_drops.inc();
+            DropReason::ShaperOverlimit
+        }
+    };
+    pc.drops.inc(reason);
+    counters.drop_one(reason);
+}
