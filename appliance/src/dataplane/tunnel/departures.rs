@@ -84,6 +84,14 @@ impl Held {
     }
 }
 
+/// Where packets go as they leave, for one loop iteration: the snapshot
+/// their TX tags refer to, the worker's TX buffers and its counters.
+pub(super) struct Outlet<'a> {
+    pub tables: &'a Tables,
+    pub tx: &'a mut TxPorts,
+    pub counters: &'a WorkerCounters,
+}
+
 /// Whether a tier's packets go first (and on the urgent lane).
 pub(super) fn tier_is_urgent(tier: Tier) -> bool {
     matches!(tier, Tier::NetworkControl | Tier::Realtime)
@@ -215,15 +223,8 @@ impl Departures {
     /// Returns whether it was handed to the TX buffer; a packet that was not
     /// is counted here.
     #[inline]
-    pub(super) fn depart(
-        &mut self,
-        p: usize,
-        held: Held,
-        now: Time,
-        tables: &Tables,
-        tx: &mut TxPorts,
-        counters: &WorkerCounters,
-    ) -> bool {
+    pub(super) fn depart(&mut self, p: usize, held: Held, now: Time, o: &mut Outlet<'_>) -> bool {
+        let counters = o.counters;
         // A path without a resolved next hop takes no number.
         if self.macs.get(p).copied().flatten().is_none() {
             self.discard(held);
@@ -267,7 +268,7 @@ impl Departures {
                     inner_len,
                 );
                 let tag = TxTag::path(p, m.pkt_len());
-                tx.push(port, m, tag, tables);
+                o.tx.push(port, m, tag, o.tables);
             }
             Body::Copy(payload, inner_len) => {
                 // Each copy is a private header mbuf chained in front of the
@@ -284,7 +285,7 @@ impl Departures {
                     return self.refused(p, counters, DropReason::NoMbuf);
                 }
                 let tag = TxTag::path(p, h.pkt_len());
-                tx.push(port, h, tag, tables);
+                o.tx.push(port, h, tag, o.tables);
             }
         }
         true

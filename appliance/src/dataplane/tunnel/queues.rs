@@ -9,15 +9,13 @@
 //! not lose its turn to one that polls all the time.
 
 use crate::config::tunnel::Tier;
-use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
-use crate::tables::Tables;
 use crate::time::Time;
 use crate::tunnel::shaper::shared::{PathCells, DEFER_NS};
 use crate::tunnel::shaper::{Cause, PathQueue, TIERS};
 use crate::tunnel::{PathCounters, TunnelTable, MAX_PATHS};
 
-use super::departures::{Departures, Held};
+use super::departures::{Departures, Held, Outlet};
 
 /// How long a worker that holds back for another's urgent packets waits
 /// before it looks again.
@@ -59,12 +57,9 @@ pub struct PathQueues {
     wake_at: Option<Time>,
 }
 
-/// What a drain needs of the rest of the worker.
-pub struct DrainCtx<'a> {
+/// What a drain needs to know of the paths this burst.
+pub(super) struct Paths<'a> {
     pub table: &'a TunnelTable,
-    pub tables: &'a Tables,
-    pub tx: &'a mut TxPorts,
-    pub counters: &'a WorkerCounters,
     /// Per path index: the rate it is shaped to now.
     pub rate_bps: &'a [u64; MAX_PATHS],
     /// Per path index: CoDel's slack in the default and bulk tiers.
@@ -148,9 +143,15 @@ impl PathQueues {
 
     /// Lets out of every queue what its path's rate clock allows at `now`;
     /// returns how many packets left.
-    pub fn drain(&mut self, now: Time, cx: &mut DrainCtx<'_>, out: &mut Departures) -> usize {
+    pub(super) fn drain(
+        &mut self,
+        now: Time,
+        paths: &Paths<'_>,
+        out: &mut Departures,
+        o: &mut Outlet<'_>,
+    ) -> usize {
         self.wake_at = None;
-        let (table, tables, counters) = (cx.table, cx.tables, cx.counters);
+        let (table, counters) = (paths.table, o.counters);
         let Some(shaping) = table.shaping.as_ref() else {
             return 0;
         };
@@ -164,7 +165,7 @@ impl PathQueues {
             let Some(pc) = table.path_counters.get(p).map(|c| c.worker(worker)) else {
                 continue;
             };
-            let (rate, slack) = (cx.rate_bps[p], cx.slack_ns[p]);
+            let (rate, slack) = (paths.rate_bps[p], paths.slack_ns[p]);
             loop {
                 if s.next.is_none() {
                     // Another worker's urgent packets go first, for a while.
@@ -195,7 +196,7 @@ impl PathQueues {
                 }
                 match s.next.take() {
                     Some(r) if r.at <= t => {
-                        if out.depart(p, r.held, now, tables, cx.tx, counters) {
+                        if out.depart(p, r.held, now, o) {
                             let tc = &pc.tiers[r.tier as usize];
                             tc.packets.inc();
                             tc.bytes.add(u64::from(r.len));

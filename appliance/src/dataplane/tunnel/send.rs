@@ -21,8 +21,8 @@ use crate::tunnel::shaper::shared::wire_ns;
 use crate::tunnel::{TunnelTable, MAX_PATHS};
 use crate::wire::EthernetFrame;
 
-use super::departures::{tier_is_urgent, Body, Departures, Held, Number};
-use super::queues::{DrainCtx, PathQueues};
+use super::departures::{tier_is_urgent, Body, Departures, Held, Number, Outlet};
+use super::queues::{PathQueues, Paths};
 
 /// One worker's sending state.
 #[derive(Debug)]
@@ -190,6 +190,11 @@ impl TunnelSender {
         let cc = table.class_counters[class].worker(self.out.worker());
         cc.packets.inc();
         cc.bytes.add(u64::from(key.len));
+        let mut o = Outlet {
+            tables,
+            tx,
+            counters,
+        };
         let held = Held {
             body: Body::Whole(m),
             tos,
@@ -207,7 +212,7 @@ impl TunnelSender {
                 false
             }
             Choice::One(p) => {
-                self.dispatch(usize::from(p), held, now, tables, tx, counters);
+                self.dispatch(usize::from(p), held, now, &mut o);
                 true
             }
             Choice::Two(a, b) => {
@@ -235,7 +240,7 @@ impl TunnelSender {
                         number,
                         ..held
                     };
-                    self.dispatch(usize::from(p), copy, now, tables, tx, counters);
+                    self.dispatch(usize::from(p), copy, now, &mut o);
                 }
                 true
             }
@@ -245,17 +250,9 @@ impl TunnelSender {
     /// Queues `held` for path `p`, or sends it at once when the path is
     /// not shaped.
     #[inline]
-    fn dispatch(
-        &mut self,
-        p: usize,
-        held: Held,
-        now: Time,
-        tables: &Tables,
-        tx: &mut TxPorts,
-        counters: &WorkerCounters,
-    ) {
+    fn dispatch(&mut self, p: usize, held: Held, now: Time, o: &mut Outlet<'_>) {
         if !self.queues.shaped(p) {
-            self.out.depart(p, held, now, tables, tx, counters);
+            self.out.depart(p, held, now, o);
             return;
         }
         let Some(pc) = self.table.path_counters.get(p) else {
@@ -266,7 +263,7 @@ impl TunnelSender {
         let len = u32::try_from(held.wire_len()).unwrap_or(u32::MAX);
         let urgent = held.urgent();
         self.queues
-            .enqueue(p, held, len, now, pc, counters, &mut self.out);
+            .enqueue(p, held, len, now, pc, o.counters, &mut self.out);
         // The packet is in the backlog the schedulers see at once, so the
         // rest of this burst is scheduled around it.
         let added = wire_ns(u64::from(len), self.shaped_bps[p]);
@@ -288,35 +285,30 @@ impl TunnelSender {
         tx: &mut TxPorts,
         counters: &WorkerCounters,
     ) -> usize {
-        let n = self.table.paths.len().min(MAX_PATHS);
-        for p in 0..n {
-            if !self.views[0][p].usable && self.queues.holds(p) {
-                self.reroute(p, now, tables, tx, counters);
-            }
-        }
-        let mut cx = DrainCtx {
-            table: &self.table,
+        let mut o = Outlet {
             tables,
             tx,
             counters,
+        };
+        let n = self.table.paths.len().min(MAX_PATHS);
+        for p in 0..n {
+            if !self.views[0][p].usable && self.queues.holds(p) {
+                self.reroute(p, now, &mut o);
+            }
+        }
+        let paths = Paths {
+            table: &self.table,
             rate_bps: &self.shaped_bps,
             slack_ns: &self.slack_ns,
         };
-        self.queues.drain(now, &mut cx, &mut self.out)
+        self.queues.drain(now, &paths, &mut self.out, &mut o)
     }
 
     /// Schedules again what waits for path `p`, which can no longer be
     /// used: onto another path, or dropped (`shaper_path_down`) when it is
     /// a `redundant` copy (the other copy goes on) or no path is usable.
     #[cold]
-    fn reroute(
-        &mut self,
-        p: usize,
-        now: Time,
-        tables: &Tables,
-        tx: &mut TxPorts,
-        counters: &WorkerCounters,
-    ) {
+    fn reroute(&mut self, p: usize, now: Time, o: &mut Outlet<'_>) {
         let n = self.table.paths.len().min(MAX_PATHS);
         while let Some(held) = self.queues.take(p) {
             let to = match (held.number, self.schedulers.get_mut(held.class)) {
@@ -330,10 +322,10 @@ impl TunnelSender {
                 _ => None,
             };
             match to {
-                Some(q) if q != p => self.dispatch(q, held, now, tables, tx, counters),
+                Some(q) if q != p => self.dispatch(q, held, now, o),
                 _ => {
                     self.out.discard(held);
-                    counters.drop_one(DropReason::ShaperPathDown);
+                    o.counters.drop_one(DropReason::ShaperPathDown);
                     if let Some(c) = self.table.path_counters.get(p) {
                         c.worker(self.out.worker())
                             .drops
