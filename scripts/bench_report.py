@@ -94,10 +94,14 @@ if enc_w and enc_u:
     print("""
 ### The shaper's cost
 
-Encapsulation with `wlb` through the path's shaper (on by default; at 95 % of a 100 Gbit/s
-path it never holds a packet back, so this is the cost of queueing every packet in its tier
-and flow queue, CoDel at the head, the shared rate clock and publishing the backlog) and
-without it (`shaping = { enabled = false }`), alternating in the same runs.
+Encapsulation with `wlb` through the path's shaper (on by default) and without it
+(`shaping = { enabled = false }`), alternating in the same runs. At 95 % of a 100 Gbit/s path
+the shaper never holds a packet back, so every packet takes its idle path's way: its time
+reserved on the shared rate clock (one atomic update) and sent at once, plus the backlog
+published once per loop. A packet that finds a backlog goes through its tier's flow queue
+and CoDel instead: when every packet did (before the idle way existed, same machine,
+2026-12-07), encapsulation ran at 0.58× of unshaped, 69 ns more per packet; at WAN rates
+(a 1 Gbit/s path is 85 000 full-size packets a second) that is under 1 % of a core.
 
 | run | encap wlb shaped (Mpps) | unshaped (Mpps) | shaped ÷ unshaped | ns per packet added |
 |---|---|---|---|---|""")

@@ -106,26 +106,47 @@ impl PathQueues {
         matches!(self.paths.get(p), Some(Some(s)) if s.next.is_some() || s.q.packets() > 0)
     }
 
-    /// Queues `held` (`len` bytes on the wire) for shaped path `p`; what a
-    /// full queue drops to make room is counted and discarded.
-    #[allow(clippy::too_many_arguments)]
+    /// Hands `held` (`len` bytes on the wire) to shaped path `p`. With
+    /// nothing waiting before it, it reserves its time on the clock at once
+    /// and leaves now if the path has room (the queue's work is for a
+    /// backlog, and there is none); otherwise it is queued, and what a full
+    /// queue drops to make room is counted and discarded.
     #[inline]
-    pub fn enqueue(
+    pub(super) fn offer(
         &mut self,
         p: usize,
         held: Held,
         len: u32,
         now: Time,
-        pc: &PathCounters,
-        counters: &WorkerCounters,
+        paths: &Paths<'_>,
         out: &mut Departures,
+        o: &mut Outlet<'_>,
     ) {
-        let Some(Some(s)) = self.paths.get_mut(p) else {
+        let worker = out.worker();
+        let (Some(Some(s)), Some(cells), Some(pc)) = (
+            self.paths.get_mut(p),
+            paths.table.shaping.as_ref().and_then(|sh| sh.cells.get(p)),
+            paths.table.path_counters.get(p).map(|c| c.worker(worker)),
+        ) else {
             out.discard(held);
             return;
         };
-        let (tier, flow) = (held.tier, held.flow);
-        s.q.enqueue(tier, flow, held, len, now.as_nanos(), |v, _, t, cause| {
+        let t = now.as_nanos();
+        let idle = s.q.packets() == 0 && s.next.is_none();
+        if idle && (held.urgent() || !cells.others_urgent(worker)) {
+            let tier = held.tier;
+            let at = cells.reserve(t, u64::from(len), paths.rate_bps[p]);
+            if at > t {
+                s.next = Some(Reserved { held, len, tier, at });
+            } else if out.depart(p, held, now, o) {
+                let tc = &pc.tiers[tier as usize];
+                tc.packets.inc();
+                tc.bytes.add(u64::from(len));
+            }
+            return;
+        }
+        let (tier, flow, counters) = (held.tier, held.flow, o.counters);
+        s.q.enqueue(tier, flow, held, len, t, |v, _, t, cause| {
             count_drop(pc, counters, t, cause);
             out.discard(v);
         });

@@ -255,17 +255,18 @@ impl TunnelSender {
             self.out.depart(p, held, now, o);
             return;
         }
-        let Some(pc) = self.table.path_counters.get(p) else {
-            self.out.discard(held);
-            return;
-        };
-        let pc = pc.worker(self.out.worker());
         let len = u32::try_from(held.wire_len()).unwrap_or(u32::MAX);
         let urgent = held.urgent();
+        let paths = Paths {
+            table: &self.table,
+            rate_bps: &self.shaped_bps,
+            slack_ns: &self.slack_ns,
+        };
         self.queues
-            .enqueue(p, held, len, now, pc, o.counters, &mut self.out);
-        // The packet is in the backlog the schedulers see at once, so the
-        // rest of this burst is scheduled around it.
+            .offer(p, held, len, now, &paths, &mut self.out, o);
+        // The packet is in the backlog the schedulers see at once (queued,
+        // or sent and charged to the clock), so the rest of this burst is
+        // scheduled around it.
         let added = wire_ns(u64::from(len), self.shaped_bps[p]);
         for views in &mut self.views[..=usize::from(urgent)] {
             if let Some(b) = &mut views[p].backlog_ns {
