@@ -179,7 +179,7 @@ fn a_session_with_frr_bfdd_comes_up_fails_within_the_detection_time_and_recovers
     let socket = dir.path().join("ctl.sock");
     std::fs::write(
         dir.path().join("profile.toml"),
-        appliance_tunnel::profile("lan", &["wan".to_string()], [0, 1])?,
+        appliance_tunnel::profile("lan", &["wan".to_string()], [0, 1], 1)?,
     )?;
     std::fs::write(
         dir.path().join("config.toml"),
