@@ -269,7 +269,14 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         config.slowpath.clone(),
         clock.now(),
     );
-    let mut mgmt = Mgmt::new(clock, slow, change_rx, doorbell, Arc::clone(&source), opts.exit_when_idle);
+    let mut mgmt = Mgmt::new(
+        clock,
+        slow,
+        change_rx,
+        doorbell,
+        Arc::clone(&source),
+        opts.exit_when_idle,
+    );
     let launched = launch(workers.ready)?;
     log::info!(
         "{} workers running on lcores {launched:?}; control socket {}",
@@ -282,7 +289,9 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     log::info!("stopping workers");
     // Release: the frames the management lcore queued for workers to send
     // (the leaves above) are visible to them once they see the stop.
-    workers.stop.store(true, std::sync::atomic::Ordering::Release);
+    workers
+        .stop
+        .store(true, std::sync::atomic::Ordering::Release);
     for lc in &launched {
         lcore::wait(*lc);
     }
@@ -440,7 +449,8 @@ fn stats_source(profile: &HwProfile, plane: &DataPlane) -> Arc<StatsSource> {
 fn launch(ready: Vec<(u32, Worker)>) -> Result<Vec<u32>, BootError> {
     let mut launched = Vec::new();
     for (lc, w) in ready {
-        lcore::launch(lc, move || w.run()).map_err(|source| BootError::Launch { lcore: lc, source })?;
+        lcore::launch(lc, move || w.run())
+            .map_err(|source| BootError::Launch { lcore: lc, source })?;
         launched.push(lc);
     }
     Ok(launched)

@@ -68,8 +68,11 @@ fn probe(b: &Bed, port: u16, count: u64) -> Result<std::thread::JoinHandle<Resul
         .ns
         .spawn_in(move || send_seq_from(dst, count, PROBE_EVERY, 200, start))?;
     Ok(std::thread::spawn(move || {
-        tx.join().map_err(|_| anyhow::anyhow!("probe sender panicked"))??;
-        let got = rx.join().map_err(|_| anyhow::anyhow!("probe receiver panicked"))??;
+        tx.join()
+            .map_err(|_| anyhow::anyhow!("probe sender panicked"))??;
+        let got = rx
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe receiver panicked"))??;
         let mut seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
         let in_order = seqs.windows(2).all(|w| w[0] < w[1]);
         let mut delays: Vec<Duration> = got
@@ -99,17 +102,23 @@ fn shaper_drops(path: &Value) -> u64 {
     path["shaper"]["tiers"].as_array().map_or(0, |tiers| {
         tiers
             .iter()
-            .map(|t| t["aqm_drops"].as_u64().unwrap_or(0) + t["overlimit_drops"].as_u64().unwrap_or(0))
+            .map(|t| {
+                t["aqm_drops"].as_u64().unwrap_or(0) + t["overlimit_drops"].as_u64().unwrap_or(0)
+            })
             .sum()
     })
 }
 
 fn no_path_drops(b: &Bed, site: Site) -> u64 {
-    b.show(site, "tunnel")["drops"]["tunnel_no_path"].as_u64().unwrap_or(0)
+    b.show(site, "tunnel")["drops"]["tunnel_no_path"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 fn bfd_flaps(b: &Bed, site: Site, path: &str) -> u64 {
-    b.path(site, path)["bfd"]["flaps"].as_u64().unwrap_or(u64::MAX)
+    b.path(site, path)["bfd"]["flaps"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
 }
 
 #[test]
@@ -139,12 +148,21 @@ fn a_realtime_probe_keeps_its_path_delay_while_bulk_tcp_fills_the_tunnel() -> Re
         probe.delays.last()
     );
     for p in &paths {
-        eprintln!("  path {}: tx {} shaper {}", p["name"], p["tx_packets"], p["shaper"]);
+        eprintln!(
+            "  path {}: tx {} shaper {}",
+            p["name"], p["tx_packets"], p["shaper"]
+        );
     }
     // The bulk really filled the tunnel: its shapers had to drop.
     assert!(mbps > 20.0, "bulk TCP ran at {mbps:.1} Mbit/s");
-    assert!(paths.iter().map(shaper_drops).sum::<u64>() > 0, "the shapers never dropped: the tunnel was not full");
-    assert_eq!(probe.received, probe.sent, "the probe lost datagrams with no fault");
+    assert!(
+        paths.iter().map(shaper_drops).sum::<u64>() > 0,
+        "the shapers never dropped: the tunnel was not full"
+    );
+    assert_eq!(
+        probe.received, probe.sent,
+        "the probe lost datagrams with no fault"
+    );
     assert!(probe.in_order, "the probe arrived out of order");
     assert!(
         p99 <= PATH_A_DELAY + Duration::from_millis(5),
@@ -179,8 +197,12 @@ fn link_a_failing_ten_times_under_bulk_load_never_leaves_the_tunnel_without_a_pa
             b.emulator("link a state up")?;
             std::thread::sleep(UP);
         }
-        let plain = plain.join().map_err(|_| anyhow::anyhow!("probe thread"))??;
-        let voice = voice.join().map_err(|_| anyhow::anyhow!("probe thread"))??;
+        let plain = plain
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe thread"))??;
+        let voice = voice
+            .join()
+            .map_err(|_| anyhow::anyhow!("probe thread"))??;
         let mbps = tcp.join().map_err(|_| anyhow::anyhow!("iperf3 thread"))??;
         Ok((mbps, plain, voice))
     })?;
@@ -206,14 +228,27 @@ fn link_a_failing_ten_times_under_bulk_load_never_leaves_the_tunnel_without_a_pa
     }
     // The appliances' logs first (their path state changes), then the verdict.
     b.finish()?;
-    assert_eq!(flaps_after, flaps_before, "BFD on link B went Down (site A, site B)");
-    assert_eq!(no_path, (0, 0), "packets dropped as tunnel_no_path (site A, site B)");
+    assert_eq!(
+        flaps_after, flaps_before,
+        "BFD on link B went Down (site A, site B)"
+    );
+    assert_eq!(
+        no_path,
+        (0, 0),
+        "packets dropped as tunnel_no_path (site A, site B)"
+    );
     assert!(
         PROBE_EVERY * (plain.longest_gap as u32) < Duration::from_millis(100),
         "the wlb probe's longest gap was {} probes",
         plain.longest_gap
     );
-    assert_eq!(voice.received, voice.sent, "the redundant real-time probe lost datagrams");
-    assert!(plain.in_order && voice.in_order, "a probe arrived out of order");
+    assert_eq!(
+        voice.received, voice.sent,
+        "the redundant real-time probe lost datagrams"
+    );
+    assert!(
+        plain.in_order && voice.in_order,
+        "a probe arrived out of order"
+    );
     Ok(())
 }

@@ -104,7 +104,8 @@ fn every_scheduler_carries_ping_and_tcp_between_the_sites() -> Result<()> {
                         })
                     })
                     .collect();
-                let offered: Vec<u64> = sent.iter().zip(&shaper_drops).map(|(s, d)| s + d).collect();
+                let offered: Vec<u64> =
+                    sent.iter().zip(&shaper_drops).map(|(s, d)| s + d).collect();
                 let share = offered[0] as f64 / (offered[0] + offered[1]).max(1) as f64;
                 assert!(
                     (share - 0.5).abs() < 0.02,

@@ -196,58 +196,34 @@ fn packets_leave_each_path_encapsulated_byte_for_byte() {
     let epoch = epoch_of(&a[0]);
     assert_ne!(epoch, 0, "an epoch is never 0");
     assert!(a.iter().chain(&b).all(|f| epoch_of(f) == epoch));
-    // Lane 0 (worker 0): the plain packet takes sequence 0, the voice packet
-    // sequence 1 on both paths; each path numbers its own packets.
-    let expect =
-        |f: &[u8], dst_mac, src_mac, src, dst, path: u8, lane_seq, path_seq, tos, inner: &[u8]| {
-            let mut payload = tunnel_header(
-                0x10,
-                0,
-                path,
-                0,
-                0,
-                epoch,
-                lane_seq,
-                path_seq,
-                sent_us_of(f),
-            );
-            payload.extend_from_slice(&hop(inner));
-            outer_frame(dst_mac, src_mac, src, dst, 49152, tos, &payload)
-        };
-    assert_eq!(
-        a[0],
-        expect(&a[0], PEER0_MAC, WAN0_MAC, WAN0_IP, PEER0, 0, 0, 1, 0, &plain)
-    );
-    assert_eq!(
-        a[1],
-        expect(
-            &a[1],
-            PEER0_MAC,
-            WAN0_MAC,
-            WAN0_IP,
-            PEER0,
+    // Worker 0: the plain packet leaves on lane 0 with sequence 0; the voice
+    // packet (EF: the real-time tier) on lane 32, worker 0's urgent lane,
+    // also with sequence 0 there, on both paths. Each lane numbers each
+    // path's packets on its own, and the source port is 49152 + lane.
+    let expect = |f: &[u8],
+                  (dst_mac, src_mac, src, dst): ([u8; 6], [u8; 6], [u8; 4], [u8; 4]),
+                  (path, lane, lane_seq, path_seq): (u8, u16, u32, u32),
+                  tos,
+                  inner: &[u8]| {
+        let mut payload = tunnel_header(
+            0x10,
             0,
-            1,
-            2,
-            46 << 2,
-            &voice
-        )
-    );
-    assert_eq!(
-        b[0],
-        expect(
-            &b[0],
-            PEER1_MAC,
-            WAN1_MAC,
-            WAN1_IP,
-            PEER1,
-            1,
-            1,
-            1,
-            46 << 2,
-            &voice
-        )
-    );
+            path,
+            0,
+            lane,
+            epoch,
+            lane_seq,
+            path_seq,
+            sent_us_of(f),
+        );
+        payload.extend_from_slice(&hop(inner));
+        outer_frame(dst_mac, src_mac, src, dst, 49152 + lane, tos, &payload)
+    };
+    let path_a = (PEER0_MAC, WAN0_MAC, WAN0_IP, PEER0);
+    let path_b = (PEER1_MAC, WAN1_MAC, WAN1_IP, PEER1);
+    assert_eq!(a[0], expect(&a[0], path_a, (0, 0, 0, 1), 0, &plain));
+    assert_eq!(a[1], expect(&a[1], path_a, (0, 32, 0, 1), 46 << 2, &voice));
+    assert_eq!(b[0], expect(&b[0], path_b, (1, 32, 0, 1), 46 << 2, &voice));
     assert_eq!(
         header_of(&a[1])[8..12],
         header_of(&b[0])[8..12],

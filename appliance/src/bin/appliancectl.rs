@@ -668,7 +668,10 @@ fn show_shapers(paths: &[Value]) -> String {
             let sh = &p["shaper"];
             let name = s(&p["name"]);
             let rate = bits_per_second(&sh["rate_bps"]);
-            let backlog = format!("{:.1}", sh["backlog_us"].as_u64().unwrap_or(0) as f64 / 1000.0);
+            let backlog = format!(
+                "{:.1}",
+                sh["backlog_us"].as_u64().unwrap_or(0) as f64 / 1000.0
+            );
             sh["tiers"]
                 .as_array()
                 .cloned()

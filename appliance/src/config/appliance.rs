@@ -419,7 +419,10 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
             1,
         )))
         .unwrap();
-        assert_eq!(c.tunnel.unwrap().classes[0].tier, Some(crate::config::tunnel::Tier::Realtime));
+        assert_eq!(
+            c.tunnel.unwrap().classes[0].tier,
+            Some(crate::config::tunnel::Tier::Realtime)
+        );
     }
 
     #[test]

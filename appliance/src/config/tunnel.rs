@@ -804,16 +804,25 @@ impl TunnelConfig {
         if !(50..=100).contains(&sh.rate_percent) {
             return fail(
                 "shaping.rate_percent",
-                format!("50 to 100 (percent of each path's rate), not {}", sh.rate_percent),
+                format!(
+                    "50 to 100 (percent of each path's rate), not {}",
+                    sh.rate_percent
+                ),
             );
         }
         if sh.target.0 < Duration::from_micros(100) || sh.target.0 > Duration::from_secs(1) {
-            return fail("shaping.target", format!("100us to 1s, not {:?}", sh.target.0));
+            return fail(
+                "shaping.target",
+                format!("100us to 1s, not {:?}", sh.target.0),
+            );
         }
         if sh.interval.0 <= sh.target.0 || sh.interval.0 > Duration::from_secs(10) {
             return fail(
                 "shaping.interval",
-                format!("more than target ({:?}) and at most 10s, not {:?}", sh.target.0, sh.interval.0),
+                format!(
+                    "more than target ({:?}) and at most 10s, not {:?}",
+                    sh.target.0, sh.interval.0
+                ),
             );
         }
         if let Some(n) = sh.max_packets {

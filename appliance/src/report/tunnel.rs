@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use super::drops_by_reason;
 use crate::bfd::SessionStatus;
+use crate::config::tunnel::Tier;
 use crate::stats::{DropReason, RateReport};
 use crate::tables::Tables;
 use crate::time::Time;
-use crate::config::tunnel::Tier;
 use crate::tunnel::{LaneCounters, PathState, TunnelTable};
 
 /// One path.

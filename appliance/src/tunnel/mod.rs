@@ -29,10 +29,10 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::config::tunnel::{BfdConfig, SchedulerName, TunnelConfig};
-use shaper::shared::PathCells;
 use crate::interface::Interface;
 use crate::stats::{CacheAligned, Counter, DropCounters, PerWorker, Rate};
 use class::{Class, Classes};
+use shaper::shared::PathCells;
 
 pub use crate::config::tunnel::{MAX_PATHS, OVERHEAD};
 
@@ -436,7 +436,8 @@ impl TunnelTable {
                 rate_percent: u64::from(cfg.shaping.rate_percent),
                 settings: shaper::Settings {
                     codel: shaper::codel::Params {
-                        target_ns: u64::try_from(cfg.shaping.target.0.as_nanos()).unwrap_or(u64::MAX),
+                        target_ns: u64::try_from(cfg.shaping.target.0.as_nanos())
+                            .unwrap_or(u64::MAX),
                         interval_ns: u64::try_from(cfg.shaping.interval.0.as_nanos())
                             .unwrap_or(u64::MAX),
                         // A flow with one full-size frame left is never
@@ -463,7 +464,10 @@ impl TunnelTable {
     /// the configured margin.
     #[inline]
     pub fn shaped_rate(&self, p: usize, shaping: &Shaping) -> u64 {
-        let rate = self.live.get(p).map_or(1, |l| l.rate_bps.load(Ordering::Relaxed));
+        let rate = self
+            .live
+            .get(p)
+            .map_or(1, |l| l.rate_bps.load(Ordering::Relaxed));
         (rate.saturating_mul(shaping.rate_percent) / 100).max(1)
     }
 

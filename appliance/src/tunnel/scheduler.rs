@@ -1097,15 +1097,17 @@ mod tests {
             0u32..200_000,
             prop_oneof![Just(None), (0u64..200_000_000).prop_map(Some)],
         )
-            .prop_map(|(backup, priority, rate_bps, delay_us, backlog_ns)| PathView {
-                usable: true,
-                backup,
-                priority,
-                rate_bps,
-                delay_us,
-                weight: 0,
-                backlog_ns,
-            })
+            .prop_map(
+                |(backup, priority, rate_bps, delay_us, backlog_ns)| PathView {
+                    usable: true,
+                    backup,
+                    priority,
+                    rate_bps,
+                    delay_us,
+                    weight: 0,
+                    backlog_ns,
+                },
+            )
     }
 
     fn arb_packet() -> impl Strategy<Value = Packet> {

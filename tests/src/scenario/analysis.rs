@@ -162,7 +162,7 @@ pub fn fault_rows(v: &TcpVariant, end: f64) -> Vec<FaultRow> {
             let before = v.health.iter().rev().find(|h| h.t < span.start);
             let no_path_drops = within
                 .last()
-                .map(|last| drops(last) - before.map_or(0, |b| drops(b)));
+                .map(|last| drops(last) - before.map_or(0, drops));
             FaultRow {
                 failure: v.probes.as_ref().map(|p| probe_handoff(p, span.start)),
                 min_usable: within.iter().map(|h| h.usable[0]).min(),
@@ -309,12 +309,24 @@ mod tests {
 
     #[test]
     fn fault_rows_read_the_health_samples_of_each_fault() {
-        let mut v = variant(&[10.0; 20], &[(2.0, "blackhole"), (5.0, "up"), (10.0, "blackhole"), (13.0, "up")]);
+        let mut v = variant(
+            &[10.0; 20],
+            &[
+                (2.0, "blackhole"),
+                (5.0, "up"),
+                (10.0, "blackhole"),
+                (13.0, "up"),
+            ],
+        );
         v.health = (0..40)
             .map(|i| {
                 let t = i as f64 * 0.5;
                 // Site A lost its last path from 11 to 12 s; 30 drops then.
-                let usable = if (2.0..5.0).contains(&t) || (10.0..13.0).contains(&t) { 1 } else { 2 };
+                let usable = if (2.0..5.0).contains(&t) || (10.0..13.0).contains(&t) {
+                    1
+                } else {
+                    2
+                };
                 let usable = if (11.0..12.0).contains(&t) { 0 } else { usable };
                 let drops = if t >= 11.0 { 30 } else { 0 };
                 HealthSample {
@@ -327,8 +339,14 @@ mod tests {
             .collect();
         let rows = fault_rows(&v, 20.0);
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].min_usable, rows[0].no_path_drops), (Some(1), Some(0)));
-        assert_eq!((rows[1].min_usable, rows[1].no_path_drops), (Some(0), Some(30)));
+        assert_eq!(
+            (rows[0].min_usable, rows[0].no_path_drops),
+            (Some(1), Some(0))
+        );
+        assert_eq!(
+            (rows[1].min_usable, rows[1].no_path_drops),
+            (Some(0), Some(30))
+        );
         assert_eq!((rows[1].start_s, rows[1].end_s), (10.0, 13.0));
         // No health samples: no rows (the first fault's summary covers it).
         assert!(fault_rows(&variant(&[1.0], &[(0.5, "down")]), 1.0).is_empty());

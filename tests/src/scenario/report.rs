@@ -427,14 +427,20 @@ fn latency_table(r: &ScenarioResult, name: &str) -> Option<String> {
 fn soak_tables(r: &ScenarioResult, name: &str) -> Option<String> {
     let mut out = String::new();
     for row in &r.rows {
-        let Some(v) = variant(row, name) else { continue };
+        let Some(v) = variant(row, name) else {
+            continue;
+        };
         let (Some(s), Some(first), Some(last)) =
             (v.summary.as_ref(), v.health.first(), v.health.last())
         else {
             continue;
         };
-        let _ = writeln!(out, "Every fault, `{}`:
-", row.system);
+        let _ = writeln!(
+            out,
+            "Every fault, `{}`:
+",
+            row.system
+        );
         let mut t = Table::new(&[
             "fault",
             "link",
@@ -451,7 +457,9 @@ fn soak_tables(r: &ScenarioResult, name: &str) -> Option<String> {
                 f.link.clone(),
                 num(Some(f.start_s), 1),
                 num(Some(f.end_s), 1),
-                f.failure.as_ref().map_or("-".into(), |h| h.lost.to_string()),
+                f.failure
+                    .as_ref()
+                    .map_or("-".into(), |h| h.lost.to_string()),
                 num(f.failure.as_ref().map(|h| h.longest_gap_ms), 0),
                 f.min_usable.map_or("-".into(), |u| u.to_string()),
                 f.no_path_drops.map_or("-".into(), |d| d.to_string()),
@@ -465,7 +473,8 @@ fn soak_tables(r: &ScenarioResult, name: &str) -> Option<String> {
             .map(|(p, f)| format!("path {p}: site A {}, site B {}", f[0], f[1]))
             .collect();
         let max = |i: usize| v.health.iter().map(|h| h.rss_kb[i]).max().unwrap_or(0);
-        let _ = writeln!(
+        let _ =
+            writeln!(
             out,
             "\nFaults that left site A no usable path: {zero} of {}. BFD flaps over the run: {}. \
              Resident memory (site A, site B): {} and {} kB at the start, {} and {} kB at the end, \

@@ -106,7 +106,7 @@ impl PathQueues {
         matches!(self.paths.get(p), Some(Some(s)) if s.next.is_some() || s.q.packets() > 0)
     }
 
-    /// Hands `held` (`len` bytes on the wire) to shaped path `p`. With
+    /// Hands `held` to shaped path `p`. With
     /// nothing waiting before it, it reserves its time on the clock at once
     /// and leaves now if the path has room (the queue's work is for a
     /// backlog, and there is none); otherwise it is queued, and what a full
@@ -116,13 +116,13 @@ impl PathQueues {
         &mut self,
         p: usize,
         held: Held,
-        len: u32,
         now: Time,
         paths: &Paths<'_>,
         out: &mut Departures,
         o: &mut Outlet<'_>,
     ) {
         let worker = out.worker();
+        let len = u32::try_from(held.wire_len()).unwrap_or(u32::MAX);
         let (Some(Some(s)), Some(cells), Some(pc)) = (
             self.paths.get_mut(p),
             paths.table.shaping.as_ref().and_then(|sh| sh.cells.get(p)),
@@ -137,7 +137,12 @@ impl PathQueues {
             let tier = held.tier;
             let at = cells.reserve(t, u64::from(len), paths.rate_bps[p]);
             if at > t {
-                s.next = Some(Reserved { held, len, tier, at });
+                s.next = Some(Reserved {
+                    held,
+                    len,
+                    tier,
+                    at,
+                });
             } else if out.depart(p, held, now, o) {
                 let tc = &pc.tiers[tier as usize];
                 tc.packets.inc();
@@ -201,10 +206,12 @@ impl PathQueues {
                     } else {
                         s.deferring_since = 0;
                     }
-                    let Some((held, len, tier)) = s.q.dequeue(t, rate, slack, |v, _, tier, cause| {
-                        count_drop(pc, counters, tier, cause);
-                        out.discard(v);
-                    }) else {
+                    let Some((held, len, tier)) =
+                        s.q.dequeue(t, rate, slack, |v, _, tier, cause| {
+                            count_drop(pc, counters, tier, cause);
+                            out.discard(v);
+                        })
+                    else {
                         break;
                     };
                     let at = cells.reserve(t, u64::from(len), rate);

@@ -262,8 +262,7 @@ impl TunnelSender {
             rate_bps: &self.shaped_bps,
             slack_ns: &self.slack_ns,
         };
-        self.queues
-            .offer(p, held, len, now, &paths, &mut self.out, o);
+        self.queues.offer(p, held, now, &paths, &mut self.out, o);
         // The packet is in the backlog the schedulers see at once (queued,
         // or sent and charged to the clock), so the rest of this burst is
         // scheduled around it.

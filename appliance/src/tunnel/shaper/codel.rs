@@ -115,7 +115,12 @@ impl Codel {
     }
 
     /// The RFC's `dodequeue()`: the head and whether it may be dropped.
-    fn do_dequeue<Q: Fifo>(&mut self, q: &mut Q, now: u64, p: &Params) -> Option<(Q::Item, u32, bool)> {
+    fn do_dequeue<Q: Fifo>(
+        &mut self,
+        q: &mut Q,
+        now: u64,
+        p: &Params,
+    ) -> Option<(Q::Item, u32, bool)> {
         let Some((item, len, queued_at)) = q.pop() else {
             self.first_above = 0;
             return None;
@@ -275,7 +280,9 @@ mod tests {
             now += (f64::from(len) * 8.0 / (rate_bps as f64 * load) * 1e9) as u64;
             // The link sends what was queued before this arrival.
             while link_free <= now && !ours.1.q.is_empty() {
-                let a = ours.0.dequeue(&mut ours.1, link_free, &p, |i, _| ours.3.push(i));
+                let a = ours
+                    .0
+                    .dequeue(&mut ours.1, link_free, &p, |i, _| ours.3.push(i));
                 let b = reference.dequeue(link_free, &p);
                 assert_eq!(a.map(|(i, _)| i), b, "seed {seed}: at {link_free} ns");
                 let Some((i, len)) = a else { break };
@@ -288,7 +295,10 @@ mod tests {
             reference.enqueue(id, len, now);
             id += 1;
         }
-        assert_eq!(ours.3, reference.dropped, "seed {seed}: the same packets dropped");
+        assert_eq!(
+            ours.3, reference.dropped,
+            "seed {seed}: the same packets dropped"
+        );
         (ours.2.len(), ours.3.len())
     }
 
@@ -313,9 +323,13 @@ mod tests {
             q.q.push_back((i, 1500, now));
             q.bytes += 3000;
             // 4 ms of sojourn: under the 5 ms target.
-            let out = c.dequeue(&mut q, now + 4_000_000, &p, |_, _| panic!("dropped below target"));
+            let out = c.dequeue(&mut q, now + 4_000_000, &p, |_, _| {
+                panic!("dropped below target")
+            });
             assert!(out.is_some());
-            c.dequeue(&mut q, now + 4_000_000, &p, |_, _| panic!("dropped below target"));
+            c.dequeue(&mut q, now + 4_000_000, &p, |_, _| {
+                panic!("dropped below target")
+            });
         }
     }
 }

@@ -330,7 +330,9 @@ mod tests {
         let mut bytes = [0u64; 4];
         let mut got = 0;
         while got < 1000 {
-            let ((flow, _), len) = fq.dequeue(&mut slab, 0, &params(), |_, _| panic!()).unwrap();
+            let ((flow, _), len) = fq
+                .dequeue(&mut slab, 0, &params(), |_, _| panic!())
+                .unwrap();
             bytes[flow] += u64::from(len);
             got += 1;
         }
@@ -338,7 +340,9 @@ mod tests {
         assert!((share - 0.5).abs() < 0.05, "byte shares {bytes:?}");
         // A new sparse flow is served next, ahead of the backlog.
         fq.enqueue(&mut slab, 3, (3, 0), 80, 0).unwrap();
-        let ((flow, _), _) = fq.dequeue(&mut slab, 0, &params(), |_, _| panic!()).unwrap();
+        let ((flow, _), _) = fq
+            .dequeue(&mut slab, 0, &params(), |_, _| panic!())
+            .unwrap();
         assert_eq!(flow, 3);
         assert_eq!(fq.packets() + 1001, 2001);
         assert_eq!(slab.used(), fq.packets());
@@ -383,12 +387,16 @@ mod tests {
             // Half the bulk rate leaves: the bulk queue stands and CoDel
             // drops from it.
             if ms % 2 == 0 {
-                if let Some((v, _)) = fq.dequeue(&mut slab, now, &params(), |v, _| dropped.push(v)) {
+                if let Some((v, _)) = fq.dequeue(&mut slab, now, &params(), |v, _| dropped.push(v))
+                {
                     sparse_sent += usize::from(v == 1);
                 }
             }
         }
-        assert!(!dropped.is_empty() && dropped.iter().all(|&v| v == 0), "only bulk dropped");
+        assert!(
+            !dropped.is_empty() && dropped.iter().all(|&v| v == 0),
+            "only bulk dropped"
+        );
         assert_eq!(sparse_sent, 100, "every sparse packet left");
     }
 }

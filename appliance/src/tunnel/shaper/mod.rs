@@ -195,10 +195,9 @@ impl<T> PathQueue<T> {
             }
             let tq = &mut self.tiers[t];
             let tier = Tier::ALL[t];
-            match tq
-                .flows
-                .dequeue(&mut self.slab, now, &codel, |v, l| drop(v, l, tier, Cause::Aqm))
-            {
+            match tq.flows.dequeue(&mut self.slab, now, &codel, |v, l| {
+                drop(v, l, tier, Cause::Aqm)
+            }) {
                 Some((v, len)) => {
                     if priority {
                         tq.tokens -= i64::from(len) * 1_000_000_000;
@@ -300,7 +299,9 @@ mod tests {
         let end = now + ns;
         let mut out = Vec::new();
         while now < end {
-            let Some((_, len, tier)) = q.dequeue(now, rate, 0, no_drop) else { break };
+            let Some((_, len, tier)) = q.dequeue(now, rate, 0, no_drop) else {
+                break;
+            };
             out.push((tier, len));
             now += shared::wire_ns(u64::from(len), rate);
         }
@@ -308,7 +309,10 @@ mod tests {
     }
 
     fn bytes_of(out: &[(Tier, u32)], tier: Tier) -> u64 {
-        out.iter().filter(|o| o.0 == tier).map(|o| u64::from(o.1)).sum()
+        out.iter()
+            .filter(|o| o.0 == tier)
+            .map(|o| u64::from(o.1))
+            .sum()
     }
 
     #[test]
@@ -342,11 +346,17 @@ mod tests {
         }
         // 2 s of a 10 Mbit/s path.
         let out = drain(&mut q, rate, 0, 2_000_000_000);
-        let (r, d) = (bytes_of(&out, Tier::Realtime), bytes_of(&out, Tier::Default));
+        let (r, d) = (
+            bytes_of(&out, Tier::Realtime),
+            bytes_of(&out, Tier::Default),
+        );
         // Real-time: its 40 % by priority plus 2/14 of the remaining 60 %.
         let want = 0.4 + 0.6 * 2.0 / 14.0;
         let share = r as f64 / (r + d) as f64;
-        assert!((share - want).abs() < 0.02, "real-time share {share}, want {want}");
+        assert!(
+            (share - want).abs() < 0.02,
+            "real-time share {share}, want {want}"
+        );
     }
 
     #[test]
@@ -354,11 +364,17 @@ mod tests {
         let mut q = PathQueue::new(16, Settings::default());
         let mut dropped = Vec::new();
         for i in 0..15 {
-            q.enqueue(Tier::Bulk, 7, i, 1500, 0, |v, _, t, c| dropped.push((v, t, c)));
+            q.enqueue(Tier::Bulk, 7, i, 1500, 0, |v, _, t, c| {
+                dropped.push((v, t, c))
+            });
         }
-        q.enqueue(Tier::Realtime, 1, 100, 200, 0, |v, _, t, c| dropped.push((v, t, c)));
+        q.enqueue(Tier::Realtime, 1, 100, 200, 0, |v, _, t, c| {
+            dropped.push((v, t, c))
+        });
         assert!(dropped.is_empty());
-        q.enqueue(Tier::Realtime, 1, 101, 200, 0, |v, _, t, c| dropped.push((v, t, c)));
+        q.enqueue(Tier::Realtime, 1, 101, 200, 0, |v, _, t, c| {
+            dropped.push((v, t, c))
+        });
         assert_eq!(dropped, vec![(0, Tier::Bulk, Cause::Overlimit)]);
         assert_eq!(q.tier_packets(Tier::Realtime), 2);
         assert!(q.urgent());
@@ -371,8 +387,9 @@ mod tests {
         let rate: u64 = 30_000_000;
         let cells = PathCells::new(workers);
         let mut rng = fastrand::Rng::with_seed(seed);
-        let mut queues: Vec<PathQueue<u32>> =
-            (0..workers).map(|_| PathQueue::new(4096, Settings::default())).collect();
+        let mut queues: Vec<PathQueue<u32>> = (0..workers)
+            .map(|_| PathQueue::new(4096, Settings::default()))
+            .collect();
         let mut next_poll: Vec<u64> = vec![0; workers];
         let mut reserved: Vec<Option<(u64, u32)>> = vec![None; workers];
         let (mut offered, mut by_worker) = (vec![0u64; workers], vec![0u64; workers]);
@@ -386,9 +403,17 @@ mod tests {
         while now < end {
             now = next_arrival.min(*next_poll.iter().min().unwrap());
             if now == next_arrival {
-                let w = if workers == 1 || rng.u32(0..10) < 9 { 0 } else { 1 };
+                let w = if workers == 1 || rng.u32(0..10) < 9 {
+                    0
+                } else {
+                    1
+                };
                 let len = rng.u32(200..=1500);
-                let tier = if rng.u32(0..50) == 0 { Tier::Realtime } else { Tier::Default };
+                let tier = if rng.u32(0..50) == 0 {
+                    Tier::Realtime
+                } else {
+                    Tier::Default
+                };
                 queues[w].enqueue(tier, rng.u32(..), 0, len, now, |_, _, _, _| {});
                 offered[w] += u64::from(len);
                 next_arrival += offered_gap * u64::from(len) / 1200;
@@ -433,7 +458,10 @@ mod tests {
         // The first window starts the queues.
         for (i, s) in sent.iter().enumerate().skip(1) {
             let err = (*s as f64 - want as f64) / want as f64;
-            assert!(err.abs() < 0.01, "{workers} worker(s), window {i}: {s} bytes, want {want} ({err:+.4})");
+            assert!(
+                err.abs() < 0.01,
+                "{workers} worker(s), window {i}: {s} bytes, want {want} ({err:+.4})"
+            );
         }
     }
 

@@ -117,7 +117,10 @@ impl PathCells {
     #[inline]
     pub fn queued(&self, urgent: bool) -> u64 {
         let k = usize::from(urgent);
-        self.queued.iter().map(|c| c.0[k].load(Ordering::Relaxed)).sum()
+        self.queued
+            .iter()
+            .map(|c| c.0[k].load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The path's backlog at `now` at `rate_bps` (ns): what is charged

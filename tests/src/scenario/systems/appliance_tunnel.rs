@@ -95,7 +95,10 @@ pub fn profile(
         bail!("{PROFILE} has no [[ports]]");
     };
     let lcores = if workers >= 2 {
-        format!("lcores = \"0-2\"\ncpus = [{}, {}, {}]", cpus[0], cpus[1], cpus[0])
+        format!(
+            "lcores = \"0-2\"\ncpus = [{}, {}, {}]",
+            cpus[0], cpus[1], cpus[0]
+        )
     } else {
         format!("lcores = \"0-1\"\ncpus = [{}, {}]", cpus[0], cpus[1])
     };
