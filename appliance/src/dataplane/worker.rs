@@ -172,6 +172,10 @@ impl Worker {
                 Pause::None | Pause::Spin => {}
             }
         }
+        // What still waits in the tunnel's path queues is dropped, counted.
+        if let Some(t) = &mut self.tunnel_tx {
+            t.discard_queued(&self.counters);
+        }
         0
     }
 }

@@ -256,6 +256,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                         DropReason::ShaperAqm,
                         DropReason::ShaperOverlimit,
                         DropReason::ShaperPathDown,
+                        DropReason::ShaperStopped,
                         DropReason::TunnelNoPath,
                         DropReason::NoMbuf,
                     ],

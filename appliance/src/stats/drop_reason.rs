@@ -70,6 +70,7 @@ drop_reasons! {
     TunnelNoPath => "tunnel_no_path", "no tunnel path is up (and resolved) to send on";
     ShaperAqm => "shaper_aqm", "the path's shaper queue dropped it: it waited above CoDel's target for an interval";
     ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";
+    ShaperStopped => "shaper_stopped", "still waiting in a path's shaper queue when the appliance stopped";
     ShaperPathDown => "shaper_path_down", "waited for a path that went down and could not move to another: a redundant copy (the other copy goes on), or no path was usable";
     TunnelMtuDf => "tunnel_mtu_df", "larger than the tunnel's inner MTU with DF set (ICMP fragmentation needed sent, rate-limited)";
     TunnelMtuNoDf => "tunnel_mtu_no_df", "larger than the tunnel's inner MTU without DF (the appliance does not fragment)";

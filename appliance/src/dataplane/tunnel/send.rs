@@ -336,6 +336,23 @@ impl TunnelSender {
         }
     }
 
+    /// Drops what still waits in the path queues, counted as
+    /// `shaper_stopped` (the worker is stopping).
+    #[cold]
+    pub fn discard_queued(&mut self, counters: &WorkerCounters) {
+        for p in 0..self.table.paths.len().min(MAX_PATHS) {
+            while let Some(held) = self.queues.take(p) {
+                self.out.discard(held);
+                counters.drop_one(DropReason::ShaperStopped);
+                if let Some(c) = self.table.path_counters.get(p) {
+                    c.worker(self.out.worker())
+                        .drops
+                        .inc(DropReason::ShaperStopped);
+                }
+            }
+        }
+    }
+
     /// When the queues next need [`Self::drain`].
     pub fn next_deadline(&self) -> Option<Time> {
         self.queues.next_deadline()
