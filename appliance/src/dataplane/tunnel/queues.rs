@@ -67,7 +67,7 @@ pub(super) struct Paths<'a> {
 }
 
 impl PathQueues {
-    /// The queues of worker `worker` for `table`'s shaped paths.
+    /// A worker's queues for `table`'s shaped paths.
     pub fn new(table: &TunnelTable) -> Self {
         let paths = (0..table.paths.len().min(MAX_PATHS))
             .map(|p| {
@@ -106,11 +106,11 @@ impl PathQueues {
         matches!(self.paths.get(p), Some(Some(s)) if s.next.is_some() || s.q.packets() > 0)
     }
 
-    /// Hands `held` to shaped path `p`. With
-    /// nothing waiting before it, it reserves its time on the clock at once
-    /// and leaves now if the path has room (the queue's work is for a
-    /// backlog, and there is none); otherwise it is queued, and what a full
-    /// queue drops to make room is counted and discarded.
+    /// Hands `held` to shaped path `p`. With nothing waiting before it, it
+    /// reserves its time on the clock at once and leaves now if the path
+    /// has room (the queue's work is for a backlog, and there is none);
+    /// otherwise it is queued, and what a full queue drops to make room is
+    /// counted and discarded.
     #[inline]
     pub(super) fn offer(
         &mut self,
