@@ -395,6 +395,12 @@ impl Tier {
         }
     }
 
+    /// Network control and real-time: served first by the paths' shapers
+    /// and sent on each worker's urgent lane.
+    pub fn goes_first(self) -> bool {
+        matches!(self, Tier::NetworkControl | Tier::Realtime)
+    }
+
     /// Name in configs, reports and metric labels.
     pub fn name(self) -> &'static str {
         match self {

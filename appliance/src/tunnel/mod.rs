@@ -478,9 +478,9 @@ impl TunnelTable {
     pub fn charge_frame(&self, port: usize, frame: &[u8], now: u64) {
         let Some(sh) = &self.shaping else { return };
         let dst = frame
-            .get(30..34)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(Ipv4Addr::from);
+            .get(crate::wire::EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .and_then(|l3| crate::wire::Ipv4Packet::new_checked(l3).ok())
+            .map(|ip| ip.dst_addr());
         let on_port = || self.paths.iter().position(|p| p.port == port);
         let path = self
             .paths

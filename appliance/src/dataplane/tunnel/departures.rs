@@ -39,8 +39,6 @@ pub struct Held {
     pub(super) unordered: bool,
     /// Its tier (network control and real-time go on the urgent lane).
     pub(super) tier: Tier,
-    /// Its flow queue in the shaper.
-    pub(super) flow: u32,
     /// Its class (index into the classes) and what its scheduler saw.
     pub(super) class: usize,
     pub(super) pkt: scheduler::Packet,
@@ -80,7 +78,7 @@ impl Held {
 
     /// Whether it goes first (and on the urgent lane).
     pub(super) fn urgent(&self) -> bool {
-        tier_is_urgent(self.tier)
+        self.tier.goes_first()
     }
 }
 
@@ -90,11 +88,6 @@ pub(super) struct Outlet<'a> {
     pub tables: &'a Tables,
     pub tx: &'a mut TxPorts,
     pub counters: &'a WorkerCounters,
-}
-
-/// Whether a tier's packets go first (and on the urgent lane).
-pub(super) fn tier_is_urgent(tier: Tier) -> bool {
-    matches!(tier, Tier::NetworkControl | Tier::Realtime)
 }
 
 /// One lane's numbering.
@@ -291,13 +284,18 @@ impl Departures {
         true
     }
 
-    /// Counts a packet for path `p` that could not be sent, for the worker
-    /// and the path; returns false.
-    fn refused(&self, p: usize, counters: &WorkerCounters, reason: DropReason) -> bool {
+    /// Counts a packet for path `p` that was not sent, for the worker and
+    /// the path.
+    pub(super) fn count_drop(&self, p: usize, counters: &WorkerCounters, reason: DropReason) {
         counters.drop_one(reason);
         if let Some(c) = self.table.path_counters.get(p) {
             c.worker(self.id).drops.inc(reason);
         }
+    }
+
+    /// [`Self::count_drop`], for `depart`: returns false.
+    fn refused(&self, p: usize, counters: &WorkerCounters, reason: DropReason) -> bool {
+        self.count_drop(p, counters, reason);
         false
     }
 

@@ -13,7 +13,7 @@ use crate::stats::{DropReason, WorkerCounters};
 use crate::time::Time;
 use crate::tunnel::shaper::shared::{PathCells, DEFER_NS};
 use crate::tunnel::shaper::{Cause, PathQueue, TIERS};
-use crate::tunnel::{PathCounters, TunnelTable, MAX_PATHS};
+use crate::tunnel::{scheduler, PathCounters, TunnelTable, MAX_PATHS};
 
 use super::departures::{Departures, Held, Outlet};
 
@@ -150,7 +150,8 @@ impl PathQueues {
             }
             return;
         }
-        let (tier, flow, counters) = (held.tier, held.flow, o.counters);
+        // Its flow queue: hashed only for a packet that has to wait.
+        let (tier, flow, counters) = (held.tier, scheduler::flow_hash(&held.pkt), o.counters);
         s.q.enqueue(tier, flow, held, len, t, |v, _, t, cause| {
             count_drop(pc, counters, t, cause);
             out.discard(v);

@@ -21,7 +21,7 @@ use crate::tunnel::shaper::shared::wire_ns;
 use crate::tunnel::{TunnelTable, MAX_PATHS};
 use crate::wire::EthernetFrame;
 
-use super::departures::{tier_is_urgent, Body, Departures, Held, Number, Outlet};
+use super::departures::{Body, Departures, Held, Number, Outlet};
 use super::queues::{PathQueues, Paths};
 
 /// One worker's sending state.
@@ -184,7 +184,7 @@ impl TunnelSender {
             return false;
         };
         let tier = c.tier.unwrap_or_else(|| Tier::of_dscp(tos >> 2));
-        let urgent = tier_is_urgent(tier);
+        let urgent = tier.goes_first();
         let choice = sched.pick(&self.views[usize::from(urgent)][..n], &pkt, now.as_nanos());
         let unordered = sched.bypasses_reorder();
         let cc = table.class_counters[class].worker(self.out.worker());
@@ -200,7 +200,6 @@ impl TunnelSender {
             tos,
             unordered,
             tier,
-            flow: scheduler::flow_hash(&pkt),
             class,
             pkt,
             number: Number::AtDeparture,
@@ -325,12 +324,8 @@ impl TunnelSender {
                 Some(q) if q != p => self.dispatch(q, held, now, o),
                 _ => {
                     self.out.discard(held);
-                    o.counters.drop_one(DropReason::ShaperPathDown);
-                    if let Some(c) = self.table.path_counters.get(p) {
-                        c.worker(self.out.worker())
-                            .drops
-                            .inc(DropReason::ShaperPathDown);
-                    }
+                    self.out
+                        .count_drop(p, o.counters, DropReason::ShaperPathDown);
                 }
             }
         }
@@ -343,12 +338,7 @@ impl TunnelSender {
         for p in 0..self.table.paths.len().min(MAX_PATHS) {
             while let Some(held) = self.queues.take(p) {
                 self.out.discard(held);
-                counters.drop_one(DropReason::ShaperStopped);
-                if let Some(c) = self.table.path_counters.get(p) {
-                    c.worker(self.out.worker())
-                        .drops
-                        .inc(DropReason::ShaperStopped);
-                }
+                self.out.count_drop(p, counters, DropReason::ShaperStopped);
             }
         }
     }

@@ -124,7 +124,16 @@ impl<T> PathQueue<T> {
     /// Bytes queued in the network-control and real-time tiers (what a
     /// packet of those tiers waits behind).
     pub fn urgent_bytes(&self) -> u64 {
-        self.tiers[..2].iter().map(|t| t.flows.bytes()).sum()
+        self.first_tiers().map(|t| t.flows.bytes()).sum()
+    }
+
+    /// The tiers that go first ([`Tier::goes_first`]).
+    fn first_tiers(&self) -> impl Iterator<Item = &TierQueue> {
+        self.tiers
+            .iter()
+            .zip(Tier::ALL)
+            .filter(|(_, tier)| tier.goes_first())
+            .map(|(t, _)| t)
     }
 
     /// Packets queued in `tier`.
@@ -134,7 +143,7 @@ impl<T> PathQueue<T> {
 
     /// Whether network control or real-time packets wait.
     pub fn urgent(&self) -> bool {
-        self.tiers[..2].iter().any(|t| t.flows.packets() > 0)
+        self.first_tiers().any(|t| t.flows.packets() > 0)
     }
 
     /// Queues `value` (`len` bytes at `now`) in `tier`, in the flow queue
