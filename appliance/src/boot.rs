@@ -32,6 +32,8 @@ use crate::slowpath::SlowPath;
 use crate::stats::{SlowCounters, WorkerCounters};
 use crate::tables::{Interface, NeighborEntry, RoutingState};
 use crate::time::Clock;
+use crate::tunnel::crypto::aead::Cipher;
+use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
 
@@ -191,6 +193,41 @@ pub fn load(opts: &Options) -> Result<(HwProfile, Config), ConfigError> {
     Ok((profile, config))
 }
 
+/// The tunnel's handshake keys, read from their files (`None`: no tunnel,
+/// or one in clear, which is said loudly). Keys are not to end up in a core
+/// dump either: the process is made non-dumpable.
+fn tunnel_handshaker(opts: &Options, config: &Config) -> Result<Option<Handshaker>, BootError> {
+    let Some(t) = &config.tunnel else {
+        return Ok(None);
+    };
+    let keys = t
+        .keys()
+        .map_err(|e| ConfigError::new(&opts.config, format!("tunnel.{}", e.key), e.what))?;
+    let Some(keys) = keys else {
+        log::warn!(
+            "the tunnel is in clear (encryption = \"none\"): anyone on a path can read, \
+             inject and replay the sites' traffic"
+        );
+        return Ok(None);
+    };
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        log::warn!("could not keep the keys out of core dumps (prctl: {e})");
+    }
+    let (offer, prefer) = crate::tunnel::crypto::choice(t.encryption);
+    log::info!(
+        "tunnel encrypted: {prefer} preferred (CPU AES instructions: {}); our public key {}",
+        if Cipher::hardware_aes() { "yes" } else { "no" },
+        keys.private.public()
+    );
+    Ok(Some(Handshaker::new(
+        keys.private,
+        keys.peer,
+        keys.psk.as_ref(),
+        offer,
+        prefer,
+    )))
+}
+
 /// The EAL arguments the appliance would start with (for `--check`).
 pub fn eal_args(opts: &Options, profile: &HwProfile) -> Vec<String> {
     profile.eal_args(hugepages_free_mb(), &instance_name(&opts.config))
@@ -230,6 +267,7 @@ struct Ports {
 /// Config errors (before DPDK is touched) or DPDK start-up failures.
 pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let (profile, config) = load(opts)?;
+    let handshaker = tunnel_handshaker(opts, &config)?;
     eal::check_version().map_err(BootError::Version)?;
     refuse_af_xdp_on_software_interfaces(&profile)?;
     let stop = stop_on_signals()?;
@@ -259,7 +297,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         clock,
         port_metas: _,
     } = plane;
-    let slow = SlowPath::new(
+    let mut slow = SlowPath::new(
         state,
         workers.punts,
         mgmt_tx,
@@ -269,6 +307,9 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         config.slowpath.clone(),
         clock.now(),
     );
+    if let Some(hs) = handshaker {
+        slow.encrypt_tunnel(hs, clock.now());
+    }
     let mut mgmt = Mgmt::new(
         clock,
         slow,
@@ -537,7 +578,14 @@ fn assemble_workers(
             mgmt_frames: MgmtFrames::new(mgmt_rings.next().unwrap_or_default()),
             tunnel_tx: shared
                 .tunnel
-                .map(|t| TunnelSender::new(k, Arc::clone(t), Arc::clone(shared.headers))),
+                .map(|t| {
+                    TunnelSender::new(
+                        k,
+                        Arc::clone(t),
+                        Arc::clone(shared.headers),
+                        Arc::clone(shared.pool),
+                    )
+                }),
             tunnel_rx: tunnel_receivers.next(),
         };
         workers.ready.push((*lc, worker));

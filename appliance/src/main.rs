@@ -1,22 +1,27 @@
-//! `appliance`: boots the data plane from a hardware profile and a config.
+//! `appliance`: boots the data plane from a hardware profile and a config;
+//! `appliance genkey` and `appliance pubkey` make the tunnel's keys.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use appliance::boot::{self, BootError, Options};
-use clap::Parser;
+use appliance::tunnel::crypto::keys::PrivateKey;
+use clap::{Parser, Subcommand};
 
 /// DPDK appliance: multipath WAN tunnel and multicast translation relay.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Hardware profile (hw-profiles/*.toml): what the box is.
-    #[arg(long)]
-    profile: PathBuf,
+    #[arg(long, required = true)]
+    profile: Option<PathBuf>,
     /// Appliance config (configs/*.toml): what the box does.
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
     /// Validate both files, print the EAL arguments, and exit.
     #[arg(long)]
     check: bool,
@@ -28,14 +33,74 @@ struct Args {
     final_stats: Option<PathBuf>,
 }
 
+/// Key commands (as `wg genkey` and `wg pubkey`).
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes a new private key to FILE (mode 0600; an existing file is
+    /// never overwritten).
+    Genkey {
+        /// Where to write it.
+        file: PathBuf,
+    },
+    /// Prints the public key of the private key in FILE (or on stdin: `-`).
+    Pubkey {
+        /// The private key file, or `-` for stdin.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
+}
+
+fn keys(command: &Command) -> ExitCode {
+    match command {
+        Command::Genkey { file } => match PrivateKey::generate().write_new(file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Pubkey { file } => {
+            let key = if file == Path::new("-") {
+                let mut text = String::new();
+                match std::io::stdin().read_to_string(&mut text) {
+                    Ok(_) => PrivateKey::parse(&text),
+                    Err(e) => {
+                        eprintln!("error: reading stdin: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                PrivateKey::read(file)
+            };
+            match key {
+                Ok(k) => {
+                    println!("{}", k.public());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}: expected {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
     let args = Args::parse();
+    if let Some(command) = &args.command {
+        return keys(command);
+    }
+    let (Some(profile), Some(config)) = (args.profile, args.config) else {
+        eprintln!("error: --profile and --config are required");
+        return ExitCode::from(2);
+    };
     let opts = Options {
-        profile: args.profile,
-        config: args.config,
+        profile,
+        config,
         exit_when_idle: args.exit_when_idle_ms.map(Duration::from_millis),
         final_stats: args.final_stats,
     };

@@ -161,7 +161,10 @@ impl Config {
     /// # Errors
     /// The first problem found, naming file and key.
     pub fn parse(file: &Path, text: &str, profile: &HwProfile) -> Result<Self, ConfigError> {
-        let c: Config = parse_toml(file, text)?;
+        let mut c: Config = parse_toml(file, text)?;
+        if let Some(t) = &mut c.tunnel {
+            t.resolve_key_paths(file.parent().unwrap_or(Path::new(".")));
+        }
         c.validate(file, profile)?;
         Ok(c)
     }
@@ -314,6 +317,9 @@ impl Config {
             ) {
                 return err(format!("tunnel.{}", e.key), e.what);
             }
+            if let Err(e) = t.keys() {
+                return err(format!("tunnel.{}", e.key), e.what);
+            }
         }
         Ok(())
     }
@@ -380,6 +386,7 @@ outputs = [{ interface = "wan", destination = "239.10.1.1", port = 6000, ttl = 1
     const TUNNEL: &str = r#"
 [tunnel]
 prefixes = ["10.9.0.0/16"]
+encryption = "none"
 [[tunnel.paths]]
 name = "a"
 id = 0
@@ -423,6 +430,49 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
             c.tunnel.unwrap().classes[0].tier,
             Some(crate::config::tunnel::Tier::Realtime)
         );
+    }
+
+    /// An encrypted tunnel (the default) needs its keys, each checked.
+    #[test]
+    fn encryption_needs_keys_unless_none() {
+        use crate::tunnel::crypto::keys::PrivateKey;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("config-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("site.key");
+        let _ = std::fs::remove_file(&key);
+        PrivateKey::generate().write_new(&key).unwrap();
+        let peer = PrivateKey::generate().public().to_string();
+        let ours = PrivateKey::read(&key).unwrap().public().to_string();
+        let with = |lines: &str| {
+            let t = TUNNEL.replace("encryption = \"none\"\n", lines);
+            Config::parse(&dir.join("c.toml"), &tunnel_config_with(&t), &profile())
+        };
+        let key_of = |r: Result<Config, ConfigError>| r.map(|_| ()).map_err(|e| (e.key, e.expected));
+        let good = format!("private_key = \"site.key\"\npeer_public_key = \"{peer}\"\n");
+        let c = with(&good).unwrap();
+        let t = c.tunnel.unwrap();
+        assert_eq!(t.private_key.as_deref(), Some(key.as_path()), "relative to the config's folder");
+        assert_eq!(t.inner_mtu(), 1436, "the tag costs 16 bytes");
+        let cases = [
+            ("", "tunnel.private_key"),
+            ("private_key = \"site.key\"\n", "tunnel.peer_public_key"),
+            ("private_key = \"nope.key\"\npeer_public_key = \"x\"\n", "tunnel.private_key"),
+            ("private_key = \"site.key\"\npeer_public_key = \"short\"\n", "tunnel.peer_public_key"),
+        ];
+        for (lines, want) in cases {
+            let (k, what) = key_of(with(lines)).unwrap_err();
+            assert_eq!(k, want, "{lines}: {what}");
+        }
+        let own = format!("private_key = \"site.key\"\npeer_public_key = \"{ours}\"\n");
+        assert_eq!(key_of(with(&own)).unwrap_err().0, "tunnel.peer_public_key");
+        let psk = format!("{good}preshared_key = \"site.key\"\n");
+        assert!(with(&psk).is_ok());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (k, what) = key_of(with(&good)).unwrap_err();
+        assert_eq!(k, "tunnel.private_key");
+        assert!(what.contains("mode 0640"), "{what}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! [tunnel]
 //! prefixes = ["10.2.0.0/24"]          # the peer site's networks
 //! default_scheduler = "wlb"
+//! private_key = "site-a.key"           # appliance genkey site-a.key (mode 0600)
+//! peer_public_key = "base64..."        # appliance pubkey site-b.key, at the peer
+//! # encryption = "auto"                # or aes-256-gcm, chacha20-poly1305, none
 //!
 //! [[tunnel.paths]]
 //! name = "a"
@@ -27,6 +30,7 @@
 
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -38,8 +42,41 @@ use crate::wire::ipv4::is_martian;
 /// Most paths to the peer (path ids are 0..MAX_PATHS).
 pub const MAX_PATHS: usize = 16;
 /// Bytes the tunnel adds in front of an inner packet: outer IPv4 (20), UDP
-/// (8) and the tunnel header (20). The inner MTU is the path MTU minus this.
+/// (8) and the tunnel header (20). The inner MTU is the path MTU minus this
+/// and, when the tunnel is encrypted, the tag ([`TAG`]).
 pub const OVERHEAD: u16 = 48;
+/// Bytes of the authentication tag after an encrypted payload.
+pub const TAG: u16 = crate::tunnel::crypto::aead::TAG_LEN as u16;
+
+/// How the tunnel's packets are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Encryption {
+    /// AES-256-GCM where the CPU has AES instructions, else
+    /// ChaCha20-Poly1305 (the two ends agree in the handshake).
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// AES-256-GCM only.
+    #[serde(rename = "aes-256-gcm")]
+    Aes256Gcm,
+    /// ChaCha20-Poly1305 only.
+    #[serde(rename = "chacha20-poly1305")]
+    ChaCha20Poly1305,
+    /// In clear, unauthenticated: for a private WAN only.
+    #[serde(rename = "none")]
+    None,
+}
+
+/// The keys of an encrypted tunnel, read from their files.
+#[derive(Debug)]
+pub struct TunnelKeys {
+    /// Ours.
+    pub private: crate::tunnel::crypto::keys::PrivateKey,
+    /// The peer's.
+    pub peer: crate::tunnel::crypto::keys::PublicKey,
+    /// Mixed into every handshake, if configured.
+    pub psk: Option<crate::tunnel::crypto::keys::PresharedKey>,
+}
 /// The smallest inner MTU a path may leave (IPv4's minimum datagram every
 /// host must accept, RFC 791).
 pub const MIN_INNER_MTU: u16 = 576;
@@ -530,6 +567,20 @@ pub struct TunnelConfig {
     /// Egress shaping of the paths.
     #[serde(default)]
     pub shaping: ShapingConfig,
+    /// The cipher, or `"none"` for a tunnel in clear.
+    #[serde(default)]
+    pub encryption: Encryption,
+    /// The file holding our private key (`appliance genkey FILE`); relative
+    /// to the config file's folder.
+    #[serde(default)]
+    pub private_key: Option<PathBuf>,
+    /// The peer's public key (`appliance pubkey` at the peer), base64.
+    #[serde(default)]
+    pub peer_public_key: Option<String>,
+    /// A file holding a pre-shared key both sites have (optional; mixed
+    /// into the handshake as WireGuard's psk).
+    #[serde(default)]
+    pub preshared_key: Option<PathBuf>,
 }
 
 fn default_max_hold_down() -> Span {
@@ -563,13 +614,86 @@ fn fail<T>(key: impl Into<String>, what: impl Into<String>) -> Result<T, TunnelC
 }
 
 impl TunnelConfig {
+    /// Bytes the tunnel adds to an inner packet: [`OVERHEAD`], and the tag
+    /// when encrypted.
+    pub fn overhead(&self) -> u16 {
+        if self.encrypted() {
+            OVERHEAD + TAG
+        } else {
+            OVERHEAD
+        }
+    }
+
+    /// Whether the tunnel is encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.encryption != Encryption::None
+    }
+
     /// The inner MTU: the smallest path MTU minus the tunnel's overhead.
     pub fn inner_mtu(&self) -> u16 {
+        let overhead = self.overhead();
         self.paths
             .iter()
-            .map(|p| p.mtu.saturating_sub(OVERHEAD))
+            .map(|p| p.mtu.saturating_sub(overhead))
             .min()
             .unwrap_or(0)
+    }
+
+    /// Makes the key files' paths relative to `dir` (the config file's
+    /// folder) absolute.
+    pub fn resolve_key_paths(&mut self, dir: &Path) {
+        for p in [&mut self.private_key, &mut self.preshared_key]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+    }
+
+    /// Reads the keys (`None` for a tunnel in clear).
+    ///
+    /// # Errors
+    /// A missing, unreadable, exposed or malformed key, with its key.
+    pub fn keys(&self) -> Result<Option<TunnelKeys>, TunnelConfigError> {
+        use crate::tunnel::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+        if !self.encrypted() {
+            return Ok(None);
+        }
+        let Some(private) = &self.private_key else {
+            return fail(
+                "private_key",
+                "the file of this appliance's private key (write one with `appliance genkey FILE`), \
+                 or encryption = \"none\" for a tunnel in clear",
+            );
+        };
+        let private = PrivateKey::read(private)
+            .or_else(|e| fail("private_key", format!("{e}: {}", private.display())))?;
+        let Some(peer) = &self.peer_public_key else {
+            return fail(
+                "peer_public_key",
+                "the peer's public key (run `appliance pubkey KEYFILE` at the peer), \
+                 or encryption = \"none\" for a tunnel in clear",
+            );
+        };
+        let peer: PublicKey = peer
+            .parse()
+            .or_else(|e| fail("peer_public_key", format!("{e}, not {peer:?}")))?;
+        if peer == private.public() {
+            return fail(
+                "peer_public_key",
+                "the peer's public key, not this appliance's own",
+            );
+        }
+        let psk = match &self.preshared_key {
+            None => None,
+            Some(f) => Some(
+                PresharedKey::read(f)
+                    .or_else(|e| fail("preshared_key", format!("{e}: {}", f.display())))?,
+            ),
+        };
+        Ok(Some(TunnelKeys { private, peer, psk }))
     }
 
     /// Checks the section against the interfaces, the static route prefixes
@@ -677,10 +801,11 @@ impl TunnelConfig {
                     "true: the peer {r} is behind next hop {next_hop}, and single-hop BFD (RFC 5881) needs it on the link"
                 ));
             }
-            if !(OVERHEAD + MIN_INNER_MTU..=9000).contains(&p.mtu) {
+            let overhead = self.overhead();
+            if !(overhead + MIN_INNER_MTU..=9000).contains(&p.mtu) {
                 return fail(key("mtu"), format!(
-                    "an MTU of {} to 9000 (the inner MTU is {OVERHEAD} less and must stay >= {MIN_INNER_MTU}), not {}",
-                    OVERHEAD + MIN_INNER_MTU, p.mtu
+                    "an MTU of {} to 9000 (the inner MTU is {overhead} less and must stay >= {MIN_INNER_MTU}), not {}",
+                    overhead + MIN_INNER_MTU, p.mtu
                 ));
             }
         }
@@ -926,7 +1051,12 @@ mtu = 1400
 "#,
         )
         .unwrap();
-        assert_eq!(t.inner_mtu(), 1352);
+        assert_eq!(t.inner_mtu(), 1400 - 48 - 16, "encrypted by default");
+        let clear = TunnelConfig {
+            encryption: Encryption::None,
+            ..t.clone()
+        };
+        assert_eq!(clear.inner_mtu(), 1352);
         assert_eq!(t.port, 4800);
         assert_eq!(t.default_scheduler, SchedulerName::Wlb);
         assert_eq!(t.probe_interval.0, Duration::from_millis(10));

@@ -10,7 +10,6 @@
 pub mod bfd;
 pub mod frames;
 pub mod igmp;
-mod ratelimit;
 pub mod tunnel;
 
 use std::collections::VecDeque;
@@ -36,7 +35,8 @@ use crate::wire::{
 use bfd::BfdPaths;
 use frames::{IcmpError, MAX_BUILT};
 use igmp::{IgmpConfig, IgmpHost, IgmpRxError, Membership};
-use ratelimit::TokenBucket;
+use crate::time::TokenBucket;
+use crate::tunnel::crypto::handshake::Handshaker;
 use tunnel::MgmtTunnel;
 
 /// A change's reply: the new table version, or what was wrong.
@@ -70,6 +70,8 @@ enum SlowTimer {
     Probe(u8),
     /// A BFD session has a packet to send or a detection time to judge.
     Bfd,
+    /// The tunnel's handshakes: one may be due, or a session expire.
+    Handshake,
 }
 
 struct Pending {
@@ -152,6 +154,29 @@ impl SlowPath {
         }
     }
 
+    /// Encrypts the tunnel with `hs`'s keys: the first handshake starts now.
+    pub fn encrypt_tunnel(&mut self, hs: Handshaker, now: Time) {
+        if let Some(t) = self.tunnel.as_mut() {
+            t.encrypt(hs, now);
+            self.timers.arm(SlowTimer::Handshake, now);
+        }
+    }
+
+    /// Starts a tunnel handshake if one is due, and re-arms.
+    fn handshake_poll(&mut self, now: Time) {
+        let tables = self.state.tables();
+        let Some(t) = self.tunnel.as_mut() else {
+            return;
+        };
+        let frame = t.handshake_poll(&tables, now);
+        if let Some(at) = t.handshake_due(now) {
+            self.timers.arm(SlowTimer::Handshake, at);
+        }
+        if let Some(f) = frame {
+            self.send_on_path_port(f.port, &f.bytes, now);
+        }
+    }
+
     /// Joins the groups of the configured relay rules (at start-up).
     pub fn join_configured_groups(&mut self, now: Time) {
         self.igmp = IgmpHost::new(self.state.interfaces().len(), IgmpConfig::default());
@@ -218,6 +243,7 @@ impl SlowPath {
                 }
                 SlowTimer::Probe(path) => self.probe_path(usize::from(path), now),
                 SlowTimer::Bfd => self.bfd_poll(now),
+                SlowTimer::Handshake => self.handshake_poll(now),
             }
         }
     }

@@ -2,8 +2,11 @@
 //! trip, forward delay, loss), answers the peer's probes, decides from the
 //! answers and the carrier whether a path is up, publishes each path's state,
 //! delay and effective rate to the workers (the atomics of
-//! [`crate::tunnel::PathLive`]), and sends its own packets (ICMP about
-//! packets that came through the tunnel) back through it.
+//! [`crate::tunnel::PathLive`]), sends its own packets (ICMP about
+//! packets that came through the tunnel) back through it, and, for an
+//! encrypted tunnel, runs the handshakes that make the keys
+//! ([`Sessions`]) and seals its own packets under them. Until a session
+//! exists it sends no probe: a probe must be authenticated to count.
 //!
 //! Everything here runs on the management lcore; the workers never wait for
 //! it.
@@ -14,15 +17,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bfd::SessionStatus;
-use crate::buf::VecBuf;
 use crate::tables::Tables;
 use crate::time::Time;
+use crate::tunnel::crypto::aead::TAG_LEN;
+use crate::tunnel::crypto::handshake::Handshaker;
+use crate::tunnel::crypto::session::{Outgoing, Sessions};
+use crate::tunnel::crypto::TxKey;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
 use crate::tunnel::health::{self, Health, Transition};
 use crate::tunnel::meter::Meters;
 use crate::tunnel::{TunnelTable, LANE_PORT_BASE};
 use crate::wire::bfd::State as BfdState;
-use crate::wire::tunnel::{flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelRepr, CONTROL_LANE};
+use crate::wire::tunnel::{
+    flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelPacket, TunnelRepr, CONTROL_LANE,
+};
 
 /// One frame to send on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +41,61 @@ pub struct Frame {
     pub bytes: Vec<u8>,
 }
 
+/// The control lane: the management lcore's own packets' headers.
+#[derive(Debug)]
+struct ControlLane {
+    table: Arc<TunnelTable>,
+    /// Per path: the control lane's path sequence (every packet on the
+    /// path takes the next: it is the nonce of a sealed one).
+    path_seq: Vec<u32>,
+}
+
+impl ControlLane {
+    /// The outer headers of a `kind` packet on `path` under key `key`
+    /// (`None`: the path's next hop is unresolved).
+    fn outer(&mut self, tables: &Tables, path: usize, kind: Kind, key: u8, now: Time) -> Option<Outer> {
+        let p = self.table.paths.get(path)?;
+        let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
+        let seq = self.path_seq.get_mut(path)?;
+        *seq = seq.wrapping_add(1);
+        Some(Outer {
+            src_mac,
+            dst_mac,
+            src_ip: p.local,
+            dst_ip: p.remote,
+            src_port: LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000),
+            dst_port: self.table.port,
+            tos: 0xc0, // CS6, network control
+            header: TunnelRepr {
+                kind,
+                flags: flags::UNORDERED,
+                path: p.id,
+                key,
+                lane: CONTROL_LANE,
+                epoch: self.table.epoch,
+                lane_seq: 0,
+                path_seq: *seq,
+                sent_us: now.as_micros_u32(),
+            },
+        })
+    }
+
+    /// A whole frame: `outer`, then `payload`, sealed under `key` if given.
+    fn frame(&self, path: usize, outer: &Outer, payload: &[u8], key: Option<&TxKey>) -> Frame {
+        let tag = if key.is_some() { TAG_LEN } else { 0 };
+        let mut bytes = vec![0u8; OUTER_LEN + payload.len() + tag];
+        encap::write_outer(&mut bytes, outer, payload.len() + tag);
+        bytes[OUTER_LEN..OUTER_LEN + payload.len()].copy_from_slice(payload);
+        if let Some(k) = key {
+            encap::seal(&mut bytes, &k.key);
+        }
+        Frame {
+            port: self.table.paths[path].port,
+            bytes,
+        }
+    }
+}
+
 /// The management lcore's tunnel state.
 #[derive(Debug)]
 pub struct MgmtTunnel {
@@ -41,8 +104,9 @@ pub struct MgmtTunnel {
     health: Vec<Health>,
     /// Per path: whether its port had carrier at the last look.
     carrier: Vec<bool>,
-    /// Per path: the control lane's path sequence.
-    path_seq: Vec<u32>,
+    control: ControlLane,
+    /// The sessions with the peer (`None`: the tunnel is in clear).
+    sessions: Option<Sessions>,
     /// Per path: its shaper's full-queue drops at the last look, and when
     /// they last grew (congestion on our side).
     shaper_drops: Vec<(u64, Option<Time>)>,
@@ -80,10 +144,80 @@ impl MgmtTunnel {
             meters: Meters::new(n),
             health,
             carrier: vec![true; n],
-            path_seq: vec![0; n],
+            control: ControlLane {
+                table: Arc::clone(&table),
+                path_seq: vec![0; n],
+            },
+            sessions: None,
             shaper_drops: vec![(0, None); n],
             table,
         }
+    }
+
+    /// Encrypts the tunnel with `hs`'s keys: handshakes start at the next
+    /// [`Self::handshake_poll`].
+    pub fn encrypt(&mut self, hs: Handshaker, now: Time) {
+        if let Some(crypto) = &self.table.crypto {
+            let workers = self.table.path_counters.first().map_or(1, |c| c.len());
+            self.sessions = Some(Sessions::new(hs, Arc::clone(crypto), workers, now));
+        }
+    }
+
+    /// The key to seal our own packets under: `Ok(None)` in clear,
+    /// `Err(())` when encrypted but no session exists yet.
+    fn seal_key(&self, now: Time) -> Result<Option<Arc<TxKey>>, ()> {
+        match &self.sessions {
+            None => Ok(None),
+            Some(s) => s.send_key(now).map(Some).ok_or(()),
+        }
+    }
+
+    /// Runs the handshake timers: an initiation to send, if one is due.
+    pub fn handshake_poll(&mut self, tables: &Tables, now: Time) -> Option<Frame> {
+        let usable: Vec<bool> = self.table.live.iter().map(|l| l.usable()).collect();
+        let sessions = self.sessions.as_mut()?;
+        let control = &mut self.control;
+        let mut built = None;
+        let out = sessions.poll(now, &usable, &mut |p, kind| {
+            let o = control.outer(tables, p, kind, 0, now)?;
+            built = Some(o);
+            Some(header_bytes(&o))
+        });
+        out.and_then(|o| Some(self.control.frame(o.path, &built?, &o.body, None)))
+    }
+
+    /// When [`Self::handshake_poll`] next has work.
+    pub fn handshake_due(&self, now: Time) -> Option<Time> {
+        self.sessions.as_ref().map(|s| s.next_due(now))
+    }
+
+    /// A handshake message arrived on `path` (checked by a worker only for
+    /// its addresses: anyone may have sent it).
+    fn on_handshake(&mut self, tables: &Tables, frame: &[u8], rx: &Rx, path: usize, now: Time) -> Option<Frame> {
+        let usable: Vec<bool> = self.table.live.iter().map(|l| l.usable()).collect();
+        let sessions = self.sessions.as_mut()?;
+        let header = frame.get(rx.offset - TunnelPacket::<&[u8]>::HEADER_LEN..rx.offset)?;
+        let body = rx.payload(frame);
+        let control = &mut self.control;
+        let mut built = None;
+        let mut header_for = |p, kind| {
+            let o = control.outer(tables, p, kind, 0, now)?;
+            built = Some(o);
+            Some(header_bytes(&o))
+        };
+        let out: Option<Outgoing> = match rx.header.kind {
+            Kind::HandshakeInitiation => {
+                let src = (rx.src, udp_source_port(frame, rx));
+                sessions.on_initiation(header, body, src, path, now, &mut header_for)
+            }
+            Kind::HandshakeResponse => {
+                sessions.on_response(header, body, now);
+                None
+            }
+            Kind::CookieReply => sessions.on_cookie(body, now, &usable, &mut header_for),
+            _ => None,
+        };
+        out.and_then(|o| Some(self.control.frame(o.path, &built?, &o.body, None)))
     }
 
     /// The tunnel table.
@@ -101,34 +235,6 @@ impl MgmtTunnel {
         self.table.paths.iter().map(|p| (p.next_hop, p.port))
     }
 
-    /// The outer headers for `path` (no next-hop MAC: `None`).
-    fn outer(&mut self, tables: &Tables, path: usize, kind: Kind, now: Time) -> Option<Outer> {
-        let p = self.table.paths.get(path)?;
-        let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
-        let seq = self.path_seq.get_mut(path)?;
-        *seq = seq.wrapping_add(1);
-        Some(Outer {
-            src_mac,
-            dst_mac,
-            src_ip: p.local,
-            dst_ip: p.remote,
-            src_port: LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000),
-            dst_port: self.table.port,
-            tos: 0xc0, // CS6, network control
-            header: TunnelRepr {
-                kind,
-                flags: flags::UNORDERED,
-                path: p.id,
-                key: 0,
-                lane: CONTROL_LANE,
-                epoch: self.table.epoch,
-                lane_seq: 0,
-                path_seq: *seq,
-                sent_us: now.as_micros_u32(),
-            },
-        })
-    }
-
     /// The probe to send on `path` now, if its next hop is resolved. Also
     /// checks the path's carrier and silence, and republishes its figures.
     pub fn probe(
@@ -144,20 +250,17 @@ impl MgmtTunnel {
         self.note_shaper_drops(path, now);
         self.judge(path, now);
         self.publish(path, now);
-        let mut outer = self.outer(tables, path, Kind::Probe, now)?;
-        let seq = self.meters.sent(path, now)?;
-        // The probe's own sequence is the meter's, so replies match it.
-        outer.header.path_seq = seq;
-        let mut bytes = vec![0u8; OUTER_LEN + ProbeRepr::LEN];
-        encap::write_outer(&mut bytes, &outer, ProbeRepr::LEN);
+        let key = self.seal_key(now).ok()?;
+        let outer = self
+            .control
+            .outer(tables, path, Kind::Probe, key.as_ref().map_or(0, |k| k.id), now)?;
+        let mut payload = [0u8; ProbeRepr::LEN];
         ProbeRepr {
+            number: self.meters.sent(path, now)?,
             rx_packets: self.rx_packets(path),
         }
-        .emit(&mut bytes[OUTER_LEN..]);
-        Some(Frame {
-            port: self.table.paths[path].port,
-            bytes,
-        })
+        .emit(&mut payload);
+        Some(self.control.frame(path, &outer, &payload, key.as_deref()))
     }
 
     /// A probe or probe reply arrived on port `in_port` (the pipeline said
@@ -174,35 +277,46 @@ impl MgmtTunnel {
         let path = self
             .table
             .rx_path(in_port, rx.src, rx.dst, rx.header.path)?;
+        if rx.header.kind.is_handshake() {
+            return self.on_handshake(tables, frame, &rx, path, now);
+        }
+        // The workers hand over only what they opened (or, in clear, what
+        // came in clear); this holds it to that.
+        if self.sessions.is_some() == (rx.header.key == 0) {
+            return None;
+        }
         match rx.header.kind {
             Kind::Probe => {
                 let probe = ProbeRepr::parse(rx.payload(frame)).ok()?;
                 self.peer_received(path, probe.rx_packets, now);
-                let mut outer = self.outer(tables, path, Kind::ProbeReply, now)?;
-                outer.header.path_seq = rx.header.path_seq;
-                let reply = ProbeReplyRepr {
+                let key = self.seal_key(now).ok()?;
+                let outer = self.control.outer(
+                    tables,
+                    path,
+                    Kind::ProbeReply,
+                    key.as_ref().map_or(0, |k| k.id),
+                    now,
+                )?;
+                let mut payload = [0u8; ProbeReplyRepr::LEN];
+                ProbeReplyRepr {
+                    echo_number: probe.number,
                     echo_sent_us: rx.header.sent_us,
                     forward_us: now.as_micros_u32().wrapping_sub(rx.header.sent_us),
                     hold_us: 0,
                     rx_packets: self.rx_packets(path),
-                };
-                let mut bytes = vec![0u8; OUTER_LEN + ProbeReplyRepr::LEN];
-                encap::write_outer(&mut bytes, &outer, ProbeReplyRepr::LEN);
-                reply.emit(&mut bytes[OUTER_LEN..]);
-                Some(Frame {
-                    port: self.table.paths[path].port,
-                    bytes,
-                })
+                }
+                .emit(&mut payload);
+                Some(self.control.frame(path, &outer, &payload, key.as_deref()))
             }
             Kind::ProbeReply => {
                 let r = ProbeReplyRepr::parse(rx.payload(frame)).ok()?;
                 self.meters
-                    .reply(path, rx.header.path_seq, r.forward_us, r.hold_us, now);
+                    .reply(path, r.echo_number, r.forward_us, r.hold_us, now);
                 self.peer_received(path, r.rx_packets, now);
                 self.publish(path, now);
                 None
             }
-            Kind::Data => None,
+            _ => None,
         }
     }
 
@@ -380,13 +494,28 @@ impl MgmtTunnel {
         let path = (0..self.table.paths.len())
             .filter(|i| self.table.live[*i].usable())
             .min_by_key(|i| self.table.live[*i].delay_us.load(Ordering::Relaxed))?;
-        let mut outer = self.outer(tables, path, Kind::Data, now)?;
+        let key = self.seal_key(now).ok()?;
+        let mut outer =
+            self.control
+                .outer(tables, path, Kind::Data, key.as_ref().map_or(0, |k| k.id), now)?;
         outer.tos = encap::inner_tos(frame);
-        let mut buf = VecBuf::new(frame);
-        encap::encapsulate(&mut buf, &outer).ok()?;
-        Some(Frame {
-            port: self.table.paths[path].port,
-            bytes: buf.into_vec(),
-        })
+        // The inner packet without its Ethernet header.
+        let inner = frame.get(crate::wire::EthernetFrame::<&[u8]>::HEADER_LEN..)?;
+        Some(self.control.frame(path, &outer, inner, key.as_deref()))
     }
+}
+
+/// The 20 bytes of `outer`'s tunnel header.
+fn header_bytes(outer: &Outer) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    outer.header.emit(&mut TunnelPacket::new_unchecked(&mut h[..]));
+    h
+}
+
+/// The outer UDP source port of a received frame.
+fn udp_source_port(frame: &[u8], rx: &Rx) -> u16 {
+    let at = rx.offset - TunnelPacket::<&[u8]>::HEADER_LEN - 8;
+    frame
+        .get(at..at + 2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
 }

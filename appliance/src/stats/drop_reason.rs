@@ -61,7 +61,12 @@ drop_reasons! {
     TunnelBadType => "tunnel_bad_type", "tunnel header of an unknown type";
     TunnelUnknownPath => "tunnel_unknown_path", "tunnel packet whose path id, outer addresses or arrival port match no configured path";
     TunnelBadLane => "tunnel_bad_lane", "tunnel data on a lane number beyond the receiver's lanes";
-    TunnelUnsupportedKey => "tunnel_unsupported_key", "tunnel packet encrypted with a key id we do not have";
+    TunnelUnknownKey => "tunnel_unknown_key", "tunnel packet under a key id we do not hold (never made, retired, from before a restart, or the tunnel is in clear)";
+    TunnelAuthFailed => "tunnel_auth_failed", "tunnel packet whose authentication tag does not verify (forged, damaged, or sealed under another key)";
+    TunnelReplay => "tunnel_replay", "tunnel packet already accepted under its key, or older than the replay window";
+    TunnelCleartext => "tunnel_cleartext", "tunnel data or probe in clear to an encrypted tunnel, or a handshake to a tunnel in clear";
+    TunnelNoKey => "tunnel_no_key", "no session key to seal under (handshake not complete, or the key expired or is used up)";
+    TunnelHandshakeLimited => "tunnel_handshake_limited", "handshake message over the rate the workers hand to the management lcore";
     TunnelOutOfWindow => "tunnel_out_of_window", "tunnel sequence number far outside the reorder window";
     TunnelStale => "tunnel_stale", "tunnel packet too old to deliver: behind the duplicate window, or late by more than its path delay plus max_hold";
     TunnelDuplicate => "tunnel_duplicate", "second copy of a tunnel packet (redundant scheduler, or a duplicated packet)";

@@ -7,11 +7,13 @@
 //! deadline it stored, so the answer never depends on how long the caller
 //! slept: a loop that wakes late acts late, but acts correctly.
 
+mod bucket;
 mod timers;
 
 use std::ops::{Add, AddAssign, Sub};
 use std::time::Duration;
 
+pub use bucket::TokenBucket;
 pub use timers::Timers;
 
 /// A point on the appliance's monotonic clock, in nanoseconds since the clock

@@ -4,12 +4,15 @@
 //! An encapsulated frame is Ethernet, outer IPv4 (DF set, the inner packet's
 //! DSCP and ECN copied: RFC 6040's normal mode), outer UDP (checksum 0, as
 //! VXLAN: the inner packet carries its own), the tunnel header, then the
-//! inner IPv4 packet. `docs/wire-format.md` draws it.
+//! inner IPv4 packet. An encrypted tunnel seals what follows the tunnel
+//! header with the header as associated data and appends the tag
+//! ([`seal`], [`open`]). `docs/wire-format.md` draws it.
 
 use std::net::Ipv4Addr;
 
 use crate::buf::{BufError, PacketBuf};
 use crate::stats::DropReason;
+use crate::tunnel::crypto::aead::{self, AuthFailed, PacketKey, TAG_LEN};
 use crate::wire::tunnel::{HeaderError, TunnelPacket, TunnelRepr};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
 
@@ -23,6 +26,8 @@ pub const OUTER_LEN: usize = ETH + IP + UDP + TUN;
 /// Bytes encapsulation adds to an Ethernet frame (its Ethernet header is
 /// reused): the tunnel's overhead on the path MTU.
 pub const ADDED: usize = IP + UDP + TUN;
+/// Where the tunnel header starts in a frame we built (no IPv4 options).
+const TUN_AT: usize = ETH + IP + UDP;
 /// Outer TTL.
 const OUTER_TTL: u8 = 64;
 /// ECN codepoint "congestion experienced".
@@ -50,7 +55,8 @@ pub struct Outer {
 }
 
 /// Writes the outer Ethernet, IPv4, UDP and tunnel headers into the first
-/// [`OUTER_LEN`] bytes of `buf`, for `payload_len` bytes after them.
+/// [`OUTER_LEN`] bytes of `buf`, for `payload_len` bytes after them (the
+/// tag included, when the packet is sealed).
 ///
 /// # Panics
 /// If `buf` is shorter than [`OUTER_LEN`] (callers size it).
@@ -91,6 +97,42 @@ pub fn write_outer(buf: &mut [u8], o: &Outer, payload_len: usize) {
     ));
 }
 
+/// Seals a frame we built: `frame` is the outer headers ([`OUTER_LEN`]
+/// bytes, the tunnel header naming the key already), the payload, and
+/// [`TAG_LEN`] bytes the tag goes into. The nonce comes from the header
+/// (lane, path id, path sequence), which is the associated data.
+///
+/// # Panics
+/// If `frame` is shorter than the outer headers and a tag (callers size it).
+#[inline]
+pub fn seal(frame: &mut [u8], key: &PacketKey) {
+    let (head, rest) = frame.split_at_mut(OUTER_LEN);
+    let header = &head[TUN_AT..];
+    let h = TunnelPacket::new_unchecked(header);
+    let nonce = aead::nonce(h.lane(), h.path(), h.path_seq());
+    let (payload, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+    tag.copy_from_slice(&key.seal(nonce, header, payload));
+}
+
+/// Opens a received sealed packet in place (the payload and its tag, as
+/// [`parse_rx`] found them); afterwards the payload is in clear. Nothing
+/// outside the payload changes.
+///
+/// # Errors
+/// The tag does not verify (or the frame is shorter than its lengths say).
+#[inline]
+pub fn open(frame: &mut [u8], rx: &Rx, key: &PacketKey) -> Result<(), AuthFailed> {
+    let h = &rx.header;
+    let nonce = aead::nonce(h.lane, h.path, h.path_seq);
+    let end = rx.offset + rx.len + TAG_LEN;
+    let (head, rest) = frame
+        .get_mut(..end)
+        .ok_or(AuthFailed)?
+        .split_at_mut(rx.offset);
+    let aad = head.get(rx.offset - TUN..).ok_or(AuthFailed)?;
+    key.open(nonce, aad, rest).map(|_| ())
+}
+
 /// The inner packet's DSCP and ECN byte, from an Ethernet frame carrying it
 /// (0 if it is too short to have one).
 pub fn inner_tos(frame: &[u8]) -> u8 {
@@ -123,7 +165,8 @@ pub struct Rx {
     pub ecn: u8,
     /// Where the tunnel payload starts in the frame.
     pub offset: usize,
-    /// Its length, as the UDP length gives it.
+    /// Its length, as the UDP length gives it (less the tag of a sealed
+    /// packet, which follows it).
     pub len: usize,
 }
 
@@ -141,8 +184,7 @@ impl Rx {
 /// a UDP header that fits were already checked).
 ///
 /// # Errors
-/// The drop reason: truncated, unknown version or type, an encryption key
-/// we do not have.
+/// The drop reason: truncated, unknown version or type.
 #[inline]
 pub fn parse_rx(frame: &[u8]) -> Result<Rx, DropReason> {
     let ip = frame
@@ -164,16 +206,17 @@ fn rx_of(ip: &Ipv4Packet<&[u8]>, udp: &UdpPacket<&[u8]>) -> Result<Rx, DropReaso
         HeaderError::Version(_) => DropReason::TunnelBadVersion,
         HeaderError::Kind(_) => DropReason::TunnelBadType,
     })?;
-    if header.key != 0 {
-        return Err(DropReason::TunnelUnsupportedKey);
-    }
+    let tag = if header.key != 0 { TAG_LEN } else { 0 };
+    let len = (tunnel.len() - TUN)
+        .checked_sub(tag)
+        .ok_or(DropReason::TunnelTruncated)?;
     Ok(Rx {
         header,
         src: ip.src_addr(),
         dst: ip.dst_addr(),
         ecn: ip.ecn(),
         offset: ETH + ip.header_len() + UDP + TUN,
-        len: tunnel.len() - TUN,
+        len,
     })
 }
 
@@ -373,12 +416,13 @@ mod tests {
             f[at] = v;
             f
         };
-        assert_eq!(parse_rx(&with(42, 0x20)), Err(DropReason::TunnelBadVersion));
-        assert_eq!(parse_rx(&with(42, 0x17)), Err(DropReason::TunnelBadType));
-        assert_eq!(
-            parse_rx(&with(45, 1)),
-            Err(DropReason::TunnelUnsupportedKey)
-        );
+        assert_eq!(parse_rx(&with(42, 0x10)), Err(DropReason::TunnelBadVersion));
+        assert_eq!(parse_rx(&with(42, 0x27)), Err(DropReason::TunnelBadType));
+        // A key id says a tag follows: 10 bytes after the header cannot hold one.
+        let mut untagged = with(45, 1);
+        untagged[38..40].copy_from_slice(&(8u16 + 20 + 10).to_be_bytes());
+        assert_eq!(parse_rx(&untagged), Err(DropReason::TunnelTruncated));
+        assert_eq!(parse_rx(&with(45, 1)).map(|rx| rx.len), Ok(good.len() - 62 - 16));
         // UDP length shorter than a tunnel header.
         let mut short = good.clone();
         short[38..40].copy_from_slice(&20u16.to_be_bytes());
@@ -425,7 +469,7 @@ mod tests {
             ("a fragment", with(20, 0x20)),
             ("not UDP", with(23, 6)),
             ("another port", with(37, good[37] ^ 1)),
-            ("a bad tunnel header", with(42, 0x20)),
+            ("a bad tunnel header", with(42, 0x30)),
             ("truncated", good[..40].to_vec()),
         ];
         for (what, f) in refused {

@@ -15,6 +15,7 @@
 //! `docs/tunnel.md` is the operator's page; `docs/wire-format.md` the bytes.
 
 pub mod class;
+pub mod crypto;
 pub mod encap;
 pub mod health;
 pub mod meter;
@@ -24,6 +25,7 @@ pub mod shaper;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -345,6 +347,8 @@ pub struct TunnelTable {
     pub shaping: Option<Shaping>,
     /// Per class index: entering the tunnel per second (management lcore).
     pub class_rates: Box<[Rate]>,
+    /// The keys and handshake figures (`None`: the tunnel is in clear).
+    pub crypto: Option<Arc<crypto::TunnelCrypto>>,
 }
 
 impl TunnelTable {
@@ -457,6 +461,12 @@ impl TunnelTable {
                 cells: cfg.paths.iter().map(|_| PathCells::new(workers)).collect(),
             }),
             bfd_discards: crate::bfd::Discards::default(),
+            crypto: cfg.encrypted().then(|| {
+                Arc::new(crypto::TunnelCrypto::new(
+                    crypto::choice(cfg.encryption).1,
+                    workers,
+                ))
+            }),
         }
     }
 
@@ -632,7 +642,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
             t.schedulers(),
             vec![SchedulerName::SourceSubnet, SchedulerName::Wlb]
         );
-        assert_eq!(t.inner_mtu, 1452);
+        assert_eq!(t.inner_mtu, 1436, "encrypted: the tag counts");
         assert!(t.live[1].usable());
         assert_eq!(t.path_counters[0].len(), 2);
     }

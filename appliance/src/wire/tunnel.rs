@@ -22,8 +22,8 @@
 
 use super::{Error, Result};
 
-/// The header's version.
-pub const VERSION: u8 = 1;
+/// The header's version (2: authenticated encryption, handshakes).
+pub const VERSION: u8 = 2;
 
 /// The lane of the management lcore's own packets (probes, and ICMP it
 /// sends through the tunnel): always unordered, never reordered.
@@ -50,6 +50,12 @@ pub enum Kind {
     Probe,
     /// The answer to a probe.
     ProbeReply,
+    /// A handshake's first message (in clear: key id 0).
+    HandshakeInitiation,
+    /// A handshake's answer.
+    HandshakeResponse,
+    /// "Under load: send that again with this cookie."
+    CookieReply,
 }
 
 impl Kind {
@@ -58,16 +64,32 @@ impl Kind {
             0 => Some(Kind::Data),
             1 => Some(Kind::Probe),
             2 => Some(Kind::ProbeReply),
+            3 => Some(Kind::HandshakeInitiation),
+            4 => Some(Kind::HandshakeResponse),
+            5 => Some(Kind::CookieReply),
             _ => None,
         }
     }
 
-    fn bits(self) -> u8 {
+    /// Its value in the header's type field.
+    pub fn bits(self) -> u8 {
         match self {
             Kind::Data => 0,
             Kind::Probe => 1,
             Kind::ProbeReply => 2,
+            Kind::HandshakeInitiation => 3,
+            Kind::HandshakeResponse => 4,
+            Kind::CookieReply => 5,
         }
+    }
+
+    /// Whether it is a handshake message (never encrypted by the tunnel:
+    /// it makes the keys).
+    pub fn is_handshake(self) -> bool {
+        matches!(
+            self,
+            Kind::HandshakeInitiation | Kind::HandshakeResponse | Kind::CookieReply
+        )
     }
 }
 
@@ -274,7 +296,7 @@ pub struct TunnelRepr {
     pub flags: u8,
     /// Path id.
     pub path: u8,
-    /// Key id (0: not encrypted).
+    /// Key id (0: in clear; else the receiver's key it is sealed under).
     pub key: u8,
     /// Lane.
     pub lane: u16,
@@ -357,19 +379,22 @@ impl TunnelRepr {
     }
 }
 
-/// What a probe carries after the header: how many tunnel packets its sender
-/// has received on this path from the other end (a wrapping count). While it
-/// keeps moving, the other end knows that what it sends on the path arrives,
-/// even when congestion drops some probes.
+/// What a probe carries after the header: its number on the path (the
+/// reply echoes it) and how many tunnel packets its sender has received on
+/// this path from the other end (a wrapping count). While the count keeps
+/// moving, the other end knows that what it sends on the path arrives, even
+/// when congestion drops some probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeRepr {
+    /// The prober's number for this probe on the path.
+    pub number: u32,
     /// Tunnel packets received on this path from the probe's addressee.
     pub rx_packets: u32,
 }
 
 impl ProbeRepr {
     /// Bytes after the tunnel header.
-    pub const LEN: usize = 4;
+    pub const LEN: usize = 8;
 
     /// Reads it from a probe's payload.
     ///
@@ -381,7 +406,8 @@ impl ProbeRepr {
             return Err(Error::Truncated);
         }
         Ok(ProbeRepr {
-            rx_packets: read_u32(payload, 0),
+            number: read_u32(payload, 0),
+            rx_packets: read_u32(payload, 4),
         })
     }
 
@@ -391,7 +417,8 @@ impl ProbeRepr {
     /// If `payload` is shorter than [`Self::LEN`].
     #[inline]
     pub fn emit(&self, payload: &mut [u8]) {
-        write_u32(payload, 0, self.rx_packets);
+        write_u32(payload, 0, self.number);
+        write_u32(payload, 4, self.rx_packets);
     }
 }
 
@@ -400,6 +427,8 @@ impl ProbeRepr {
 /// replier's received-packet count as in [`ProbeRepr`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeReplyRepr {
+    /// The probe's number, echoed.
+    pub echo_number: u32,
     /// The probe's send timestamp, echoed (the prober's clock).
     pub echo_sent_us: u32,
     /// The replier's clock at reception minus the probe's send timestamp
@@ -415,7 +444,7 @@ pub struct ProbeReplyRepr {
 
 impl ProbeReplyRepr {
     /// Bytes after the tunnel header.
-    pub const LEN: usize = 16;
+    pub const LEN: usize = 20;
 
     /// Reads it from a probe reply's payload.
     ///
@@ -427,10 +456,11 @@ impl ProbeReplyRepr {
             return Err(Error::Truncated);
         }
         Ok(ProbeReplyRepr {
-            echo_sent_us: read_u32(payload, 0),
-            forward_us: read_u32(payload, 4),
-            hold_us: read_u32(payload, 8),
-            rx_packets: read_u32(payload, 12),
+            echo_number: read_u32(payload, 0),
+            echo_sent_us: read_u32(payload, 4),
+            forward_us: read_u32(payload, 8),
+            hold_us: read_u32(payload, 12),
+            rx_packets: read_u32(payload, 16),
         })
     }
 
@@ -440,10 +470,11 @@ impl ProbeReplyRepr {
     /// If `payload` is shorter than [`Self::LEN`].
     #[inline]
     pub fn emit(&self, payload: &mut [u8]) {
-        write_u32(payload, 0, self.echo_sent_us);
-        write_u32(payload, 4, self.forward_us);
-        write_u32(payload, 8, self.hold_us);
-        write_u32(payload, 12, self.rx_packets);
+        write_u32(payload, 0, self.echo_number);
+        write_u32(payload, 4, self.echo_sent_us);
+        write_u32(payload, 8, self.forward_us);
+        write_u32(payload, 12, self.hold_us);
+        write_u32(payload, 16, self.rx_packets);
     }
 }
 
@@ -455,7 +486,7 @@ mod tests {
 
     /// A data packet on path 2, lane 1, as `docs/wire-format.md` draws it.
     const DATA: [u8; 20] = [
-        0x10, 0x00, 0x02, 0x00, // v1 data, no flags, path 2, key 0
+        0x20, 0x00, 0x02, 0x00, // v2 data, no flags, path 2, key 0
         0x00, 0x01, 0xbe, 0xef, // lane 1, epoch 0xbeef
         0x00, 0x00, 0x01, 0x00, // lane seq 256
         0x00, 0x00, 0x00, 0x80, // path seq 128
@@ -491,14 +522,14 @@ mod tests {
             TunnelRepr::parse(&TunnelPacket::new_unchecked(&DATA[..19])),
             Err(HeaderError::Truncated)
         );
-        let mut v2 = DATA;
-        v2[0] = 0x20;
+        let mut v1 = DATA;
+        v1[0] = 0x10;
         assert_eq!(
-            TunnelRepr::parse(&TunnelPacket::new_unchecked(&v2[..])),
-            Err(HeaderError::Version(2))
+            TunnelRepr::parse(&TunnelPacket::new_unchecked(&v1[..])),
+            Err(HeaderError::Version(1))
         );
         let mut t9 = DATA;
-        t9[0] = 0x19;
+        t9[0] = 0x29;
         assert_eq!(
             TunnelRepr::parse(&TunnelPacket::new_unchecked(&t9[..])),
             Err(HeaderError::Kind(9))
@@ -508,19 +539,23 @@ mod tests {
     #[test]
     fn probe_reply_round_trips() {
         let r = ProbeReplyRepr {
+            echo_number: 3,
             echo_sent_us: 7,
             forward_us: u32::MAX,
             hold_us: 35,
             rx_packets: 1 << 31,
         };
-        let mut b = [0u8; 16];
+        let mut b = [0u8; 20];
         r.emit(&mut b);
         assert_eq!(ProbeReplyRepr::parse(&b), Ok(r));
-        assert_eq!(ProbeReplyRepr::parse(&b[..15]), Err(Error::Truncated));
-        let p = ProbeRepr { rx_packets: 9 };
+        assert_eq!(ProbeReplyRepr::parse(&b[..19]), Err(Error::Truncated));
+        let p = ProbeRepr {
+            number: 4,
+            rx_packets: 9,
+        };
         p.emit(&mut b);
-        assert_eq!(ProbeRepr::parse(&b[..4]), Ok(p));
-        assert_eq!(ProbeRepr::parse(&b[..3]), Err(Error::Truncated));
+        assert_eq!(ProbeRepr::parse(&b[..8]), Ok(p));
+        assert_eq!(ProbeRepr::parse(&b[..7]), Err(Error::Truncated));
     }
 
     proptest::proptest! {
@@ -535,9 +570,9 @@ mod tests {
         }
 
         #[test]
-        fn emit_then_parse_is_identity(flags in 0u8.., path in 0u8.., lane in 0u16.., epoch in 0u16.., ls in 0u32.., ps in 0u32.., t in 0u32.., k in 0u8..3) {
-            let kind = [Kind::Data, Kind::Probe, Kind::ProbeReply][usize::from(k)];
-            let r = TunnelRepr { kind, flags, path, key: 0, lane, epoch, lane_seq: ls, path_seq: ps, sent_us: t };
+        fn emit_then_parse_is_identity(flags in 0u8.., path in 0u8.., lane in 0u16.., epoch in 0u16.., ls in 0u32.., ps in 0u32.., t in 0u32.., k in 0u8..6, key in 0u8..) {
+            let kind = [Kind::Data, Kind::Probe, Kind::ProbeReply, Kind::HandshakeInitiation, Kind::HandshakeResponse, Kind::CookieReply][usize::from(k)];
+            let r = TunnelRepr { kind, flags, path, key, lane, epoch, lane_seq: ls, path_seq: ps, sent_us: t };
             let mut b = [0u8; 20];
             r.emit(&mut TunnelPacket::new_unchecked(&mut b[..]));
             proptest::prop_assert_eq!(TunnelRepr::parse(&TunnelPacket::new_unchecked(&b[..])), Ok(r));

@@ -8,6 +8,11 @@
 //! passed a bulk backlog is not held there for the packets it passed, and a
 //! packet the shaper dropped leaves no hole. The two copies of a `redundant`
 //! packet share one number, which the first of them to leave takes.
+//!
+//! An encrypted tunnel seals each packet here, as it leaves, under the
+//! current send key ([`Sealer`]). The two copies of a `redundant` packet
+//! are sealed apart (each path has its own nonce), so the second is a copy
+//! of the payload rather than a shared reference to it.
 
 use std::sync::Arc;
 
@@ -24,6 +29,11 @@ use crate::tunnel::scheduler;
 use crate::tunnel::{TunnelTable, LANE_PORT_BASE, MAX_PATHS};
 use crate::wire::tunnel::{flags, Kind as PacketKind, TunnelRepr};
 use crate::wire::{EthernetFrame, MacAddr};
+
+use super::keys::Sealer;
+
+/// Bytes of the tag a sealed packet carries.
+const TAG: usize = crate::tunnel::crypto::aead::TAG_LEN;
 
 /// A worker's lane for network-control and real-time packets is its id plus
 /// this (half the lanes the far end reorders).
@@ -150,13 +160,28 @@ pub struct Departures {
     macs: [Option<(MacAddr, MacAddr)>; MAX_PATHS],
     /// Small mbufs for the copies' headers (`redundant`).
     headers: Arc<Mempool>,
+    /// Full-size mbufs for the sealed copies of `redundant` packets.
+    pool: Arc<Mempool>,
     pairs: Pairs,
+    /// Seals what leaves (`None`: the tunnel is in clear).
+    sealer: Option<Sealer>,
 }
 
 impl Departures {
     /// Worker `id`'s, with room for `pairs` `redundant` pairs waiting at once.
-    pub fn new(id: usize, table: Arc<TunnelTable>, headers: Arc<Mempool>, pairs: usize) -> Self {
+    pub fn new(
+        id: usize,
+        table: Arc<TunnelTable>,
+        headers: Arc<Mempool>,
+        pool: Arc<Mempool>,
+        pairs: usize,
+    ) -> Self {
         Self {
+            sealer: table
+                .crypto
+                .as_ref()
+                .map(|c| Sealer::new(id, Arc::clone(c))),
+            pool,
             id,
             lanes: [0, URGENT_LANE].map(|base| Lane {
                 id: u16::try_from(id).unwrap_or(0).wrapping_add(base),
@@ -173,6 +198,14 @@ impl Departures {
     /// The worker's id.
     pub fn worker(&self) -> usize {
         self.id
+    }
+
+    /// Once per burst: picks up new keys.
+    #[inline]
+    pub fn begin_burst(&mut self) {
+        if let Some(s) = &mut self.sealer {
+            s.begin_burst();
+        }
     }
 
     /// Path `p`'s MACs for this burst (`None`: its next hop is unresolved).
@@ -242,7 +275,12 @@ impl Departures {
                 seq
             }
         };
-        let Some(outer) = self.outer(p, &held, lane_seq, now) else {
+        let key = match self.sealer.as_mut().map(|s| s.admit(now)) {
+            None => 0,
+            Some(Ok(id)) => id,
+            Some(Err(reason)) => return self.refused(p, counters, reason),
+        };
+        let Some(outer) = self.outer(p, &held, lane_seq, key, now) else {
             return self.refused(p, counters, DropReason::TunnelNoPath);
         };
         let port = self.table.paths[p].port;
@@ -255,13 +293,51 @@ impl Departures {
                 if PacketBuf::prepend(&mut m, encap::ADDED).is_err() {
                     return self.refused(p, counters, DropReason::NoMbuf);
                 }
-                encap::write_outer(
-                    &mut PacketBuf::data_mut(&mut m)[..OUTER_LEN],
-                    &outer,
-                    inner_len,
-                );
+                let Some(sealer) = &self.sealer else {
+                    encap::write_outer(
+                        &mut PacketBuf::data_mut(&mut m)[..OUTER_LEN],
+                        &outer,
+                        inner_len,
+                    );
+                    let tag = TxTag::path(p, m.pkt_len());
+                    o.tx.push(port, m, tag, o.tables);
+                    return true;
+                };
+                // Sealed in place: the payload must be in one piece, with
+                // room after it for the tag.
+                if !m.is_contiguous() {
+                    return self.refused(p, counters, DropReason::MultiSegment);
+                }
+                if m.append(TAG as u16).is_none() {
+                    return self.refused(p, counters, DropReason::NoMbuf);
+                }
+                let frame = PacketBuf::data_mut(&mut m);
+                encap::write_outer(&mut frame[..OUTER_LEN], &outer, inner_len + TAG);
+                sealer.seal(frame);
                 let tag = TxTag::path(p, m.pkt_len());
                 o.tx.push(port, m, tag, o.tables);
+            }
+            Body::Copy(payload, inner_len) if self.sealer.is_some() => {
+                // A copy of its own: sealed under this path's nonce.
+                let Some(mut c) = self.pool.alloc() else {
+                    return self.refused(p, counters, DropReason::NoMbuf);
+                };
+                let Some(inner) = payload.data().get(..inner_len) else {
+                    return self.refused(p, counters, DropReason::MultiSegment);
+                };
+                let Some(frame) = u16::try_from(OUTER_LEN + inner_len + TAG)
+                    .ok()
+                    .and_then(|n| c.append(n))
+                else {
+                    return self.refused(p, counters, DropReason::NoMbuf);
+                };
+                encap::write_outer(&mut frame[..OUTER_LEN], &outer, inner_len + TAG);
+                frame[OUTER_LEN..OUTER_LEN + inner_len].copy_from_slice(inner);
+                if let Some(s) = &self.sealer {
+                    s.seal(frame);
+                }
+                let tag = TxTag::path(p, c.pkt_len());
+                o.tx.push(port, c, tag, o.tables);
             }
             Body::Copy(payload, inner_len) => {
                 // Each copy is a private header mbuf chained in front of the
@@ -301,7 +377,7 @@ impl Departures {
 
     /// The outer headers for path `p`.
     #[inline]
-    fn outer(&mut self, p: usize, held: &Held, lane_seq: u32, now: Time) -> Option<Outer> {
+    fn outer(&mut self, p: usize, held: &Held, lane_seq: u32, key: u8, now: Time) -> Option<Outer> {
         let path = self.table.paths.get(p)?;
         let (src_mac, dst_mac) = self.macs[p]?;
         let lane = &mut self.lanes[usize::from(held.urgent())];
@@ -319,7 +395,7 @@ impl Departures {
                 kind: PacketKind::Data,
                 flags: if held.unordered { flags::UNORDERED } else { 0 },
                 path: path.id,
-                key: 0,
+                key,
                 lane: lane.id,
                 epoch: self.table.epoch,
                 lane_seq,

@@ -1,8 +1,8 @@
 //! A worker's part of the tunnel: [`TunnelSender`] schedules what the
 //! pipeline routes into the tunnel, queues it for its path's shaper
 //! (`queues`) and numbers and encapsulates it as it leaves (`departures`);
-//! [`TunnelReceiver`] reorders and decapsulates what comes out of it (and is
-//! polled as a stage).
+//! [`TunnelReceiver`] opens (`keys`), reorders and decapsulates what comes
+//! out of it (and is polled as a stage).
 //!
 //! Each worker sends on its own lane, numbered by counters only it touches;
 //! each lane of the peer is reordered by exactly one worker here (`lane %
@@ -13,6 +13,7 @@
 //! output into it is refused, but a relayed copy of a LAN stream goes in).
 
 mod departures;
+mod keys;
 mod queues;
 mod receive;
 mod send;

@@ -1,7 +1,11 @@
 //! A worker's receiving side of the tunnel: check a packet from the peer,
-//! hand it to the worker that owns its lane (over an SPSC ring) or pass it
-//! through the lane's reorder buffer, and send what the lane releases on its
-//! way, decapsulated, as if it had arrived from the tunnel.
+//! hand it to the worker that owns its lane (over an SPSC ring), open it
+//! there (an encrypted tunnel: the key its Key ID names, the replay window,
+//! the tag; nothing about a packet is believed before), pass it through the
+//! lane's reorder buffer, and send what the lane releases on its way,
+//! decapsulated, as if it had arrived from the tunnel. Probes and probe
+//! replies go to the management lcore once opened; handshake messages go
+//! there at a bounded rate.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,11 +20,13 @@ use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
 use crate::stats::DropReason;
 use crate::tables::Tables;
-use crate::time::Time;
+use crate::time::{Time, TokenBucket};
 use crate::tunnel::encap;
 use crate::tunnel::reorder::{self, Arrival, Lane};
 use crate::tunnel::{TunnelTable, MAX_LANES, MAX_PATHS};
 use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
+
+use super::keys::Opener;
 
 /// A lane of the peer this worker reorders.
 #[derive(Debug)]
@@ -48,6 +54,10 @@ pub struct TunnelReceiver {
     handoff_to: Vec<Option<Producer>>,
     /// Rings from the other workers.
     handoff_from: Vec<Consumer>,
+    /// Opens sealed packets (`None`: the tunnel is in clear).
+    opener: Option<Opener>,
+    /// Handshake messages handed to the management lcore.
+    handshakes: TokenBucket,
 }
 
 impl TunnelReceiver {
@@ -67,7 +77,17 @@ impl TunnelReceiver {
                 })
             })
             .collect();
+        let opener = table
+            .crypto
+            .as_ref()
+            .map(|c| Opener::new(id, workers, table.paths.len(), Arc::clone(c)));
+        let rate = table
+            .crypto
+            .as_ref()
+            .map_or(1, |c| c.handshake_punts_per_sec);
         Self {
+            opener,
+            handshakes: TokenBucket::with_burst(rate, rate.min(64)),
             id,
             workers: workers.max(1),
             live: 0,
@@ -83,6 +103,9 @@ impl TunnelReceiver {
     /// Reads which paths are up, once per burst.
     #[inline]
     pub fn begin_burst(&mut self) {
+        if let Some(o) = &mut self.opener {
+            o.begin_burst();
+        }
         let mut live = 0u16;
         for (i, state) in self.table.live.iter().enumerate().take(MAX_PATHS) {
             if state.up.load(Ordering::Relaxed) {
@@ -148,9 +171,9 @@ impl TunnelReceiver {
         self.take(tables, m, &rx, path, now, sinks);
     }
 
-    /// A packet from the peer over `path`: counted on the path, then a
-    /// probe for the management lcore, or data for the worker that owns its
-    /// lane.
+    /// A packet from the peer's address over `path`: a handshake message
+    /// for the management lcore (at a bounded rate), or a packet for the
+    /// worker that owns its lane.
     #[inline]
     fn take(
         &mut self,
@@ -161,22 +184,34 @@ impl TunnelReceiver {
         now: Time,
         sinks: &mut Sinks<'_>,
     ) {
-        let pc = self.table.path_counters[path].worker(self.id);
-        pc.rx_packets.inc();
-        pc.rx_bytes.add(m.pkt_len() as u64);
-        if rx.header.kind != PacketKind::Data {
-            // Probes are the management lcore's.
-            sinks.punt(m);
+        if rx.header.kind.is_handshake() {
+            let refused = if self.opener.is_none() {
+                Some(DropReason::TunnelCleartext)
+            } else if rx.header.key != 0 {
+                Some(DropReason::TunnelUnknownKey)
+            } else if !self.handshakes.take(now) {
+                Some(DropReason::TunnelHandshakeLimited)
+            } else {
+                None
+            };
+            match refused {
+                Some(reason) => sinks.drop_one(reason),
+                None => sinks.punt(m),
+            }
             return;
         }
         let lane = rx.header.lane;
-        if lane != CONTROL_LANE && usize::from(lane) >= MAX_LANES {
+        let owner = if lane == CONTROL_LANE {
+            usize::from(CONTROL_LANE) % self.workers
+        } else if usize::from(lane) < MAX_LANES {
+            usize::from(lane) % self.workers
+        } else {
             sinks.drop_one(DropReason::TunnelBadLane);
             return;
-        }
-        let owner = usize::from(lane) % self.workers;
-        if lane != CONTROL_LANE && owner != self.id {
-            // The owner decapsulates: it needs the tunnel header to reorder.
+        };
+        if owner != self.id {
+            // The owner opens it (its replay windows) and decapsulates it
+            // (it needs the tunnel header to reorder).
             if let Some(Some(ring)) = self.handoff_to.get_mut(owner) {
                 if ring.enqueue(m).is_err() {
                     sinks.drop_one(DropReason::TunnelHandoffFull);
@@ -187,9 +222,11 @@ impl TunnelReceiver {
         self.accept(tables, m, rx, path, now, sinks);
     }
 
-    /// A data packet for this worker, on `path`: decapsulated at once (its
-    /// inner packet checked, so garbage never takes a sequence number), then
-    /// delivered or passed through its lane's reorder buffer.
+    /// A packet of a lane this worker owns, on `path`: opened (an encrypted
+    /// tunnel), counted as received on the path, then a probe or reply for
+    /// the management lcore, or data decapsulated at once (its inner packet
+    /// checked, so garbage never takes a sequence number) and delivered or
+    /// passed through its lane's reorder buffer.
     fn accept(
         &mut self,
         tables: &Tables,
@@ -199,11 +236,29 @@ impl TunnelReceiver {
         now: Time,
         sinks: &mut Sinks<'_>,
     ) {
+        let pc = self.table.path_counters[path].worker(self.id);
+        let opened = match (&mut self.opener, rx.header.key) {
+            (None, 0) => Ok(()),
+            (None, _) => Err(DropReason::TunnelUnknownKey),
+            (Some(_), 0) => Err(DropReason::TunnelCleartext),
+            (Some(_), _) if !m.is_contiguous() => Err(DropReason::MultiSegment),
+            (Some(o), _) => o.open(m.data_mut(), rx, path),
+        };
+        if let Err(reason) = opened {
+            pc.drops.inc(reason);
+            sinks.drop_one(reason);
+            return;
+        }
+        pc.rx_packets.inc();
+        pc.rx_bytes.add(m.pkt_len() as u64);
+        if rx.header.kind != PacketKind::Data {
+            // Probes and replies are the management lcore's (opened in
+            // place; the tag stays, so the frame's lengths still hold).
+            sinks.punt(m);
+            return;
+        }
         if let Err(reason) = encap::decapsulate(&mut m, rx) {
-            self.table.path_counters[path]
-                .worker(self.id)
-                .drops
-                .inc(reason);
+            pc.drops.inc(reason);
             sinks.drop_one(reason);
             return;
         }

@@ -70,8 +70,14 @@ fn scheduler(name: SchedulerName, bindings: &[(ipnet::Ipv4Net, u8)], seed: u64) 
 }
 
 impl TunnelSender {
-    /// Worker `id`'s sender for `table`.
-    pub fn new(id: usize, table: Arc<TunnelTable>, headers: Arc<Mempool>) -> Self {
+    /// Worker `id`'s sender for `table`: `headers` for the `redundant`
+    /// copies' headers, `pool` for their sealed copies.
+    pub fn new(
+        id: usize,
+        table: Arc<TunnelTable>,
+        headers: Arc<Mempool>,
+        pool: Arc<Mempool>,
+    ) -> Self {
         let seed = u64::from(table.epoch) ^ 0x5eed;
         let schedulers = table
             .classes
@@ -83,7 +89,7 @@ impl TunnelSender {
         let pairs = PathQueues::capacity(&table) + 64;
         Self {
             queues: PathQueues::new(&table),
-            out: Departures::new(id, Arc::clone(&table), headers, pairs),
+            out: Departures::new(id, Arc::clone(&table), headers, pool, pairs),
             table,
             schedulers,
             views: [[PathView::default(); MAX_PATHS]; 2],
@@ -96,6 +102,7 @@ impl TunnelSender {
     /// next hop resolved), rate, delay and the shaped paths' backlog.
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables, now: Time) {
+        self.out.begin_burst();
         let table = &self.table;
         for (i, p) in table.paths.iter().enumerate().take(MAX_PATHS) {
             let state = &table.live[i];

@@ -1,22 +1,30 @@
-//! Token bucket for ICMP errors (RFC 1812 §4.3.2.8: rate-limit them).
+//! A token bucket: ICMP errors (RFC 1812 §4.3.2.8: rate-limit them) and
+//! tunnel handshakes are limited by it.
 
 use crate::time::Time;
 
-/// Allows `rate` events per second with a burst of `rate` (at least 1).
-#[derive(Debug)]
+/// Allows `rate` events per second with a burst of `burst` (at least 1).
+#[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate: f64,
+    burst: f64,
     tokens: f64,
     last: Option<Time>,
 }
 
 impl TokenBucket {
-    /// A full bucket.
+    /// A full bucket whose burst is one second's worth.
     pub fn new(rate: u32) -> Self {
-        let rate = f64::from(rate.max(1));
+        Self::with_burst(rate, rate)
+    }
+
+    /// A full bucket of `burst` tokens refilled at `rate` per second.
+    pub fn with_burst(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
         Self {
-            rate,
-            tokens: rate,
+            rate: f64::from(rate.max(1)),
+            burst,
+            tokens: burst,
             last: None,
         }
     }
@@ -25,8 +33,9 @@ impl TokenBucket {
     /// bucket refills from the elapsed time whenever it is used).
     fn refill(&mut self, now: Time) {
         if let Some(last) = self.last {
-            self.tokens =
-                (self.tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.rate);
+            self.tokens = (self.tokens
+                + now.saturating_duration_since(last).as_secs_f64() * self.rate)
+                .min(self.burst);
         }
         self.last = Some(now);
     }

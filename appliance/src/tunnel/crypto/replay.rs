@@ -1,0 +1,186 @@
+//! The anti-replay window of one (key, lane, path): which path sequence
+//! numbers were already accepted, as RFC 6479's ring of bit blocks (no
+//! shifting; moving the window clears the blocks it passes).
+//!
+//! A packet is checked before it is decrypted ([`Window::fresh`]) and
+//! marked only after its tag verified ([`Window::mark`]), so forged packets
+//! never move it. Sequence numbers wrap (32 bits); a key never covers 2^32
+//! packets of one (lane, path), so serial-number order is exact.
+
+/// Blocks of 64 bits in the ring.
+const BLOCKS: usize = 128;
+/// How far behind the newest accepted number a packet may be and still be
+/// accepted once: the ring less one block (the one being filled), as
+/// WireGuard's 8128.
+pub const WINDOW: u32 = ((BLOCKS - 1) * 64) as u32;
+
+/// What one window has accepted.
+#[derive(Clone)]
+pub struct Window {
+    /// The newest number accepted (`None`: nothing yet).
+    top: Option<u32>,
+    bits: [u64; BLOCKS],
+}
+
+impl std::fmt::Debug for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Window").field("top", &self.top).finish()
+    }
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            top: None,
+            bits: [0; BLOCKS],
+        }
+    }
+}
+
+/// Why a number is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Accepted before.
+    Again,
+    /// Further behind the newest than the window reaches.
+    TooOld,
+}
+
+fn at(seq: u32) -> (usize, u64) {
+    ((seq >> 6) as usize % BLOCKS, 1u64 << (seq & 63))
+}
+
+impl Window {
+    /// Forgets everything (a new key).
+    pub fn reset(&mut self) {
+        self.top = None;
+        self.bits = [0; BLOCKS];
+    }
+
+    /// Whether `seq` may be accepted (nothing changes).
+    ///
+    /// # Errors
+    /// Why not.
+    #[inline]
+    pub fn fresh(&self, seq: u32) -> Result<(), Refused> {
+        let Some(top) = self.top else {
+            return Ok(());
+        };
+        let ahead = seq.wrapping_sub(top) as i32;
+        if ahead > 0 {
+            return Ok(());
+        }
+        if ahead.unsigned_abs() >= WINDOW {
+            return Err(Refused::TooOld);
+        }
+        let (block, bit) = at(seq);
+        if self.bits[block] & bit != 0 {
+            return Err(Refused::Again);
+        }
+        Ok(())
+    }
+
+    /// Accepts `seq`, which [`Self::fresh`] allowed and whose packet
+    /// verified.
+    #[inline]
+    pub fn mark(&mut self, seq: u32) {
+        match self.top {
+            None => {
+                self.top = Some(seq);
+            }
+            Some(top) if (seq.wrapping_sub(top) as i32) > 0 => {
+                // Clear the blocks the window moves onto (all of them at most).
+                // Block numbers are 26 bits (a sequence number's top bits).
+                let from = top >> 6;
+                let to = seq >> 6;
+                let moved = (to.wrapping_sub(from) & (u32::MAX >> 6)).min(BLOCKS as u32);
+                for i in 1..=moved {
+                    self.bits[from.wrapping_add(i) as usize % BLOCKS] = 0;
+                }
+                self.top = Some(seq);
+            }
+            Some(_) => {}
+        }
+        let (block, bit) = at(seq);
+        self.bits[block] |= bit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn accept(w: &mut Window, seq: u32) -> Result<(), Refused> {
+        w.fresh(seq)?;
+        w.mark(seq);
+        Ok(())
+    }
+
+    #[test]
+    fn first_copies_pass_second_copies_and_old_ones_do_not() {
+        let mut w = Window::default();
+        assert_eq!(accept(&mut w, 100), Ok(()));
+        assert_eq!(accept(&mut w, 100), Err(Refused::Again));
+        assert_eq!(accept(&mut w, 99), Ok(()), "late but inside");
+        assert_eq!(accept(&mut w, 10_000), Ok(()));
+        assert_eq!(accept(&mut w, 10_000 - WINDOW + 1), Ok(()));
+        assert_eq!(accept(&mut w, 10_000 - WINDOW), Err(Refused::TooOld));
+        assert_eq!(accept(&mut w, 150), Err(Refused::TooOld));
+    }
+
+    #[test]
+    fn numbers_wrap() {
+        let mut w = Window::default();
+        assert_eq!(accept(&mut w, u32::MAX - 1), Ok(()));
+        assert_eq!(accept(&mut w, 3), Ok(()));
+        assert_eq!(accept(&mut w, u32::MAX), Ok(()), "behind, across the wrap");
+        assert_eq!(accept(&mut w, u32::MAX - 1), Err(Refused::Again));
+        assert_eq!(accept(&mut w, 3), Err(Refused::Again));
+    }
+
+    #[test]
+    fn a_check_alone_changes_nothing() {
+        let mut w = Window::default();
+        accept(&mut w, 5).unwrap();
+        for seq in [6, 1_000_000, 4] {
+            assert_eq!(w.fresh(seq), Ok(()));
+        }
+        assert_eq!(accept(&mut w, 6), Ok(()), "checked, never marked");
+    }
+
+    proptest! {
+        /// Against a set of every number accepted: a number is accepted
+        /// exactly when it is new and within the window of the newest.
+        #[test]
+        fn accepts_every_first_copy_inside_the_window_and_no_second(
+            start in any::<u32>(),
+            steps in proptest::collection::vec((-9000i64..9000, 0u8..3), 1..400),
+        ) {
+            let mut w = Window::default();
+            let mut seen = std::collections::HashSet::new();
+            let mut top: Option<u32> = None;
+            let mut cur = start;
+            for (step, repeat) in steps {
+                cur = cur.wrapping_add(step as u32);
+                for _ in 0..=repeat {
+                    let behind = top.map_or(0, |t| t.wrapping_sub(cur) as i32);
+                    let want = if seen.contains(&cur) && behind >= 0 && (behind as u32) < WINDOW {
+                        Err(Refused::Again)
+                    } else if behind > 0 && behind as u32 >= WINDOW {
+                        Err(Refused::TooOld)
+                    } else {
+                        Ok(())
+                    };
+                    prop_assert_eq!(accept(&mut w, cur), want, "seq {} top {:?}", cur, top);
+                    if want.is_ok() {
+                        seen.insert(cur);
+                        if behind <= 0 {
+                            top = Some(cur);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
