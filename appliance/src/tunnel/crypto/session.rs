@@ -175,11 +175,17 @@ impl Sessions {
         self.sessions.iter().find(|s| s.serial == serial)
     }
 
-    /// When [`Self::poll`] next has something to do.
+    /// When [`Self::poll`] next has something to do (always after `now`).
     pub fn next_due(&self, now: Time) -> Time {
         // Often enough to see a responder's session come into use and the
         // packet count grow; sooner if a handshake is due.
-        (now + Duration::from_millis(50)).min(self.next_try.max(now))
+        let soon = now + Duration::from_millis(50);
+        let due = if self.wants_handshake(now) {
+            soon.min(self.next_try)
+        } else {
+            soon
+        };
+        due.max(now + Duration::from_millis(1))
     }
 
     /// Timers: retires what expired, starts using an answered session once
@@ -229,8 +235,8 @@ impl Sessions {
 
     /// Sends an initiation on the next path that can (a usable one first).
     fn initiate(&mut self, now: Time, usable: &[bool], header_for: &mut HeaderFor<'_>) -> Option<Outgoing> {
-        let jitter = Duration::from_millis(self.rng.u64(0..334));
-        self.next_try = now + RETRY + jitter;
+        // No path can send yet (next hops unresolved): look again soon.
+        self.next_try = now + Duration::from_millis(20);
         let n = usable.len();
         let order: Vec<usize> = (0..n).map(|i| (self.path_rr + i) % n.max(1)).collect();
         let path = order
@@ -242,6 +248,8 @@ impl Sessions {
             .find_map(|p| Some((p, header_for(p, Kind::HandshakeInitiation)?)));
         let (path, header) = path?;
         self.path_rr = path + 1;
+        let jitter = Duration::from_millis(self.rng.u64(0..334));
+        self.next_try = now + RETRY + jitter;
         let key_id = self.free_key_id();
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -371,10 +379,7 @@ impl Sessions {
             return;
         };
         match self.hs.complete(p.init, body) {
-            Ok(session) => {
-                self.install(session, p.key_id, true, now);
-                self.next_try = now;
-            }
+            Ok(session) => self.install(session, p.key_id, true, now),
             Err(why) => {
                 self.refused(why, now);
             }

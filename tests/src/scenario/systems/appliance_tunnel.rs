@@ -13,8 +13,12 @@
 //! [tunnel]
 //! prefixes = ["10.2.0.0/16"]  # the other site's hosts
 //! default_scheduler = "wlb"   # the row's scheduler
+//! private_key = "a.key"       # `appliance genkey` for each site, at every start of the pair
+//! peer_public_key = "..."     # `appliance pubkey` of the other site's key
 //! [[tunnel.paths]]            # one per link: remote = the other appliance, rate = the link's
 //! ```
+//!
+//! The tunnel is encrypted, as a user runs it, unless the spec says otherwise.
 //!
 //! `source-subnet` (WAN-aware MPTCP): host A gets one address per link (10.1.<i>.2) and an
 //! MPTCP subflow endpoint for each, as in `linux-mptcp`; site A's class binds 10.1.<i>.0/24
@@ -52,6 +56,13 @@ pub struct TunnelSpec {
     pub extra: String,
     /// Workers per appliance: 1, or 2 (one on each CPU, beside the management lcore).
     pub workers: u32,
+    /// `tunnel.encryption` ("auto": the default).
+    pub encryption: String,
+    /// A pre-shared key: none, one both sites have (`Some(true)`), or a different one at
+    /// each site (`Some(false)`).
+    pub psk: Option<bool>,
+    /// Site A is given a public key for site B that is not B's.
+    pub wrong_peer_key: bool,
 }
 
 impl TunnelSpec {
@@ -63,6 +74,9 @@ impl TunnelSpec {
             probe_interval: "10ms".into(),
             extra: String::new(),
             workers: 1,
+            encryption: "auto".into(),
+            psk: None,
+            wrong_peer_key: false,
         }
     }
 }
@@ -119,8 +133,51 @@ pub fn profile(
     Ok(p)
 }
 
-/// The config of one appliance.
-pub fn config(site: Site, sites: &Sites, spec: &TunnelSpec, control: &Path) -> String {
+/// Each site's key lines for its `[tunnel]`: new keys in `dir` made by the appliance binary
+/// `exe` (its own `genkey` and `pubkey`), as the spec asks.
+pub fn key_lines(exe: &Path, dir: &Path, spec: &TunnelSpec) -> Result<[String; 2]> {
+    let encryption = format!("encryption = \"{}\"\n", spec.encryption);
+    if spec.encryption == "none" {
+        return Ok([encryption.clone(), encryption]);
+    }
+    let run = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(exe)
+            .args(args)
+            .output()
+            .with_context(|| format!("running {} {args:?}", exe.display()))?;
+        if !out.status.success() {
+            bail!("{} {args:?}: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let mut public = Vec::new();
+    for name in ["a", "b", "stranger", "psk-a", "psk-b"] {
+        let file = dir.join(format!("{name}.key"));
+        let _ = std::fs::remove_file(&file);
+        run(&["genkey", &file.to_string_lossy()])?;
+        public.push(run(&["pubkey", &file.to_string_lossy()])?);
+    }
+    let peer_of_a = if spec.wrong_peer_key { &public[2] } else { &public[1] };
+    let psk = |site: &str| match spec.psk {
+        None => String::new(),
+        Some(true) => "preshared_key = \"psk-a.key\"\n".to_string(),
+        Some(false) => format!("preshared_key = \"psk-{site}.key\"\n"),
+    };
+    Ok([
+        format!(
+            "{encryption}private_key = \"a.key\"\npeer_public_key = \"{peer_of_a}\"\n{}",
+            psk("a")
+        ),
+        format!(
+            "{encryption}private_key = \"b.key\"\npeer_public_key = \"{}\"\n{}",
+            public[0],
+            psk("b")
+        ),
+    ])
+}
+
+/// The config of one appliance; `keys`: its key lines ([`key_lines`]).
+pub fn config(site: Site, sites: &Sites, spec: &TunnelSpec, control: &Path, keys: &str) -> String {
     let (lan, here, other) = match site {
         Site::A => ("10.1.0.1/16", 1u8, 2u8),
         Site::B => ("10.2.0.1/16", 2, 1),
@@ -143,7 +200,7 @@ pub fn config(site: Site, sites: &Sites, spec: &TunnelSpec, control: &Path) -> S
     let _ = write!(
         c,
         "[control]\nsocket = {:?}\nmetrics = \"\"\n\n[tunnel]\nprefixes = [\"10.{other}.0.0/16\"]\n\
-         default_scheduler = \"{scheduler}\"\nprobe_interval = \"{}\"\n{}\n",
+         default_scheduler = \"{scheduler}\"\nprobe_interval = \"{}\"\n{keys}{}\n",
         control.display().to_string(),
         spec.probe_interval,
         spec.extra
@@ -185,6 +242,9 @@ pub struct ApplianceSites {
     /// Control sockets of site A and site B.
     pub control: [PathBuf; 2],
     final_stats: [PathBuf; 2],
+    /// The appliance binary, and each site's profile and config.
+    exe: PathBuf,
+    files: [(PathBuf, PathBuf); 2],
 }
 
 impl ApplianceSites {
@@ -209,6 +269,44 @@ impl ApplianceSites {
     /// The directory holding the generated files.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Waits up to `limit` for `n` paths to be usable on both sides (the peer's reports
+    /// arrive); returns how many are on the side with fewer.
+    pub fn wait_usable(&self, n: usize, limit: Duration) -> Result<usize> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let usable = self
+                .control
+                .iter()
+                .map(|s| up_paths(s).unwrap_or(0))
+                .min()
+                .unwrap_or(0);
+            if usable >= n || Instant::now() > deadline {
+                return Ok(usable);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops `site`'s appliance (SIGINT, as an operator's restart) and starts it again in
+    /// `ns` (its namespace) with the same files; waits for its control socket.
+    pub fn restart(&mut self, site: Site, ns: &crate::netns::Netns) -> Result<()> {
+        let i = site as usize;
+        let (profile, config) = self.files[i].clone();
+        let old = self.processes.remove(i);
+        let _ = old.signal(Signal::SIGINT);
+        let out = old.wait_timeout(Duration::from_secs(20))?;
+        if !out.status.success() {
+            bail!(
+                "the appliance of site {i} did not stop cleanly for its restart: {}",
+                super::relay_guard::tail(&out.stderr, 1500)
+            );
+        }
+        let _ = std::fs::remove_file(&self.control[i]);
+        let cmd = appliance_command(ns, &self.exe, &profile, &config, &self.final_stats[i]);
+        self.processes.insert(i, NsProcess::spawn(cmd)?);
+        wait_socket(&self.control[i], Duration::from_secs(30))
     }
 
     /// Stops both (SIGINT: they drain and write their final counters) and returns those,
@@ -271,6 +369,35 @@ fn mptcp_hosts(s: &Sites) -> Result<SitesSetup> {
 /// Starts both appliances on `sites` (made with [`crate::topology::sites`]) and waits for
 /// their control sockets and for every path to be usable on both sides.
 pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceSites, SitesSetup)> {
+    let (pair, setup) = start_unchecked(sites, spec, exe)?;
+    let n = sites.links.len();
+    let usable = pair.wait_usable(n, Duration::from_secs(30))?;
+    if usable < n {
+        bail!("only {usable} of {n} tunnel paths became usable within 30 s");
+    }
+    Ok((pair, setup))
+}
+
+/// The command that runs an appliance in `ns`.
+fn appliance_command(ns: &crate::netns::Netns, exe: &Path, profile: &Path, config: &Path, final_stats: &Path) -> std::process::Command {
+    let mut cmd = ns.command(exe);
+    cmd.env("RUST_LOG", "info")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--config")
+        .arg(config)
+        .arg("--final-stats")
+        .arg(final_stats);
+    cmd
+}
+
+/// Starts both appliances and waits for their control sockets only (the tunnel may not
+/// form: a test of wrong keys).
+pub fn start_unchecked(
+    sites: &Sites,
+    spec: &TunnelSpec,
+    exe: &Path,
+) -> Result<(ApplianceSites, SitesSetup)> {
     if sites.linux_routers {
         bail!("the appliance needs the sites topology with bare appliance namespaces");
     }
@@ -280,9 +407,11 @@ pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceS
         SitesSetup::default()
     };
     let dir = RunDir::new("tunnel")?;
+    let keys = key_lines(exe, dir.path(), spec)?;
     let mut processes = Vec::new();
     let mut control = Vec::new();
     let mut finals = Vec::new();
+    let mut files = Vec::new();
     for (site, ns, lan, cpus) in [
         (Site::A, &sites.app_a, &sites.app_a_lan, [0, 1]),
         (Site::B, &sites.app_b, &sites.app_b_lan, [1, 0]),
@@ -304,7 +433,10 @@ pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceS
         let socket = dir.path().join(format!("ctl-{tag}.sock"));
         let final_stats = dir.path().join(format!("final-{tag}.json"));
         std::fs::write(&profile_path, profile(lan, &wans, cpus, spec.workers)?)?;
-        std::fs::write(&config_path, config(site, sites, spec, &socket))?;
+        std::fs::write(
+            &config_path,
+            config(site, sites, spec, &socket, &keys[site as usize]),
+        )?;
         let check = std::process::Command::new(exe)
             .arg("--check")
             .arg("--profile")
@@ -319,51 +451,40 @@ pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceS
                 String::from_utf8_lossy(&check.stderr).trim()
             );
         }
-        let mut cmd = ns.command(exe);
-        cmd.env("RUST_LOG", "info")
-            .arg("--profile")
-            .arg(&profile_path)
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--final-stats")
-            .arg(&final_stats);
-        processes.push(NsProcess::spawn(cmd)?);
+        processes.push(NsProcess::spawn(appliance_command(
+            ns,
+            exe,
+            &profile_path,
+            &config_path,
+            &final_stats,
+        ))?);
         control.push(socket);
         finals.push(final_stats);
+        files.push((profile_path, config_path));
     }
     let pair = ApplianceSites {
         processes,
         dir,
         control: [control[0].clone(), control[1].clone()],
         final_stats: [finals[0].clone(), finals[1].clone()],
+        exe: exe.to_path_buf(),
+        files: [files[0].clone(), files[1].clone()],
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
     for socket in &pair.control {
-        while UnixStream::connect(socket).is_err() {
-            if Instant::now() > deadline {
-                bail!("an appliance did not open its control socket within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // Every path is up on both sides (the peer's reports arrive) before traffic starts.
-    let n = sites.links.len();
-    loop {
-        let usable = pair
-            .control
-            .iter()
-            .map(|s| up_paths(s).unwrap_or(0))
-            .min()
-            .unwrap_or(0);
-        if usable == n {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("only {usable} of {n} tunnel paths became usable within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        wait_socket(socket, Duration::from_secs(30))?;
     }
     Ok((pair, setup))
+}
+
+fn wait_socket(socket: &Path, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while UnixStream::connect(socket).is_err() {
+        if Instant::now() > deadline {
+            bail!("an appliance did not open its control socket {} within {limit:?}", socket.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 /// How many paths an appliance sends on and has heard the peer on.
