@@ -51,6 +51,8 @@ metrics = ""
 prefixes = ["10.30.0.0/16"]
 default_scheduler = "backup"
 probe_interval = "10s"
+# The wire in clear, byte for byte (tunnel_crypto_pcap.rs checks it sealed).
+encryption = "none"
 [[tunnel.paths]]
 name = "a"
 id = 0
@@ -206,7 +208,7 @@ fn packets_leave_each_path_encapsulated_byte_for_byte() {
                   tos,
                   inner: &[u8]| {
         let mut payload = tunnel_header(
-            0x10,
+            0x20,
             0,
             path,
             0,
@@ -268,7 +270,7 @@ fn packets_leave_each_path_encapsulated_byte_for_byte() {
                 continue;
             }
             assert!(
-                is_arp(&f) || header_of(&f)[0] == 0x11,
+                is_arp(&f) || header_of(&f)[0] == 0x21,
                 "{port}: unexpected {f:?}"
             );
         }
@@ -289,7 +291,7 @@ fn from_peer(path: u8, lane_seq: u32, inner: &[u8]) -> Vec<u8> {
         _ => (WAN1_MAC, PEER1_MAC, PEER1, WAN1_IP),
     };
     let mut payload = tunnel_header(
-        0x10,
+        0x20,
         0,
         path,
         0,
@@ -327,10 +329,13 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
         reason
     };
     let mut reasons = vec![
-        bad(42, 0x20, "tunnel_bad_version", &mut wan0),
-        bad(42, 0x19, "tunnel_bad_type", &mut wan0),
+        bad(42, 0x10, "tunnel_bad_version", &mut wan0),
+        bad(42, 0x29, "tunnel_bad_type", &mut wan0),
         bad(44, 5, "tunnel_unknown_path", &mut wan0),
-        bad(45, 1, "tunnel_unsupported_key", &mut wan0),
+        // Sealed (a key id) to a tunnel in clear.
+        bad(45, 1, "tunnel_unknown_key", &mut wan0),
+        // A handshake to a tunnel in clear.
+        bad(42, 0x23, "tunnel_cleartext", &mut wan0),
         bad(46, 1, "tunnel_bad_lane", &mut wan0), // lane 256
         bad(62 + 10, 0xff, "tunnel_bad_inner", &mut wan0), // inner checksum
     ];
@@ -353,7 +358,8 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
     reasons.push("tunnel_unknown_path");
     // A probe (with the peer's count of packets it received from us): answered
     // by the management lcore on the same path.
-    let mut probe_payload = tunnel_header(0x11, 1, 0, 0, 0xffff, 0x7777, 0, 42, 123_456);
+    let mut probe_payload = tunnel_header(0x21, 1, 0, 0, 0xffff, 0x7777, 0, 42, 123_456);
+    probe_payload.extend_from_slice(&77u32.to_be_bytes()); // the probe's number
     probe_payload.extend_from_slice(&0u32.to_be_bytes());
     let probe = outer_frame(
         WAN0_MAC,
@@ -397,7 +403,7 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
     let replies: Vec<_> = run
         .sent("wan0", 1)
         .into_iter()
-        .filter(|f| !is_arp(f) && header_of(f)[0] == 0x12)
+        .filter(|f| !is_arp(f) && header_of(f)[0] == 0x22)
         .collect();
     assert_eq!(replies.len(), 1, "one probe reply");
     let r = &replies[0];
@@ -409,16 +415,12 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
         &[0, 0, 0xff, 0xff],
         "path 0, key 0, control lane"
     );
-    assert_eq!(
-        u32::from_be_bytes([r[54], r[55], r[56], r[57]]),
-        42,
-        "the probe's sequence"
-    );
-    assert_eq!(&r[62..66], &123_456u32.to_be_bytes(), "echoed send time");
+    assert_eq!(&r[62..66], &77u32.to_be_bytes(), "the probe's number");
+    assert_eq!(&r[66..70], &123_456u32.to_be_bytes(), "echoed send time");
     assert_eq!(
         r.len(),
-        62 + 16,
-        "echo, forward delay, hold time, received count"
+        62 + 20,
+        "number, echo, forward delay, hold time, received count"
     );
     run.assert_no_mbuf_leaked();
 }
