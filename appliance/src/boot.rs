@@ -576,16 +576,14 @@ fn assemble_workers(
             clock: shared.clock,
             stages: Vec::new(),
             mgmt_frames: MgmtFrames::new(mgmt_rings.next().unwrap_or_default()),
-            tunnel_tx: shared
-                .tunnel
-                .map(|t| {
-                    TunnelSender::new(
-                        k,
-                        Arc::clone(t),
-                        Arc::clone(shared.headers),
-                        Arc::clone(shared.pool),
-                    )
-                }),
+            tunnel_tx: shared.tunnel.map(|t| {
+                TunnelSender::new(
+                    k,
+                    Arc::clone(t),
+                    Arc::clone(shared.headers),
+                    Arc::clone(shared.pool),
+                )
+            }),
             tunnel_rx: tunnel_receivers.next(),
         };
         workers.ready.push((*lc, worker));

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 
 /// DPDK appliance: multipath WAN tunnel and multicast translation relay.
 #[derive(Debug, Parser)]
-#[command(version, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,

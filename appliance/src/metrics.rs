@@ -331,7 +331,36 @@ const FAMILIES: &[Family] = &[
     counter("tunnel_class_no_path_total", "Packets with no usable path, per class.", |s| per_class(s, |c| c.no_path)),
     counter("tunnel_lane_events_total", "Reorder-buffer events per lane (see show tunnel).", lane_events),
     gauge("tunnel_lane_occupancy", "Packets a lane's reorder buffer holds now.", |s| per_lane(s, "occupancy")),
+    gauge("tunnel_encrypted", "1 if the tunnel is encrypted, with the current session's cipher (none: no session yet).", encrypted),
+    gauge("tunnel_key_id", "Key ID the tunnel's packets carry now (0: no session).", |s| tunnel_single(s, |t| u64::from(t.encryption.key_id))),
+    gauge("tunnel_key_age_seconds", "Age of the session key in use (no row without one).", |s| tunnel_option(s, |t| t.encryption.key_age_secs.map(|a| a as u64))),
+    gauge("tunnel_last_handshake_seconds", "Seconds since the last session with the peer formed (no row before the first).", |s| tunnel_option(s, |t| t.encryption.last_handshake_secs.map(|a| a as u64))),
+    counter("tunnel_handshakes_total", "Handshake events: initiations_sent, initiations_answered, sessions, failed (refused messages), rate_limited, cookies_sent.", |s| s.tunnel.iter().flat_map(|t| labelled("event", &t.encryption.handshakes)).collect()),
 ];
+
+fn encrypted(s: &Scrape) -> Rows {
+    s.tunnel
+        .iter()
+        .map(|t| {
+            let e = &t.encryption;
+            (
+                format!("cipher=\"{}\"", e.cipher.unwrap_or("none")),
+                u64::from(e.encrypted),
+            )
+        })
+        .collect()
+}
+
+fn tunnel_single(s: &Scrape, f: fn(&TunnelReport) -> u64) -> Rows {
+    s.tunnel.iter().map(|t| (String::new(), f(t))).collect()
+}
+
+fn tunnel_option(s: &Scrape, f: fn(&TunnelReport) -> Option<u64>) -> Rows {
+    s.tunnel
+        .iter()
+        .filter_map(|t| Some((String::new(), f(t)?)))
+        .collect()
+}
 
 /// The metrics text.
 pub fn render(source: &StatsSource) -> String {

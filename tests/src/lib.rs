@@ -9,6 +9,7 @@ pub mod netns;
 pub mod probe;
 pub mod rundir;
 pub mod scenario;
+pub mod tap;
 pub mod topology;
 pub mod traffic;
 pub mod tunnel_bed;

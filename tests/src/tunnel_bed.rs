@@ -33,6 +33,15 @@ pub fn bed(scheduler: &str, loss: f64) -> Result<Bed> {
 }
 
 pub fn bed_with(spec: TunnelSpec, loss: f64) -> Result<Bed> {
+    start_bed(spec, loss, true)
+}
+
+/// [`bed_with`], without waiting for the tunnel to form (a test of wrong keys).
+pub fn bed_unformed(spec: TunnelSpec) -> Result<Bed> {
+    start_bed(spec, 0.0, false)
+}
+
+fn start_bed(spec: TunnelSpec, loss: f64, formed: bool) -> Result<Bed> {
     let sites = sites(2)?;
     let links = sites
         .links
@@ -59,7 +68,12 @@ pub fn bed_with(spec: TunnelSpec, loss: f64) -> Result<Bed> {
         events: vec![],
     };
     let emu = EmulatorProcess::start(&sites.emu, &workspace_bin("wan-emulator"), &cfg, &[])?;
-    let (pair, setup) = appliance_tunnel::start(&sites, &spec, &workspace_bin("appliance"))?;
+    let exe = workspace_bin("appliance");
+    let (pair, setup) = if formed {
+        appliance_tunnel::start(&sites, &spec, &exe)?
+    } else {
+        appliance_tunnel::start_unchecked(&sites, &spec, &exe)?
+    };
     Ok(Bed {
         pair: Some(pair),
         emu: Some(emu),
@@ -71,6 +85,16 @@ pub fn bed_with(spec: TunnelSpec, loss: f64) -> Result<Bed> {
 impl Bed {
     pub fn pair(&self) -> &ApplianceSites {
         self.pair.as_ref().expect("running")
+    }
+
+    /// Restarts one site's appliance (SIGINT, then the same files) and waits for its control
+    /// socket.
+    pub fn restart(&mut self, site: Site) -> Result<()> {
+        let ns = match site {
+            Site::A => &self.sites.app_a,
+            Site::B => &self.sites.app_b,
+        };
+        self.pair.as_mut().context("running")?.restart(site, ns)
     }
 
     /// `show paths` of one site.

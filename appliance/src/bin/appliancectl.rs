@@ -774,7 +774,30 @@ fn show_bfd(paths: &[Value]) -> String {
 /// `show tunnel`: the endpoints, totals, reorder counters and tunnel drops.
 fn show_tunnel(d: &Value) -> String {
     let obj = |v: &Value| v.as_object().cloned().unwrap_or_default();
-    let mut out = format!(
+    let e = &d["encryption"];
+    let secs = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0} s"));
+    let crypto = if e["encrypted"].as_bool() == Some(true) {
+        format!(
+            "encrypted: {} (preferred {}, CPU AES instructions {}), key id {}, key age {}, last handshake {} ago\n",
+            e["cipher"].as_str().unwrap_or("no session yet"),
+            s(&e["preferred"]),
+            if e["hardware_aes"].as_bool() == Some(true) { "yes" } else { "no" },
+            s(&e["key_id"]),
+            secs(&e["key_age_secs"]),
+            secs(&e["last_handshake_secs"]),
+        ) + &format!(
+            "handshakes: {}\n",
+            obj(&e["handshakes"])
+                .iter()
+                .map(|(k, v)| format!("{k} {}", s(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        "IN CLEAR: encryption = \"none\" (anyone on a path can read, inject and replay)\n"
+            .to_string()
+    };
+    let mut out = crypto + &format!(
         "udp port {}, epoch {}, inner MTU {}, prefixes {}\npaths usable {} of {}; packets sent {}, received {}\n\n",
         s(&d["port"]),
         s(&d["epoch"]),

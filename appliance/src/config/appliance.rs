@@ -448,17 +448,28 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
             let t = TUNNEL.replace("encryption = \"none\"\n", lines);
             Config::parse(&dir.join("c.toml"), &tunnel_config_with(&t), &profile())
         };
-        let key_of = |r: Result<Config, ConfigError>| r.map(|_| ()).map_err(|e| (e.key, e.expected));
+        let key_of =
+            |r: Result<Config, ConfigError>| r.map(|_| ()).map_err(|e| (e.key, e.expected));
         let good = format!("private_key = \"site.key\"\npeer_public_key = \"{peer}\"\n");
         let c = with(&good).unwrap();
         let t = c.tunnel.unwrap();
-        assert_eq!(t.private_key.as_deref(), Some(key.as_path()), "relative to the config's folder");
+        assert_eq!(
+            t.private_key.as_deref(),
+            Some(key.as_path()),
+            "relative to the config's folder"
+        );
         assert_eq!(t.inner_mtu(), 1436, "the tag costs 16 bytes");
         let cases = [
             ("", "tunnel.private_key"),
             ("private_key = \"site.key\"\n", "tunnel.peer_public_key"),
-            ("private_key = \"nope.key\"\npeer_public_key = \"x\"\n", "tunnel.private_key"),
-            ("private_key = \"site.key\"\npeer_public_key = \"short\"\n", "tunnel.peer_public_key"),
+            (
+                "private_key = \"nope.key\"\npeer_public_key = \"x\"\n",
+                "tunnel.private_key",
+            ),
+            (
+                "private_key = \"site.key\"\npeer_public_key = \"short\"\n",
+                "tunnel.peer_public_key",
+            ),
         ];
         for (lines, want) in cases {
             let (k, what) = key_of(with(lines)).unwrap_err();

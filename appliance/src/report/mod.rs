@@ -511,7 +511,7 @@ impl StatsSource {
         }
         drops.accumulate(&self.mgmt.snapshot());
         let t = tables.tunnel.as_ref()?;
-        Some(tunnel::tunnel(&tables, t, &drops.drops))
+        Some(tunnel::tunnel(&tables, t, &drops.drops, self.clock.now()))
     }
 
     /// The tunnel's paths (empty without a tunnel).

@@ -13,6 +13,7 @@ use crate::config::tunnel::Tier;
 use crate::stats::{DropReason, RateReport};
 use crate::tables::Tables;
 use crate::time::Time;
+use crate::tunnel::crypto::aead::Cipher;
 use crate::tunnel::{LaneCounters, PathState, TunnelTable};
 
 /// One path.
@@ -161,9 +162,33 @@ pub struct LaneReport {
     pub counters: BTreeMap<&'static str, u64>,
 }
 
+/// The tunnel's encryption: the session in use and the handshakes.
+#[derive(Debug, Serialize)]
+pub struct EncryptionReport {
+    /// Whether the tunnel is encrypted (`false`: configured in clear).
+    pub encrypted: bool,
+    /// The current session's cipher (none before the first handshake).
+    pub cipher: Option<&'static str>,
+    /// The cipher this appliance prefers.
+    pub preferred: Option<&'static str>,
+    /// Whether the CPU has AES instructions (detected at start).
+    pub hardware_aes: bool,
+    /// The Key ID our packets carry now (0: none).
+    pub key_id: u8,
+    /// Age of the key in use (s).
+    pub key_age_secs: Option<f64>,
+    /// Time since the last session formed (s).
+    pub last_handshake_secs: Option<f64>,
+    /// Handshake counters: initiations sent and answered, sessions formed,
+    /// messages refused, initiations rate-limited, cookie replies sent.
+    pub handshakes: BTreeMap<&'static str, u64>,
+}
+
 /// The tunnel as a whole.
 #[derive(Debug, Serialize)]
 pub struct TunnelReport {
+    /// The encryption and its handshakes.
+    pub encryption: EncryptionReport,
     /// Outer UDP port.
     pub port: u16,
     /// Our epoch.
@@ -319,8 +344,55 @@ pub fn classes(t: &TunnelTable) -> Vec<ClassReport> {
         .collect()
 }
 
+/// The encryption's figures at `now`.
+pub fn encryption(t: &TunnelTable, now: Time) -> EncryptionReport {
+    use std::sync::atomic::Ordering::Relaxed;
+    let age = |ns: u64| {
+        (ns != 0).then(|| {
+            now.saturating_duration_since(Time::from_nanos(ns))
+                .as_secs_f64()
+        })
+    };
+    let Some(c) = &t.crypto else {
+        return EncryptionReport {
+            encrypted: false,
+            cipher: None,
+            preferred: None,
+            hardware_aes: Cipher::hardware_aes(),
+            key_id: 0,
+            key_age_secs: None,
+            last_handshake_secs: None,
+            handshakes: BTreeMap::new(),
+        };
+    };
+    let r = &c.report;
+    let key_id = r.key_id.load(Relaxed);
+    EncryptionReport {
+        encrypted: true,
+        cipher: c.cipher().map(Cipher::name),
+        preferred: Some(c.preferred.name()),
+        hardware_aes: Cipher::hardware_aes(),
+        key_id,
+        key_age_secs: (key_id != 0)
+            .then(|| age(r.key_since_ns.load(Relaxed)))
+            .flatten(),
+        last_handshake_secs: age(r.last_handshake_ns.load(Relaxed)),
+        handshakes: [
+            ("initiations_sent", &r.initiations_sent),
+            ("initiations_answered", &r.initiations_answered),
+            ("sessions", &r.sessions),
+            ("failed", &r.failed),
+            ("rate_limited", &r.rate_limited),
+            ("cookies_sent", &r.cookies_sent),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.load(Relaxed)))
+        .collect(),
+    }
+}
+
 /// The tunnel as a whole; `drops` are the workers' drop counters (by reason).
-pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64]) -> TunnelReport {
+pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> TunnelReport {
     let lanes: Vec<LaneReport> = t
         .lane_counters
         .iter()
@@ -348,6 +420,7 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64]) -> TunnelReport {
         })
         .count();
     TunnelReport {
+        encryption: encryption(t, now),
         port: t.port,
         epoch: t.epoch,
         inner_mtu: t.inner_mtu,

@@ -28,15 +28,15 @@ use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_P
 use crate::dataplane::tx::MgmtTx;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
+use crate::time::TokenBucket;
 use crate::time::{Time, Timers};
+use crate::tunnel::crypto::handshake::Handshaker;
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
 use bfd::BfdPaths;
 use frames::{IcmpError, MAX_BUILT};
 use igmp::{IgmpConfig, IgmpHost, IgmpRxError, Membership};
-use crate::time::TokenBucket;
-use crate::tunnel::crypto::handshake::Handshaker;
 use tunnel::MgmtTunnel;
 
 /// A change's reply: the new table version, or what was wrong.

@@ -53,7 +53,14 @@ struct ControlLane {
 impl ControlLane {
     /// The outer headers of a `kind` packet on `path` under key `key`
     /// (`None`: the path's next hop is unresolved).
-    fn outer(&mut self, tables: &Tables, path: usize, kind: Kind, key: u8, now: Time) -> Option<Outer> {
+    fn outer(
+        &mut self,
+        tables: &Tables,
+        path: usize,
+        kind: Kind,
+        key: u8,
+        now: Time,
+    ) -> Option<Outer> {
         let p = self.table.paths.get(path)?;
         let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
         let seq = self.path_seq.get_mut(path)?;
@@ -193,7 +200,14 @@ impl MgmtTunnel {
 
     /// A handshake message arrived on `path` (checked by a worker only for
     /// its addresses: anyone may have sent it).
-    fn on_handshake(&mut self, tables: &Tables, frame: &[u8], rx: &Rx, path: usize, now: Time) -> Option<Frame> {
+    fn on_handshake(
+        &mut self,
+        tables: &Tables,
+        frame: &[u8],
+        rx: &Rx,
+        path: usize,
+        now: Time,
+    ) -> Option<Frame> {
         let usable: Vec<bool> = self.table.live.iter().map(|l| l.usable()).collect();
         let sessions = self.sessions.as_mut()?;
         let header = frame.get(rx.offset - TunnelPacket::<&[u8]>::HEADER_LEN..rx.offset)?;
@@ -251,9 +265,13 @@ impl MgmtTunnel {
         self.judge(path, now);
         self.publish(path, now);
         let key = self.seal_key(now).ok()?;
-        let outer = self
-            .control
-            .outer(tables, path, Kind::Probe, key.as_ref().map_or(0, |k| k.id), now)?;
+        let outer = self.control.outer(
+            tables,
+            path,
+            Kind::Probe,
+            key.as_ref().map_or(0, |k| k.id),
+            now,
+        )?;
         let mut payload = [0u8; ProbeRepr::LEN];
         ProbeRepr {
             number: self.meters.sent(path, now)?,
@@ -495,9 +513,13 @@ impl MgmtTunnel {
             .filter(|i| self.table.live[*i].usable())
             .min_by_key(|i| self.table.live[*i].delay_us.load(Ordering::Relaxed))?;
         let key = self.seal_key(now).ok()?;
-        let mut outer =
-            self.control
-                .outer(tables, path, Kind::Data, key.as_ref().map_or(0, |k| k.id), now)?;
+        let mut outer = self.control.outer(
+            tables,
+            path,
+            Kind::Data,
+            key.as_ref().map_or(0, |k| k.id),
+            now,
+        )?;
         outer.tos = encap::inner_tos(frame);
         // The inner packet without its Ethernet header.
         let inner = frame.get(crate::wire::EthernetFrame::<&[u8]>::HEADER_LEN..)?;
@@ -508,7 +530,9 @@ impl MgmtTunnel {
 /// The 20 bytes of `outer`'s tunnel header.
 fn header_bytes(outer: &Outer) -> [u8; 20] {
     let mut h = [0u8; 20];
-    outer.header.emit(&mut TunnelPacket::new_unchecked(&mut h[..]));
+    outer
+        .header
+        .emit(&mut TunnelPacket::new_unchecked(&mut h[..]));
     h
 }
 

@@ -422,7 +422,10 @@ mod tests {
         let mut untagged = with(45, 1);
         untagged[38..40].copy_from_slice(&(8u16 + 20 + 10).to_be_bytes());
         assert_eq!(parse_rx(&untagged), Err(DropReason::TunnelTruncated));
-        assert_eq!(parse_rx(&with(45, 1)).map(|rx| rx.len), Ok(good.len() - 62 - 16));
+        assert_eq!(
+            parse_rx(&with(45, 1)).map(|rx| rx.len),
+            Ok(good.len() - 62 - 16)
+        );
         // UDP length shorter than a tunnel header.
         let mut short = good.clone();
         short[38..40].copy_from_slice(&20u16.to_be_bytes());

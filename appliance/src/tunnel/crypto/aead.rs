@@ -129,8 +129,8 @@ impl fmt::Debug for PacketKey {
 impl PacketKey {
     /// A key of `cipher` from 32 secret bytes.
     pub fn new(cipher: Cipher, bytes: &[u8; KEY_LEN]) -> Self {
-        let key = UnboundKey::new(cipher.algorithm(), bytes)
-            .expect("both ciphers take 32-byte keys");
+        let key =
+            UnboundKey::new(cipher.algorithm(), bytes).expect("both ciphers take 32-byte keys");
         Self {
             key: LessSafeKey::new(key),
             cipher,
@@ -237,9 +237,15 @@ mod tests {
                 a[i] ^= 1;
                 assert_eq!(k.open(nonce(1, 2, 3), &a, &mut p.clone()), Err(AuthFailed));
             }
-            assert_eq!(k.open(nonce(1, 2, 4), &aad, &mut p.clone()), Err(AuthFailed));
+            assert_eq!(
+                k.open(nonce(1, 2, 4), &aad, &mut p.clone()),
+                Err(AuthFailed)
+            );
             let other = PacketKey::new(cipher, &[4; 32]);
-            assert_eq!(other.open(nonce(1, 2, 3), &aad, &mut p.clone()), Err(AuthFailed));
+            assert_eq!(
+                other.open(nonce(1, 2, 3), &aad, &mut p.clone()),
+                Err(AuthFailed)
+            );
             let n = k.open(nonce(1, 2, 3), &aad, &mut p).unwrap();
             assert_eq!(&p[..n], b"inner packet");
         }

@@ -236,7 +236,12 @@ impl Handshaker {
     }
 
     /// Fills in mac1 and the cookie of a message to the peer.
-    fn seal_macs(&self, header: &[u8; HEADER], body: &mut [u8], cookie: Option<Cookie>) -> [u8; MAC] {
+    fn seal_macs(
+        &self,
+        header: &[u8; HEADER],
+        body: &mut [u8],
+        cookie: Option<Cookie>,
+    ) -> [u8; MAC] {
         let end = body.len() - 2 * MAC;
         let m1 = mac(&self.mac1_out, &[header, &body[..end]]);
         body[end..end + MAC].copy_from_slice(&m1);
@@ -415,7 +420,10 @@ pub fn read_cookie(init: &Initiating, body: &[u8]) -> Option<Cookie> {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn pair(psk_a: Option<[u8; 32]>, psk_b: Option<[u8; 32]>) -> (Handshaker, Handshaker) {
+    pub(crate) fn pair(
+        psk_a: Option<[u8; 32]>,
+        psk_b: Option<[u8; 32]>,
+    ) -> (Handshaker, Handshaker) {
         let (a, b) = (PrivateKey::generate(), PrivateKey::generate());
         let (pa, pb) = (a.public(), b.public());
         let both = Cipher::Aes256Gcm.bit() | Cipher::ChaCha20Poly1305.bit();
@@ -434,7 +442,10 @@ pub(crate) mod tests {
         let (init, msg1) = a.initiate(&H, 17, 1_000, None).unwrap();
         assert_eq!(msg1.len(), INITIATION_LEN);
         assert!(b.mac1_ok(&H, &msg1));
-        assert!(!a.mac1_ok(&H, &msg1), "mac1 is keyed with the responder's key");
+        assert!(
+            !a.mac1_ok(&H, &msg1),
+            "mac1 is keyed with the responder's key"
+        );
         let answered = b.respond(&msg1, &H, 40).unwrap();
         assert_eq!(answered.timestamp, 1_000);
         assert_eq!(answered.session.peer_key_id, 17);
@@ -453,7 +464,10 @@ pub(crate) mod tests {
         let (init, msg1) = a.initiate(&H, 1, 1, None).unwrap();
         // With psk2 the responder cannot tell yet: the initiator can.
         let answered = b.respond(&msg1, &H, 2).unwrap();
-        assert_eq!(a.complete(init, &answered.body).unwrap_err(), Refused::Noise);
+        assert_eq!(
+            a.complete(init, &answered.body).unwrap_err(),
+            Refused::Noise
+        );
         // A third party that knows b's public key but is not b's peer.
         let (_, b2) = pair(None, None);
         let (c, _) = pair(None, None);

@@ -158,7 +158,9 @@ impl Sessions {
             per_source: HashMap::new(),
             load: (now, 0, 0),
             path_rr: 0,
-            rng: fastrand::Rng::with_seed(u64::from_le_bytes(seed[..8].try_into().unwrap_or([0; 8]))),
+            rng: fastrand::Rng::with_seed(u64::from_le_bytes(
+                seed[..8].try_into().unwrap_or([0; 8]),
+            )),
             refused_since_log: 0,
             last_log: None,
         }
@@ -191,7 +193,12 @@ impl Sessions {
     /// Timers: retires what expired, starts using an answered session once
     /// the peer does, and starts a handshake when one is due. `usable`
     /// says which paths carry traffic now. Returns an initiation to send.
-    pub fn poll(&mut self, now: Time, usable: &[bool], header_for: &mut HeaderFor<'_>) -> Option<Outgoing> {
+    pub fn poll(
+        &mut self,
+        now: Time,
+        usable: &[bool],
+        header_for: &mut HeaderFor<'_>,
+    ) -> Option<Outgoing> {
         if now.saturating_duration_since(self.secret_since) >= COOKIE_SECRET_LIFE {
             self.old_secret = std::mem::replace(&mut self.secret, random_secret());
             self.secret_since = now;
@@ -228,13 +235,22 @@ impl Sessions {
             return true;
         };
         let age = now.saturating_duration_since(s.formed);
-        let limit = if s.initiator { REKEY_AFTER } else { RESPONDER_REKEY_AFTER };
+        let limit = if s.initiator {
+            REKEY_AFTER
+        } else {
+            RESPONDER_REKEY_AFTER
+        };
         let sent: u64 = s.tx.sent.iter().map(Counter::get).sum();
         age >= limit || sent >= s.tx.key.cipher().rekey_after_packets()
     }
 
     /// Sends an initiation on the next path that can (a usable one first).
-    fn initiate(&mut self, now: Time, usable: &[bool], header_for: &mut HeaderFor<'_>) -> Option<Outgoing> {
+    fn initiate(
+        &mut self,
+        now: Time,
+        usable: &[bool],
+        header_for: &mut HeaderFor<'_>,
+    ) -> Option<Outgoing> {
         // No path can send yet (next hops unresolved): look again soon.
         self.next_try = now + Duration::from_millis(20);
         let n = usable.len();
@@ -318,9 +334,13 @@ impl Sessions {
                 }
                 let index = handshake::answered_index(false, body)?;
                 let cookie = handshake::cookie(&self.secret, &addr);
-                let reply = handshake::cookie_reply(index, &cookie, handshake::initiation_mac1(body));
+                let reply =
+                    handshake::cookie_reply(index, &cookie, handshake::initiation_mac1(body));
                 let header = header_for(path, Kind::CookieReply)?;
-                self.crypto.report.cookies_sent.fetch_add(1, Ordering::Relaxed);
+                self.crypto
+                    .report
+                    .cookies_sent
+                    .fetch_add(1, Ordering::Relaxed);
                 return Some(Outgoing {
                     path,
                     header,
@@ -500,7 +520,11 @@ impl Sessions {
         r.last_handshake_ns.store(now.as_nanos(), Ordering::Relaxed);
         log::info!(
             "tunnel handshake: new session with the peer ({}, {cipher}), receive key id {key_id}",
-            if initiator { "we initiated" } else { "the peer initiated" }
+            if initiator {
+                "we initiated"
+            } else {
+                "the peer initiated"
+            }
         );
         self.publish(now);
     }
@@ -519,9 +543,12 @@ impl Sessions {
             recv,
         }));
         let r = &self.crypto.report;
-        r.key_id.store(current.map_or(0, |s| s.tx.id), Ordering::Relaxed);
-        r.key_since_ns
-            .store(current.map_or(0, |s| s.formed.as_nanos()), Ordering::Relaxed);
+        r.key_id
+            .store(current.map_or(0, |s| s.tx.id), Ordering::Relaxed);
+        r.key_since_ns.store(
+            current.map_or(0, |s| s.formed.as_nanos()),
+            Ordering::Relaxed,
+        );
         r.cipher.store(
             current.map_or(0, |s| s.tx.key.cipher().bit()),
             Ordering::Relaxed,
@@ -564,10 +591,9 @@ mod tests {
     /// One full handshake, a initiating; returns when both send under it.
     fn handshake(a: &mut Side, b: &mut Side, now: Time) {
         let init = a.s.poll(now, &USABLE, &mut header).expect("an initiation");
-        let resp = b
-            .s
-            .on_initiation(&init.header, &init.body, SRC, init.path, now, &mut header)
-            .expect("a response");
+        let resp =
+            b.s.on_initiation(&init.header, &init.body, SRC, init.path, now, &mut header)
+                .expect("a response");
         a.s.on_response(&resp.header, &resp.body, now);
         // The responder keeps its old key until the initiator's packet under
         // the new one arrives.
@@ -586,7 +612,11 @@ mod tests {
             let mut p = b"x".to_vec();
             let tag = t.key.seal(super::super::aead::nonce(1, 0, 1), b"h", &mut p);
             p.extend_from_slice(&tag);
-            rx.rx(t.id).is_some_and(|(_, k)| k.key.open(super::super::aead::nonce(1, 0, 1), b"h", &mut p).is_ok())
+            rx.rx(t.id).is_some_and(|(_, k)| {
+                k.key
+                    .open(super::super::aead::nonce(1, 0, 1), b"h", &mut p)
+                    .is_ok()
+            })
         };
         seal(ta, &kb) && seal(tb, &ka)
     }
@@ -599,7 +629,10 @@ mod tests {
         handshake(&mut a, &mut b, t0);
         assert!(same_keys(&a, &b));
         assert_eq!(a.crypto.report.sessions.load(Ordering::Relaxed), 1);
-        assert_eq!(b.crypto.report.initiations_answered.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            b.crypto.report.initiations_answered.load(Ordering::Relaxed),
+            1
+        );
     }
 
     #[test]
@@ -610,19 +643,25 @@ mod tests {
         let old = b.crypto.keys.load().send.as_ref().unwrap().serial;
         let t1 = t0 + REKEY_AFTER;
         let init = a.s.poll(t1, &USABLE, &mut header).expect("a rekey");
-        let resp = b
-            .s
-            .on_initiation(&init.header, &init.body, SRC, 0, t1, &mut header)
-            .unwrap();
+        let resp =
+            b.s.on_initiation(&init.header, &init.body, SRC, 0, t1, &mut header)
+                .unwrap();
         b.s.poll(t1, &USABLE, &mut header);
-        assert_eq!(b.crypto.keys.load().send.as_ref().unwrap().serial, old, "not yet");
+        assert_eq!(
+            b.crypto.keys.load().send.as_ref().unwrap().serial,
+            old,
+            "not yet"
+        );
         a.s.on_response(&resp.header, &resp.body, t1);
         // a sends under the new keys; b still accepts the old ones too.
         assert_eq!(b.crypto.keys.load().recv.iter().flatten().count(), 2);
         let ka = a.crypto.keys.load();
         let kb = b.crypto.keys.load();
         assert!(kb.rx(ka.send.as_ref().unwrap().id).is_some());
-        assert!(ka.rx(kb.send.as_ref().unwrap().id).is_some(), "a still opens b's old key");
+        assert!(
+            ka.rx(kb.send.as_ref().unwrap().id).is_some(),
+            "a still opens b's old key"
+        );
     }
 
     #[test]
@@ -636,7 +675,8 @@ mod tests {
         tx.sent.worker(0).set(tx.key.cipher().rekey_after_packets());
         assert!(a.s.poll(t, &USABLE, &mut header).is_some(), "by count");
         // Unanswered, it is sent again after RETRY and jitter, on the other path.
-        let again = a.s.poll(t + RETRY + Duration::from_millis(334), &USABLE, &mut header);
+        let again =
+            a.s.poll(t + RETRY + Duration::from_millis(334), &USABLE, &mut header);
         assert_eq!(again.map(|o| o.path), Some(0));
         // With no answer at all, the send key is gone at REJECT_AFTER.
         a.s.poll(t0 + REJECT_AFTER, &USABLE, &mut header);
@@ -649,9 +689,15 @@ mod tests {
         let t0 = Time::from_secs(10);
         let (mut a, mut b) = sides(t0);
         let init = a.s.poll(t0, &USABLE, &mut header).unwrap();
-        assert!(b.s.on_initiation(&init.header, &init.body, SRC, 0, t0, &mut header).is_some());
+        assert!(b
+            .s
+            .on_initiation(&init.header, &init.body, SRC, 0, t0, &mut header)
+            .is_some());
         let t1 = t0 + Duration::from_secs(1);
-        assert!(b.s.on_initiation(&init.header, &init.body, SRC, 0, t1, &mut header).is_none());
+        assert!(b
+            .s
+            .on_initiation(&init.header, &init.body, SRC, 0, t1, &mut header)
+            .is_none());
         assert_eq!(b.crypto.report.failed.load(Ordering::Relaxed), 1);
     }
 
@@ -667,14 +713,19 @@ mod tests {
             a.s.pending = None;
             let init = a.s.poll(t0, &USABLE, &mut header).unwrap();
             let now = t0 + Duration::from_millis(i);
-            match b.s.on_initiation(&init.header, &init.body, SRC, 0, now, &mut header) {
+            match b
+                .s
+                .on_initiation(&init.header, &init.body, SRC, 0, now, &mut header)
+            {
                 Some(o) if o.body.len() == handshake::RESPONSE_LEN => answered += 1,
                 Some(o) => {
                     assert_eq!(o.body.len(), handshake::COOKIE_LEN);
                     cookies += 1;
                     // The initiator answers the cookie reply with the cookie.
                     let retry = a.s.on_cookie(&o.body, now, &USABLE, &mut header).unwrap();
-                    if let Some(r) = b.s.on_initiation(&retry.header, &retry.body, SRC, 0, now, &mut header) {
+                    if let Some(r) =
+                        b.s.on_initiation(&retry.header, &retry.body, SRC, 0, now, &mut header)
+                    {
                         assert_eq!(r.body.len(), handshake::RESPONSE_LEN);
                         answered += 1;
                     }
@@ -683,7 +734,10 @@ mod tests {
             }
         }
         assert!(cookies > 0, "under load, cookies are asked for");
-        assert!(answered <= 5 + 1, "the per-source burst caps the answers in 0.1 s: {answered}");
+        assert!(
+            answered <= 5 + 1,
+            "the per-source burst caps the answers in 0.1 s: {answered}"
+        );
         assert!(b.crypto.report.rate_limited.load(Ordering::Relaxed) > 0);
     }
 }

@@ -146,7 +146,11 @@ pub fn key_lines(exe: &Path, dir: &Path, spec: &TunnelSpec) -> Result<[String; 2
             .output()
             .with_context(|| format!("running {} {args:?}", exe.display()))?;
         if !out.status.success() {
-            bail!("{} {args:?}: {}", exe.display(), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "{} {args:?}: {}",
+                exe.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
@@ -157,7 +161,11 @@ pub fn key_lines(exe: &Path, dir: &Path, spec: &TunnelSpec) -> Result<[String; 2
         run(&["genkey", &file.to_string_lossy()])?;
         public.push(run(&["pubkey", &file.to_string_lossy()])?);
     }
-    let peer_of_a = if spec.wrong_peer_key { &public[2] } else { &public[1] };
+    let peer_of_a = if spec.wrong_peer_key {
+        &public[2]
+    } else {
+        &public[1]
+    };
     let psk = |site: &str| match spec.psk {
         None => String::new(),
         Some(true) => "preshared_key = \"psk-a.key\"\n".to_string(),
@@ -379,7 +387,13 @@ pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceS
 }
 
 /// The command that runs an appliance in `ns`.
-fn appliance_command(ns: &crate::netns::Netns, exe: &Path, profile: &Path, config: &Path, final_stats: &Path) -> std::process::Command {
+fn appliance_command(
+    ns: &crate::netns::Netns,
+    exe: &Path,
+    profile: &Path,
+    config: &Path,
+    final_stats: &Path,
+) -> std::process::Command {
     let mut cmd = ns.command(exe);
     cmd.env("RUST_LOG", "info")
         .arg("--profile")
@@ -480,7 +494,10 @@ fn wait_socket(socket: &Path, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     while UnixStream::connect(socket).is_err() {
         if Instant::now() > deadline {
-            bail!("an appliance did not open its control socket {} within {limit:?}", socket.display());
+            bail!(
+                "an appliance did not open its control socket {} within {limit:?}",
+                socket.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
