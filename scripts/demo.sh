@@ -97,6 +97,11 @@ both = { rate = "8mbit", delay = "30ms", queue = "100ms" }
 EOF
 ip netns exec $EMU chrt --rr 1 $BIN/wan-emulator --config "$DIR/wanem.toml" >"$DIR/wanem.log" 2>&1 &
 PIDS+=($!)
+step "each site's key pair (appliance genkey / pubkey, as wg genkey | wg pubkey)"
+for site in a b; do
+  $BIN/appliance genkey "$DIR/site-$site.key"
+  echo "site $site public key: $($BIN/appliance pubkey "$DIR/site-$site.key")"
+done
 for site in a b; do
   if [ $site = a ]; then here=1; other=2; cpus="0, 1"; else here=2; other=1; cpus="1, 0"; fi
   # The VM profile, its lcores spread so the two sites' workers use different CPUs.
@@ -106,7 +111,9 @@ for site in a b; do
     printf '[[ports]]\nname = "%s"\ndriver = "af_packet"\niface = "%s"\nframecnt = 4096\n\n' $port $port \
       >> "$DIR/profile-$site.toml"
   done
+  peer=b; [ $site = b ] && peer=a
   sed -e "s/@HERE@/$here/g" -e "s/@OTHER@/$other/g" -e "s#@SOCK@#$DIR/site-$site.sock#" \
+    -e "s#@KEY@#$DIR/site-$site.key#" -e "s#@PEERKEY@#$($BIN/appliance pubkey "$DIR/site-$peer.key")#" \
     configs/site.toml.in > "$DIR/site-$site.toml"
 done
 for site in a b; do
@@ -121,7 +128,7 @@ for _ in $(seq 150); do [ -S "$DIR/site-a.sock" ] && [ -S "$DIR/site-b.sock" ] &
 for _ in $(seq 50); do
   [ "$($CTLA --json show paths 2>/dev/null | grep -o '"state":"up"' | wc -l)" = 2 ] && break; sleep 0.2
 done
-grep -h "tunnel path" "$DIR"/site-*.log | sed 's/^\[[^]]*\] //' || true
+grep -h "tunnel path\|tunnel handshake\|tunnel encrypted" "$DIR"/site-*.log | sed 's/^\[[^]]*\] //' || true
 
 step "host A pings host B through the tunnel (two routed hops: ttl=62)"
 ip netns exec $HA ping -c 3 -i 0.2 10.2.0.2
