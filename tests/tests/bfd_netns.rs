@@ -177,6 +177,8 @@ fn a_session_with_frr_bfdd_comes_up_fails_within_the_detection_time_and_recovers
 
     let dir = RunDir::new("bfd-frr")?;
     let socket = dir.path().join("ctl.sock");
+    // The path's far end is FRR, not an appliance: nothing answers a tunnel handshake,
+    // and BFD (what is under test) is plain RFC 5880 either way.
     std::fs::write(
         dir.path().join("profile.toml"),
         appliance_tunnel::profile("lan", &["wan".to_string()], [0, 1], 1)?,
@@ -188,6 +190,7 @@ fn a_session_with_frr_bfdd_comes_up_fails_within_the_detection_time_and_recovers
              [[interfaces]]\nport = \"wan0\"\naddress = \"{APP_WAN}/24\"\n\n\
              [control]\nsocket = {:?}\nmetrics = \"\"\n\n\
              [tunnel]\nprefixes = [\"10.2.0.0/16\"]\n\
+             encryption = \"none\"\n\
              bfd = {{ desired_min_tx = \"100ms\", required_min_rx = \"100ms\", detect_mult = 3 }}\n\n\
              [[tunnel.paths]]\nname = \"a\"\nid = 0\ninterface = \"wan0\"\nremote = \"{PEER_WAN}\"\nrate = \"100mbit\"\n",
             socket.display().to_string()

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::bfd::SessionStatus;
 use crate::tables::Tables;
-use crate::time::Time;
+use crate::time::{Time, TokenBucket};
 use crate::tunnel::crypto::aead::TAG_LEN;
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::session::{Outgoing, Sessions};
@@ -114,6 +114,11 @@ pub struct MgmtTunnel {
     control: ControlLane,
     /// The sessions with the peer (`None`: the tunnel is in clear).
     sessions: Option<Sessions>,
+    /// Per path: probe replies we may send. A path that comes back after an
+    /// outage delivers the probes the peer queued meanwhile all at once;
+    /// answering each would put a burst of replies on the path just as
+    /// traffic returns to it, for timing samples that are stale anyway.
+    replies: Vec<TokenBucket>,
     /// Per path: its shaper's full-queue drops at the last look, and when
     /// they last grew (congestion on our side).
     shaper_drops: Vec<(u64, Option<Time>)>,
@@ -156,6 +161,7 @@ impl MgmtTunnel {
                 path_seq: vec![0; n],
             },
             sessions: None,
+            replies: vec![TokenBucket::with_burst(replies_per_sec(table.probe_interval), 4); n],
             shaper_drops: vec![(0, None); n],
             table,
         }
@@ -307,6 +313,9 @@ impl MgmtTunnel {
             Kind::Probe => {
                 let probe = ProbeRepr::parse(rx.payload(frame)).ok()?;
                 self.peer_received(path, probe.rx_packets, now);
+                if !self.replies.get_mut(path)?.take(now) {
+                    return None;
+                }
                 let key = self.seal_key(now).ok()?;
                 let outer = self.control.outer(
                     tables,
@@ -525,6 +534,14 @@ impl MgmtTunnel {
         let inner = frame.get(crate::wire::EthernetFrame::<&[u8]>::HEADER_LEN..)?;
         Some(self.control.frame(path, &outer, inner, key.as_deref()))
     }
+}
+
+/// Probe replies a path may send per second: twice the peer's probe rate
+/// (the two appliances are configured alike), so a steady peer is always
+/// answered.
+fn replies_per_sec(probe_interval: Duration) -> u32 {
+    let per_sec = 1.0 / probe_interval.as_secs_f64().max(1e-4);
+    (2.0 * per_sec).ceil().min(f64::from(u32::MAX)) as u32
 }
 
 /// The 20 bytes of `outer`'s tunnel header.

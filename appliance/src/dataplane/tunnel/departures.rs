@@ -53,6 +53,8 @@ pub struct Held {
     pub(super) class: usize,
     pub(super) pkt: scheduler::Packet,
     pub(super) number: Number,
+    /// It will be sealed (its tag counts on the wire).
+    pub(super) sealed: bool,
 }
 
 /// What a held packet carries.
@@ -78,9 +80,11 @@ pub(super) enum Number {
 }
 
 impl Held {
-    /// Its length on the wire once encapsulated.
+    /// Its length on the wire once encapsulated (and sealed: the shaper
+    /// charges the tag too).
     pub(super) fn wire_len(&self) -> usize {
-        match &self.body {
+        let tag = if self.sealed { TAG } else { 0 };
+        tag + match &self.body {
             Body::Whole(m) => m.pkt_len() + encap::ADDED,
             Body::Copy(_, inner_len) => OUTER_LEN + inner_len,
         }

@@ -210,6 +210,7 @@ impl TunnelSender {
             class,
             pkt,
             number: Number::AtDeparture,
+            sealed: self.table.crypto.is_some(),
         };
         match choice {
             Choice::None => {

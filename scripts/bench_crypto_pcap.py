@@ -1,0 +1,28 @@
+"""Writes the encrypted tunnel benchmark's input: 1024 distinct UDP/IPv4 frames from a
+LAN host (10.10.1.10) to the peer site (10.20.x.y), into site A's lan port (net_pcap
+port 0's MAC). argv: output file, inner IPv4 packet size in bytes (46: a 64 B frame with
+its FCS; 1400)."""
+import struct
+import sys
+
+
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+
+
+out_file, size = sys.argv[1], int(sys.argv[2])
+dst = bytes([0x02, 0x70, 0x63, 0x61, 0x70, 0x00])  # net_pcap port 0
+src = bytes([2, 0, 0, 0, 0, 0x10])
+with open(out_file, 'wb') as out:
+    out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for i in range(1024):
+        payload = bytes(size - 28)
+        udp = struct.pack('!HHHH', 1024 + i, 5000, 8 + len(payload), 0) + payload
+        ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
+                         bytes([10, 10, 1, 10]), bytes([10, 20, i >> 8, i & 0xff]))
+        ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+        frame = dst + src + b'\x08\x00' + ip + udp
+        out.write(struct.pack('<IIII', 0, i, len(frame), len(frame)) + frame)
