@@ -95,10 +95,13 @@ done
 VETH=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_veth.sh | tr '\n' ';')
 echo "af_packet veth runs (appliance testpmd-io): $VETH"
 OFFLOADS=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_offloads.sh | tr '\n' ';')
+CRYPTO=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_crypto.sh | tr '\n' ';')
+echo "encrypted tunnel runs (mode size A-Mpps B-Mpps; openssl cipher size bytes/s): $CRYPTO"
 echo "offload runs (mode mbit/s packets cpu-s us/packet gso-frames): $OFFLOADS"
 mkdir -p docs
 python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" > docs/benchmarks.md
 python3 scripts/bench_offloads_report.py "$OFFLOADS" "$SECS" >> docs/benchmarks.md
+python3 scripts/bench_crypto_report.py "$CRYPTO" "${T[*]}" >> docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
 ROUTES=$(cargo bench -q -p appliance --bench routes)
 cat >> docs/benchmarks.md <<MDEOF

@@ -17,7 +17,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -INT "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$W"
+  [ -n "${BENCH_KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
 BIN=target/release
@@ -134,13 +134,13 @@ pair_run() { # mode size
   local c; c=$(cipher_of "$W/b.sock")
   kill -INT "$pa" "$pb"; wait "$pa" "$pb" || true
   if [ "$1" != none ] && [ "$c" != "$1" ]; then
-    echo "bench_crypto: $1 run had cipher '$c'" >&2; tail -5 "$W/a.log" "$W/b.log" >&2
+    echo "bench_crypto: $1 run had cipher '$c'" >&2; tail -n 5 "$W/a.log" "$W/b.log" >&2
   fi
   python3 -c "print('$1 $2 %.3f %.3f' % (($a1 - $a0) / ($t1 - $t0) / 1e6, ($b1 - $b0) / ($t1 - $t0) / 1e6))"
 }
 openssl_run() { # cipher size: bytes/s of one core
   openssl speed -evp "$1" -bytes "$2" -seconds 3 2>/dev/null |
-    awk -v c="$1" '$1 == c { v = $NF; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }'
+    awk -v c="$1" 'tolower($1) == c { v = $NF; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }'
 }
 for r in $(seq "$RUNS"); do
   for size in 46 1400; do

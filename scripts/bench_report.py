@@ -64,7 +64,8 @@ if enc_w and enc_f and dec:
 The same source and sink. Encapsulation: the 1024 frames are routed into the tunnel
 (one path; `wlb`, per packet in bytes, or `flow-hash`, per flow), classified,
 scheduled, numbered on the worker's lane and sent with their outer Ethernet, IPv4, UDP
-and tunnel headers (48 bytes). Decapsulation: 1024 tunnel packets from the peer (lane 0,
+and tunnel headers (48 bytes), in clear (`encryption = "none"`: the tunnel's own path; the
+encrypted tunnel has its section below). Decapsulation: 1024 tunnel packets from the peer (lane 0,
 marked unordered as per-flow schedulers send them) are checked (outer headers, path,
 inner IPv4), stripped and routed to the LAN. testpmd 5tswap is the same run's reference
 (the table above). Goal: each ≥ 1/4 of testpmd per worker.

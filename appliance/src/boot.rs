@@ -765,7 +765,10 @@ fn setup_ports(
         };
         let info = port::info(id).map_err(port_err)?;
         let want_rx = u16::try_from(workers).unwrap_or(u16::MAX);
-        let mgmt_queue = p.driver != Driver::AfPacket;
+        // memif's two ends pair their rings one for one (our TX queues are
+        // the peer's RX queues): a management queue of ours would be a ring
+        // the peer never reads. Its frames go through a worker, as af_packet's.
+        let mgmt_queue = !matches!(p.driver, Driver::AfPacket | Driver::Memif);
         let tx_queues = u16::try_from(workers + usize::from(mgmt_queue)).unwrap_or(u16::MAX);
         // af_packet opens all its sockets at probe time and the kernel
         // fans packets out to every one of them: all must be polled.

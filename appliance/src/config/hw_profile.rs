@@ -165,6 +165,10 @@ pub enum Driver {
     Ring,
     /// `net_null`: sink/source (benchmarks).
     Null,
+    /// `net_memif`: shared-memory link to another DPDK process (benchmarks:
+    /// two appliances back to back with no kernel between them); `devargs`
+    /// give its `role` and `socket`.
+    Memif,
 }
 
 /// One port of the box.
@@ -389,7 +393,7 @@ impl HwProfile {
                     needs("rx_pcap", p.rx_pcap.is_some())?;
                     needs("tx_pcap", p.tx_pcap.is_some())?;
                 }
-                Driver::Ring | Driver::Null => {
+                Driver::Ring | Driver::Null | Driver::Memif => {
                     forbids("iface", p.iface.is_some())?;
                     forbids("pci", p.pci.is_some())?;
                 }
@@ -455,6 +459,7 @@ impl HwProfile {
             Driver::Pcap => format!("net_pcap{i}"),
             Driver::Ring => format!("net_ring{i}"),
             Driver::Null => format!("net_null{i}"),
+            Driver::Memif => format!("net_memif{i}"),
         }
     }
 
@@ -560,6 +565,7 @@ impl HwProfile {
                 }
                 Driver::Ring => a.push(format!("--vdev=net_ring{i}{extra}")),
                 Driver::Null => a.push(format!("--vdev=net_null{i}{extra}")),
+                Driver::Memif => a.push(format!("--vdev=net_memif{i}{extra}")),
             }
         }
         a.extend(self.eal.extra_args.iter().cloned());
