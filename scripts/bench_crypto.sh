@@ -132,7 +132,14 @@ pair_run() { # mode size
   sleep "$SECS"
   a1=$(tx_port "$W/a.sock" 1); b1=$(tx_port "$W/b.sock" 1); t1=$(date +%s.%N)
   local c; c=$(cipher_of "$W/b.sock")
-  kill -INT "$pa" "$pb"; wait "$pa" "$pb" || true
+  kill -INT "$pa" "$pb"
+  local ra=0 rb=0
+  wait "$pa" || ra=$?
+  wait "$pb" || rb=$?
+  if [ "$ra" != 0 ] || [ "$rb" != 0 ]; then
+    echo "bench_crypto: $1 $2: site A exited $ra, site B $rb" >&2
+    tail -n 15 "$W/a.log" >&2
+  fi
   if [ "$1" != none ] && [ "$c" != "$1" ]; then
     echo "bench_crypto: $1 run had cipher '$c'" >&2; tail -n 5 "$W/a.log" "$W/b.log" >&2
   fi

@@ -67,6 +67,21 @@ for size in (46, 1400):
     print("Each run (A Mpps / B Mpps): " + "; ".join(
         f"{m}: " + ", ".join(f"{x:.2f}/{y:.2f}" for x, y in pairs.get((m, size), []))
         for m in modes) + "\n")
+print("""What limits it (read from the runs of 2026-12-07 on this machine): AES-256-GCM in the
+data path runs at the speed of `openssl speed` at 1400 B (ring and OpenSSL both use the
+CPU's AES and carry-less multiply instructions); ring's ChaCha20-Poly1305 is about half of
+OpenSSL's, which has an AVX-512 implementation ring lacks, so `auto` keeps AES-256-GCM
+wherever the CPU has AES. At 64 B the cost is per call, not per byte: sealing or opening
+one small packet costs 170-200 ns, more than the rest of the worker's work per packet, and
+the 1/6-of-testpmd goal is not met (it would need a multi-buffer AEAD, which neither ring
+nor aws-lc-rs offers; DPDK's `crypto_aesni_mb` does). The clear pair's own rate at 1400 B
+varies 4x between runs (the memif copies on two shared vCPUs), which makes "ns per packet
+added" at 1400 B uncertain; the encrypted runs themselves vary far less.
+
+Open: in this harness an appliance sometimes exits with SIGSEGV when both are stopped at
+the same moment (its memif peer going away while its worker polls the port); the figures
+are taken before the stop. Not traced yet; memif is a benchmark-only driver here.
+""")
 print(f"Medians of {len(pairs.get(('none', 46), []))} alternating runs; testpmd 5tswap from the "
       "routed-forwarding table above (same `make bench`). Reproduce: `bash scripts/bench_crypto.sh` "
       "after `make build-release` (root, hugepages).")
