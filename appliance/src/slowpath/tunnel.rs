@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::bfd::SessionStatus;
 use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
-use crate::tunnel::crypto::aead::TAG_LEN;
+use crate::tunnel::crypto::aead::{PathSeqs, TAG_LEN};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::session::{Outgoing, Sessions};
 use crate::tunnel::crypto::TxKey;
@@ -45,9 +45,9 @@ pub struct Frame {
 #[derive(Debug)]
 struct ControlLane {
     table: Arc<TunnelTable>,
-    /// Per path: the control lane's path sequence (every packet on the
-    /// path takes the next: it is the nonce of a sealed one).
-    path_seq: Vec<u32>,
+    /// The control lane's path sequences (every packet on a path takes
+    /// the next: it is the nonce of a sealed one).
+    path_seq: PathSeqs,
 }
 
 impl ControlLane {
@@ -63,8 +63,7 @@ impl ControlLane {
     ) -> Option<Outer> {
         let p = self.table.paths.get(path)?;
         let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
-        let seq = self.path_seq.get_mut(path)?;
-        *seq = seq.wrapping_add(1);
+        let path_seq = self.path_seq.next(path);
         Some(Outer {
             src_mac,
             dst_mac,
@@ -81,7 +80,7 @@ impl ControlLane {
                 lane: CONTROL_LANE,
                 epoch: self.table.epoch,
                 lane_seq: 0,
-                path_seq: *seq,
+                path_seq,
                 sent_us: now.as_micros_u32(),
             },
         })
@@ -158,7 +157,7 @@ impl MgmtTunnel {
             carrier: vec![true; n],
             control: ControlLane {
                 table: Arc::clone(&table),
-                path_seq: vec![0; n],
+                path_seq: PathSeqs::default(),
             },
             sessions: None,
             replies: vec![TokenBucket::with_burst(replies_per_sec(table.probe_interval), 4); n],

@@ -24,6 +24,7 @@ use crate::dataplane::tx::{TxPorts, TxTag};
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::Tables;
 use crate::time::Time;
+use crate::tunnel::crypto::aead::PathSeqs;
 use crate::tunnel::encap::{self, Outer, OUTER_LEN};
 use crate::tunnel::scheduler;
 use crate::tunnel::{TunnelTable, LANE_PORT_BASE, MAX_PATHS};
@@ -109,7 +110,8 @@ pub(super) struct Outlet<'a> {
 struct Lane {
     id: u16,
     seq: u32,
-    path_seq: [u32; MAX_PATHS],
+    /// Per path: its sequence, the nonce of a sealed packet.
+    path_seq: PathSeqs,
 }
 
 /// The lane numbers of `redundant` pairs whose copies wait in the shapers:
@@ -190,7 +192,7 @@ impl Departures {
             lanes: [0, URGENT_LANE].map(|base| Lane {
                 id: u16::try_from(id).unwrap_or(0).wrapping_add(base),
                 seq: 0,
-                path_seq: [0; MAX_PATHS],
+                path_seq: PathSeqs::default(),
             }),
             macs: [None; MAX_PATHS],
             headers,
@@ -385,8 +387,7 @@ impl Departures {
         let path = self.table.paths.get(p)?;
         let (src_mac, dst_mac) = self.macs[p]?;
         let lane = &mut self.lanes[usize::from(held.urgent())];
-        let seq = &mut lane.path_seq[p];
-        *seq = seq.wrapping_add(1);
+        let path_seq = lane.path_seq.next(p);
         Some(Outer {
             src_mac,
             dst_mac,
@@ -403,7 +404,7 @@ impl Departures {
                 lane: lane.id,
                 epoch: self.table.epoch,
                 lane_seq,
-                path_seq: *seq,
+                path_seq,
                 sent_us: now.as_micros_u32(),
             },
         })

@@ -171,3 +171,142 @@ impl Opener {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::tunnel::departures::URGENT_LANE;
+    use crate::stats::{Counter, PerWorker};
+    use crate::tunnel::crypto::aead::{nonce, Cipher, PacketKey, PathSeqs};
+    use crate::tunnel::crypto::{KeySet, TxKey};
+    use proptest::prelude::*;
+
+    /// What happens next in a random schedule.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Worker `w` sends a packet (urgent or not) on path `p`, and a second copy on
+        /// path `q` if it is a `redundant` pair.
+        Send {
+            w: usize,
+            urgent: bool,
+            p: usize,
+            q: Option<usize>,
+        },
+        /// The management lcore sends on path `p` (probe, reply, handshake, ICMP).
+        Mgmt { p: usize },
+        /// A new session (a rekey).
+        Rekey,
+        /// Both sides restart: every counter starts again, under a new session.
+        Restart,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            20 => (0usize..32, any::<bool>(), 0usize..4, proptest::option::of(0usize..4))
+                .prop_map(|(w, urgent, p, q)| Op::Send { w, urgent, p, q }),
+            4 => (0usize..4).prop_map(|p| Op::Mgmt { p }),
+            1 => Just(Op::Rekey),
+            1 => Just(Op::Restart),
+        ]
+    }
+
+    fn publish(crypto: &TunnelCrypto, serial: u64, workers: usize, limit: u64) {
+        crypto.keys.store(Arc::new(KeySet {
+            send: Some(Arc::new(TxKey {
+                id: (serial % 255) as u8 + 1,
+                key: PacketKey::new(Cipher::Aes256Gcm, &[serial as u8; 32]),
+                serial,
+                reject_at_ns: u64::MAX,
+                per_worker_limit: limit,
+                sent: PerWorker::new(workers, Counter::default),
+            })),
+            recv: Default::default(),
+        }));
+    }
+
+    proptest! {
+        /// Over random schedules of workers, lanes, paths, redundant copies, the
+        /// management lcore's packets, rekeys and restarts, with the real sealer's
+        /// admission, lane ids and per-(lane, path) counters: no (key, nonce) twice.
+        #[test]
+        fn no_key_and_nonce_pair_is_ever_used_twice(
+            workers in 1usize..=32,
+            limit in 1u64..200,
+            ops in proptest::collection::vec(op(), 1..2000),
+        ) {
+            // Path ids on the wire differ from indices, as in a config.
+            let ids = [3u8, 7, 0, 15];
+            let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, workers));
+            let mut serial = 1;
+            publish(&crypto, serial, workers, limit);
+            let fresh = |crypto: &Arc<TunnelCrypto>| -> (Vec<Sealer>, Vec<[PathSeqs; 2]>, PathSeqs) {
+                (
+                    (0..workers).map(|w| Sealer::new(w, Arc::clone(crypto))).collect(),
+                    (0..workers).map(|_| [PathSeqs::default(), PathSeqs::default()]).collect(),
+                    PathSeqs::default(),
+                )
+            };
+            let (mut sealers, mut lanes, mut control) = fresh(&crypto);
+            let mut used = std::collections::HashSet::new();
+            let now = Time::from_secs(1);
+            for op in ops {
+                match op {
+                    Op::Send { w, urgent, p, q } => {
+                        let w = w % workers;
+                        let lane = u16::try_from(w).unwrap() + if urgent { URGENT_LANE } else { 0 };
+                        let copies = [Some(p), q.filter(|q| *q != p)];
+                        for path in copies.into_iter().flatten() {
+                            sealers[w].begin_burst();
+                            if sealers[w].admit(now).is_ok() {
+                                let seq = lanes[w][usize::from(urgent)].next(path);
+                                prop_assert!(used.insert((serial, nonce(lane, ids[path], seq))));
+                            }
+                        }
+                    }
+                    Op::Mgmt { p } => {
+                        let seq = control.next(p);
+                        prop_assert!(used.insert((serial, nonce(CONTROL_LANE, ids[p], seq))));
+                    }
+                    Op::Rekey => {
+                        serial += 1;
+                        publish(&crypto, serial, workers, limit);
+                    }
+                    Op::Restart => {
+                        serial += 1;
+                        publish(&crypto, serial, workers, limit);
+                        (sealers, lanes, control) = fresh(&crypto);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_worker_seals_no_more_than_its_share_of_a_key() {
+        let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, 2));
+        let mut s = Sealer::new(1, Arc::clone(&crypto));
+        assert_eq!(
+            s.admit(Time::from_secs(1)),
+            Err(DropReason::TunnelNoKey),
+            "no session yet"
+        );
+        publish(&crypto, 9, 2, 3);
+        s.begin_burst();
+        let ok = (0..5)
+            .filter(|_| s.admit(Time::from_secs(1)).is_ok())
+            .count();
+        assert_eq!(ok, 3);
+        let tx = Arc::clone(crypto.keys.load().send.as_ref().unwrap());
+        assert_eq!(
+            tx.sent.worker(1).get(),
+            3,
+            "published for the rekey by count"
+        );
+        publish(&crypto, 10, 2, 3);
+        s.begin_burst();
+        assert!(
+            s.admit(Time::from_secs(1)).is_ok(),
+            "a new key, a new share"
+        );
+    }
+}

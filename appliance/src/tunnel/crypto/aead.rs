@@ -109,6 +109,24 @@ pub fn nonce(lane: u16, path: u8, seq: u32) -> [u8; NONCE_LEN] {
     n
 }
 
+/// The path sequence numbers of one sender lane, one counter per path
+/// index: every packet the lane sends over a path takes that path's next, so
+/// (lane, path id, number) is a nonce no other packet of the sender shares.
+#[derive(Debug, Clone, Default)]
+pub struct PathSeqs([u32; crate::tunnel::MAX_PATHS]);
+
+impl PathSeqs {
+    /// The next number on path index `path` (1 for the first packet).
+    #[inline]
+    pub fn next(&mut self, path: usize) -> u32 {
+        let Some(seq) = self.0.get_mut(path) else {
+            return 0;
+        };
+        *seq = seq.wrapping_add(1);
+        *seq
+    }
+}
+
 /// The packet failed authentication (a forged, damaged or misdirected
 /// packet, or one under a key it was not sealed with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
