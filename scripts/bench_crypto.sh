@@ -25,7 +25,7 @@ $BIN/appliance genkey "$W/a.key"
 $BIN/appliance genkey "$W/b.key"
 PUB_A=$($BIN/appliance pubkey "$W/a.key")
 PUB_B=$($BIN/appliance pubkey "$W/b.key")
-for size in 46 1400; do python3 scripts/bench_crypto_pcap.py "$W/in-$size.pcap" "$size"; done
+for size in 46 1400; do python3 scripts/bench_pcap.py "$W/in-$size.pcap" "$size"; done
 
 profile() { # site cpus ports...
   printf 'name = "bench-crypto-%s"\npoll_mode = "busy"\n[eal]\nlcores = "0-1"\ncpus = [%s]\nmemory_mb = 512\nhugepages = "on"\n[mempool]\nmbufs = 16383\ncache = 512\n' "$1" "$2"

@@ -1,5 +1,8 @@
-"""Writes the benchmark's input pcap: 1024 distinct 64 B UDP/IPv4 frames
-routed by the appliance (to 10.20.x.y, via the lan port's MAC)."""
+"""Writes the benchmark's input pcap: 1024 distinct UDP/IPv4 frames from a LAN
+host (10.10.1.10) routed by the appliance (to 10.20.x.y, via the lan port's
+MAC: net_pcap port 0's). argv: output file, and optionally the IPv4 packet's
+size (46 by default: a 64 B frame with its FCS; the encrypted tunnel's
+benchmark also uses 1400)."""
 import struct
 import sys
 
@@ -13,10 +16,11 @@ def csum(b):
 
 dst = bytes([0x02, 0x70, 0x63, 0x61, 0x70, 0x00])  # net_pcap port 0
 src = bytes([2, 0, 0, 0, 0, 0x10])
+size = int(sys.argv[2]) if len(sys.argv) > 2 else 46
 with open(sys.argv[1], 'wb') as out:
     out.write(struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
     for i in range(1024):
-        payload = bytes(18)
+        payload = bytes(size - 28)
         udp = struct.pack('!HHHH', 1024 + i, 5000, 8 + len(payload), 0) + payload
         ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0,
                          bytes([10, 10, 1, 10]), bytes([10, 20, i >> 8, i & 0xff]))

@@ -26,6 +26,7 @@ use chacha20poly1305::ChaCha20Poly1305;
 use testbed::bins::{workspace_bin, workspace_root};
 use testbed::control::{request as ctl, start_appliance, wait_for};
 use testbed::netns::{skip_unless_root, veth, Netns, RunId};
+use testbed::rundir::RunDir;
 
 const TUNNEL_PORT: u16 = 4800;
 const OUR_KEY_ID: u8 = 7;
@@ -225,9 +226,8 @@ fn one_cipher(cipher: Cipher) -> Result<()> {
     host.route_add("default", Some(Ipv4Addr::new(10, 1, 0, 1)), None)?;
     peer_ns.addr_add("eth0", Ipv4Addr::new(172, 16, 0, 2), 24)?;
 
-    let dir = std::env::temp_dir().join(run.ns_name("golden"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let run_dir = RunDir::new("golden")?;
+    let dir = run_dir.path().to_path_buf();
     let socket = dir.join("ctl.sock");
     let key_file = dir.join("app.key");
     let gen = std::process::Command::new(workspace_bin("appliance"))
@@ -332,6 +332,5 @@ rate = "100mbit"
         golden.sealed.len()
     );
     let _ = appliance.stop();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

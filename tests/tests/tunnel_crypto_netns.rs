@@ -229,15 +229,7 @@ fn forged_probe_replies_keep_no_dead_path_up() -> Result<()> {
     let b = bed_with(spec(), 0.0)?;
     b.wait_bfd_up(Duration::from_secs(10))?;
     let emu_b = b.sites.links[0].emu_b_iface.clone();
-    let captured = tap::capture(
-        &b.sites.emu,
-        &emu_b,
-        50,
-        Duration::from_secs(3),
-        sealed_reply_to_b,
-    )?
-    .join()
-    .map_err(|_| anyhow::anyhow!("tap panicked"))??;
+    let captured = tapped(&b, &emu_b, 50, sealed_reply_to_b)?;
     assert!(captured.len() >= 20, "probe replies to B seen on link A");
     // The replies sent again, and again with their tag changed: 200 a second for 3 s, while
     // link A loses everything.
@@ -300,9 +292,7 @@ fn a_flood_of_handshake_initiations_leaves_bfd_up_and_the_tunnel_carrying() -> R
     b.wait_bfd_up(Duration::from_secs(10))?;
     let emu_b = b.sites.links[0].emu_b_iface.clone();
     // A template frame from A to B on link A: its addresses and MACs.
-    let template = tap::capture(&b.sites.emu, &emu_b, 1, Duration::from_secs(3), to_b)?
-        .join()
-        .map_err(|_| anyhow::anyhow!("tap panicked"))??
+    let template = tapped(&b, &emu_b, 1, to_b)?
         .pop()
         .context("a frame to B on link A")?;
     // Initiations from a key B does not know, with a good mac1 (B's public key is public):
@@ -331,9 +321,9 @@ fn a_flood_of_handshake_initiations_leaves_bfd_up_and_the_tunnel_carrying() -> R
             f[38..40].copy_from_slice(&udp_len.to_be_bytes());
             f[40..42].copy_from_slice(&[0, 0]);
             f[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
-            f[24..26].copy_from_slice(&[0, 0]);
-            let sum = ip_checksum(&f[14..34]);
-            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            let (mut ip, _) = etherparse::Ipv4Header::from_slice(&f[14..34]).expect("ip");
+            ip.header_checksum = ip.calc_header_checksum();
+            f[24..26].copy_from_slice(&ip.header_checksum.to_be_bytes());
             f
         })
         .collect();
@@ -420,19 +410,15 @@ fn a_flood_of_handshake_initiations_leaves_bfd_up_and_the_tunnel_carrying() -> R
     Ok(())
 }
 
+/// Up to `n` frames that pass `iface` in the emulator's namespace and `wanted`, within 3 s.
+fn tapped(b: &Bed, iface: &str, n: usize, wanted: fn(&[u8]) -> bool) -> Result<Vec<Vec<u8>>> {
+    tap::capture(&b.sites.emu, iface, n, Duration::from_secs(3), wanted)?
+        .join()
+        .map_err(|_| anyhow::anyhow!("tap panicked"))?
+}
+
 fn flipped(f: &[u8], at: usize) -> Vec<u8> {
     let mut f = f.to_vec();
     f[at] ^= 0x01;
     f
-}
-
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }

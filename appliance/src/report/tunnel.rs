@@ -283,6 +283,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                         DropReason::ShaperPathDown,
                         DropReason::ShaperStopped,
                         DropReason::TunnelNoPath,
+                        DropReason::TunnelAuthFailed,
                         DropReason::NoMbuf,
                     ],
                     |r| c.total(|w| w.drops.of(r)),

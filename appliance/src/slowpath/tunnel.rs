@@ -86,6 +86,27 @@ impl ControlLane {
         })
     }
 
+    /// A whole `kind` frame on `path` carrying `payload` (with `tos`, if
+    /// given, in place of CS6), sealed under `key` if given; `None` if the
+    /// path's next hop is unresolved.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &mut self,
+        tables: &Tables,
+        path: usize,
+        kind: Kind,
+        key: Option<&TxKey>,
+        tos: Option<u8>,
+        payload: &[u8],
+        now: Time,
+    ) -> Option<Frame> {
+        let mut outer = self.outer(tables, path, kind, key.map_or(0, |k| k.id), now)?;
+        if let Some(tos) = tos {
+            outer.tos = tos;
+        }
+        Some(self.frame(path, &outer, payload, key))
+    }
+
     /// A whole frame: `outer`, then `payload`, sealed under `key` if given.
     fn frame(&self, path: usize, outer: &Outer, payload: &[u8], key: Option<&TxKey>) -> Frame {
         let tag = if key.is_some() { TAG_LEN } else { 0 };
@@ -316,13 +337,6 @@ impl MgmtTunnel {
                     return None;
                 }
                 let key = self.seal_key(now).ok()?;
-                let outer = self.control.outer(
-                    tables,
-                    path,
-                    Kind::ProbeReply,
-                    key.as_ref().map_or(0, |k| k.id),
-                    now,
-                )?;
                 let mut payload = [0u8; ProbeReplyRepr::LEN];
                 ProbeReplyRepr {
                     echo_number: probe.number,
@@ -332,7 +346,9 @@ impl MgmtTunnel {
                     rx_packets: self.rx_packets(path),
                 }
                 .emit(&mut payload);
-                Some(self.control.frame(path, &outer, &payload, key.as_deref()))
+                let kind = Kind::ProbeReply;
+                self.control
+                    .build(tables, path, kind, key.as_deref(), None, &payload, now)
             }
             Kind::ProbeReply => {
                 let r = ProbeReplyRepr::parse(rx.payload(frame)).ok()?;
