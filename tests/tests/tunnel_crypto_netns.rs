@@ -140,8 +140,7 @@ fn replayed_and_altered_packets_reach_nobody_and_are_counted_exactly() -> Result
     if skip_unless_root(&["ip"]) {
         return Ok(());
     }
-    let b = bed_with(spec(), 0.0)?;
-    let emu_b = b.sites.links[0].emu_b_iface.clone();
+    let (b, emu_b) = bed_with_bfd_up()?;
     // A sequenced stream from host A to host B (200/s for 4 s), and a capture of 40 of its
     // sealed packets on link A as they go to appliance B.
     let port = 7000;
@@ -226,9 +225,7 @@ fn forged_probe_replies_keep_no_dead_path_up() -> Result<()> {
     if skip_unless_root(&["ip"]) {
         return Ok(());
     }
-    let b = bed_with(spec(), 0.0)?;
-    b.wait_bfd_up(Duration::from_secs(10))?;
-    let emu_b = b.sites.links[0].emu_b_iface.clone();
+    let (b, emu_b) = bed_with_bfd_up()?;
     let captured = tapped(&b, &emu_b, 50, sealed_reply_to_b)?;
     assert!(captured.len() >= 20, "probe replies to B seen on link A");
     // The replies sent again, and again with their tag changed: 200 a second for 3 s, while
@@ -288,9 +285,7 @@ fn a_flood_of_handshake_initiations_leaves_bfd_up_and_the_tunnel_carrying() -> R
     if skip_unless_root(&["ip"]) {
         return Ok(());
     }
-    let b = bed_with(spec(), 0.0)?;
-    b.wait_bfd_up(Duration::from_secs(10))?;
-    let emu_b = b.sites.links[0].emu_b_iface.clone();
+    let (b, emu_b) = bed_with_bfd_up()?;
     // A template frame from A to B on link A: its addresses and MACs.
     let template = tapped(&b, &emu_b, 1, to_b)?
         .pop()
@@ -408,6 +403,15 @@ fn a_flood_of_handshake_initiations_leaves_bfd_up_and_the_tunnel_carrying() -> R
     );
     b.finish()?;
     Ok(())
+}
+
+/// The pair with BFD up on both paths, and the emulator's interface toward B on link A
+/// (where the attacker sits).
+fn bed_with_bfd_up() -> Result<(Bed, String)> {
+    let b = bed_with(spec(), 0.0)?;
+    b.wait_bfd_up(Duration::from_secs(10))?;
+    let emu_b = b.sites.links[0].emu_b_iface.clone();
+    Ok((b, emu_b))
 }
 
 /// Up to `n` frames that pass `iface` in the emulator's namespace and `wanted`, within 3 s.
