@@ -149,7 +149,7 @@ fn describe(e: &anyhow::Error) -> String {
 fn with_sites<T>(
     spec: &Scenario,
     system: System,
-    (tunnel_extra, workers): (&str, u32),
+    (tunnel_extra, workers, encryption): (&str, u32, Option<&str>),
     opts: &RunOptions,
     f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess, Option<&ApplianceSites>) -> Result<T>,
 ) -> Result<(T, Snapshot)> {
@@ -179,6 +179,9 @@ fn with_sites<T>(
             let mut tunnel = TunnelSpec::new(scheduler, &rates);
             tunnel.extra = tunnel_extra.to_string();
             tunnel.workers = workers;
+            if let Some(e) = encryption {
+                tunnel.encryption = e.to_string();
+            }
             let (p, setup) =
                 appliance_tunnel::start(&sites, &tunnel, &opts.tools.bin("appliance")?)?;
             pair = Some(p);
@@ -259,7 +262,11 @@ fn tcp_variant(
     let (mut v, snap) = with_sites(
         spec,
         system,
-        (&variant.tunnel, variant.workers.unwrap_or(1)),
+        (
+            &variant.tunnel,
+            variant.workers.unwrap_or(1),
+            variant.encryption.as_deref(),
+        ),
         opts,
         |sites, setup, emu, pair| {
             for n in &setup.notes {
@@ -374,28 +381,33 @@ fn udp_row(
     notes: &mut Vec<String>,
 ) -> (RowData, Option<String>) {
     let mut steps = Vec::new();
-    let result = with_sites(spec, system, ("", 1), opts, |sites, setup, emu, _pair| {
-        let mut ctl = emu.control()?;
-        notes.extend(setup.notes.iter().cloned());
-        for &size in &udp.sizes {
-            for rate in &udp.rates {
-                let offered = rate.0 as f64 / 1e6;
-                let before = ctl.show()?;
-                let mut step = udp_step(sites, udp, size, rate.0).unwrap_or_else(|e| UdpStep {
-                    size,
-                    offered_mbps: offered,
-                    sent_mbps: 0.0,
-                    received_mbps: 0.0,
-                    packets: 0,
-                    lost: 0,
-                    loss_pct: 0.0,
-                    jitter_ms: 0.0,
-                    link_mbps: vec![],
-                    error: Some(describe(&e)),
-                });
-                let after = ctl.show()?;
-                step.link_mbps = link_rates_between(&before, &after);
-                progress(
+    let result = with_sites(
+        spec,
+        system,
+        ("", 1, None),
+        opts,
+        |sites, setup, emu, _pair| {
+            let mut ctl = emu.control()?;
+            notes.extend(setup.notes.iter().cloned());
+            for &size in &udp.sizes {
+                for rate in &udp.rates {
+                    let offered = rate.0 as f64 / 1e6;
+                    let before = ctl.show()?;
+                    let mut step = udp_step(sites, udp, size, rate.0).unwrap_or_else(|e| UdpStep {
+                        size,
+                        offered_mbps: offered,
+                        sent_mbps: 0.0,
+                        received_mbps: 0.0,
+                        packets: 0,
+                        lost: 0,
+                        loss_pct: 0.0,
+                        jitter_ms: 0.0,
+                        link_mbps: vec![],
+                        error: Some(describe(&e)),
+                    });
+                    let after = ctl.show()?;
+                    step.link_mbps = link_rates_between(&before, &after);
+                    progress(
                     spec,
                     system,
                     &format!(
@@ -406,13 +418,14 @@ fn udp_row(
                         step.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                     ),
                 );
-                steps.push(step);
-                // Let the emulator's queues drain between steps.
-                std::thread::sleep(Duration::from_millis(500));
+                    steps.push(step);
+                    // Let the emulator's queues drain between steps.
+                    std::thread::sleep(Duration::from_millis(500));
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
     let mut error = result.err().map(|e| describe(&e));
     if error.is_none() {
         if let Some(s) = steps.iter().find(|s| s.error.is_some()) {

@@ -225,6 +225,9 @@ pub struct Variant {
     /// Workers per appliance in this variant (appliance tunnel rows; default 1, at most 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<u32>,
+    /// The appliance tunnel's `encryption` in this variant (default: "auto", encrypted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
     /// Only these systems run the variant (default: all of the scenario's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub systems: Vec<System>,
@@ -406,6 +409,7 @@ impl Scenario {
                 parallel: None,
                 tunnel: String::new(),
                 workers: None,
+                encryption: None,
                 systems: Vec::new(),
                 flap: None,
             }]
