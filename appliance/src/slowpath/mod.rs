@@ -28,8 +28,7 @@ use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_P
 use crate::dataplane::tx::MgmtTx;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
-use crate::time::TokenBucket;
-use crate::time::{Time, Timers};
+use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,

@@ -262,6 +262,16 @@ impl Departures {
             self.discard(held);
             return self.refused(p, counters, DropReason::TunnelNoPath);
         }
+        // A packet that cannot be sealed takes no number (it would leave a
+        // hole the far end waits for).
+        let key = match self.sealer.as_mut().map(|s| s.admit(now)) {
+            None => 0,
+            Some(Ok(id)) => id,
+            Some(Err(reason)) => {
+                self.discard(held);
+                return self.refused(p, counters, reason);
+            }
+        };
         let urgent = held.urgent();
         let lane_seq = match held.number {
             Number::AtDeparture => self.take_lane_seq(urgent, held.unordered),
@@ -280,11 +290,6 @@ impl Departures {
                 self.pairs.close_one(i);
                 seq
             }
-        };
-        let key = match self.sealer.as_mut().map(|s| s.admit(now)) {
-            None => 0,
-            Some(Ok(id)) => id,
-            Some(Err(reason)) => return self.refused(p, counters, reason),
         };
         let Some(outer) = self.outer(p, &held, lane_seq, key, now) else {
             return self.refused(p, counters, DropReason::TunnelNoPath);
