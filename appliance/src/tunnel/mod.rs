@@ -470,6 +470,16 @@ impl TunnelTable {
         }
     }
 
+    /// Bytes of tag after each packet's payload: 0 in clear.
+    #[inline]
+    pub fn tag_len(&self) -> usize {
+        if self.crypto.is_some() {
+            crypto::aead::TAG_LEN
+        } else {
+            0
+        }
+    }
+
     /// The rate path `p` is shaped to now (bit/s): its effective rate less
     /// the configured margin.
     #[inline]

@@ -54,8 +54,6 @@ pub struct Held {
     pub(super) class: usize,
     pub(super) pkt: scheduler::Packet,
     pub(super) number: Number,
-    /// It will be sealed (its tag counts on the wire).
-    pub(super) sealed: bool,
 }
 
 /// What a held packet carries.
@@ -81,10 +79,9 @@ pub(super) enum Number {
 }
 
 impl Held {
-    /// Its length on the wire once encapsulated (and sealed: the shaper
-    /// charges the tag too).
-    pub(super) fn wire_len(&self) -> usize {
-        let tag = if self.sealed { TAG } else { 0 };
+    /// Its length on the wire once encapsulated, with `tag` bytes of tag
+    /// ([`TunnelTable::tag_len`]: the shaper charges the tag too).
+    pub(super) fn wire_len(&self, tag: usize) -> usize {
         tag + match &self.body {
             Body::Whole(m) => m.pkt_len() + encap::ADDED,
             Body::Copy(_, inner_len) => OUTER_LEN + inner_len,

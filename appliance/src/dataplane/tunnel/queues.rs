@@ -122,7 +122,7 @@ impl PathQueues {
         o: &mut Outlet<'_>,
     ) {
         let worker = out.worker();
-        let len = u32::try_from(held.wire_len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(held.wire_len(paths.table.tag_len())).unwrap_or(u32::MAX);
         let (Some(Some(s)), Some(cells), Some(pc)) = (
             self.paths.get_mut(p),
             paths.table.shaping.as_ref().and_then(|sh| sh.cells.get(p)),

@@ -210,7 +210,6 @@ impl TunnelSender {
             class,
             pkt,
             number: Number::AtDeparture,
-            sealed: self.table.crypto.is_some(),
         };
         match choice {
             Choice::None => {
@@ -262,7 +261,7 @@ impl TunnelSender {
             self.out.depart(p, held, now, o);
             return;
         }
-        let len = u32::try_from(held.wire_len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(held.wire_len(self.table.tag_len())).unwrap_or(u32::MAX);
         let urgent = held.urgent();
         let paths = Paths {
             table: &self.table,

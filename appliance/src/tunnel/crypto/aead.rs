@@ -47,6 +47,13 @@ impl Cipher {
         }
     }
 
+    /// The cipher with bit `bit` (the handshake's and the report's code).
+    pub fn from_bit(bit: u8) -> Option<Cipher> {
+        [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]
+            .into_iter()
+            .find(|c| c.bit() == bit)
+    }
+
     /// Packets one key may seal before the tunnel makes a new one.
     pub fn rekey_after_packets(self) -> u64 {
         self.reject_after_packets() / 2

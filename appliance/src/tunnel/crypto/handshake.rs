@@ -372,9 +372,8 @@ impl Handshaker {
             return Err(Refused::Noise);
         }
         let (peer_key_id, chosen) = (payload[0], payload[1]);
-        let cipher = [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]
-            .into_iter()
-            .find(|c| c.bit() == chosen && self.offer & c.bit() != 0)
+        let cipher = Cipher::from_bit(chosen)
+            .filter(|c| self.offer & c.bit() != 0)
             .ok_or(Refused::NoCipher)?;
         let (to_responder, to_initiator) = init.state.dangerously_get_raw_split();
         Ok(Session {

@@ -147,10 +147,6 @@ impl TunnelCrypto {
 
     /// The cipher of the current session, if there is one.
     pub fn cipher(&self) -> Option<Cipher> {
-        match self.report.cipher.load(Ordering::Relaxed) {
-            1 => Some(Cipher::Aes256Gcm),
-            2 => Some(Cipher::ChaCha20Poly1305),
-            _ => None,
-        }
+        Cipher::from_bit(self.report.cipher.load(Ordering::Relaxed))
     }
 }
