@@ -8,8 +8,9 @@ APT_PACKAGES := libdpdk-dev dpdk dpdk-dev libclang-dev clang pkg-config libpcap-
 export CARGO_TERM_COLOR ?= never
 # The WAN emulator's tests ping through it and run it under chrt; setpriv guards test processes.
 APT_PACKAGES += iputils-ping util-linux
-# Scenario baselines (MPTCP hosts, kernel multicast routing) and the plots' font.
-APT_PACKAGES += mptcpize smcroute fonts-dejavu-core
+# Scenario baselines (MPTCP hosts, kernel multicast routing, WireGuard in user space) and the
+# plots' font.
+APT_PACKAGES += mptcpize smcroute wireguard-go wireguard-tools fonts-dejavu-core
 # FRR's bfdd is the independent BFD peer of the interop test.
 APT_PACKAGES += frr
 
@@ -65,7 +66,7 @@ bench-wanem: build-release
 
 # Netns benchmark scenarios (root): scenarios/<name>.toml -> docs/benchmarks/<name>/
 # (result.json, README.md, PNG plots). See tests/README.md, "Scenarios".
-BENCH_SCENARIOS := dual-path dual-path-scaled failover intermittent soak two-workers udp-sweep mcast-density mcast-zero-loss
+BENCH_SCENARIOS := dual-path dual-path-scaled single-path-fast failover intermittent soak two-workers udp-sweep mcast-density mcast-zero-loss
 .PHONY: $(addprefix bench-,$(BENCH_SCENARIOS)) bench-scenarios
 $(addprefix bench-,$(BENCH_SCENARIOS)): bench-%: build-release
 	target/release/scenario run scenarios/$*.toml

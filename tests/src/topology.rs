@@ -193,15 +193,21 @@ pub struct Sites {
 /// host A — appliance A — `n_links` WAN links through the emulator namespace — appliance B —
 /// host B, with the appliances left unconfigured for the DPDK application.
 pub fn sites(n_links: usize) -> Result<Sites> {
-    build_sites(n_links, false)
+    build_sites(n_links, false, false)
 }
 
 /// The [`sites`] topology with Linux routers in place of the appliances, for baselines.
 pub fn sites_linux(n_links: usize) -> Result<Sites> {
-    build_sites(n_links, true)
+    build_sites(n_links, true, false)
 }
 
-fn build_sites(n_links: usize, linux: bool) -> Result<Sites> {
+/// The [`sites`] topology (Linux routers if `linux`) whose WAN links are plain veth pairs from
+/// site A to site B: nothing between them, no emulator (its namespace stays empty).
+pub fn sites_direct(n_links: usize, linux: bool) -> Result<Sites> {
+    build_sites(n_links, linux, true)
+}
+
+fn build_sites(n_links: usize, linux: bool, direct: bool) -> Result<Sites> {
     ensure!((1..=16).contains(&n_links), "1..=16 WAN links");
     let run = RunId::new();
     let emu = Netns::create(&run.ns_name("emu"))?;
@@ -246,8 +252,12 @@ fn build_sites(n_links: usize, linux: bool) -> Result<Sites> {
             b_addr: Ipv4Addr::new(172, 16, i as u8, 2),
             prefix_len: 24,
         };
-        veth(&app_a, &link.app_a_iface, &emu, &link.emu_a_iface, MTU)?;
-        veth(&emu, &link.emu_b_iface, &app_b, &link.app_b_iface, MTU)?;
+        if direct {
+            veth(&app_a, &link.app_a_iface, &app_b, &link.app_b_iface, MTU)?;
+        } else {
+            veth(&app_a, &link.app_a_iface, &emu, &link.emu_a_iface, MTU)?;
+            veth(&emu, &link.emu_b_iface, &app_b, &link.app_b_iface, MTU)?;
+        }
         if linux {
             app_a.addr_add(&link.app_a_iface, link.a_addr, 24)?;
             app_b.addr_add(&link.app_b_iface, link.b_addr, 24)?;

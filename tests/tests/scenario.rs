@@ -1,7 +1,8 @@
 //! The scenario runner end to end, as root: a 3-second two-link scenario with one Linux row
 //! and one appliance row (the tunnel, wlb) writes a sane result.json, README.md and PNG
 //! plots, and leaves no namespace, temporary directory or process behind; a run interrupted
-//! with SIGINT leaves nothing either.
+//! with SIGINT leaves nothing either; the encrypted baselines (wireguard-go, kernel IPsec) run
+//! on a direct link, or say why the kernel cannot.
 //!
 //! Leftover processes are found by making this test process a child subreaper: whatever the
 //! runner started and did not stop is re-parented here when the runner exits.
@@ -322,6 +323,105 @@ fn an_interrupted_run_leaves_nothing() -> Result<()> {
     ensure!(
         !dir.path().join("out/result.json").exists(),
         "an interrupted run wrote results"
+    );
+    Ok(())
+}
+
+const ENCRYPTED_DIRECT: &str = r#"
+name = "encrypted-direct"
+description = "One direct link (no emulator), the encrypted tunnels users pick today, 2 s."
+topology = "sites"
+wan = "direct"
+systems = ["linux-wireguard", "linux-ipsec"]
+[[links]]
+name = "a"
+[tcp]
+parallel = 1
+duration = "2s"
+interval = "0.5s"
+settle = "0.5s"
+"#;
+
+/// The encrypted baselines on a direct link: wireguard-go carries the transfer and its CPU per
+/// Gbit is measured; kernel IPsec runs, or says why this kernel cannot (no ESP); neither
+/// leaves a process or a wireguard-go control socket behind.
+#[test]
+fn the_encrypted_baselines_run_on_a_direct_link() -> Result<()> {
+    if skip_unless_root(&["iperf3", "ping", "nft", "wireguard-go", "wg"]) {
+        return Ok(());
+    }
+    nix::sys::prctl::set_child_subreaper(true)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("encrypted-direct.toml");
+    std::fs::write(&file, ENCRYPTED_DIRECT)?;
+    let out = dir.path().join("out");
+    let child = Command::new(runner())
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    ensure!(output.status.success(), "runner failed: {stderr}");
+    nothing_left(pid)?;
+    let sockets: Vec<String> = std::fs::read_dir("/var/run/wireguard")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("tb{pid:x}x")))
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(sockets.is_empty(), "wireguard-go sockets left: {sockets:?}");
+
+    let result: ScenarioResult =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json"))?)?;
+    let wg = &result.rows[0];
+    ensure!(
+        wg.system == System::LinuxWireguard && wg.status == Status::Ok,
+        "{:?}",
+        wg.error
+    );
+    let RowData::Tcp { variants } = &wg.data else {
+        anyhow::bail!("wireguard row has no TCP data");
+    };
+    let v = &variants[0];
+    ensure!(
+        v.received_mbps > 10.0,
+        "wireguard-go: {} Mbit/s",
+        v.received_mbps
+    );
+    ensure!(v.links.is_empty(), "no emulator, no link samples");
+    ensure!(
+        v.system_cpu_pct.is_some_and(|c| c > 0.0)
+            && v.system_cpu_s_per_gbit.is_some_and(|c| c > 0.0)
+            && v.machine_cpu_s_per_gbit >= v.system_cpu_s_per_gbit,
+        "CPU: {:?} %, {:?} s/Gbit of {:?} s/Gbit",
+        v.system_cpu_pct,
+        v.system_cpu_s_per_gbit,
+        v.machine_cpu_s_per_gbit
+    );
+    let ipsec = &result.rows[1];
+    match ipsec.status {
+        Status::Ok => {}
+        Status::NotAvailable => ensure!(
+            ipsec
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("CONFIG_INET_ESP")),
+            "{:?}",
+            ipsec.error
+        ),
+        Status::Failed => anyhow::bail!("linux-ipsec failed: {:?}", ipsec.error),
+    }
+    let md = std::fs::read_to_string(out.join("README.md"))?;
+    ensure!(
+        md.contains("machine CPU s per Gbit") && md.contains("plain veth pairs"),
+        "{md}"
     );
     Ok(())
 }

@@ -144,6 +144,11 @@ impl CpuTimes {
         }
     }
 
+    /// Busy seconds summed over all cores since `earlier`.
+    pub fn busy_seconds_since(&self, earlier: &CpuTimes) -> f64 {
+        self.busy.saturating_sub(earlier.busy) as f64 / clock_ticks_per_second()
+    }
+
     /// Percentage of all cores' time that was busy since `earlier`.
     pub fn busy_pct_since(&self, earlier: &CpuTimes) -> f64 {
         let total = self.total.saturating_sub(earlier.total);
@@ -168,11 +173,15 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
         .iter()
         .filter_map(|&i| f.get(i)?.parse::<u64>().ok())
         .sum();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+    ticks as f64 / clock_ticks_per_second()
+}
+
+/// The unit of `/proc/stat` and `/proc/<pid>/stat` times (USER_HZ).
+fn clock_ticks_per_second() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
-        .unwrap_or(100) as f64;
-    ticks as f64 / hz
+        .unwrap_or(100) as f64
 }
 
 fn field(text: &str, key: &str) -> Option<String> {

@@ -8,7 +8,7 @@ use super::result::{
     McastRun, ProbeHandoff, ReorderSample, Row, RowData, ScenarioResult, Status, TcpVariant,
 };
 use super::schedule::schedule;
-use super::spec::Workload;
+use super::spec::{WanKind, Workload};
 use super::systems::System;
 
 /// A markdown table.
@@ -269,19 +269,28 @@ fn reference(r: &ScenarioResult, name: &str) -> Option<f64> {
 
 fn tcp_table(r: &ScenarioResult, name: &str) -> String {
     let reference = reference(r, name);
-    let link_names: Vec<String> = r.spec.links.iter().map(|l| l.name.clone()).collect();
+    // Direct links have no emulator to count their bytes or to cost CPU.
+    let emulated = r.spec.wan == WanKind::Emulated;
+    let link_names: Vec<String> = if emulated {
+        r.spec.links.iter().map(|l| l.name.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let mut head = vec!["system", "mean Mbit/s", "× linux-single", "of ceiling"];
     let link_heads: Vec<String> = link_names
         .iter()
         .map(|l| format!("link {l} Mbit/s"))
         .collect();
     head.extend(link_heads.iter().map(String::as_str));
+    head.extend(["retransmits", "iperf3 received Mbit/s"]);
+    if emulated {
+        head.push("emulator CPU %");
+    }
     head.extend([
-        "retransmits",
-        "iperf3 received Mbit/s",
-        "emulator CPU %",
         "system CPU %",
         "machine busy %",
+        "system CPU s per Gbit",
+        "machine CPU s per Gbit",
     ]);
     let mut t = Table::new(&head);
     for row in &r.rows {
@@ -304,9 +313,13 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
                 }
                 cells.push(v.retransmits.to_string());
                 cells.push(num(Some(v.received_mbps), 1));
-                cells.push(format!("{:.0}", v.emulator_cpu_pct));
+                if emulated {
+                    cells.push(format!("{:.0}", v.emulator_cpu_pct));
+                }
                 cells.push(num(v.system_cpu_pct, 0));
                 cells.push(format!("{:.0}", v.machine_busy_pct));
+                cells.push(num(v.system_cpu_s_per_gbit, 2));
+                cells.push(num(v.machine_cpu_s_per_gbit, 2));
             }
             Some(v) => cells.push(format!("**failed**: {}", v.error.as_deref().unwrap_or(""))),
             // The variant is not for this system.
@@ -316,13 +329,22 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
         t.push(cells);
     }
     let mut out = t.render();
+    if emulated {
+        out.push_str(
+            "\nCeiling: Σ link rate × 1448/1514 (TCP payload of a full frame). Link columns: the \
+             emulator's forwarded a→b Ethernet bytes over the same window, tunnel headers \
+             included. Emulator CPU: % of one core over the run.",
+        );
+    } else {
+        out.push_str("\nThe WAN links are plain veth pairs (no emulator, no rate limit).");
+    }
     out.push_str(
-        "\nCeiling: Σ link rate × 1448/1514 (TCP payload of a full frame). Link columns: the \
-         emulator's forwarded a→b Ethernet bytes over the same window, tunnel headers included. \
-         Emulator CPU: % of one core over the run; system CPU: the appliances' processes \
-         (both sites), % of one core (– for Linux routers, whose work is the kernel's); machine \
-         busy: % of all cores (everything on the machine, the emulator included). iperf3 reads retransmits from TCP_INFO, which \
-         an MPTCP socket does not fill.\n",
+        " System CPU: the system's own processes \
+         (both appliances, or both wireguard-go), % of one core (– for Linux routers, whose \
+         work is the kernel's); machine busy: % of all cores (everything on the machine, the \
+         emulator and iperf3 included). CPU s per Gbit: those CPU seconds over the Gbit iperf3 \
+         received (an appliance's worker polls while traffic flows). iperf3 reads \
+         retransmits from TCP_INFO, which an MPTCP socket does not fill.\n",
     );
     out
 }

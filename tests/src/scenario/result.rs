@@ -257,10 +257,17 @@ pub struct TcpVariant {
     /// How busy the whole machine was over the traffic, % of all cores.
     #[serde(default)]
     pub machine_busy_pct: f64,
-    /// The system's own processes (the two appliances) over the traffic, % of one core;
-    /// `None` for Linux routers (their work is the kernel's).
+    /// The system's own processes (the two appliances, or wireguard-go) over the traffic, %
+    /// of one core; `None` for Linux routers (their work is the kernel's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_cpu_pct: Option<f64>,
+    /// Busy CPU seconds of the whole machine (all cores, iperf3 and the emulator included)
+    /// per Gbit iperf3 received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_cpu_s_per_gbit: Option<f64>,
+    /// The system's own processes' CPU seconds per Gbit received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_cpu_s_per_gbit: Option<f64>,
     /// System-specific proof of what ran (MPTCP counters, ...).
     #[serde(default)]
     pub evidence: Value,

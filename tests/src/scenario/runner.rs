@@ -22,15 +22,17 @@ use super::result::{
     ZeroLossTrial,
 };
 use super::schedule::schedule;
-use super::spec::{McastSpec, Scenario, TcpSpec, UdpSweepSpec, Variant, Workload, ZeroLossSpec};
+use super::spec::{
+    McastSpec, Scenario, TcpSpec, UdpSweepSpec, Variant, WanKind, Workload, ZeroLossSpec,
+};
 use super::systems::appliance_tunnel::{self, ApplianceSites, Site, TunnelSpec};
 use super::systems::{
-    appliance, linux_ecmp_vxlan, linux_mptcp, linux_single, linux_smcroute, linux_socat,
-    RelayGuard, SitesSetup, System,
+    appliance, linux_ecmp_vxlan, linux_ipsec, linux_mptcp, linux_single, linux_smcroute,
+    linux_socat, linux_wireguard, RelayGuard, SitesSetup, System,
 };
 use super::tools::{require, Tools};
 use super::{analysis, probe_stream, zero_loss};
-use crate::topology::{relay, relay_linux, sites, sites_linux, Relay, Sites};
+use crate::topology::{relay, relay_linux, sites, sites_direct, sites_linux, Relay, Sites};
 use crate::wanem::{EmulatorProcess, Snapshot};
 
 /// Pause between zero-loss trials.
@@ -116,7 +118,8 @@ fn run_row(spec: &Scenario, system: System, opts: &RunOptions) -> Row {
     };
     if let Some(reason) = system.not_available(spec.topology) {
         row.status = Status::NotAvailable;
-        row.error = Some(reason.to_string());
+        progress(spec, system, &format!("not available: {reason}"));
+        row.error = Some(reason);
     } else {
         let (data, error) = match spec.workload() {
             Workload::Tcp(t) => tcp_row(spec, t, system, opts, &mut row.notes),
@@ -142,33 +145,41 @@ fn describe(e: &anyhow::Error) -> String {
 
 // ---------------------------------------------------------------- sites (TCP, UDP)
 
-/// Builds the sites topology and the emulator, sets `system` up, checks that host A reaches
-/// host B, runs `f`, then stops the emulator (its final counters are returned) and removes
-/// everything. An `appliance-<scheduler>` row runs its two appliances for the whole of `f`
-/// (passed to it, for their CPU time) and stops them after.
+/// Builds the sites topology and the emulator (none when `wan = "direct"`), sets `system` up,
+/// checks that host A reaches host B, runs `f`, then stops the system's processes and the
+/// emulator (its final counters are returned) and removes everything. An
+/// `appliance-<scheduler>` row runs its two appliances for the whole of `f` (passed to it, for
+/// their CPU time) and stops them after.
 fn with_sites<T>(
     spec: &Scenario,
     system: System,
     (tunnel_extra, workers, encryption): (&str, u32, Option<&str>),
     opts: &RunOptions,
-    f: impl FnOnce(&Sites, &SitesSetup, &EmulatorProcess, Option<&ApplianceSites>) -> Result<T>,
-) -> Result<(T, Snapshot)> {
-    let sites = if system.linux_routers() {
-        sites_linux(spec.links.len())?
-    } else {
-        sites(spec.links.len())?
+    f: impl FnOnce(&Sites, &SitesSetup, Option<&EmulatorProcess>, Option<&ApplianceSites>) -> Result<T>,
+) -> Result<(T, Option<Snapshot>)> {
+    let linux = system.linux_routers();
+    let n = spec.links.len();
+    let sites = match (spec.wan, linux) {
+        (WanKind::Direct, _) => sites_direct(n, linux)?,
+        (WanKind::Emulated, true) => sites_linux(n)?,
+        (WanKind::Emulated, false) => sites(n)?,
     };
-    let emu = EmulatorProcess::start(
-        &sites.emu,
-        &opts.tools.bin("wan-emulator")?,
-        &emulator::config(&spec.links, &sites),
-        &[],
-    )?;
+    let emu = match spec.wan {
+        WanKind::Direct => None,
+        WanKind::Emulated => Some(EmulatorProcess::start(
+            &sites.emu,
+            &opts.tools.bin("wan-emulator")?,
+            &emulator::config(&spec.links, &sites),
+            &[],
+        )?),
+    };
     let mut pair = None;
     let setup = match (system, system.tunnel_scheduler()) {
         (System::LinuxSingle, _) => linux_single::setup(&sites)?,
         (System::LinuxEcmpVxlan, _) => linux_ecmp_vxlan::setup(&sites)?,
         (System::LinuxMptcp, _) => linux_mptcp::setup(&sites)?,
+        (System::LinuxIpsec, _) => linux_ipsec::setup(&sites)?,
+        (System::LinuxWireguard, _) => linux_wireguard::setup(&sites)?,
         (_, Some(scheduler)) => {
             // Each path's configured rate is its link's a→b rate (10 Gbit/s if unlimited).
             let rates: Vec<u64> = spec
@@ -203,11 +214,14 @@ fn with_sites<T>(
             &sites.host_b.addr.to_string(),
         ])
         .context("host A cannot reach host B through the system")?;
-    let out = f(&sites, &setup, &emu, pair.as_ref())?;
+    let out = f(&sites, &setup, emu.as_ref(), pair.as_ref())?;
     if let Some(p) = pair {
         p.stop()?;
     }
-    let snap = emu.stop()?;
+    for p in setup.processes {
+        p.stop()?;
+    }
+    let snap = emu.map(EmulatorProcess::stop).transpose()?;
     Ok((out, snap))
 }
 
@@ -287,20 +301,42 @@ fn tcp_variant(
                 tcp.interval.0,
                 tcp.congestion.as_deref(),
             );
-            let emu_cpu = emu.pid().map_or(0.0, process_cpu_seconds);
-            let system_cpu = pair.map(ApplianceSites::cpu_seconds);
+            let emu_pid = emu.and_then(EmulatorProcess::pid);
+            let emu_cpu = emu_pid.map_or(0.0, process_cpu_seconds);
+            // The system's own processes: the appliances, or wireguard-go.
+            let system_cpu = || -> Option<f64> {
+                match pair {
+                    Some(p) => Some(p.cpu_seconds()),
+                    None if !setup.processes.is_empty() => Some(
+                        setup
+                            .processes
+                            .iter()
+                            .map(|p| process_cpu_seconds(p.pid()))
+                            .sum(),
+                    ),
+                    None => None,
+                }
+            };
+            let system_before = system_cpu();
             let machine_before = CpuTimes::now();
             let t0 = Instant::now();
-            let events = emulator::apply_events(
-                emu.control_path.clone(),
-                schedule(&variant.all_events()),
-                t0,
-            )?;
+            // Direct links have no emulator, and so no events (the spec allows none).
+            let events = emu
+                .map(|e| {
+                    emulator::apply_events(
+                        e.control_path.clone(),
+                        schedule(&variant.all_events()),
+                        t0,
+                    )
+                })
+                .transpose()?;
             let probes = match tcp.probe_interval {
                 Some(every) => Some(probe_stream::start(sites, every.0, tcp.duration.0, t0)?),
                 None => None,
             };
-            let sampler = emulator::sample_links(emu.control_path.clone(), t0, tcp.interval.0)?;
+            let sampler = emu
+                .map(|e| emulator::sample_links(e.control_path.clone(), t0, tcp.interval.0))
+                .transpose()?;
             // The far appliance receives the transfer: its reorder buffers over time.
             let reorder = pair
                 .map(|p| {
@@ -328,18 +364,21 @@ fn tcp_variant(
             );
             let wall = t0.elapsed().as_secs_f64();
             let emulator_cpu_pct =
-                (emu.pid().map_or(0.0, process_cpu_seconds) - emu_cpu) / wall * 100.0;
-            let system_cpu_pct = pair
-                .zip(system_cpu)
-                .map(|(p, before)| (p.cpu_seconds() - before) / wall * 100.0);
-            let machine_busy_pct = CpuTimes::now().busy_pct_since(&machine_before);
-            let applied = events.finish()?;
+                (emu_pid.map_or(0.0, process_cpu_seconds) - emu_cpu) / wall * 100.0;
+            let system_cpu_s = system_cpu().zip(system_before).map(|(now, b)| now - b);
+            let machine_now = CpuTimes::now();
+            let machine_busy_pct = machine_now.busy_pct_since(&machine_before);
+            let machine_cpu_s = machine_now.busy_seconds_since(&machine_before);
+            let applied = events.map(|e| e.finish()).transpose()?.unwrap_or_default();
             let probes = probes.map(probe_stream::ProbeRun::finish).transpose()?;
-            let links = sampler.finish()?;
+            let links = sampler.map(|s| s.finish()).transpose()?.unwrap_or_default();
             let reorder = reorder.map(|r| r.finish()).transpose()?.unwrap_or_default();
             let health = health.map(|h| h.finish()).transpose()?.unwrap_or_default();
             let client = json?;
             let outcome = iperf::parse_tcp(&client, &iperf::server_report(server)?)?;
+            // CPU per Gbit delivered: iperf3's receiver rate over its own duration.
+            let gbit = outcome.received_mbps * tcp.duration.0.as_secs_f64() / 1000.0;
+            let per_gbit = |cpu_s: f64| (gbit > 0.0).then(|| cpu_s / gbit);
             let congestion = iperf::sender_congestion(&client);
             let evidence = if matches!(system, System::LinuxMptcp | System::ApplianceSourceSubnet) {
                 linux_mptcp::counters(&sites.host_a.ns)?
@@ -359,7 +398,9 @@ fn tcp_variant(
                 congestion,
                 emulator_cpu_pct,
                 machine_busy_pct,
-                system_cpu_pct,
+                system_cpu_pct: system_cpu_s.map(|c| c / wall * 100.0),
+                machine_cpu_s_per_gbit: per_gbit(machine_cpu_s),
+                system_cpu_s_per_gbit: system_cpu_s.and_then(per_gbit),
                 evidence,
                 emulator: serde_json::Value::Null,
                 probes,
@@ -368,7 +409,10 @@ fn tcp_variant(
             })
         },
     )?;
-    v.emulator = serde_json::to_value(&snap)?;
+    v.emulator = snap
+        .map(|s| serde_json::to_value(&s))
+        .transpose()?
+        .unwrap_or_default();
     v.summary = Some(analysis::tcp_summary(&spec.links, tcp, &v));
     Ok(v)
 }
@@ -387,7 +431,9 @@ fn udp_row(
         ("", 1, None),
         opts,
         |sites, setup, emu, _pair| {
-            let mut ctl = emu.control()?;
+            let mut ctl = emu
+                .context("a UDP sweep needs the emulator's counters (wan = \"emulated\")")?
+                .control()?;
             notes.extend(setup.notes.iter().cloned());
             for &size in &udp.sizes {
                 for rate in &udp.rates {

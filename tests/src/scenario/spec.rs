@@ -13,6 +13,7 @@
 //! name = "failover"                 # output folder docs/benchmarks/<name>/ ([a-z0-9-])
 //! description = "..."               # first paragraph of the README
 //! topology = "sites"                # sites (two sites, WAN links via the emulator) | relay
+//! wan = "emulated"                  # sites: links through the emulator (default) | "direct"
 //! systems = ["linux-single", "linux-ecmp-vxlan", "linux-mptcp", "appliance-wlb"]
 //! notes = ["..."]                   # optional lines copied to the README
 //!
@@ -76,6 +77,18 @@ pub enum TopologyKind {
     Sites,
     /// generator — switch — relay — switch — sink (two multicast segments).
     Relay,
+}
+
+/// What the `sites` topology's WAN links are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WanKind {
+    /// Through the WAN emulator, with the links' rate, delay, queue and faults.
+    #[default]
+    Emulated,
+    /// A plain veth pair from site A to site B per link: no emulator, no rate limit, no delay,
+    /// no faults. What a system forwards when the machine is the only limit.
+    Direct,
 }
 
 /// One WAN link of the `sites` topology and its emulated behaviour.
@@ -296,6 +309,8 @@ pub struct Scenario {
     #[serde(default)]
     pub description: String,
     pub topology: TopologyKind,
+    #[serde(default)]
+    pub wan: WanKind,
     pub systems: Vec<System>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -494,6 +509,7 @@ impl Scenario {
             }
         }
         self.validate_links()?;
+        self.validate_direct()?;
         self.validate_workload()?;
         self.validate_events()
     }
@@ -539,6 +555,43 @@ impl Scenario {
                 if let Err(e) = l.dir(d).validate() {
                     return bad(format!("links[{i}].{which}"), format!("{e:#}"));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Direct links have nothing to emulate: no link parameters, no faults, TCP only.
+    fn validate_direct(&self) -> Result<(), (String, String)> {
+        if self.wan != WanKind::Direct {
+            return Ok(());
+        }
+        let bad = |key: String, expected: &str| Err((key, expected.to_string()));
+        if self.topology != TopologyKind::Sites || !matches!(self.workload(), Workload::Tcp(_)) {
+            return bad(
+                "wan".into(),
+                "\"direct\" only for a [tcp] scenario on sites",
+            );
+        }
+        for (i, l) in self.links.iter().enumerate() {
+            if l.both.is_some() || l.a_to_b.is_some() || l.b_to_a.is_some() {
+                return bad(
+                    format!("links[{i}]"),
+                    "no rate, delay or queue on a direct link (wan = \"direct\")",
+                );
+            }
+        }
+        if !self.events.is_empty() {
+            return bad(
+                "events".into(),
+                "no events on direct links (wan = \"direct\")",
+            );
+        }
+        for (i, v) in self.variants.iter().enumerate() {
+            if !v.all_events().is_empty() {
+                return bad(
+                    format!("variants[{i}]"),
+                    "no events or flaps on direct links (wan = \"direct\")",
+                );
             }
         }
         Ok(())
@@ -912,6 +965,37 @@ events = [ { at = "20s", link = "a", action = "blackhole" },
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].name, "default");
         assert_eq!(v[0].events[0].direction, crate::wanem::Direction::AToB);
+    }
+
+    #[test]
+    fn direct_links_take_no_emulation() {
+        let direct = r#"
+name = "fast"
+topology = "sites"
+wan = "direct"
+systems = ["linux-single", "linux-wireguard"]
+[[links]]
+name = "a"
+[tcp]
+duration = "20s"
+"#;
+        let s = parse(direct).unwrap();
+        assert_eq!(s.wan, WanKind::Direct);
+        assert_eq!(parse(GOOD).unwrap().wan, WanKind::Emulated);
+
+        let e = parse(&direct.replace("name = \"a\"", "name = \"a\"\nboth = { delay = \"5ms\" }"))
+            .expect_err("a delay on a direct link");
+        assert_eq!(e.key, "links[0]");
+        let e = parse(&format!(
+            "{direct}[[variants]]\nname = \"v\"\nevents = [ {{ at = \"1s\", link = \"a\", action = \"down\" }} ]\n"
+        ))
+        .expect_err("an event on a direct link");
+        assert_eq!(e.key, "variants[0]");
+        let e = error(
+            "topology = \"sites\"",
+            "topology = \"sites\"\nwan = \"direkt\"",
+        );
+        assert_eq!(e.key, "wan");
     }
 
     #[test]

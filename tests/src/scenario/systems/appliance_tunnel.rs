@@ -371,6 +371,7 @@ fn mptcp_hosts(s: &Sites) -> Result<SitesSetup> {
         notes: vec![format!(
             "MPTCP end hosts: {n} subflows per connection, site A binds 10.1.<i>.0/24 to path i (source-subnet)"
         )],
+        processes: vec![],
     })
 }
 

@@ -96,6 +96,7 @@ pub fn setup(s: &Sites) -> Result<SitesSetup> {
              (fib_multipath_hash_policy 3, fields 0x37, seed {HASH_SEED})",
             s.links.len()
         )],
+        processes: vec![],
     })
 }
 

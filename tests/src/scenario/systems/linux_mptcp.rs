@@ -64,6 +64,7 @@ pub fn setup(s: &Sites) -> Result<SitesSetup> {
         notes: vec![format!(
             "{n} subflows per connection (one per host A address), source-subnet routing"
         )],
+        processes: vec![],
     })
 }
 

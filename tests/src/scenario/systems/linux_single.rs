@@ -10,5 +10,6 @@ pub fn setup(_: &Sites) -> Result<SitesSetup> {
     Ok(SitesSetup {
         wrapper: vec![],
         notes: vec!["all traffic on the first WAN link; the others stay idle".into()],
+        processes: vec![],
     })
 }

@@ -8,6 +8,8 @@
 //! | `linux-single` | sites | plain routing over the first WAN link only: the one-link reference |
 //! | `linux-ecmp-vxlan` | sites | one VXLAN tunnel per WAN link, kernel ECMP on the five-tuple: per-flow "tunnel handoff" without failure detection |
 //! | `linux-mptcp` | sites | MPTCP end hosts (`mptcpize`), one address per WAN link, source-subnet routing: WAN-aware MPTCP without fast recovery |
+//! | `linux-ipsec` | sites | kernel IPsec, ESP tunnel mode with AES-256-GCM and static SAs over the first WAN link: the encrypted tunnel sites run today |
+//! | `linux-wireguard` | sites | WireGuard in user space (`wireguard-go`) over the first WAN link |
 //! | `linux-socat` | relay | one `socat` per stream and output, receiving the input group and sending to the translated one |
 //! | `linux-smcroute` | relay | kernel multicast routing (smcroute): no translation, 1:1 only |
 //! | `appliance` | relay | the DPDK appliance on af_packet, with generated `[[mcast_rules]]` |
@@ -16,15 +18,18 @@
 pub mod appliance;
 pub mod appliance_tunnel;
 pub mod linux_ecmp_vxlan;
+pub mod linux_ipsec;
 pub mod linux_mptcp;
 pub mod linux_single;
 pub mod linux_smcroute;
 pub mod linux_socat;
+pub mod linux_wireguard;
 pub mod relay_guard;
 
 use serde::{Deserialize, Serialize};
 
 use super::spec::TopologyKind;
+use crate::netns::NsProcess;
 
 pub use relay_guard::RelayGuard;
 
@@ -35,6 +40,8 @@ pub enum System {
     LinuxSingle,
     LinuxEcmpVxlan,
     LinuxMptcp,
+    LinuxIpsec,
+    LinuxWireguard,
     LinuxSocat,
     LinuxSmcroute,
     Appliance,
@@ -51,10 +58,12 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 13] = [
+    pub const ALL: [System; 15] = [
         System::LinuxSingle,
         System::LinuxEcmpVxlan,
         System::LinuxMptcp,
+        System::LinuxIpsec,
+        System::LinuxWireguard,
         System::LinuxSocat,
         System::LinuxSmcroute,
         System::Appliance,
@@ -86,6 +95,8 @@ impl System {
             System::LinuxSingle => "linux-single",
             System::LinuxEcmpVxlan => "linux-ecmp-vxlan",
             System::LinuxMptcp => "linux-mptcp",
+            System::LinuxIpsec => "linux-ipsec",
+            System::LinuxWireguard => "linux-wireguard",
             System::LinuxSocat => "linux-socat",
             System::LinuxSmcroute => "linux-smcroute",
             System::Appliance => "appliance",
@@ -112,6 +123,14 @@ impl System {
             System::LinuxMptcp => {
                 "MPTCP end hosts (iperf3 under mptcpize), one host address per WAN link, \
                  source-subnet routing on the Linux routers: WAN-aware MPTCP without fast recovery"
+            }
+            System::LinuxIpsec => {
+                "Linux routers, kernel IPsec: ESP tunnel mode over the first WAN link, \
+                 AES-256-GCM, static SAs (ESP uses one link)"
+            }
+            System::LinuxWireguard => {
+                "Linux routers, WireGuard in user space (Debian's wireguard-go) over the first \
+                 WAN link (WireGuard uses one link)"
             }
             System::LinuxSocat => {
                 "one socat per stream and output on a Linux host: joins the input group, \
@@ -159,12 +178,13 @@ impl System {
         }
     }
 
-    /// Why this system cannot be measured on `topology` yet, if it cannot.
-    pub fn not_available(self, topology: TopologyKind) -> Option<&'static str> {
+    /// Why this system cannot be measured on `topology`, or on this machine, if it cannot.
+    pub fn not_available(self, topology: TopologyKind) -> Option<String> {
         match (self, topology) {
             (System::Appliance | System::Appliance1w, TopologyKind::Sites) => {
-                Some("the tunnel rows are appliance-<scheduler> (appliance-wlb, ...)")
+                Some("the tunnel rows are appliance-<scheduler> (appliance-wlb, ...)".into())
             }
+            (System::LinuxIpsec, _) => linux_ipsec::kernel_lacks_esp(),
             _ => None,
         }
     }
@@ -184,9 +204,12 @@ impl std::fmt::Display for System {
 }
 
 /// How traffic runs over a sites system once it is set up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct SitesSetup {
     /// Words put before `iperf3` on both hosts (`mptcpize run` for MPTCP).
     pub wrapper: Vec<String>,
     pub notes: Vec<String>,
+    /// The system's own user-space processes (`wireguard-go`): their CPU time is the row's
+    /// system CPU; stopped (SIGTERM) when the row ends.
+    pub processes: Vec<NsProcess>,
 }
