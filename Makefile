@@ -13,8 +13,12 @@ APT_PACKAGES += iputils-ping util-linux
 APT_PACKAGES += mptcpize smcroute wireguard-go wireguard-tools fonts-dejavu-core
 # FRR's bfdd is the independent BFD peer of the interop test.
 APT_PACKAGES += frr
+# promtool checks the shipped alerting rules; the server scrapes an appliance in a test
+# (its service is not started: see deps).
+APT_PACKAGES += prometheus
 
-.PHONY: all deps build build-release test test-unit test-system fuzz-smoke demo bench lint clean
+.PHONY: all deps build build-release test test-unit test-system fuzz-smoke demo bench lint clean \
+        install install-files deb
 
 all: build
 
@@ -55,6 +59,38 @@ fuzz-smoke:
 
 demo: build
 	bash scripts/demo.sh
+
+# Installs the release binaries, the systemd unit (not enabled), example profiles and
+# configs under $(SYSCONFDIR)/appliance/examples, and the documentation. DESTDIR stages it.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/appliance
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# Where the binaries come from (the package test installs the debug build).
+BINSRC ?= target/release
+install: build-release install-files
+
+install-files:
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/docs \
+	  $(DESTDIR)$(SYSCONFDIR)/appliance/examples/hw-profiles \
+	  $(DESTDIR)$(SYSCONFDIR)/appliance/examples/configs
+	install -m 0755 $(BINSRC)/appliance $(BINSRC)/appliancectl $(DESTDIR)$(BINDIR)/
+	sed -e 's#@BINDIR@#$(BINDIR)#g; s#@SYSCONFDIR@#$(SYSCONFDIR)#g; s#@DOCDIR@#$(DOCDIR)#g' \
+	  packaging/systemd/appliance.service.in > $(DESTDIR)$(UNITDIR)/appliance.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/appliance.service
+	install -m 0644 hw-profiles/vm-af-packet.toml hw-profiles/vm-af-packet-2workers.toml \
+	  hw-profiles/vm-af-xdp.toml hw-profiles/baremetal-cx6.toml hw-profiles/baremetal-e810.toml \
+	  $(DESTDIR)$(SYSCONFDIR)/appliance/examples/hw-profiles/
+	install -m 0644 configs/demo.toml configs/relay.toml \
+	  $(DESTDIR)$(SYSCONFDIR)/appliance/examples/configs/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 hw-profiles/README.md $(DESTDIR)$(DOCDIR)/hw-profiles.md
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+
+# The Debian package (dpkg-deb over the install tree): target/debian/appliance_<v>_<arch>.deb.
+deb: build-release
+	bash packaging/deb.sh target/debian
 
 bench: build-release
 	bash scripts/bench.sh

@@ -10,7 +10,8 @@
 //! `{"cmd":"mcast_add","rule":{"input":{...},"outputs":[...]},"replace":false}`,
 //! `{"cmd":"mcast_del","input":{"interface":"lan","group":"239.1.1.1","port":5000}}`,
 //! `{"cmd":"mcast_list"}`, `{"cmd":"mcast_show","input":{...}}` (input optional),
-//! `{"cmd":"igmp_show"}`, `{"cmd":"path_admin","path":"a","state":"down"}`.
+//! `{"cmd":"igmp_show"}`, `{"cmd":"path_admin","path":"a","state":"down"}`,
+//! `{"cmd":"bfd_set","path":"a","desired_min_tx":"300ms","detect_mult":5}`.
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
@@ -22,6 +23,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::config::mcast::{McastInputSpec, McastRuleSpec};
+use crate::config::tunnel::Span;
 
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -109,6 +111,21 @@ pub enum Request {
         path: String,
         /// Down or up.
         state: AdminState,
+    },
+    /// Change a path's BFD timers while it runs (a Poll Sequence when Up, RFC 5880
+    /// §6.8.3); the fields left out keep their values.
+    BfdSet {
+        /// Path name.
+        path: String,
+        /// Desired Min TX Interval.
+        #[serde(default)]
+        desired_min_tx: Option<Span>,
+        /// Required Min RX Interval.
+        #[serde(default)]
+        required_min_rx: Option<Span>,
+        /// Detect Mult.
+        #[serde(default)]
+        detect_mult: Option<u8>,
     },
 }
 

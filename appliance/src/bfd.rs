@@ -161,6 +161,8 @@ pub struct SessionStatus {
     pub rx_packets: u64,
     /// Times the session left Up.
     pub flaps: u64,
+    /// Our Poll Sequence (a timer change while Up) waits for the peer's Final.
+    pub poll_in_progress: bool,
 }
 
 /// One BFD session (RFC 5880 asynchronous mode, no echo, no demand, no auth).
@@ -483,6 +485,7 @@ impl Session {
             tx_packets: self.counters.tx_packets,
             rx_packets: self.counters.rx_packets,
             flaps: self.counters.flaps,
+            poll_in_progress: self.polling,
         }
     }
 

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, Arc, RwLock};
+use std::time::Duration;
 
 use dpdk_bindings::port::{RxQueue, TxQueue};
 use dpdk_bindings::{eal, lcore, packet_port, port, ring, DpdkError, Eal, Mempool};
@@ -27,7 +27,10 @@ use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
 use crate::mgmt::Mgmt;
 use crate::report::kernel::KernelPortCounters;
-use crate::report::{McastReport, PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta};
+use crate::report::{
+    DpdkHandles, McastReport, PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta,
+};
+use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
 use crate::stats::{SlowCounters, WorkerCounters};
 use crate::tables::{Interface, NeighborEntry, RoutingState};
@@ -317,6 +320,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         doorbell,
         Arc::clone(&source),
         opts.exit_when_idle,
+        ServiceManager::from_env(),
     );
     let launched = launch(workers.ready)?;
     log::info!(
@@ -326,6 +330,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     );
     mgmt.start();
     mgmt.run(&stop, profile.mgmt_priority);
+    mgmt.stopping();
     mgmt.leave_groups();
     log::info!("stopping workers");
     // Release: the frames the management lcore queued for workers to send
@@ -478,8 +483,10 @@ fn stats_source(profile: &HwProfile, plane: &DataPlane) -> Arc<StatsSource> {
         workers: plane.workers.metas.clone(),
         mgmt: Arc::new(WorkerCounters::default()),
         slow: Arc::new(SlowCounters::default()),
-        pool: Arc::clone(&plane.pool),
-        headers: Arc::clone(&plane.headers),
+        dpdk: RwLock::new(Some(DpdkHandles {
+            pool: Arc::clone(&plane.pool),
+            headers: Arc::clone(&plane.headers),
+        })),
         baseline_in_use: AtomicU32::new(plane.pool.in_use()),
         tables: plane.state.published().clone(),
         clock: plane.clock,
@@ -906,26 +913,18 @@ fn build_tables(
     Ok(state)
 }
 
-/// How long shutdown waits for open control connections to hang up before it gives up on
-/// freeing the mempools.
-const CONNECTION_GRACE: Duration = Duration::from_secs(1);
-
-/// Frees the mempools, then runs `rte_eal_cleanup` (dropping `eal`, which also removes the
-/// EAL's runtime directory): the pools live in EAL memory, so the other order would free into
-/// unmapped memory. A control connection that is still open (or the accept thread, when its
-/// socket file was removed under it) holds the stats source, and through it the pools; after
-/// a short grace the EAL is left as it is (the process is exiting) rather than cleaned up
-/// under a live pool.
+/// Takes the DPDK handles from the reports, frees the mempools, then runs `rte_eal_cleanup`
+/// (dropping `eal`, which also removes the EAL's runtime directory): the pools live in EAL
+/// memory, so the other order would free into unmapped memory. Control connections still
+/// open (or a control thread left blocked) keep the stats source, but no longer anything of
+/// DPDK: their later reports leave ports and pools out.
 fn release_pools_then_cleanup(
     eal: Eal,
     source: Arc<StatsSource>,
     pool: Arc<Mempool>,
     headers: Arc<Mempool>,
 ) {
-    let deadline = Instant::now() + CONNECTION_GRACE;
-    while Arc::strong_count(&source) > 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    drop(source.close_dpdk());
     drop(source);
     let last = Arc::strong_count(&pool) == 1 && Arc::strong_count(&headers) == 1;
     drop(pool);
@@ -934,10 +933,9 @@ fn release_pools_then_cleanup(
         drop(eal);
         log::info!("mempools freed, EAL cleaned up");
     } else {
-        log::warn!(
-            "a control connection (or a control thread left blocked) still holds the mempools: \
-             not freed, EAL not cleaned up"
-        );
+        // Nothing but the data plane, stopped by now, should hold them: a bug, but not one to
+        // free memory under.
+        log::error!("something still holds the mempools at exit: not freed, EAL not cleaned up");
         std::mem::forget(eal);
     }
 }

@@ -1,5 +1,5 @@
 //! The appliance: a DPDK data plane for a multipath WAN tunnel and a
-//! multicast translation relay (see `../shared/DESIGN.md`).
+//! multicast translation relay (see `docs/architecture.md`).
 //!
 //! Layout: `wire` parses and builds packets on byte buffers; `config` reads
 //! the hardware profile and the config; `tables` holds what workers read;
@@ -18,6 +18,7 @@ pub mod interface;
 pub mod metrics;
 pub mod mgmt;
 pub mod report;
+pub mod service;
 pub mod slowpath;
 pub mod stats;
 pub mod tables;

@@ -778,4 +778,34 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), FAMILIES.len());
     }
+
+    /// The shipped alerting rules and dashboard name only metrics `/metrics` serves: a
+    /// renamed family would otherwise leave an alert that can never fire.
+    #[test]
+    fn monitoring_files_use_only_served_metrics() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring");
+        for file in ["prometheus/appliance.rules.yml", "grafana/appliance.json"] {
+            let text = std::fs::read_to_string(root.join(file)).expect(file);
+            let mut used = 0;
+            for (i, _) in text.match_indices("appliance_") {
+                // A metric name starts the token (not `job="appliance"` or a file name).
+                if i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric() {
+                    continue;
+                }
+                let name: String = text[i + "appliance_".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if name.is_empty() {
+                    continue; // the prefix named in prose
+                }
+                assert!(
+                    FAMILIES.iter().any(|f| f.name == name),
+                    "{file} uses appliance_{name}, which /metrics does not serve"
+                );
+                used += 1;
+            }
+            assert!(used >= 5, "{file}: only {used} metrics");
+        }
+    }
 }

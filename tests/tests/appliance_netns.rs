@@ -336,18 +336,37 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         },
     );
 
+    // An operator's session and a scraper still connected when the appliance stops: they
+    // must not keep the EAL from being cleaned up (its runtime directory would stay).
+    let held_control = std::os::unix::net::UnixStream::connect(&socket).expect("control");
+    let held_metrics = app
+        .run_in(|| Ok(TcpStream::connect("127.0.0.1:9469")?))
+        .expect("metrics connection");
+    let runtime_dir = std::path::Path::new("/var/run/dpdk")
+        .join(appliance::config::instance_name(&dir.join("config.toml")));
+    assert!(
+        runtime_dir.exists(),
+        "EAL runtime dir {}",
+        runtime_dir.display()
+    );
     appliance.signal(Signal::SIGINT).expect("SIGINT");
     let out = appliance
         .wait_timeout(Duration::from_secs(20))
         .expect("appliance exits on SIGINT");
     assert!(out.status.success(), "clean exit: {}", out.stderr);
-    // The control socket and /metrics were used: their threads must have let go of the
-    // mempools so that these are freed before rte_eal_cleanup.
+    // The control socket and /metrics were used and are still open: the mempools are freed
+    // before rte_eal_cleanup all the same.
     assert!(
         out.stderr.contains("mempools freed, EAL cleaned up"),
         "teardown order: {}",
         out.stderr
     );
+    assert!(
+        !runtime_dir.exists(),
+        "EAL runtime dir left behind: {}",
+        runtime_dir.display()
+    );
+    drop((held_control, held_metrics));
     let stats: Value =
         serde_json::from_str(&std::fs::read_to_string(&stats_file).expect("final stats"))
             .expect("json");

@@ -1,7 +1,9 @@
 //! BFD on the tunnel's paths, against an independent peer and against hostile input:
 //! - interop: the appliance's session to FRR's bfdd (running alone in a namespace) comes
 //!   up, both sides agree on discriminators and timers, it goes down within the detection
-//!   time when bfdd's packets are blackholed, and comes back;
+//!   time when bfdd's packets are blackholed, and comes back; a timer change while Up
+//!   (`appliancectl bfd set`) goes through a Poll Sequence bfdd answers, with no flap, and
+//!   the packets then come at the new interval;
 //! - a flood of packets that fail the RFC 5880 §6.8.6 checks, spoofed from the peer's
 //!   address at 100k packets/s, is discarded and counted by reason while the real session
 //!   between the two appliances stays Up.
@@ -279,6 +281,64 @@ fn a_session_with_frr_bfdd_comes_up_fails_within_the_detection_time_and_recovers
     eprintln!("back Up {back:?} after the restore");
     std::thread::sleep(Duration::from_millis(300));
     agree(&path_a(&socket)?, &bfdd.peer()?);
+
+    // The timers changed while Up, as an operator would (`appliancectl bfd set`): desired
+    // min TX 100 ms -> 300 ms, detect mult 3 -> 5. RFC 5880 §6.8.3: a Poll Sequence, which
+    // bfdd answers with a Final; neither side leaves Up; bfdd shows the new values; our
+    // packets then come at the new interval.
+    let flaps = path_a(&socket)?["bfd"]["flaps"].clone();
+    let out = Command::new(workspace_bin("appliancectl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["bfd", "set", "a", "--tx", "300ms", "--mult", "5"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "bfd set: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    let polled = wait_until(
+        "bfdd showing the new timers and the Poll finished",
+        Duration::from_secs(5),
+        || {
+            let theirs = bfdd.peer()?;
+            Ok(theirs["remote-transmit-interval"] == 300
+                && theirs["remote-detect-multiplier"] == 5
+                && path_a(&socket)?["bfd"]["poll_in_progress"] == false)
+        },
+    )?;
+    eprintln!("new timers agreed {polled:?} after the change");
+    let ours = path_a(&socket)?;
+    agree(&ours, &bfdd.peer()?);
+    assert_eq!(ours["bfd"]["flaps"], flaps, "no flap: {}", ours["bfd"]);
+    assert_eq!(ours["bfd"]["tx_interval_us"], 300_000, "{}", ours["bfd"]);
+    let tx = |v: &Value| v["bfd"]["tx_packets"].as_u64().unwrap_or(0);
+    let (start, t0) = (tx(&ours), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let ours = path_a(&socket)?;
+    let per_sec = (tx(&ours) - start) as f64 / t0.elapsed().as_secs_f64();
+    // 300 ms less up to 25 % jitter (RFC 5880 §6.8.7): 3.3 to 4.4 packets a second.
+    assert!(
+        (3.0..=4.6).contains(&per_sec),
+        "{per_sec:.2} packets/s at a 300 ms interval"
+    );
+    // A bad value is refused and changes nothing.
+    let refused = appliance_tunnel::request(
+        &socket,
+        r#"{"cmd":"bfd_set","path":"a","desired_min_tx":"90s"}"#,
+    )?;
+    ensure!(
+        refused["ok"] == false
+            && refused["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("desired_min_tx")),
+        "{refused}"
+    );
+    assert_eq!(path_a(&socket)?["bfd"]["desired_min_tx_us"], 300_000);
+    ensure!(bfdd.peer()?["status"] == "up", "bfdd stayed up");
+
     let discards = appliance_tunnel::request(&socket, r#"{"cmd":"show","what":"tunnel"}"#)?["data"]
         ["bfd_discards"]
         .clone();

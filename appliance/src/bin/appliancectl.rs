@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use appliance::api::{AdminState, Request, Response, ShowWhat};
 use appliance::config::mcast::{McastInputSpec, McastOutputSpec, McastRuleSpec};
+use appliance::config::tunnel::Span;
 use clap::{Parser, Subcommand};
 use ipnet::Ipv4Net;
 use serde_json::Value;
@@ -56,6 +57,30 @@ enum Cmd {
         state: AdminState,
         /// The path's name.
         name: String,
+    },
+    /// A path's BFD session.
+    Bfd {
+        #[command(subcommand)]
+        op: BfdOp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BfdOp {
+    /// Change the timers while the session runs (a Poll Sequence when Up):
+    /// `bfd set a --tx 300ms --rx 300ms --mult 3`; what is left out keeps its value.
+    Set {
+        /// The path's name.
+        path: String,
+        /// Desired Min TX Interval.
+        #[arg(long = "tx")]
+        desired_min_tx: Option<Span>,
+        /// Required Min RX Interval.
+        #[arg(long = "rx")]
+        required_min_rx: Option<Span>,
+        /// Detect Mult.
+        #[arg(long = "mult")]
+        detect_mult: Option<u8>,
     },
 }
 
@@ -125,6 +150,20 @@ fn main() -> ExitCode {
         },
         Cmd::Igmp => Request::IgmpShow {},
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
+        Cmd::Bfd {
+            op:
+                BfdOp::Set {
+                    path,
+                    desired_min_tx,
+                    required_min_rx,
+                    detect_mult,
+                },
+        } => Request::BfdSet {
+            path,
+            desired_min_tx,
+            required_min_rx,
+            detect_mult,
+        },
     };
     let response = match call(&args.socket, &request) {
         Ok(r) => r,
@@ -461,6 +500,20 @@ fn render(request: &Request, d: &Value) -> String {
         Request::Show {
             what: ShowWhat::Tunnel,
         } => show_tunnel(d),
+        Request::BfdSet { path, .. } => {
+            let b = &d["bfd"];
+            format!(
+                "ok, path {path}: desired min TX {} µs, required min RX {} µs, detect mult {}{}\n",
+                s(&b["desired_min_tx_us"]),
+                s(&b["required_min_rx_us"]),
+                s(&b["detect_mult"]),
+                if b["poll_in_progress"].as_bool() == Some(true) {
+                    " (Poll Sequence under way)"
+                } else {
+                    ""
+                }
+            )
+        }
         Request::PathAdmin { path, .. } => format!(
             "ok, path {path} administratively {}\n",
             if d["admin_up"].as_bool() == Some(true) {

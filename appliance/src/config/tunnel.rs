@@ -160,12 +160,27 @@ impl<'de> Deserialize<'de> for BitRate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
+impl std::str::FromStr for Span {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        humantime::parse_duration(s)
+            .map(Span)
+            .map_err(|_| format!("a duration such as \"10ms\", not {s:?}"))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Span).map_err(|_| {
-            serde::de::Error::custom(format!("a duration such as \"10ms\", not {s:?}"))
-        })
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -221,7 +236,8 @@ fn default_min_ttl() -> u8 {
 }
 
 impl BfdConfig {
-    fn validate(&self, key: &str) -> Result<(), TunnelConfigError> {
+    /// Checks the timers (and the multihop TTL); errors name `key`'s fields.
+    pub fn validate(&self, key: &str) -> Result<(), TunnelConfigError> {
         for (name, v) in [
             ("desired_min_tx", self.desired_min_tx.0),
             ("required_min_rx", self.required_min_rx.0),

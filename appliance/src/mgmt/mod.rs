@@ -12,7 +12,8 @@
 //!   once.
 //! - Timers are kept on the TSC ([`crate::time`]): the slow path's own (ARP,
 //!   IGMP, neighbour aging, relay next hops) and the loop's (rate sampling,
-//!   the idle stop of golden tests). The loop sleeps until the earliest.
+//!   systemd's watchdog, the idle stop of golden tests). The loop sleeps until
+//!   the earliest.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -22,6 +23,7 @@ use crate::api::Change;
 use crate::config::MgmtPriority;
 use crate::dataplane::doorbell::Doorbell;
 use crate::report::StatsSource;
+use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
 use crate::time::{Clock, Time, Timers};
@@ -48,6 +50,8 @@ enum MgmtTimer {
     RateSample,
     /// Stop if no packet arrived for the idle time (golden tests).
     IdleCheck,
+    /// Check that every worker loops, and ping systemd's watchdog if so.
+    Watchdog,
 }
 
 /// Why the loop returned.
@@ -73,12 +77,14 @@ pub struct Mgmt {
     /// Packets the workers had received at the last idle check, and when that
     /// number last changed.
     idle_seen: (u64, Time),
+    service: ServiceManager,
 }
 
 impl Mgmt {
     /// A loop over `slow`, answering `changes` and woken by the workers'
     /// `doorbell` (on this thread); `exit_when_idle` stops it after that long
-    /// without a received packet.
+    /// without a received packet; `service` is told when it is ready and stops,
+    /// and its watchdog pinged while the workers loop.
     pub fn new(
         clock: Clock,
         slow: SlowPath,
@@ -86,12 +92,16 @@ impl Mgmt {
         doorbell: Doorbell,
         source: Arc<StatsSource>,
         exit_when_idle: Option<Duration>,
+        service: ServiceManager,
     ) -> Self {
         let now = clock.now();
         let mut timers = Timers::new();
         timers.arm(MgmtTimer::RateSample, now + SAMPLE_EVERY);
         if exit_when_idle.is_some() {
             timers.arm(MgmtTimer::IdleCheck, now + IDLE_CHECK);
+        }
+        if let Some(every) = service.watchdog_every() {
+            timers.arm(MgmtTimer::Watchdog, now + every);
         }
         Self {
             clock,
@@ -103,14 +113,27 @@ impl Mgmt {
             last_rate_sample: now,
             exit_when_idle,
             idle_seen: (u64::MAX, now),
+            service,
         }
     }
 
-    /// Announces our addresses and joins the configured groups.
+    /// Announces our addresses, joins the configured groups and tells the
+    /// service manager the appliance is ready (the workers run by now).
     pub fn start(&mut self) {
         let now = self.clock.now();
         self.slow.announce();
         self.slow.join_configured_groups(now);
+        let ports: Vec<&str> = self.source.ports.iter().map(|p| p.name.as_str()).collect();
+        self.service.ready(&format!(
+            "forwarding: {} workers, ports {}",
+            self.source.workers.len(),
+            ports.join(", ")
+        ));
+    }
+
+    /// Tells the service manager the appliance is stopping.
+    pub fn stopping(&self) {
+        self.service.stopping();
     }
 
     /// Runs until `stop` is set (or the idle stop fires), at `priority`.
@@ -190,6 +213,18 @@ impl Mgmt {
                         return Some(Stopped::Idle);
                     }
                     self.timers.arm(MgmtTimer::IdleCheck, now + IDLE_CHECK);
+                }
+                MgmtTimer::Watchdog => {
+                    let polls: Vec<u64> = self
+                        .source
+                        .workers
+                        .iter()
+                        .map(|w| w.counters.polls.get())
+                        .collect();
+                    self.service.watchdog(&polls);
+                    if let Some(every) = self.service.watchdog_every() {
+                        self.timers.arm(MgmtTimer::Watchdog, now + every);
+                    }
                 }
             }
         }

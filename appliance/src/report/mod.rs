@@ -8,7 +8,7 @@ pub mod tunnel;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use dpdk_bindings::{packet_port, port, Mempool};
@@ -75,16 +75,25 @@ pub struct StatsSource {
     pub mgmt: Arc<WorkerCounters>,
     /// Slow-path event counters.
     pub slow: Arc<SlowCounters>,
-    /// The packet pool.
-    pub pool: Arc<Mempool>,
-    /// The fan-out header pool.
-    pub headers: Arc<Mempool>,
+    /// The DPDK objects reports read, while the EAL is up ([`StatsSource::close_dpdk`]).
+    pub dpdk: RwLock<Option<DpdkHandles>>,
     /// Mbufs in use once the ports were started and before traffic.
     pub baseline_in_use: AtomicU32,
     /// The tables.
     pub tables: Published,
     /// The appliance's clock (states' ages).
     pub clock: Clock,
+}
+
+/// What of DPDK the reports read: the mempools, and (through their ids) the ports. Shutdown
+/// takes it away before the EAL is cleaned up, so a control connection left open at exit
+/// neither keeps the pools alive nor reads a port or pool the EAL has freed.
+#[derive(Debug)]
+pub struct DpdkHandles {
+    /// The packet pool.
+    pub pool: Arc<Mempool>,
+    /// The fan-out header pool.
+    pub headers: Arc<Mempool>,
 }
 
 /// One port.
@@ -188,8 +197,8 @@ pub struct WorkerReport {
     pub counters: CounterSnapshot,
 }
 
-/// The mempool.
-#[derive(Debug, Serialize)]
+/// The mempool (all zero once the EAL is going away).
+#[derive(Debug, Default, Serialize)]
 pub struct MempoolReport {
     /// Mbufs in use now.
     pub in_use: u32,
@@ -332,8 +341,30 @@ pub struct McastReport {
 }
 
 impl StatsSource {
-    /// Ports with live link state and counters.
+    /// The DPDK handles while the EAL is up (`None` once shutdown took them); the EAL stays
+    /// up while the guard lives.
+    fn dpdk(&self) -> RwLockReadGuard<'_, Option<DpdkHandles>> {
+        // A reader that panicked cannot have left the handles half-changed: only
+        // `close_dpdk` writes, and it only takes them.
+        self.dpdk.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the DPDK handles away, once every report that is reading them has finished;
+    /// later reports leave out what they would read from DPDK. Shutdown calls it before
+    /// freeing the pools and cleaning the EAL up.
+    pub fn close_dpdk(&self) -> Option<DpdkHandles> {
+        self.dpdk
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Ports with live link state and counters (none once the EAL is going away).
     pub fn ports(&self) -> Vec<PortReport> {
+        let dpdk = self.dpdk();
+        if dpdk.is_none() {
+            return Vec::new();
+        }
         let tables = self.tables.current();
         self.ports
             .iter()
@@ -424,6 +455,14 @@ impl StatsSource {
             .map(|r| (r.name(), total.drop_count(*r)))
             .collect();
         let cut = |v: &Vec<u64>| v.iter().copied().take(n).collect::<Vec<_>>();
+        let dpdk = self.dpdk();
+        let pool_report = |pool: &Mempool, baseline: u32| MempoolReport {
+            in_use: pool.in_use(),
+            available: pool.available(),
+            capacity: pool.capacity(),
+            baseline_in_use: baseline,
+        };
+        let baseline = self.baseline_in_use.load(Ordering::Relaxed);
         StatsReport {
             tables_version: self.tables.current().version,
             rx_packets: cut(&total.rx_packets),
@@ -434,7 +473,10 @@ impl StatsSource {
                 .ports
                 .iter()
                 .map(|m| {
-                    let device = port::stats(m.port_id).map_or(0, |s| s.imissed);
+                    let device = dpdk
+                        .as_ref()
+                        .and_then(|_| port::stats(m.port_id).ok())
+                        .map_or(0, |s| s.imissed);
                     device + self.kernel_ring_drops(m.index)
                 })
                 .collect(),
@@ -443,18 +485,14 @@ impl StatsSource {
             drops_total: drops.values().sum(),
             drops,
             slowpath: self.slow.snapshot(),
-            mempool: MempoolReport {
-                in_use: self.pool.in_use(),
-                available: self.pool.available(),
-                capacity: self.pool.capacity(),
-                baseline_in_use: self.baseline_in_use.load(Ordering::Relaxed),
-            },
-            header_pool: MempoolReport {
-                in_use: self.headers.in_use(),
-                available: self.headers.available(),
-                capacity: self.headers.capacity(),
-                baseline_in_use: 0,
-            },
+            mempool: dpdk
+                .as_ref()
+                .map(|d| pool_report(&d.pool, baseline))
+                .unwrap_or_default(),
+            header_pool: dpdk
+                .as_ref()
+                .map(|d| pool_report(&d.headers, 0))
+                .unwrap_or_default(),
         }
     }
 

@@ -6,8 +6,10 @@
 //! discards by reason.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::bfd::{Session, SessionConfig, SessionStatus, StateChange};
+use crate::config::tunnel::{BfdConfig, Span};
 use crate::tables::Tables;
 use crate::time::Time;
 use crate::tunnel::TunnelTable;
@@ -44,6 +46,17 @@ pub struct PathEvent {
 
 /// One frame to send on a port.
 pub type PortFrame = (usize, Vec<u8>);
+
+/// New values for a session's timers; `None` keeps the current one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimerChange {
+    /// Desired Min TX Interval.
+    pub desired_min_tx: Option<Span>,
+    /// Required Min RX Interval.
+    pub required_min_rx: Option<Span>,
+    /// Detect Mult.
+    pub detect_mult: Option<u8>,
+}
 
 /// The BFD sessions of the tunnel's paths.
 #[derive(Debug)]
@@ -220,6 +233,45 @@ impl BfdPaths {
         if let Some(s) = self.sessions.iter_mut().find(|s| s.path == path) {
             s.session.set_admin_down(down, now.as_nanos());
         }
+    }
+
+    /// Changes `path`'s timers at run time (`appliancectl bfd set`): the values given
+    /// replace the session's, checked as the config checks them; while Up the change goes
+    /// through a Poll Sequence. The session's status after it, or why not.
+    pub fn change_timers(
+        &mut self,
+        path: usize,
+        change: TimerChange,
+        now: Time,
+    ) -> Result<SessionStatus, String> {
+        let s = self
+            .sessions
+            .iter_mut()
+            .find(|s| s.path == path)
+            .ok_or("the path runs no BFD session")?;
+        let cfg = *s.session.config();
+        let span = |us: u32| Span(Duration::from_micros(u64::from(us)));
+        let wanted = BfdConfig {
+            enabled: true,
+            desired_min_tx: change.desired_min_tx.unwrap_or(span(cfg.desired_min_tx_us)),
+            required_min_rx: change
+                .required_min_rx
+                .unwrap_or(span(cfg.required_min_rx_us)),
+            detect_mult: change.detect_mult.unwrap_or(cfg.detect_mult),
+            multihop: cfg.multihop,
+            min_ttl: cfg.min_ttl,
+        };
+        wanted
+            .validate("bfd")
+            .map_err(|e| format!("{}: {}", e.key, e.what))?;
+        let us = |d: Span| u32::try_from(d.0.as_micros()).unwrap_or(u32::MAX);
+        s.session.set_timers(
+            us(wanted.desired_min_tx),
+            us(wanted.required_min_rx),
+            wanted.detect_mult,
+            now.as_nanos(),
+        );
+        Ok(s.session.status())
     }
 
     /// Every session's status, by path index.

@@ -642,6 +642,29 @@ impl SlowPath {
         self.bfd_sent(frames, now);
     }
 
+    /// Changes path `name`'s BFD timers (`appliancectl bfd set`).
+    fn bfd_set(&mut self, name: &str, change: bfd::TimerChange, now: Time) -> Response {
+        let Some(t) = self.tunnel.as_ref() else {
+            return Response::err("no tunnel is configured");
+        };
+        let paths = &t.table().paths;
+        let Some(index) = paths.iter().position(|p| p.name == name) else {
+            let names: Vec<&str> = paths.iter().map(|p| p.name.as_str()).collect();
+            return Response::err(format!("path: one of {names:?}, not {name:?}"));
+        };
+        let Some(b) = self.bfd.as_mut() else {
+            return Response::err(format!("path {name} runs no BFD session"));
+        };
+        match b.change_timers(index, change, now) {
+            Ok(status) => {
+                // Republishes the sessions (the new timers show at once) and re-arms.
+                self.bfd_poll(now);
+                Response::ok(json!({ "path": name, "bfd": status }))
+            }
+            Err(e) => Response::err(format!("path {name}: {e}")),
+        }
+    }
+
     /// A BFD packet for us arrived on port `in_port`.
     fn bfd_packet(&mut self, m: &Mbuf, in_port: usize, now: Time) {
         let tables = self.state.tables();
@@ -860,6 +883,19 @@ impl SlowPath {
                     }
                     None => Response::err("no tunnel is configured"),
                 };
+            }
+            Request::BfdSet {
+                path,
+                desired_min_tx,
+                required_min_rx,
+                detect_mult,
+            } => {
+                let change = bfd::TimerChange {
+                    desired_min_tx,
+                    required_min_rx,
+                    detect_mult,
+                };
+                return self.bfd_set(&path, change, now);
             }
             Request::Show { .. } | Request::McastList {} | Request::McastShow { .. } => {
                 return Response::err("answered by the control thread");

@@ -147,17 +147,20 @@ fn tcp_figures(r: &ScenarioResult) -> Vec<Figure> {
             .iter()
             .filter_map(|l| Some((l.name.clone(), l.dir(0).rate?.0 as f64 / 1e6)))
             .collect();
-        out.push(Figure {
-            file: format!("links{suffix}.png"),
-            title: format!("{}: load of each WAN link, a→b ({})", r.spec.name, v.name),
-            cols: rows.len().min(2),
-            panels: row_panels(rows.iter(), end, "Mbit/s on the wire", link_series, |p| {
-                p.hlines = link_rates
-                    .iter()
-                    .map(|(n, rate)| (*rate, format!("{n}: {rate:.0}")))
-                    .collect();
-            }),
-        });
+        // Direct links have no emulator to sample them.
+        if r.spec.wan == super::spec::WanKind::Emulated {
+            out.push(Figure {
+                file: format!("links{suffix}.png"),
+                title: format!("{}: load of each WAN link, a→b ({})", r.spec.name, v.name),
+                cols: rows.len().min(2),
+                panels: row_panels(rows.iter(), end, "Mbit/s on the wire", link_series, |p| {
+                    p.hlines = link_rates
+                        .iter()
+                        .map(|(n, rate)| (*rate, format!("{n}: {rate:.0}")))
+                        .collect();
+                }),
+            });
+        }
         // Per-flow schedulers' packets skip the buffer: their panels would be empty.
         let ordered = |tv: &TcpVariant| {
             let sum = |s: &ReorderSample| s.in_order + s.held + s.late;

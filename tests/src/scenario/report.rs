@@ -267,6 +267,15 @@ fn reference(r: &ScenarioResult, name: &str) -> Option<f64> {
         .filter(|m| *m > 0.0)
 }
 
+/// Whether variant `name` of the scenario runs `system`.
+fn runs(r: &ScenarioResult, name: &str, system: System) -> bool {
+    r.spec
+        .variants()
+        .iter()
+        .find(|v| v.name == name)
+        .is_none_or(|v| v.runs(system))
+}
+
 fn tcp_table(r: &ScenarioResult, name: &str) -> String {
     let reference = reference(r, name);
     // Direct links have no emulator to count their bytes or to cost CPU.
@@ -323,7 +332,13 @@ fn tcp_table(r: &ScenarioResult, name: &str) -> String {
             }
             Some(v) => cells.push(format!("**failed**: {}", v.error.as_deref().unwrap_or(""))),
             // The variant is not for this system.
-            None if matches!(row.data, RowData::Tcp { .. }) => continue,
+            None if matches!(row.data, RowData::Tcp { .. }) || !runs(r, name, row.system) => {
+                continue
+            }
+            // Not run at all: the systems table above says why.
+            None if row.status == Status::NotAvailable => {
+                cells.push("not available (see the systems above)".into())
+            }
             None => cells.push(status_text(row)),
         }
         t.push(cells);

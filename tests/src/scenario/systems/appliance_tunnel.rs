@@ -63,6 +63,8 @@ pub struct TunnelSpec {
     pub psk: Option<bool>,
     /// Site A is given a public key for site B that is not B's.
     pub wrong_peer_key: bool,
+    /// `control.metrics` of both sites (each in its own namespace): "" serves none.
+    pub metrics: String,
 }
 
 impl TunnelSpec {
@@ -77,6 +79,7 @@ impl TunnelSpec {
             encryption: "auto".into(),
             psk: None,
             wrong_peer_key: false,
+            metrics: String::new(),
         }
     }
 }
@@ -207,9 +210,10 @@ pub fn config(site: Site, sites: &Sites, spec: &TunnelSpec, control: &Path, keys
     };
     let _ = write!(
         c,
-        "[control]\nsocket = {:?}\nmetrics = \"\"\n\n[tunnel]\nprefixes = [\"10.{other}.0.0/16\"]\n\
+        "[control]\nsocket = {:?}\nmetrics = {:?}\n\n[tunnel]\nprefixes = [\"10.{other}.0.0/16\"]\n\
          default_scheduler = \"{scheduler}\"\nprobe_interval = \"{}\"\n{keys}{}\n",
         control.display().to_string(),
+        spec.metrics,
         spec.probe_interval,
         spec.extra
     );
