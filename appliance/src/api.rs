@@ -11,7 +11,8 @@
 //! `{"cmd":"mcast_del","input":{"interface":"lan","group":"239.1.1.1","port":5000}}`,
 //! `{"cmd":"mcast_list"}`, `{"cmd":"mcast_show","input":{...}}` (input optional),
 //! `{"cmd":"igmp_show"}`, `{"cmd":"path_admin","path":"a","state":"down"}`,
-//! `{"cmd":"bfd_set","path":"a","desired_min_tx":"300ms","detect_mult":5}`.
+//! `{"cmd":"bfd_set","path":"a","desired_min_tx":"300ms","detect_mult":5}`,
+//! `{"cmd":"log_level","level":"debug"}`.
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
@@ -111,6 +112,12 @@ pub enum Request {
         path: String,
         /// Down or up.
         state: AdminState,
+    },
+    /// The log level: set it (error, warn, info, debug, trace, off) or, without one, read it.
+    LogLevel {
+        /// The new level.
+        #[serde(default)]
+        level: Option<String>,
     },
     /// Change a path's BFD timers while it runs (a Poll Sequence when Up, RFC 5880
     /// §6.8.3); the fields left out keep their values.

@@ -1,5 +1,6 @@
 //! `appliance`: boots the data plane from a hardware profile and a config;
-//! `appliance genkey` and `appliance pubkey` make the tunnel's keys.
+//! `appliance genkey` and `appliance pubkey` make the tunnel's keys;
+//! `appliance prepare` readies a bare-metal box (hugepages, NIC binding).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use appliance::boot::{self, BootError, Options};
+use appliance::config::HwProfile;
 use appliance::tunnel::crypto::keys::PrivateKey;
 use clap::{Parser, Subcommand};
 
@@ -37,7 +39,7 @@ struct Args {
     final_stats: Option<PathBuf>,
 }
 
-/// Key commands (as `wg genkey` and `wg pubkey`).
+/// Key commands (as `wg genkey` and `wg pubkey`), and readying the box.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Writes a new private key to FILE (mode 0600; an existing file is
@@ -45,6 +47,17 @@ enum Command {
     Genkey {
         /// Where to write it.
         file: PathBuf,
+    },
+    /// Reserves the profile's hugepages and binds its NICs to their DPDK
+    /// drivers (dpdk-hugepages.py, dpdk-devbind.py); the systemd unit runs it
+    /// before every start.
+    Prepare {
+        /// Hardware profile.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Print the commands without running them.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Prints the public key of the private key in FILE (or on stdin: `-`).
     Pubkey {
@@ -54,8 +67,24 @@ enum Command {
     },
 }
 
-fn keys(command: &Command) -> ExitCode {
+fn subcommand(command: &Command) -> ExitCode {
     match command {
+        Command::Prepare { profile, dry_run } => {
+            let p = match HwProfile::load(profile) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match appliance::prepare::run(&p, *dry_run) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Genkey { file } => match PrivateKey::generate().write_new(file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -91,12 +120,10 @@ fn keys(command: &Command) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    appliance::logging::init(appliance::logging::Style::detect());
     let args = Args::parse();
     if let Some(command) = &args.command {
-        return keys(command);
+        return subcommand(command);
     }
     let (Some(profile), Some(config)) = (args.profile, args.config) else {
         eprintln!("error: --profile and --config are required");

@@ -290,6 +290,20 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         "next hop off-subnet is refused: {refused}"
     );
     hostile_requests_get_error_replies(&socket);
+    // The log level, read and changed live; a bad one refused.
+    let level = ctl(&socket, r#"{"cmd":"log_level"}"#);
+    assert_eq!(level["data"]["level"], "info", "{level}");
+    let level = ctl(&socket, r#"{"cmd":"log_level","level":"debug"}"#);
+    assert_eq!(level["data"]["level"], "debug", "{level}");
+    let bad = ctl(&socket, r#"{"cmd":"log_level","level":"loud"}"#);
+    assert!(
+        bad["ok"] == false
+            && bad["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("one of error")),
+        "{bad}"
+    );
+    ctl(&socket, r#"{"cmd":"log_level","level":"info"}"#);
     host_a
         .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.2.2"])
         .expect("still forwarding after bad requests");
@@ -359,6 +373,24 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
     assert!(
         out.stderr.contains("mempools freed, EAL cleaned up"),
         "teardown order: {}",
+        out.stderr
+    );
+    // Every line is one event of key=value fields; the level change was logged.
+    assert!(
+        out.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(
+                |l| l.starts_with("ts=") && l.contains(" level=") && l.contains(" msg=\"")
+                    || !l.starts_with("ts=") && !l.contains("level=")
+            ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(r#"msg="log level INFO -> DEBUG (control request)""#),
+        "{}",
         out.stderr
     );
     assert!(

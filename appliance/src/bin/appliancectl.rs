@@ -58,6 +58,14 @@ enum Cmd {
         /// The path's name.
         name: String,
     },
+    /// The log level: `log level debug`, or `log level` to read it.
+    Log {
+        /// The word `level`.
+        #[arg(value_parser = ["level"])]
+        level_kw: String,
+        /// error, warn, info, debug, trace or off.
+        level: Option<String>,
+    },
     /// A path's BFD session.
     Bfd {
         #[command(subcommand)]
@@ -150,6 +158,7 @@ fn main() -> ExitCode {
         },
         Cmd::Igmp => Request::IgmpShow {},
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
+        Cmd::Log { level, .. } => Request::LogLevel { level },
         Cmd::Bfd {
             op:
                 BfdOp::Set {
@@ -500,6 +509,7 @@ fn render(request: &Request, d: &Value) -> String {
         Request::Show {
             what: ShowWhat::Tunnel,
         } => show_tunnel(d),
+        Request::LogLevel { .. } => format!("log level {}\n", s(&d["level"])),
         Request::BfdSet { path, .. } => {
             let b = &d["bfd"];
             format!(

@@ -60,6 +60,9 @@ pub struct EalConfig {
     /// Hugepage mount (bare metal, file-backed hugepages); default `--in-memory`.
     #[serde(default)]
     pub huge_dir: Option<PathBuf>,
+    /// Size of the hugepages `appliance prepare` reserves (`2M` or `1G`; default 2M).
+    #[serde(default)]
+    pub hugepage_size: Option<String>,
     /// `--file-prefix`; default one derived from the config file, so a
     /// restarted instance reuses its runtime directory and two instances with
     /// different configs never share one.
@@ -182,6 +185,11 @@ pub struct PortProfile {
     /// PCI address (`pci`).
     #[serde(default)]
     pub pci: Option<String>,
+    /// The kernel driver `appliance prepare` binds the PCI device to for DPDK (`vfio-pci`,
+    /// `uio_pci_generic`); unset, the device is left as it is (Mellanox NICs stay on mlx5:
+    /// their PMD works beside the kernel's driver).
+    #[serde(default)]
+    pub bind: Option<String>,
     /// Kernel interface (`af_packet`, `af_xdp`).
     #[serde(default)]
     pub iface: Option<String>,
@@ -295,6 +303,33 @@ impl HwProfile {
         }
         if self.eal.memory_mb < 64 {
             return err("eal.memory_mb".into(), "at least 64 (MiB)");
+        }
+        if self
+            .eal
+            .hugepage_size
+            .as_deref()
+            .is_some_and(|s| !matches!(s, "2M" | "1G"))
+        {
+            return err("eal.hugepage_size".into(), "\"2M\" or \"1G\"");
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.bind.is_some() && p.driver != Driver::Pci {
+                return err(
+                    format!("ports[{i}].bind"),
+                    "only on a `pci` port (a kernel driver for its PCI device)",
+                );
+            }
+            if p.bind.as_deref().is_some_and(|b| {
+                b.is_empty()
+                    || !b
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            }) {
+                return err(
+                    format!("ports[{i}].bind"),
+                    "a kernel driver name such as \"vfio-pci\"",
+                );
+            }
         }
         if self.mempool.mbufs < 1023 {
             return err("mempool.mbufs".into(), "at least 1023 mbufs");

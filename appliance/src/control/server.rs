@@ -147,12 +147,31 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
                     "rules": t.mcast.rules.iter().map(|r| &r.spec).collect::<Vec<_>>(),
                 }))
             }
+            Ok(Request::LogLevel { level }) => log_level(level.as_deref()),
             Ok(request) => changes.call(request),
         };
         if reply(&mut writer, &response).is_err() {
             return;
         }
     }
+}
+
+/// Sets the log level if `level` names one; replies with the level in force.
+fn log_level(level: Option<&str>) -> Response {
+    if let Some(name) = level {
+        match name.parse::<log::LevelFilter>() {
+            Ok(l) => {
+                let was = crate::logging::set_level(l);
+                log::warn!("log level {was} -> {l} (control request)");
+            }
+            Err(_) => {
+                return Response::err(format!(
+                    "level: one of error, warn, info, debug, trace, off; not {name:?}"
+                ))
+            }
+        }
+    }
+    Response::ok(json!({ "level": crate::logging::level().as_str().to_ascii_lowercase() }))
 }
 
 /// Reads and drops bytes up to the next newline; `false` if the connection

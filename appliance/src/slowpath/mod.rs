@@ -897,7 +897,10 @@ impl SlowPath {
                 };
                 return self.bfd_set(&path, change, now);
             }
-            Request::Show { .. } | Request::McastList {} | Request::McastShow { .. } => {
+            Request::Show { .. }
+            | Request::McastList {}
+            | Request::McastShow { .. }
+            | Request::LogLevel { .. } => {
                 return Response::err("answered by the control thread");
             }
         };
