@@ -12,7 +12,7 @@
 //! `{"cmd":"mcast_list"}`, `{"cmd":"mcast_show","input":{...}}` (input optional),
 //! `{"cmd":"igmp_show"}`, `{"cmd":"path_admin","path":"a","state":"down"}`,
 //! `{"cmd":"bfd_set","path":"a","desired_min_tx":"300ms","detect_mult":5}`,
-//! `{"cmd":"log_level","level":"debug"}`.
+//! `{"cmd":"log_level","level":"debug"}`, `{"cmd":"reload"}`.
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
@@ -113,6 +113,9 @@ pub enum Request {
         /// Down or up.
         state: AdminState,
     },
+    /// Read both files again and apply what changed (what can change live; anything else
+    /// refused as a whole, naming the keys).
+    Reload {},
     /// The log level: set it (error, warn, info, debug, trace, off) or, without one, read it.
     LogLevel {
         /// The new level.

@@ -25,7 +25,8 @@ use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
 use crate::dataplane::tx::{MgmtTx, TxPorts};
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
-use crate::mgmt::Mgmt;
+use crate::mgmt::{Mgmt, Operations};
+use crate::reload::Reloader;
 use crate::report::kernel::KernelPortCounters;
 use crate::report::{
     DpdkHandles, McastReport, PortMeta, PortRates, StatsReport, StatsSource, WorkerMeta,
@@ -274,6 +275,13 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     eal::check_version().map_err(BootError::Version)?;
     refuse_af_xdp_on_software_interfaces(&profile)?;
     let stop = stop_on_signals()?;
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+        .map_err(BootError::Signals)?;
+    let reloader = Reloader::new(
+        (opts.profile.clone(), opts.config.clone()),
+        (profile.clone(), config.clone()),
+    );
     let eal = start_eal(opts, &profile)?;
     let plane = build_data_plane(opts, &profile, &config, &eal)?;
     let source = stats_source(&profile, &plane);
@@ -320,7 +328,11 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         doorbell,
         Arc::clone(&source),
         opts.exit_when_idle,
-        ServiceManager::from_env(),
+        Operations {
+            service: ServiceManager::from_env(),
+            reloader,
+            hangup,
+        },
     );
     let launched = launch(workers.ready)?;
     log::info!(

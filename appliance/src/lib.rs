@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mgmt;
 pub mod prepare;
+pub mod reload;
 pub mod report;
 pub mod service;
 pub mod slowpath;

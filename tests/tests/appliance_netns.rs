@@ -304,6 +304,7 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         "{bad}"
     );
     ctl(&socket, r#"{"cmd":"log_level","level":"info"}"#);
+    reload_applies_what_changed_and_refuses_the_rest(&host_a, &dir, &socket);
     host_a
         .exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.10.2.2"])
         .expect("still forwarding after bad requests");
@@ -411,6 +412,95 @@ fn hosts_ping_route_and_iperf_through_the_appliance() {
         "{stats}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The prefixes of the running routing table.
+fn route_prefixes(socket: &std::path::Path) -> Vec<String> {
+    let r = ctl(socket, r#"{"cmd":"show","what":"routes"}"#);
+    r["data"]["routes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["prefix"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `appliancectl reload` and SIGHUP while host A pings host B every 10 ms: a route added to
+/// the file appears, one taken out goes; a change that cannot be made live (an interface's
+/// address) and a file with an error are refused naming the key, and change nothing; no ping
+/// is lost meanwhile.
+fn reload_applies_what_changed_and_refuses_the_rest(
+    host_a: &Netns,
+    dir: &std::path::Path,
+    socket: &std::path::Path,
+) {
+    let file = dir.join("config.toml");
+    let original = std::fs::read_to_string(&file).expect("config");
+    let pings = NsProcess::spawn({
+        let mut c = host_a.command("ping");
+        c.args(["-i", "0.01", "-c", "300", "-W", "1", "10.10.2.2"]);
+        c
+    })
+    .expect("ping");
+    let with_route =
+        format!("{original}\n[[routes]]\nprefix = \"10.30.0.0/16\"\nvia = \"10.10.2.2\"\n");
+    std::fs::write(&file, &with_route).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert_eq!(
+        r["data"]["changes"],
+        serde_json::json!(["route 10.30.0.0/16 via 10.10.2.2 added"]),
+        "{r}"
+    );
+    assert!(route_prefixes(socket).contains(&"10.30.0.0/16".to_string()));
+    let again = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert_eq!(again["data"]["changes"], serde_json::json!([]), "{again}");
+
+    // Refused as a whole: the interface's address, with the route taken out beside it.
+    std::fs::write(&file, original.replace("10.10.1.1/24", "10.10.1.254/24")).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert!(
+        r["ok"] == false
+            && r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("interfaces")),
+        "{r}"
+    );
+    assert!(
+        route_prefixes(socket).contains(&"10.30.0.0/16".to_string()),
+        "nothing applied"
+    );
+    // A file with an error: its key named, nothing applied.
+    std::fs::write(&file, format!("{with_route}\n[slowpath]\nbogus = 1\n")).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert!(r["ok"] == false, "{r}");
+    assert!(route_prefixes(socket).contains(&"10.30.0.0/16".to_string()));
+
+    // SIGHUP: the route goes with the file's.
+    std::fs::write(&file, &original).expect("config");
+    let pid = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains(&*file.to_string_lossy()) && c.starts_with('/'))
+        })
+        .expect("the appliance's pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP).expect("SIGHUP");
+    wait_for(
+        "the route gone after SIGHUP",
+        Duration::from_secs(5),
+        || !route_prefixes(socket).contains(&"10.30.0.0/16".to_string()),
+    );
+    let out = pings
+        .wait_timeout(Duration::from_secs(20))
+        .expect("ping finishes");
+    assert!(
+        out.stdout.contains("300 packets transmitted, 300 received"),
+        "pings lost across the reloads: {}",
+        out.stdout
+    );
 }
 
 /// On one connection: lines that are not UTF-8, unknown fields on every kind of request,

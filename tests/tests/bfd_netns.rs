@@ -2,8 +2,8 @@
 //! - interop: the appliance's session to FRR's bfdd (running alone in a namespace) comes
 //!   up, both sides agree on discriminators and timers, it goes down within the detection
 //!   time when bfdd's packets are blackholed, and comes back; a timer change while Up
-//!   (`appliancectl bfd set`) goes through a Poll Sequence bfdd answers, with no flap, and
-//!   the packets then come at the new interval;
+//!   (`appliancectl bfd set`, then a config reload) goes through a Poll Sequence bfdd
+//!   answers, with no flap, and the packets then come at the new interval;
 //! - a flood of packets that fail the RFC 5880 §6.8.6 checks, spoofed from the peer's
 //!   address at 100k packets/s, is discarded and counted by reason while the real session
 //!   between the two appliances stays Up.
@@ -337,6 +337,29 @@ fn a_session_with_frr_bfdd_comes_up_fails_within_the_detection_time_and_recovers
         "{refused}"
     );
     assert_eq!(path_a(&socket)?["bfd"]["desired_min_tx_us"], 300_000);
+    ensure!(bfdd.peer()?["status"] == "up", "bfdd stayed up");
+
+    // The same by a reload of the config file: desired min TX 200 ms.
+    let config = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("desired_min_tx = \"100ms\"", "desired_min_tx = \"200ms\""),
+    )?;
+    let r = appliance_tunnel::request(&socket, r#"{"cmd":"reload"}"#)?;
+    ensure!(
+        r["data"]["changes"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with("path a BFD timers: desired min TX 200ms")),
+        "{r}"
+    );
+    wait_until("bfdd showing 200 ms", Duration::from_secs(5), || {
+        Ok(bfdd.peer()?["remote-transmit-interval"] == 200
+            && path_a(&socket)?["bfd"]["poll_in_progress"] == false)
+    })?;
+    let ours = path_a(&socket)?;
+    agree(&ours, &bfdd.peer()?);
+    assert_eq!(ours["bfd"]["flaps"], flaps, "no flap: {}", ours["bfd"]);
     ensure!(bfdd.peer()?["status"] == "up", "bfdd stayed up");
 
     let discards = appliance_tunnel::request(&socket, r#"{"cmd":"show","what":"tunnel"}"#)?["data"]

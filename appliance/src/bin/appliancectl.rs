@@ -58,6 +58,9 @@ enum Cmd {
         /// The path's name.
         name: String,
     },
+    /// Read the profile and config files again and apply what changed (routes, relay
+    /// rules, BFD timers); anything else that changed is refused, naming the keys.
+    Reload,
     /// The log level: `log level debug`, or `log level` to read it.
     Log {
         /// The word `level`.
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
         Cmd::Igmp => Request::IgmpShow {},
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
         Cmd::Log { level, .. } => Request::LogLevel { level },
+        Cmd::Reload => Request::Reload {},
         Cmd::Bfd {
             op:
                 BfdOp::Set {
@@ -510,6 +514,18 @@ fn render(request: &Request, d: &Value) -> String {
             what: ShowWhat::Tunnel,
         } => show_tunnel(d),
         Request::LogLevel { .. } => format!("log level {}\n", s(&d["level"])),
+        Request::Reload {} => {
+            let changes = arr(&d["changes"]);
+            if changes.is_empty() {
+                "ok, nothing changed\n".to_string()
+            } else {
+                let mut out = format!("ok, {} changes:\n", changes.len());
+                for c in changes {
+                    out.push_str(&format!("  {}\n", c.as_str().unwrap_or_default()));
+                }
+                out
+            }
+        }
         Request::BfdSet { path, .. } => {
             let b = &d["bfd"];
             format!(

@@ -13,7 +13,7 @@ use super::{parse_toml, read, ConfigError, HwProfile};
 use crate::wire::MacAddr;
 
 /// An interface: a profile port with an address.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterfaceConfig {
     /// Port name from the hardware profile.
@@ -23,7 +23,7 @@ pub struct InterfaceConfig {
 }
 
 /// A static route.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Destination prefix.
@@ -33,7 +33,7 @@ pub struct RouteConfig {
 }
 
 /// A static ARP entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConfig {
     /// The neighbour's address (on a connected subnet).
@@ -51,7 +51,7 @@ fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
 }
 
 /// Control socket and metrics endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// Unix socket for `appliancectl` (created with mode 0600).
@@ -79,7 +79,7 @@ fn default_metrics() -> String {
 }
 
 /// Slow-path timers and limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlowPathConfig {
     /// ICMP errors (time exceeded, unreachable) sent per second at most.
@@ -121,7 +121,7 @@ fn default_arp_hold() -> usize {
 }
 
 /// The whole appliance config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Interfaces (one per port that has an address).

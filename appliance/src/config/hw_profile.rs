@@ -42,7 +42,7 @@ pub enum HugePages {
 }
 
 /// EAL settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EalConfig {
     /// Lcore list as the EAL's `-l` takes it; the first is the management lcore.
@@ -81,7 +81,7 @@ fn default_hugepages() -> HugePages {
 }
 
 /// The packet buffer pool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MempoolConfig {
     /// Number of mbufs (best as 2^n - 1).
@@ -114,7 +114,7 @@ fn default_data_room() -> u16 {
 }
 
 /// Idle back-off tuning for `poll_mode = "adaptive"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdleConfig {
     /// Empty polls before backing off at all.
@@ -175,7 +175,7 @@ pub enum Driver {
 }
 
 /// One port of the box.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortProfile {
     /// Logical name the config refers to (`lan`, `wan0`).
@@ -241,7 +241,7 @@ fn yes() -> bool {
 }
 
 /// The whole hardware profile.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HwProfile {
     /// Profile name, for logs.

@@ -257,7 +257,7 @@ impl BfdConfig {
 }
 
 /// One WAN path to the peer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathConfig {
     /// Name, for `appliancectl` and logs.
@@ -358,7 +358,7 @@ impl<'de> Deserialize<'de> for Protocol {
 
 /// What a traffic class matches (every given field must match; none given
 /// matches everything).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// Inner source in this prefix.
@@ -385,7 +385,7 @@ pub struct MatchConfig {
 }
 
 /// A source subnet bound to a path (`source-subnet` classes).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindingConfig {
     /// LAN source subnet.
@@ -395,7 +395,7 @@ pub struct BindingConfig {
 }
 
 /// A traffic class: first match wins; unmatched traffic takes the default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassConfig {
     /// Name.
@@ -467,7 +467,7 @@ impl Tier {
 
 /// Egress shaping of every path: the tunnel's own queue in front of each
 /// (`docs/tunnel.md`, "Shaping and queues").
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShapingConfig {
     /// Shape the paths.
@@ -519,7 +519,7 @@ const AUTO_SHAPER_MIN: u32 = 128;
 const AUTO_SHAPER_MAX: u32 = 4096;
 
 /// Reorder buffer limits (per lane).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReorderConfig {
     /// Packets held at most per lane (a power of two); unset, sized from the
@@ -551,7 +551,7 @@ fn default_max_hold() -> Span {
 }
 
 /// The `[tunnel]` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelConfig {
     /// Outer UDP destination port (the same on both appliances).

@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::api::Change;
+use crate::api::{Change, Request, Response};
 use crate::config::MgmtPriority;
 use crate::dataplane::doorbell::Doorbell;
+use crate::reload::Reloader;
 use crate::report::StatsSource;
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
@@ -77,14 +78,26 @@ pub struct Mgmt {
     /// Packets the workers had received at the last idle check, and when that
     /// number last changed.
     idle_seen: (u64, Time),
-    service: ServiceManager,
+    ops: Operations,
+}
+
+/// How the loop runs as a service: what it tells the service manager, and the files it
+/// reloads on request or SIGHUP.
+#[derive(Debug)]
+pub struct Operations {
+    /// READY, STOPPING and the watchdog.
+    pub service: ServiceManager,
+    /// The files and what of them is in force.
+    pub reloader: Reloader,
+    /// Set by SIGHUP: reload the files.
+    pub hangup: Arc<AtomicBool>,
 }
 
 impl Mgmt {
     /// A loop over `slow`, answering `changes` and woken by the workers'
     /// `doorbell` (on this thread); `exit_when_idle` stops it after that long
-    /// without a received packet; `service` is told when it is ready and stops,
-    /// and its watchdog pinged while the workers loop.
+    /// without a received packet; `ops.service` is told when it is ready and
+    /// stops, and its watchdog pinged while the workers loop.
     pub fn new(
         clock: Clock,
         slow: SlowPath,
@@ -92,7 +105,7 @@ impl Mgmt {
         doorbell: Doorbell,
         source: Arc<StatsSource>,
         exit_when_idle: Option<Duration>,
-        service: ServiceManager,
+        ops: Operations,
     ) -> Self {
         let now = clock.now();
         let mut timers = Timers::new();
@@ -100,7 +113,7 @@ impl Mgmt {
         if exit_when_idle.is_some() {
             timers.arm(MgmtTimer::IdleCheck, now + IDLE_CHECK);
         }
-        if let Some(every) = service.watchdog_every() {
+        if let Some(every) = ops.service.watchdog_every() {
             timers.arm(MgmtTimer::Watchdog, now + every);
         }
         Self {
@@ -113,7 +126,7 @@ impl Mgmt {
             last_rate_sample: now,
             exit_when_idle,
             idle_seen: (u64::MAX, now),
-            service,
+            ops,
         }
     }
 
@@ -124,7 +137,7 @@ impl Mgmt {
         self.slow.announce();
         self.slow.join_configured_groups(now);
         let ports: Vec<&str> = self.source.ports.iter().map(|p| p.name.as_str()).collect();
-        self.service.ready(&format!(
+        self.ops.service.ready(&format!(
             "forwarding: {} workers, ports {}",
             self.source.workers.len(),
             ports.join(", ")
@@ -133,7 +146,7 @@ impl Mgmt {
 
     /// Tells the service manager the appliance is stopping.
     pub fn stopping(&self) {
-        self.service.stopping();
+        self.ops.service.stopping();
     }
 
     /// Runs until `stop` is set (or the idle stop fires), at `priority`.
@@ -160,7 +173,16 @@ impl Mgmt {
             let mut work = self.slow.handle_punts(now);
             while let Ok(change) = self.changes.try_recv() {
                 work += 1;
-                let _ = change.reply.send(self.slow.apply(change.request, now));
+                let response = match change.request {
+                    Request::Reload {} => self.reload(now),
+                    request => self.slow.apply(request, now),
+                };
+                let _ = change.reply.send(response);
+            }
+            if self.ops.hangup.swap(false, Ordering::Relaxed) {
+                work += 1;
+                log::info!("SIGHUP: reloading");
+                self.reload(now);
             }
             busy_rounds = if work == 0 { 0 } else { busy_rounds + 1 };
             if work == 0 {
@@ -221,14 +243,45 @@ impl Mgmt {
                         .iter()
                         .map(|w| w.counters.polls.get())
                         .collect();
-                    self.service.watchdog(&polls);
-                    if let Some(every) = self.service.watchdog_every() {
+                    self.ops.service.watchdog(&polls);
+                    if let Some(every) = self.ops.service.watchdog_every() {
                         self.timers.arm(MgmtTimer::Watchdog, now + every);
                     }
                 }
             }
         }
         None
+    }
+
+    /// Reads both files again and applies what changed, one request at a time through the
+    /// same paths as the control socket's; a step that fails undoes the ones before it.
+    fn reload(&mut self, now: Time) -> Response {
+        let (plan, files) = match self.ops.reloader.read() {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!("reload refused: {e}");
+                return Response::err(format!("reload refused: {e}"));
+            }
+        };
+        for (i, (request, change)) in plan.requests.into_iter().zip(&plan.changes).enumerate() {
+            let r = self.slow.apply(request, now);
+            if !r.ok {
+                let why = r.error.unwrap_or_default();
+                let undo = self.ops.reloader.undo(&files);
+                for request in undo.requests {
+                    // What was not applied yet cannot be undone: its error is expected.
+                    let _ = self.slow.apply(request, now);
+                }
+                log::error!("reload failed at {change:?}: {why}; the {i} changes before it undone");
+                return Response::err(format!(
+                    "reload failed at {change:?}: {why}; nothing of it stays applied"
+                ));
+            }
+            log::info!("reload: {change}");
+        }
+        log::info!("reload: {} changes applied", plan.changes.len());
+        self.ops.reloader.applied(files);
+        Response::ok(serde_json::json!({ "changes": plan.changes }))
     }
 
     /// Leaves every multicast group (before the workers stop, so the leaves

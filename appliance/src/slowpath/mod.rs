@@ -900,8 +900,9 @@ impl SlowPath {
             Request::Show { .. }
             | Request::McastList {}
             | Request::McastShow { .. }
-            | Request::LogLevel { .. } => {
-                return Response::err("answered by the control thread");
+            | Request::LogLevel { .. }
+            | Request::Reload {} => {
+                return Response::err("answered by the control thread or the management loop");
             }
         };
         if result.is_ok() {
