@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use testbed::netns::list_netns;
-use testbed::scenario::result::{RowData, ScenarioResult, Status};
+use testbed::scenario::result::{Row, RowData, ScenarioResult, Status, TcpVariant};
 use testbed::scenario::System;
 use testbed::skip_unless_root;
 
@@ -108,6 +108,21 @@ fn nothing_left(pid: u32) -> Result<()> {
     Ok(())
 }
 
+/// The first variant of `row`, which must be `system`'s and have run.
+fn first_variant(row: &Row, system: System) -> Result<&TcpVariant> {
+    ensure!(
+        row.system == system && row.status == Status::Ok,
+        "{}: {:?} {:?}",
+        row.system,
+        row.status,
+        row.error
+    );
+    let RowData::Tcp { variants } = &row.data else {
+        anyhow::bail!("{system} row has no TCP data");
+    };
+    variants.first().context("no variant")
+}
+
 /// Width and height from a PNG's IHDR.
 fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     if bytes.len() < 24 || &bytes[1..4] != b"PNG" || &bytes[12..16] != b"IHDR" {
@@ -155,16 +170,7 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
             && !result.machine.cpu_model.is_empty()
     );
     ensure!(result.rows.len() == 2, "two rows: {:?}", result.rows.len());
-    let ecmp = &result.rows[0];
-    ensure!(
-        ecmp.system == System::LinuxEcmpVxlan && ecmp.status == Status::Ok,
-        "{:?}",
-        ecmp.error
-    );
-    let RowData::Tcp { variants } = &ecmp.data else {
-        anyhow::bail!("ECMP row has no TCP data");
-    };
-    let v = &variants[0];
+    let v = first_variant(&result.rows[0], System::LinuxEcmpVxlan)?;
     ensure!(v.intervals.len() >= 5, "{} intervals", v.intervals.len());
     let s = v.summary.as_ref().context("no summary")?;
     // Both links together carry at most 38 Mbit/s (a little more in one 0.5 s interval,
@@ -208,16 +214,7 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
         "link a received {received} frames and dropped {dropped} in its blackhole"
     );
     // The tunnel row ran: both appliances, traffic through them, their CPU measured.
-    let app = &result.rows[1];
-    ensure!(
-        app.system == System::ApplianceWlb && app.status == Status::Ok,
-        "{:?}",
-        app.error
-    );
-    let RowData::Tcp { variants } = &app.data else {
-        anyhow::bail!("appliance row has no TCP data");
-    };
-    let v = &variants[0];
+    let v = first_variant(&result.rows[1], System::ApplianceWlb)?;
     let s = v.summary.as_ref().context("no summary")?;
     ensure!(
         s.mean_mbps > 1.0 && s.mean_mbps < 45.0,
@@ -380,16 +377,7 @@ fn the_encrypted_baselines_run_on_a_direct_link() -> Result<()> {
 
     let result: ScenarioResult =
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json"))?)?;
-    let wg = &result.rows[0];
-    ensure!(
-        wg.system == System::LinuxWireguard && wg.status == Status::Ok,
-        "{:?}",
-        wg.error
-    );
-    let RowData::Tcp { variants } = &wg.data else {
-        anyhow::bail!("wireguard row has no TCP data");
-    };
-    let v = &variants[0];
+    let v = first_variant(&result.rows[0], System::LinuxWireguard)?;
     ensure!(
         v.received_mbps > 10.0,
         "wireguard-go: {} Mbit/s",
