@@ -28,6 +28,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# The message of each appliance log line (ts=... level=... target=... msg="...").
+msg() { sed -E 's/^.* msg="(.*)"( suppressed=[0-9]+)?$/\1/; s/\\"/"/g'; }
 
 step "topology: $A (10.10.1.10) -- [$APP: appliance] -- $B (10.10.2.2)"
 for ns in $A $B $APP; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
@@ -47,7 +49,7 @@ step "start the appliance (hw-profiles/vm-af-packet.toml, configs/demo.toml)"
 ip netns exec $APP $BIN/appliance --profile hw-profiles/vm-af-packet.toml --config configs/demo.toml >"$LOG" 2>&1 &
 PID=$!
 for _ in $(seq 100); do [ -S $SOCK ] && break; kill -0 $PID 2>/dev/null || { cat "$LOG"; exit 1; }; sleep 0.2; done
-grep -E "port |workers running" "$LOG" | sed 's/^\[[^]]*\] //'
+grep -E "port |workers running" "$LOG" | msg
 CTL="$BIN/appliancectl --socket $SOCK"
 
 step "host A pings the appliance, then host B through it"
@@ -128,7 +130,7 @@ for _ in $(seq 150); do [ -S "$DIR/site-a.sock" ] && [ -S "$DIR/site-b.sock" ] &
 for _ in $(seq 50); do
   [ "$($CTLA --json show paths 2>/dev/null | grep -o '"state":"up"' | wc -l)" = 2 ] && break; sleep 0.2
 done
-grep -h "tunnel path\|tunnel handshake\|tunnel encrypted" "$DIR"/site-*.log | sed 's/^\[[^]]*\] //' || true
+grep -h "tunnel path\|tunnel handshake\|tunnel encrypted" "$DIR"/site-*.log | msg || true
 
 step "host A pings host B through the tunnel (two routed hops: ttl=62)"
 ip netns exec $HA ping -c 3 -i 0.2 10.2.0.2
