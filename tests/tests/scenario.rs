@@ -108,6 +108,30 @@ fn nothing_left(pid: u32) -> Result<()> {
     Ok(())
 }
 
+/// Runs the scenario `file` into `out` with `--strict` (a failed row fails the run), printing
+/// what the runner said; the runner's pid, for [`nothing_left`].
+fn run_to_the_end(file: &Path, out: &Path) -> Result<u32> {
+    let started = Instant::now();
+    let child = Command::new(runner())
+        .arg("run")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .arg("--strict")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "runner took {:.1} s:\n{stderr}",
+        started.elapsed().as_secs_f64()
+    );
+    ensure!(output.status.success(), "runner failed: {stderr}");
+    Ok(pid)
+}
+
 /// The first variant of `row`, which must be `system`'s and have run.
 fn first_variant(row: &Row, system: System) -> Result<&TcpVariant> {
     ensure!(
@@ -141,24 +165,7 @@ fn a_tiny_scenario_writes_sane_results_and_leaves_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = scenario_file(dir.path(), "3s")?;
     let out = dir.path().join("out");
-    let started = Instant::now();
-    let child = Command::new(runner())
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .arg("--strict")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let output = child.wait_with_output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!(
-        "runner took {:.1} s:\n{stderr}",
-        started.elapsed().as_secs_f64()
-    );
-    ensure!(output.status.success(), "runner failed: {stderr}");
+    let pid = run_to_the_end(&file, &out)?;
     nothing_left(pid)?;
 
     let result: ScenarioResult =
@@ -352,19 +359,7 @@ fn the_encrypted_baselines_run_on_a_direct_link() -> Result<()> {
     let file = dir.path().join("encrypted-direct.toml");
     std::fs::write(&file, ENCRYPTED_DIRECT)?;
     let out = dir.path().join("out");
-    let child = Command::new(runner())
-        .arg("run")
-        .arg(&file)
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let output = child.wait_with_output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("{stderr}");
-    ensure!(output.status.success(), "runner failed: {stderr}");
+    let pid = run_to_the_end(&file, &out)?;
     nothing_left(pid)?;
     let sockets: Vec<String> = std::fs::read_dir("/var/run/wireguard")
         .map(|d| {
