@@ -49,6 +49,9 @@ pub enum ShowWhat {
     Paths,
     /// Traffic classes: match, scheduler, counters and rates.
     Classes,
+    /// The running config, as a file `--check` accepts: the files last applied with the
+    /// routes, relay rules and BFD timers changed since (answered by the management lcore).
+    Config,
 }
 
 /// `path down` or `path up`.

@@ -53,6 +53,11 @@ impl Reloader {
         plan((&files.0, &files.1), (&self.applied.0, &self.applied.1)).unwrap_or_default()
     }
 
+    /// The config file in force (as last applied; live changes are not in it).
+    pub fn config(&self) -> &Config {
+        &self.applied.1
+    }
+
     /// `files` are in force now.
     pub fn applied(&mut self, files: (HwProfile, Config)) {
         self.applied = files;

@@ -430,7 +430,7 @@ fn route_prefixes(socket: &std::path::Path) -> Vec<String> {
 /// `appliancectl reload` and SIGHUP while host A pings host B every 10 ms: a route added to
 /// the file appears, one taken out goes; a change that cannot be made live (an interface's
 /// address) and a file with an error are refused naming the key, and change nothing; no ping
-/// is lost meanwhile.
+/// is lost meanwhile. `show config` then prints the running config, which `--check` accepts.
 fn reload_applies_what_changed_and_refuses_the_rest(
     host_a: &Netns,
     dir: &std::path::Path,
@@ -492,6 +492,34 @@ fn reload_applies_what_changed_and_refuses_the_rest(
         "the route gone after SIGHUP",
         Duration::from_secs(5),
         || !route_prefixes(socket).contains(&"10.30.0.0/16".to_string()),
+    );
+    // The running config: the file's, with a route added by request since; `--check`
+    // accepts it as a file.
+    let added = ctl(
+        socket,
+        r#"{"cmd":"route_add","prefix":"10.40.0.0/16","via":"10.10.2.2"}"#,
+    );
+    assert_eq!(added["ok"], true, "{added}");
+    let shown = ctl(socket, r#"{"cmd":"show","what":"config"}"#);
+    let text = shown["data"]["config"].as_str().expect("config text");
+    assert!(
+        text.contains("prefix = \"10.40.0.0/16\"") && text.contains("prefix = \"10.20.0.0/16\""),
+        "{text}"
+    );
+    let running = dir.join("running.toml");
+    std::fs::write(&running, text).expect("running config");
+    let check = std::process::Command::new(workspace_bin("appliance"))
+        .arg("--check")
+        .arg("--profile")
+        .arg(dir.join("profile.toml"))
+        .arg("--config")
+        .arg(&running)
+        .output()
+        .expect("appliance --check");
+    assert!(
+        check.status.success(),
+        "--check refuses the running config: {}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
     );
     let out = pings
         .wait_timeout(Duration::from_secs(20))

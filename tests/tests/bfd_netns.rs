@@ -324,6 +324,13 @@ fn a_session_with_frr_bfdd_comes_up_fails_within_the_detection_time_and_recovers
         (3.0..=4.6).contains(&per_sec),
         "{per_sec:.2} packets/s at a 300 ms interval"
     );
+    // The running config shows the timers as they are now.
+    let shown = appliance_tunnel::request(&socket, r#"{"cmd":"show","what":"config"}"#)?;
+    let text = shown["data"]["config"].as_str().unwrap_or_default();
+    ensure!(
+        text.contains("desired_min_tx = \"300ms\"") && text.contains("detect_mult = 5"),
+        "running config: {text}"
+    );
     // A bad value is refused and changes nothing.
     let refused = appliance_tunnel::request(
         &socket,

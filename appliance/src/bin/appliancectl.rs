@@ -513,6 +513,9 @@ fn render(request: &Request, d: &Value) -> String {
         Request::Show {
             what: ShowWhat::Tunnel,
         } => show_tunnel(d),
+        Request::Show {
+            what: ShowWhat::Config,
+        } => d["config"].as_str().unwrap_or_default().to_string(),
         Request::LogLevel { .. } => format!("log level {}\n", s(&d["level"])),
         Request::Reload {} => {
             let changes = arr(&d["changes"]);

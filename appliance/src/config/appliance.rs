@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::mcast::{IfaceView, McastRuleSpec};
 use super::tunnel::TunnelConfig;
@@ -13,7 +13,7 @@ use super::{parse_toml, read, ConfigError, HwProfile};
 use crate::wire::MacAddr;
 
 /// An interface: a profile port with an address.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterfaceConfig {
     /// Port name from the hardware profile.
@@ -23,7 +23,7 @@ pub struct InterfaceConfig {
 }
 
 /// A static route.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Destination prefix.
@@ -33,14 +33,18 @@ pub struct RouteConfig {
 }
 
 /// A static ARP entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConfig {
     /// The neighbour's address (on a connected subnet).
     pub address: Ipv4Addr,
     /// Its MAC.
-    #[serde(deserialize_with = "de_mac")]
+    #[serde(deserialize_with = "de_mac", serialize_with = "ser_mac")]
     pub mac: MacAddr,
+}
+
+fn ser_mac<S: serde::Serializer>(m: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&m.to_string())
 }
 
 fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
@@ -51,7 +55,7 @@ fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
 }
 
 /// Control socket and metrics endpoint.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// Unix socket for `appliancectl` (created with mode 0600).
@@ -79,7 +83,7 @@ fn default_metrics() -> String {
 }
 
 /// Slow-path timers and limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlowPathConfig {
     /// ICMP errors (time exceeded, unreachable) sent per second at most.
@@ -121,7 +125,7 @@ fn default_arp_hold() -> usize {
 }
 
 /// The whole appliance config.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Interfaces (one per port that has an address).
@@ -147,6 +151,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The config as a file that `--check` accepts (every key written, defaults included).
+    ///
+    /// # Errors
+    /// A value TOML cannot hold (none is expected: every field serialises as it parses).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
     /// Loads and validates a config against its hardware profile.
     ///
     /// # Errors
@@ -327,6 +339,50 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    /// What `to_toml` writes parses back to the same config: every kind of key, the
+    /// tunnel's classes and the relay's outputs included.
+    #[test]
+    fn a_config_written_out_reads_back_the_same() {
+        use crate::config::HwProfile;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let profile = HwProfile::load(&root.join("hw-profiles/vm-af-packet.toml")).unwrap();
+        let tunnel = r#"
+[[interfaces]]
+port = "lan"
+address = "10.10.1.1/24"
+[[interfaces]]
+port = "wan"
+address = "10.10.2.1/24"
+[[neighbors]]
+address = "10.10.2.7"
+mac = "02:00:00:00:00:07"
+[tunnel]
+prefixes = ["10.2.0.0/16"]
+encryption = "none"
+[[tunnel.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.10.2.9"
+rate = "300mbit"
+bfd = { desired_min_tx = "300ms", detect_mult = 5 }
+[[tunnel.classes]]
+name = "voice"
+scheduler = "redundant"
+tier = "realtime"
+match = { protocol = "udp", dscp = [46], dst_ports = "5000-5100", src_ports = 7 }
+"#;
+        let relay = std::fs::read_to_string(root.join("configs/relay.toml")).unwrap();
+        for text in [tunnel, relay.as_str()] {
+            let file = std::path::Path::new("x.toml");
+            let c = Config::parse(file, text, &profile).unwrap();
+            let written = c.to_toml().unwrap();
+            let back = Config::parse(file, &written, &profile)
+                .unwrap_or_else(|e| panic!("{e}\n{written}"));
+            assert_eq!(back, c, "{written}");
+        }
+    }
+
     use super::*;
 
     fn profile() -> HwProfile {

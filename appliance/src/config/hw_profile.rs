@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{parse_toml, read, ConfigError};
 
 /// How workers wait when there is no traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PollMode {
     /// Spin forever: lowest latency, one full core per worker (bare metal).
@@ -18,7 +18,7 @@ pub enum PollMode {
 }
 
 /// How the management lcore's thread is scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MgmtPriority {
     /// Lowest real-time priority (`SCHED_RR` 1): its timers (BFD, ARP, IGMP)
@@ -30,7 +30,7 @@ pub enum MgmtPriority {
 }
 
 /// Whether the EAL uses hugepages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HugePages {
     /// Use hugepages (`--in-memory`) when enough are free, else `--no-huge`.
@@ -42,7 +42,7 @@ pub enum HugePages {
 }
 
 /// EAL settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EalConfig {
     /// Lcore list as the EAL's `-l` takes it; the first is the management lcore.
@@ -81,7 +81,7 @@ fn default_hugepages() -> HugePages {
 }
 
 /// The packet buffer pool.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MempoolConfig {
     /// Number of mbufs (best as 2^n - 1).
@@ -114,7 +114,7 @@ fn default_data_room() -> u16 {
 }
 
 /// Idle back-off tuning for `poll_mode = "adaptive"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdleConfig {
     /// Empty polls before backing off at all.
@@ -152,7 +152,7 @@ fn default_coalesce_frames() -> u32 {
 }
 
 /// Kind of port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Driver {
     /// A PCI NIC (bare metal).
@@ -175,7 +175,7 @@ pub enum Driver {
 }
 
 /// One port of the box.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortProfile {
     /// Logical name the config refers to (`lan`, `wan0`).
@@ -241,7 +241,7 @@ fn yes() -> bool {
 }
 
 /// The whole hardware profile.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HwProfile {
     /// Profile name, for logs.

@@ -149,6 +149,11 @@ impl std::str::FromStr for BitRate {
     }
 }
 
+/// A rate as the config writes it (`"300000000bit"`); reports show it as a number.
+fn ser_rate<S: serde::Serializer>(r: &BitRate, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}bit", r.0))
+}
+
 impl<'de> Deserialize<'de> for BitRate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -186,7 +191,7 @@ impl<'de> Deserialize<'de> for Span {
 
 /// BFD on a path (RFC 5880 asynchronous mode; RFC 5881 single hop, UDP
 /// 3784, TTL 255; or RFC 5883 multihop, UDP 4784).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BfdConfig {
     /// Run a session on the path.
@@ -257,7 +262,7 @@ impl BfdConfig {
 }
 
 /// One WAN path to the peer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathConfig {
     /// Name, for `appliancectl` and logs.
@@ -277,6 +282,7 @@ pub struct PathConfig {
     #[serde(default)]
     pub next_hop: Option<Ipv4Addr>,
     /// The path's rate: the schedulers' ceiling for it.
+    #[serde(serialize_with = "ser_rate")]
     pub rate: BitRate,
     /// The path's IP MTU (default 1500); the inner MTU is this minus 48.
     #[serde(default = "default_mtu")]
@@ -299,6 +305,17 @@ fn default_mtu() -> u16 {
 /// A port or size range: `"80"` or `"5000-5100"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range(pub RangeInclusive<u16>);
+
+impl Serialize for Range {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (a, b) = (*self.0.start(), *self.0.end());
+        if a == b {
+            s.serialize_u16(a)
+        } else {
+            s.serialize_str(&format!("{a}-{b}"))
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Range {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -334,6 +351,17 @@ impl<'de> Deserialize<'de> for Range {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Protocol(pub u8);
 
+impl Serialize for Protocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            1 => s.serialize_str("icmp"),
+            6 => s.serialize_str("tcp"),
+            17 => s.serialize_str("udp"),
+            n => s.serialize_u8(n),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Protocol {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -358,7 +386,7 @@ impl<'de> Deserialize<'de> for Protocol {
 
 /// What a traffic class matches (every given field must match; none given
 /// matches everything).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// Inner source in this prefix.
@@ -385,7 +413,7 @@ pub struct MatchConfig {
 }
 
 /// A source subnet bound to a path (`source-subnet` classes).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindingConfig {
     /// LAN source subnet.
@@ -395,7 +423,7 @@ pub struct BindingConfig {
 }
 
 /// A traffic class: first match wins; unmatched traffic takes the default.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassConfig {
     /// Name.
@@ -467,7 +495,7 @@ impl Tier {
 
 /// Egress shaping of every path: the tunnel's own queue in front of each
 /// (`docs/tunnel.md`, "Shaping and queues").
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShapingConfig {
     /// Shape the paths.
@@ -519,7 +547,7 @@ const AUTO_SHAPER_MIN: u32 = 128;
 const AUTO_SHAPER_MAX: u32 = 4096;
 
 /// Reorder buffer limits (per lane).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReorderConfig {
     /// Packets held at most per lane (a power of two); unset, sized from the
@@ -551,7 +579,7 @@ fn default_max_hold() -> Span {
 }
 
 /// The `[tunnel]` section.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelConfig {
     /// Outer UDP destination port (the same on both appliances).

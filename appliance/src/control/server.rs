@@ -138,6 +138,12 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
         }
         let response = match parse_request(&line) {
             Err(e) => Response::err(e.to_string()),
+            // The files in force are the management lcore's.
+            Ok(
+                request @ Request::Show {
+                    what: ShowWhat::Config,
+                },
+            ) => changes.call(request),
             Ok(Request::Show { what }) => show(source, what),
             Ok(Request::McastShow { input }) => to_response(&source.mcast(input.as_ref())),
             Ok(Request::McastList {}) => {
@@ -218,6 +224,7 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
         },
         ShowWhat::Paths => serde_json::to_value(source.paths()),
         ShowWhat::Classes => serde_json::to_value(source.classes()),
+        ShowWhat::Config => return Response::err("the running config is the management lcore's"),
         ShowWhat::Routes => {
             let t = source.tables.current();
             let name = |p: Option<usize>| match p {

@@ -19,14 +19,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::api::{Change, Request, Response};
-use crate::config::MgmtPriority;
+use crate::api::{Change, Request, Response, ShowWhat};
+use crate::config::tunnel::{BfdConfig, Span};
+use crate::config::{MgmtPriority, RouteConfig};
 use crate::dataplane::doorbell::Doorbell;
 use crate::reload::Reloader;
 use crate::report::StatsSource;
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
+use crate::tables::{NextHop, RouteKind};
 use crate::time::{Clock, Time, Timers};
 
 /// Rounds in a row with work after which the loop pauses anyway, for
@@ -175,6 +177,9 @@ impl Mgmt {
                 work += 1;
                 let response = match change.request {
                     Request::Reload {} => self.reload(now),
+                    Request::Show {
+                        what: ShowWhat::Config,
+                    } => self.running_config(),
                     request => self.slow.apply(request, now),
                 };
                 let _ = change.reply.send(response);
@@ -282,6 +287,51 @@ impl Mgmt {
         log::info!("reload: {} changes applied", plan.changes.len());
         self.ops.reloader.applied(files);
         Response::ok(serde_json::json!({ "changes": plan.changes }))
+    }
+
+    /// The running config as a file: the one last applied, with the static routes, relay
+    /// rules and BFD timers as they are now (changed by requests since).
+    fn running_config(&self) -> Response {
+        let mut c = self.ops.reloader.config().clone();
+        let tables = self.source.tables.current();
+        c.routes = tables
+            .routes
+            .routes()
+            .iter()
+            .filter(|r| r.kind == RouteKind::Static)
+            .filter_map(|r| match r.next_hop {
+                NextHop::Gateway { via, .. } => Some(RouteConfig {
+                    prefix: r.prefix,
+                    via,
+                }),
+                _ => None,
+            })
+            .collect();
+        c.mcast_rules = tables.mcast.rules.iter().map(|r| r.spec.clone()).collect();
+        if let Some(t) = c.tunnel.as_mut() {
+            for report in self.source.paths() {
+                let (Some(status), Some(p)) = (
+                    report.bfd.as_ref(),
+                    t.paths.iter_mut().find(|p| p.name == report.name),
+                ) else {
+                    continue;
+                };
+                let span = |us: u32| Span(Duration::from_micros(u64::from(us)));
+                let running = BfdConfig {
+                    desired_min_tx: span(status.desired_min_tx_us),
+                    required_min_rx: span(status.required_min_rx_us),
+                    detect_mult: status.detect_mult,
+                    ..p.bfd.unwrap_or(t.bfd)
+                };
+                if running != p.bfd.unwrap_or(t.bfd) {
+                    p.bfd = Some(running);
+                }
+            }
+        }
+        match c.to_toml() {
+            Ok(text) => Response::ok(serde_json::json!({ "config": text })),
+            Err(e) => Response::err(format!("the running config cannot be written: {e}")),
+        }
     }
 
     /// Leaves every multicast group (before the workers stop, so the leaves
