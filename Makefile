@@ -43,7 +43,7 @@ build-release: deps
 
 # Every test layer: unit + property tests, bindings on net_null, golden
 # net_pcap tests of the real binary, netns system tests (root), emulator
-# accuracy tests, and short fuzz runs when cargo-fuzz is available.
+# accuracy tests. Fuzzing is `make fuzz-smoke` (needs cargo-fuzz).
 test: build
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 	@ip netns list | grep -q . && { echo "namespaces left behind:"; ip netns list; exit 1; } || true
