@@ -477,6 +477,18 @@ fn reload_applies_what_changed_and_refuses_the_rest(
     assert!(r["ok"] == false, "{r}");
     assert!(route_prefixes(socket).contains(&"10.30.0.0/16".to_string()));
 
+    // A route the file removes that a request removed already: the reload still applies.
+    let gone_first =
+        format!("{with_route}\n[[routes]]\nprefix = \"10.31.0.0/16\"\nvia = \"10.10.2.2\"\n");
+    std::fs::write(&file, &gone_first).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    let del = ctl(socket, r#"{"cmd":"route_del","prefix":"10.31.0.0/16"}"#);
+    assert_eq!(del["ok"], true, "{del}");
+    std::fs::write(&file, &with_route).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+
     // SIGHUP: the route goes with the file's.
     std::fs::write(&file, &original).expect("config");
     let pid = std::fs::read_dir("/proc")

@@ -268,7 +268,33 @@ impl Mgmt {
                 return Response::err(format!("reload refused: {e}"));
             }
         };
-        for (i, (request, change)) in plan.requests.into_iter().zip(&plan.changes).enumerate() {
+        // What the file removes but a request removed already is done: not a failure.
+        let tables = self.source.tables.current();
+        let gone = |r: &Request| match r {
+            Request::RouteDel { prefix } => !tables
+                .routes
+                .routes()
+                .iter()
+                .any(|x| x.kind == RouteKind::Static && x.prefix == *prefix),
+            Request::McastDel { input } => {
+                !tables.mcast.rules.iter().any(|x| x.spec.input == *input)
+            }
+            _ => false,
+        };
+        let steps: Vec<(Request, &String)> = plan
+            .requests
+            .into_iter()
+            .zip(&plan.changes)
+            .filter(|(r, change)| {
+                let skip = gone(r);
+                if skip {
+                    log::info!("reload: {change} (already gone)");
+                }
+                !skip
+            })
+            .collect();
+        drop(tables);
+        for (i, (request, change)) in steps.into_iter().enumerate() {
             let r = self.slow.apply(request, now);
             if !r.ok {
                 let why = r.error.unwrap_or_default();
