@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -52,7 +51,6 @@ struct Budget {
 #[derive(Debug)]
 pub struct Logger {
     style: Style,
-    level: AtomicUsize,
     budgets: Mutex<HashMap<(&'static str, u32), Budget>>,
 }
 
@@ -65,18 +63,16 @@ pub fn init(style: Style) {
         .ok()
         .and_then(|s| s.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::Info);
-    let logger = LOGGER.get_or_init(|| Logger::new(style, level));
+    let logger = LOGGER.get_or_init(|| Logger::new(style));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
 }
 
-/// Changes the level while running; the previous one.
+/// Changes the level while running (the `log` crate's maximum level, which the logger
+/// follows); the previous one.
 pub fn set_level(level: LevelFilter) -> LevelFilter {
     let previous = log::max_level();
-    if let Some(l) = LOGGER.get() {
-        l.level.store(level as usize, Ordering::Relaxed);
-    }
     log::set_max_level(level);
     previous
 }
@@ -87,10 +83,9 @@ pub fn level() -> LevelFilter {
 }
 
 impl Logger {
-    fn new(style: Style, level: LevelFilter) -> Self {
+    fn new(style: Style) -> Self {
         Self {
             style,
-            level: AtomicUsize::new(level as usize),
             budgets: Mutex::new(HashMap::new()),
         }
     }
@@ -141,7 +136,7 @@ impl Logger {
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() as usize <= self.level.load(Ordering::Relaxed)
+        metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -209,13 +204,13 @@ mod tests {
 
     #[test]
     fn one_line_of_key_value_fields_with_the_message_quoted() {
-        let l = Logger::new(Style::Journal, LevelFilter::Info);
+        let l = Logger::new(Style::Journal);
         let text = l.format(&record(format_args!("path \"a\" down\nnow"), 1), 0);
         assert_eq!(
             text,
             r#"<4>level=warn target=appliance::slowpath msg="path \"a\" down\nnow""#
         );
-        let l = Logger::new(Style::Plain, LevelFilter::Info);
+        let l = Logger::new(Style::Plain);
         let text = l.format(&record(format_args!("x"), 1), 3);
         assert!(
             text.starts_with("ts=20") && text.ends_with(r#" msg="x" suppressed=3"#),
@@ -225,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_flood_from_one_site_prints_a_burst_then_a_count() {
-        let l = Logger::new(Style::Plain, LevelFilter::Info);
+        let l = Logger::new(Style::Plain);
         let t0 = Instant::now();
         let site = ("src/x.rs", 7);
         let printed = (0..1000).filter(|_| l.admit(site, t0).is_some()).count();
@@ -241,12 +236,13 @@ mod tests {
 
     #[test]
     fn the_level_filters_what_is_enabled() {
-        let l = Logger::new(Style::Plain, LevelFilter::Warn);
+        let l = Logger::new(Style::Plain);
         let meta = |level| Metadata::builder().level(level).target("t").build();
+        let was = set_level(LevelFilter::Warn);
         assert!(l.enabled(&meta(Level::Error)) && l.enabled(&meta(Level::Warn)));
         assert!(!l.enabled(&meta(Level::Info)));
-        l.level
-            .store(LevelFilter::Debug as usize, Ordering::Relaxed);
+        assert_eq!(set_level(LevelFilter::Debug), LevelFilter::Warn);
         assert!(l.enabled(&meta(Level::Debug)));
+        set_level(was);
     }
 }

@@ -165,6 +165,18 @@ impl<'de> Deserialize<'de> for BitRate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
+impl Span {
+    /// `us` microseconds (BFD's unit).
+    pub fn from_micros(us: u32) -> Self {
+        Span(Duration::from_micros(u64::from(us)))
+    }
+
+    /// In microseconds, at most `u32::MAX` (BFD's unit).
+    pub fn micros(self) -> u32 {
+        u32::try_from(self.0.as_micros()).unwrap_or(u32::MAX)
+    }
+}
+
 impl std::str::FromStr for Span {
     type Err = String;
 

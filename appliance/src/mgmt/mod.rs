@@ -28,7 +28,7 @@ use crate::report::StatsSource;
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
-use crate::tables::{NextHop, RouteKind};
+use crate::tables::{NextHop, RouteKind, Tables};
 use crate::time::{Clock, Time, Timers};
 
 /// Rounds in a row with work after which the loop pauses anyway, for
@@ -270,12 +270,9 @@ impl Mgmt {
         };
         // What the file removes but a request removed already is done: not a failure.
         let tables = self.source.tables.current();
+        let statics = static_routes(&tables);
         let gone = |r: &Request| match r {
-            Request::RouteDel { prefix } => !tables
-                .routes
-                .routes()
-                .iter()
-                .any(|x| x.kind == RouteKind::Static && x.prefix == *prefix),
+            Request::RouteDel { prefix } => !statics.iter().any(|x| x.prefix == *prefix),
             Request::McastDel { input } => {
                 !tables.mcast.rules.iter().any(|x| x.spec.input == *input)
             }
@@ -320,19 +317,7 @@ impl Mgmt {
     fn running_config(&self) -> Response {
         let mut c = self.ops.reloader.config().clone();
         let tables = self.source.tables.current();
-        c.routes = tables
-            .routes
-            .routes()
-            .iter()
-            .filter(|r| r.kind == RouteKind::Static)
-            .filter_map(|r| match r.next_hop {
-                NextHop::Gateway { via, .. } => Some(RouteConfig {
-                    prefix: r.prefix,
-                    via,
-                }),
-                _ => None,
-            })
-            .collect();
+        c.routes = static_routes(&tables);
         c.mcast_rules = tables.mcast.rules.iter().map(|r| r.spec.clone()).collect();
         if let Some(t) = c.tunnel.as_mut() {
             for report in self.source.paths() {
@@ -342,10 +327,9 @@ impl Mgmt {
                 ) else {
                     continue;
                 };
-                let span = |us: u32| Span(Duration::from_micros(u64::from(us)));
                 let running = BfdConfig {
-                    desired_min_tx: span(status.desired_min_tx_us),
-                    required_min_rx: span(status.required_min_rx_us),
+                    desired_min_tx: Span::from_micros(status.desired_min_tx_us),
+                    required_min_rx: Span::from_micros(status.required_min_rx_us),
                     detect_mult: status.detect_mult,
                     ..p.bfd.unwrap_or(t.bfd)
                 };
@@ -374,4 +358,22 @@ impl Mgmt {
         self.slow.handle_punts(now);
         self.slow.drain();
     }
+}
+
+/// The static routes of `tables` (from the config or requests) with a next hop, as the
+/// config writes them.
+fn static_routes(tables: &Tables) -> Vec<RouteConfig> {
+    tables
+        .routes
+        .routes()
+        .iter()
+        .filter(|r| r.kind == RouteKind::Static)
+        .filter_map(|r| match r.next_hop {
+            NextHop::Gateway { via, .. } => Some(RouteConfig {
+                prefix: r.prefix,
+                via,
+            }),
+            _ => None,
+        })
+        .collect()
 }

@@ -6,7 +6,6 @@
 //! discards by reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::bfd::{Session, SessionConfig, SessionStatus, StateChange};
 use crate::config::tunnel::{BfdConfig, Span};
@@ -71,7 +70,6 @@ impl BfdPaths {
     /// the table's `bfd_discards`.
     pub fn new(table: Arc<TunnelTable>, now: Time) -> Self {
         let mut rng = fastrand::Rng::new();
-        let us = |d: std::time::Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
         let sessions = table
             .paths
             .iter()
@@ -79,8 +77,8 @@ impl BfdPaths {
             .filter(|(_, p)| p.bfd.enabled)
             .map(|(path, p)| {
                 let cfg = SessionConfig {
-                    desired_min_tx_us: us(p.bfd.desired_min_tx.0),
-                    required_min_rx_us: us(p.bfd.required_min_rx.0),
+                    desired_min_tx_us: p.bfd.desired_min_tx.micros(),
+                    required_min_rx_us: p.bfd.required_min_rx.micros(),
                     detect_mult: p.bfd.detect_mult,
                     multihop: p.bfd.multihop,
                     min_ttl: p.bfd.min_ttl,
@@ -250,13 +248,14 @@ impl BfdPaths {
             .find(|s| s.path == path)
             .ok_or("the path runs no BFD session")?;
         let cfg = *s.session.config();
-        let span = |us: u32| Span(Duration::from_micros(u64::from(us)));
         let wanted = BfdConfig {
             enabled: true,
-            desired_min_tx: change.desired_min_tx.unwrap_or(span(cfg.desired_min_tx_us)),
+            desired_min_tx: change
+                .desired_min_tx
+                .unwrap_or(Span::from_micros(cfg.desired_min_tx_us)),
             required_min_rx: change
                 .required_min_rx
-                .unwrap_or(span(cfg.required_min_rx_us)),
+                .unwrap_or(Span::from_micros(cfg.required_min_rx_us)),
             detect_mult: change.detect_mult.unwrap_or(cfg.detect_mult),
             multihop: cfg.multihop,
             min_ttl: cfg.min_ttl,
@@ -264,10 +263,9 @@ impl BfdPaths {
         wanted
             .validate("bfd")
             .map_err(|e| format!("{}: {}", e.key, e.what))?;
-        let us = |d: Span| u32::try_from(d.0.as_micros()).unwrap_or(u32::MAX);
         s.session.set_timers(
-            us(wanted.desired_min_tx),
-            us(wanted.required_min_rx),
+            wanted.desired_min_tx.micros(),
+            wanted.required_min_rx.micros(),
             wanted.detect_mult,
             now.as_nanos(),
         );
