@@ -159,6 +159,11 @@ impl CpuTimes {
     }
 }
 
+/// User + system CPU seconds used so far by all of `processes` (those gone count 0).
+pub fn processes_cpu_seconds(processes: &[crate::netns::NsProcess]) -> f64 {
+    processes.iter().map(|p| process_cpu_seconds(p.pid())).sum()
+}
+
 /// User + system CPU seconds used so far by process `pid` (0 if it is gone).
 pub fn process_cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -304,18 +304,9 @@ fn tcp_variant(
             let emu_pid = emu.and_then(EmulatorProcess::pid);
             let emu_cpu = emu_pid.map_or(0.0, process_cpu_seconds);
             // The system's own processes: the appliances, or wireguard-go.
-            let system_cpu = || -> Option<f64> {
-                match pair {
-                    Some(p) => Some(p.cpu_seconds()),
-                    None if !setup.processes.is_empty() => Some(
-                        setup
-                            .processes
-                            .iter()
-                            .map(|p| process_cpu_seconds(p.pid()))
-                            .sum(),
-                    ),
-                    None => None,
-                }
+            let system_cpu = || {
+                pair.map(ApplianceSites::cpu_seconds)
+                    .or_else(|| setup.cpu_seconds())
             };
             let system_before = system_cpu();
             let machine_before = CpuTimes::now();

@@ -272,10 +272,7 @@ impl ApplianceSites {
 
     /// User + system CPU seconds both appliances used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        self.processes
-            .iter()
-            .map(|p| crate::scenario::machine::process_cpu_seconds(p.pid()))
-            .sum()
+        crate::scenario::machine::processes_cpu_seconds(&self.processes)
     }
 
     /// The directory holding the generated files.

@@ -213,3 +213,11 @@ pub struct SitesSetup {
     /// system CPU; stopped (SIGTERM) when the row ends.
     pub processes: Vec<NsProcess>,
 }
+
+impl SitesSetup {
+    /// CPU seconds its own processes used so far; `None` when it has none (Linux routers).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        (!self.processes.is_empty())
+            .then(|| crate::scenario::machine::processes_cpu_seconds(&self.processes))
+    }
+}

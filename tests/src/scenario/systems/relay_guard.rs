@@ -27,10 +27,7 @@ pub struct RelayGuard {
 impl RelayGuard {
     /// User + system CPU time of its processes so far, in seconds.
     pub fn cpu_seconds(&self) -> f64 {
-        self.processes
-            .iter()
-            .map(|p| crate::scenario::machine::process_cpu_seconds(p.pid()))
-            .sum()
+        crate::scenario::machine::processes_cpu_seconds(&self.processes)
     }
 
     /// True while every process is still running.
