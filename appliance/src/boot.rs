@@ -38,6 +38,7 @@ use crate::tables::{Interface, NeighborEntry, RoutingState};
 use crate::time::Clock;
 use crate::tunnel::crypto::aead::Cipher;
 use crate::tunnel::crypto::handshake::Handshaker;
+use crate::tunnel::crypto::keys::KeyPrint;
 use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
 
@@ -200,7 +201,10 @@ pub fn load(opts: &Options) -> Result<(HwProfile, Config), ConfigError> {
 /// The tunnel's handshake keys, read from their files (`None`: no tunnel,
 /// or one in clear, which is said loudly). Keys are not to end up in a core
 /// dump either: the process is made non-dumpable.
-fn tunnel_handshaker(opts: &Options, config: &Config) -> Result<Option<Handshaker>, BootError> {
+fn tunnel_handshaker(
+    opts: &Options,
+    config: &Config,
+) -> Result<Option<(KeyPrint, Handshaker)>, BootError> {
     let Some(t) = &config.tunnel else {
         return Ok(None);
     };
@@ -217,18 +221,15 @@ fn tunnel_handshaker(opts: &Options, config: &Config) -> Result<Option<Handshake
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         log::warn!("could not keep the keys out of core dumps (prctl: {e})");
     }
-    let (offer, prefer) = crate::tunnel::crypto::choice(t.encryption);
     log::info!(
-        "tunnel encrypted: {prefer} preferred (CPU AES instructions: {}); our public key {}",
+        "tunnel encrypted: {} preferred (CPU AES instructions: {}); our public key {}",
+        crate::tunnel::crypto::choice(t.encryption).1,
         if Cipher::hardware_aes() { "yes" } else { "no" },
         keys.private.public()
     );
-    Ok(Some(Handshaker::new(
-        keys.private,
-        keys.peer,
-        keys.psk.as_ref(),
-        offer,
-        prefer,
+    Ok(Some((
+        keys.print(),
+        crate::tunnel::crypto::handshaker(t.encryption, keys),
     )))
 }
 
@@ -281,6 +282,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let reloader = Reloader::new(
         (opts.profile.clone(), opts.config.clone()),
         (profile.clone(), config.clone()),
+        handshaker.as_ref().map(|(print, _)| *print),
     );
     let eal = start_eal(opts, &profile)?;
     let plane = build_data_plane(opts, &profile, &config, &eal)?;
@@ -318,7 +320,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         config.slowpath.clone(),
         clock.now(),
     );
-    if let Some(hs) = handshaker {
+    if let Some((_, hs)) = handshaker {
         slow.encrypt_tunnel(hs, clock.now());
     }
     let mut mgmt = Mgmt::new(
@@ -441,6 +443,7 @@ fn build_data_plane(
             epoch,
         ))
     });
+    state.set_idle(profile.idle.clone());
     if let Some(t) = &tunnel {
         state.set_tunnel(Arc::clone(t));
     }

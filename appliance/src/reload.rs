@@ -1,19 +1,27 @@
 //! Reloading the files while running (`appliancectl reload`, SIGHUP). Both files are read and
 //! checked as at start; the difference from the files last applied is worked out here; what
-//! can change live becomes the very requests an operator would send (routes, relay rules, BFD
-//! timers), applied by the management lcore one after another; anything else that changed is
-//! refused as a whole, every such key named, before anything is applied.
+//! can change live becomes a list of steps the management lcore applies one after another
+//! (routes, relay rules and BFD timers as the very requests an operator would send, then the
+//! workers' idle back-off, then the rest of the tunnel's settings in one table swap); anything
+//! else that changed is refused as a whole, every such key named, before anything is applied.
 //!
-//! Live today: `routes`, `mcast_rules`, and the BFD timers of the tunnel's paths
-//! (`tunnel.bfd`, `tunnel.paths[i].bfd`: desired_min_tx, required_min_rx, detect_mult; a
-//! Poll Sequence on an Up session). Everything else (the hardware profile, interfaces,
-//! neighbours, control, slow path, the rest of the tunnel) needs a restart.
+//! Live: `routes`, `mcast_rules`, `profile.idle`, and in `[tunnel]` everything but what
+//! shapes its memory or its identity: the prefixes, classes and default scheduler, the
+//! paths' rates, MTUs, priorities, `backup` and BFD timers (a Poll Sequence on an Up
+//! session), the probe interval, the hold-down, `reorder.max_hold`, the shaper's rate share
+//! and CoDel, and the keys (their files' contents too: a handshake under the new keys at
+//! once, the old session carrying traffic until it completes). Needing a restart: the rest
+//! of the profile, the interfaces, neighbours, control, slow path, and the tunnel's port,
+//! encryption, shaping on or off, `max_packets` sizes, paths added or removed, a path's
+//! name, id, interface or addresses, and BFD turned on or off.
 
 use std::path::PathBuf;
 
 use crate::api::Request;
 use crate::config::tunnel::{BfdConfig, TunnelConfig};
+use crate::config::IdleConfig;
 use crate::config::{Config, HwProfile};
+use crate::tunnel::crypto::keys::KeyPrint;
 
 /// The files and what of them is in force.
 #[derive(Debug)]
@@ -21,34 +29,58 @@ pub struct Reloader {
     profile_file: PathBuf,
     config_file: PathBuf,
     applied: (HwProfile, Config),
+    /// The keys in force (`None`: no tunnel, or one in clear).
+    keys: Option<KeyPrint>,
 }
 
 impl Reloader {
-    /// For the files the appliance started from, as they were read then.
-    pub fn new(files: (PathBuf, PathBuf), applied: (HwProfile, Config)) -> Self {
+    /// For the files the appliance started from, as they were read then, and the keys it
+    /// read from them.
+    pub fn new(
+        files: (PathBuf, PathBuf),
+        applied: (HwProfile, Config),
+        keys: Option<KeyPrint>,
+    ) -> Self {
         Self {
             profile_file: files.0,
             config_file: files.1,
             applied,
+            keys,
         }
     }
 
-    /// Reads and checks both files as at start; the plan to them, and them, or why not
-    /// (a file's error naming its key, or the keys that cannot change live).
+    /// Reads and checks both files (and the key files) as at start; the plan to them, and
+    /// them, or why not (a file's error naming its key, or the keys that cannot change
+    /// live).
     pub fn read(&self) -> Result<(Plan, (HwProfile, Config)), String> {
         let profile = HwProfile::load(&self.profile_file).map_err(|e| e.to_string())?;
         let config = Config::load(&self.config_file, &profile).map_err(|e| e.to_string())?;
-        let plan =
+        let keys = key_print(&config).map_err(|e| {
+            format!(
+                "{}: tunnel.{}: {}",
+                self.config_file.display(),
+                e.key,
+                e.what
+            )
+        })?;
+        let mut plan =
             plan((&self.applied.0, &self.applied.1), (&profile, &config)).map_err(|keys| {
                 format!(
                 "nothing applied: these cannot change while running (restart to change them): {}",
                 keys.join(", ")
             )
             })?;
+        if let (Some(t), Some(new)) = (&config.tunnel, keys) {
+            if self.keys != Some(new) {
+                plan.rekey(t, new);
+            }
+        }
         Ok((plan, (profile, config)))
     }
 
-    /// The plan back from `files` to what is in force (to undo a reload that failed half-way).
+    /// The plan back from `files` to what is in force (to undo a reload that failed half-way;
+    /// keys are never changed back: the key step is the last, and cannot fail after it
+    /// changed anything).
     pub fn undo(&self, files: &(HwProfile, Config)) -> Plan {
         plan((&files.0, &files.1), (&self.applied.0, &self.applied.1)).unwrap_or_default()
     }
@@ -58,23 +90,119 @@ impl Reloader {
         &self.applied.1
     }
 
-    /// `files` are in force now.
-    pub fn applied(&mut self, files: (HwProfile, Config)) {
+    /// `files` are in force now, with the keys `plan` applied.
+    pub fn applied(&mut self, files: (HwProfile, Config), plan_keys: Option<KeyPrint>) {
         self.applied = files;
+        if plan_keys.is_some() {
+            self.keys = plan_keys;
+        }
     }
+}
+
+/// The print of `config`'s tunnel keys, read from their files (`None`: no tunnel, or in clear).
+///
+/// # Errors
+/// A key file missing, exposed or malformed, naming its key under `tunnel`.
+pub fn key_print(
+    config: &Config,
+) -> Result<Option<KeyPrint>, crate::config::tunnel::TunnelConfigError> {
+    let Some(t) = &config.tunnel else {
+        return Ok(None);
+    };
+    Ok(t.keys()?.map(|k| k.print()))
+}
+
+/// One thing a reload does.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// A request, as an operator would send it on the control socket.
+    Request(Request),
+    /// The workers' idle back-off.
+    Idle(IdleConfig),
+    /// The tunnel's settings, swapped in one table (`crate::tunnel::TunnelTable::
+    /// reconfigured`), and, when `rekey` is set, new sessions under the keys it names (the
+    /// files are read again and must still hold them).
+    Tunnel {
+        /// The new `[tunnel]`.
+        config: Box<TunnelConfig>,
+        /// The keys to make sessions under now.
+        rekey: Option<KeyPrint>,
+    },
+}
+
+/// A step and the changes it makes, one line each (for the reply and the log).
+#[derive(Debug, PartialEq)]
+pub struct Planned {
+    /// What to do.
+    pub step: Step,
+    /// What it changes.
+    pub changes: Vec<String>,
 }
 
 /// What a reload does.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
-    /// The requests that make the running appliance match the new files, in order.
-    pub requests: Vec<Request>,
-    /// One line per change, for the reply and the log.
-    pub changes: Vec<String>,
+    /// The steps that make the running appliance match the new files, in order.
+    pub steps: Vec<Planned>,
+}
+
+impl Plan {
+    fn push(&mut self, step: Step, change: String) {
+        self.steps.push(Planned {
+            step,
+            changes: vec![change],
+        });
+    }
+
+    fn request(&mut self, r: Request, change: String) {
+        self.push(Step::Request(r), change);
+    }
+
+    /// Every change, in order.
+    pub fn changes(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.changes.clone()).collect()
+    }
+
+    /// The keys to make sessions under (set by [`Self::rekey`]).
+    pub fn keys(&self) -> Option<KeyPrint> {
+        self.steps.iter().find_map(|s| match s.step {
+            Step::Tunnel { rekey, .. } => rekey,
+            _ => None,
+        })
+    }
+
+    /// New keys: sessions under them at once (in the tunnel step, made if the settings
+    /// did not change).
+    fn rekey(&mut self, t: &TunnelConfig, keys: KeyPrint) {
+        let change = format!(
+            "tunnel keys: ours {}, the peer's {}{}: rekeying",
+            keys.ours,
+            keys.peer,
+            if keys.psk.is_some() {
+                ", with a pre-shared key"
+            } else {
+                ""
+            }
+        );
+        for s in &mut self.steps {
+            if let Step::Tunnel { rekey, .. } = &mut s.step {
+                *rekey = Some(keys);
+                s.changes.push(change);
+                return;
+            }
+        }
+        self.push(
+            Step::Tunnel {
+                config: Box::new(t.clone()),
+                rekey: Some(keys),
+            },
+            change,
+        );
+    }
 }
 
 /// The plan from the files applied (`old`) to the new ones, or every key that changed but
-/// cannot change while running.
+/// cannot change while running. (Key files' contents are compared by [`Reloader::read`].)
 pub fn plan(
     (old_profile, old): (&HwProfile, &Config),
     (new_profile, new): (&HwProfile, &Config),
@@ -99,17 +227,28 @@ pub fn plan(
     let mut p = Plan::default();
     routes(old, new, &mut p);
     mcast_rules(old, new, &mut p);
+    if old_profile.idle != new_profile.idle {
+        p.push(
+            Step::Idle(new_profile.idle.clone()),
+            format!(
+                "profile.idle: spin_polls {}, max_sleep_us {}, coalesce_frames {}",
+                new_profile.idle.spin_polls,
+                new_profile.idle.max_sleep_us,
+                new_profile.idle.coalesce_frames
+            ),
+        );
+    }
     if let (Some(a), Some(b)) = (&old.tunnel, &new.tunnel) {
         bfd_timers(a, b, &mut p);
+        tunnel_settings(a, b, &mut p);
     }
     Ok(p)
 }
 
-/// The profile's sections that differ (none can change while running).
+/// The profile's sections that differ and cannot change while running (all but `idle`).
 fn profile_keys(a: &HwProfile, b: &HwProfile, refused: &mut Vec<String>) {
-    let sections: [(&str, bool); 6] = [
+    let sections: [(&str, bool); 5] = [
         ("profile.poll_mode", a.poll_mode != b.poll_mode),
-        ("profile.idle", a.idle != b.idle),
         ("profile.mgmt_priority", a.mgmt_priority != b.mgmt_priority),
         ("profile.eal", a.eal != b.eal),
         ("profile.mempool", a.mempool != b.mempool),
@@ -123,48 +262,51 @@ fn profile_keys(a: &HwProfile, b: &HwProfile, refused: &mut Vec<String>) {
     );
 }
 
-/// The tunnel's keys that differ, BFD timers aside.
+/// The tunnel's keys that differ and cannot change while running.
 fn tunnel_keys(a: &TunnelConfig, b: &TunnelConfig, refused: &mut Vec<String>) {
-    let keys: [(&str, bool); 13] = [
+    let keys: [(&str, bool); 6] = [
         ("tunnel.port", a.port != b.port),
-        ("tunnel.prefixes", a.prefixes != b.prefixes),
-        ("tunnel.classes", a.classes != b.classes),
-        (
-            "tunnel.default_scheduler",
-            a.default_scheduler != b.default_scheduler,
-        ),
-        (
-            "tunnel.probe_interval",
-            a.probe_interval != b.probe_interval,
-        ),
-        ("tunnel.reorder", a.reorder != b.reorder),
-        ("tunnel.max_hold_down", a.max_hold_down != b.max_hold_down),
-        ("tunnel.shaping", a.shaping != b.shaping),
         ("tunnel.encryption", a.encryption != b.encryption),
-        ("tunnel.private_key", a.private_key != b.private_key),
         (
-            "tunnel.peer_public_key",
-            a.peer_public_key != b.peer_public_key,
+            "tunnel.shaping.enabled",
+            a.shaping.enabled != b.shaping.enabled,
         ),
-        ("tunnel.preshared_key", a.preshared_key != b.preshared_key),
+        (
+            "tunnel.shaping.max_packets",
+            a.shaping.max_packets != b.shaping.max_packets,
+        ),
+        (
+            "tunnel.reorder.max_packets",
+            a.reorder.max_packets != b.reorder.max_packets,
+        ),
         ("tunnel.bfd", !same_but_timers(&a.bfd, &b.bfd)),
     ];
     refused.extend(keys.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()));
     if a.paths.len() != b.paths.len() {
-        refused.push("tunnel.paths".into());
+        refused.push("tunnel.paths (paths added or removed)".into());
         return;
     }
     for (i, (pa, pb)) in a.paths.iter().zip(&b.paths).enumerate() {
-        let mut pa = pa.clone();
+        let identity: [(&str, bool); 6] = [
+            ("name", pa.name != pb.name),
+            ("id", pa.id != pb.id),
+            ("interface", pa.interface != pb.interface),
+            ("local", pa.local != pb.local),
+            ("remote", pa.remote != pb.remote),
+            ("next_hop", pa.next_hop != pb.next_hop),
+        ];
+        refused.extend(
+            identity
+                .iter()
+                .filter(|(_, c)| *c)
+                .map(|(k, _)| format!("tunnel.paths[{i}].{k}")),
+        );
         // The timers may differ; whether the path has its own BFD settings may not.
         let bfd_ok = match (pa.bfd, pb.bfd) {
             (Some(x), Some(y)) => same_but_timers(&x, &y),
             (x, y) => x.is_none() == y.is_none(),
         };
-        pa.bfd = pb.bfd;
-        if pa != *pb {
-            refused.push(format!("tunnel.paths[{i}]"));
-        } else if !bfd_ok {
+        if !bfd_ok {
             refused.push(format!("tunnel.paths[{i}].bfd"));
         }
     }
@@ -183,23 +325,25 @@ fn same_but_timers(a: &BfdConfig, b: &BfdConfig) -> bool {
 fn routes(old: &Config, new: &Config, p: &mut Plan) {
     for r in &old.routes {
         if !new.routes.iter().any(|n| n.prefix == r.prefix) {
-            p.requests.push(Request::RouteDel { prefix: r.prefix });
-            p.changes.push(format!("route {} removed", r.prefix));
+            p.request(
+                Request::RouteDel { prefix: r.prefix },
+                format!("route {} removed", r.prefix),
+            );
         }
     }
     for r in &new.routes {
         match old.routes.iter().find(|o| o.prefix == r.prefix) {
             Some(o) if o.via == r.via => {}
-            found => {
-                p.requests.push(Request::RouteAdd {
+            found => p.request(
+                Request::RouteAdd {
                     prefix: r.prefix,
                     via: r.via,
-                });
-                p.changes.push(match found {
+                },
+                match found {
                     Some(o) => format!("route {} via {} (was via {})", r.prefix, r.via, o.via),
                     None => format!("route {} via {} added", r.prefix, r.via),
-                });
-            }
+                },
+            ),
         }
     }
 }
@@ -207,26 +351,28 @@ fn routes(old: &Config, new: &Config, p: &mut Plan) {
 fn mcast_rules(old: &Config, new: &Config, p: &mut Plan) {
     for r in &old.mcast_rules {
         if !new.mcast_rules.iter().any(|n| n.input == r.input) {
-            p.requests.push(Request::McastDel {
-                input: r.input.clone(),
-            });
-            p.changes.push(format!("relay rule {} removed", r.input));
+            p.request(
+                Request::McastDel {
+                    input: r.input.clone(),
+                },
+                format!("relay rule {} removed", r.input),
+            );
         }
     }
     for r in &new.mcast_rules {
         match old.mcast_rules.iter().find(|o| o.input == r.input) {
             Some(o) if o == r => {}
-            found => {
-                p.requests.push(Request::McastAdd {
+            found => p.request(
+                Request::McastAdd {
                     rule: r.clone(),
                     replace: found.is_some(),
-                });
-                p.changes.push(format!(
+                },
+                format!(
                     "relay rule {} {}",
                     r.input,
                     if found.is_some() { "changed" } else { "added" }
-                ));
-            }
+                ),
+            ),
         }
     }
 }
@@ -237,17 +383,128 @@ fn bfd_timers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
         if x == y || !y.enabled {
             continue;
         }
-        p.requests.push(Request::BfdSet {
-            path: pb.name.clone(),
-            desired_min_tx: Some(y.desired_min_tx),
-            required_min_rx: Some(y.required_min_rx),
-            detect_mult: Some(y.detect_mult),
-        });
-        p.changes.push(format!(
-            "path {} BFD timers: desired min TX {:?}, required min RX {:?}, detect mult {}",
-            pb.name, y.desired_min_tx.0, y.required_min_rx.0, y.detect_mult
-        ));
+        p.request(
+            Request::BfdSet {
+                path: pb.name.clone(),
+                desired_min_tx: Some(y.desired_min_tx),
+                required_min_rx: Some(y.required_min_rx),
+                detect_mult: Some(y.detect_mult),
+            },
+            format!(
+                "path {} BFD timers: desired min TX {:?}, required min RX {:?}, detect mult {}",
+                pb.name, y.desired_min_tx.0, y.required_min_rx.0, y.detect_mult
+            ),
+        );
     }
+}
+
+/// The tunnel's other live settings: one table swap if any of them changed, each change
+/// named. (BFD timers went as requests; the key files' contents are compared elsewhere.)
+fn tunnel_settings(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
+    let mut changes = Vec::new();
+    let mut note = |changed: bool, what: String| {
+        if changed {
+            changes.push(what);
+        }
+    };
+    note(
+        a.prefixes != b.prefixes,
+        format!("tunnel.prefixes: {}", list(&b.prefixes)),
+    );
+    note(
+        a.classes != b.classes,
+        format!(
+            "tunnel.classes: {}",
+            list(&b.classes.iter().map(|c| &c.name).collect::<Vec<_>>())
+        ),
+    );
+    note(
+        a.default_scheduler != b.default_scheduler,
+        format!("tunnel.default_scheduler: {:?}", b.default_scheduler),
+    );
+    note(
+        a.probe_interval != b.probe_interval,
+        format!("tunnel.probe_interval: {:?}", b.probe_interval.0),
+    );
+    note(
+        a.max_hold_down != b.max_hold_down,
+        format!("tunnel.max_hold_down: {:?}", b.max_hold_down.0),
+    );
+    note(
+        a.reorder.max_hold != b.reorder.max_hold,
+        format!("tunnel.reorder.max_hold: {:?}", b.reorder.max_hold.0),
+    );
+    note(
+        a.shaping != b.shaping,
+        format!(
+            "tunnel.shaping: rate_percent {}, target {:?}, interval {:?}",
+            b.shaping.rate_percent, b.shaping.target.0, b.shaping.interval.0
+        ),
+    );
+    for (pa, pb) in a.paths.iter().zip(&b.paths) {
+        let mut what = Vec::new();
+        if pa.rate != pb.rate {
+            what.push(format!("rate {} (was {})", pb.rate, pa.rate));
+        }
+        if pa.mtu != pb.mtu {
+            what.push(format!("mtu {} (was {})", pb.mtu, pa.mtu));
+        }
+        if pa.priority != pb.priority {
+            what.push(format!("priority {} (was {})", pb.priority, pa.priority));
+        }
+        if pa.backup != pb.backup {
+            what.push(format!("backup {}", pb.backup));
+        }
+        note(
+            !what.is_empty(),
+            format!("path {}: {}", pb.name, what.join(", ")),
+        );
+    }
+    // The key files' names alone: their contents are what counts (compared by the reader).
+    let mut rest = a.clone();
+    rest.prefixes.clone_from(&b.prefixes);
+    rest.classes.clone_from(&b.classes);
+    rest.default_scheduler = b.default_scheduler;
+    rest.probe_interval = b.probe_interval;
+    rest.max_hold_down = b.max_hold_down;
+    rest.reorder.max_hold = b.reorder.max_hold;
+    rest.shaping = b.shaping;
+    rest.bfd = b.bfd;
+    rest.private_key.clone_from(&b.private_key);
+    rest.peer_public_key.clone_from(&b.peer_public_key);
+    rest.preshared_key.clone_from(&b.preshared_key);
+    for (ra, pb) in rest.paths.iter_mut().zip(&b.paths) {
+        ra.rate = pb.rate;
+        ra.mtu = pb.mtu;
+        ra.priority = pb.priority;
+        ra.backup = pb.backup;
+        ra.bfd = pb.bfd;
+    }
+    debug_assert!(
+        rest == *b,
+        "every tunnel key is either refused or named as a live change"
+    );
+    if !changes.is_empty() {
+        p.steps.push(Planned {
+            step: Step::Tunnel {
+                config: Box::new(b.clone()),
+                rekey: None,
+            },
+            changes,
+        });
+    }
+}
+
+/// `[a, b, c]` as `a, b, c` (or `none`).
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -317,7 +574,7 @@ rate = "100mbit"
             .replace("desired_min_tx = \"100ms\"", "desired_min_tx = \"300ms\"");
         let p = plan_to(&text).expect("live");
         assert_eq!(
-            p.changes,
+            p.changes(),
             [
                 "route 10.21.0.0/16 removed",
                 "route 10.22.0.0/16 via 10.10.2.3 added",
@@ -326,13 +583,51 @@ rate = "100mbit"
             ]
         );
         assert!(matches!(
-            p.requests[2],
-            Request::McastAdd { replace: true, .. }
+            p.steps[2].step,
+            Step::Request(Request::McastAdd { replace: true, .. })
         ));
         assert!(matches!(
-            &p.requests[3],
-            Request::BfdSet { path, detect_mult: Some(3), .. } if path == "a"
+            &p.steps[3].step,
+            Step::Request(Request::BfdSet { path, detect_mult: Some(3), .. }) if path == "a"
         ));
+    }
+
+    #[test]
+    fn the_tunnels_settings_change_in_one_step_naming_each_change() {
+        let text = BASE
+            .replace(
+                "prefixes = [\"10.2.0.0/16\"]",
+                "prefixes = [\"10.2.0.0/16\", \"10.3.0.0/16\"]\nprobe_interval = \"20ms\"",
+            )
+            .replace("rate = \"100mbit\"", "rate = \"50mbit\"\npriority = 2")
+            + "[[tunnel.classes]]\nname = \"voice\"\nscheduler = \"redundant\"\n\
+               match = { dscp = [46] }\n";
+        let p = plan_to(&text).expect("live");
+        assert_eq!(
+            p.changes(),
+            [
+                "tunnel.prefixes: 10.2.0.0/16, 10.3.0.0/16",
+                "tunnel.classes: voice",
+                "tunnel.probe_interval: 20ms",
+                "path a: rate 50000000bit (was 100000000bit), priority 2 (was 0)",
+            ]
+        );
+        assert_eq!(p.steps.len(), 1, "one table swap");
+        let Step::Tunnel { config, rekey } = &p.steps[0].step else {
+            panic!("a tunnel step: {:?}", p.steps[0]);
+        };
+        assert_eq!(config.paths[0].priority, 2);
+        assert_eq!(*rekey, None, "the keys did not change");
+    }
+
+    #[test]
+    fn the_idle_back_off_changes_live() {
+        let mut other = profile();
+        other.idle.max_sleep_us += 100;
+        let c = config(BASE);
+        let p = plan((&profile(), &c), (&other, &c)).expect("live");
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].step, Step::Idle(other.idle.clone()));
     }
 
     #[test]
@@ -341,17 +636,25 @@ rate = "100mbit"
             .replace("10.10.1.1/24", "10.10.1.254/24")
             .replace(
                 "prefixes = [\"10.2.0.0/16\"]",
-                "prefixes = [\"10.3.0.0/16\"]",
+                "prefixes = [\"10.3.0.0/16\"]\nport = 4900",
             )
             .replace("rate = \"100mbit\"", "rate = \"50mbit\"")
+            .replace("remote = \"10.10.2.9\"", "remote = \"10.10.2.8\"")
             .replace("prefix = \"10.20.0.0/16\"", "prefix = \"10.30.0.0/16\"");
         assert_eq!(
             plan_to(&text),
             Err(vec![
                 "interfaces".to_string(),
-                "tunnel.prefixes".into(),
-                "tunnel.paths[0]".into(),
+                "tunnel.port".into(),
+                "tunnel.paths[0].remote".into(),
             ])
+        );
+        let added = BASE.to_string()
+            + "[[tunnel.paths]]\nname = \"b\"\nid = 1\ninterface = \"wan\"\n\
+               remote = \"10.10.2.10\"\nrate = \"10mbit\"\n";
+        assert_eq!(
+            plan_to(&added),
+            Err(vec!["tunnel.paths (paths added or removed)".to_string()])
         );
         // A profile change is refused too.
         let mut other = profile();

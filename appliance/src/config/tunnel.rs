@@ -77,6 +77,13 @@ pub struct TunnelKeys {
     /// Mixed into every handshake, if configured.
     pub psk: Option<crate::tunnel::crypto::keys::PresharedKey>,
 }
+
+impl TunnelKeys {
+    /// What tells these keys from others without holding a secret.
+    pub fn print(&self) -> crate::tunnel::crypto::keys::KeyPrint {
+        crate::tunnel::crypto::keys::KeyPrint::of(&self.private, self.peer, self.psk.as_ref())
+    }
+}
 /// The smallest inner MTU a path may leave (IPv4's minimum datagram every
 /// host must accept, RFC 791).
 pub const MIN_INNER_MTU: u16 = 576;
@@ -151,7 +158,14 @@ impl std::str::FromStr for BitRate {
 
 /// A rate as the config writes it (`"300000000bit"`); reports show it as a number.
 fn ser_rate<S: serde::Serializer>(r: &BitRate, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{}bit", r.0))
+    s.serialize_str(&r.to_string())
+}
+
+impl std::fmt::Display for BitRate {
+    /// As the config takes it: `30000000bit`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}bit", self.0)
+    }
 }
 
 impl<'de> Deserialize<'de> for BitRate {

@@ -75,6 +75,21 @@ impl Idle {
         }
     }
 
+    /// Follows the idle settings of the current tables (a reload may change
+    /// them; the mode stays): three compares per loop, a copy when changed.
+    #[inline]
+    pub fn follow(&mut self, cfg: &IdleConfig) {
+        let max_sleep_us = cfg.max_sleep_us.max(1);
+        if (self.spin_polls, self.max_sleep_us, self.coalesce_frames)
+            != (cfg.spin_polls, max_sleep_us, cfg.coalesce_frames)
+        {
+            self.spin_polls = cfg.spin_polls;
+            self.max_sleep_us = max_sleep_us;
+            self.coalesce_frames = cfg.coalesce_frames;
+            self.sleep_us = self.sleep_us.min(max_sleep_us);
+        }
+    }
+
     /// Whether this loop ever sleeps (adaptive mode).
     pub fn sleeps(&self) -> bool {
         self.mode == PollMode::Adaptive

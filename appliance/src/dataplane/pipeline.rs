@@ -370,6 +370,7 @@ mod tests {
             neighbors,
             mcast: McastTable::new(vec![std::sync::Arc::new(rule)]),
             tunnel: None,
+            idle: crate::config::IdleConfig::default(),
         }
     }
 

@@ -85,12 +85,13 @@ impl Worker {
             // It is held until the flush, which attributes sent packets to
             // the rule outputs and tunnel paths of this same snapshot.
             let tables = self.tables.load();
+            self.idle.follow(&tables.idle);
             let now = self.clock.now();
             if let Some(t) = &mut self.tunnel_tx {
                 t.begin_burst(&tables, now);
             }
             if let Some(t) = &mut self.tunnel_rx {
-                t.begin_burst();
+                t.begin_burst(&tables);
             }
             let mut sinks = Sinks {
                 tx: &mut self.tx,

@@ -23,7 +23,7 @@ use crate::api::{Change, Request, Response, ShowWhat};
 use crate::config::tunnel::{BfdConfig, Span};
 use crate::config::{MgmtPriority, RouteConfig};
 use crate::dataplane::doorbell::Doorbell;
-use crate::reload::Reloader;
+use crate::reload::{Planned, Reloader, Step};
 use crate::report::StatsSource;
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
@@ -268,48 +268,71 @@ impl Mgmt {
                 return Response::err(format!("reload refused: {e}"));
             }
         };
+        let changes = plan.changes();
+        let keys = plan.keys();
         // What the file removes but a request removed already is done: not a failure.
         let tables = self.source.tables.current();
         let statics = static_routes(&tables);
-        let gone = |r: &Request| match r {
-            Request::RouteDel { prefix } => !statics.iter().any(|x| x.prefix == *prefix),
-            Request::McastDel { input } => {
+        let gone = |s: &Step| match s {
+            Step::Request(Request::RouteDel { prefix }) => {
+                !statics.iter().any(|x| x.prefix == *prefix)
+            }
+            Step::Request(Request::McastDel { input }) => {
                 !tables.mcast.rules.iter().any(|x| x.spec.input == *input)
             }
             _ => false,
         };
-        let steps: Vec<(Request, &String)> = plan
-            .requests
+        let steps: Vec<Planned> = plan
+            .steps
             .into_iter()
-            .zip(&plan.changes)
-            .filter(|(r, change)| {
-                let skip = gone(r);
+            .filter(|s| {
+                let skip = gone(&s.step);
                 if skip {
-                    log::info!("reload: {change} (already gone)");
+                    log::info!("reload: {} (already gone)", s.changes.join("; "));
                 }
                 !skip
             })
             .collect();
         drop(tables);
-        for (i, (request, change)) in steps.into_iter().enumerate() {
-            let r = self.slow.apply(request, now);
-            if !r.ok {
-                let why = r.error.unwrap_or_default();
+        for (i, planned) in steps.into_iter().enumerate() {
+            let change = planned.changes.join("; ");
+            if let Err(why) = self.apply_step(planned.step, now) {
                 let undo = self.ops.reloader.undo(&files);
-                for request in undo.requests {
+                for s in undo.steps {
                     // What was not applied yet cannot be undone: its error is expected.
-                    let _ = self.slow.apply(request, now);
+                    let _ = self.apply_step(s.step, now);
                 }
-                log::error!("reload failed at {change:?}: {why}; the {i} changes before it undone");
+                log::error!("reload failed at {change:?}: {why}; the {i} steps before it undone");
                 return Response::err(format!(
                     "reload failed at {change:?}: {why}; nothing of it stays applied"
                 ));
             }
-            log::info!("reload: {change}");
+            for c in &planned.changes {
+                log::info!("reload: {c}");
+            }
         }
-        log::info!("reload: {} changes applied", plan.changes.len());
-        self.ops.reloader.applied(files);
-        Response::ok(serde_json::json!({ "changes": plan.changes }))
+        log::info!("reload: {} changes applied", changes.len());
+        self.ops.reloader.applied(files, keys);
+        Response::ok(serde_json::json!({ "changes": changes }))
+    }
+
+    /// One step of a reload.
+    fn apply_step(&mut self, step: Step, now: Time) -> Result<(), String> {
+        match step {
+            Step::Request(request) => {
+                let r = self.slow.apply(request, now);
+                if r.ok {
+                    Ok(())
+                } else {
+                    Err(r.error.unwrap_or_default())
+                }
+            }
+            Step::Idle(idle) => {
+                self.slow.state.set_idle(idle);
+                Ok(())
+            }
+            Step::Tunnel { config, rekey } => self.slow.reconfigure_tunnel(&config, rekey, now),
+        }
     }
 
     /// The running config as a file: the one last applied, with the static routes, relay

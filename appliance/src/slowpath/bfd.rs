@@ -98,6 +98,12 @@ impl BfdPaths {
         }
     }
 
+    /// Takes a reloaded table (the same paths by index; the sessions keep
+    /// their timers, which change by [`Self::change_timers`]).
+    pub fn retable(&mut self, table: Arc<TunnelTable>) {
+        self.table = table;
+    }
+
     /// When a session next has to send or decide.
     pub fn next_deadline(&self) -> Option<Time> {
         self.sessions

@@ -23,6 +23,7 @@ use hashbrown::HashMap;
 use serde_json::json;
 
 use crate::api::{AdminState, Request, Response};
+use crate::config::tunnel::TunnelConfig;
 use crate::config::SlowPathConfig;
 use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
 use crate::dataplane::tx::MgmtTx;
@@ -30,6 +31,7 @@ use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
+use crate::tunnel::crypto::keys::KeyPrint;
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
@@ -657,6 +659,12 @@ impl SlowPath {
         };
         match b.change_timers(index, change, now) {
             Ok(status) => {
+                if let Some(t) = self.tunnel.as_mut() {
+                    // As configured timers give it: Detect Mult × the slower interval.
+                    let slower = status.desired_min_tx_us.max(status.required_min_rx_us);
+                    let detect = u64::from(slower) * u64::from(status.detect_mult);
+                    t.set_bfd_detect(index, Duration::from_micros(detect));
+                }
                 // Republishes the sessions (the new timers show at once) and re-arms.
                 self.bfd_poll(now);
                 Response::ok(json!({ "path": name, "bfd": status }))
@@ -840,6 +848,52 @@ impl SlowPath {
         self.timers
             .arm(SlowTimer::NeighborProbe(ip), now + ARP_RETRY);
         self.arp_request(port, ip);
+    }
+
+    /// Applies a reload's new `[tunnel]` settings: one new table
+    /// ([`crate::tunnel::TunnelTable::reconfigured`]) published to the
+    /// workers and taken by the probes and BFD, the routes to its prefixes
+    /// with it; with `rekey`, a handshake under the keys now in the files
+    /// (which must still be the ones the reload planned with). Nothing
+    /// changes if it fails.
+    ///
+    /// # Errors
+    /// No tunnel runs, the change needs a restart, or the key files changed
+    /// or cannot be read.
+    pub fn reconfigure_tunnel(
+        &mut self,
+        cfg: &TunnelConfig,
+        rekey: Option<KeyPrint>,
+        now: Time,
+    ) -> Result<(), String> {
+        let (Some(old), Some(t)) = (self.state.tunnel(), self.tunnel.as_mut()) else {
+            return Err("no tunnel is configured".into());
+        };
+        let table = Arc::new(old.reconfigured(cfg).map_err(|e| e.to_string())?);
+        let handshaker = match rekey {
+            None => None,
+            Some(wanted) => {
+                let keys = cfg
+                    .keys()
+                    .map_err(|e| format!("tunnel.{}: {}", e.key, e.what))?
+                    .ok_or("the tunnel is in clear: no keys to change")?;
+                if keys.print() != wanted {
+                    return Err("the key files changed again during the reload".into());
+                }
+                Some(crate::tunnel::crypto::handshaker(cfg.encryption, keys))
+            }
+        };
+        t.retable(Arc::clone(&table));
+        if let Some(hs) = handshaker {
+            t.rekey(hs, now);
+            self.timers.arm(SlowTimer::Handshake, now);
+        }
+        if let Some(b) = self.bfd.as_mut() {
+            b.retable(Arc::clone(&table));
+        }
+        self.state.set_tunnel(table);
+        self.slow.route_changes.inc();
+        Ok(())
     }
 
     /// Applies a change from the control socket and answers it.

@@ -154,23 +154,8 @@ impl MgmtTunnel {
     /// unanswered.
     pub fn new(table: Arc<TunnelTable>, now: Time) -> Self {
         let n = table.paths.len();
-        let health = table
-            .paths
-            .iter()
-            .map(|p| {
-                let bfd = if p.bfd.enabled {
-                    p.bfd.desired_min_tx.0.max(p.bfd.required_min_rx.0)
-                        * u32::from(p.bfd.detect_mult)
-                } else {
-                    Duration::ZERO
-                };
-                let settings = health::Settings {
-                    probe_interval: table.probe_interval,
-                    max_hold_down: table.max_hold_down,
-                    bfd_detect: bfd,
-                };
-                Health::new(settings, now)
-            })
+        let health = (0..n)
+            .map(|p| Health::new(health_settings(&table, p), now))
             .collect();
         Self {
             meters: Meters::new(n),
@@ -258,6 +243,43 @@ impl MgmtTunnel {
             _ => None,
         };
         out.and_then(|o| Some(self.control.frame(o.path, &built?, &o.body, None)))
+    }
+
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]: the same
+    /// paths by index, so every path's health, meter and sequence carry
+    /// on) with its probe interval, hold-downs and BFD detection times.
+    pub fn retable(&mut self, table: Arc<TunnelTable>) {
+        for (p, h) in self.health.iter_mut().enumerate() {
+            h.set_settings(health_settings(&table, p));
+        }
+        if table.probe_interval != self.table.probe_interval {
+            let per_sec = replies_per_sec(table.probe_interval);
+            for r in &mut self.replies {
+                *r = TokenBucket::with_burst(per_sec, 4);
+            }
+        }
+        self.control.table = Arc::clone(&table);
+        self.table = table;
+    }
+
+    /// Path `path`'s BFD timers changed at run time: its detection time is
+    /// `detect` now.
+    pub fn set_bfd_detect(&mut self, path: usize, detect: Duration) {
+        if let Some(h) = self.health.get_mut(path) {
+            h.set_settings(health::Settings {
+                bfd_detect: detect,
+                ..h.settings()
+            });
+        }
+    }
+
+    /// Makes new sessions under `hs`'s keys (a reload changed them): a
+    /// handshake starts at once, and the sessions made under the old keys
+    /// carry traffic until it completes (or they expire).
+    pub fn rekey(&mut self, hs: Handshaker, now: Time) {
+        if let Some(s) = &mut self.sessions {
+            s.rekey(hs, now);
+        }
     }
 
     /// The tunnel table.
@@ -554,6 +576,18 @@ impl MgmtTunnel {
 /// Probe replies a path may send per second: twice the peer's probe rate
 /// (the two appliances are configured alike), so a steady peer is always
 /// answered.
+/// Path `p`'s health settings in `table`.
+fn health_settings(table: &TunnelTable, p: usize) -> health::Settings {
+    let bfd = table.paths.get(p).map(|p| p.bfd);
+    health::Settings {
+        probe_interval: table.probe_interval,
+        max_hold_down: table.max_hold_down,
+        bfd_detect: bfd.filter(|b| b.enabled).map_or(Duration::ZERO, |b| {
+            b.desired_min_tx.0.max(b.required_min_rx.0) * u32::from(b.detect_mult)
+        }),
+    }
+}
+
 fn replies_per_sec(probe_interval: Duration) -> u32 {
     let per_sec = 1.0 / probe_interval.as_secs_f64().max(1e-4);
     (2.0 * per_sec).ceil().min(f64::from(u32::MAX)) as u32

@@ -62,6 +62,9 @@ pub struct Tables {
     /// The multipath tunnel, when one is configured (shared by every
     /// snapshot: only its atomics and counters change).
     pub tunnel: Option<Arc<TunnelTable>>,
+    /// How the workers back off when idle (the profile's `idle`, which a
+    /// reload may change).
+    pub idle: crate::config::IdleConfig,
 }
 
 impl Tables {

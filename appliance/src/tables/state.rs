@@ -15,6 +15,7 @@ use super::{
 use crate::config::mcast::{
     IfaceView, McastInputSpec, McastRuleError, McastRuleSpec, TUNNEL_INTERFACE,
 };
+use crate::config::IdleConfig;
 use crate::time::Time;
 use crate::tunnel::TunnelTable;
 use crate::wire::MacAddr;
@@ -69,6 +70,7 @@ pub struct RoutingState {
     pub neighbors: HashMap<Ipv4Addr, NeighborEntry>,
     mcast_rules: Vec<Arc<McastRule>>,
     tunnel: Option<Arc<TunnelTable>>,
+    idle: IdleConfig,
     workers: usize,
     version: u64,
     published: Published,
@@ -83,13 +85,15 @@ impl RoutingState {
         static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
         neighbors: HashMap<Ipv4Addr, NeighborEntry>,
     ) -> Self {
-        let tables = build(1, &interfaces, &static_routes, &neighbors, &[], None);
+        let idle = IdleConfig::default();
+        let tables = build(1, &interfaces, &static_routes, &neighbors, &[], None, &idle);
         Self {
             interfaces,
             static_routes,
             neighbors,
             mcast_rules: Vec::new(),
             tunnel: None,
+            idle,
             workers: 1,
             version: 1,
             published: Published::new(tables),
@@ -103,9 +107,16 @@ impl RoutingState {
         self.workers = workers.max(1);
     }
 
-    /// Routes the tunnel's prefixes into `tunnel` (at boot).
+    /// Routes the tunnel's prefixes into `tunnel` (at boot, and with the
+    /// table a reload made).
     pub fn set_tunnel(&mut self, tunnel: Arc<TunnelTable>) {
         self.tunnel = Some(tunnel);
+        self.republish();
+    }
+
+    /// The workers' idle back-off (at boot, and when a reload changes it).
+    pub fn set_idle(&mut self, idle: IdleConfig) {
+        self.idle = idle;
         self.republish();
     }
 
@@ -333,6 +344,7 @@ impl RoutingState {
             &self.neighbors,
             &self.mcast_rules,
             self.tunnel.as_ref(),
+            &self.idle,
         )
     }
 }
@@ -344,6 +356,7 @@ fn build(
     neighbors: &HashMap<Ipv4Addr, NeighborEntry>,
     mcast_rules: &[Arc<McastRule>],
     tunnel: Option<&Arc<TunnelTable>>,
+    idle: &IdleConfig,
 ) -> Tables {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address.map(|a| Route {
@@ -394,6 +407,7 @@ fn build(
             .collect(),
         mcast: McastTable::new(mcast_rules.to_vec()),
         tunnel: tunnel.cloned(),
+        idle: idle.clone(),
     }
 }
 

@@ -61,7 +61,7 @@ pub const RAMP_START: f64 = 0.25;
 /// Shortest ramp from [`RAMP_START`] to the whole rate.
 pub const MIN_RAMP: Duration = Duration::from_millis(250);
 
-/// What does not change while the appliance runs.
+/// The path's settings (a reload or a BFD timer change replaces them).
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     /// How often the path is probed (the peer reports as often).
@@ -69,7 +69,7 @@ pub struct Settings {
     /// Longest hold-down.
     pub max_hold_down: Duration,
     /// The path's BFD detection time as configured (Detect Mult × the
-    /// slower of its intervals); zero without BFD.
+    /// slower of its intervals, as last changed); zero without BFD.
     pub bfd_detect: Duration,
 }
 
@@ -168,6 +168,16 @@ impl Health {
             ramp_from: None,
             rttvar: Duration::ZERO,
         }
+    }
+
+    /// Takes new settings; the state and its history stay.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
     }
 
     /// The state.

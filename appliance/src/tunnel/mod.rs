@@ -300,12 +300,14 @@ pub struct Shaping {
     /// Per path index: packets each worker's queue holds at most.
     pub packets: Box<[u32]>,
     /// Per path index: the rate clock and what the workers hold.
-    pub cells: Box<[PathCells]>,
+    pub cells: Arc<[PathCells]>,
 }
 
-/// Everything about the tunnel the workers read. Built once from the config
-/// and shared by every table snapshot (an `Arc`); the atomics and counters
-/// inside change, the rest does not.
+/// Everything about the tunnel the workers read, part of every table
+/// snapshot (an `Arc`). Built from the config at start; a reload builds a new
+/// one ([`Self::reconfigured`]) that shares everything that runs (the path
+/// atomics, counters, rates, shaper clocks and keys) with the one before, so
+/// the workers and reports carry on from the same cells.
 #[derive(Debug)]
 pub struct TunnelTable {
     /// Outer UDP destination port.
@@ -332,24 +334,32 @@ pub struct TunnelTable {
     /// Longest hold-down of a flapping path.
     pub max_hold_down: Duration,
     /// BFD packets discarded, by reason (all paths' sessions).
-    pub bfd_discards: crate::bfd::Discards,
+    pub bfd_discards: Arc<crate::bfd::Discards>,
     /// Per path index: live state.
-    pub live: Box<[PathLive]>,
+    pub live: Arc<[PathLive]>,
     /// Per path index: counters.
-    pub path_counters: Box<[PerWorker<PathCounters>]>,
-    /// Per class index: counters.
-    pub class_counters: Box<[PerWorker<ClassCounters>]>,
+    pub path_counters: Arc<[PerWorker<PathCounters>]>,
+    /// Per class index: counters (a class keeps them across reloads by its
+    /// name).
+    pub class_counters: Box<[Arc<PerWorker<ClassCounters>>]>,
     /// Per lane: the reorder counters of its owner.
-    pub lane_counters: Box<[CacheAligned<LaneCounters>]>,
+    pub lane_counters: Arc<[CacheAligned<LaneCounters>]>,
     /// Per path index: sent and received per second (management lcore).
-    pub path_rates: Box<[(Rate, Rate)]>,
+    pub path_rates: Arc<[(Rate, Rate)]>,
     /// The paths' shapers (`None`: shaping off).
     pub shaping: Option<Shaping>,
     /// Per class index: entering the tunnel per second (management lcore).
-    pub class_rates: Box<[Rate]>,
+    pub class_rates: Box<[Arc<Rate>]>,
     /// The keys and handshake figures (`None`: the tunnel is in clear).
     pub crypto: Option<Arc<crypto::TunnelCrypto>>,
 }
+
+/// Why a changed config cannot be applied to a running tunnel's table (the
+/// reload refuses these changes before it gets here; this is the table's
+/// own guard).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the tunnel cannot take this change while running: {0}")]
+pub struct NotLive(pub String);
 
 impl TunnelTable {
     /// Resolves a validated config against the interfaces (port indices and
@@ -388,25 +398,7 @@ impl TunnelTable {
                 }
             })
             .collect();
-        let mut by_id = [None; MAX_PATHS];
-        for (i, p) in paths.iter().enumerate() {
-            if let Some(slot) = by_id.get_mut(usize::from(p.id)) {
-                *slot = u8::try_from(i).ok();
-            }
-        }
-        let path_index = |name: &str| {
-            paths
-                .iter()
-                .position(|p| p.name == name)
-                .and_then(|i| u8::try_from(i).ok())
-        };
-        let classes = Classes::new(
-            cfg.classes
-                .iter()
-                .map(|c| Class::new(c, path_index))
-                .collect(),
-            Class::default_class(cfg.default_scheduler),
-        );
+        let classes = classes(cfg, &paths);
         let n_classes = classes.all().len();
         Self {
             port: cfg.port,
@@ -414,53 +406,36 @@ impl TunnelTable {
             prefixes: cfg.prefixes.clone(),
             live: paths.iter().map(|p| PathLive::new(p.rate_bps)).collect(),
             path_counters: paths.iter().map(|_| PerWorker::zeroed(workers)).collect(),
-            class_counters: (0..n_classes).map(|_| PerWorker::zeroed(workers)).collect(),
+            class_counters: (0..n_classes)
+                .map(|_| Arc::new(PerWorker::zeroed(workers)))
+                .collect(),
             lane_counters: (0..MAX_LANES).map(|_| CacheAligned::default()).collect(),
             path_rates: paths
                 .iter()
                 .map(|_| (Rate::default(), Rate::default()))
                 .collect(),
-            class_rates: (0..n_classes).map(|_| Rate::default()).collect(),
-            path_ports: paths
-                .iter()
-                .filter(|p| p.port < 64)
-                .fold(0, |ports, p| ports | 1 << p.port),
+            class_rates: (0..n_classes).map(|_| Arc::default()).collect(),
+            path_ports: path_ports(&paths),
+            by_id: by_id(&paths),
             paths,
-            by_id,
             classes,
             inner_mtu: cfg.inner_mtu(),
             reorder: reorder::Config {
                 capacity: reorder_packets,
-                max_hold_ns: u64::try_from(cfg.reorder.max_hold.0.as_nanos()).unwrap_or(u64::MAX),
+                max_hold_ns: nanos(cfg.reorder.max_hold.0),
                 ..reorder::Config::default()
             },
             probe_interval: cfg.probe_interval.0,
             max_hold_down: cfg.max_hold_down.0,
             shaping: cfg.shaping.enabled.then(|| Shaping {
                 rate_percent: u64::from(cfg.shaping.rate_percent),
-                settings: shaper::Settings {
-                    codel: shaper::codel::Params {
-                        target_ns: u64::try_from(cfg.shaping.target.0.as_nanos())
-                            .unwrap_or(u64::MAX),
-                        interval_ns: u64::try_from(cfg.shaping.interval.0.as_nanos())
-                            .unwrap_or(u64::MAX),
-                        // A flow with one full-size frame left is never
-                        // dropped from: the largest path MTU's frame.
-                        max_packet: cfg
-                            .paths
-                            .iter()
-                            .map(|p| u32::from(p.mtu) + 14)
-                            .max()
-                            .unwrap_or(1514),
-                    },
-                    ..shaper::Settings::default()
-                },
+                settings: shaper_settings(cfg),
                 packets: (0..cfg.paths.len())
                     .map(|p| cfg.shaper_packets(p, mbufs, workers))
                     .collect(),
                 cells: cfg.paths.iter().map(|_| PathCells::new(workers)).collect(),
             }),
-            bfd_discards: crate::bfd::Discards::default(),
+            bfd_discards: Arc::default(),
             crypto: cfg.encrypted().then(|| {
                 Arc::new(crypto::TunnelCrypto::new(
                     crypto::choice(cfg.encryption).1,
@@ -468,6 +443,96 @@ impl TunnelTable {
                 ))
             }),
         }
+    }
+
+    /// The table for `cfg`, a changed config of this same tunnel: the same
+    /// paths (by name, in order, with the same ids and peer addresses), the
+    /// same port, shaping on or off and encryption or not. What may differ:
+    /// the prefixes, the paths' rates, MTUs, priorities, `backup` and BFD
+    /// settings, the classes and default scheduler, the probe interval, the
+    /// hold-downs, the reorder buffer's `max_hold` and the shaper's rate
+    /// share and CoDel. Everything that runs carries over (path state,
+    /// counters, rates, shaper clocks, keys; a class keeps its counters by
+    /// name). The queue and reorder buffer sizes stay as sized at start:
+    /// they are carved out of the packet pool.
+    ///
+    /// # Errors
+    /// A change that only a restart can make, named.
+    pub fn reconfigured(&self, cfg: &TunnelConfig) -> Result<Self, NotLive> {
+        let refuse = |what: &str| Err(NotLive(what.to_string()));
+        if cfg.port != self.port {
+            return refuse("tunnel.port");
+        }
+        if cfg.encrypted() != self.crypto.is_some() {
+            return refuse("tunnel.encryption");
+        }
+        if cfg.shaping.enabled != self.shaping.is_some() {
+            return refuse("tunnel.shaping.enabled");
+        }
+        if cfg.paths.len() != self.paths.len() {
+            return refuse("tunnel.paths (paths added or removed)");
+        }
+        let mut paths = Vec::with_capacity(cfg.paths.len());
+        for (i, (old, p)) in self.paths.iter().zip(&cfg.paths).enumerate() {
+            if old.name != p.name || old.id != p.id || old.remote != p.remote {
+                return Err(NotLive(format!(
+                    "tunnel.paths[{i}] (its name, id or remote)"
+                )));
+            }
+            paths.push(Path {
+                rate_bps: p.rate.0,
+                mtu: p.mtu,
+                priority: p.priority,
+                backup: p.backup,
+                bfd: p.bfd.unwrap_or(cfg.bfd),
+                ..old.clone()
+            });
+        }
+        let classes = classes(cfg, &paths);
+        let workers = self.path_counters.first().map_or(1, |w| w.len());
+        let (class_counters, class_rates): (Vec<_>, Vec<_>) = classes
+            .all()
+            .iter()
+            .map(
+                |c| match self.classes.all().iter().position(|o| o.name == c.name) {
+                    Some(o) => (
+                        Arc::clone(&self.class_counters[o]),
+                        Arc::clone(&self.class_rates[o]),
+                    ),
+                    None => (Arc::new(PerWorker::zeroed(workers)), Arc::default()),
+                },
+            )
+            .unzip();
+        Ok(Self {
+            port: self.port,
+            epoch: self.epoch,
+            prefixes: cfg.prefixes.clone(),
+            by_id: self.by_id,
+            path_ports: self.path_ports,
+            paths,
+            classes,
+            inner_mtu: cfg.inner_mtu(),
+            reorder: reorder::Config {
+                max_hold_ns: nanos(cfg.reorder.max_hold.0),
+                ..self.reorder
+            },
+            probe_interval: cfg.probe_interval.0,
+            max_hold_down: cfg.max_hold_down.0,
+            bfd_discards: Arc::clone(&self.bfd_discards),
+            live: Arc::clone(&self.live),
+            path_counters: Arc::clone(&self.path_counters),
+            class_counters: class_counters.into(),
+            lane_counters: Arc::clone(&self.lane_counters),
+            path_rates: Arc::clone(&self.path_rates),
+            shaping: self.shaping.as_ref().map(|sh| Shaping {
+                rate_percent: u64::from(cfg.shaping.rate_percent),
+                settings: shaper_settings(cfg),
+                packets: sh.packets.clone(),
+                cells: Arc::clone(&sh.cells),
+            }),
+            class_rates: class_rates.into(),
+            crypto: self.crypto.clone(),
+        })
     }
 
     /// Bytes of tag after each packet's payload: 0 in clear.
@@ -576,6 +641,66 @@ impl TunnelTable {
     }
 }
 
+/// The classes of `cfg` over `paths` (a `source-subnet` binding names its
+/// path by index).
+fn classes(cfg: &TunnelConfig, paths: &[Path]) -> Classes {
+    let path_index = |name: &str| {
+        paths
+            .iter()
+            .position(|p| p.name == name)
+            .and_then(|i| u8::try_from(i).ok())
+    };
+    Classes::new(
+        cfg.classes
+            .iter()
+            .map(|c| Class::new(c, path_index))
+            .collect(),
+        Class::default_class(cfg.default_scheduler),
+    )
+}
+
+/// Wire path id → index.
+fn by_id(paths: &[Path]) -> [Option<u8>; MAX_PATHS] {
+    let mut by_id = [None; MAX_PATHS];
+    for (i, p) in paths.iter().enumerate() {
+        if let Some(slot) = by_id.get_mut(usize::from(p.id)) {
+            *slot = u8::try_from(i).ok();
+        }
+    }
+    by_id
+}
+
+/// Bit p set: port index p carries one of `paths`.
+fn path_ports(paths: &[Path]) -> u64 {
+    paths
+        .iter()
+        .filter(|p| p.port < 64)
+        .fold(0, |ports, p| ports | 1 << p.port)
+}
+
+/// CoDel and the flow quantum of `cfg`'s shapers.
+fn shaper_settings(cfg: &TunnelConfig) -> shaper::Settings {
+    shaper::Settings {
+        codel: shaper::codel::Params {
+            target_ns: nanos(cfg.shaping.target.0),
+            interval_ns: nanos(cfg.shaping.interval.0),
+            // A flow with one full-size frame left is never dropped from:
+            // the largest path MTU's frame.
+            max_packet: cfg
+                .paths
+                .iter()
+                .map(|p| u32::from(p.mtu) + 14)
+                .max()
+                .unwrap_or(1514),
+        },
+        ..shaper::Settings::default()
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,5 +780,63 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
         assert_eq!(t.inner_mtu, 1436, "encrypted: the tag counts");
         assert!(t.live[1].usable());
         assert_eq!(t.path_counters[0].len(), 2);
+    }
+
+    #[test]
+    fn a_reconfigured_table_shares_what_runs_and_takes_the_new_settings() {
+        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        t.class_counters[0].worker(1).packets.inc();
+        t.path_counters[1].worker(0).tx_packets.inc();
+        t.live[0].admin_up.store(false, Ordering::Relaxed);
+        let mut cfg = config();
+        cfg.prefixes.push("10.3.0.0/24".parse().unwrap());
+        cfg.paths[1].rate.0 = 16_000_000;
+        cfg.paths[1].backup = false;
+        cfg.paths[0].priority = 4;
+        // A class before the old one: counters follow the name, not the index.
+        cfg.classes.insert(
+            0,
+            toml::from_str("name = \"voice\"\nscheduler = \"redundant\"").unwrap(),
+        );
+        cfg.default_scheduler = SchedulerName::MinRtt;
+        cfg.probe_interval.0 = Duration::from_millis(20);
+        let r = t.reconfigured(&cfg).expect("live");
+        assert_eq!(r.prefixes.len(), 2);
+        assert_eq!(
+            (r.paths[1].rate_bps, r.paths[1].backup),
+            (16_000_000, false)
+        );
+        assert_eq!(r.paths[0].priority, 4);
+        assert_eq!(r.paths[1].port, t.paths[1].port);
+        assert_eq!(r.probe_interval, Duration::from_millis(20));
+        assert_eq!(
+            r.schedulers(),
+            vec![
+                SchedulerName::Redundant,
+                SchedulerName::SourceSubnet,
+                SchedulerName::MinRtt
+            ]
+        );
+        assert_eq!(r.class_counters[0].total(|w| &w.packets), 0, "a new class");
+        assert_eq!(r.class_counters[1].total(|w| &w.packets), 1, "mptcp's own");
+        assert!(Arc::ptr_eq(&r.live, &t.live) && !r.live[0].usable());
+        assert_eq!(r.path_counters[1].total(|w| &w.tx_packets), 1);
+        assert_eq!(r.epoch, t.epoch, "the peer must not reset its lanes");
+        assert_eq!(r.path_index(7), Some(1));
+    }
+
+    #[test]
+    fn a_reconfigured_table_refuses_what_needs_a_restart() {
+        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        let mut renamed = config();
+        renamed.paths[0].name = "z".into();
+        assert!(t.reconfigured(&renamed).is_err());
+        let mut fewer = config();
+        fewer.paths.pop();
+        fewer.classes.clear();
+        assert!(t.reconfigured(&fewer).is_err());
+        let mut port = config();
+        port.port += 1;
+        assert!(t.reconfigured(&port).is_err());
     }
 }

@@ -285,6 +285,12 @@ impl<T> std::fmt::Debug for Lane<T> {
 }
 
 impl<T> Lane<T> {
+    /// Changes how long a hole may be waited for (a reload); the ring's size
+    /// stays.
+    pub fn set_max_hold(&mut self, max_hold_ns: u64) {
+        self.max_hold_ns = max_hold_ns.min(MAX_DURATION_NS);
+    }
+
     /// Builds a lane, allocating its ring once. Normalises `cfg`: `capacity`
     /// to a power of two in 2..=65536, `dedup_window` to a power of two in
     /// `max(512, capacity)..=2^22`, durations to at most one hour.

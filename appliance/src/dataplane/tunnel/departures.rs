@@ -198,6 +198,12 @@ impl Departures {
         }
     }
 
+    /// Takes a reloaded table (the same paths by index and the same keys:
+    /// the lanes' numbers and nonces carry on).
+    pub fn retable(&mut self, table: Arc<TunnelTable>) {
+        self.table = table;
+    }
+
     /// The worker's id.
     pub fn worker(&self) -> usize {
         self.id

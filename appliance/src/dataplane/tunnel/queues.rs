@@ -86,6 +86,13 @@ impl PathQueues {
         }
     }
 
+    /// Every queue takes new CoDel settings (a reload).
+    pub fn set_settings(&mut self, settings: crate::tunnel::shaper::Settings) {
+        for s in self.paths.iter_mut().flatten() {
+            s.q.set_settings(settings);
+        }
+    }
+
     /// Packets every queue can hold together.
     pub fn capacity(table: &TunnelTable) -> usize {
         table

@@ -100,9 +100,15 @@ impl TunnelReceiver {
         }
     }
 
-    /// Reads which paths are up, once per burst.
+    /// Reads which paths are up, once per burst (and takes a reloaded
+    /// table).
     #[inline]
-    pub fn begin_burst(&mut self) {
+    pub fn begin_burst(&mut self, tables: &Tables) {
+        if let Some(t) = &tables.tunnel {
+            if !Arc::ptr_eq(t, &self.table) {
+                self.retable(t);
+            }
+        }
         if let Some(o) = &mut self.opener {
             o.begin_burst();
         }
@@ -113,6 +119,17 @@ impl TunnelReceiver {
             }
         }
         self.live = live;
+    }
+
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]: the same
+    /// paths, lanes and keys); the lanes keep what they hold and take the
+    /// new `max_hold`.
+    #[cold]
+    fn retable(&mut self, table: &Arc<TunnelTable>) {
+        for l in self.lanes.iter_mut().flatten() {
+            l.lane.set_max_hold(table.reorder.max_hold_ns);
+        }
+        self.table = Arc::clone(table);
     }
 
     /// The fast pass, tried before the general pipeline: takes a clean

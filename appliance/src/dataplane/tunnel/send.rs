@@ -69,6 +69,30 @@ fn scheduler(name: SchedulerName, bindings: &[(ipnet::Ipv4Net, u8)], seed: u64) 
     )
 }
 
+/// One scheduler per class of `table`, default last.
+fn schedulers(table: &TunnelTable) -> Vec<Scheduler> {
+    let seed = u64::from(table.epoch) ^ 0x5eed;
+    table
+        .classes
+        .all()
+        .iter()
+        .map(|c| scheduler(c.scheduler, &c.bindings, seed))
+        .collect()
+}
+
+/// Whether two tables' classes schedule alike (same schedulers, same
+/// bindings, in the same order): then the schedulers' state carries over.
+fn same_schedulers(a: &TunnelTable, b: &TunnelTable) -> bool {
+    let key = |t: &TunnelTable| -> Vec<_> {
+        t.classes
+            .all()
+            .iter()
+            .map(|c| (c.scheduler, c.bindings.clone()))
+            .collect()
+    };
+    key(a) == key(b)
+}
+
 impl TunnelSender {
     /// Worker `id`'s sender for `table`: `headers` for the `redundant`
     /// copies' headers, `pool` for their sealed copies.
@@ -78,13 +102,7 @@ impl TunnelSender {
         headers: Arc<Mempool>,
         pool: Arc<Mempool>,
     ) -> Self {
-        let seed = u64::from(table.epoch) ^ 0x5eed;
-        let schedulers = table
-            .classes
-            .all()
-            .iter()
-            .map(|c| scheduler(c.scheduler, &c.bindings, seed))
-            .collect();
+        let schedulers = schedulers(&table);
         // Every copy a queue can hold may be half of a waiting pair.
         let pairs = PathQueues::capacity(&table) + 64;
         Self {
@@ -102,6 +120,11 @@ impl TunnelSender {
     /// next hop resolved), rate, delay and the shaped paths' backlog.
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables, now: Time) {
+        if let Some(t) = &tables.tunnel {
+            if !Arc::ptr_eq(t, &self.table) {
+                self.retable(t);
+            }
+        }
         self.out.begin_burst();
         let table = &self.table;
         for (i, p) in table.paths.iter().enumerate().take(MAX_PATHS) {
@@ -147,6 +170,22 @@ impl TunnelSender {
             let spread = u64::from(slowest.saturating_sub(v.delay_us)) * 1_000;
             *slack = if spread > 0 { spread + 2 * target } else { 0 };
         }
+    }
+
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]: the same
+    /// paths, by index): the schedulers start afresh if the classes
+    /// schedule differently, the queues take the new CoDel settings, and
+    /// what waits in them stays. Off the fast path: once per reload.
+    #[cold]
+    fn retable(&mut self, table: &Arc<TunnelTable>) {
+        if !same_schedulers(&self.table, table) {
+            self.schedulers = schedulers(table);
+        }
+        if let Some(sh) = &table.shaping {
+            self.queues.set_settings(sh.settings);
+        }
+        self.out.retable(Arc::clone(table));
+        self.table = Arc::clone(table);
     }
 
     /// A packet routed into the tunnel (TTL already decremented) or a relayed

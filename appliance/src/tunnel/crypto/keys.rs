@@ -180,6 +180,36 @@ impl PresharedKey {
     }
 }
 
+/// What tells one set of tunnel keys from another without holding a secret:
+/// the public keys, and a hash of the pre-shared key (a reload compares
+/// prints to see whether the key files changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPrint {
+    /// Our public key.
+    pub ours: PublicKey,
+    /// The peer's.
+    pub peer: PublicKey,
+    /// BLAKE2s of the pre-shared key, if one is configured.
+    pub psk: Option<[u8; 32]>,
+}
+
+impl KeyPrint {
+    /// The print of these keys.
+    pub fn of(private: &PrivateKey, peer: PublicKey, psk: Option<&PresharedKey>) -> Self {
+        use blake2::Digest;
+        Self {
+            ours: private.public(),
+            peer,
+            psk: psk.map(|k| {
+                let mut h = blake2::Blake2s256::new();
+                h.update(b"appliance psk print");
+                h.update(k.bytes());
+                h.finalize().into()
+            }),
+        }
+    }
+}
+
 /// Fills `buf` from the system's randomness.
 ///
 /// # Panics

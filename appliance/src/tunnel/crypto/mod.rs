@@ -118,6 +118,16 @@ pub fn choice(encryption: Encryption) -> (u8, Cipher) {
     }
 }
 
+/// Our side of the handshake for `keys`, offering and preferring the
+/// ciphers `encryption` allows on this CPU.
+pub fn handshaker(
+    encryption: Encryption,
+    keys: crate::config::tunnel::TunnelKeys,
+) -> handshake::Handshaker {
+    let (offer, prefer) = choice(encryption);
+    handshake::Handshaker::new(keys.private, keys.peer, keys.psk.as_ref(), offer, prefer)
+}
+
 /// The tunnel's encryption as the workers and reports see it.
 #[derive(Debug)]
 pub struct TunnelCrypto {

@@ -106,6 +106,9 @@ pub struct Sessions {
     /// When to (re)start a handshake if one is wanted.
     next_try: Time,
     next_serial: u64,
+    /// Sessions numbered below this were made under keys a reload replaced:
+    /// they carry traffic until a new one forms, but one is wanted now.
+    first_serial_of_keys: u64,
     next_key_id: u8,
     /// The newest initiation timestamp accepted from the peer, and ours.
     peer_timestamp: u64,
@@ -146,6 +149,7 @@ impl Sessions {
             pending: None,
             next_try: now,
             next_serial: 1,
+            first_serial_of_keys: 1,
             next_key_id: seed[8].max(1),
             peer_timestamp: 0,
             our_timestamp: 0,
@@ -164,6 +168,18 @@ impl Sessions {
             refused_since_log: 0,
             last_log: None,
         }
+    }
+
+    /// Handshakes under `hs`'s keys from now on (a reload changed them): one
+    /// starts at the next poll; the sessions made under the old keys carry
+    /// traffic until a new one forms or they expire, so a change made at
+    /// both sites one after the other loses nothing.
+    pub fn rekey(&mut self, hs: Handshaker, now: Time) {
+        self.hs = hs;
+        self.pending = None;
+        self.peer_cookie = None;
+        self.first_serial_of_keys = self.next_serial;
+        self.next_try = now;
     }
 
     /// The key we send under now (the management lcore's own packets).
@@ -234,6 +250,9 @@ impl Sessions {
         let Some(s) = self.current_session() else {
             return true;
         };
+        if s.serial < self.first_serial_of_keys {
+            return true;
+        }
         let age = now.saturating_duration_since(s.formed);
         let limit = if s.initiator {
             REKEY_AFTER
@@ -661,6 +680,39 @@ mod tests {
         assert!(
             ka.rx(kb.send.as_ref().unwrap().id).is_some(),
             "a still opens b's old key"
+        );
+    }
+
+    #[test]
+    fn new_keys_rekey_at_once_and_the_old_session_carries_until_both_sides_have_them() {
+        let t0 = Time::from_secs(10);
+        let (mut a, mut b) = sides(t0);
+        handshake(&mut a, &mut b, t0);
+        let old = a.crypto.keys.load().send.as_ref().unwrap().serial;
+        // Both sites get new keys, a first.
+        let (a2, b2) = pair(None, None);
+        let t1 = t0 + Duration::from_secs(1);
+        a.s.rekey(a2, t1);
+        let init = a.s.poll(t1, &USABLE, &mut header).expect("at once");
+        let refused =
+            b.s.on_initiation(&init.header, &init.body, SRC, 0, t1, &mut header);
+        assert!(refused.is_none(), "b does not know a's new key yet");
+        assert_eq!(
+            a.crypto.keys.load().send.as_ref().map(|k| k.serial),
+            Some(old),
+            "the old session still carries"
+        );
+        assert!(same_keys(&a, &b));
+        // Then b: its first poll starts a handshake under the new keys.
+        let t2 = t1 + Duration::from_millis(200);
+        b.s.rekey(b2, t2);
+        handshake(&mut b, &mut a, t2);
+        assert!(same_keys(&a, &b));
+        let new = a.crypto.keys.load().send.as_ref().unwrap().serial;
+        assert!(new > old, "a session under the new keys");
+        assert!(
+            a.s.poll(t2, &USABLE, &mut header).is_none(),
+            "and no further handshake is wanted"
         );
     }
 

@@ -111,7 +111,13 @@ impl<T> PathQueue<T> {
         }
     }
 
-    /// Packets queued.
+    /// Takes new CoDel settings (a reload; the flow quantum is not
+    /// configurable and stays).
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
+    /// Packets held now.
     pub fn packets(&self) -> u32 {
         self.slab.used()
     }
