@@ -6,14 +6,14 @@
 //! else that changed is refused as a whole, every such key named, before anything is applied.
 //!
 //! Live: `routes`, `mcast_rules`, `profile.idle`, and in `[tunnel]` everything but what
-//! shapes its memory or its identity: the prefixes, classes and default scheduler, the
-//! paths' rates, MTUs, priorities, `backup` and BFD timers (a Poll Sequence on an Up
-//! session), the probe interval, the hold-down, `reorder.max_hold`, the shaper's rate share
+//! shapes its memory or its identity: the prefixes, classes and default scheduler, paths
+//! added and removed, the paths' rates, MTUs, priorities, `backup` and BFD timers (a Poll
+//! Sequence on an Up session), the probe interval, the hold-down, `reorder.max_hold`, the shaper's rate share
 //! and CoDel, and the keys (their files' contents too: a handshake under the new keys at
 //! once, the old session carrying traffic until it completes). Needing a restart: the rest
 //! of the profile, the interfaces, neighbours, control, slow path, and the tunnel's port,
-//! encryption, shaping on or off, `max_packets` sizes, paths added or removed, a path's
-//! name, id, interface or addresses, and BFD turned on or off.
+//! encryption, shaping on or off, `max_packets` sizes, a path's id, interface or addresses
+//! (under the same name), and BFD turned on or off on a path that stays.
 
 use std::path::PathBuf;
 
@@ -282,11 +282,11 @@ fn tunnel_keys(a: &TunnelConfig, b: &TunnelConfig, refused: &mut Vec<String>) {
         ("tunnel.bfd", !same_but_timers(&a.bfd, &b.bfd)),
     ];
     refused.extend(keys.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()));
-    if a.paths.len() != b.paths.len() {
-        refused.push("tunnel.paths (paths added or removed)".into());
-        return;
-    }
-    for (i, (pa, pb)) in a.paths.iter().zip(&b.paths).enumerate() {
+    // Paths may come and go; one that stays (by name) keeps what names it on the wire.
+    for (i, pb) in b.paths.iter().enumerate() {
+        let Some(pa) = a.paths.iter().find(|p| p.name == pb.name) else {
+            continue;
+        };
         let identity: [(&str, bool); 6] = [
             ("name", pa.name != pb.name),
             ("id", pa.id != pb.id),
@@ -378,7 +378,11 @@ fn mcast_rules(old: &Config, new: &Config, p: &mut Plan) {
 }
 
 fn bfd_timers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
-    for (pa, pb) in a.paths.iter().zip(&b.paths) {
+    for pb in &b.paths {
+        // A path added gets its session with the table.
+        let Some(pa) = a.paths.iter().find(|p| p.name == pb.name) else {
+            continue;
+        };
         let (x, y) = (pa.bfd.unwrap_or(a.bfd), pb.bfd.unwrap_or(b.bfd));
         if x == y || !y.enabled {
             continue;
@@ -441,7 +445,23 @@ fn tunnel_settings(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
             b.shaping.rate_percent, b.shaping.target.0, b.shaping.interval.0
         ),
     );
-    for (pa, pb) in a.paths.iter().zip(&b.paths) {
+    for pa in &a.paths {
+        note(
+            !b.paths.iter().any(|p| p.name == pa.name),
+            format!("path {} removed", pa.name),
+        );
+    }
+    for pb in &b.paths {
+        let Some(pa) = a.paths.iter().find(|p| p.name == pb.name) else {
+            note(
+                true,
+                format!(
+                    "path {} added: id {}, interface {}, remote {}, rate {}",
+                    pb.name, pb.id, pb.interface, pb.remote, pb.rate
+                ),
+            );
+            continue;
+        };
         let mut what = Vec::new();
         if pa.rate != pb.rate {
             what.push(format!("rate {} (was {})", pb.rate, pa.rate));
@@ -473,13 +493,20 @@ fn tunnel_settings(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
     rest.private_key.clone_from(&b.private_key);
     rest.peer_public_key.clone_from(&b.peer_public_key);
     rest.preshared_key.clone_from(&b.preshared_key);
-    for (ra, pb) in rest.paths.iter_mut().zip(&b.paths) {
-        ra.rate = pb.rate;
-        ra.mtu = pb.mtu;
-        ra.priority = pb.priority;
-        ra.backup = pb.backup;
-        ra.bfd = pb.bfd;
-    }
+    // Paths added, removed and changed are named above; the rest of a path that stays is
+    // refused if it differs (`tunnel_keys`). Only their order is left.
+    let names = |t: &TunnelConfig| t.paths.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let kept = |x: &TunnelConfig, y: &TunnelConfig| {
+        names(x)
+            .into_iter()
+            .filter(|n| y.paths.iter().any(|p| p.name == *n))
+            .collect::<Vec<_>>()
+    };
+    note(
+        kept(a, b) != kept(b, a),
+        format!("tunnel.paths: in the order {}", list(&names(b))),
+    );
+    rest.paths.clone_from(&b.paths);
     debug_assert!(
         rest == *b,
         "every tunnel key is either refused or named as a live change"
@@ -621,6 +648,28 @@ rate = "100mbit"
     }
 
     #[test]
+    fn paths_come_and_go_by_name() {
+        let two = BASE.to_string()
+            + "[[tunnel.paths]]\nname = \"b\"\nid = 1\ninterface = \"wan\"\n\
+               remote = \"10.10.2.10\"\nrate = \"10mbit\"\n";
+        let p = plan_to(&two).expect("live");
+        assert_eq!(
+            p.changes(),
+            ["path b added: id 1, interface wan, remote 10.10.2.10, rate 10000000bit"]
+        );
+        // Path a removed, b kept: a's name may even come back with other addresses.
+        let only_b = two.replace(
+            "[[tunnel.paths]]\nname = \"a\"\nid = 0\ninterface = \"wan\"\nremote = \"10.10.2.9\"\n\
+             rate = \"100mbit\"\n",
+            "",
+        );
+        assert!(only_b != two, "test bug: path a still in {only_b}");
+        let p = plan((&profile(), &config(&two)), (&profile(), &config(&only_b))).expect("live");
+        assert_eq!(p.changes(), ["path a removed"]);
+        assert!(matches!(&p.steps[0].step, Step::Tunnel { config, .. } if config.paths.len() == 1));
+    }
+
+    #[test]
     fn the_idle_back_off_changes_live() {
         let mut other = profile();
         other.idle.max_sleep_us += 100;
@@ -649,13 +698,7 @@ rate = "100mbit"
                 "tunnel.paths[0].remote".into(),
             ])
         );
-        let added = BASE.to_string()
-            + "[[tunnel.paths]]\nname = \"b\"\nid = 1\ninterface = \"wan\"\n\
-               remote = \"10.10.2.10\"\nrate = \"10mbit\"\n";
-        assert_eq!(
-            plan_to(&added),
-            Err(vec!["tunnel.paths (paths added or removed)".to_string()])
-        );
+
         // A profile change is refused too.
         let mut other = profile();
         other.mempool.mbufs += 1;

@@ -2,10 +2,11 @@
 //! sequence-stamped stream and a TCP transfer cross it: changes of each kind that can be made
 //! live, one at a time (a static route; the paths' BFD timers through a Poll Sequence; a
 //! relay rule; a path's rate and priority; a class and a prefix; the probe interval and the
-//! shaper's share; the workers' idle back-off; new keys at both sites, one after the other),
-//! then a change that cannot be made live (a path's peer address) refused with its key, then
-//! a file with an error. The stream, which none of them touches, loses nothing and arrives
-//! in order; the TCP transfer carries on throughout; the new settings show.
+//! shaper's share; the workers' idle back-off; new keys at both sites, one after the other;
+//! a path drained with `path down`, removed at both sites and added back), then a change that
+//! cannot be made live (a path's peer address) refused with its key, then a file with an
+//! error. The stream, which none of them touches, loses nothing and arrives in order; the TCP
+//! transfer carries on throughout; the new settings show, and the path added back comes up.
 
 use std::time::{Duration, Instant};
 
@@ -77,11 +78,11 @@ fn reloads_leave_untouched_traffic_whole_and_in_order() -> Result<()> {
     let stream = probe_stream::start(
         &bed.sites,
         Duration::from_millis(5),
-        Duration::from_secs(14),
+        Duration::from_secs(22),
         t0,
     )?;
     std::thread::scope(|scope| -> Result<()> {
-        let tcp = scope.spawn(|| bed.tcp(12));
+        let tcp = scope.spawn(|| bed.tcp(20));
         std::thread::sleep(PAUSE);
 
         // A static route (to a host on site A's LAN).
@@ -191,6 +192,49 @@ fn reloads_leave_untouched_traffic_whole_and_in_order() -> Result<()> {
             after > before,
             "no session under the new keys ({before} → {after})"
         );
+
+        // Path b: drained at both sites (as a link is before it is taken out), removed at
+        // both, then added back at both.
+        for site in [Site::A, Site::B] {
+            bed.set_path_admin(site, "b", false)?;
+        }
+        std::thread::sleep(PAUSE);
+        let without_b = |text: &str| -> Result<String> {
+            let start = text
+                .find("[[tunnel.paths]]\nname = \"b\"")
+                .context("no path b")?;
+            let end = text[start..]
+                .find("\n\n")
+                .map_or(text.len(), |e| start + e + 2);
+            Ok(format!("{}{}", &text[..start], &text[end..]))
+        };
+        let (less_a, less_b) = (without_b(&rekeyed_a)?, without_b(&rekeyed_b)?);
+        ensure!(changes(&reload(&less_a)?)? == ["path b removed"]);
+        ensure!(changes(&reload_site(Site::B, &less_b)?)? == ["path b removed"]);
+        std::thread::sleep(PAUSE);
+        ensure!(bed.paths(Site::A).len() == 1);
+        let r = changes(&reload(&rekeyed_a)?)?;
+        ensure!(
+            r.len() == 1 && r[0].starts_with("path b added: id 1"),
+            "{r:?}"
+        );
+        ensure!(
+            bed.path(Site::A, "b")["state"] == "no_replies",
+            "a path added carries nothing until the peer has it: {}",
+            bed.path(Site::A, "b")
+        );
+        ensure!(changes(&reload_site(Site::B, &rekeyed_b)?)?.len() == 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while bed.path(Site::A, "b")["state"] != "up" || bed.path(Site::B, "b")["state"] != "up" {
+            ensure!(
+                Instant::now() < deadline,
+                "path b did not come back: {} / {}",
+                bed.path(Site::A, "b"),
+                bed.path(Site::B, "b")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(PAUSE);
 
         // A path's peer address cannot change live: refused, naming it, nothing applied.
         let moved = rekeyed_a.replacen("remote = \"172.16.0.2\"", "remote = \"172.16.0.9\"", 1);

@@ -31,6 +31,26 @@ struct PathSession {
     path: usize,
 }
 
+impl PathSession {
+    /// A session for `table`'s path `path` if its BFD is enabled.
+    fn new(table: &TunnelTable, path: usize, now: Time, rng: &mut fastrand::Rng) -> Option<Self> {
+        let p = table.paths.get(path).filter(|p| p.bfd.enabled)?;
+        let cfg = SessionConfig {
+            desired_min_tx_us: p.bfd.desired_min_tx.micros(),
+            required_min_rx_us: p.bfd.required_min_rx.micros(),
+            detect_mult: p.bfd.detect_mult,
+            multihop: p.bfd.multihop,
+            min_ttl: p.bfd.min_ttl,
+            passive: false,
+        };
+        let discr = rng.u32(1..);
+        Some(PathSession {
+            session: Session::new(cfg, discr, now.as_nanos(), rng.fork()),
+            path,
+        })
+    }
+}
+
 /// A session's state change, with what the peer said at that moment.
 #[derive(Debug, Clone, Copy)]
 pub struct PathEvent {
@@ -70,26 +90,8 @@ impl BfdPaths {
     /// the table's `bfd_discards`.
     pub fn new(table: Arc<TunnelTable>, now: Time) -> Self {
         let mut rng = fastrand::Rng::new();
-        let sessions = table
-            .paths
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.bfd.enabled)
-            .map(|(path, p)| {
-                let cfg = SessionConfig {
-                    desired_min_tx_us: p.bfd.desired_min_tx.micros(),
-                    required_min_rx_us: p.bfd.required_min_rx.micros(),
-                    detect_mult: p.bfd.detect_mult,
-                    multihop: p.bfd.multihop,
-                    min_ttl: p.bfd.min_ttl,
-                    passive: false,
-                };
-                let discr = rng.u32(1..);
-                PathSession {
-                    session: Session::new(cfg, discr, now.as_nanos(), rng.fork()),
-                    path,
-                }
-            })
+        let sessions = (0..table.paths.len())
+            .filter_map(|path| PathSession::new(&table, path, now, &mut rng))
             .collect();
         Self {
             table,
@@ -98,9 +100,31 @@ impl BfdPaths {
         }
     }
 
-    /// Takes a reloaded table (the same paths by index; the sessions keep
-    /// their timers, which change by [`Self::change_timers`]).
-    pub fn retable(&mut self, table: Arc<TunnelTable>) {
+    /// Takes a reloaded table: a path that stays keeps its session (whose
+    /// timers change by [`Self::change_timers`]), a path added with BFD gets
+    /// a new one (Down, as at boot), a removed path's ends.
+    pub fn retable(&mut self, table: Arc<TunnelTable>, now: Time) {
+        let carried = table.carried_from(&self.table);
+        let mut old: Vec<Option<PathSession>> = std::mem::take(&mut self.sessions)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut rng = fastrand::Rng::new();
+        for (path, from) in carried.iter().enumerate() {
+            let kept = from.and_then(|from| {
+                old.iter_mut()
+                    .find(|s| s.as_ref().is_some_and(|s| s.path == from))?
+                    .take()
+            });
+            let session = match kept {
+                Some(mut s) => {
+                    s.path = path;
+                    Some(s)
+                }
+                None => PathSession::new(&table, path, now, &mut rng),
+            };
+            self.sessions.extend(session);
+        }
         self.table = table;
     }
 

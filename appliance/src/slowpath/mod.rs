@@ -853,9 +853,10 @@ impl SlowPath {
     /// Applies a reload's new `[tunnel]` settings: one new table
     /// ([`crate::tunnel::TunnelTable::reconfigured`]) published to the
     /// workers and taken by the probes and BFD, the routes to its prefixes
-    /// with it; with `rekey`, a handshake under the keys now in the files
-    /// (which must still be the ones the reload planned with). Nothing
-    /// changes if it fails.
+    /// with it; a path removed sends BFD AdminDown first, a path added is
+    /// probed and its next hop resolved at once; with `rekey`, a handshake
+    /// under the keys now in the files (which must still be the ones the
+    /// reload planned with). Nothing changes if it fails.
     ///
     /// # Errors
     /// No tunnel runs, the change needs a restart, or the key files changed
@@ -866,10 +867,14 @@ impl SlowPath {
         rekey: Option<KeyPrint>,
         now: Time,
     ) -> Result<(), String> {
-        let (Some(old), Some(t)) = (self.state.tunnel(), self.tunnel.as_mut()) else {
+        let (Some(old), true) = (self.state.tunnel(), self.tunnel.is_some()) else {
             return Err("no tunnel is configured".into());
         };
-        let table = Arc::new(old.reconfigured(cfg).map_err(|e| e.to_string())?);
+        let interfaces = self.state.tables().interfaces.clone();
+        let table = Arc::new(
+            old.reconfigured(cfg, &interfaces)
+                .map_err(|e| e.to_string())?,
+        );
         let handshaker = match rekey {
             None => None,
             Some(wanted) => {
@@ -883,16 +888,44 @@ impl SlowPath {
                 Some(crate::tunnel::crypto::handshaker(cfg.encryption, keys))
             }
         };
-        t.retable(Arc::clone(&table));
+        // A path removed says so first (BFD AdminDown), so the peer moves off it at once,
+        // as for `path down`.
+        let removed: Vec<usize> = {
+            let carried = table.carried_from(old);
+            (0..old.paths.len())
+                .filter(|i| !carried.contains(&Some(*i)))
+                .collect()
+        };
+        if let Some(b) = self.bfd.as_mut() {
+            for &i in &removed {
+                b.set_admin_down(i, true, now);
+            }
+        }
+        if !removed.is_empty() {
+            self.bfd_poll(now);
+        }
+        let Some(t) = self.tunnel.as_mut() else {
+            return Err("no tunnel is configured".into());
+        };
+        t.retable(Arc::clone(&table), now);
         if let Some(hs) = handshaker {
             t.rekey(hs, now);
             self.timers.arm(SlowTimer::Handshake, now);
         }
         if let Some(b) = self.bfd.as_mut() {
-            b.retable(Arc::clone(&table));
+            b.retable(Arc::clone(&table), now);
+        }
+        // Every path is probed from now (a path added at once; the timers of
+        // removed ones find no path and end).
+        for path in 0..table.paths.len() {
+            self.timers
+                .arm(SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX)), now);
         }
         self.state.set_tunnel(table);
         self.slow.route_changes.inc();
+        // A path added needs its next hop.
+        self.resolve_wanted_next_hops();
+        self.bfd_poll(now);
         Ok(())
     }
 

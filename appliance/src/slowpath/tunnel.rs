@@ -26,7 +26,7 @@ use crate::tunnel::crypto::TxKey;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
 use crate::tunnel::health::{self, Health, Transition};
 use crate::tunnel::meter::Meters;
-use crate::tunnel::{TunnelTable, LANE_PORT_BASE};
+use crate::tunnel::{carry_over, TunnelTable, LANE_PORT_BASE};
 use crate::wire::bfd::State as BfdState;
 use crate::wire::tunnel::{
     flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelPacket, TunnelRepr, CONTROL_LANE,
@@ -63,7 +63,7 @@ impl ControlLane {
     ) -> Option<Outer> {
         let p = self.table.paths.get(path)?;
         let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
-        let path_seq = self.path_seq.next(path);
+        let path_seq = self.path_seq.next(p.id);
         Some(Outer {
             src_mac,
             dst_mac,
@@ -245,19 +245,37 @@ impl MgmtTunnel {
         out.and_then(|o| Some(self.control.frame(o.path, &built?, &o.body, None)))
     }
 
-    /// Takes a reloaded table ([`TunnelTable::reconfigured`]: the same
-    /// paths by index, so every path's health, meter and sequence carry
-    /// on) with its probe interval, hold-downs and BFD detection times.
-    pub fn retable(&mut self, table: Arc<TunnelTable>) {
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]) with its
+    /// probe interval, hold-downs and BFD detection times: a path that stays
+    /// keeps its health, meter and history; a path added carries nothing
+    /// until the peer is heard on it ([`Health::added`]); a removed path's
+    /// go.
+    pub fn retable(&mut self, table: Arc<TunnelTable>, now: Time) {
+        let carried = table.carried_from(&self.table);
+        self.health = carry_over(std::mem::take(&mut self.health), &carried, |p| {
+            Health::added(health_settings(&table, p), now)
+        })
+        .0;
         for (p, h) in self.health.iter_mut().enumerate() {
             h.set_settings(health_settings(&table, p));
         }
-        if table.probe_interval != self.table.probe_interval {
-            let per_sec = replies_per_sec(table.probe_interval);
+        self.meters.carry_over(&carried);
+        self.carrier = carry_over(std::mem::take(&mut self.carrier), &carried, |_| true).0;
+        let per_sec = replies_per_sec(table.probe_interval);
+        let same_interval = table.probe_interval == self.table.probe_interval;
+        self.replies = carry_over(std::mem::take(&mut self.replies), &carried, |_| {
+            TokenBucket::with_burst(per_sec, 4)
+        })
+        .0;
+        if !same_interval {
             for r in &mut self.replies {
                 *r = TokenBucket::with_burst(per_sec, 4);
             }
         }
+        self.shaper_drops = carry_over(std::mem::take(&mut self.shaper_drops), &carried, |_| {
+            (0, None)
+        })
+        .0;
         self.control.table = Arc::clone(&table);
         self.table = table;
     }

@@ -76,7 +76,7 @@ drop_reasons! {
     ShaperAqm => "shaper_aqm", "the path's shaper queue dropped it: it waited above CoDel's target for an interval";
     ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";
     ShaperStopped => "shaper_stopped", "still waiting in a path's shaper queue when the appliance stopped";
-    ShaperPathDown => "shaper_path_down", "waited for a path that went down and could not move to another: a redundant copy (the other copy goes on), or no path was usable";
+    ShaperPathDown => "shaper_path_down", "waited for a path that went down (or that a reload removed) and could not move to another: a redundant copy (the other copy goes on), or no path was usable";
     TunnelMtuDf => "tunnel_mtu_df", "larger than the tunnel's inner MTU with DF set (ICMP fragmentation needed sent, rate-limited)";
     TunnelMtuNoDf => "tunnel_mtu_no_df", "larger than the tunnel's inner MTU without DF (the appliance does not fragment)";
     TunnelHandoffFull => "tunnel_handoff_full", "ring to the worker that owns the lane full";

@@ -170,6 +170,16 @@ impl Health {
         }
     }
 
+    /// A path a reload added: unlike at start, when both sites begin
+    /// together, the peer may not know it yet, so it carries nothing until
+    /// the peer is heard on it (then it comes up through the ramp).
+    pub fn added(settings: Settings, now: Time) -> Self {
+        Self {
+            state: PathState::NoReplies,
+            ..Self::new(settings, now)
+        }
+    }
+
     /// Takes new settings; the state and its history stay.
     pub fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;

@@ -181,6 +181,13 @@ impl Meters {
         }
     }
 
+    /// Moves the meters to a reloaded table's path indices (`carried` as in
+    /// [`crate::tunnel::carry_over`]); a path added starts unmeasured.
+    pub fn carry_over(&mut self, carried: &[Option<usize>]) {
+        let old = std::mem::take(&mut self.paths);
+        self.paths = crate::tunnel::carry_over(old, carried, |_| PathMeter::default()).0;
+    }
+
     /// Records a probe sent on `path` at `now`; returns its sequence number.
     pub fn sent(&mut self, path: usize, now: Time) -> Option<u32> {
         self.paths.get_mut(path).map(|m| m.sent(now))

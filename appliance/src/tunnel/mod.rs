@@ -72,6 +72,74 @@ pub struct Path {
     pub bfd: BfdConfig,
 }
 
+impl Path {
+    /// Path `i` of `cfg`, resolved against the interfaces (its port index
+    /// and our address on it).
+    fn resolve(cfg: &TunnelConfig, i: usize, interfaces: &[Interface]) -> Path {
+        let p = &cfg.paths[i];
+        let port = interfaces
+            .iter()
+            .position(|x| x.name == p.interface)
+            .unwrap_or(0);
+        let local = interfaces
+            .get(port)
+            .and_then(|x| x.address)
+            .map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr());
+        Path {
+            name: p.name.clone(),
+            id: p.id,
+            port,
+            local: p.local.unwrap_or(local),
+            remote: p.remote,
+            next_hop: p.next_hop.unwrap_or(p.remote),
+            rate_bps: p.rate.0,
+            mtu: p.mtu,
+            priority: p.priority,
+            backup: p.backup,
+            bfd: p.bfd.unwrap_or(cfg.bfd),
+        }
+    }
+}
+
+/// Moves per-path state held by path index to a reloaded table's indices:
+/// `carried[i]` is new path i's old index ([`TunnelTable::carried_from`]);
+/// a path that stays takes its old state, a new one `fresh(i)`, and the
+/// state of removed paths is returned (in old order) for the caller to wind
+/// down.
+pub fn carry_over<T>(
+    old: Vec<T>,
+    carried: &[Option<usize>],
+    mut fresh: impl FnMut(usize) -> T,
+) -> (Vec<T>, Vec<T>) {
+    let mut old: Vec<Option<T>> = old.into_iter().map(Some).collect();
+    let kept = carried
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.and_then(|o| old.get_mut(o).and_then(Option::take))
+                .unwrap_or_else(|| fresh(i))
+        })
+        .collect();
+    (kept, old.into_iter().flatten().collect())
+}
+
+/// The shared cells of a reloaded table's paths: a path that stays shares
+/// its old ones (`carried` as in [`carry_over`]), a new one gets `fresh(i)`.
+fn shared<T>(
+    carried: &[Option<usize>],
+    old: &[Arc<T>],
+    fresh: impl Fn(usize) -> Arc<T>,
+) -> Box<[Arc<T>]> {
+    carried
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.and_then(|o| old.get(o))
+                .map_or_else(|| fresh(i), Arc::clone)
+        })
+        .collect()
+}
+
 /// What changes fast about a path: written by the management lcore, read by
 /// every worker once per burst (plain loads, no lock).
 #[derive(Debug)]
@@ -300,7 +368,7 @@ pub struct Shaping {
     /// Per path index: packets each worker's queue holds at most.
     pub packets: Box<[u32]>,
     /// Per path index: the rate clock and what the workers hold.
-    pub cells: Arc<[PathCells]>,
+    pub cells: Box<[Arc<PathCells>]>,
 }
 
 /// Everything about the tunnel the workers read, part of every table
@@ -335,23 +403,27 @@ pub struct TunnelTable {
     pub max_hold_down: Duration,
     /// BFD packets discarded, by reason (all paths' sessions).
     pub bfd_discards: Arc<crate::bfd::Discards>,
-    /// Per path index: live state.
-    pub live: Arc<[PathLive]>,
+    /// Per path index: live state (a path keeps it across reloads).
+    pub live: Box<[Arc<PathLive>]>,
     /// Per path index: counters.
-    pub path_counters: Arc<[PerWorker<PathCounters>]>,
+    pub path_counters: Box<[Arc<PerWorker<PathCounters>>]>,
     /// Per class index: counters (a class keeps them across reloads by its
     /// name).
     pub class_counters: Box<[Arc<PerWorker<ClassCounters>>]>,
     /// Per lane: the reorder counters of its owner.
     pub lane_counters: Arc<[CacheAligned<LaneCounters>]>,
     /// Per path index: sent and received per second (management lcore).
-    pub path_rates: Arc<[(Rate, Rate)]>,
+    pub path_rates: Box<[Arc<(Rate, Rate)>]>,
     /// The paths' shapers (`None`: shaping off).
     pub shaping: Option<Shaping>,
     /// Per class index: entering the tunnel per second (management lcore).
     pub class_rates: Box<[Arc<Rate>]>,
     /// The keys and handshake figures (`None`: the tunnel is in clear).
     pub crypto: Option<Arc<crypto::TunnelCrypto>>,
+    /// Workers, and packets in the pool: what a path added by a reload is
+    /// sized from.
+    workers: usize,
+    mbufs: u32,
 }
 
 /// Why a changed config cannot be applied to a running tunnel's table (the
@@ -373,30 +445,8 @@ impl TunnelTable {
         epoch: u16,
     ) -> Self {
         let reorder_packets = cfg.reorder_packets(mbufs, workers);
-        let port_of = |name: &str| interfaces.iter().position(|i| i.name == name);
-        let paths: Vec<Path> = cfg
-            .paths
-            .iter()
-            .map(|p| {
-                let port = port_of(&p.interface).unwrap_or(0);
-                let local = interfaces
-                    .get(port)
-                    .and_then(|i| i.address)
-                    .map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr());
-                Path {
-                    name: p.name.clone(),
-                    id: p.id,
-                    port,
-                    local: p.local.unwrap_or(local),
-                    remote: p.remote,
-                    next_hop: p.next_hop.unwrap_or(p.remote),
-                    rate_bps: p.rate.0,
-                    mtu: p.mtu,
-                    priority: p.priority,
-                    backup: p.backup,
-                    bfd: p.bfd.unwrap_or(cfg.bfd),
-                }
-            })
+        let paths: Vec<Path> = (0..cfg.paths.len())
+            .map(|i| Path::resolve(cfg, i, interfaces))
             .collect();
         let classes = classes(cfg, &paths);
         let n_classes = classes.all().len();
@@ -404,16 +454,19 @@ impl TunnelTable {
             port: cfg.port,
             epoch,
             prefixes: cfg.prefixes.clone(),
-            live: paths.iter().map(|p| PathLive::new(p.rate_bps)).collect(),
-            path_counters: paths.iter().map(|_| PerWorker::zeroed(workers)).collect(),
+            live: paths
+                .iter()
+                .map(|p| Arc::new(PathLive::new(p.rate_bps)))
+                .collect(),
+            path_counters: paths
+                .iter()
+                .map(|_| Arc::new(PerWorker::zeroed(workers)))
+                .collect(),
             class_counters: (0..n_classes)
                 .map(|_| Arc::new(PerWorker::zeroed(workers)))
                 .collect(),
             lane_counters: (0..MAX_LANES).map(|_| CacheAligned::default()).collect(),
-            path_rates: paths
-                .iter()
-                .map(|_| (Rate::default(), Rate::default()))
-                .collect(),
+            path_rates: paths.iter().map(|_| Arc::default()).collect(),
             class_rates: (0..n_classes).map(|_| Arc::default()).collect(),
             path_ports: path_ports(&paths),
             by_id: by_id(&paths),
@@ -433,7 +486,11 @@ impl TunnelTable {
                 packets: (0..cfg.paths.len())
                     .map(|p| cfg.shaper_packets(p, mbufs, workers))
                     .collect(),
-                cells: cfg.paths.iter().map(|_| PathCells::new(workers)).collect(),
+                cells: cfg
+                    .paths
+                    .iter()
+                    .map(|_| Arc::new(PathCells::new(workers)))
+                    .collect(),
             }),
             bfd_discards: Arc::default(),
             crypto: cfg.encrypted().then(|| {
@@ -442,23 +499,31 @@ impl TunnelTable {
                     workers,
                 ))
             }),
+            workers,
+            mbufs,
         }
     }
 
-    /// The table for `cfg`, a changed config of this same tunnel: the same
-    /// paths (by name, in order, with the same ids and peer addresses), the
-    /// same port, shaping on or off and encryption or not. What may differ:
-    /// the prefixes, the paths' rates, MTUs, priorities, `backup` and BFD
-    /// settings, the classes and default scheduler, the probe interval, the
-    /// hold-downs, the reorder buffer's `max_hold` and the shaper's rate
-    /// share and CoDel. Everything that runs carries over (path state,
-    /// counters, rates, shaper clocks, keys; a class keeps its counters by
-    /// name). The queue and reorder buffer sizes stay as sized at start:
-    /// they are carved out of the packet pool.
+    /// The table for `cfg`, a changed config of this same tunnel (the
+    /// reload checked it; `interfaces` resolve the paths it adds): the same
+    /// port, shaping on or off, and encryption or not. Paths may be added
+    /// and removed; a path that stays (by name) keeps its id, interface and
+    /// addresses, and everything that runs: its state, counters, rates and
+    /// shaper clock. What else may differ: the prefixes, the paths' rates,
+    /// MTUs, priorities, `backup` and BFD settings, the classes and default
+    /// scheduler, the probe interval, the hold-downs, the reorder buffer's
+    /// `max_hold` and the shaper's rate share and CoDel. The keys, lanes'
+    /// counters and the epoch carry over; a class keeps its counters by
+    /// name. The reorder buffers and the queues of the paths that stay keep
+    /// the sizes they were given at start: they are carved out of the pool.
     ///
     /// # Errors
     /// A change that only a restart can make, named.
-    pub fn reconfigured(&self, cfg: &TunnelConfig) -> Result<Self, NotLive> {
+    pub fn reconfigured(
+        &self,
+        cfg: &TunnelConfig,
+        interfaces: &[Interface],
+    ) -> Result<Self, NotLive> {
         let refuse = |what: &str| Err(NotLive(what.to_string()));
         if cfg.port != self.port {
             return refuse("tunnel.port");
@@ -469,27 +534,35 @@ impl TunnelTable {
         if cfg.shaping.enabled != self.shaping.is_some() {
             return refuse("tunnel.shaping.enabled");
         }
-        if cfg.paths.len() != self.paths.len() {
-            return refuse("tunnel.paths (paths added or removed)");
+        if cfg.paths.len() > MAX_PATHS {
+            return refuse("tunnel.paths (more than 16)");
         }
         let mut paths = Vec::with_capacity(cfg.paths.len());
-        for (i, (old, p)) in self.paths.iter().zip(&cfg.paths).enumerate() {
-            if old.name != p.name || old.id != p.id || old.remote != p.remote {
-                return Err(NotLive(format!(
-                    "tunnel.paths[{i}] (its name, id or remote)"
-                )));
+        let mut carried = Vec::with_capacity(cfg.paths.len());
+        for (i, p) in cfg.paths.iter().enumerate() {
+            let resolved = Path::resolve(cfg, i, interfaces);
+            let old = self.paths.iter().position(|o| o.name == p.name);
+            if let Some(o) = old.map(|o| &self.paths[o]) {
+                let same = (o.id, o.port, o.local, o.remote, o.next_hop)
+                    == (
+                        resolved.id,
+                        resolved.port,
+                        resolved.local,
+                        resolved.remote,
+                        resolved.next_hop,
+                    );
+                if !same {
+                    return Err(NotLive(format!(
+                        "tunnel.paths[{i}] (path {}: its id, interface or addresses)",
+                        p.name
+                    )));
+                }
             }
-            paths.push(Path {
-                rate_bps: p.rate.0,
-                mtu: p.mtu,
-                priority: p.priority,
-                backup: p.backup,
-                bfd: p.bfd.unwrap_or(cfg.bfd),
-                ..old.clone()
-            });
+            paths.push(resolved);
+            carried.push(old);
         }
         let classes = classes(cfg, &paths);
-        let workers = self.path_counters.first().map_or(1, |w| w.len());
+        let workers = self.workers;
         let (class_counters, class_rates): (Vec<_>, Vec<_>) = classes
             .all()
             .iter()
@@ -507,8 +580,28 @@ impl TunnelTable {
             port: self.port,
             epoch: self.epoch,
             prefixes: cfg.prefixes.clone(),
-            by_id: self.by_id,
-            path_ports: self.path_ports,
+            by_id: by_id(&paths),
+            path_ports: path_ports(&paths),
+            live: shared(&carried, &self.live, |i| {
+                Arc::new(PathLive::new(paths[i].rate_bps))
+            }),
+            path_counters: shared(&carried, &self.path_counters, |_| {
+                Arc::new(PerWorker::zeroed(workers))
+            }),
+            path_rates: shared(&carried, &self.path_rates, |_| Arc::default()),
+            shaping: self.shaping.as_ref().map(|sh| Shaping {
+                rate_percent: u64::from(cfg.shaping.rate_percent),
+                settings: shaper_settings(cfg),
+                packets: carried
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| match o.and_then(|o| sh.packets.get(o)) {
+                        Some(n) => *n,
+                        None => cfg.shaper_packets(i, self.mbufs, workers),
+                    })
+                    .collect(),
+                cells: shared(&carried, &sh.cells, |_| Arc::new(PathCells::new(workers))),
+            }),
             paths,
             classes,
             inner_mtu: cfg.inner_mtu(),
@@ -519,20 +612,23 @@ impl TunnelTable {
             probe_interval: cfg.probe_interval.0,
             max_hold_down: cfg.max_hold_down.0,
             bfd_discards: Arc::clone(&self.bfd_discards),
-            live: Arc::clone(&self.live),
-            path_counters: Arc::clone(&self.path_counters),
             class_counters: class_counters.into(),
             lane_counters: Arc::clone(&self.lane_counters),
-            path_rates: Arc::clone(&self.path_rates),
-            shaping: self.shaping.as_ref().map(|sh| Shaping {
-                rate_percent: u64::from(cfg.shaping.rate_percent),
-                settings: shaper_settings(cfg),
-                packets: sh.packets.clone(),
-                cells: Arc::clone(&sh.cells),
-            }),
             class_rates: class_rates.into(),
             crypto: self.crypto.clone(),
+            workers,
+            mbufs: self.mbufs,
         })
+    }
+
+    /// For each path of this table, its index in `old` (the table it was
+    /// reconfigured from), or `None` for a path the reload added: what holds
+    /// state per path index moves it by this.
+    pub fn carried_from(&self, old: &TunnelTable) -> Vec<Option<usize>> {
+        self.paths
+            .iter()
+            .map(|p| old.paths.iter().position(|o| o.name == p.name))
+            .collect()
     }
 
     /// Bytes of tag after each packet's payload: 0 in clear.
@@ -616,7 +712,8 @@ impl TunnelTable {
     /// Samples the paths' and classes' rates, `elapsed` after the previous
     /// sample (management lcore only).
     pub fn sample_rates(&self, elapsed: Duration) {
-        for (i, (tx, rx)) in self.path_rates.iter().enumerate() {
+        for (i, rates) in self.path_rates.iter().enumerate() {
+            let (tx, rx) = &**rates;
             let c = &self.path_counters[i];
             tx.sample(
                 c.total(|w| &w.tx_packets),
@@ -800,7 +897,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
         );
         cfg.default_scheduler = SchedulerName::MinRtt;
         cfg.probe_interval.0 = Duration::from_millis(20);
-        let r = t.reconfigured(&cfg).expect("live");
+        let r = t.reconfigured(&cfg, &interfaces()).expect("live");
         assert_eq!(r.prefixes.len(), 2);
         assert_eq!(
             (r.paths[1].rate_bps, r.paths[1].backup),
@@ -819,24 +916,53 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
         );
         assert_eq!(r.class_counters[0].total(|w| &w.packets), 0, "a new class");
         assert_eq!(r.class_counters[1].total(|w| &w.packets), 1, "mptcp's own");
-        assert!(Arc::ptr_eq(&r.live, &t.live) && !r.live[0].usable());
+        assert!(Arc::ptr_eq(&r.live[0], &t.live[0]) && !r.live[0].usable());
         assert_eq!(r.path_counters[1].total(|w| &w.tx_packets), 1);
         assert_eq!(r.epoch, t.epoch, "the peer must not reset its lanes");
         assert_eq!(r.path_index(7), Some(1));
     }
 
     #[test]
+    fn paths_added_and_removed_move_what_runs_by_name() {
+        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        t.path_counters[1].worker(0).tx_packets.inc();
+        // Path a removed and c added in its place: b stays at index 1, c is new at 0.
+        let mut cfg = config();
+        cfg.classes.clear();
+        let mut c = cfg.paths[0].clone();
+        c.name = "c".into();
+        c.id = 9;
+        c.remote = "172.16.0.3".parse().unwrap();
+        cfg.paths[0] = c;
+        let r = t.reconfigured(&cfg, &interfaces()).expect("live");
+        assert_eq!(r.carried_from(&t), vec![None, Some(1)]);
+        assert_eq!(r.path_index(9), Some(0));
+        assert_eq!(r.path_index(3), None, "a is gone");
+        assert_eq!(r.path_counters[1].total(|w| &w.tx_packets), 1, "b's own");
+        assert_eq!(r.path_counters[0].total(|w| &w.tx_packets), 0, "c's fresh");
+        assert!(Arc::ptr_eq(&r.live[1], &t.live[1]));
+        assert_eq!(r.paths[0].port, 1, "c resolved on wan0");
+        let sh = r.shaping.as_ref().unwrap();
+        assert_eq!(sh.packets.len(), 2);
+        assert!(Arc::ptr_eq(
+            &sh.cells[1],
+            &t.shaping.as_ref().unwrap().cells[1]
+        ));
+        let (kept, removed) = carry_over(vec!["a", "b"], &r.carried_from(&t), |_| "c");
+        assert_eq!((kept, removed), (vec!["c", "b"], vec!["a"]));
+    }
+
+    #[test]
     fn a_reconfigured_table_refuses_what_needs_a_restart() {
         let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
-        let mut renamed = config();
-        renamed.paths[0].name = "z".into();
-        assert!(t.reconfigured(&renamed).is_err());
-        let mut fewer = config();
-        fewer.paths.pop();
-        fewer.classes.clear();
-        assert!(t.reconfigured(&fewer).is_err());
+        let mut moved = config();
+        moved.paths[0].remote = "172.16.0.9".parse().unwrap();
+        assert!(t.reconfigured(&moved, &interfaces()).is_err());
+        let mut renumbered = config();
+        renumbered.paths[1].id = 4;
+        assert!(t.reconfigured(&renumbered, &interfaces()).is_err());
         let mut port = config();
         port.port += 1;
-        assert!(t.reconfigured(&port).is_err());
+        assert!(t.reconfigured(&port, &interfaces()).is_err());
     }
 }

@@ -395,7 +395,7 @@ impl Departures {
         let path = self.table.paths.get(p)?;
         let (src_mac, dst_mac) = self.macs[p]?;
         let lane = &mut self.lanes[usize::from(held.urgent())];
-        let path_seq = lane.path_seq.next(p);
+        let path_seq = lane.path_seq.next(path.id);
         Some(Outer {
             src_mac,
             dst_mac,

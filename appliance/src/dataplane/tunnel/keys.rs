@@ -12,7 +12,7 @@ use crate::time::Time;
 use crate::tunnel::crypto::replay::{Refused, Window};
 use crate::tunnel::crypto::{KeySet, TunnelCrypto, RX_KEYS};
 use crate::tunnel::encap::{self, Rx};
-use crate::tunnel::MAX_LANES;
+use crate::tunnel::{MAX_LANES, MAX_PATHS};
 use crate::wire::tunnel::CONTROL_LANE;
 
 /// Re-reads the published key set if it changed; whether it did.
@@ -100,8 +100,10 @@ pub struct Opener {
 }
 
 impl Opener {
-    /// Worker `worker`'s of `workers`, for `paths` paths.
-    pub fn new(worker: usize, workers: usize, paths: usize, crypto: Arc<TunnelCrypto>) -> Self {
+    /// Worker `worker`'s of `workers`, with windows for every path id (a
+    /// reload may add paths; a path's windows are kept by its wire id).
+    pub fn new(worker: usize, workers: usize, crypto: Arc<TunnelCrypto>) -> Self {
+        let paths = MAX_PATHS;
         let workers = workers.max(1);
         // The data lanes it owns, and the control lane (which one worker owns).
         let _ = worker;
@@ -134,7 +136,7 @@ impl Opener {
         }
     }
 
-    /// The window index of (`lane`, path index `path`).
+    /// The window index of (`lane`, path id `path`).
     fn index(&self, lane: u16, path: usize) -> Option<usize> {
         let per_lane = if lane == CONTROL_LANE {
             MAX_LANES.div_ceil(self.workers)
@@ -145,16 +147,18 @@ impl Opener {
     }
 
     /// Checks, decrypts in place and accepts a packet of a lane this worker
-    /// owns, received on path index `path`. Nothing changes unless its tag
-    /// verifies.
+    /// owns, received on the path its header names. Nothing changes unless
+    /// its tag verifies.
     ///
     /// # Errors
     /// The drop reason: no such key, a replay, or authentication failed.
     #[inline]
-    pub fn open(&mut self, frame: &mut [u8], rx: &Rx, path: usize) -> Result<(), DropReason> {
+    pub fn open(&mut self, frame: &mut [u8], rx: &Rx) -> Result<(), DropReason> {
         let h = &rx.header;
         let (slot, key) = self.set.rx(h.key).ok_or(DropReason::TunnelUnknownKey)?;
-        let i = self.index(h.lane, path).ok_or(DropReason::TunnelBadLane)?;
+        let i = self
+            .index(h.lane, usize::from(h.path))
+            .ok_or(DropReason::TunnelBadLane)?;
         let window = self.keys[slot]
             .windows
             .get_mut(i)
@@ -258,13 +262,13 @@ mod tests {
                         for path in copies.into_iter().flatten() {
                             sealers[w].begin_burst();
                             if sealers[w].admit(now).is_ok() {
-                                let seq = lanes[w][usize::from(urgent)].next(path);
+                                let seq = lanes[w][usize::from(urgent)].next(ids[path]);
                                 prop_assert!(used.insert((serial, nonce(lane, ids[path], seq))));
                             }
                         }
                     }
                     Op::Mgmt { p } => {
-                        let seq = control.next(p);
+                        let seq = control.next(ids[p]);
                         prop_assert!(used.insert((serial, nonce(CONTROL_LANE, ids[p], seq))));
                     }
                     Op::Rekey => {

@@ -53,6 +53,9 @@ struct Published {
 #[derive(Debug)]
 pub struct PathQueues {
     paths: Vec<Option<Shaped>>,
+    /// The queues of paths a reload removed, until the next drain schedules
+    /// what they hold again.
+    orphans: Vec<Shaped>,
     /// When the queues next need [`Self::drain`].
     wake_at: Option<Time>,
 }
@@ -70,19 +73,53 @@ impl PathQueues {
     /// A worker's queues for `table`'s shaped paths.
     pub fn new(table: &TunnelTable) -> Self {
         let paths = (0..table.paths.len().min(MAX_PATHS))
-            .map(|p| {
-                let sh = table.shaping.as_ref()?;
-                Some(Shaped {
-                    q: PathQueue::new(*sh.packets.get(p)?, sh.settings),
-                    next: None,
-                    deferring_since: 0,
-                    published: Published::default(),
-                })
-            })
+            .map(|p| Self::queue(table, p))
             .collect();
         Self {
             paths,
+            orphans: Vec::new(),
             wake_at: None,
+        }
+    }
+
+    /// An empty queue for `table`'s path `p` (`None`: not shaped).
+    fn queue(table: &TunnelTable, p: usize) -> Option<Shaped> {
+        let sh = table.shaping.as_ref()?;
+        Some(Shaped {
+            q: PathQueue::new(*sh.packets.get(p)?, sh.settings),
+            next: None,
+            deferring_since: 0,
+            published: Published::default(),
+        })
+    }
+
+    /// Takes a reloaded table: a path that stays keeps its queue and what
+    /// waits in it (`carried`, from [`TunnelTable::carried_from`]), a path
+    /// added gets an empty one (allocated here, once per reload), and the
+    /// queues of removed paths wait for [`Self::take_orphan`]. Every queue
+    /// takes the new CoDel settings.
+    pub fn retable(&mut self, table: &TunnelTable, carried: &[Option<usize>]) {
+        let old = std::mem::take(&mut self.paths);
+        let (kept, removed) = crate::tunnel::carry_over(old, carried, |p| Self::queue(table, p));
+        self.paths = kept;
+        self.orphans.extend(removed.into_iter().flatten());
+        if let Some(sh) = &table.shaping {
+            self.set_settings(sh.settings);
+        }
+    }
+
+    /// The next packet that waited for a path a reload removed (the caller
+    /// schedules it again).
+    pub fn take_orphan(&mut self) -> Option<Held> {
+        loop {
+            let s = self.orphans.last_mut()?;
+            if let Some(r) = s.next.take() {
+                return Some(r.held);
+            }
+            if let Some((held, _, _)) = s.q.take() {
+                return Some(held);
+            }
+            self.orphans.pop();
         }
     }
 

@@ -42,7 +42,9 @@ pub struct TunnelReceiver {
     id: usize,
     workers: usize,
     table: Arc<TunnelTable>,
-    /// Paths up by health (for the reorder buffer's loss proofs).
+    /// Bit id: the path with that wire id is up by health (for the reorder
+    /// buffer's loss proofs, which keep their per-path state by id, so that
+    /// a reload that adds, removes or moves paths leaves it in place).
     live: u16,
     /// The peer's lanes, `Some` for the ones this worker owns.
     lanes: Vec<Option<OwnedLane>>,
@@ -80,7 +82,7 @@ impl TunnelReceiver {
         let opener = table
             .crypto
             .as_ref()
-            .map(|c| Opener::new(id, workers, table.paths.len(), Arc::clone(c)));
+            .map(|c| Opener::new(id, workers, Arc::clone(c)));
         let rate = table
             .crypto
             .as_ref()
@@ -113,9 +115,9 @@ impl TunnelReceiver {
             o.begin_burst();
         }
         let mut live = 0u16;
-        for (i, state) in self.table.live.iter().enumerate().take(MAX_PATHS) {
-            if state.up.load(Ordering::Relaxed) {
-                live |= 1 << i;
+        for (p, state) in self.table.paths.iter().zip(self.table.live.iter()) {
+            if state.up.load(Ordering::Relaxed) && usize::from(p.id) < MAX_PATHS {
+                live |= 1 << p.id;
             }
         }
         self.live = live;
@@ -259,7 +261,7 @@ impl TunnelReceiver {
             (None, _) => Err(DropReason::TunnelUnknownKey),
             (Some(_), 0) => Err(DropReason::TunnelCleartext),
             (Some(_), _) if !m.is_contiguous() => Err(DropReason::MultiSegment),
-            (Some(o), _) => o.open(m.data_mut(), rx, path),
+            (Some(o), _) => o.open(m.data_mut(), rx),
         };
         if let Err(reason) = opened {
             pc.drops.inc(reason);
@@ -282,7 +284,7 @@ impl TunnelReceiver {
         if rx.header.lane == CONTROL_LANE {
             deliver(tables, m, sinks);
         } else {
-            self.reorder(tables, m, &rx.header, path, now, sinks);
+            self.reorder(tables, m, &rx.header, now, sinks);
         }
     }
 
@@ -292,7 +294,6 @@ impl TunnelReceiver {
         tables: &Tables,
         m: Mbuf,
         h: &TunnelRepr,
-        path: usize,
         now: Time,
         sinks: &mut Sinks<'_>,
     ) {
@@ -313,7 +314,7 @@ impl TunnelReceiver {
         let arrival = Arrival {
             seq: h.lane_seq,
             unordered: h.unordered(),
-            path: u8::try_from(path).unwrap_or(u8::MAX),
+            path: h.path,
             sent_us: h.sent_us,
             now_ns: now.as_nanos(),
         };

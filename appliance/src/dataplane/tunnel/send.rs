@@ -80,15 +80,19 @@ fn schedulers(table: &TunnelTable) -> Vec<Scheduler> {
         .collect()
 }
 
-/// Whether two tables' classes schedule alike (same schedulers, same
-/// bindings, in the same order): then the schedulers' state carries over.
+/// Whether two tables schedule alike (the same paths in the same places,
+/// the same schedulers with the same bindings in the same order): then the
+/// schedulers' state, which is kept by path index, carries over.
 fn same_schedulers(a: &TunnelTable, b: &TunnelTable) -> bool {
-    let key = |t: &TunnelTable| -> Vec<_> {
-        t.classes
-            .all()
-            .iter()
-            .map(|c| (c.scheduler, c.bindings.clone()))
-            .collect()
+    let key = |t: &TunnelTable| -> (Vec<_>, Vec<_>) {
+        (
+            t.classes
+                .all()
+                .iter()
+                .map(|c| (c.scheduler, c.bindings.clone()))
+                .collect(),
+            t.paths.iter().map(|p| p.name.clone()).collect(),
+        )
     };
     key(a) == key(b)
 }
@@ -172,18 +176,18 @@ impl TunnelSender {
         }
     }
 
-    /// Takes a reloaded table ([`TunnelTable::reconfigured`]: the same
-    /// paths, by index): the schedulers start afresh if the classes
-    /// schedule differently, the queues take the new CoDel settings, and
-    /// what waits in them stays. Off the fast path: once per reload.
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]): the
+    /// schedulers start afresh if the classes or paths differ, a path that
+    /// stays keeps its queue and what waits in it, and what waited for a
+    /// removed path is scheduled again at the next drain. Off the fast
+    /// path: once per reload.
     #[cold]
     fn retable(&mut self, table: &Arc<TunnelTable>) {
         if !same_schedulers(&self.table, table) {
             self.schedulers = schedulers(table);
         }
-        if let Some(sh) = &table.shaping {
-            self.queues.set_settings(sh.settings);
-        }
+        let carried = table.carried_from(&self.table);
+        self.queues.retable(table, &carried);
         self.out.retable(Arc::clone(table));
         self.table = Arc::clone(table);
     }
@@ -336,6 +340,9 @@ impl TunnelSender {
             counters,
         };
         let n = self.table.paths.len().min(MAX_PATHS);
+        while let Some(held) = self.queues.take_orphan() {
+            self.reschedule(None, held, now, &mut o);
+        }
         for p in 0..n {
             if !self.views[0][p].usable && self.queues.holds(p) {
                 self.reroute(p, now, &mut o);
@@ -354,25 +361,39 @@ impl TunnelSender {
     /// a `redundant` copy (the other copy goes on) or no path is usable.
     #[cold]
     fn reroute(&mut self, p: usize, now: Time, o: &mut Outlet<'_>) {
-        let n = self.table.paths.len().min(MAX_PATHS);
         while let Some(held) = self.queues.take(p) {
-            let to = match (held.number, self.schedulers.get_mut(held.class)) {
-                (Number::AtDeparture, Some(sched)) => {
-                    let views = &self.views[usize::from(held.urgent())][..n];
-                    match sched.pick(views, &held.pkt, now.as_nanos()) {
-                        Choice::One(q) | Choice::Two(q, _) => Some(usize::from(q)),
-                        Choice::None => None,
-                    }
+            self.reschedule(Some(p), held, now, o);
+        }
+    }
+
+    /// Schedules `held`, which waited for path `from` (`None`: a path a
+    /// reload removed), onto another path, or drops it (`shaper_path_down`).
+    /// A class a reload removed meanwhile falls back to the default's
+    /// scheduler.
+    #[cold]
+    fn reschedule(&mut self, from: Option<usize>, held: Held, now: Time, o: &mut Outlet<'_>) {
+        let n = self.table.paths.len().min(MAX_PATHS);
+        let class = held.class.min(self.schedulers.len().saturating_sub(1));
+        let to = match (held.number, self.schedulers.get_mut(class)) {
+            (Number::AtDeparture, Some(sched)) => {
+                let views = &self.views[usize::from(held.urgent())][..n];
+                match sched.pick(views, &held.pkt, now.as_nanos()) {
+                    Choice::One(q) | Choice::Two(q, _) => Some(usize::from(q)),
+                    Choice::None => None,
                 }
-                _ => None,
-            };
-            match to {
-                Some(q) if q != p => self.dispatch(q, held, now, o),
-                _ => {
-                    self.out.discard(held);
-                    self.out
-                        .count_drop(p, o.counters, DropReason::ShaperPathDown);
-                }
+            }
+            _ => None,
+        };
+        match to {
+            Some(q) if Some(q) != from => self.dispatch(q, held, now, o),
+            _ => {
+                self.out.discard(held);
+                // A removed path's counters went with it: the worker's count alone.
+                self.out.count_drop(
+                    from.unwrap_or(usize::MAX),
+                    o.counters,
+                    DropReason::ShaperPathDown,
+                );
             }
         }
     }
@@ -381,6 +402,11 @@ impl TunnelSender {
     /// `shaper_stopped` (the worker is stopping).
     #[cold]
     pub fn discard_queued(&mut self, counters: &WorkerCounters) {
+        while let Some(held) = self.queues.take_orphan() {
+            self.out.discard(held);
+            self.out
+                .count_drop(usize::MAX, counters, DropReason::ShaperStopped);
+        }
         for p in 0..self.table.paths.len().min(MAX_PATHS) {
             while let Some(held) = self.queues.take(p) {
                 self.out.discard(held);

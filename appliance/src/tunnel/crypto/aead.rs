@@ -116,17 +116,20 @@ pub fn nonce(lane: u16, path: u8, seq: u32) -> [u8; NONCE_LEN] {
     n
 }
 
-/// The path sequence numbers of one sender lane, one counter per path
-/// index: every packet the lane sends over a path takes that path's next, so
+/// The path sequence numbers of one sender lane, one counter per path id:
+/// every packet the lane sends over a path takes that path's next, so
 /// (lane, path id, number) is a nonce no other packet of the sender shares.
+/// Kept by wire id, not by the path's place in the table, so that paths a
+/// reload adds, removes or moves never make two packets share a number.
 #[derive(Debug, Clone, Default)]
 pub struct PathSeqs([u32; crate::tunnel::MAX_PATHS]);
 
 impl PathSeqs {
-    /// The next number on path index `path` (1 for the first packet).
+    /// The next number on the path with wire id `id` (1 for the first
+    /// packet).
     #[inline]
-    pub fn next(&mut self, path: usize) -> u32 {
-        let Some(seq) = self.0.get_mut(path) else {
+    pub fn next(&mut self, id: u8) -> u32 {
+        let Some(seq) = self.0.get_mut(usize::from(id)) else {
             return 0;
         };
         *seq = seq.wrapping_add(1);

@@ -51,10 +51,11 @@ fn at(seq: u32) -> (usize, u64) {
 }
 
 impl Window {
-    /// Forgets everything (a new key).
+    /// Forgets everything (a new key). Cheap: the bits are cleared when the
+    /// window is next used, so a key change costs nothing per window that
+    /// stays idle.
     pub fn reset(&mut self) {
         self.top = None;
-        self.bits = [0; BLOCKS];
     }
 
     /// Whether `seq` may be accepted (nothing changes).
@@ -86,6 +87,8 @@ impl Window {
     pub fn mark(&mut self, seq: u32) {
         match self.top {
             None => {
+                // The first number since a reset: what the bits held is from before.
+                self.bits = [0; BLOCKS];
                 self.top = Some(seq);
             }
             Some(top) if (seq.wrapping_sub(top) as i32) > 0 => {
