@@ -272,6 +272,9 @@ struct Ports {
 /// Config errors (before DPDK is touched) or DPDK start-up failures.
 pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let (profile, config) = load(opts)?;
+    if let Some(level) = config.log.level {
+        crate::logging::set_level(level.filter());
+    }
     let handshaker = tunnel_handshaker(opts, &config)?;
     eal::check_version().map_err(BootError::Version)?;
     refuse_af_xdp_on_software_interfaces(&profile)?;

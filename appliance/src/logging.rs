@@ -56,13 +56,19 @@ pub struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Installs the logger, writing to stderr, at `RUST_LOG`'s level if it is one (`debug`, ...;
-/// per-module filters are not supported), else info.
-pub fn init(style: Style) {
-    let level = std::env::var("RUST_LOG")
+/// The level when the config sets none: `RUST_LOG`'s if it is one (`debug`, ...; per-module
+/// filters are not supported), else info.
+pub fn default_level() -> LevelFilter {
+    std::env::var("RUST_LOG")
         .ok()
         .and_then(|s| s.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::Info);
+        .unwrap_or(LevelFilter::Info)
+}
+
+/// Installs the logger, writing to stderr, at [`default_level`] (the config's `log.level`
+/// replaces it once the config is read).
+pub fn init(style: Style) {
+    let level = default_level();
     let logger = LOGGER.get_or_init(|| Logger::new(style));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);

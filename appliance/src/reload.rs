@@ -5,7 +5,7 @@
 //! workers' idle back-off, then the rest of the tunnel's settings in one table swap); anything
 //! else that changed is refused as a whole, every such key named, before anything is applied.
 //!
-//! Live: `routes`, `mcast_rules`, `profile.idle`, and in `[tunnel]` everything but what
+//! Live: `routes`, `mcast_rules`, `log.level`, `profile.idle`, and in `[tunnel]` everything but what
 //! shapes its memory or its identity: the prefixes, classes and default scheduler, paths
 //! added and removed, the paths' rates, MTUs, priorities, `backup` and BFD timers (a Poll
 //! Sequence on an Up session), the probe interval, the hold-down, `reorder.max_hold`, the shaper's rate share
@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use crate::api::Request;
 use crate::config::tunnel::{BfdConfig, TunnelConfig};
 use crate::config::IdleConfig;
-use crate::config::{Config, HwProfile};
+use crate::config::{Config, HwProfile, LogConfig};
 use crate::tunnel::crypto::keys::KeyPrint;
 
 /// The files and what of them is in force.
@@ -119,6 +119,8 @@ pub enum Step {
     Request(Request),
     /// The workers' idle back-off.
     Idle(IdleConfig),
+    /// The log level (the one at start when the file no longer sets it).
+    Log(LogConfig),
     /// The tunnel's settings, swapped in one table (`crate::tunnel::TunnelTable::
     /// reconfigured`), and, when `rekey` is set, new sessions under the keys it names (the
     /// files are read again and must still hold them).
@@ -227,6 +229,17 @@ pub fn plan(
     let mut p = Plan::default();
     routes(old, new, &mut p);
     mcast_rules(old, new, &mut p);
+    if old.log != new.log {
+        p.push(
+            Step::Log(new.log),
+            format!(
+                "log.level: {}",
+                new.log
+                    .level
+                    .map_or_else(|| "as at start".into(), |l| format!("{l:?}").to_lowercase())
+            ),
+        );
+    }
     if old_profile.idle != new_profile.idle {
         p.push(
             Step::Idle(new_profile.idle.clone()),
@@ -667,6 +680,18 @@ rate = "100mbit"
         let p = plan((&profile(), &config(&two)), (&profile(), &config(&only_b))).expect("live");
         assert_eq!(p.changes(), ["path a removed"]);
         assert!(matches!(&p.steps[0].step, Step::Tunnel { config, .. } if config.paths.len() == 1));
+    }
+
+    #[test]
+    fn the_log_level_changes_live() {
+        let p = plan_to(&format!("{BASE}\n[log]\nlevel = \"debug\"\n")).expect("live");
+        assert_eq!(p.changes(), ["log.level: debug"]);
+        assert!(matches!(
+            p.steps[0].step,
+            Step::Log(LogConfig {
+                level: Some(crate::config::LogLevel::Debug)
+            })
+        ));
     }
 
     #[test]

@@ -147,10 +147,16 @@ fn reloads_leave_untouched_traffic_whole_and_in_order() -> Result<()> {
         let idle = text.replace("max_sleep_us = 200", "max_sleep_us = 100");
         ensure!(idle != text, "test bug: no max_sleep_us in {text}");
         std::fs::write(&profile, idle)?;
+        let probed = probed + "\n[log]\nlevel = \"warn\"\n";
         ensure!(
             changes(&reload(&probed)?)?
-                == ["profile.idle: spin_polls 16, max_sleep_us 100, coalesce_frames 8"]
+                == [
+                    "log.level: warn",
+                    "profile.idle: spin_polls 16, max_sleep_us 100, coalesce_frames 8"
+                ]
         );
+        let level = appliance_tunnel::request(&socket(Site::A), r#"{"cmd":"log_level"}"#)?;
+        ensure!(level["data"]["level"] == "warn", "{level}");
         std::thread::sleep(PAUSE);
         // New keys at both sites, A first: its handshake under them fails until B has them
         // too, and the session made under the old keys carries the traffic meanwhile.

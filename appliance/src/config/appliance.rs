@@ -82,6 +82,60 @@ fn default_metrics() -> String {
     "127.0.0.1:9469".into()
 }
 
+/// The log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The level (`RUST_LOG`'s, or info, when unset); a reload changes it, as does
+    /// `appliancectl log level` until the next reload that changes this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+}
+
+/// A log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// Errors.
+    Error,
+    /// And warnings.
+    Warn,
+    /// And what changed (the default).
+    Info,
+    /// And details.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// As the `log` crate's filter.
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+
+    /// From the `log` crate's filter.
+    pub fn of(filter: log::LevelFilter) -> Self {
+        match filter {
+            log::LevelFilter::Off => LogLevel::Off,
+            log::LevelFilter::Error => LogLevel::Error,
+            log::LevelFilter::Warn => LogLevel::Warn,
+            log::LevelFilter::Info => LogLevel::Info,
+            log::LevelFilter::Debug => LogLevel::Debug,
+            log::LevelFilter::Trace => LogLevel::Trace,
+        }
+    }
+}
+
 /// Slow-path timers and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +196,9 @@ pub struct Config {
     /// Slow-path settings.
     #[serde(default)]
     pub slowpath: SlowPathConfig,
+    /// The log.
+    #[serde(default)]
+    pub log: LogConfig,
     /// Multicast relay rules (more can be added at run time).
     #[serde(default)]
     pub mcast_rules: Vec<McastRuleSpec>,

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::api::{Change, Request, Response, ShowWhat};
 use crate::config::tunnel::{BfdConfig, Span};
-use crate::config::{MgmtPriority, RouteConfig};
+use crate::config::{LogLevel, MgmtPriority, RouteConfig};
 use crate::dataplane::doorbell::Doorbell;
 use crate::reload::{Planned, Reloader, Step};
 use crate::report::StatsSource;
@@ -331,6 +331,13 @@ impl Mgmt {
                 self.slow.state.set_idle(idle);
                 Ok(())
             }
+            Step::Log(log) => {
+                let level = log
+                    .level
+                    .map_or_else(crate::logging::default_level, |l| l.filter());
+                crate::logging::set_level(level);
+                Ok(())
+            }
             Step::Tunnel { config, rekey } => self.slow.reconfigure_tunnel(&config, rekey, now),
         }
     }
@@ -339,6 +346,7 @@ impl Mgmt {
     /// rules and BFD timers as they are now (changed by requests since).
     fn running_config(&self) -> Response {
         let mut c = self.ops.reloader.config().clone();
+        c.log.level = Some(LogLevel::of(crate::logging::level()));
         let tables = self.source.tables.current();
         c.routes = static_routes(&tables);
         c.mcast_rules = tables.mcast.rules.iter().map(|r| r.spec.clone()).collect();
