@@ -242,9 +242,16 @@ fn reloads_leave_untouched_traffic_whole_and_in_order() -> Result<()> {
         }
         std::thread::sleep(PAUSE);
 
-        // A path's peer address cannot change live: refused, naming it, nothing applied.
-        let moved = rekeyed_a.replacen("remote = \"172.16.0.2\"", "remote = \"172.16.0.9\"", 1);
-        ensure!(moved != rekeyed_a, "test bug: no remote to change");
+        // A path's peer address cannot change live: refused, naming it, and nothing of the
+        // file applied (not even the route that could have been).
+        let running = |site| bed.show(site, "config")["config"].clone();
+        let before = running(Site::A);
+        let moved = rekeyed_a.replacen("remote = \"172.16.0.2\"", "remote = \"172.16.0.9\"", 1)
+            + "\n[[routes]]\nprefix = \"10.51.0.0/16\"\nvia = \"10.1.0.2\"\n";
+        ensure!(
+            moved.contains("172.16.0.9"),
+            "test bug: no remote to change"
+        );
         let r = reload(&moved)?;
         ensure!(
             r["ok"] == false
@@ -259,6 +266,11 @@ fn reloads_leave_untouched_traffic_whole_and_in_order() -> Result<()> {
             r["ok"] == false && r["error"].as_str().is_some_and(|e| e.contains("bogus")),
             "{r}"
         );
+        ensure!(
+            running(Site::A) == before,
+            "a refused reload changed the running config"
+        );
+        ensure!(before.as_str().is_some_and(|c| c.contains("10.50.0.0/16")));
         let mbps = tcp
             .join()
             .map_err(|_| anyhow::anyhow!("iperf3 panicked"))??;
