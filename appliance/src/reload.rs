@@ -470,7 +470,12 @@ fn tunnel_settings(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
                 true,
                 format!(
                     "path {} added: id {}, interface {}, remote {}, rate {}",
-                    pb.name, pb.id, pb.interface, pb.remote, pb.rate
+                    pb.name,
+                    pb.id,
+                    pb.interface,
+                    pb.remote
+                        .map_or_else(|| "learned".to_string(), |r| r.to_string()),
+                    pb.rate
                 ),
             );
             continue;

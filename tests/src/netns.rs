@@ -344,6 +344,15 @@ impl Netns {
         run_checked(Command::new("ip").arg("-n").arg(&self.name).args(args))
     }
 
+    /// Loads an nftables ruleset (`nft -f`) into the namespace.
+    pub fn nft(&self, ruleset: &str) -> Result<()> {
+        let file = std::env::temp_dir().join(format!("{}.nft", self.name));
+        std::fs::write(&file, ruleset).with_context(|| format!("writing {}", file.display()))?;
+        let r = self.exec(&["nft", "-f", &file.to_string_lossy()]);
+        let _ = std::fs::remove_file(&file);
+        r.map(drop)
+    }
+
     /// Sets a sysctl inside the namespace (`key` like `net.ipv4.ip_forward`).
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")])

@@ -12,7 +12,7 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::netns::{veth, Netns, RunId};
 
@@ -188,30 +188,68 @@ pub struct Sites {
     pub links: Vec<WanLink>,
     /// True when the appliances are Linux routers ([`sites_linux`]).
     pub linux_routers: bool,
+    /// The NAT in front of appliance B ([`sites_behind_nat`]).
+    pub nat: Option<Netns>,
+}
+
+impl Sites {
+    /// Behind [`sites_behind_nat`]'s NAT, moves link `i`'s public address from `from` (at
+    /// first `links[i].b_addr`) to `to`, as an ISP renumbering a line: the address is replaced
+    /// on the NAT's outside interface, and the kernel drops the mappings made with the old
+    /// one.
+    pub fn renumber_nat(&self, i: usize, from: Ipv4Addr, to: Ipv4Addr) -> Result<()> {
+        let nat = self.nat.as_ref().context("no NAT in this topology")?;
+        let link = self.links.get(i).context("no such link")?;
+        let outside = self.run.ifname(&format!("no{i}"));
+        nat.addr_add(&outside, to, link.prefix_len)?;
+        nat.ip(&[
+            "addr",
+            "del",
+            &format!("{from}/{}", link.prefix_len),
+            "dev",
+            &outside,
+        ])?;
+        Ok(())
+    }
 }
 
 /// host A — appliance A — `n_links` WAN links through the emulator namespace — appliance B —
 /// host B, with the appliances left unconfigured for the DPDK application.
 pub fn sites(n_links: usize) -> Result<Sites> {
-    build_sites(n_links, false, false)
+    build_sites(n_links, false, false, false)
+}
+
+/// The [`sites`] topology with appliance B behind a NAT on every link, as a branch on DSL
+/// or LTE: appliance B's WAN i is 192.168.<i>.2/24 behind the NAT namespace's 192.168.<i>.1,
+/// which masquerades (nftables) to its outside address 172.16.<i>.2 (`links[i].b_addr`;
+/// [`Sites::renumber_nat`] moves it) on the emulator's side.
+pub fn sites_behind_nat(n_links: usize) -> Result<Sites> {
+    build_sites(n_links, false, false, true)
 }
 
 /// The [`sites`] topology with Linux routers in place of the appliances, for baselines.
 pub fn sites_linux(n_links: usize) -> Result<Sites> {
-    build_sites(n_links, true, false)
+    build_sites(n_links, true, false, false)
 }
 
 /// The [`sites`] topology (Linux routers if `linux`) whose WAN links are plain veth pairs from
 /// site A to site B: nothing between them, no emulator (its namespace stays empty).
 pub fn sites_direct(n_links: usize, linux: bool) -> Result<Sites> {
-    build_sites(n_links, linux, true)
+    build_sites(n_links, linux, true, false)
 }
 
-fn build_sites(n_links: usize, linux: bool, direct: bool) -> Result<Sites> {
+fn build_sites(n_links: usize, linux: bool, direct: bool, nat: bool) -> Result<Sites> {
     ensure!((1..=16).contains(&n_links), "1..=16 WAN links");
     let run = RunId::new();
     let emu = Netns::create(&run.ns_name("emu"))?;
     emu.disable_ipv6()?;
+    let nat_ns = if nat {
+        let ns = Netns::create(&run.ns_name("nat"))?;
+        ns.disable_ipv6()?;
+        Some(ns)
+    } else {
+        None
+    };
     let app_a = Netns::create(&run.ns_name("appa"))?;
     let app_b = Netns::create(&run.ns_name("appb"))?;
     if !linux {
@@ -252,7 +290,14 @@ fn build_sites(n_links: usize, linux: bool, direct: bool) -> Result<Sites> {
             b_addr: Ipv4Addr::new(172, 16, i as u8, 2),
             prefix_len: 24,
         };
-        if direct {
+        if let Some(n) = &nat_ns {
+            let (outside, inside) = (run.ifname(&format!("no{i}")), run.ifname(&format!("ni{i}")));
+            veth(&app_a, &link.app_a_iface, &emu, &link.emu_a_iface, MTU)?;
+            veth(&emu, &link.emu_b_iface, n, &outside, MTU)?;
+            veth(n, &inside, &app_b, &link.app_b_iface, MTU)?;
+            n.addr_add(&outside, link.b_addr, 24)?;
+            n.addr_add(&inside, Ipv4Addr::new(192, 168, i as u8, 1), 24)?;
+        } else if direct {
             veth(&app_a, &link.app_a_iface, &app_b, &link.app_b_iface, MTU)?;
         } else {
             veth(&app_a, &link.app_a_iface, &emu, &link.emu_a_iface, MTU)?;
@@ -276,6 +321,21 @@ fn build_sites(n_links: usize, linux: bool, direct: bool) -> Result<Sites> {
         app_a.route_add("10.2.0.0/24", Some(l0.b_addr), Some(&l0.app_a_iface))?;
         app_b.route_add("10.1.0.0/24", Some(l0.a_addr), Some(&l0.app_b_iface))?;
     }
+    if let Some(n) = &nat_ns {
+        n.ip_forward(true)?;
+        // A renumbering adds the new address before it removes the old one, which would
+        // otherwise take the new one (a secondary) with it.
+        n.sysctl("net.ipv4.conf.all.promote_secondaries", "1")?;
+        let outsides: Vec<String> = (0..n_links)
+            .map(|i| format!("\"{}\"", run.ifname(&format!("no{i}"))))
+            .collect();
+        let rules = format!(
+            "table ip nat {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n  \
+             oifname {{ {} }} masquerade\n }}\n}}\n",
+            outsides.join(", ")
+        );
+        n.nft(&rules).context("the NAT's masquerade rule")?;
+    }
     let host_b = hosts.pop().expect("two hosts");
     let host_a = hosts.pop().expect("two hosts");
     let app_b_lan = lans.pop().expect("two lans");
@@ -291,6 +351,7 @@ fn build_sites(n_links: usize, linux: bool, direct: bool) -> Result<Sites> {
         app_b_lan,
         links,
         linux_routers: linux,
+        nat: nat_ns,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::bins::workspace_bin;
 use crate::scenario::iperf;
 use crate::scenario::systems::appliance_tunnel::{self, ApplianceSites, Site, TunnelSpec};
 use crate::scenario::systems::SitesSetup;
-use crate::topology::{sites, Sites};
+use crate::topology::{sites, sites_behind_nat, Sites};
 use crate::wanem::config::{Dur, QueueLimit, Rate};
 use crate::wanem::{Config, Control, DirParams, EmulatorProcess, LinkConfig};
 
@@ -42,7 +42,11 @@ pub fn bed_unformed(spec: TunnelSpec) -> Result<Bed> {
 }
 
 fn start_bed(spec: TunnelSpec, loss: f64, formed: bool) -> Result<Bed> {
-    let sites = sites(2)?;
+    let sites = if spec.nat {
+        sites_behind_nat(2)?
+    } else {
+        sites(2)?
+    };
     let links = sites
         .links
         .iter()

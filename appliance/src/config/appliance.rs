@@ -592,6 +592,35 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
         assert_eq!(key_of(with(&own)).unwrap_err().0, "tunnel.peer_public_key");
         let psk = format!("{good}preshared_key = \"site.key\"\n");
         assert!(with(&psk).is_ok());
+        // A learned remote: encrypted only, and without BFD.
+        let learned = |lines: &str, path: &str| {
+            let t = TUNNEL
+                .replace("encryption = \"none\"\n", lines)
+                .replace("remote = \"10.0.2.2\"\n", path);
+            Config::parse(&dir.join("c.toml"), &tunnel_config_with(&t), &profile())
+        };
+        let no_bfd = "bfd = { enabled = false }\n";
+        let c = learned(&good, no_bfd).expect("learned");
+        assert_eq!(c.tunnel.unwrap().paths[0].remote, None);
+        assert_eq!(
+            key_of(learned(&good, "")).unwrap_err().0,
+            "tunnel.paths[0].bfd"
+        );
+        assert_eq!(
+            key_of(learned("encryption = \"none\"\n", no_bfd))
+                .unwrap_err()
+                .0,
+            "tunnel.paths[0].remote"
+        );
+        assert_eq!(
+            key_of(learned(
+                &good,
+                "bfd = { enabled = false }\nnext_hop = \"10.0.3.1\"\n"
+            ))
+            .unwrap_err()
+            .0,
+            "tunnel.paths[0].next_hop"
+        );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
         let (k, what) = key_of(with(&good)).unwrap_err();
         assert_eq!(k, "tunnel.private_key");

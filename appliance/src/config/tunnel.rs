@@ -15,7 +15,8 @@
 //! name = "a"
 //! id = 0                               # the same id on both appliances
 //! interface = "wan0"
-//! remote = "172.16.0.2"                # the peer's address on this path
+//! remote = "172.16.0.2"                # the peer's address on this path; left out, the
+//!                                      # path learns it from the peer's packets (NAT)
 //! rate = "300mbit"
 //!
 //! [[tunnel.classes]]
@@ -301,10 +302,14 @@ pub struct PathConfig {
     /// Our address on it (default: the interface's).
     #[serde(default)]
     pub local: Option<Ipv4Addr>,
-    /// The peer's address on this path.
-    pub remote: Ipv4Addr,
+    /// The peer's address on this path. Left out, the path learns the peer's
+    /// address and port from the packets that authenticate as the peer's (a
+    /// peer behind NAT, or whose address changes): the latest one wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Ipv4Addr>,
     /// The next hop towards `remote` (default: `remote` itself, which must
-    /// then be on the interface's subnet).
+    /// then be on the interface's subnet; for a learned remote, the address
+    /// learned).
     #[serde(default)]
     pub next_hop: Option<Ipv4Addr>,
     /// The path's rate: the schedulers' ceiling for it.
@@ -824,7 +829,10 @@ impl TunnelConfig {
                     ),
                 );
             }
-            let r = p.remote;
+            let Some(r) = p.remote else {
+                self.validate_learned(i, p, ifc)?;
+                continue;
+            };
             // The receive fast pass relies on this: a packet from a path's
             // peer can never be a martian or come from one of our subnets'
             // broadcast addresses, so those checks are not repeated for it.
@@ -900,7 +908,8 @@ impl TunnelConfig {
                 );
             }
             if let Some(p) = self.paths.iter().find(|p| {
-                prefix.contains(&p.remote) || prefix.contains(&p.next_hop.unwrap_or(p.remote))
+                p.remote.is_some_and(|r| prefix.contains(&r))
+                    || p.next_hop.or(p.remote).is_some_and(|n| prefix.contains(&n))
             }) {
                 return fail(key, format!(
                     "a prefix not holding path {}'s peer address or next hop (its own packets would enter the tunnel)",
@@ -1062,6 +1071,61 @@ impl TunnelConfig {
         let queues = (self.paths.len() * workers.max(1)) as u32;
         let fit = (mbufs / 4 / queues.max(1)).max(16);
         want.clamp(AUTO_SHAPER_MIN, AUTO_SHAPER_MAX).min(fit)
+    }
+
+    /// The checks of path `i`, whose remote is learned: only from packets
+    /// that authenticate (an encrypted tunnel), with no BFD (which runs to a
+    /// fixed address), and a next hop on the interface's subnet if one is
+    /// given.
+    fn validate_learned(
+        &self,
+        i: usize,
+        p: &PathConfig,
+        ifc: &InterfaceConfig,
+    ) -> Result<(), TunnelConfigError> {
+        let key = |f: &str| format!("paths[{i}].{f}");
+        if !self.encrypted() {
+            return fail(
+                key("remote"),
+                "the peer's address: a path learns it only on an encrypted tunnel \
+                 (a packet in clear proves nothing about who sent it)",
+            );
+        }
+        if p.bfd.unwrap_or(self.bfd).enabled {
+            return fail(
+                key("bfd"),
+                "{ enabled = false }: BFD runs to a fixed address (RFC 5881), \
+                 and this path learns its remote; the probes watch it",
+            );
+        }
+        if let Some(n) = p.next_hop {
+            if !ifc.address.contains(&n)
+                || n == ifc.address.network()
+                || n == ifc.address.broadcast()
+                || n == ifc.address.addr()
+            {
+                return fail(
+                    key("next_hop"),
+                    format!(
+                        "a next hop on {}'s subnet {}, not {n}",
+                        p.interface,
+                        ifc.address.trunc()
+                    ),
+                );
+            }
+        }
+        let overhead = self.overhead();
+        if !(overhead + MIN_INNER_MTU..=9000).contains(&p.mtu) {
+            return fail(
+                key("mtu"),
+                format!(
+                    "an MTU of {} to 9000 (the inner MTU is {overhead} less and must stay >= {MIN_INNER_MTU}), not {}",
+                    overhead + MIN_INNER_MTU,
+                    p.mtu
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Packets each lane's reorder buffer holds: `reorder.max_packets`, or,

@@ -27,9 +27,10 @@ pub struct PathReport {
     pub interface: String,
     /// Our address.
     pub local: String,
-    /// The peer's address.
+    /// The peer's address (a learned path: `learned <address:port>`, or
+    /// `learned (not yet)`).
     pub remote: String,
-    /// Next hop.
+    /// Next hop (empty while a learned path has none).
     pub next_hop: String,
     /// Whether the next hop is resolved.
     pub resolved: bool,
@@ -225,7 +226,8 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
             let cells = &live.report;
             let c = &t.path_counters[i];
             let (tx_rate, rx_rate) = (&t.path_rates[i].0, &t.path_rates[i].1);
-            let resolved = tables.neighbor_on(p.next_hop, p.port).is_some();
+            let next_hop = t.next_hop(i);
+            let resolved = next_hop.is_some_and(|nh| tables.neighbor_on(nh, p.port).is_some());
             let since = Time::from_nanos(cells.since_ns.load(Ordering::Relaxed));
             PathReport {
                 name: p.name.clone(),
@@ -236,8 +238,12 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                     .map(|i| i.name.clone())
                     .unwrap_or_default(),
                 local: p.local.to_string(),
-                remote: p.remote.to_string(),
-                next_hop: p.next_hop.to_string(),
+                remote: match (p.learned, live.learned_endpoint()) {
+                    (false, _) => p.remote.to_string(),
+                    (true, Some((ip, port))) => format!("learned {ip}:{port}"),
+                    (true, None) => "learned (not yet)".into(),
+                },
+                next_hop: next_hop.map(|nh| nh.to_string()).unwrap_or_default(),
                 resolved,
                 state: PathState::from_code(cells.state.load(Ordering::Relaxed)),
                 for_secs: now.duration_since(since).as_secs_f64(),
@@ -417,7 +423,9 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> Tun
     let usable = (0..t.paths.len())
         .filter(|i| {
             let p = &t.paths[*i];
-            t.live[*i].usable() && tables.neighbor_on(p.next_hop, p.port).is_some()
+            t.live[*i].usable()
+                && t.next_hop(*i)
+                    .is_some_and(|nh| tables.neighbor_on(nh, p.port).is_some())
         })
         .count();
     TunnelReport {

@@ -50,6 +50,8 @@ fn version_response(result: Result<u64, TableError>) -> Response {
 
 /// Time between ARP retries for one next hop.
 const ARP_RETRY: Duration = Duration::from_secs(1);
+/// How often the next hop of a learned path that moved is asked for until it answers.
+const LEARNED_ARP_EVERY: Duration = Duration::from_millis(200);
 /// How often learned neighbours are checked for staleness, and relay outputs'
 /// next hops for resolution.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -100,6 +102,8 @@ pub struct SlowPath {
     timers: Timers<SlowTimer>,
     tunnel: Option<MgmtTunnel>,
     bfd: Option<BfdPaths>,
+    /// When we last asked for the next hop of a learned path that moved.
+    learned_arp: HashMap<Ipv4Addr, Time>,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -152,6 +156,7 @@ impl SlowPath {
             timers,
             tunnel,
             bfd,
+            learned_arp: HashMap::new(),
         }
     }
 
@@ -627,8 +632,29 @@ impl SlowPath {
         let carrier = tables.interfaces.get(port).is_none_or(|i| i.has_carrier());
         let frame = t.probe(&tables, path, carrier, now);
         let interval = t.probe_interval();
+        // A learned path's peer may have moved (a NAT renumbered): its new next hop is
+        // resolved at once rather than at the next sweep.
+        let moved = t
+            .table()
+            .paths
+            .get(path)
+            .filter(|p| p.learned)
+            .and_then(|_| t.table().next_hop(path))
+            .filter(|nh| tables.neighbor_on(*nh, port).is_none() && !self.pending.contains_key(nh));
         if let Some(f) = frame {
             self.send_on_path_port(f.port, &f.bytes, now);
+        }
+        if let Some(nh) = moved {
+            let due = self
+                .learned_arp
+                .get(&nh)
+                .is_none_or(|at| now.duration_since(*at) >= LEARNED_ARP_EVERY);
+            if due {
+                self.learned_arp
+                    .retain(|_, at| now.duration_since(*at) < ARP_RETRY);
+                self.learned_arp.insert(nh, now);
+                self.arp_request(port, nh);
+            }
         }
         let key = SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX));
         self.timers.arm(key, now + interval);

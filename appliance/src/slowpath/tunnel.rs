@@ -45,6 +45,10 @@ pub struct Frame {
 #[derive(Debug)]
 struct ControlLane {
     table: Arc<TunnelTable>,
+    /// Where to answer a handshake message that arrived on a learned path
+    /// whose endpoint is not known yet (or moved): its source, while it is
+    /// being answered.
+    reply_to: Option<(Ipv4Addr, u16)>,
     /// The control lane's path sequences (every packet on a path takes
     /// the next: it is the nonce of a sealed one).
     path_seq: PathSeqs,
@@ -62,15 +66,25 @@ impl ControlLane {
         now: Time,
     ) -> Option<Outer> {
         let p = self.table.paths.get(path)?;
-        let (src_mac, dst_mac) = tables.macs_to(p.next_hop, p.port)?;
+        let lane_port = LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000);
+        let (dst_ip, dst_port, src_port) = match self.reply_to.filter(|_| p.learned) {
+            Some((ip, port)) => (ip, port, self.table.port),
+            None => self.table.endpoint(path, lane_port)?,
+        };
+        let next_hop = if p.next_hop.is_unspecified() {
+            dst_ip
+        } else {
+            p.next_hop
+        };
+        let (src_mac, dst_mac) = tables.macs_to(next_hop, p.port)?;
         let path_seq = self.path_seq.next(p.id);
         Some(Outer {
             src_mac,
             dst_mac,
             src_ip: p.local,
-            dst_ip: p.remote,
-            src_port: LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000),
-            dst_port: self.table.port,
+            dst_ip,
+            src_port,
+            dst_port,
             tos: 0xc0, // CS6, network control
             header: TunnelRepr {
                 kind,
@@ -163,6 +177,7 @@ impl MgmtTunnel {
             carrier: vec![true; n],
             control: ControlLane {
                 table: Arc::clone(&table),
+                reply_to: None,
                 path_seq: PathSeqs::default(),
             },
             sessions: None,
@@ -223,8 +238,12 @@ impl MgmtTunnel {
         let sessions = self.sessions.as_mut()?;
         let header = frame.get(rx.offset - TunnelPacket::<&[u8]>::HEADER_LEN..rx.offset)?;
         let body = rx.payload(frame);
+        // An answer to an initiation goes back where it came from (a learned path may not
+        // know its peer yet, or the peer moved).
+        self.control.reply_to =
+            (rx.header.kind == Kind::HandshakeInitiation).then_some((rx.src, rx.src_port));
         let control = &mut self.control;
-        let mut built = None;
+        let mut built: Option<Outer> = None;
         let mut header_for = |p, kind| {
             let o = control.outer(tables, p, kind, 0, now)?;
             built = Some(o);
@@ -232,7 +251,7 @@ impl MgmtTunnel {
         };
         let out: Option<Outgoing> = match rx.header.kind {
             Kind::HandshakeInitiation => {
-                let src = (rx.src, udp_source_port(frame, rx));
+                let src = (rx.src, rx.src_port);
                 sessions.on_initiation(header, body, src, path, now, &mut header_for)
             }
             Kind::HandshakeResponse => {
@@ -242,7 +261,14 @@ impl MgmtTunnel {
             Kind::CookieReply => sessions.on_cookie(body, now, &usable, &mut header_for),
             _ => None,
         };
-        out.and_then(|o| Some(self.control.frame(o.path, &built?, &o.body, None)))
+        self.control.reply_to = None;
+        let built = built?;
+        // A response means the initiation checked out (a cookie reply does not): a learned
+        // path's peer is where it came from.
+        if built.header.kind == Kind::HandshakeResponse && self.table.paths[path].learned {
+            self.table.live[path].learn(rx.src, rx.src_port);
+        }
+        out.map(|o| self.control.frame(o.path, &built, &o.body, None))
     }
 
     /// Takes a reloaded table ([`TunnelTable::reconfigured`]) with its
@@ -312,7 +338,8 @@ impl MgmtTunnel {
 
     /// The next hops the paths need resolved, with their port.
     pub fn next_hops(&self) -> impl Iterator<Item = (Ipv4Addr, usize)> + '_ {
-        self.table.paths.iter().map(|p| (p.next_hop, p.port))
+        (0..self.table.paths.len())
+            .filter_map(|i| Some((self.table.next_hop(i)?, self.table.paths[i].port)))
     }
 
     /// The probe to send on `path` now, if its next hop is resolved. Also
@@ -618,12 +645,4 @@ fn header_bytes(outer: &Outer) -> [u8; 20] {
         .header
         .emit(&mut TunnelPacket::new_unchecked(&mut h[..]));
     h
-}
-
-/// The outer UDP source port of a received frame.
-fn udp_source_port(frame: &[u8], rx: &Rx) -> u16 {
-    let at = rx.offset - TunnelPacket::<&[u8]>::HEADER_LEN - 8;
-    frame
-        .get(at..at + 2)
-        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
 }

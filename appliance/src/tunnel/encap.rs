@@ -159,6 +159,8 @@ pub struct Rx {
     pub header: TunnelRepr,
     /// The outer source (the peer's address on the path).
     pub src: Ipv4Addr,
+    /// The outer UDP source port (where a learned path sends back to).
+    pub src_port: u16,
     /// The outer destination (ours).
     pub dst: Ipv4Addr,
     /// The outer ECN bits.
@@ -213,6 +215,7 @@ fn rx_of(ip: &Ipv4Packet<&[u8]>, udp: &UdpPacket<&[u8]>) -> Result<Rx, DropReaso
     Ok(Rx {
         header,
         src: ip.src_addr(),
+        src_port: udp.src_port(),
         dst: ip.dst_addr(),
         ecn: ip.ecn(),
         offset: ETH + ip.header_len() + UDP + TUN,
@@ -222,7 +225,7 @@ fn rx_of(ip: &Ipv4Packet<&[u8]>, udp: &UdpPacket<&[u8]>) -> Result<Rx, DropReaso
 
 /// The receive fast pass: `Some` when `frame` is, from layer 2 to the
 /// tunnel header, a well-formed packet to our MAC `our_mac` and tunnel UDP
-/// port `port`: a unicast frame of type IPv4, a 20-byte IPv4 header with a
+/// port `port` (or a lane's port, [`super::is_tunnel_port`]): a unicast frame of type IPv4, a 20-byte IPv4 header with a
 /// good checksum, not a fragment, UDP, and a tunnel header [`parse_rx`]
 /// accepts. The general pipeline would find such a frame to be for the
 /// tunnel whenever its addresses are a path's (which the receiver checks),
@@ -240,7 +243,7 @@ pub fn recognize(frame: &[u8], our_mac: MacAddr, port: u16) -> Option<Rx> {
     }
     let udp = UdpPacket::new_checked(ip.payload()).ok()?;
     // The checksum last: other traffic on the port is told apart cheaply.
-    if udp.dst_port() != port || !ip.verify_checksum() {
+    if !super::is_tunnel_port(udp.dst_port(), port) || !ip.verify_checksum() {
         return None;
     }
     rx_of(&ip, &udp).ok()

@@ -56,9 +56,12 @@ pub struct Path {
     pub port: usize,
     /// Our address on it.
     pub local: Ipv4Addr,
-    /// The peer's address on it.
+    /// The peer's address on it (unspecified when `learned`).
     pub remote: Ipv4Addr,
-    /// Where its packets go at layer 2.
+    /// The peer's address and port are learned from its authenticated
+    /// packets ([`PathLive::endpoint`]) rather than configured.
+    pub learned: bool,
+    /// Where its packets go at layer 2 (unspecified: to the learned address).
     pub next_hop: Ipv4Addr,
     /// Configured rate (bit/s): the ceiling of its effective rate.
     pub rate_bps: u64,
@@ -85,13 +88,15 @@ impl Path {
             .get(port)
             .and_then(|x| x.address)
             .map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr());
+        let remote = p.remote.unwrap_or(Ipv4Addr::UNSPECIFIED);
         Path {
             name: p.name.clone(),
             id: p.id,
             port,
             local: p.local.unwrap_or(local),
-            remote: p.remote,
-            next_hop: p.next_hop.unwrap_or(p.remote),
+            remote,
+            learned: p.remote.is_none(),
+            next_hop: p.next_hop.unwrap_or(remote),
             rate_bps: p.rate.0,
             mtu: p.mtu,
             priority: p.priority,
@@ -99,6 +104,14 @@ impl Path {
             bfd: p.bfd.unwrap_or(cfg.bfd),
         }
     }
+}
+
+/// Whether a UDP destination port is the tunnel's: `tunnel_port`, or one of
+/// the lanes' source ports (a NAT in front of us translates the peer's
+/// packets back to the port ours left from).
+#[inline]
+pub fn is_tunnel_port(port: u16, tunnel_port: u16) -> bool {
+    port == tunnel_port || port >= LANE_PORT_BASE
 }
 
 /// Moves per-path state held by path index to a reloaded table's indices:
@@ -152,6 +165,11 @@ pub struct PathLive {
     /// Effective rate in bit/s (the configured rate, lowered while the path's
     /// queueing delay grows).
     pub rate_bps: AtomicU64,
+    /// A learned path's peer endpoint, as the last packet that authenticated
+    /// on it came from: address << 16 | port (0: none yet). Workers write it
+    /// as they open packets, the management lcore when a handshake
+    /// initiation checks out.
+    pub endpoint: AtomicU64,
     /// Forward one-way delay in µs, relative to the fastest path, queueing
     /// included.
     pub delay_us: AtomicU32,
@@ -266,8 +284,26 @@ impl PathLive {
             admin_up: AtomicBool::new(true),
             up: AtomicBool::new(true),
             rate_bps: AtomicU64::new(rate_bps),
+            endpoint: AtomicU64::new(0),
             delay_us: AtomicU32::new(0),
             report: PathReportCells::default(),
+        }
+    }
+
+    /// The learned endpoint, if one was learned.
+    #[inline]
+    pub fn learned_endpoint(&self) -> Option<(Ipv4Addr, u16)> {
+        let e = self.endpoint.load(Ordering::Relaxed);
+        (e != 0).then(|| (Ipv4Addr::from((e >> 16) as u32), e as u16))
+    }
+
+    /// Notes the endpoint a packet that authenticated came from (a store
+    /// only when it moved).
+    #[inline]
+    pub fn learn(&self, ip: Ipv4Addr, port: u16) {
+        let e = u64::from(u32::from(ip)) << 16 | u64::from(port);
+        if self.endpoint.load(Ordering::Relaxed) != e {
+            self.endpoint.store(e, Ordering::Relaxed);
         }
     }
 
@@ -688,6 +724,32 @@ impl TunnelTable {
         Some(usize::from((*self.by_id.get(usize::from(id))?)?))
     }
 
+    /// Where path `p`'s packets go: the peer's address and UDP port (a
+    /// learned path's, once learned), and the source port to send from
+    /// (`lane_port` for a configured path; the tunnel port for a learned
+    /// one, so that a NAT in front of the peer matches our packets to the
+    /// mapping its own made).
+    #[inline]
+    pub fn endpoint(&self, p: usize, lane_port: u16) -> Option<(Ipv4Addr, u16, u16)> {
+        let path = self.paths.get(p)?;
+        if !path.learned {
+            return Some((path.remote, self.port, lane_port));
+        }
+        let (ip, port) = self.live.get(p)?.learned_endpoint()?;
+        Some((ip, port, self.port))
+    }
+
+    /// Path `p`'s next hop now (a learned path without a configured one:
+    /// the address learned, once learned).
+    #[inline]
+    pub fn next_hop(&self, p: usize) -> Option<Ipv4Addr> {
+        let path = self.paths.get(p)?;
+        if !path.next_hop.is_unspecified() {
+            return Some(path.next_hop);
+        }
+        self.live.get(p)?.learned_endpoint().map(|(ip, _)| ip)
+    }
+
     /// Whether port index `port` carries one of the paths.
     #[inline]
     pub fn has_path_on(&self, port: usize) -> bool {
@@ -695,18 +757,22 @@ impl TunnelTable {
     }
 
     /// The index of the path a received packet came over: its id must name a
-    /// path whose port, peer address and our address are the packet's.
+    /// path whose port and our address are the packet's, and whose peer
+    /// address is the packet's source (a learned path takes any source: only
+    /// what authenticates teaches it an endpoint).
     #[inline]
     pub fn rx_path(&self, in_port: usize, src: Ipv4Addr, dst: Ipv4Addr, id: u8) -> Option<usize> {
         let i = self.path_index(id)?;
         let p = self.paths.get(i)?;
-        (p.port == in_port && p.remote == src && p.local == dst).then_some(i)
+        (p.port == in_port && (p.learned || p.remote == src) && p.local == dst).then_some(i)
     }
 
-    /// Whether `ip` and UDP port `port` are one of our tunnel endpoints.
+    /// Whether `ip` and UDP port `port` are one of our tunnel endpoints: the
+    /// tunnel port, or a lane's source port (where a NAT in front of us
+    /// sends the peer's packets back to).
     #[inline]
     pub fn is_endpoint(&self, ip: Ipv4Addr, port: u16) -> bool {
-        port == self.port && self.paths.iter().any(|p| p.local == ip)
+        is_tunnel_port(port, self.port) && self.paths.iter().any(|p| p.local == ip)
     }
 
     /// Samples the paths' and classes' rates, `elapsed` after the previous
@@ -932,7 +998,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
         let mut c = cfg.paths[0].clone();
         c.name = "c".into();
         c.id = 9;
-        c.remote = "172.16.0.3".parse().unwrap();
+        c.remote = Some(Ipv4Addr::new(172, 16, 0, 3));
         cfg.paths[0] = c;
         let r = t.reconfigured(&cfg, &interfaces()).expect("live");
         assert_eq!(r.carried_from(&t), vec![None, Some(1)]);
@@ -953,10 +1019,45 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
     }
 
     #[test]
+    fn a_learned_path_takes_any_source_and_sends_where_its_peer_was_last_seen() {
+        let mut cfg = config();
+        cfg.paths[1].remote = None;
+        let t = TunnelTable::new(&cfg, &interfaces(), 2, 16383, 9);
+        let us = Ipv4Addr::new(172, 16, 1, 1);
+        let (nat, other) = (
+            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(198, 51, 100, 8),
+        );
+        assert_eq!(t.rx_path(2, nat, us, 7), Some(1), "any source");
+        assert_eq!(t.rx_path(1, nat, us, 3), None, "a configured path does not");
+        assert_eq!(t.endpoint(1, 49153), None, "nothing learned yet");
+        assert_eq!(t.next_hop(1), None);
+        t.live[1].learn(nat, 40123);
+        assert_eq!(
+            t.endpoint(1, 49153),
+            Some((nat, 40123, 4800)),
+            "from the tunnel port"
+        );
+        assert_eq!(t.next_hop(1), Some(nat));
+        t.live[1].learn(other, 1024);
+        assert_eq!(
+            t.endpoint(1, 49153),
+            Some((other, 1024, 4800)),
+            "the latest wins"
+        );
+        assert_eq!(
+            t.endpoint(0, 49153),
+            Some((Ipv4Addr::new(172, 16, 0, 2), 4800, 49153)),
+            "a configured path sends from its lane's port"
+        );
+        assert!(t.is_endpoint(us, 49153) && t.is_endpoint(us, 4800) && !t.is_endpoint(us, 4801));
+    }
+
+    #[test]
     fn a_reconfigured_table_refuses_what_needs_a_restart() {
         let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
         let mut moved = config();
-        moved.paths[0].remote = "172.16.0.9".parse().unwrap();
+        moved.paths[0].remote = Some(Ipv4Addr::new(172, 16, 0, 9));
         assert!(t.reconfigured(&moved, &interfaces()).is_err());
         let mut renumbered = config();
         renumbered.paths[1].id = 4;

@@ -395,14 +395,17 @@ impl Departures {
         let path = self.table.paths.get(p)?;
         let (src_mac, dst_mac) = self.macs[p]?;
         let lane = &mut self.lanes[usize::from(held.urgent())];
+        let (dst_ip, dst_port, src_port) = self
+            .table
+            .endpoint(p, LANE_PORT_BASE.wrapping_add(lane.id))?;
         let path_seq = lane.path_seq.next(path.id);
         Some(Outer {
             src_mac,
             dst_mac,
             src_ip: path.local,
-            dst_ip: path.remote,
-            src_port: LANE_PORT_BASE.wrapping_add(lane.id),
-            dst_port: self.table.port,
+            dst_ip,
+            src_port,
+            dst_port,
             tos: held.tos,
             header: TunnelRepr {
                 kind: PacketKind::Data,

@@ -268,6 +268,11 @@ impl TunnelReceiver {
             sinks.drop_one(reason);
             return;
         }
+        if self.table.paths[path].learned {
+            // It authenticated (a learned path needs an encrypted tunnel): the
+            // peer is where it came from.
+            self.table.live[path].learn(rx.src, rx.src_port);
+        }
         pc.rx_packets.inc();
         pc.rx_bytes.add(m.pkt_len() as u64);
         if rx.header.kind != PacketKind::Data {

@@ -133,7 +133,7 @@ impl TunnelSender {
         let table = &self.table;
         for (i, p) in table.paths.iter().enumerate().take(MAX_PATHS) {
             let state = &table.live[i];
-            let macs = tables.macs_to(p.next_hop, p.port);
+            let macs = table.next_hop(i).and_then(|nh| tables.macs_to(nh, p.port));
             self.out.set_macs(i, macs);
             let shaped = table
                 .shaping

@@ -65,6 +65,10 @@ pub struct TunnelSpec {
     pub wrong_peer_key: bool,
     /// `control.metrics` of both sites (each in its own namespace): "" serves none.
     pub metrics: String,
+    /// Site B sits behind a NAT ([`crate::topology::sites_behind_nat`]): its paths name
+    /// site A's address through the NAT, and site A's learn where B's packets come from.
+    /// BFD is off on both (it runs to fixed addresses); the probes watch the paths.
+    pub nat: bool,
 }
 
 impl TunnelSpec {
@@ -80,6 +84,7 @@ impl TunnelSpec {
             psk: None,
             wrong_peer_key: false,
             metrics: String::new(),
+            nat: false,
         }
     }
 }
@@ -198,9 +203,14 @@ pub fn config(site: Site, sites: &Sites, spec: &TunnelSpec, control: &Path, keys
          [[interfaces]]\nport = \"lan\"\naddress = \"{lan}\"\n\n"
     );
     for i in 0..sites.links.len() {
+        let address = if spec.nat && site == Site::B {
+            format!("192.168.{i}.2/24")
+        } else {
+            format!("172.16.{i}.{here}/24")
+        };
         let _ = write!(
             c,
-            "[[interfaces]]\nport = \"wan{i}\"\naddress = \"172.16.{i}.{here}/24\"\n\n"
+            "[[interfaces]]\nport = \"wan{i}\"\naddress = \"{address}\"\n\n"
         );
     }
     let scheduler = match (spec.scheduler.as_str(), site) {
@@ -218,9 +228,18 @@ pub fn config(site: Site, sites: &Sites, spec: &TunnelSpec, control: &Path, keys
         spec.extra
     );
     for (i, rate) in spec.rates.iter().enumerate().take(sites.links.len()) {
+        let remote = match (spec.nat, site) {
+            (false, _) => format!("remote = \"172.16.{i}.{other}\"\n"),
+            // Behind the NAT: to site A through it.
+            (true, Site::B) => format!(
+                "remote = \"172.16.{i}.1\"\nnext_hop = \"192.168.{i}.1\"\nbfd = {{ enabled = false }}\n"
+            ),
+            // In front of it: wherever B's packets come from.
+            (true, Site::A) => "bfd = { enabled = false }\n".to_string(),
+        };
         let _ = write!(
             c,
-            "[[tunnel.paths]]\nname = \"{}\"\nid = {i}\ninterface = \"wan{i}\"\nremote = \"172.16.{i}.{other}\"\nrate = \"{rate}\"\npriority = {i}\n\n",
+            "[[tunnel.paths]]\nname = \"{}\"\nid = {i}\ninterface = \"wan{i}\"\n{remote}rate = \"{rate}\"\npriority = {i}\n\n",
             link_name(i)
         );
     }
