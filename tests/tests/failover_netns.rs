@@ -1,7 +1,8 @@
 //! Path failure and recovery in the sites topology (two appliances over two emulated WAN
 //! links, 30 Mbit/s 10 ms and 8 Mbit/s 30 ms one way, `wlb`): a sequenced UDP stream and a
 //! TCP transfer through path a failing as link-down, as a silent blackhole and
-//! administratively; BFD up on every path; a link flapping every second held down.
+//! administratively; BFD up on every path; a link flapping every second held down; an
+//! unreachable peer probed once a second per path, and back at full rate when it answers.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -265,6 +266,59 @@ fn a_link_flapping_every_second_is_held_down() -> Result<()> {
     }
     let bfd = b.path(Site::A, "a")["bfd"].clone();
     eprintln!("BFD of path a: {bfd}");
+    b.finish()?;
+    Ok(())
+}
+
+/// Both links blackholed (carrier up, nothing arrives): after 3 s of silence each path is
+/// probed once a second (RFC 5880 §6.8.3's budget for a session that is not up), and once
+/// the links heal, the first probe heard brings the probes back to full rate and the paths
+/// back up.
+#[test]
+fn an_unreachable_peer_costs_one_probe_a_second_per_path() -> Result<()> {
+    if skip_unless_root(&["ip", "ethtool"]) {
+        return Ok(());
+    }
+    let b = bed_with(spec(), 0.0)?;
+    for link in ["a", "b"] {
+        b.emulator(&format!("link {link} state blackhole both"))?;
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let sent = |b: &Bed| -> Vec<u64> {
+        b.paths(Site::A)
+            .iter()
+            .map(|p| p["probes_sent"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let before = sent(&b);
+    let window = Duration::from_secs(4);
+    std::thread::sleep(window);
+    let after = sent(&b);
+    for (i, (x, y)) in before.iter().zip(&after).enumerate() {
+        let per_sec = (y - x) as f64 / window.as_secs_f64();
+        eprintln!("path {i}: {per_sec:.2} probes/s while the peer is unreachable");
+        // One a second, each gap up to a tenth shorter: at most 5 in the 4 s window.
+        anyhow::ensure!(y - x <= 5, "path {i}: {} probes in {window:?}", y - x);
+        anyhow::ensure!(y > x, "path {i}: no probe at all while unreachable");
+    }
+    for link in ["a", "b"] {
+        b.emulator(&format!("link {link} state up"))?;
+    }
+    let healed = Instant::now();
+    let usable = b.pair().wait_usable(2, Duration::from_secs(5))?;
+    eprintln!(
+        "both paths back {:.2} s after healing",
+        healed.elapsed().as_secs_f64()
+    );
+    anyhow::ensure!(usable == 2, "{usable} paths back within 5 s");
+    let full = sent(&b);
+    std::thread::sleep(Duration::from_secs(1));
+    let later = sent(&b);
+    anyhow::ensure!(
+        later[0] - full[0] >= 50,
+        "path a back at full rate (10 ms): {} probes in 1 s",
+        later[0] - full[0]
+    );
     b.finish()?;
     Ok(())
 }

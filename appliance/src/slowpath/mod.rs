@@ -618,6 +618,18 @@ impl SlowPath {
         if let Some(f) = reply {
             self.send_on_path_port(f.port, &f.bytes, now);
         }
+        if self.tunnel.as_mut().is_some_and(|t| t.note_heard(now)) {
+            self.probe_every_path_now(now);
+        }
+    }
+
+    /// The peer was unreachable and is heard again: every path's next probe goes now.
+    fn probe_every_path_now(&mut self, now: Time) {
+        let n = self.tunnel.as_ref().map_or(0, |t| t.table().paths.len());
+        for path in 0..n {
+            let path = u8::try_from(path).unwrap_or(u8::MAX);
+            self.timers.arm(SlowTimer::Probe(path), now);
+        }
     }
 
     /// Probes tunnel path `path`, checks its carrier, and re-arms.
@@ -630,8 +642,9 @@ impl SlowPath {
             return;
         };
         let carrier = tables.interfaces.get(port).is_none_or(|i| i.has_carrier());
+        let woke = t.note_heard(now);
         let frame = t.probe(&tables, path, carrier, now);
-        let interval = t.probe_interval();
+        let interval = t.next_probe_gap(now);
         // A learned path's peer may have moved (a NAT renumbered): its new next hop is
         // resolved at once rather than at the next sweep.
         let moved = t
@@ -658,6 +671,9 @@ impl SlowPath {
         }
         let key = SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX));
         self.timers.arm(key, now + interval);
+        if woke {
+            self.probe_every_path_now(now);
+        }
     }
 
     /// Runs the BFD sessions' timers and sends what is due.

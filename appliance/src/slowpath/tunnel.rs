@@ -26,6 +26,7 @@ use crate::tunnel::crypto::TxKey;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
 use crate::tunnel::health::{self, Health, Transition};
 use crate::tunnel::meter::Meters;
+use crate::tunnel::pace::ProbePace;
 use crate::tunnel::{carry_over, TunnelTable, LANE_PORT_BASE};
 use crate::wire::bfd::State as BfdState;
 use crate::wire::tunnel::{
@@ -156,6 +157,10 @@ pub struct MgmtTunnel {
     /// Per path: its shaper's full-queue drops at the last look, and when
     /// they last grew (congestion on our side).
     shaper_drops: Vec<(u64, Option<Time>)>,
+    /// How often the paths are probed: slower while the peer is unreachable.
+    pace: ProbePace,
+    /// Whether the peer counted as unreachable at the last look (for the log).
+    unreachable: bool,
 }
 
 /// A BFD Down this soon after our shaper's queue for the path was full
@@ -183,8 +188,44 @@ impl MgmtTunnel {
             sessions: None,
             replies: vec![TokenBucket::with_burst(replies_per_sec(table.probe_interval), 4); n],
             shaper_drops: vec![(0, None); n],
+            pace: ProbePace::new(table.probe_interval, now),
+            unreachable: false,
             table,
         }
+    }
+
+    /// Notes what has arrived from the peer (on any path, data included). Returns true
+    /// when it was unreachable and is heard again: every path should be probed now.
+    pub fn note_heard(&mut self, now: Time) -> bool {
+        let total: u64 = self
+            .table
+            .path_counters
+            .iter()
+            .map(|c| c.total(|w| &w.rx_packets))
+            .sum();
+        let woke = self.pace.heard(total, now);
+        let unreachable = self.pace.unreachable(now);
+        if unreachable != self.unreachable {
+            self.unreachable = unreachable;
+            if unreachable {
+                log::warn!(
+                    "tunnel: nothing heard from the peer on any path for {:?}: probing each \
+                     path every {:?} until it is",
+                    crate::tunnel::pace::UNREACHABLE_AFTER,
+                    self.table
+                        .probe_interval
+                        .max(crate::tunnel::pace::UNREACHABLE_EVERY)
+                );
+            } else {
+                log::info!("tunnel: the peer is heard again: probing at the full rate");
+            }
+        }
+        woke
+    }
+
+    /// The gap to a path's next probe (jittered; slow while the peer is unreachable).
+    pub fn next_probe_gap(&mut self, now: Time) -> Duration {
+        self.pace.next_gap(now)
     }
 
     /// Encrypts the tunnel with `hs`'s keys: handshakes start at the next
@@ -302,6 +343,7 @@ impl MgmtTunnel {
             (0, None)
         })
         .0;
+        self.pace.set_interval(table.probe_interval);
         self.control.table = Arc::clone(&table);
         self.table = table;
     }
@@ -329,11 +371,6 @@ impl MgmtTunnel {
     /// The tunnel table.
     pub fn table(&self) -> &Arc<TunnelTable> {
         &self.table
-    }
-
-    /// How often each path is probed.
-    pub fn probe_interval(&self) -> Duration {
-        self.table.probe_interval
     }
 
     /// The next hops the paths need resolved, with their port.

@@ -4,7 +4,8 @@
 //! the management lcore writes), the counters, and the pure machinery:
 //! traffic classes ([`class`]), encapsulation ([`encap`]), path schedulers
 //! ([`scheduler`]), the paths' queues ([`shaper`]), the reorder buffer
-//! ([`reorder`]) and path measurement ([`meter`]).
+//! ([`reorder`]), path measurement ([`meter`]) and the probes' pace
+//! ([`pace`]).
 //!
 //! How a packet crosses: a LAN packet whose destination is in one of the
 //! peer's prefixes routes to the tunnel; the worker classifies it, its
@@ -19,6 +20,7 @@ pub mod crypto;
 pub mod encap;
 pub mod health;
 pub mod meter;
+pub mod pace;
 pub mod reorder;
 pub mod scheduler;
 pub mod shaper;
