@@ -1,26 +1,28 @@
 //! Reloading the files while running (`appliancectl reload`, SIGHUP). Both files are read and
 //! checked as at start; the difference from the files last applied is worked out here; what
 //! can change live becomes a list of steps the management lcore applies one after another
-//! (routes, relay rules and BFD timers as the very requests an operator would send, then the
-//! workers' idle back-off, then the rest of the tunnel's settings in one table swap); anything
+//! (routes, relay rules and BFD timers as the very requests an operator would send, then
+//! neighbours, slow path, log and idle settings, then the rest of the tunnel's settings in
+//! one table swap); anything
 //! else that changed is refused as a whole, every such key named, before anything is applied.
 //!
-//! Live: `routes`, `mcast_rules`, `log.level`, `profile.idle`, and in `[tunnel]` everything but what
-//! shapes its memory or its identity: the prefixes, classes and default scheduler, paths
-//! added and removed, the paths' rates, MTUs, priorities, `backup` and BFD timers (a Poll
-//! Sequence on an Up session), the probe interval, the hold-down, `reorder.max_hold`, the shaper's rate share
-//! and CoDel, and the keys (their files' contents too: a handshake under the new keys at
-//! once, the old session carrying traffic until it completes). Needing a restart: the rest
-//! of the profile, the interfaces, neighbours, control, slow path, and the tunnel's port,
-//! encryption, shaping on or off, `max_packets` sizes, a path's id, interface or addresses
-//! (under the same name), and BFD turned on or off on a path that stays.
+//! Live: `routes`, `mcast_rules`, `neighbors`, `slowpath`, `log.level`, `profile.idle`, and in
+//! `[tunnel]` everything but what shapes its memory or its identity: the prefixes, classes
+//! and default scheduler, paths added and removed, the paths' rates, MTUs, priorities,
+//! `backup` and BFD timers (a Poll Sequence on an Up session), the probe interval, the
+//! hold-down, `reorder.max_hold`, the shaper's rate share and CoDel, and the keys (their
+//! files' contents too: a handshake under the new keys at once, the old session carrying
+//! traffic until it completes). Needing a restart: the rest of the profile, the interfaces,
+//! control, and the tunnel's port, encryption, shaping on or off, `max_packets` sizes, a
+//! path's id, interface or addresses (under the same name), and BFD turned on or off on a
+//! path that stays.
 
 use std::path::PathBuf;
 
 use crate::api::Request;
 use crate::config::tunnel::{BfdConfig, TunnelConfig};
 use crate::config::IdleConfig;
-use crate::config::{Config, HwProfile, LogConfig};
+use crate::config::{Config, HwProfile, LogConfig, NeighborConfig, SlowPathConfig};
 use crate::tunnel::crypto::keys::KeyPrint;
 
 /// The files and what of them is in force.
@@ -121,6 +123,10 @@ pub enum Step {
     Idle(IdleConfig),
     /// The log level (the one at start when the file no longer sets it).
     Log(LogConfig),
+    /// The static neighbours, all of them.
+    Neighbors(Vec<NeighborConfig>),
+    /// The slow path's settings.
+    SlowPath(SlowPathConfig),
     /// The tunnel's settings, swapped in one table (`crate::tunnel::TunnelTable::
     /// reconfigured`), and, when `rekey` is set, new sessions under the keys it names (the
     /// files are read again and must still hold them).
@@ -211,11 +217,9 @@ pub fn plan(
 ) -> Result<Plan, Vec<String>> {
     let mut refused = Vec::new();
     profile_keys(old_profile, new_profile, &mut refused);
-    let fixed: [(&str, bool); 4] = [
+    let fixed: [(&str, bool); 2] = [
         ("interfaces", old.interfaces != new.interfaces),
-        ("neighbors", old.neighbors != new.neighbors),
         ("control", old.control != new.control),
-        ("slowpath", old.slowpath != new.slowpath),
     ];
     refused.extend(fixed.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()));
     match (&old.tunnel, &new.tunnel) {
@@ -229,6 +233,28 @@ pub fn plan(
     let mut p = Plan::default();
     routes(old, new, &mut p);
     mcast_rules(old, new, &mut p);
+    if old.neighbors != new.neighbors {
+        let statics: Vec<String> = new
+            .neighbors
+            .iter()
+            .map(|n| format!("{} at {}", n.address, n.mac))
+            .collect();
+        p.push(
+            Step::Neighbors(new.neighbors.clone()),
+            format!("neighbors: {}", list(&statics)),
+        );
+    }
+    if old.slowpath != new.slowpath {
+        let s = &new.slowpath;
+        p.push(
+            Step::SlowPath(s.clone()),
+            format!(
+                "slowpath: icmp_errors_per_sec {}, arp_reachable_secs {}, arp_retries {}, \
+                 arp_hold_packets {}",
+                s.icmp_errors_per_sec, s.arp_reachable_secs, s.arp_retries, s.arp_hold_packets
+            ),
+        );
+    }
     if old.log != new.log {
         p.push(
             Step::Log(new.log),

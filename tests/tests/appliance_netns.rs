@@ -428,7 +428,8 @@ fn route_prefixes(socket: &std::path::Path) -> Vec<String> {
 }
 
 /// `appliancectl reload` and SIGHUP while host A pings host B every 10 ms: a route added to
-/// the file appears, one taken out goes; a change that cannot be made live (an interface's
+/// the file appears, one taken out goes; a static neighbour and the slow path's settings
+/// change and change back; a change that cannot be made live (an interface's
 /// address) and a file with an error are refused naming the key, and change nothing; no ping
 /// is lost meanwhile. `show config` then prints the running config, which `--check` accepts.
 fn reload_applies_what_changed_and_refuses_the_rest(
@@ -456,6 +457,52 @@ fn reload_applies_what_changed_and_refuses_the_rest(
     assert!(route_prefixes(socket).contains(&"10.30.0.0/16".to_string()));
     let again = ctl(socket, r#"{"cmd":"reload"}"#);
     assert_eq!(again["data"]["changes"], serde_json::json!([]), "{again}");
+
+    // A static neighbour and the slow path's settings, then neither.
+    let neighbors = |socket| -> Vec<String> {
+        ctl(socket, r#"{"cmd":"show","what":"neighbors"}"#)["data"]["neighbors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|n| format!("{} {}", n["address"], n["mac"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let static_one = "\"10.10.2.77\" \"02:00:00:00:00:77\"".to_string();
+    let slower = with_route.replace("icmp_errors_per_sec = 100", "icmp_errors_per_sec = 50");
+    assert!(
+        slower != with_route,
+        "test bug: no icmp_errors_per_sec in {with_route}"
+    );
+    std::fs::write(
+        &file,
+        format!("{slower}\n[[neighbors]]\naddress = \"10.10.2.77\"\nmac = \"02:00:00:00:00:77\"\n"),
+    )
+    .expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    let changes = r["data"]["changes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        changes.len() == 2
+            && changes[0] == "neighbors: 10.10.2.77 at 02:00:00:00:00:77"
+            && changes[1]
+                .as_str()
+                .is_some_and(|c| c.starts_with("slowpath: icmp_errors_per_sec 50")),
+        "{r}"
+    );
+    assert!(
+        neighbors(socket).contains(&static_one),
+        "{:?}",
+        neighbors(socket)
+    );
+    std::fs::write(&file, &with_route).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload"}"#);
+    assert_eq!(
+        r["data"]["changes"].as_array().map(Vec::len),
+        Some(2),
+        "{r}"
+    );
+    assert!(!neighbors(socket).contains(&static_one));
 
     // Refused as a whole: the interface's address, with the route taken out beside it.
     std::fs::write(&file, original.replace("10.10.1.1/24", "10.10.1.254/24")).expect("config");

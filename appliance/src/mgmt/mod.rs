@@ -331,6 +331,15 @@ impl Mgmt {
                 self.slow.state.set_idle(idle);
                 Ok(())
             }
+            Step::Neighbors(neighbors) => {
+                let statics: Vec<_> = neighbors.iter().map(|n| (n.address, n.mac)).collect();
+                self.slow.state.set_static_neighbors(&statics, now);
+                Ok(())
+            }
+            Step::SlowPath(cfg) => {
+                self.slow.set_config(cfg);
+                Ok(())
+            }
             Step::Log(log) => {
                 let level = log
                     .level

@@ -892,6 +892,13 @@ impl SlowPath {
         self.arp_request(port, ip);
     }
 
+    /// Takes a reload's new `[slowpath]` settings: the ICMP error budget starts afresh at the
+    /// new rate; the ARP settings apply from the next resolution on.
+    pub fn set_config(&mut self, cfg: SlowPathConfig) {
+        self.icmp_bucket = TokenBucket::new(cfg.icmp_errors_per_sec);
+        self.cfg = cfg;
+    }
+
     /// Applies a reload's new `[tunnel]` settings: one new table
     /// ([`crate::tunnel::TunnelTable::reconfigured`]) published to the
     /// workers and taken by the probes and BFD, the routes to its prefixes

@@ -114,6 +114,33 @@ impl RoutingState {
         self.republish();
     }
 
+    /// Makes `statics` (address, MAC) the static neighbours: those no longer in it are
+    /// forgotten (learned again by ARP if still needed), the others set, each on the port
+    /// whose subnet holds it (one on no connected subnet is left out, as at boot). Returns
+    /// the new version.
+    pub fn set_static_neighbors(&mut self, statics: &[(Ipv4Addr, MacAddr)], now: Time) -> u64 {
+        self.neighbors
+            .retain(|ip, e| !e.is_static || statics.iter().any(|(s, _)| s == ip));
+        for (ip, mac) in statics {
+            let port = self
+                .interfaces
+                .iter()
+                .position(|i| i.address.is_some_and(|a| a.contains(ip)));
+            if let Some(port) = port {
+                self.neighbors.insert(
+                    *ip,
+                    NeighborEntry {
+                        mac: *mac,
+                        port,
+                        is_static: true,
+                        confirmed: now,
+                    },
+                );
+            }
+        }
+        self.republish()
+    }
+
     /// The workers' idle back-off (at boot, and when a reload changes it).
     pub fn set_idle(&mut self, idle: IdleConfig) {
         self.idle = idle;
