@@ -221,7 +221,7 @@ pub fn plan(
         ("interfaces", old.interfaces != new.interfaces),
         ("control", old.control != new.control),
     ];
-    refused.extend(fixed.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()));
+    refused.extend(changed(&fixed).map(str::to_string));
     match (&old.tunnel, &new.tunnel) {
         (None, None) => {}
         (Some(a), Some(b)) => tunnel_keys(a, b, &mut refused),
@@ -293,12 +293,12 @@ fn profile_keys(a: &HwProfile, b: &HwProfile, refused: &mut Vec<String>) {
         ("profile.mempool", a.mempool != b.mempool),
         ("profile.ports", a.ports != b.ports),
     ];
-    refused.extend(
-        sections
-            .iter()
-            .filter(|(_, c)| *c)
-            .map(|(k, _)| k.to_string()),
-    );
+    refused.extend(changed(&sections).map(str::to_string));
+}
+
+/// The keys of `keys` whose flag says they changed.
+fn changed<'a>(keys: &'a [(&'a str, bool)]) -> impl Iterator<Item = &'a str> + 'a {
+    keys.iter().filter(|(_, c)| *c).map(|(k, _)| *k)
 }
 
 /// The tunnel's keys that differ and cannot change while running.
@@ -320,26 +320,20 @@ fn tunnel_keys(a: &TunnelConfig, b: &TunnelConfig, refused: &mut Vec<String>) {
         ),
         ("tunnel.bfd", !same_but_timers(&a.bfd, &b.bfd)),
     ];
-    refused.extend(keys.iter().filter(|(_, c)| *c).map(|(k, _)| k.to_string()));
+    refused.extend(changed(&keys).map(str::to_string));
     // Paths may come and go; one that stays (by name) keeps what names it on the wire.
     for (i, pb) in b.paths.iter().enumerate() {
         let Some(pa) = a.paths.iter().find(|p| p.name == pb.name) else {
             continue;
         };
-        let identity: [(&str, bool); 6] = [
-            ("name", pa.name != pb.name),
+        let identity: [(&str, bool); 5] = [
             ("id", pa.id != pb.id),
             ("interface", pa.interface != pb.interface),
             ("local", pa.local != pb.local),
             ("remote", pa.remote != pb.remote),
             ("next_hop", pa.next_hop != pb.next_hop),
         ];
-        refused.extend(
-            identity
-                .iter()
-                .filter(|(_, c)| *c)
-                .map(|(k, _)| format!("tunnel.paths[{i}].{k}")),
-        );
+        refused.extend(changed(&identity).map(|k| format!("tunnel.paths[{i}].{k}")));
         // The timers may differ; whether the path has its own BFD settings may not.
         let bfd_ok = match (pa.bfd, pb.bfd) {
             (Some(x), Some(y)) => same_but_timers(&x, &y),

@@ -621,7 +621,11 @@ impl TunnelTable {
             by_id: by_id(&paths),
             path_ports: path_ports(&paths),
             live: shared(&carried, &self.live, |i| {
-                Arc::new(PathLive::new(paths[i].rate_bps))
+                // Not up until the peer is heard on it (`Health::added`): the workers see
+                // the new table before the management lcore's first verdict on the path.
+                let live = PathLive::new(paths[i].rate_bps);
+                live.up.store(false, Ordering::Relaxed);
+                Arc::new(live)
             }),
             path_counters: shared(&carried, &self.path_counters, |_| {
                 Arc::new(PerWorker::zeroed(workers))
@@ -1010,6 +1014,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
         assert_eq!(r.path_counters[0].total(|w| &w.tx_packets), 0, "c's fresh");
         assert!(Arc::ptr_eq(&r.live[1], &t.live[1]));
         assert_eq!(r.paths[0].port, 1, "c resolved on wan0");
+        assert!(!r.live[0].usable(), "an added path waits for the peer");
         let sh = r.shaping.as_ref().unwrap();
         assert_eq!(sh.packets.len(), 2);
         assert!(Arc::ptr_eq(
