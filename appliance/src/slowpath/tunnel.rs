@@ -27,7 +27,7 @@ use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
 use crate::tunnel::health::{self, Health, Transition};
 use crate::tunnel::meter::Meters;
 use crate::tunnel::pace::ProbePace;
-use crate::tunnel::{carry_over, TunnelTable, LANE_PORT_BASE};
+use crate::tunnel::{carry_over, TunnelTable};
 use crate::wire::bfd::State as BfdState;
 use crate::wire::tunnel::{
     flags, Kind, ProbeReplyRepr, ProbeRepr, TunnelPacket, TunnelRepr, CONTROL_LANE,
@@ -67,7 +67,7 @@ impl ControlLane {
         now: Time,
     ) -> Option<Outer> {
         let p = self.table.paths.get(path)?;
-        let lane_port = LANE_PORT_BASE.wrapping_add(CONTROL_LANE % 0x4000);
+        let lane_port = crate::tunnel::control_lane_port();
         let (dst_ip, dst_port, src_port) = match self.reply_to.filter(|_| p.learned) {
             Some((ip, port)) => (ip, port, self.table.port),
             None => self.table.endpoint(path, lane_port)?,
@@ -303,13 +303,14 @@ impl MgmtTunnel {
             _ => None,
         };
         self.control.reply_to = None;
-        let built = built?;
-        // A response means the initiation checked out (a cookie reply does not): a learned
+        let (out, built) = (out?, built?);
+        // A response sent means the initiation checked out (its mac1, its Noise message and
+        // a timestamp newer than any before; a cookie reply proves nothing): a learned
         // path's peer is where it came from.
         if built.header.kind == Kind::HandshakeResponse && self.table.paths[path].learned {
-            self.table.live[path].learn(rx.src, rx.src_port);
+            self.table.learn(tables, path, rx);
         }
-        out.map(|o| self.control.frame(o.path, &built, &o.body, None))
+        Some(self.control.frame(out.path, &built, &out.body, None))
     }
 
     /// Takes a reloaded table ([`TunnelTable::reconfigured`]) with its
@@ -324,7 +325,16 @@ impl MgmtTunnel {
         })
         .0;
         for (p, h) in self.health.iter_mut().enumerate() {
-            h.set_settings(health_settings(&table, p));
+            // A path that stays keeps its BFD detection time as it runs (a `bfd set` or the
+            // reload's own timer change set it already).
+            let bfd_detect = match carried.get(p) {
+                Some(Some(_)) => h.settings().bfd_detect,
+                _ => health_settings(&table, p).bfd_detect,
+            };
+            h.set_settings(health::Settings {
+                bfd_detect,
+                ..health_settings(&table, p)
+            });
         }
         self.meters.carry_over(&carried);
         self.carrier = carry_over(std::mem::take(&mut self.carrier), &carried, |_| true).0;

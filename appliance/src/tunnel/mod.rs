@@ -110,10 +110,20 @@ impl Path {
 
 /// Whether a UDP destination port is the tunnel's: `tunnel_port`, or one of
 /// the lanes' source ports (a NAT in front of us translates the peer's
-/// packets back to the port ours left from).
+/// packets back to the port ours left from): the data lanes' and the
+/// control lane's.
 #[inline]
 pub fn is_tunnel_port(port: u16, tunnel_port: u16) -> bool {
-    port == tunnel_port || port >= LANE_PORT_BASE
+    port == tunnel_port
+        || (LANE_PORT_BASE..LANE_PORT_BASE + MAX_LANES as u16).contains(&port)
+        || port == control_lane_port()
+}
+
+/// The source port of the control lane's packets (probes, replies,
+/// handshakes, the management lcore's ICMP).
+#[inline]
+pub const fn control_lane_port() -> u16 {
+    LANE_PORT_BASE.wrapping_add(crate::wire::tunnel::CONTROL_LANE % 0x4000)
 }
 
 /// Moves per-path state held by path index to a reloaded table's indices:
@@ -136,6 +146,37 @@ pub fn carry_over<T>(
         })
         .collect();
     (kept, old.into_iter().flatten().collect())
+}
+
+/// The queue sizes of a reloaded table's paths: a path that stays keeps its
+/// own (its queues exist); a path added gets what `cfg` would size it at,
+/// within what is left of the pool's quarter the shapers may hold (the
+/// budget `--check` holds a config to), and at least 16.
+fn added_queue_sizes(
+    cfg: &TunnelConfig,
+    carried: &[Option<usize>],
+    old: &[u32],
+    mbufs: u32,
+    workers: usize,
+) -> Box<[u32]> {
+    let kept: u32 = carried
+        .iter()
+        .filter_map(|o| o.and_then(|o| old.get(o)))
+        .sum();
+    let budget = mbufs / 4 / u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
+    let mut left = budget.saturating_sub(kept);
+    carried
+        .iter()
+        .enumerate()
+        .map(|(i, o)| match o.and_then(|o| old.get(o)) {
+            Some(n) => *n,
+            None => {
+                let n = cfg.shaper_packets(i, mbufs, workers).min(left).max(16);
+                left = left.saturating_sub(n);
+                n
+            }
+        })
+        .collect()
 }
 
 /// The shared cells of a reloaded table's paths: a path that stays shares
@@ -634,14 +675,7 @@ impl TunnelTable {
             shaping: self.shaping.as_ref().map(|sh| Shaping {
                 rate_percent: u64::from(cfg.shaping.rate_percent),
                 settings: shaper_settings(cfg),
-                packets: carried
-                    .iter()
-                    .enumerate()
-                    .map(|(i, o)| match o.and_then(|o| sh.packets.get(o)) {
-                        Some(n) => *n,
-                        None => cfg.shaper_packets(i, self.mbufs, workers),
-                    })
-                    .collect(),
+                packets: added_queue_sizes(cfg, &carried, &sh.packets, self.mbufs, workers),
                 cells: shared(&carried, &sh.cells, |_| Arc::new(PathCells::new(workers))),
             }),
             paths,
@@ -743,6 +777,35 @@ impl TunnelTable {
         }
         let (ip, port) = self.live.get(p)?.learned_endpoint()?;
         Some((ip, port, self.port))
+    }
+
+    /// A packet that authenticated as the newest of its (lane, path) on
+    /// learned path `p` came from `rx`'s source: the path's peer is there.
+    /// Taken from the control lane (probes and replies every probe
+    /// interval: the NAT mapping they keep alive), and from any lane when
+    /// the address moved (a NAT renumbered), so a peer whose lanes leave
+    /// through different NAT ports does not move the endpoint with every
+    /// packet. A source that could not be a peer (a martian, a broadcast,
+    /// one of our addresses) teaches nothing.
+    #[inline]
+    pub fn learn(&self, tables: &crate::tables::Tables, p: usize, rx: &encap::Rx) {
+        let Some(live) = self.live.get(p) else { return };
+        let moved = live.learned_endpoint().is_none_or(|(ip, _)| ip != rx.src);
+        if !(moved || rx.header.lane == crate::wire::tunnel::CONTROL_LANE) {
+            return;
+        }
+        let src = rx.src;
+        let impossible = src.is_multicast()
+            || src.is_broadcast()
+            || crate::wire::ipv4::is_martian(src)
+            || tables.local_port(src).is_some()
+            || tables
+                .interfaces
+                .iter()
+                .any(|i| i.address.is_some_and(|a| a.broadcast() == src));
+        if !impossible {
+            live.learn(src, rx.src_port);
+        }
     }
 
     /// Path `p`'s next hop now (a learned path without a configured one:
@@ -1058,6 +1121,10 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
             "a configured path sends from its lane's port"
         );
         assert!(t.is_endpoint(us, 49153) && t.is_endpoint(us, 4800) && !t.is_endpoint(us, 4801));
+        assert!(
+            t.is_endpoint(us, 65535) && !t.is_endpoint(us, 50000),
+            "the lanes' ports only"
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl ProbePace {
     /// Notes the packets received from the peer so far (all paths, all workers). Returns
     /// true when the peer was unreachable and is heard again: probe every path now.
     pub fn heard(&mut self, rx_total: u64, now: Time) -> bool {
-        if rx_total == self.rx_total {
+        if rx_total <= self.rx_total {
+            // Unchanged, or lower: a reload removed a path and its count with it.
+            self.rx_total = rx_total;
             return false;
         }
         let woke = self.unreachable(now);
@@ -98,6 +100,12 @@ mod tests {
             !p.heard(9, silent + 2 * MS),
             "heard while reachable: nothing to do"
         );
+        let later = silent + 2 * UNREACHABLE_AFTER;
+        assert!(
+            !p.heard(4, later),
+            "a path removed: its count went, nothing heard"
+        );
+        assert!(p.unreachable(later));
     }
 
     #[test]

@@ -148,12 +148,14 @@ impl Opener {
 
     /// Checks, decrypts in place and accepts a packet of a lane this worker
     /// owns, received on the path its header names. Nothing changes unless
-    /// its tag verifies.
+    /// its tag verifies. Returns whether it is the newest of its (lane, path)
+    /// so far (what a learned path may learn its peer's endpoint from: an
+    /// older one, late or replayed, never moves it).
     ///
     /// # Errors
     /// The drop reason: no such key, a replay, or authentication failed.
     #[inline]
-    pub fn open(&mut self, frame: &mut [u8], rx: &Rx) -> Result<(), DropReason> {
+    pub fn open(&mut self, frame: &mut [u8], rx: &Rx) -> Result<bool, DropReason> {
         let h = &rx.header;
         let (slot, key) = self.set.rx(h.key).ok_or(DropReason::TunnelUnknownKey)?;
         let i = self
@@ -168,11 +170,11 @@ impl Opener {
             Err(Refused::Again | Refused::TooOld) => return Err(DropReason::TunnelReplay),
         }
         encap::open(frame, rx, &key.key).map_err(|_| DropReason::TunnelAuthFailed)?;
-        window.mark(h.path_seq);
+        let newest = window.mark(h.path_seq);
         if !key.used.load(std::sync::atomic::Ordering::Relaxed) {
             key.used.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(())
+        Ok(newest)
     }
 }
 

@@ -108,6 +108,21 @@ impl PathQueues {
         }
     }
 
+    /// Every packet waiting (reserved ones included), to change in place.
+    pub fn for_each_held(&mut self, mut f: impl FnMut(&mut Held)) {
+        let all = self
+            .paths
+            .iter_mut()
+            .flatten()
+            .chain(self.orphans.iter_mut());
+        for s in all {
+            if let Some(r) = &mut s.next {
+                f(&mut r.held);
+            }
+            s.q.values_mut().for_each(&mut f);
+        }
+    }
+
     /// The next packet that waited for a path a reload removed (the caller
     /// schedules it again).
     pub fn take_orphan(&mut self) -> Option<Held> {

@@ -257,21 +257,24 @@ impl TunnelReceiver {
     ) {
         let pc = self.table.path_counters[path].worker(self.id);
         let opened = match (&mut self.opener, rx.header.key) {
-            (None, 0) => Ok(()),
+            (None, 0) => Ok(false),
             (None, _) => Err(DropReason::TunnelUnknownKey),
             (Some(_), 0) => Err(DropReason::TunnelCleartext),
             (Some(_), _) if !m.is_contiguous() => Err(DropReason::MultiSegment),
             (Some(o), _) => o.open(m.data_mut(), rx),
         };
-        if let Err(reason) = opened {
-            pc.drops.inc(reason);
-            sinks.drop_one(reason);
-            return;
-        }
-        if self.table.paths[path].learned {
-            // It authenticated (a learned path needs an encrypted tunnel): the
-            // peer is where it came from.
-            self.table.live[path].learn(rx.src, rx.src_port);
+        let newest = match opened {
+            Ok(newest) => newest,
+            Err(reason) => {
+                pc.drops.inc(reason);
+                sinks.drop_one(reason);
+                return;
+            }
+        };
+        if newest && self.table.paths[path].learned {
+            // It authenticated (a learned path needs an encrypted tunnel) and is the newest
+            // of its (lane, path): the peer is where it came from.
+            self.table.learn(tables, path, rx);
         }
         pc.rx_packets.inc();
         pc.rx_bytes.add(m.pkt_len() as u64);
@@ -384,8 +387,12 @@ impl Stage for TunnelReceiver {
                     sinks.drop_one(DropReason::TunnelTruncated);
                     continue;
                 };
-                // The receiving worker checked the path; find its index again.
-                let path = self.table.path_index(rx.header.path).unwrap_or(0);
+                // The receiving worker checked the path; find its index again (gone if
+                // this worker already holds a table a reload took the path out of).
+                let Some(path) = self.table.path_index(rx.header.path) else {
+                    sinks.drop_one(DropReason::TunnelUnknownPath);
+                    continue;
+                };
                 self.accept(tables, m, &rx, path, now, sinks);
             }
         }

@@ -133,7 +133,11 @@ impl TunnelSender {
         let table = &self.table;
         for (i, p) in table.paths.iter().enumerate().take(MAX_PATHS) {
             let state = &table.live[i];
-            let macs = table.next_hop(i).and_then(|nh| tables.macs_to(nh, p.port));
+            // A learned path with no endpoint yet has nowhere to send.
+            let macs = table
+                .endpoint(i, 0)
+                .and(table.next_hop(i))
+                .and_then(|nh| tables.macs_to(nh, p.port));
             self.out.set_macs(i, macs);
             let shaped = table
                 .shaping
@@ -188,6 +192,19 @@ impl TunnelSender {
         }
         let carried = table.carried_from(&self.table);
         self.queues.retable(table, &carried);
+        // What waits keeps its class by name (the default's when its class is gone), so a
+        // packet scheduled again uses its class's new scheduler.
+        let (old, new) = (self.table.classes.all(), table.classes.all());
+        if old.iter().map(|c| &c.name).ne(new.iter().map(|c| &c.name)) {
+            let default = new.len().saturating_sub(1);
+            let to: Vec<usize> = old
+                .iter()
+                .map(|c| new.iter().position(|n| n.name == c.name).unwrap_or(default))
+                .collect();
+            self.queues.for_each_held(|h| {
+                h.class = to.get(h.class).copied().unwrap_or(default);
+            });
+        }
         self.out.retable(Arc::clone(table));
         self.table = Arc::clone(table);
     }

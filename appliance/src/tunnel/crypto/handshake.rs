@@ -221,6 +221,11 @@ impl Handshaker {
         PATTERN.parse().expect("a valid Noise pattern")
     }
 
+    /// The peer's public key.
+    pub fn peer(&self) -> PublicKey {
+        self.peer
+    }
+
     /// Whether a message to us carries a good mac1 (one BLAKE2s: the check
     /// before any Diffie-Hellman). `header` is its tunnel header.
     pub fn mac1_ok(&self, header: &[u8], body: &[u8]) -> bool {

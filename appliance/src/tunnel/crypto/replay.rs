@@ -82,14 +82,16 @@ impl Window {
     }
 
     /// Accepts `seq`, which [`Self::fresh`] allowed and whose packet
-    /// verified.
+    /// verified. Returns whether it is the newest so far (it moved the
+    /// window, or is the first).
     #[inline]
-    pub fn mark(&mut self, seq: u32) {
-        match self.top {
+    pub fn mark(&mut self, seq: u32) -> bool {
+        let newest = match self.top {
             None => {
                 // The first number since a reset: what the bits held is from before.
                 self.bits = [0; BLOCKS];
                 self.top = Some(seq);
+                true
             }
             Some(top) if (seq.wrapping_sub(top) as i32) > 0 => {
                 // Clear the blocks the window moves onto (all of them at most).
@@ -101,11 +103,13 @@ impl Window {
                     self.bits[from.wrapping_add(i) as usize % BLOCKS] = 0;
                 }
                 self.top = Some(seq);
+                true
             }
-            Some(_) => {}
-        }
+            Some(_) => false,
+        };
         let (block, bit) = at(seq);
         self.bits[block] |= bit;
+        newest
     }
 }
 
@@ -130,6 +134,24 @@ mod tests {
         assert_eq!(accept(&mut w, 10_000 - WINDOW + 1), Ok(()));
         assert_eq!(accept(&mut w, 10_000 - WINDOW), Err(Refused::TooOld));
         assert_eq!(accept(&mut w, 150), Err(Refused::TooOld));
+    }
+
+    #[test]
+    fn mark_says_which_number_is_the_newest_and_a_reset_forgets_lazily() {
+        let mut w = Window::default();
+        assert!(w.mark(100), "the first");
+        assert!(!w.mark(99), "late: not the newest");
+        assert!(w.mark(101));
+        w.reset();
+        assert_eq!(w.fresh(101), Ok(()), "forgotten at once");
+        assert!(w.mark(200), "the first since the reset");
+        // 101 is behind 200 and inside the window: only its bit could refuse it.
+        assert_eq!(
+            w.fresh(101),
+            Ok(()),
+            "the old bits went with the first mark"
+        );
+        assert_eq!(w.fresh(200), Err(Refused::Again));
     }
 
     #[test]

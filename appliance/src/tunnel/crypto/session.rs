@@ -175,6 +175,10 @@ impl Sessions {
     /// traffic until a new one forms or they expire, so a change made at
     /// both sites one after the other loses nothing.
     pub fn rekey(&mut self, hs: Handshaker, now: Time) {
+        if hs.peer() != self.hs.peer() {
+            // Another peer key, maybe another machine: its clock owes nothing to the old one's.
+            self.peer_timestamp = 0;
+        }
         self.hs = hs;
         self.pending = None;
         self.peer_cookie = None;

@@ -59,6 +59,11 @@ impl<T> Slab<T> {
         self.free == NIL
     }
 
+    /// Every packet held, to change in place (not their order or lengths).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| s.value.as_mut())
+    }
+
     fn take(&mut self, value: T, len: u32, queued_at: u64) -> Result<u32, T> {
         let i = self.free;
         let Some(slot) = self.slots.get_mut(i as usize) else {

@@ -111,6 +111,12 @@ impl<T> PathQueue<T> {
         }
     }
 
+    /// Every packet queued, to change in place (a reload renumbering what
+    /// they carry; their order and lengths stay).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slab.values_mut()
+    }
+
     /// Takes new CoDel settings (a reload; the flow quantum is not
     /// configurable and stays).
     pub fn set_settings(&mut self, settings: Settings) {
