@@ -325,6 +325,7 @@ const FAMILIES: &[Family] = &[
     gauge("tunnel_path_shaper_queued_packets", "Packets waiting in the path's shaper, per tier.", |s| per_tier(s, |t| t.queued)),
     counter("tunnel_path_silence_overrides_total", "Times the peer's count stopped moving on the last usable path and it stayed up (for up to 1 s).", |s| per_path(s, |p| p.silence_overrides)),
     counter("tunnel_path_bfd_down_congested_total", "Times the path's BFD went Down while its own shaper's queue was full (congestion on our side).", |s| per_path(s, |p| p.bfd_down_congested)),
+    counter("tunnel_path_endpoint_moves_total", "Times a learned path's peer endpoint moved (a NAT renumbered or remapped it).", |s| per_path(s, |p| p.endpoint_moves)),
     counter("tunnel_class_packets_total", "Packets that entered the tunnel, per traffic class.", |s| per_class(s, |c| c.packets)),
     counter("tunnel_class_bytes_total", "Bytes that entered the tunnel, per traffic class.", |s| per_class(s, |c| c.bytes)),
     counter("tunnel_class_copies_total", "Second copies sent by the redundant scheduler, per class.", |s| per_class(s, |c| c.copies)),

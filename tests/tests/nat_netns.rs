@@ -85,6 +85,10 @@ fn a_site_behind_nat_is_followed_when_its_address_changes() -> Result<()> {
     ensure!(reordered == 0, "{reordered} probes arrived out of order");
     let p = bed.path(Site::A, "a");
     ensure!(p["state"] == "up", "path a after the move: {p}");
+    ensure!(
+        p["endpoint_moves"].as_u64() >= Some(1),
+        "the move is counted: {p}"
+    );
     bed.finish()?;
     Ok(())
 }

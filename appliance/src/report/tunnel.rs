@@ -100,6 +100,8 @@ pub struct PathReport {
     pub silence_overrides: u64,
     /// Times its BFD went Down while our own shaper's queue for it was full.
     pub bfd_down_congested: u64,
+    /// Times a learned path's peer endpoint moved (0 on a configured path).
+    pub endpoint_moves: u64,
     /// Its shaper (`None`: shaping off).
     pub shaper: Option<ShaperReport>,
 }
@@ -296,6 +298,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
                 ),
                 silence_overrides: cells.silence_overrides.load(Ordering::Relaxed),
                 bfd_down_congested: cells.bfd_down_congested.load(Ordering::Relaxed),
+                endpoint_moves: cells.endpoint_moves.load(Ordering::Relaxed),
                 shaper: t.shaping.as_ref().map(|sh| {
                     let rate = t.shaped_rate(i, sh);
                     ShaperReport {

@@ -161,6 +161,8 @@ pub struct MgmtTunnel {
     pace: ProbePace,
     /// Whether the peer counted as unreachable at the last look (for the log).
     unreachable: bool,
+    /// Per path: a learned path's peer endpoint at the last look (for the log).
+    endpoints: Vec<Option<(Ipv4Addr, u16)>>,
 }
 
 /// A BFD Down this soon after our shaper's queue for the path was full
@@ -190,6 +192,7 @@ impl MgmtTunnel {
             shaper_drops: vec![(0, None); n],
             pace: ProbePace::new(table.probe_interval, now),
             unreachable: false,
+            endpoints: vec![None; n],
             table,
         }
     }
@@ -353,6 +356,7 @@ impl MgmtTunnel {
             (0, None)
         })
         .0;
+        self.endpoints = carry_over(std::mem::take(&mut self.endpoints), &carried, |_| None).0;
         self.pace.set_interval(table.probe_interval);
         self.control.table = Arc::clone(&table);
         self.table = table;
@@ -613,6 +617,7 @@ impl MgmtTunnel {
     /// delay is how `wlb` and `minrtt` steer around a queue: a path whose
     /// queue grows delivers later, so it gets less until its queue drains.
     fn publish(&mut self, path: usize, now: Time) {
+        self.note_endpoint(path);
         let f = self.meters.figures(path, now);
         let live = &self.table.live[path];
         let us = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
@@ -630,6 +635,38 @@ impl MgmtTunnel {
             .store((f.loss * 1e6) as u32, Ordering::Relaxed);
         cells.probes_sent.store(f.probes_sent, Ordering::Relaxed);
         cells.replies.store(f.replies, Ordering::Relaxed);
+    }
+
+    /// Logs and counts a move of learned path `path`'s peer endpoint (the
+    /// workers learn it; this looks at every publish, every probe interval).
+    fn note_endpoint(&mut self, path: usize) {
+        let (Some(p), Some(live)) = (self.table.paths.get(path), self.table.live.get(path)) else {
+            return;
+        };
+        if !p.learned {
+            return;
+        }
+        let now_at = live.learned_endpoint();
+        let Some(seen) = self.endpoints.get_mut(path) else {
+            return;
+        };
+        if *seen == now_at {
+            return;
+        }
+        match (*seen, now_at) {
+            (None, Some((ip, port))) => {
+                log::info!("tunnel path {}: the peer is at {ip}:{port}", p.name);
+            }
+            (Some((a, b)), Some((ip, port))) => {
+                live.report.endpoint_moves.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "tunnel path {}: the peer moved from {a}:{b} to {ip}:{port}",
+                    p.name
+                );
+            }
+            _ => {}
+        }
+        *seen = now_at;
     }
 
     /// Sets a path administratively down or up; returns its index, or

@@ -241,6 +241,9 @@ pub struct PathReportCells {
     /// Times its BFD went Down while our own shaper's queue for it was full
     /// (congestion on our side, not a dead link).
     pub bfd_down_congested: AtomicU64,
+    /// Times a learned path's peer endpoint moved (a NAT renumbered or
+    /// remapped), as the management lcore saw it.
+    pub endpoint_moves: AtomicU64,
     /// Smoothed round trip (µs).
     pub srtt_us: AtomicU32,
     /// Round-trip variation (µs).
