@@ -198,8 +198,9 @@ impl Departures {
         }
     }
 
-    /// Takes a reloaded table (the same paths by index and the same keys:
-    /// the lanes' numbers and nonces carry on).
+    /// Takes a reloaded table: the MACs follow its path indices at the next
+    /// burst; the lanes' numbers and the nonces (kept by path id) carry on,
+    /// as do the keys.
     pub fn retable(&mut self, table: Arc<TunnelTable>) {
         self.table = table;
     }

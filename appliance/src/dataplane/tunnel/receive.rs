@@ -123,9 +123,9 @@ impl TunnelReceiver {
         self.live = live;
     }
 
-    /// Takes a reloaded table ([`TunnelTable::reconfigured`]: the same
-    /// paths, lanes and keys); the lanes keep what they hold and take the
-    /// new `max_hold`.
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]): the lanes
+    /// keep what they hold (their per-path state is by path id) and take the
+    /// new `max_hold`; the keys and replay windows carry on.
     #[cold]
     fn retable(&mut self, table: &Arc<TunnelTable>) {
         for l in self.lanes.iter_mut().flatten() {
