@@ -12,7 +12,7 @@
 //! `{"cmd":"mcast_list"}`, `{"cmd":"mcast_show","input":{...}}` (input optional),
 //! `{"cmd":"igmp_show"}`, `{"cmd":"path_admin","path":"a","state":"down"}`,
 //! `{"cmd":"bfd_set","path":"a","desired_min_tx":"300ms","detect_mult":5}`,
-//! `{"cmd":"log_level","level":"debug"}`, `{"cmd":"reload"}`.
+//! `{"cmd":"log_level","level":"debug"}`, `{"cmd":"reload"}` (`"dry_run": true`: say what would change, apply nothing).
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
 use std::net::Ipv4Addr;
@@ -118,7 +118,11 @@ pub enum Request {
     },
     /// Read both files again and apply what changed (what can change live; anything else
     /// refused as a whole, naming the keys).
-    Reload {},
+    Reload {
+        /// Only say what would change (or why it would be refused); apply nothing.
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// The log level: set it (error, warn, info, debug, trace, off) or, without one, read it.
     LogLevel {
         /// The new level.

@@ -447,6 +447,16 @@ fn reload_applies_what_changed_and_refuses_the_rest(
     .expect("ping");
     let with_route =
         format!("{original}\n[[routes]]\nprefix = \"10.30.0.0/16\"\nvia = \"10.10.2.2\"\n");
+    // A dry run says what would change and changes nothing.
+    let dry = format!("{original}\n[[routes]]\nprefix = \"10.32.0.0/16\"\nvia = \"10.10.2.2\"\n");
+    std::fs::write(&file, &dry).expect("config");
+    let r = ctl(socket, r#"{"cmd":"reload","dry_run":true}"#);
+    assert_eq!(
+        r["data"]["changes"],
+        serde_json::json!(["route 10.32.0.0/16 via 10.10.2.2 added"]),
+        "{r}"
+    );
+    assert!(!route_prefixes(socket).contains(&"10.32.0.0/16".to_string()));
     std::fs::write(&file, &with_route).expect("config");
     let r = ctl(socket, r#"{"cmd":"reload"}"#);
     assert_eq!(

@@ -58,9 +58,13 @@ enum Cmd {
         /// The path's name.
         name: String,
     },
-    /// Read the profile and config files again and apply what changed (routes, relay
-    /// rules, BFD timers); anything else that changed is refused, naming the keys.
-    Reload,
+    /// Read the profile, config and key files again and apply what changed (see the
+    /// README); anything that cannot change while running is refused, naming the keys.
+    Reload {
+        /// Only say what would change, or why it would be refused; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The log level: `log level debug`, or `log level` to read it.
     Log {
         /// The word `level`.
@@ -162,7 +166,7 @@ fn main() -> ExitCode {
         Cmd::Igmp => Request::IgmpShow {},
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
         Cmd::Log { level, .. } => Request::LogLevel { level },
-        Cmd::Reload => Request::Reload {},
+        Cmd::Reload { dry_run } => Request::Reload { dry_run },
         Cmd::Bfd {
             op:
                 BfdOp::Set {
@@ -517,12 +521,17 @@ fn render(request: &Request, d: &Value) -> String {
             what: ShowWhat::Config,
         } => d["config"].as_str().unwrap_or_default().to_string(),
         Request::LogLevel { .. } => format!("log level {}\n", s(&d["level"])),
-        Request::Reload {} => {
+        Request::Reload { dry_run } => {
             let changes = arr(&d["changes"]);
-            if changes.is_empty() {
-                "ok, nothing changed\n".to_string()
+            let (none, some) = if *dry_run {
+                ("nothing would change", "would change")
             } else {
-                let mut out = format!("ok, {} changes:\n", changes.len());
+                ("ok, nothing changed", "ok, changes")
+            };
+            if changes.is_empty() {
+                format!("{none}\n")
+            } else {
+                let mut out = format!("{some} ({}):\n", changes.len());
                 for c in changes {
                     out.push_str(&format!("  {}\n", c.as_str().unwrap_or_default()));
                 }

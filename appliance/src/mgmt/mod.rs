@@ -176,7 +176,7 @@ impl Mgmt {
             while let Ok(change) = self.changes.try_recv() {
                 work += 1;
                 let response = match change.request {
-                    Request::Reload {} => self.reload(now),
+                    Request::Reload { dry_run } => self.reload(dry_run, now),
                     Request::Show {
                         what: ShowWhat::Config,
                     } => self.running_config(),
@@ -187,7 +187,7 @@ impl Mgmt {
             if self.ops.hangup.swap(false, Ordering::Relaxed) {
                 work += 1;
                 log::info!("SIGHUP: reloading");
-                self.reload(now);
+                self.reload(false, now);
             }
             busy_rounds = if work == 0 { 0 } else { busy_rounds + 1 };
             if work == 0 {
@@ -258,17 +258,22 @@ impl Mgmt {
         None
     }
 
-    /// Reads both files again and applies what changed, one request at a time through the
-    /// same paths as the control socket's; a step that fails undoes the ones before it.
-    fn reload(&mut self, now: Time) -> Response {
+    /// Reads both files again and applies what changed, one step at a time (requests through
+    /// the same paths as the control socket's); a step that fails undoes the ones before it.
+    /// A dry run only answers what would change, or why it would be refused.
+    fn reload(&mut self, dry_run: bool, now: Time) -> Response {
         let (plan, files) = match self.ops.reloader.read() {
             Ok(p) => p,
+            Err(e) if dry_run => return Response::err(format!("reload would be refused: {e}")),
             Err(e) => {
                 log::error!("reload refused: {e}");
                 return Response::err(format!("reload refused: {e}"));
             }
         };
         let changes = plan.changes();
+        if dry_run {
+            return Response::ok(serde_json::json!({ "changes": changes, "dry_run": true }));
+        }
         let keys = plan.keys();
         // What the file removes but a request removed already is done: not a failure.
         let tables = self.source.tables.current();

@@ -1037,7 +1037,7 @@ impl SlowPath {
             | Request::McastList {}
             | Request::McastShow { .. }
             | Request::LogLevel { .. }
-            | Request::Reload {} => {
+            | Request::Reload { .. } => {
                 return Response::err("answered by the control thread or the management loop");
             }
         };
