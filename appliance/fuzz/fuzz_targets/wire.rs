@@ -1,5 +1,6 @@
 //! Feeds arbitrary bytes through every `new_checked` + `Repr::parse` chain of
-//! `appliance::wire` (Ethernet -> ARP | IPv4 -> ICMP / UDP / IGMP) and checks
+//! `appliance::wire` (Ethernet -> ARP | IPv4 -> ICMP / UDP / IGMP; IPv6 and its
+//! extension-header walk) and checks
 //! the module contract: nothing panics once `new_checked` has succeeded, and
 //! whatever parses re-emits to something that parses to the same value.
 //!
@@ -12,6 +13,7 @@
 use std::net::Ipv4Addr;
 
 use appliance::wire::igmp::{self, IgmpVersion};
+use appliance::wire::ipv6;
 use appliance::wire::{
     ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
     IgmpPacket, IgmpRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
@@ -22,7 +24,23 @@ fuzz_target!(|data: &[u8]| {
     ethernet(data);
     ipv4(data);
     ipv4(&with_valid_checksums(data));
+    ipv6(data);
 });
+
+/// An IPv6 header and its extension-header walk: nothing panics once `new_checked` has
+/// succeeded, and the fixed header re-emits to the same bytes.
+fn ipv6(data: &[u8]) {
+    let Ok(packet) = ipv6::Ipv6Packet::new_checked(data) else {
+        return;
+    };
+    let Ok(repr) = ipv6::Ipv6Repr::parse(&packet) else {
+        panic!("a checked IPv6 header must parse");
+    };
+    let mut out = [0u8; 40];
+    repr.emit(&mut out);
+    assert_eq!(&out[..], &data[..40]);
+    let _ = ipv6::walk(&packet);
+}
 
 /// The input with its IPv4 and transport checksums recomputed. Random bytes
 /// almost never carry a valid checksum, so without this every `Repr::parse`

@@ -44,6 +44,7 @@ pub mod ethernet;
 pub mod icmpv4;
 pub mod igmp;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tunnel;
 pub mod udp;
 
