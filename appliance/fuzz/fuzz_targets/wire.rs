@@ -13,6 +13,7 @@
 use std::net::Ipv4Addr;
 
 use appliance::wire::igmp::{self, IgmpVersion};
+use appliance::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use appliance::wire::ipv6;
 use appliance::wire::{
     ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
@@ -39,7 +40,20 @@ fn ipv6(data: &[u8]) {
     let mut out = [0u8; 40];
     repr.emit(&mut out);
     assert_eq!(&out[..], &data[..40]);
-    let _ = ipv6::walk(&packet);
+    if let Ok(ipv6::Chain {
+        upper:
+            ipv6::Upper::Protocol {
+                protocol: IpProtocol(58),
+                offset,
+            },
+        ..
+    }) = ipv6::walk(&packet)
+    {
+        let icmp = &packet.payload()[offset..];
+        if let Ok(p) = Icmpv6Packet::new_checked(icmp) {
+            let _ = Icmpv6Repr::parse(&p, &repr.src, &repr.dst);
+        }
+    }
 }
 
 /// The input with its IPv4 and transport checksums recomputed. Random bytes

@@ -42,6 +42,7 @@ pub mod bfd;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod igmp;
 pub mod ipv4;
 pub mod ipv6;
