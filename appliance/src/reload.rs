@@ -3,8 +3,8 @@
 //! can change live becomes a list of steps the management lcore applies one after another
 //! (routes, relay rules and BFD timers as the very requests an operator would send, then
 //! neighbours, slow path, log and idle settings, then the rest of the tunnel's settings in
-//! one table swap); anything
-//! else that changed is refused as a whole, every such key named, before anything is applied.
+//! one table swap); anything else that changed is refused as a whole, every such key named,
+//! before anything is applied.
 //!
 //! Live: `routes`, `mcast_rules`, `neighbors`, `slowpath`, `log.level`, `profile.idle`, and in
 //! `[tunnel]` everything but what shapes its memory or its identity: the prefixes, classes
@@ -127,9 +127,10 @@ pub enum Step {
     Neighbors(Vec<NeighborConfig>),
     /// The slow path's settings.
     SlowPath(SlowPathConfig),
-    /// The tunnel's settings, swapped in one table (`crate::tunnel::TunnelTable::
-    /// reconfigured`), and, when `rekey` is set, new sessions under the keys it names (the
-    /// files are read again and must still hold them).
+    /// The tunnel's settings, swapped in one table
+    /// ([`crate::tunnel::TunnelTable::reconfigured`]), and, when `rekey` is set, new
+    /// sessions under the keys it names (the files are read again and must still hold
+    /// them).
     Tunnel {
         /// The new `[tunnel]`.
         config: Box<TunnelConfig>,
