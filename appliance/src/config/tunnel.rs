@@ -304,7 +304,8 @@ pub struct PathConfig {
     pub local: Option<Ipv4Addr>,
     /// The peer's address on this path. Left out, the path learns the peer's
     /// address and port from the packets that authenticate as the peer's (a
-    /// peer behind NAT, or whose address changes): the latest one wins.
+    /// peer behind NAT, or whose address changes; `docs/tunnel.md`, "A peer
+    /// behind NAT", says which packets count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<Ipv4Addr>,
     /// The next hop towards `remote` (default: `remote` itself, which must
