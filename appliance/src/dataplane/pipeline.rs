@@ -257,7 +257,7 @@ fn multicast(tables: &Tables, in_port: usize, ip: &Ipv4Packet<&[u8]>) -> Verdict
 /// martian or a directed broadcast of one of our subnets (RFC 1812 §5.3.7),
 /// a group, or one of our own addresses (a loop, or a spoof).
 #[inline]
-fn bad_source(tables: &Tables, src: Ipv4Addr) -> Option<DropReason> {
+pub(crate) fn bad_source(tables: &Tables, src: Ipv4Addr) -> Option<DropReason> {
     if is_martian(src) || tables.is_subnet_broadcast(src) {
         Some(DropReason::IpMartianSource)
     } else if src.is_multicast() || tables.local_port(src).is_some() {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bfd::SessionStatus;
+use crate::dataplane::pipeline::bad_source;
 use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
 use crate::tunnel::crypto::aead::{PathSeqs, TAG_LEN};
@@ -310,8 +311,11 @@ impl MgmtTunnel {
         // A response sent means the initiation checked out (its mac1, its Noise message and
         // a timestamp newer than any before; a cookie reply proves nothing): a learned
         // path's peer is where it came from.
-        if built.header.kind == Kind::HandshakeResponse && self.table.paths[path].learned {
-            self.table.learn(tables, path, rx);
+        if built.header.kind == Kind::HandshakeResponse
+            && self.table.paths[path].learned
+            && bad_source(tables, rx.src).is_none()
+        {
+            self.table.learn(path, rx);
         }
         Some(self.control.frame(out.path, &built, &out.body, None))
     }
@@ -341,17 +345,15 @@ impl MgmtTunnel {
         }
         self.meters.carry_over(&carried);
         self.carrier = carry_over(std::mem::take(&mut self.carrier), &carried, |_| true).0;
-        let per_sec = replies_per_sec(table.probe_interval);
-        let same_interval = table.probe_interval == self.table.probe_interval;
-        self.replies = carry_over(std::mem::take(&mut self.replies), &carried, |_| {
-            TokenBucket::with_burst(per_sec, 4)
-        })
-        .0;
-        if !same_interval {
-            for r in &mut self.replies {
-                *r = TokenBucket::with_burst(per_sec, 4);
-            }
-        }
+        let bucket = TokenBucket::with_burst(replies_per_sec(table.probe_interval), 4);
+        self.replies = if table.probe_interval == self.table.probe_interval {
+            carry_over(std::mem::take(&mut self.replies), &carried, |_| {
+                bucket.clone()
+            })
+            .0
+        } else {
+            vec![bucket; carried.len()]
+        };
         self.shaper_drops = carry_over(std::mem::take(&mut self.shaper_drops), &carried, |_| {
             (0, None)
         })

@@ -788,26 +788,14 @@ impl TunnelTable {
     /// interval: the NAT mapping they keep alive), and from any lane when
     /// the address moved (a NAT renumbered), so a peer whose lanes leave
     /// through different NAT ports does not move the endpoint with every
-    /// packet. A source that could not be a peer (a martian, a broadcast,
-    /// one of our addresses) teaches nothing.
+    /// packet. The caller has refused a source that could not be a peer (the
+    /// pipeline's `bad_source`: a martian, a broadcast, a group, ours).
     #[inline]
-    pub fn learn(&self, tables: &crate::tables::Tables, p: usize, rx: &encap::Rx) {
+    pub fn learn(&self, p: usize, rx: &encap::Rx) {
         let Some(live) = self.live.get(p) else { return };
         let moved = live.learned_endpoint().is_none_or(|(ip, _)| ip != rx.src);
-        if !(moved || rx.header.lane == crate::wire::tunnel::CONTROL_LANE) {
-            return;
-        }
-        let src = rx.src;
-        let impossible = src.is_multicast()
-            || src.is_broadcast()
-            || crate::wire::ipv4::is_martian(src)
-            || tables.local_port(src).is_some()
-            || tables
-                .interfaces
-                .iter()
-                .any(|i| i.address.is_some_and(|a| a.broadcast() == src));
-        if !impossible {
-            live.learn(src, rx.src_port);
+        if moved || rx.header.lane == crate::wire::tunnel::CONTROL_LANE {
+            live.learn(rx.src, rx.src_port);
         }
     }
 

@@ -15,7 +15,7 @@ use dpdk_bindings::{Burst, Mbuf};
 
 use crate::buf::PacketBuf;
 use crate::dataplane::dispatch::act;
-use crate::dataplane::pipeline::{process, Ingress, TUNNEL_PORT_ID};
+use crate::dataplane::pipeline::{bad_source, process, Ingress, TUNNEL_PORT_ID};
 use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
 use crate::stats::DropReason;
@@ -271,10 +271,10 @@ impl TunnelReceiver {
                 return;
             }
         };
-        if newest && self.table.paths[path].learned {
-            // It authenticated (a learned path needs an encrypted tunnel) and is the newest
-            // of its (lane, path): the peer is where it came from.
-            self.table.learn(tables, path, rx);
+        if newest && self.table.paths[path].learned && bad_source(tables, rx.src).is_none() {
+            // It authenticated (a learned path needs an encrypted tunnel), is the newest
+            // of its (lane, path) and could come from a peer: the peer is where it came from.
+            self.table.learn(path, rx);
         }
         pc.rx_packets.inc();
         pc.rx_bytes.add(m.pkt_len() as u64);
