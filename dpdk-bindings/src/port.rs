@@ -111,8 +111,9 @@ pub struct Setup {
     pub allmulticast: bool,
     /// Ask for IPv4 and UDP checksum offload if the device has it.
     pub checksum_offload: bool,
-    /// Packet ports: the largest IPv4 packet a host's TCP super-frame is
-    /// cut into (at most the interface's MTU; `None`: the MTU).
+    /// Packet ports: the largest IP packet (IPv4 total length, IPv6 header and
+    /// payload) a host's TCP super-frame is cut into (at most the
+    /// interface's MTU; `None`: the MTU).
     pub segment_ip_len: Option<u16>,
 }
 

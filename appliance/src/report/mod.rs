@@ -132,7 +132,8 @@ pub struct OffloadReport {
     pub gso_frames: u64,
     /// Segments made of them.
     pub gso_segments: u64,
-    /// Dropped: a GSO type not segmented here (IPv6, UFO, VLAN-tagged).
+    /// Dropped: a GSO type not segmented here (UFO, VLAN-tagged, IPv6 with
+    /// extension headers, not IP).
     pub drop_gso_unsupported: u64,
     /// Dropped: offload offsets or headers that do not fit the frame.
     pub drop_bad_offload: u64,

@@ -73,7 +73,8 @@ pub struct OffloadStats {
     pub gso_frames: u64,
     /// Segments made of them.
     pub gso_segments: u64,
-    /// Dropped: a GSO type or protocol not segmented here (IPv6, UFO, VLAN).
+    /// Dropped: a GSO type or protocol not segmented here (UFO, VLAN-tagged,
+    /// IPv6 with extension headers, not IP).
     pub drop_gso_unsupported: u64,
     /// Dropped: offload metadata or headers that do not fit the frame.
     pub drop_bad_offload: u64,
@@ -114,7 +115,8 @@ struct Port {
     counters: Vec<Arc<QueueCounters>>,
     /// Queue handles not yet taken by [`queues`].
     handles: Mutex<Option<(Vec<PacketRx>, Vec<PacketTx>)>>,
-    /// Largest IPv4 packet a TCP super-frame is cut into.
+    /// Largest IP packet (IPv4 total length, IPv6 header + payload) a TCP
+    /// super-frame is cut into.
     segment_ip_len: AtomicUsize,
 }
 
@@ -196,7 +198,8 @@ pub struct Settings {
     pub promiscuous: bool,
     /// Receive all multicast frames.
     pub allmulticast: bool,
-    /// Largest IPv4 packet a TCP super-frame is cut into (at most the MTU).
+    /// Largest IP packet (IPv4 total length, IPv6 header + payload) a TCP
+    /// super-frame is cut into (at most the MTU).
     pub segment_ip_len: Option<u16>,
 }
 
