@@ -5,6 +5,12 @@
 //!
 //! Prefixes follow the shape of an Internet table: most /24, then /22 to /16 and a few
 //! shorter. Lookups go to random addresses, so most of them miss the longest lengths.
+//!
+//! Then IPv6: the trie ([`Lpm6`]) built from 10k, 200k and 1M prefixes shaped like an IPv6
+//! table, its memory and its lookup rate, each beside the IPv4 table built from as many
+//! IPv4 prefixes in the same run, and their ratios. Both are probed with addresses inside
+//! their routes (a random route, random host bits), so an IPv6 lookup walks as deep as its
+//! route: five reads for a /48.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -13,7 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use appliance::config::{Config, HwProfile};
-use appliance::tables::{NextHop, Route, RouteKind, RouteTable};
+use appliance::tables::{Lpm6, NextHop, Route, RouteKind, RouteTable};
 use ipnet::Ipv4Net;
 
 const PROFILE: &str = r#"
@@ -115,14 +121,19 @@ fn main() {
         let load_mem = rss().saturating_sub(before);
         drop(text);
         let t = Instant::now();
-        let table = RouteTable::new(config.routes.iter().map(|r| Route {
-            prefix: r.prefix,
-            next_hop: NextHop::Gateway {
-                via: r.via,
-                port: 1,
-            },
-            kind: RouteKind::Static,
-        }));
+        let table = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .filter_map(|r| match (r.prefix, r.via) {
+                    (ipnet::IpNet::V4(prefix), std::net::IpAddr::V4(via)) => Some(Route {
+                        prefix,
+                        next_hop: NextHop::Gateway { via, port: 1 },
+                        kind: RouteKind::Static,
+                    }),
+                    _ => None,
+                }),
+        );
         let build_s = t.elapsed().as_secs_f64();
         drop(config);
 
@@ -165,6 +176,136 @@ fn main() {
             lpm / hash
         );
         eprintln!("{n} routes done");
+    }
+    print!("{md}");
+    ipv6();
+}
+
+/// `n` distinct prefixes shaped like an IPv6 Internet table: about half /48, then /32,
+/// /44, /40 and the rest of /33 to /47, some /64, a few /128 and a few shorter than /32
+/// (/19 to /31). They cluster as a real table does: `n / 8` provider /32s in 2000::/4, and
+/// every prefix inside one of them (a /128 in the provider's first /64, as loopbacks are).
+fn prefixes6(n: usize, rng: &mut fastrand::Rng) -> Vec<(u128, u8)> {
+    let providers: Vec<u128> = (0..(n / 8).max(16))
+        .map(|_| (0x2 << 124) | (u128::from(rng.u32(..) >> 4) << 96))
+        .collect();
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let len = match rng.u32(0..100) {
+            0..=44 => 48,
+            45..=59 => 32,
+            60..=69 => 44,
+            70..=77 => 40,
+            78..=85 => rng.u8(33..=47),
+            86..=93 => 64,
+            94..=95 => 128,
+            _ => rng.u8(19..=31),
+        };
+        let provider = providers[rng.usize(..providers.len())];
+        let net = if len == 128 {
+            provider | u128::from(rng.u16(..))
+        } else {
+            (provider | (u128::from(rng.u32(..)) << 64)) & mask6(len)
+        };
+        if seen.insert((net, len)) {
+            out.push((net, len));
+        }
+    }
+    out
+}
+
+/// The network mask of a /`len` IPv6 prefix.
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+/// The IPv6 trie beside the IPv4 table, `n` prefixes each, in a second table.
+fn ipv6() {
+    let sizes: Vec<usize> = std::env::var("ROUTE_BENCH_SIZES6")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 200_000, 1_000_000]);
+    // A generator of its own, so the IPv4 table above stays as it was.
+    let mut rng = fastrand::Rng::with_seed(6);
+    let mut md = String::from(
+        "\nIPv6: the trie (16-bit first level, then 8-bit strides) built from N prefixes shaped like an IPv6 table (45 % /48, 15 % /32, the rest /19 to /64 and 2 % /128), beside the IPv4 table built from N IPv4 prefixes as above; both probed with addresses inside their routes. The IPv4 build includes the route list and its duplicate check (`RouteTable::new`).\n\n| routes | IPv6 build | IPv6 trie | IPv6 lookups/s | IPv4 build | IPv4 trie | IPv4 lookups/s | build v6 ÷ v4 | trie v6 ÷ v4 | lookups/s v6 ÷ v4 |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let probes = 1 << 20;
+    let rounds = 8;
+    for n in sizes {
+        let nets6 = prefixes6(n, &mut rng);
+        let triples: Vec<(u128, u8, u32)> = nets6
+            .iter()
+            .enumerate()
+            .map(|(i, &(net, len))| (net, len, i as u32))
+            .collect();
+        let t = Instant::now();
+        let trie6 = Lpm6::new(&triples);
+        let build6 = t.elapsed().as_secs_f64();
+        let probes6: Vec<u128> = (0..probes)
+            .map(|_| {
+                let (net, len) = nets6[rng.usize(..nets6.len())];
+                net | (rng.u128(..) & !mask6(len))
+            })
+            .collect();
+        drop(triples);
+        let t = Instant::now();
+        let mut hits = 0u64;
+        for _ in 0..rounds {
+            for a in &probes6 {
+                hits += u64::from(trie6.lookup(*a).is_some());
+            }
+        }
+        let rate6 = (rounds * probes6.len()) as f64 / t.elapsed().as_secs_f64();
+        black_box(hits);
+        let mem6 = trie6.memory();
+        drop(trie6);
+        drop(probes6);
+
+        let nets4 = prefixes(n, &mut rng);
+        let t = Instant::now();
+        let table4 = RouteTable::new(nets4.iter().map(|p| Route {
+            prefix: *p,
+            next_hop: NextHop::Gateway {
+                via: Ipv4Addr::new(10, 0, 2, 2),
+                port: 1,
+            },
+            kind: RouteKind::Static,
+        }));
+        let build4 = t.elapsed().as_secs_f64();
+        let probes4: Vec<Ipv4Addr> = (0..probes)
+            .map(|_| {
+                let p = nets4[rng.usize(..nets4.len())];
+                Ipv4Addr::from(u32::from(p.network()) | (rng.u32(..) & u32::from(p.hostmask())))
+            })
+            .collect();
+        let t = Instant::now();
+        let mut hits = 0u64;
+        for _ in 0..rounds {
+            for a in &probes4 {
+                hits += u64::from(table4.lookup(*a).is_some());
+            }
+        }
+        let rate4 = (rounds * probes4.len()) as f64 / t.elapsed().as_secs_f64();
+        black_box(hits);
+        let mem4 = table4.lookup_memory();
+
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        let _ = writeln!(
+            md,
+            "| {n} | {:.1} ms | {:.1} MiB | {:.1} M | {:.1} ms | {:.1} MiB | {:.1} M | {:.2} | {:.2} | {:.2} |",
+            build6 * 1e3,
+            mib(mem6),
+            rate6 / 1e6,
+            build4 * 1e3,
+            mib(mem4),
+            rate4 / 1e6,
+            build6 / build4,
+            mem6 as f64 / mem4 as f64,
+            rate6 / rate4
+        );
+        eprintln!("{n} IPv6 routes done");
     }
     print!("{md}");
 }

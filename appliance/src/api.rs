@@ -15,12 +15,12 @@
 //! `{"cmd":"log_level","level":"debug"}`, `{"cmd":"reload"}` (`"dry_run": true`: say what would change, apply nothing).
 //! Reply: `{"ok":true,"data":...}` or `{"ok":false,"error":"..."}`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::mpsc;
 use std::thread::Thread;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::mcast::{McastInputSpec, McastRuleSpec};
@@ -75,15 +75,15 @@ pub enum Request {
     },
     /// Add or replace a static route.
     RouteAdd {
-        /// Destination.
-        prefix: Ipv4Net,
-        /// Next hop.
-        via: Ipv4Addr,
+        /// Destination (IPv4 or IPv6).
+        prefix: IpNet,
+        /// Next hop (of the prefix's family).
+        via: IpAddr,
     },
     /// Remove a static route.
     RouteDel {
         /// Destination.
-        prefix: Ipv4Net,
+        prefix: IpNet,
     },
     /// Add a multicast relay rule.
     McastAdd {

@@ -854,16 +854,13 @@ fn setup_ports(
         };
         ports.mgmt_tx.push(mgmt_tx);
         let mac = MacAddr(port::mac_addr(id).map_err(port_err)?);
-        let address = config
-            .interfaces
-            .iter()
-            .find(|c| c.port == p.name)
-            .map(|c| c.address);
+        let configured_iface = config.interfaces.iter().find(|c| c.port == p.name);
         ports.interfaces.push(Interface {
             name: p.name.clone(),
             port_id: id,
             mac,
-            address,
+            address: configured_iface.map(|c| c.address),
+            address6: configured_iface.and_then(|c| c.address6),
             tx_ipv4_cksum: configured.tx_ipv4_cksum,
             tx_udp_cksum: configured.tx_udp_cksum,
             // The af_packet driver reports the kernel's carrier itself;

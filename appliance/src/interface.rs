@@ -2,7 +2,9 @@
 //! address and offloads, and how to tell whether it has carrier. Below the
 //! tables and the tunnel, which both describe things in terms of it.
 
-use ipnet::Ipv4Net;
+use std::net::Ipv6Addr;
+
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::wire::MacAddr;
@@ -19,6 +21,9 @@ pub struct Interface {
     pub mac: MacAddr,
     /// Our address and subnet, if it has one.
     pub address: Option<Ipv4Net>,
+    /// Our global IPv6 address and subnet, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
     /// The port computes IPv4 header checksums on transmit.
     pub tx_ipv4_cksum: bool,
     /// The port computes UDP checksums on transmit.
@@ -31,6 +36,13 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// Our IPv6 link-local address on it: fe80::/64 with the interface
+    /// identifier made from the MAC (modified EUI-64, RFC 4291 appendix A),
+    /// as Linux derives it by default, so a neighbour can predict it.
+    pub fn link_local(&self) -> Ipv6Addr {
+        link_local_of(self.mac)
+    }
+
     /// Whether the port has carrier: the kernel's view for a port on a Linux
     /// interface, else the PMD's link status (unknown counts as up). Reads a
     /// file or asks the driver: management lcore only.
@@ -50,4 +62,46 @@ impl Interface {
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
+}
+
+/// The modified EUI-64 link-local address of `mac` (RFC 4291 appendix A:
+/// ff:fe in the middle, the universal/local bit flipped).
+pub fn link_local_of(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The address Linux gives a veth with this MAC (`ip -6 addr` on a fresh one).
+    #[test]
+    fn link_local_is_modified_eui64() {
+        assert_eq!(
+            link_local_of(MacAddr([0x02, 0x11, 0x22, 0x33, 0x44, 0x55])),
+            "fe80::11:22ff:fe33:4455".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            link_local_of(MacAddr([0x52, 0x54, 0x00, 0x12, 0x34, 0x56])),
+            "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap()
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `appliancectl`: talk to a running appliance over its control socket.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use appliance::api::{AdminState, Request, Response, ShowWhat};
 use appliance::config::mcast::{McastInputSpec, McastOutputSpec, McastRuleSpec};
 use appliance::config::tunnel::Span;
 use clap::{Parser, Subcommand};
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde_json::Value;
 
 #[derive(Debug, Parser)]
@@ -128,16 +128,17 @@ enum McastOp {
 
 #[derive(Debug, Subcommand)]
 enum RouteOp {
-    /// Add or replace: `route add 10.9.0.0/16 via 10.0.2.2`.
+    /// Add or replace: `route add 10.9.0.0/16 via 10.0.2.2` (or IPv6:
+    /// `route add 2001:db8:9::/48 via 2001:db8:2::2`).
     Add {
-        prefix: Ipv4Net,
+        prefix: IpNet,
         /// The word `via`.
         #[arg(value_parser = ["via"])]
         via_kw: String,
-        via: Ipv4Addr,
+        via: IpAddr,
     },
     /// Remove: `route del 10.9.0.0/16`.
-    Del { prefix: Ipv4Net },
+    Del { prefix: IpNet },
 }
 
 fn main() -> ExitCode {

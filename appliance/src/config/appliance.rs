@@ -1,10 +1,10 @@
 //! The appliance config: addresses, routes, static neighbours, control and
 //! slow-path settings. Port names refer to the hardware profile.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use super::mcast::{IfaceView, McastRuleSpec};
@@ -20,16 +20,20 @@ pub struct InterfaceConfig {
     pub port: String,
     /// Address and prefix, e.g. `10.10.1.1/24`.
     pub address: Ipv4Net,
+    /// A global IPv6 address and prefix, e.g. `2001:db8:1::1/64` (the
+    /// link-local address is derived from the MAC in any case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
 }
 
-/// A static route.
+/// A static route, IPv4 or IPv6 (prefix and next hop of one family).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Destination prefix.
-    pub prefix: Ipv4Net,
+    pub prefix: IpNet,
     /// Next hop (must be on a connected subnet).
-    pub via: Ipv4Addr,
+    pub via: IpAddr,
 }
 
 /// A static ARP entry.
@@ -279,8 +283,39 @@ impl Config {
                     format!("a subnet not overlapping port {}'s {}", o.port, o.address),
                 );
             }
+            if let Some(net) = ifc.address6 {
+                let a = net.addr();
+                let segs = a.segments();
+                if net.prefix_len() > 127
+                    || a.is_multicast()
+                    || a.is_unspecified()
+                    || a.is_loopback()
+                    || crate::wire::ipv6::is_link_local_unicast(&a)
+                    || crate::wire::ipv6::is_documentation(&a)
+                    || segs[..5] == [0; 5] && (segs[5] == 0 || segs[5] == 0xffff)
+                    || a == net.network()
+                {
+                    return err(
+                        format!("interfaces[{i}].address6"),
+                        format!(
+                            "a global unicast IPv6 address with a prefix of /127 or shorter, not {net} (the link-local one is derived from the MAC; documentation addresses, 2001:db8::/32, are never routed: a lab uses unique local ones, fd00::/8)"
+                        ),
+                    );
+                }
+                if let Some((o, n)) = self.interfaces[..i].iter().find_map(|o| {
+                    o.address6
+                        .filter(|n| n.contains(&a) || net.contains(&n.addr()))
+                        .map(|n| (o, n))
+                }) {
+                    return err(
+                        format!("interfaces[{i}].address6"),
+                        format!("a subnet not overlapping port {}'s {n}", o.port),
+                    );
+                }
+            }
         }
         let ours = || self.interfaces.iter().map(|i| i.address);
+        let ours6 = || self.interfaces.iter().filter_map(|i| i.address6);
         // A set, not a scan of the routes before each: a full table is a
         // million routes.
         let mut prefixes = std::collections::HashSet::with_capacity(self.routes.len());
@@ -291,7 +326,32 @@ impl Config {
                     format!("a prefix with no host bits set ({} here)", r.prefix.trunc()),
                 );
             }
-            if let Some(why) = super::next_hop_problem(ours(), r.via) {
+            let why = match (r.prefix, r.via) {
+                (IpNet::V4(_), IpAddr::V4(via)) => super::next_hop_problem(ours(), via),
+                (IpNet::V6(p), IpAddr::V6(via)) => {
+                    let a = p.addr();
+                    if p.prefix_len() > 0
+                        && (a.is_multicast()
+                            || crate::wire::ipv6::is_link_local_unicast(&a)
+                            || crate::wire::ipv6::is_documentation(&a))
+                    {
+                        return err(
+                            format!("routes[{i}].prefix"),
+                            format!("a routable prefix (outside fe80::/10, ff00::/8 and 2001:db8::/32), not {p}"),
+                        );
+                    }
+                    super::next_hop6_problem(ours6(), via)
+                }
+                (prefix, via) => {
+                    return err(
+                        format!("routes[{i}].via"),
+                        format!(
+                            "a next hop of the prefix's family ({prefix} is routed, {via} given)"
+                        ),
+                    )
+                }
+            };
+            if let Some(why) = why {
                 return err(
                     format!("routes[{i}].via"),
                     format!("a host on a connected subnet that is not ours ({why})"),
@@ -377,7 +437,14 @@ impl Config {
                     ),
                 );
             }
-            let statics: Vec<Ipv4Net> = self.routes.iter().map(|r| r.prefix).collect();
+            let statics: Vec<Ipv4Net> = self
+                .routes
+                .iter()
+                .filter_map(|r| match r.prefix {
+                    IpNet::V4(p) => Some(p),
+                    IpNet::V6(_) => None,
+                })
+                .collect();
             if let Err(e) = t.validate(
                 &self.interfaces,
                 &statics,

@@ -11,10 +11,10 @@ pub mod mcast;
 pub mod tunnel;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use appliance::{
     Config, ControlConfig, InterfaceConfig, LogConfig, LogLevel, NeighborConfig, RouteConfig,
@@ -115,6 +115,25 @@ pub fn next_hop_problem(ours: impl IntoIterator<Item = Ipv4Net>, ip: Ipv4Addr) -
         Some(format!("{ip} is the network address of {}", net.trunc()))
     } else if ip == net.broadcast() {
         Some(format!("{ip} is the broadcast address of {}", net.trunc()))
+    } else {
+        None
+    }
+}
+
+/// [`next_hop_problem`] for IPv6: `ip` must be on one of our global
+/// subnets `ours` and not our own address there (a link-local next hop
+/// would need its interface named, which routes do not do yet).
+pub fn next_hop6_problem(ours: impl IntoIterator<Item = Ipv6Net>, ip: Ipv6Addr) -> Option<String> {
+    let Some(net) = ours.into_iter().find(|n| n.contains(&ip)) else {
+        return Some(format!("{ip} is on no connected IPv6 subnet"));
+    };
+    if ip == net.addr() {
+        Some(format!("{ip} is our own address"))
+    } else if ip == net.network() {
+        Some(format!(
+            "{ip} is the subnet-router anycast address of {}",
+            net.trunc()
+        ))
     } else {
         None
     }

@@ -5,6 +5,7 @@
 //! stop the appliance.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -235,24 +236,38 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
                     .unwrap_or_default(),
                 None => "tunnel".to_string(),
             };
-            Ok(json!({
-                "version": t.version,
-                "routes": t.routes.routes().iter().map(|r| json!({
+            let v4 = t.routes.routes().into_iter().map(|r| json!({
+                "prefix": r.prefix.to_string(),
+                "kind": r.kind,
+                "via": match r.next_hop { crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()), _ => None },
+                "interface": name(r.next_hop.port()),
+            }));
+            let v6 = t.routes6.routes().into_iter().map(|r| {
+                let (via, port) = match r.next_hop {
+                    crate::tables::NextHop6::Gateway { via, port } => (Some(via.to_string()), port),
+                    crate::tables::NextHop6::Connected { port } => (None, port),
+                };
+                json!({
                     "prefix": r.prefix.to_string(),
                     "kind": r.kind,
-                    "via": match r.next_hop { crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()), _ => None },
-                    "interface": name(r.next_hop.port()),
-                })).collect::<Vec<_>>(),
+                    "via": via,
+                    "interface": name(Some(port)),
+                })
+            });
+            Ok(json!({
+                "version": t.version,
+                "routes": v4.chain(v6).collect::<Vec<_>>(),
             }))
         }
         ShowWhat::Neighbors => {
             let t = source.tables.current();
-            let mut v: Vec<_> = t
-                .neighbors
-                .iter()
+            let v4 = t.neighbors.iter().map(|(ip, n)| (IpAddr::V4(*ip), n));
+            let v6 = t.neighbors6.iter().map(|(ip, n)| (IpAddr::V6(*ip), n));
+            let mut v: Vec<_> = v4
+                .chain(v6)
                 .map(|(ip, n)| {
                     (
-                        *ip,
+                        ip,
                         n.mac.to_string(),
                         t.interfaces
                             .get(n.port)

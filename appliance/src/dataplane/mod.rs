@@ -8,6 +8,7 @@ pub mod idle;
 pub mod mcast_headers;
 pub mod mgmt_frames;
 pub mod pipeline;
+pub mod pipeline6;
 pub mod relay;
 pub mod sinks;
 pub mod stage;

@@ -27,6 +27,13 @@ pub enum PuntReason {
     NoRoute,
     /// IGMP (queries for the appliance as a group member on this port).
     Igmp,
+    /// IPv6 next hop not resolved yet: hold it and solicit it.
+    NeighborMiss6 {
+        /// The next hop to resolve.
+        next_hop: std::net::Ipv6Addr,
+        /// The port index to resolve it on.
+        port: usize,
+    },
     /// Next hop not resolved yet: hold it and ARP.
     NeighborMiss {
         /// The next hop to resolve.
@@ -102,6 +109,9 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
         if ethertype == EtherType::ARP {
             return Verdict::Punt(PuntReason::Arp);
         }
+    }
+    if ethertype == EtherType::IPV6 {
+        return super::pipeline6::process6(tables, ingress, frame);
     }
     if ethertype != EtherType::IPV4 {
         return Verdict::Drop(DropReason::EthertypeUnsupported);
@@ -294,18 +304,25 @@ fn rewrite_for_forwarding(frame: &mut [u8], src: MacAddr, dst: MacAddr) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::tables::{Interface, McastRule, McastTable, Neighbor, Route, RouteKind, RouteTable};
+    use crate::tables::{
+        Interface, McastRule, McastTable, Neighbor, NextHop6, Route, Route6, Route6Table,
+        RouteKind, RouteTable,
+    };
     use etherparse::PacketBuilder;
     use hashbrown::HashMap;
 
-    const LAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-    const WAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
-    const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
-    const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x20]);
+    pub(crate) const LAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    pub(crate) const WAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    pub(crate) const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+    pub(crate) const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x20]);
 
-    fn tables(with_neighbor: bool) -> Tables {
+    /// A LAN (10.0.1.1/24, fd00:1::1/64) and a WAN (10.0.2.1/24,
+    /// fd00:2::1/64) port, a static route of each family through the
+    /// WAN's gateway (10.0.2.2, fd00:2::2), resolved when
+    /// `with_neighbor`, and a relay rule.
+    pub(crate) fn tables(with_neighbor: bool) -> Tables {
         let interfaces = vec![
             Interface {
                 name: "lan".into(),
@@ -314,6 +331,7 @@ mod tests {
                 address: Some("10.0.1.1/24".parse().unwrap()),
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
+                address6: Some("fd00:1::1/64".parse().unwrap()),
                 kernel_iface: None,
             },
             Interface {
@@ -323,6 +341,7 @@ mod tests {
                 address: Some("10.0.2.1/24".parse().unwrap()),
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
+                address6: Some("fd00:2::1/64".parse().unwrap()),
                 kernel_iface: None,
             },
         ];
@@ -346,15 +365,35 @@ mod tests {
                 kind: RouteKind::Static,
             },
         ]);
-        let mut neighbors = HashMap::new();
-        if with_neighbor {
-            neighbors.insert(
-                "10.0.2.2".parse().unwrap(),
-                Neighbor {
-                    mac: GW_MAC,
+        let routes6 = Route6Table::new([
+            Route6 {
+                prefix: "fd00:1::/64".parse().unwrap(),
+                next_hop: NextHop6::Connected { port: 0 },
+                kind: RouteKind::Connected,
+            },
+            Route6 {
+                prefix: "fd00:2::/64".parse().unwrap(),
+                next_hop: NextHop6::Connected { port: 1 },
+                kind: RouteKind::Connected,
+            },
+            Route6 {
+                prefix: "fd00:9::/48".parse().unwrap(),
+                next_hop: NextHop6::Gateway {
+                    via: "fd00:2::2".parse().unwrap(),
                     port: 1,
                 },
-            );
+                kind: RouteKind::Static,
+            },
+        ]);
+        let mut neighbors = HashMap::new();
+        let mut neighbors6 = HashMap::new();
+        if with_neighbor {
+            let gw = Neighbor {
+                mac: GW_MAC,
+                port: 1,
+            };
+            neighbors.insert("10.0.2.2".parse().unwrap(), gw);
+            neighbors6.insert("fd00:2::2".parse().unwrap(), gw);
         }
         let spec: crate::config::mcast::McastRuleSpec = serde_json::from_str(
             r#"{"input":{"interface":"lan","group":"239.1.1.1","port":5000},
@@ -366,8 +405,10 @@ mod tests {
             version: 1,
             own: crate::tables::OwnAddresses::of(&interfaces),
             interfaces,
-            routes,
+            routes: std::sync::Arc::new(routes),
             neighbors,
+            routes6: std::sync::Arc::new(routes6),
+            neighbors6,
             mcast: McastTable::new(vec![std::sync::Arc::new(rule)]),
             tunnel: None,
             idle: crate::config::IdleConfig::default(),
@@ -611,7 +652,7 @@ mod tests {
         f[38..40].copy_from_slice(&4u16.to_be_bytes()); // UDP length < 8
         cases.push((f, DropReason::UdpTruncated));
         let mut f = good.clone();
-        f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        f[12..14].copy_from_slice(&0x8100u16.to_be_bytes()); // a VLAN tag
         cases.push((f, DropReason::EthertypeUnsupported));
         // IP options: IHL 6 with a NOP option word inserted.
         let mut f = good[..34].to_vec();

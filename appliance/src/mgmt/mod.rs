@@ -28,7 +28,7 @@ use crate::report::StatsSource;
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
 use crate::stats::SAMPLE_EVERY;
-use crate::tables::{NextHop, RouteKind, Tables};
+use crate::tables::{NextHop, NextHop6, RouteKind, Tables};
 use crate::time::{Clock, Time, Timers};
 
 /// Rounds in a row with work after which the loop pauses anyway, for
@@ -408,17 +408,29 @@ impl Mgmt {
 /// The static routes of `tables` (from the config or requests) with a next hop, as the
 /// config writes them.
 fn static_routes(tables: &Tables) -> Vec<RouteConfig> {
-    tables
+    let v4 = tables
         .routes
         .routes()
-        .iter()
+        .into_iter()
         .filter(|r| r.kind == RouteKind::Static)
         .filter_map(|r| match r.next_hop {
             NextHop::Gateway { via, .. } => Some(RouteConfig {
-                prefix: r.prefix,
-                via,
+                prefix: r.prefix.into(),
+                via: via.into(),
             }),
             _ => None,
-        })
-        .collect()
+        });
+    let v6 = tables
+        .routes6
+        .routes()
+        .into_iter()
+        .filter(|r| r.kind == RouteKind::Static)
+        .filter_map(|r| match r.next_hop {
+            NextHop6::Gateway { via, .. } => Some(RouteConfig {
+                prefix: r.prefix.into(),
+                via: via.into(),
+            }),
+            NextHop6::Connected { .. } => None,
+        });
+    v4.chain(v6).collect()
 }

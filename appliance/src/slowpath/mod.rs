@@ -9,11 +9,13 @@
 
 pub mod bfd;
 pub mod frames;
+pub mod frames6;
 pub mod igmp;
+mod nd;
 pub mod tunnel;
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,10 +63,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 enum SlowTimer {
     /// IGMP reports and responses are due.
     Igmp,
-    /// Next ARP request (or giving up) for a next hop packets wait for.
-    ArpResolve(Ipv4Addr),
-    /// Next ARP probe (or forgetting) of a stale learned neighbour.
-    NeighborProbe(Ipv4Addr),
+    /// Next ARP request or Neighbor Solicitation (or giving up) for a next
+    /// hop packets wait for.
+    Resolve(IpAddr),
+    /// Next probe (or forgetting) of a stale learned neighbour.
+    NeighborProbe(IpAddr),
     /// Look for learned neighbours that have gone quiet.
     NeighborSweep,
     /// Ask for the unresolved next hops of relay outputs and tunnel paths.
@@ -93,9 +96,10 @@ pub struct SlowPath {
     counters: std::sync::Arc<WorkerCounters>,
     slow: std::sync::Arc<SlowCounters>,
     cfg: SlowPathConfig,
-    pending: HashMap<Ipv4Addr, Pending>,
-    /// ARP probes sent to each stale neighbour.
-    probes: HashMap<Ipv4Addr, u32>,
+    /// Next hops being resolved (ARP, Neighbor Discovery) and what waits.
+    pending: HashMap<IpAddr, Pending>,
+    /// Probes sent to each stale neighbour.
+    probes: HashMap<IpAddr, u32>,
     icmp_bucket: TokenBucket,
     igmp: IgmpHost,
     rng: fastrand::Rng,
@@ -189,7 +193,8 @@ impl SlowPath {
         self.mcast_changed(now);
     }
 
-    /// Announces every address with a gratuitous ARP (a request for itself).
+    /// Announces every address: IPv4 with a gratuitous ARP (a request for
+    /// itself), IPv6 with an unsolicited Neighbor Advertisement.
     pub fn announce(&mut self) {
         let targets: Vec<(usize, MacAddr, Ipv4Addr)> = self
             .state
@@ -205,6 +210,7 @@ impl SlowPath {
                 self.slow.gratuitous_arp_sent.inc();
             }
         }
+        self.announce6();
     }
 
     /// Answers every packet the workers punted since the last call; returns
@@ -237,7 +243,7 @@ impl SlowPath {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 SlowTimer::Igmp => self.igmp_poll(now),
-                SlowTimer::ArpResolve(ip) => self.resolve(ip, now),
+                SlowTimer::Resolve(ip) => self.resolve(ip, now),
                 SlowTimer::NeighborProbe(ip) => self.probe(ip, now),
                 SlowTimer::NeighborSweep => {
                     self.sweep_neighbors(now);
@@ -328,7 +334,10 @@ impl SlowPath {
                 );
             }
             (Verdict::Punt(PuntReason::NeighborMiss { next_hop, port }), _) => {
-                self.hold(m, ingress, next_hop, port, now)
+                self.hold(m, ingress, next_hop.into(), port, now)
+            }
+            (Verdict::Punt(PuntReason::NeighborMiss6 { next_hop, port }), _) => {
+                self.hold(m, ingress, next_hop.into(), port, now)
             }
         }
     }
@@ -360,28 +369,9 @@ impl SlowPath {
             && repr.source_hardware_addr.is_unicast()
             && (for_us
                 || self.state.neighbors.contains_key(&sender)
-                || self.pending.contains_key(&sender))
+                || self.pending.contains_key(&IpAddr::V4(sender)))
         {
-            let known = self.state.neighbors.contains_key(&sender);
-            // Held back until what waited for this neighbour is on its way
-            // (queued to a worker or sent): the workers then forward the
-            // flows' newer packets after it, not before.
-            self.state
-                .learn_held(sender, repr.source_hardware_addr, in_port, now);
-            if !known {
-                self.slow.neighbors_learned.inc();
-            }
-            if self.probes.remove(&sender).is_some() {
-                self.timers.cancel(SlowTimer::NeighborProbe(sender));
-            }
-            if let Some(p) = self.pending.remove(&sender) {
-                self.timers.cancel(SlowTimer::ArpResolve(sender));
-                for (held, ingress) in p.held {
-                    self.slow.held_packets_released.inc();
-                    self.handle(held, ingress, now);
-                }
-            }
-            self.state.publish_held();
+            self.resolved(sender.into(), repr.source_hardware_addr, in_port, now);
         }
         if repr.operation == ArpOp::Request && for_us {
             let mut buf = [0u8; MAX_BUILT];
@@ -474,6 +464,16 @@ impl SlowPath {
                 .iter()
                 .map(|m| MacAddr::from_ipv4_multicast(m.group).0)
                 .collect();
+            // IPv6 Neighbor Discovery reaches us through all nodes and the
+            // solicited-node groups of our addresses.
+            if let Some(i) = self.state.interfaces().get(port) {
+                let groups = [Some(i.link_local()), i.address6.map(|a| a.addr())]
+                    .into_iter()
+                    .flatten()
+                    .map(crate::wire::ipv6::solicited_node)
+                    .chain([crate::wire::ipv6::ALL_NODES]);
+                macs.extend(groups.map(|g| crate::wire::ipv6::multicast_mac(g).0));
+            }
             macs.sort_unstable();
             macs.dedup();
             // Ports that keep no filter list (af_packet, pcap) receive every
@@ -506,7 +506,35 @@ impl SlowPath {
         Response::ok(json!({ "ports": ports }))
     }
 
+    /// `ip` answered (ARP or Neighbor Discovery) from `mac` on `in_port`:
+    /// learned, its probing ended, and what waited for it sent.
+    fn resolved(&mut self, ip: IpAddr, mac: MacAddr, in_port: usize, now: Time) {
+        let known = self.state.neighbor(ip).is_some();
+        // Held back until what waited for this neighbour is on its way
+        // (queued to a worker or sent): the workers then forward the
+        // flows' newer packets after it, not before.
+        self.state.learn_held(ip, mac, in_port, now);
+        if !known {
+            self.slow.neighbors_learned.inc();
+        }
+        if self.probes.remove(&ip).is_some() {
+            self.timers.cancel(SlowTimer::NeighborProbe(ip));
+        }
+        if let Some(p) = self.pending.remove(&ip) {
+            self.timers.cancel(SlowTimer::Resolve(ip));
+            for (held, ingress) in p.held {
+                self.slow.held_packets_released.inc();
+                self.handle(held, ingress, now);
+            }
+        }
+        self.state.publish_held();
+    }
+
     fn local_delivery(&mut self, mut m: Mbuf, ingress: Ingress, now: Time) {
+        if frames6::is_ipv6(m.data()) {
+            self.local_delivery6(&m, ingress, now);
+            return;
+        }
         let mac = match ingress {
             Ingress::Port(p) => match self.state.interfaces().get(p) {
                 Some(i) => i.mac,
@@ -553,6 +581,12 @@ impl SlowPath {
     }
 
     fn icmp_error(&mut self, offending: &Mbuf, ingress: Ingress, kind: IcmpError, now: Time) {
+        if frames6::is_ipv6(offending.data()) {
+            if let Ingress::Port(p) = ingress {
+                self.icmp6_error(offending, p, kind, now);
+            }
+            return;
+        }
         let source = match ingress {
             Ingress::Port(p) => self.own_address(p),
             Ingress::Tunnel => self.tunnel_side_address().map(|ip| (MacAddr::ZERO, ip)),
@@ -653,7 +687,10 @@ impl SlowPath {
             .get(path)
             .filter(|p| p.learned)
             .and_then(|_| t.table().next_hop(path))
-            .filter(|nh| tables.neighbor_on(*nh, port).is_none() && !self.pending.contains_key(nh));
+            .filter(|nh| {
+                tables.neighbor_on(*nh, port).is_none()
+                    && !self.pending.contains_key(&IpAddr::V4(*nh))
+            });
         if let Some(f) = frame {
             self.send_on_path_port(f.port, &f.bytes, now);
         }
@@ -751,7 +788,7 @@ impl SlowPath {
         }
     }
 
-    fn hold(&mut self, m: Mbuf, ingress: Ingress, next_hop: Ipv4Addr, port: usize, now: Time) {
+    fn hold(&mut self, m: Mbuf, ingress: Ingress, next_hop: IpAddr, port: usize, now: Time) {
         let limit = self.cfg.arp_hold_packets;
         let new = !self.pending.contains_key(&next_hop);
         let p = self.pending.entry(next_hop).or_insert_with(|| Pending {
@@ -774,8 +811,9 @@ impl SlowPath {
         }
     }
 
-    /// Sends (or gives up on) the ARP request for a pending next hop.
-    fn resolve(&mut self, next_hop: Ipv4Addr, now: Time) {
+    /// Sends (or gives up on) the ARP request or Neighbor Solicitation for
+    /// a pending next hop.
+    fn resolve(&mut self, next_hop: IpAddr, now: Time) {
         let Some(p) = self.pending.get_mut(&next_hop) else {
             return;
         };
@@ -799,8 +837,18 @@ impl SlowPath {
         p.tries += 1;
         let port = p.port;
         self.timers
-            .arm(SlowTimer::ArpResolve(next_hop), now + ARP_RETRY);
-        self.arp_request(port, next_hop);
+            .arm(SlowTimer::Resolve(next_hop), now + ARP_RETRY);
+        self.solicit(port, next_hop, None);
+    }
+
+    /// Asks who has `ip` on `port`: ARP, or a Neighbor Solicitation (to its
+    /// solicited-node group, or with `unicast` straight to the MAC we hold
+    /// for it, to confirm it is still there).
+    fn solicit(&mut self, port: usize, ip: IpAddr, unicast: Option<MacAddr>) {
+        match ip {
+            IpAddr::V4(ip) => self.arp_request(port, ip),
+            IpAddr::V6(ip) => self.neighbor_solicit(port, ip, unicast),
+        }
     }
 
     /// Keeps the next hops of unicast relay outputs and of tunnel paths
@@ -825,7 +873,7 @@ impl SlowPath {
             );
         }
         for (ip, port) in wanted {
-            if !self.pending.contains_key(&ip) {
+            if !self.pending.contains_key(&IpAddr::V4(ip)) {
                 self.arp_request(port, ip);
             }
         }
@@ -854,16 +902,15 @@ impl SlowPath {
     /// forgets those that stay silent (Linux's STALE → PROBE → FAILED).
     fn sweep_neighbors(&mut self, now: Time) {
         let reachable = Duration::from_secs(u64::from(self.cfg.arp_reachable_secs));
-        let stale: Vec<Ipv4Addr> = self
-            .state
-            .neighbors
-            .iter()
-            .filter(|(ip, e)| {
-                !e.is_static
-                    && now.duration_since(e.confirmed) > reachable
-                    && !self.probes.contains_key(*ip)
-            })
-            .map(|(ip, _)| *ip)
+        let quiet = |e: &crate::tables::NeighborEntry| {
+            !e.is_static && now.duration_since(e.confirmed) > reachable
+        };
+        let v4 = self.state.neighbors.iter().filter(|(_, e)| quiet(e));
+        let v6 = self.state.neighbors6.iter().filter(|(_, e)| quiet(e));
+        let stale: Vec<IpAddr> = v4
+            .map(|(ip, _)| IpAddr::V4(*ip))
+            .chain(v6.map(|(ip, _)| IpAddr::V6(*ip)))
+            .filter(|ip| !self.probes.contains_key(ip))
             .collect();
         for ip in stale {
             self.probes.insert(ip, 0);
@@ -873,7 +920,7 @@ impl SlowPath {
 
     /// Sends the next ARP probe to a stale neighbour, or forgets it after
     /// `arp_retries` unanswered probes. An answer (in `arp`) ends probing.
-    fn probe(&mut self, ip: Ipv4Addr, now: Time) {
+    fn probe(&mut self, ip: IpAddr, now: Time) {
         let Some(tries) = self.probes.get_mut(&ip) else {
             return;
         };
@@ -883,13 +930,16 @@ impl SlowPath {
             return;
         }
         *tries += 1;
-        let Some(port) = self.state.neighbors.get(&ip).map(|e| e.port) else {
+        let Some((port, mac)) = self.state.neighbor(ip).map(|e| (e.port, e.mac)) else {
             self.probes.remove(&ip);
             return;
         };
         self.timers
             .arm(SlowTimer::NeighborProbe(ip), now + ARP_RETRY);
-        self.arp_request(port, ip);
+        // ARP asks the whole link, as before; IPv6 asks the neighbour itself (RFC 4861
+        // §7.3.3's PROBE state).
+        let unicast = ip.is_ipv6().then_some(mac);
+        self.solicit(port, ip, unicast);
     }
 
     /// Takes a reload's new `[slowpath]` settings: the ICMP error budget starts afresh at the

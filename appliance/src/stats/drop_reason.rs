@@ -27,7 +27,7 @@ macro_rules! drop_reasons {
 
 drop_reasons! {
     EthTruncated => "eth_truncated", "frame shorter than an Ethernet header";
-    EthertypeUnsupported => "ethertype_unsupported", "not IPv4 or ARP (IPv6, VLAN-tagged, other)";
+    EthertypeUnsupported => "ethertype_unsupported", "not IPv4, IPv6 or ARP (VLAN-tagged, other)";
     L2NotForUs => "l2_not_for_us", "unicast frame for another MAC";
     MultiSegment => "multi_segment", "frame spans several mbufs";
     IpTruncated => "ip_truncated", "shorter than an IPv4 header";
@@ -40,6 +40,16 @@ drop_reasons! {
     IpMartianSource => "ip_martian_source", "source no packet may come from (RFC 1812 5.3.7): 0/8, 127/8, 240/4 (with the limited broadcast), a subnet broadcast";
     IpBroadcast => "ip_broadcast", "destination is a broadcast address";
     IpMartianDestination => "ip_martian_destination", "destination that is not routable: 0/8, 127/8, 240/4";
+    Ip6Truncated => "ip6_truncated", "shorter than an IPv6 header, or its payload length runs past the frame";
+    Ip6BadHeader => "ip6_bad_header", "IPv6 version is not 6";
+    Ip6ExtHeader => "ip6_ext_header", "IPv6 extension headers refused: hop-by-hop not first, routing type 0 with segments left, the chain not in the first fragment, or too long (RFC 8200, 5095, 7112)";
+    Ip6MartianSource => "ip6_martian_source", "IPv6 source no packet may come from: ::, ::1, IPv4-mapped, documentation (2001:db8::/32)";
+    Ip6MartianDestination => "ip6_martian_destination", "IPv6 destination that is never routed: ::, ::1, IPv4-mapped, documentation, link-local not ours";
+    Ip6LinkLocalSource => "ip6_link_local_source", "IPv6 packet from a link-local source that would have to leave its link (RFC 4291 2.5.6)";
+    Ip6Multicast => "ip6_multicast", "IPv6 multicast not for us (Neighbor Discovery of others, MLD, RS with no RA configured, streams: no IPv6 relay yet)";
+    Ip6NotTunneled => "ip6_not_tunneled", "IPv6 packet routed into the tunnel, which carries IPv4 only so far";
+    NdNotForUs => "nd_not_for_us", "Neighbor Solicitation for an address that is not ours, or an advertisement of a neighbour we did not ask for";
+    NdMalformed => "nd_malformed", "Neighbor Discovery message with a hop limit below 255, a bad checksum or malformed options (RFC 4861 7.1)";
     UdpTruncated => "udp_truncated", "UDP header or length field does not fit";
     McastNoRule => "mcast_no_rule", "multicast with no relay rule (or not UDP)";
     McastTtlExpired => "mcast_ttl_expired", "relayed copy would leave with TTL 0";
@@ -49,12 +59,12 @@ drop_reasons! {
     TxFull => "tx_full", "TX queue did not take the packet";
     NoRoute => "no_route", "no route to the destination (ICMP unreachable sent)";
     TtlExpired => "ttl_expired", "TTL reached zero (ICMP time exceeded sent)";
-    NeighborUnresolved => "neighbor_unresolved", "next hop did not answer ARP";
-    NeighborHoldOverflow => "neighbor_hold_overflow", "too many packets waiting for one ARP reply";
+    NeighborUnresolved => "neighbor_unresolved", "next hop did not answer ARP or Neighbor Solicitation";
+    NeighborHoldOverflow => "neighbor_hold_overflow", "too many packets waiting for one ARP reply or Neighbor Advertisement";
     ArpMalformed => "arp_malformed", "ARP that is not Ethernet/IPv4 or is truncated";
     ArpNotForUs => "arp_not_for_us", "ARP for an address that is not ours";
     LocalUnsupported => "local_unsupported", "to us but not ICMP echo (ICMP unreachable sent)";
-    IcmpMalformed => "icmp_malformed", "ICMP to us that is truncated or has a bad checksum";
+    IcmpMalformed => "icmp_malformed", "ICMP or ICMPv6 to us that is truncated or has a bad checksum";
     NoMbuf => "no_mbuf", "mempool empty when building a reply or a relay header";
     TunnelTruncated => "tunnel_truncated", "tunnel packet shorter than its headers, or its UDP length disagrees";
     TunnelBadVersion => "tunnel_bad_version", "tunnel header of a version we do not speak";

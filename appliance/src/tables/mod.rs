@@ -7,24 +7,28 @@
 //! so a change never stops or drops traffic.
 
 mod lpm;
+mod lpm6;
 mod mcast;
 mod own;
 mod route;
+mod route6;
 mod state;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
 
 pub use crate::interface::Interface;
+pub use lpm6::Lpm6;
 pub use mcast::{
     L2Dest, McastKey, McastOutput, McastRule, McastTable, OutputCounters, RuleCounters,
     RuleWorkerCounters,
 };
 pub use own::OwnAddresses;
 pub use route::{NextHop, Route, RouteKind, RouteTable};
+pub use route6::{NextHop6, Route6, Route6Table};
 pub use state::{NeighborEntry, RoutingState, TableError};
 
 use crate::tunnel::TunnelTable;
@@ -53,10 +57,15 @@ pub struct Tables {
     /// Their addresses, packed for the per-packet checks (built from
     /// `interfaces` with [`OwnAddresses::of`]).
     pub own: OwnAddresses,
-    /// Routes (connected and static).
-    pub routes: RouteTable,
+    /// Routes (connected, static, the tunnel's); shared by the snapshots
+    /// until a route changes.
+    pub routes: Arc<RouteTable>,
     /// Resolved next hops.
     pub neighbors: HashMap<Ipv4Addr, Neighbor>,
+    /// IPv6 routes (connected and static), shared like `routes`.
+    pub routes6: Arc<Route6Table>,
+    /// Resolved IPv6 next hops (by Neighbor Discovery, or static).
+    pub neighbors6: HashMap<Ipv6Addr, Neighbor>,
     /// Multicast relay rules.
     pub mcast: McastTable,
     /// The multipath tunnel, when one is configured (shared by every
@@ -101,6 +110,21 @@ impl Tables {
             NextHop::Gateway { via, port: p } if p == port => Some(via),
             _ => None,
         }
+    }
+
+    /// The port index of our IPv6 address `ip` for a packet that arrived
+    /// on `in_port`: a global address of any port, or the link-local
+    /// address of the arrival port (a link-local address means nothing on
+    /// another link).
+    #[inline]
+    pub fn local_port6(&self, ip: Ipv6Addr, in_port: Option<usize>) -> Option<usize> {
+        self.own.port_of6(ip, in_port)
+    }
+
+    /// `next_hop` as resolved by Neighbor Discovery on port `port`.
+    #[inline]
+    pub fn neighbor6_on(&self, next_hop: Ipv6Addr, port: usize) -> Option<&Neighbor> {
+        self.neighbors6.get(&next_hop).filter(|n| n.port == port)
     }
 
     /// Whether `ip` is the broadcast address of one of our subnets.

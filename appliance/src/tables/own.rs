@@ -2,7 +2,7 @@
 //! it for us, is its source or destination a subnet broadcast): a few
 //! words in one cache line instead of a walk over the interfaces.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use arrayvec::ArrayVec;
 
@@ -17,9 +17,18 @@ struct Own {
     port: usize,
 }
 
-/// The addresses of the interfaces that have one, in port order.
+/// One interface's IPv6 addresses: its link-local one and its global one
+/// (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Own6 {
+    link_local: u128,
+    global: u128,
+}
+
+/// The addresses of the interfaces that have one, in port order, and every
+/// port's IPv6 addresses by port index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OwnAddresses(ArrayVec<Own, MAX_PORTS>);
+pub struct OwnAddresses(ArrayVec<Own, MAX_PORTS>, ArrayVec<Own6, MAX_PORTS>);
 
 impl OwnAddresses {
     /// Built from the interfaces by port index.
@@ -37,7 +46,40 @@ impl OwnAddresses {
                 })
                 .take(MAX_PORTS)
                 .collect(),
+            interfaces
+                .iter()
+                .map(|i| Own6 {
+                    link_local: u128::from(i.link_local()),
+                    global: i.address6.map_or(0, |a| u128::from(a.addr())),
+                })
+                .take(MAX_PORTS)
+                .collect(),
         )
+    }
+
+    /// The port index whose IPv6 address is `ip`, for a packet that arrived
+    /// on `in_port` (`None`: from the tunnel or ourselves): a global address
+    /// of any port, or the arrival port's link-local one.
+    #[inline]
+    pub fn port_of6(&self, ip: Ipv6Addr, in_port: Option<usize>) -> Option<usize> {
+        let ip = u128::from(ip);
+        if ip == 0 {
+            return None;
+        }
+        if let Some(p) = in_port {
+            if self.1.get(p).is_some_and(|o| o.link_local == ip) {
+                return Some(p);
+            }
+        }
+        self.1.iter().position(|o| o.global == ip)
+    }
+
+    /// Whether `ip` is one of our IPv6 addresses on any port (a source we
+    /// never take from the wire).
+    #[inline]
+    pub fn is_own6(&self, ip: Ipv6Addr) -> bool {
+        let ip = u128::from(ip);
+        ip != 0 && self.1.iter().any(|o| o.global == ip || o.link_local == ip)
     }
 
     /// The port index whose address is `ip`.
@@ -68,6 +110,7 @@ mod tests {
             address: address.map(|a| a.parse().unwrap()),
             tx_ipv4_cksum: false,
             tx_udp_cksum: false,
+            address6: None,
             kernel_iface: None,
         }
     }

@@ -2,15 +2,16 @@
 //! static routes, neighbours and multicast rules. Every change builds and
 //! publishes a new snapshot.
 
-use std::net::Ipv4Addr;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::{
-    Interface, McastRule, McastTable, Neighbor, NextHop, OwnAddresses, Published, Route, RouteKind,
-    RouteTable, Tables, TUNNEL_PORT,
+    Interface, McastRule, McastTable, Neighbor, NextHop, NextHop6, OwnAddresses, Published, Route,
+    Route6, Route6Table, RouteKind, RouteTable, Tables, TUNNEL_PORT,
 };
 use crate::config::mcast::{
     IfaceView, McastInputSpec, McastRuleError, McastRuleSpec, TUNNEL_INTERFACE,
@@ -28,7 +29,7 @@ pub enum TableError {
     #[error("prefix {prefix} has host bits set; did you mean {}?", .prefix.trunc())]
     HostBits {
         /// The prefix as given.
-        prefix: Ipv4Net,
+        prefix: IpNet,
     },
     /// A gateway that cannot be one: off every connected subnet, our own
     /// address, or a subnet's network or broadcast address.
@@ -36,7 +37,7 @@ pub enum TableError {
     ImpossibleNextHop(String),
     /// Deleting a route that is not there.
     #[error("no static route for {0}")]
-    NoSuchRoute(Ipv4Net),
+    NoSuchRoute(IpNet),
     /// A relay rule that does not make sense (field and reason).
     #[error("{0}")]
     BadRule(#[from] McastRuleError),
@@ -65,9 +66,15 @@ pub struct NeighborEntry {
 #[derive(Debug)]
 pub struct RoutingState {
     interfaces: Vec<Interface>,
-    static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
+    /// Static routes of both families (prefix and next hop of one family).
+    static_routes: Vec<(IpNet, IpAddr)>,
+    /// The route tables of both families, rebuilt only when a route
+    /// changes (a neighbour learned shares them with the snapshot before).
+    routes: (Arc<RouteTable>, Arc<Route6Table>),
     /// Neighbours by address.
     pub neighbors: HashMap<Ipv4Addr, NeighborEntry>,
+    /// IPv6 neighbours by address.
+    pub neighbors6: HashMap<Ipv6Addr, NeighborEntry>,
     mcast_rules: Vec<Arc<McastRule>>,
     tunnel: Option<Arc<TunnelTable>>,
     idle: IdleConfig,
@@ -82,15 +89,27 @@ impl RoutingState {
     /// Builds the first snapshot. Static routes must already be validated.
     pub fn new(
         interfaces: Vec<Interface>,
-        static_routes: Vec<(Ipv4Net, Ipv4Addr)>,
+        static_routes: Vec<(IpNet, IpAddr)>,
         neighbors: HashMap<Ipv4Addr, NeighborEntry>,
     ) -> Self {
         let idle = IdleConfig::default();
-        let tables = build(1, &interfaces, &static_routes, &neighbors, &[], None, &idle);
+        let neighbors6 = HashMap::new();
+        let routes = route_tables(&interfaces, &static_routes, None);
+        let tables = build(
+            1,
+            &interfaces,
+            (&routes.0, &routes.1),
+            (&neighbors, &neighbors6),
+            &[],
+            None,
+            &idle,
+        );
         Self {
             interfaces,
             static_routes,
+            routes,
             neighbors,
+            neighbors6,
             mcast_rules: Vec::new(),
             tunnel: None,
             idle,
@@ -111,6 +130,7 @@ impl RoutingState {
     /// table a reload made).
     pub fn set_tunnel(&mut self, tunnel: Arc<TunnelTable>) {
         self.tunnel = Some(tunnel);
+        self.routes_changed();
         self.republish();
     }
 
@@ -261,16 +281,27 @@ impl RoutingState {
     ///
     /// # Errors
     /// The prefix has host bits or the gateway is not on a connected subnet.
-    pub fn add_route(&mut self, prefix: Ipv4Net, via: Ipv4Addr) -> Result<u64, TableError> {
+    pub fn add_route(&mut self, prefix: IpNet, via: IpAddr) -> Result<u64, TableError> {
         if prefix != prefix.trunc() {
             return Err(TableError::HostBits { prefix });
         }
-        let ours = self.interfaces.iter().filter_map(|i| i.address);
-        if let Some(why) = crate::config::next_hop_problem(ours, via) {
+        let why = match (prefix, via) {
+            (IpNet::V4(_), IpAddr::V4(via)) => {
+                let ours = self.interfaces.iter().filter_map(|i| i.address);
+                crate::config::next_hop_problem(ours, via)
+            }
+            (IpNet::V6(_), IpAddr::V6(via)) => {
+                let ours = self.interfaces.iter().filter_map(|i| i.address6);
+                crate::config::next_hop6_problem(ours, via)
+            }
+            _ => Some(format!("{via} is not of {prefix}'s family")),
+        };
+        if let Some(why) = why {
             return Err(TableError::ImpossibleNextHop(why));
         }
         self.static_routes.retain(|(p, _)| *p != prefix);
         self.static_routes.push((prefix, via));
+        self.routes_changed();
         Ok(self.republish())
     }
 
@@ -278,18 +309,20 @@ impl RoutingState {
     ///
     /// # Errors
     /// No static route has that prefix.
-    pub fn del_route(&mut self, prefix: Ipv4Net) -> Result<u64, TableError> {
+    pub fn del_route(&mut self, prefix: IpNet) -> Result<u64, TableError> {
         let before = self.static_routes.len();
         self.static_routes.retain(|(p, _)| *p != prefix);
         if self.static_routes.len() == before {
             return Err(TableError::NoSuchRoute(prefix));
         }
+        self.routes_changed();
         Ok(self.republish())
     }
 
-    /// Learns or refreshes a neighbour; republishes only if it changed.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) {
-        if self.update_neighbor(ip, mac, port, now) {
+    /// Learns or refreshes a neighbour (by ARP or Neighbor Discovery);
+    /// republishes only if it changed.
+    pub fn learn(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, port: usize, now: Time) {
+        if self.update_neighbor(ip.into(), mac, port, now) {
             self.republish();
         }
     }
@@ -298,8 +331,8 @@ impl RoutingState {
     /// [`Self::publish_held`], while [`Self::tables`] already answers from
     /// it. The slow path sends what waited for this neighbour in between, so
     /// that no worker forwards a newer packet of the same flow first.
-    pub fn learn_held(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) {
-        if self.update_neighbor(ip, mac, port, now) {
+    pub fn learn_held(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, port: usize, now: Time) {
+        if self.update_neighbor(ip.into(), mac, port, now) {
             self.version += 1;
             self.held = Some(Arc::new(self.build_current()));
         }
@@ -321,37 +354,35 @@ impl RoutingState {
     }
 
     /// Records `ip` at `mac` on `port`; whether the tables change.
-    fn update_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now: Time) -> bool {
-        match self.neighbors.get_mut(&ip) {
-            Some(e) if e.is_static => false,
-            Some(e) => {
-                e.confirmed = now;
-                let changed = e.mac != mac || e.port != port;
-                e.mac = mac;
-                e.port = port;
-                changed
-            }
-            None => {
-                self.neighbors.insert(
-                    ip,
-                    NeighborEntry {
-                        mac,
-                        port,
-                        is_static: false,
-                        confirmed: now,
-                    },
-                );
-                true
-            }
+    fn update_neighbor(&mut self, ip: IpAddr, mac: MacAddr, port: usize, now: Time) -> bool {
+        match ip {
+            IpAddr::V4(ip) => record(&mut self.neighbors, ip, mac, port, now),
+            IpAddr::V6(ip) => record(&mut self.neighbors6, ip, mac, port, now),
+        }
+    }
+
+    /// The neighbour entry of `ip`, of either family.
+    pub fn neighbor(&self, ip: IpAddr) -> Option<&NeighborEntry> {
+        match ip {
+            IpAddr::V4(ip) => self.neighbors.get(&ip),
+            IpAddr::V6(ip) => self.neighbors6.get(&ip),
         }
     }
 
     /// Forgets a learned neighbour.
-    pub fn forget(&mut self, ip: Ipv4Addr) {
-        if self.neighbors.get(&ip).is_some_and(|e| !e.is_static) {
-            self.neighbors.remove(&ip);
+    pub fn forget(&mut self, ip: impl Into<IpAddr>) {
+        let forgot = match ip.into() {
+            IpAddr::V4(ip) => remove_learned(&mut self.neighbors, &ip),
+            IpAddr::V6(ip) => remove_learned(&mut self.neighbors6, &ip),
+        };
+        if forgot {
             self.republish();
         }
+    }
+
+    /// Rebuilds the route tables from the routes of every origin.
+    fn routes_changed(&mut self) {
+        self.routes = route_tables(&self.interfaces, &self.static_routes, self.tunnel.as_ref());
     }
 
     fn republish(&mut self) -> u64 {
@@ -367,8 +398,8 @@ impl RoutingState {
         build(
             self.version,
             &self.interfaces,
-            &self.static_routes,
-            &self.neighbors,
+            (&self.routes.0, &self.routes.1),
+            (&self.neighbors, &self.neighbors6),
             &self.mcast_rules,
             self.tunnel.as_ref(),
             &self.idle,
@@ -376,15 +407,94 @@ impl RoutingState {
     }
 }
 
-fn build(
-    version: u64,
+/// Records `ip` at `mac` on `port` in `map` (a static entry stays as it
+/// is); whether the entry changed.
+fn record<K: Hash + Eq>(
+    map: &mut HashMap<K, NeighborEntry>,
+    ip: K,
+    mac: MacAddr,
+    port: usize,
+    now: Time,
+) -> bool {
+    match map.get_mut(&ip) {
+        Some(e) if e.is_static => false,
+        Some(e) => {
+            e.confirmed = now;
+            let changed = e.mac != mac || e.port != port;
+            e.mac = mac;
+            e.port = port;
+            changed
+        }
+        None => {
+            map.insert(
+                ip,
+                NeighborEntry {
+                    mac,
+                    port,
+                    is_static: false,
+                    confirmed: now,
+                },
+            );
+            true
+        }
+    }
+}
+
+/// Removes `ip` from `map` unless it is static; whether it was there.
+fn remove_learned<K: Hash + Eq>(map: &mut HashMap<K, NeighborEntry>, ip: &K) -> bool {
+    if map.get(ip).is_some_and(|e| !e.is_static) {
+        map.remove(ip);
+        true
+    } else {
+        false
+    }
+}
+
+/// The workers' view of learned and static neighbours.
+fn resolved<K: Hash + Eq + Copy>(map: &HashMap<K, NeighborEntry>) -> HashMap<K, Neighbor> {
+    map.iter()
+        .map(|(ip, e)| {
+            (
+                *ip,
+                Neighbor {
+                    mac: e.mac,
+                    port: e.port,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The IPv6 routes: connected subnets and static routes.
+fn routes6(interfaces: &[Interface], static_routes: &[(IpNet, IpAddr)]) -> Route6Table {
+    let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
+        i.address6.map(|a| Route6 {
+            prefix: a.trunc(),
+            next_hop: NextHop6::Connected { port },
+            kind: RouteKind::Connected,
+        })
+    });
+    let statics = static_routes.iter().filter_map(|r| match *r {
+        (IpNet::V6(prefix), IpAddr::V6(via)) => interfaces
+            .iter()
+            .position(|i| i.address6.is_some_and(|a| a.contains(&via)))
+            .map(|port| Route6 {
+                prefix,
+                next_hop: NextHop6::Gateway { via, port },
+                kind: RouteKind::Static,
+            }),
+        _ => None,
+    });
+    Route6Table::new(statics.chain(connected))
+}
+
+/// The route tables: connected subnets, static routes and the tunnel's
+/// prefixes (IPv4), connected subnets and static routes (IPv6).
+fn route_tables(
     interfaces: &[Interface],
-    static_routes: &[(Ipv4Net, Ipv4Addr)],
-    neighbors: &HashMap<Ipv4Addr, NeighborEntry>,
-    mcast_rules: &[Arc<McastRule>],
+    static_routes: &[(IpNet, IpAddr)],
     tunnel: Option<&Arc<TunnelTable>>,
-    idle: &IdleConfig,
-) -> Tables {
+) -> (Arc<RouteTable>, Arc<Route6Table>) {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address.map(|a| Route {
             prefix: a.trunc(),
@@ -397,12 +507,13 @@ fn build(
             .iter()
             .position(|i| i.address.is_some_and(|a| a.contains(ip)))
     };
-    let statics = static_routes.iter().filter_map(|(prefix, via)| {
-        port_of(via).map(|port| Route {
-            prefix: *prefix,
-            next_hop: NextHop::Gateway { via: *via, port },
+    let statics = static_routes.iter().filter_map(|r| match *r {
+        (IpNet::V4(prefix), IpAddr::V4(via)) => port_of(&via).map(|port| Route {
+            prefix,
+            next_hop: NextHop::Gateway { via, port },
             kind: RouteKind::Static,
-        })
+        }),
+        _ => None,
     });
     let tunneled = tunnel
         .into_iter()
@@ -415,23 +526,32 @@ fn build(
     // Connected routes go last so that they win over a static route for
     // the same prefix.
     let routes: Vec<Route> = statics.chain(tunneled).chain(connected).collect();
+    (
+        Arc::new(RouteTable::new(routes)),
+        Arc::new(routes6(interfaces, static_routes)),
+    )
+}
+
+fn build(
+    version: u64,
+    interfaces: &[Interface],
+    (routes, routes6): (&Arc<RouteTable>, &Arc<Route6Table>),
+    (neighbors, neighbors6): (
+        &HashMap<Ipv4Addr, NeighborEntry>,
+        &HashMap<Ipv6Addr, NeighborEntry>,
+    ),
+    mcast_rules: &[Arc<McastRule>],
+    tunnel: Option<&Arc<TunnelTable>>,
+    idle: &IdleConfig,
+) -> Tables {
     Tables {
         version,
         interfaces: interfaces.to_vec(),
         own: OwnAddresses::of(interfaces),
-        routes: RouteTable::new(routes),
-        neighbors: neighbors
-            .iter()
-            .map(|(ip, e)| {
-                (
-                    *ip,
-                    Neighbor {
-                        mac: e.mac,
-                        port: e.port,
-                    },
-                )
-            })
-            .collect(),
+        routes: Arc::clone(routes),
+        neighbors: resolved(neighbors),
+        routes6: Arc::clone(routes6),
+        neighbors6: resolved(neighbors6),
         mcast: McastTable::new(mcast_rules.to_vec()),
         tunnel: tunnel.cloned(),
         idle: idle.clone(),
@@ -451,6 +571,7 @@ mod tests {
             address: Some("10.0.1.1/24".parse().unwrap()),
             tx_ipv4_cksum: false,
             tx_udp_cksum: false,
+            address6: None,
             kernel_iface: None,
         };
         RoutingState::new(vec![lan], Vec::new(), HashMap::new())

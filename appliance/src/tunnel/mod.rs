@@ -946,6 +946,7 @@ mod tests {
                 address: Some(addr.parse().unwrap()),
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
+                address6: None,
                 kernel_iface: None,
             }
         })

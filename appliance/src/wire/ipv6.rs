@@ -385,6 +385,25 @@ pub fn walk<T: AsRef<[u8]>>(packet: &Ipv6Packet<T>) -> core::result::Result<Chai
     }
 }
 
+/// ff02::1, all nodes on the link.
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// The solicited-node group of `ip` (RFC 4291 §2.7.1): ff02::1:ff00:0/104
+/// with its low 24 bits. Neighbor Solicitations for `ip` go there.
+pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+    ])
+}
+
+/// The Ethernet group an IPv6 multicast address maps to (RFC 2464 §7):
+/// 33:33 and its low 32 bits.
+pub fn multicast_mac(ip: Ipv6Addr) -> super::MacAddr {
+    let o = ip.octets();
+    super::MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
 // What an address is for, as far as routing it goes (RFC 4291 §2.4, RFC 6890). Free
 // functions rather than methods: the standard library is growing methods of these names.
 

@@ -1,0 +1,283 @@
+//! The slow path's IPv6: what comes to our addresses (Neighbor Discovery,
+//! echo), ICMPv6 errors, and soliciting next hops. The resolution itself
+//! (holding packets, retries, giving up, probing stale neighbours) is shared
+//! with ARP in [`super`]; only the messages differ.
+//!
+//! Neighbor Discovery as a router does it (RFC 4861): a solicitation for one
+//! of our addresses is answered with a router advertisement of our MAC, and
+//! its sender learned (§7.2.3); an advertisement is believed only for a
+//! neighbour we asked for or hold (§7.2.5: an unsolicited one for an unknown
+//! target is dropped); a probe from `::` for one of our addresses (another
+//! node's Duplicate Address Detection) is answered to all nodes, which
+//! defends the address (RFC 4862 §5.4.3).
+
+use std::net::Ipv6Addr;
+
+use dpdk_bindings::Mbuf;
+
+use super::frames::IcmpError;
+use super::frames6::{self, MAX_BUILT6};
+use super::SlowPath;
+use crate::dataplane::pipeline::Ingress;
+use crate::interface::Interface;
+use crate::stats::DropReason;
+use crate::time::Time;
+use crate::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
+use crate::wire::ipv6::{is_link_local_unicast, next_header, walk, Ipv6Packet, Upper};
+use crate::wire::{icmpv4, EthernetFrame, IpProtocol, MacAddr};
+
+const ETH: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+
+/// Whether `ip` is one of `iface`'s IPv6 addresses (its link-local one, or
+/// its global one).
+fn is_ours_on(iface: &Interface, ip: Ipv6Addr) -> bool {
+    iface.link_local() == ip || iface.address6.is_some_and(|a| a.addr() == ip)
+}
+
+/// Whether `ip` is on `iface`'s link: link-local, or in its subnet.
+fn on_link(iface: &Interface, ip: Ipv6Addr) -> bool {
+    is_link_local_unicast(&ip) || iface.address6.is_some_and(|a| a.contains(&ip))
+}
+
+/// The address we speak from on `iface` to `peer`: the global one when the
+/// peer is on its subnet, else the link-local one.
+fn source_for(iface: &Interface, peer: Ipv6Addr) -> Ipv6Addr {
+    iface
+        .address6
+        .filter(|a| a.contains(&peer))
+        .map_or_else(|| iface.link_local(), |a| a.addr())
+}
+
+impl SlowPath {
+    /// An IPv6 packet the pipeline says is for us.
+    pub(super) fn local_delivery6(&mut self, m: &Mbuf, ingress: Ingress, now: Time) {
+        let Ingress::Port(port) = ingress else {
+            self.counters.drop_one(DropReason::Ip6NotTunneled);
+            return;
+        };
+        let Some(iface) = self.state.interfaces().get(port).cloned() else {
+            return;
+        };
+        let data = m.data();
+        let Some(ip) = data
+            .get(ETH..)
+            .and_then(|l3| Ipv6Packet::new_checked(l3).ok())
+        else {
+            self.counters.drop_one(DropReason::Ip6Truncated);
+            return;
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let upper = match walk(&ip) {
+            Ok(chain) => chain.upper,
+            Err(_) => {
+                self.counters.drop_one(DropReason::Ip6ExtHeader);
+                return;
+            }
+        };
+        let Upper::Protocol { protocol, offset } = upper else {
+            self.counters.drop_one(DropReason::LocalUnsupported);
+            return;
+        };
+        if protocol != IpProtocol(next_header::ICMPV6) {
+            self.counters.drop_one(DropReason::LocalUnsupported);
+            if matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
+                let kind = IcmpError::Unreachable(icmpv4::code::PORT_UNREACHABLE);
+                self.icmp6_error(m, port, kind, now);
+            }
+            return;
+        }
+        let repr = ip
+            .payload()
+            .get(offset..)
+            .and_then(|b| Icmpv6Packet::new_checked(b).ok())
+            .map(|p| (p.msg_type(), Icmpv6Repr::parse(&p, &src, &dst)));
+        let repr = match repr {
+            Some((_, Ok(r))) => r,
+            Some((135 | 136, Err(_))) => {
+                self.counters.drop_one(DropReason::NdMalformed);
+                return;
+            }
+            _ => {
+                self.counters.drop_one(DropReason::IcmpMalformed);
+                return;
+            }
+        };
+        if repr.needs_hop_limit_255() && ip.hop_limit() != 255 {
+            self.counters.drop_one(DropReason::NdMalformed);
+            return;
+        }
+        let eth_src = EthernetFrame::new_unchecked(data).src_addr();
+        match repr {
+            Icmpv6Repr::EchoRequest { .. } => {
+                // To a group (all nodes): answered from our address on the link.
+                let from = if dst.is_multicast() {
+                    source_for(&iface, src)
+                } else {
+                    dst
+                };
+                let mut buf = [0u8; MAX_BUILT6];
+                match frames6::echo_reply6(&mut buf, iface.mac, from, data) {
+                    Some(n) => {
+                        if self.send_bytes(port, &buf[..n]) {
+                            self.slow.echo_replies_sent.inc();
+                        }
+                    }
+                    None => self.counters.drop_one(DropReason::IcmpMalformed),
+                }
+            }
+            Icmpv6Repr::NeighborSolicit {
+                target,
+                source_lladdr,
+            } => {
+                self.slow.nd_received.inc();
+                self.neighbor_solicited(port, &iface, (src, dst), target, source_lladdr, now);
+            }
+            Icmpv6Repr::NeighborAdvert {
+                target,
+                target_lladdr,
+                ..
+            } => {
+                self.slow.nd_received.inc();
+                // A solicited answer may leave the option out (RFC 4861 §4.4):
+                // the frame came from the neighbour's MAC then.
+                let mac = target_lladdr.unwrap_or(eth_src);
+                let wanted = self.pending.contains_key(&std::net::IpAddr::V6(target))
+                    || self.state.neighbors6.contains_key(&target);
+                if wanted && on_link(&iface, target) && mac.is_unicast() {
+                    self.resolved(target.into(), mac, port, now);
+                } else {
+                    self.counters.drop_one(DropReason::NdNotForUs);
+                }
+            }
+            _ => self.counters.drop_one(DropReason::LocalUnsupported),
+        }
+    }
+
+    /// A Neighbor Solicitation from `src` to `dst` on `port` for `target`.
+    fn neighbor_solicited(
+        &mut self,
+        port: usize,
+        iface: &Interface,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+        target: Ipv6Addr,
+        source_lladdr: Option<MacAddr>,
+        now: Time,
+    ) {
+        if !is_ours_on(iface, target) {
+            self.counters.drop_one(DropReason::NdNotForUs);
+            return;
+        }
+        let mut buf = [0u8; MAX_BUILT6];
+        if src.is_unspecified() {
+            // Another node's Duplicate Address Detection: it must be to the
+            // solicited-node group and carry no address option (RFC 4861
+            // §7.1.1). Answering to all nodes defends our address.
+            if !dst.is_multicast() || source_lladdr.is_some() {
+                self.counters.drop_one(DropReason::NdMalformed);
+                return;
+            }
+            if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, None) {
+                if self.send_bytes(port, &buf[..n]) {
+                    self.slow.nd_dad_defended.inc();
+                    self.slow.nd_adverts_sent.inc();
+                }
+            }
+            return;
+        }
+        let Some(mac) = source_lladdr.filter(|m| m.is_unicast()) else {
+            // Without its address we could not answer a multicast
+            // solicitation (RFC 4861 §7.1.1 requires the option then).
+            if dst.is_multicast() {
+                self.counters.drop_one(DropReason::NdMalformed);
+            } else {
+                self.counters.drop_one(DropReason::NdNotForUs);
+            }
+            return;
+        };
+        if on_link(iface, src) {
+            self.resolved(src.into(), mac, port, now);
+        }
+        if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, Some((src, mac))) {
+            if self.send_bytes(port, &buf[..n]) {
+                self.slow.nd_adverts_sent.inc();
+            }
+        }
+    }
+
+    /// Sends the ICMPv6 error `kind` about `offending`, which arrived on
+    /// `port`, within the ICMP error budget shared with IPv4.
+    pub(super) fn icmp6_error(
+        &mut self,
+        offending: &Mbuf,
+        port: usize,
+        kind: IcmpError,
+        now: Time,
+    ) {
+        let Some(iface) = self.state.interfaces().get(port).cloned() else {
+            return;
+        };
+        let src = offending
+            .data()
+            .get(ETH..)
+            .and_then(|l3| Ipv6Packet::new_checked(l3).ok())
+            .map(|ip| source_for(&iface, ip.src_addr()));
+        let Some(src) = src else {
+            return;
+        };
+        let mut buf = [0u8; MAX_BUILT6];
+        let Some(n) = frames6::icmp6_error(&mut buf, iface.mac, src, offending.data(), kind) else {
+            return;
+        };
+        if !self.icmp_bucket.take(now) {
+            self.slow.icmp_errors_rate_limited.inc();
+            return;
+        }
+        if self.send_bytes(port, &buf[..n]) {
+            self.slow.icmp_errors_sent.inc();
+        }
+    }
+
+    /// Solicits `target` on `port` (see [`SlowPath::solicit`]).
+    pub(super) fn neighbor_solicit(
+        &mut self,
+        port: usize,
+        target: Ipv6Addr,
+        unicast: Option<MacAddr>,
+    ) {
+        let Some(iface) = self.state.interfaces().get(port).cloned() else {
+            return;
+        };
+        let mut buf = [0u8; MAX_BUILT6];
+        let src = source_for(&iface, target);
+        if let Some(n) = frames6::neighbor_solicit(&mut buf, iface.mac, src, target, unicast) {
+            if self.send_bytes(port, &buf[..n]) {
+                self.slow.nd_solicits_sent.inc();
+            }
+        }
+    }
+
+    /// Announces every IPv6 address with an unsolicited Neighbor
+    /// Advertisement to all nodes (at start, as gratuitous ARP does for
+    /// IPv4), so neighbours that held another MAC for it move at once.
+    pub(super) fn announce6(&mut self) {
+        let targets: Vec<(usize, MacAddr, Ipv6Addr)> = self
+            .state
+            .interfaces()
+            .iter()
+            .enumerate()
+            .flat_map(|(p, i)| {
+                let global = i.address6.map(|a| (p, i.mac, a.addr()));
+                [Some((p, i.mac, i.link_local())), global]
+            })
+            .flatten()
+            .collect();
+        for (port, mac, ip) in targets {
+            let mut buf = [0u8; MAX_BUILT6];
+            if let Some(n) = frames6::neighbor_advert(&mut buf, mac, ip, None) {
+                if self.send_bytes(port, &buf[..n]) {
+                    self.slow.nd_adverts_sent.inc();
+                }
+            }
+        }
+    }
+}

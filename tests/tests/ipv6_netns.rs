@@ -1,0 +1,276 @@
+//! IPv6 routed through the appliance (VM profile, `net_af_packet` on veths)
+//! between two Linux hosts at their default IPv6 settings: Neighbor
+//! Discovery both ways, ping6 to the appliance's global and link-local
+//! addresses and through it, the ICMPv6 errors a router owes (time exceeded,
+//! no route, address unreachable), iperf3 -6 TCP with the hosts' default
+//! offloads (TSO over IPv6), the tables on the control socket, and no mbuf
+//! left behind.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use testbed::bins::workspace_root;
+use testbed::control::{request as ctl, start_appliance, wait_for};
+use testbed::netns::{skip_unless_root, veth, Netns, NsProcess, RunId};
+
+const CONFIG: &str = r#"
+[[interfaces]]
+port = "lan"
+address = "10.10.1.1/24"
+address6 = "fd00:10:1::1/64"
+
+[[interfaces]]
+port = "wan"
+address = "10.10.2.1/24"
+address6 = "fd00:10:2::1/64"
+
+[[routes]]
+prefix = "fd00:20::/48"
+via = "fd00:10:2::2"
+
+[control]
+socket = "SOCKET"
+metrics = ""
+"#;
+
+/// A host on `dev` with IPv6 at Linux's defaults (SLAAC, DAD, router
+/// solicitations, MLD all on), `addr` and a default route through `gateway`;
+/// waits until Duplicate Address Detection has finished.
+fn ipv6_host(ns: &Netns, dev: &str, addr: &str, gateway: &str) {
+    ns.ip(&["-6", "addr", "add", addr, "dev", dev])
+        .expect("ipv6 address");
+    ns.ip(&["-6", "route", "add", "default", "via", gateway, "dev", dev])
+        .expect("ipv6 default route");
+    wait_for(
+        "the host's addresses to finish DAD",
+        Duration::from_secs(10),
+        || {
+            ns.ip(&["-6", "addr", "show", "dev", dev, "tentative"])
+                .is_ok_and(|o| o.trim().is_empty())
+        },
+    );
+}
+
+/// What `ping` printed (its exit status aside: the ICMPv6 errors it reports
+/// make it fail).
+fn ping(ns: &Netns, args: &[&str]) -> String {
+    let mut c = ns.command("ping");
+    c.args(args);
+    let out = NsProcess::spawn(c)
+        .and_then(|p| p.wait_timeout(Duration::from_secs(15)))
+        .expect("ping runs");
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+/// A drop counter summed over the workers (`show stats`).
+fn dropped(socket: &std::path::Path, reason: &str) -> u64 {
+    let s = ctl(socket, r#"{"cmd":"show","what":"stats"}"#);
+    s["data"]["drops"][reason].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
+    if skip_unless_root(&["ip", "ping", "iperf3"]) {
+        return;
+    }
+    let run = RunId::new();
+    let host_a = Netns::create(&run.ns_name("a")).expect("netns a");
+    let host_b = Netns::create(&run.ns_name("b")).expect("netns b");
+    let app = Netns::create(&run.ns_name("app")).expect("netns app");
+    // The appliance's own namespace stands for a NIC the kernel no longer drives: its
+    // kernel must not answer for the link-local address the appliance derives from the
+    // same MAC.
+    app.disable_ipv6().expect("app: kernel IPv6 off");
+    veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
+    veth(&host_b, "eth0", &app, "apl-wan", 1500).expect("veth wan");
+    for ns in [&host_a, &host_b, &app] {
+        ns.link_up("lo", 65536).expect("lo up");
+    }
+
+    let dir = std::env::temp_dir().join(format!("appliance-{}", run.base()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let socket = dir.join("ctl.sock");
+    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml"))
+        .expect("profile");
+    std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
+    let config = CONFIG.replace("SOCKET", &socket.display().to_string());
+    std::fs::write(dir.join("config.toml"), config).expect("write config");
+    let appliance = start_appliance(&app, &dir, &socket);
+
+    ipv6_host(&host_a, "eth0", "fd00:10:1::10/64", "fd00:10:1::1");
+    ipv6_host(&host_b, "eth0", "fd00:10:2::2/64", "fd00:10:2::1");
+
+    // The appliance answers Neighbor Solicitations and echo for its addresses, global and
+    // link-local (its interface identifier from the MAC, as Linux derives it).
+    host_a
+        .exec(&[
+            "ping",
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "fd00:10:1::1",
+        ])
+        .expect("host A pings the appliance's global address");
+    let mac = app.mac("apl-lan").expect("lan MAC");
+    let link_local = appliance::interface::link_local_of(mac.parse().expect("MAC"));
+    host_a
+        .exec(&[
+            "ping",
+            "-6",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &format!("{link_local}%eth0"),
+        ])
+        .expect("host A pings the appliance's link-local address");
+
+    // Host A reaches host B routed through it (the appliance solicits B).
+    let out = host_a
+        .exec(&[
+            "ping",
+            "-6",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "fd00:10:2::2",
+        ])
+        .expect("host A pings host B");
+    assert!(
+        out.contains("ttl=63"),
+        "one routed hop takes one off the hop limit: {out}"
+    );
+    // The errors a router owes, each from the appliance's address on A's link.
+    let expired = ping(
+        &host_a,
+        &["-6", "-c", "1", "-t", "1", "-W", "2", "fd00:10:2::2"],
+    );
+    assert!(
+        expired.contains("fd00:10:1::1") && expired.contains("Time exceeded"),
+        "hop limit 1: time exceeded from the appliance: {expired}"
+    );
+    let no_route = ping(&host_a, &["-6", "-c", "1", "-W", "2", "fd00:99::1"]);
+    assert!(
+        no_route.contains("fd00:10:1::1") && no_route.contains("No route"),
+        "no route: destination unreachable from the appliance: {no_route}"
+    );
+    // Nobody at fd00:10:2::99: after the solicitations go unanswered the held packet is
+    // answered with address unreachable.
+    let unresolved = ping(&host_a, &["-6", "-c", "1", "-W", "6", "fd00:10:2::99"]);
+    assert!(
+        unresolved.contains("Address unreachable"),
+        "an unresolved neighbour: address unreachable: {unresolved}"
+    );
+    assert!(dropped(&socket, "neighbor_unresolved") >= 1);
+
+    // iperf3 -6 TCP through it, the hosts' offloads as Linux leaves them: TSO over IPv6.
+    let server = NsProcess::spawn({
+        let mut c = host_b.command("iperf3");
+        c.args(["-s", "-1", "-B", "fd00:10:2::2", "-p", "5299"]);
+        c
+    })
+    .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(300));
+    let client = host_a
+        .exec(&[
+            "iperf3",
+            "-6",
+            "-c",
+            "fd00:10:2::2",
+            "-p",
+            "5299",
+            "-t",
+            "3",
+            "-J",
+        ])
+        .expect("iperf3 client");
+    let _ = server.wait_timeout(Duration::from_secs(10));
+    let v: Value = serde_json::from_str(&client).expect("iperf3 JSON");
+    let received = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    eprintln!("iperf3 -6 through the appliance: {:.1} Mbit/s", bps / 1e6);
+    assert!(
+        received > 1_000_000,
+        "TCP over IPv6 moved data through the appliance: {received} bytes"
+    );
+    let ports = ctl(&socket, r#"{"cmd":"show","what":"ports"}"#);
+    let lan = ports["data"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "lan"))
+        .map(|p| p["offload"].clone())
+        .unwrap_or_default();
+    assert!(
+        lan["gso_segments"].as_u64() > lan["gso_frames"].as_u64()
+            && lan["drop_gso_unsupported"] == 0
+            && lan["drop_bad_offload"] == 0,
+        "host A's TSO6 super-frames were cut, none refused: {lan}"
+    );
+
+    // The tables on the control socket.
+    let neighbors = ctl(&socket, r#"{"cmd":"show","what":"neighbors"}"#);
+    let list = neighbors["data"]["neighbors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for host in ["fd00:10:1::10", "fd00:10:2::2"] {
+        assert!(
+            list.iter().any(|n| n["address"] == host),
+            "{host} learned: {neighbors}"
+        );
+    }
+    let routes = ctl(&socket, r#"{"cmd":"show","what":"routes"}"#);
+    let list = routes["data"]["routes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        list.iter()
+            .any(|r| r["prefix"] == "fd00:20::/48" && r["via"] == "fd00:10:2::2"),
+        "{routes}"
+    );
+    let added = ctl(
+        &socket,
+        r#"{"cmd":"route_add","prefix":"fd00:30::/48","via":"fd00:10:2::2"}"#,
+    );
+    assert_eq!(added["ok"], true, "{added}");
+    let refused = ctl(
+        &socket,
+        r#"{"cmd":"route_add","prefix":"fd00:31::/48","via":"10.10.2.2"}"#,
+    );
+    assert_eq!(
+        refused["ok"], false,
+        "a next hop of the other family: {refused}"
+    );
+
+    appliance.signal(Signal::SIGINT).expect("SIGINT");
+    let out = appliance
+        .wait_timeout(Duration::from_secs(20))
+        .expect("appliance exits on SIGINT");
+    assert!(out.status.success(), "clean exit: {}", out.stderr);
+    let stats: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("final.json")).expect("final stats"),
+    )
+    .expect("json");
+    assert_eq!(
+        stats["mempool_in_use_at_exit"], stats["mempool"]["baseline_in_use"],
+        "no mbuf leaked: {stats}"
+    );
+    let slow = &stats["slowpath"];
+    assert!(
+        slow["nd_adverts_sent"].as_u64() > Some(0) && slow["nd_solicits_sent"].as_u64() > Some(0),
+        "{slow}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
