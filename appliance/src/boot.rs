@@ -861,6 +861,7 @@ fn setup_ports(
             mac,
             address: configured_iface.map(|c| c.address),
             address6: configured_iface.and_then(|c| c.address6),
+            mtu: configured.mtu,
             tx_ipv4_cksum: configured.tx_ipv4_cksum,
             tx_udp_cksum: configured.tx_udp_cksum,
             // The af_packet driver reports the kernel's carrier itself;

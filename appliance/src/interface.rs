@@ -24,6 +24,8 @@ pub struct Interface {
     /// Our global IPv6 address and subnet, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address6: Option<Ipv6Net>,
+    /// The largest IP packet the port sends (its MTU).
+    pub mtu: u16,
     /// The port computes IPv4 header checksums on transmit.
     pub tx_ipv4_cksum: bool,
     /// The port computes UDP checksums on transmit.

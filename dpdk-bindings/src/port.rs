@@ -126,6 +126,8 @@ pub struct Configured {
     pub tx_ipv4_cksum: bool,
     /// UDP checksum is computed by the device on TX.
     pub tx_udp_cksum: bool,
+    /// The port's MTU (the largest IP packet it sends) as configured.
+    pub mtu: u16,
 }
 
 /// Configures queues, RSS, offloads and MTU of `port`, with every RX queue
@@ -144,7 +146,10 @@ pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured>
             segment_ip_len: setup.segment_ip_len,
         };
         return packet_port::configure(port, &settings, pool)
-            .map(|()| Configured::default())
+            .map(|mtu| Configured {
+                mtu,
+                ..Configured::default()
+            })
             .map_err(|e| io_error("packet_port::configure", &e));
     }
     let dev = info(port)?;
@@ -210,6 +215,11 @@ pub fn configure(port: u16, setup: &Setup, pool: &Mempool) -> Result<Configured>
             ffi::rte_eth_dev_set_mtu(port, mtu)
         })?;
     }
+    let mut mtu = 0u16;
+    // SAFETY: `mtu` is a valid u16 for the call to write.
+    let known = unsafe { ffi::rte_eth_dev_get_mtu(port, &mut mtu) } == 0;
+    // A driver that does not say gets Ethernet's default.
+    out.mtu = if known && mtu > 0 { mtu } else { 1500 };
     if setup.promiscuous {
         // Not every vdev implements it (net_pcap, net_ring): best effort.
         // SAFETY: plain call.

@@ -92,7 +92,10 @@ fn malformed() -> Vec<(Vec<u8>, &'static str)> {
     v.push((f, "udp_truncated"));
     let mut f = good.clone();
     f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-    v.push((f, "ethertype_unsupported"));
+    v.push((f, "ip6_disabled")); // IPv6 on a port with no IPv6 address
+    let mut f = good.clone();
+    f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+    v.push((f, "ethertype_unsupported")); // a VLAN tag
     v
 }
 

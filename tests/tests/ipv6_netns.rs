@@ -2,8 +2,9 @@
 //! between two Linux hosts at their default IPv6 settings: Neighbor
 //! Discovery both ways, ping6 to the appliance's global and link-local
 //! addresses and through it, the ICMPv6 errors a router owes (time exceeded,
-//! no route, address unreachable), iperf3 -6 TCP with the hosts' default
-//! offloads (TSO over IPv6), the tables on the control socket, and no mbuf
+//! no route, address unreachable, packet too big toward a link with a
+//! smaller MTU), iperf3 -6 TCP with the hosts' default offloads (TSO over
+//! IPv6) across that link, the tables on the control socket, and no mbuf
 //! left behind.
 
 use std::time::Duration;
@@ -83,7 +84,9 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
     // same MAC.
     app.disable_ipv6().expect("app: kernel IPv6 off");
     veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
-    veth(&host_b, "eth0", &app, "apl-wan", 1500).expect("veth wan");
+    // The WAN side's link carries less than the LAN's: what A sends at its MTU must be
+    // answered with packet too big, and Linux's path MTU discovery take it from there.
+    veth(&host_b, "eth0", &app, "apl-wan", 1400).expect("veth wan");
     for ns in [&host_a, &host_b, &app] {
         ns.link_up("lo", 65536).expect("lo up");
     }
@@ -164,6 +167,26 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
         no_route.contains("fd00:10:1::1") && no_route.contains("No route"),
         "no route: destination unreachable from the appliance: {no_route}"
     );
+    let too_big = ping(
+        &host_a,
+        &[
+            "-6",
+            "-c",
+            "1",
+            "-s",
+            "1400",
+            "-M",
+            "do",
+            "-W",
+            "2",
+            "fd00:10:2::2",
+        ],
+    );
+    assert!(
+        too_big.contains("fd00:10:1::1") && too_big.contains("mtu=1400"),
+        "above the WAN link's MTU: packet too big from the appliance: {too_big}"
+    );
+    assert!(dropped(&socket, "mtu_exceeded") >= 1);
     // Nobody at fd00:10:2::99: after the solicitations go unanswered the held packet is
     // answered with address unreachable.
     let unresolved = ping(&host_a, &["-6", "-c", "1", "-W", "6", "fd00:10:2::99"]);

@@ -22,6 +22,7 @@ fn tables() -> Tables {
         mac: MacAddr([2, 0, 0, 0, 0, 1 + id as u8]),
         address: addr.parse().ok(),
         address6: addr6.parse().ok(),
+        mtu: 1500,
         tx_ipv4_cksum: id == 1,
         tx_udp_cksum: id == 1,
         kernel_iface: None,

@@ -41,6 +41,13 @@ pub enum PuntReason {
         /// The port index to resolve it on.
         port: usize,
     },
+    /// Bigger than the outgoing port's MTU (IPv4 with DF set, or IPv6,
+    /// which routers never fragment): needs ICMP fragmentation needed or
+    /// ICMPv6 packet too big with this MTU.
+    TooBig {
+        /// The outgoing port's MTU.
+        mtu: u16,
+    },
     /// Bigger than the tunnel's inner MTU with DF set: needs ICMP
     /// fragmentation needed with this next-hop MTU.
     TunnelTooBig {
@@ -136,6 +143,7 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
         return Verdict::Drop(DropReason::IpFragment);
     }
     let (src, dst, ttl, proto) = (ip.src_addr(), ip.dst_addr(), ip.ttl(), ip.protocol());
+    let (total_len, dont_frag) = (ip.total_len(), ip.dont_frag());
     if let Some(reason) = bad_source(tables, src) {
         return Verdict::Drop(reason);
     }
@@ -185,6 +193,14 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     let Some(out_iface) = tables.interfaces.get(out) else {
         return Verdict::Punt(PuntReason::NoRoute);
     };
+    if total_len > out_iface.mtu {
+        // The appliance does not fragment (as for the tunnel).
+        return if dont_frag {
+            Verdict::Punt(PuntReason::TooBig { mtu: out_iface.mtu })
+        } else {
+            Verdict::Drop(DropReason::MtuExceededNoDf)
+        };
+    }
     rewrite_for_forwarding(frame, out_iface.mac, neighbor.mac);
     Verdict::Forward(out)
 }
@@ -329,6 +345,7 @@ pub(super) mod tests {
                 port_id: 0,
                 mac: LAN_MAC,
                 address: Some("10.0.1.1/24".parse().unwrap()),
+                mtu: 1500,
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
                 address6: Some("fd00:1::1/64".parse().unwrap()),
@@ -339,6 +356,7 @@ pub(super) mod tests {
                 port_id: 1,
                 mac: WAN_MAC,
                 address: Some("10.0.2.1/24".parse().unwrap()),
+                mtu: 1500,
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
                 address6: Some("fd00:2::1/64".parse().unwrap()),
@@ -517,6 +535,41 @@ pub(super) mod tests {
             h.header_checksum,
             h.calc_header_checksum(),
             "checksum stays valid"
+        );
+    }
+
+    /// Larger than the outgoing port's MTU: never fragmented; with DF the
+    /// sender is told the MTU.
+    #[test]
+    fn a_packet_above_the_outgoing_mtu_is_not_fragmented() {
+        let mut t = tables(true);
+        t.interfaces[1].mtu = 1400;
+        let big = |df: bool| {
+            let b = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC.0)
+                .ipv4([10, 0, 1, 10], [10, 9, 1, 1], 64)
+                .udp(1000, 2000);
+            let mut v = Vec::new();
+            b.write(&mut v, &[7u8; 1380]).unwrap();
+            v[20] = if df { 0x40 } else { 0 };
+            Ipv4Packet::new_unchecked(&mut v[14..]).fill_checksum();
+            v
+        };
+        assert_eq!(
+            process(&t, Ingress::Port(0), &mut big(true)),
+            Verdict::Punt(PuntReason::TooBig { mtu: 1400 })
+        );
+        assert_eq!(
+            process(&t, Ingress::Port(0), &mut big(false)),
+            Verdict::Drop(DropReason::MtuExceededNoDf)
+        );
+        let mut fits = big(true);
+        fits.truncate(14 + 1400);
+        fits[16..18].copy_from_slice(&1400u16.to_be_bytes());
+        fits[38..40].copy_from_slice(&1372u16.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut fits[14..]).fill_checksum();
+        assert_eq!(
+            process(&t, Ingress::Port(0), &mut fits),
+            Verdict::Forward(1)
         );
     }
 

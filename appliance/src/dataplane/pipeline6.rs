@@ -3,6 +3,10 @@
 //! IPv6 router makes (RFC 8200, RFC 4291's scopes, RFC 4861's link-local
 //! control traffic).
 //!
+//! IPv6 is on for a port that has an IPv6 address (`address6`), as a
+//! router's `ipv6 address` turns it on; elsewhere IPv6 frames are dropped
+//! (`ip6_disabled`) and the appliance sends none.
+//!
 //! What a frame goes through, in order, each refusal with its own
 //! [`DropReason`]:
 //! 1. the fixed header (version, payload length within the frame) and the
@@ -16,7 +20,9 @@
 //! 5. martian destinations, link-local sources that would leave their link;
 //! 6. hop limit, route (longest-prefix match), neighbour: what the workers
 //!    cannot finish is punted (ICMPv6 errors, Neighbor Solicitation);
-//! 7. forwarded with new MACs and the hop limit less one (IPv6 has no header
+//! 7. no bigger than the outgoing port's MTU (a router never fragments
+//!    IPv6: packet too big instead, RFC 8201);
+//! 8. forwarded with new MACs and the hop limit less one (IPv6 has no header
 //!    checksum to mend).
 
 use crate::stats::DropReason;
@@ -38,6 +44,13 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
         // The tunnel carries IPv4 only: nothing IPv6 comes out of it.
         Ingress::Tunnel => return Verdict::Drop(DropReason::Ip6NotTunneled),
     };
+    if tables
+        .interfaces
+        .get(in_port)
+        .is_none_or(|i| i.address6.is_none())
+    {
+        return Verdict::Drop(DropReason::Ip6Disabled);
+    }
     let l3 = &frame[EthernetFrame::<&[u8]>::HEADER_LEN..];
     let ip = match Ipv6Packet::new_checked(l3) {
         Ok(ip) => ip,
@@ -87,6 +100,10 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     let Some(out_iface) = tables.interfaces.get(out) else {
         return Verdict::Punt(PuntReason::NoRoute);
     };
+    if Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()) > usize::from(out_iface.mtu)
+    {
+        return Verdict::Punt(PuntReason::TooBig { mtu: out_iface.mtu });
+    }
     let mut eth = EthernetFrame::new_unchecked(&mut *frame);
     eth.set_dst_addr(neighbor.mac);
     eth.set_src_addr(out_iface.mac);
@@ -108,8 +125,9 @@ fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>) -> Verdic
     }
     let for_us = dst == ALL_NODES
         || tables.interfaces.get(in_port).is_some_and(|i| {
-            dst == solicited_node(i.link_local())
-                || i.address6.is_some_and(|a| dst == solicited_node(a.addr()))
+            i.address6.is_some_and(|a| {
+                dst == solicited_node(a.addr()) || dst == solicited_node(i.link_local())
+            })
         });
     if for_us && ip.next_header() == next_header::ICMPV6 {
         Verdict::Punt(PuntReason::ToUs)
@@ -157,6 +175,24 @@ mod tests {
         assert_eq!(f[14 + 8..], before[14 + 8..], "nothing else changes");
         // Connected: straight to the host, once it is resolved.
         let mut f = udp6(LAN_MAC.0, "fd00:1::10", "fd00:2::2", 64);
+        assert_eq!(on_lan(&t, &mut f), Verdict::Forward(1));
+    }
+
+    #[test]
+    fn a_packet_above_the_outgoing_mtu_gets_packet_too_big() {
+        let mut t = tables(true);
+        t.interfaces[1].mtu = 1280;
+        let mut f = udp6(LAN_MAC.0, "fd00:1::10", "fd00:9::5", 64);
+        let payload = 1280 - 40 - 8 + 1;
+        let b = PacketBuilder::ethernet2(HOST_MAC, LAN_MAC.0)
+            .ipv6(a("fd00:1::10"), a("fd00:9::5"), 64)
+            .udp(1000, 2000);
+        let mut big = Vec::new();
+        b.write(&mut big, &vec![7u8; payload]).unwrap();
+        assert_eq!(
+            on_lan(&t, &mut big),
+            Verdict::Punt(PuntReason::TooBig { mtu: 1280 })
+        );
         assert_eq!(on_lan(&t, &mut f), Verdict::Forward(1));
     }
 

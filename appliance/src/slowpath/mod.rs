@@ -316,6 +316,10 @@ impl SlowPath {
                 self.counters.drop_one(DropReason::TunnelLoop);
             }
             (Verdict::Punt(PuntReason::ToUs), _) => self.local_delivery(m, ingress, now),
+            (Verdict::Punt(PuntReason::TooBig { mtu }), _) => {
+                self.counters.drop_one(DropReason::MtuExceeded);
+                self.icmp_error(&m, ingress, IcmpError::FragNeeded(mtu), now);
+            }
             (Verdict::Punt(PuntReason::TunnelTooBig { mtu }), _) => {
                 self.counters.drop_one(DropReason::TunnelMtuDf);
                 self.icmp_error(&m, ingress, IcmpError::FragNeeded(mtu), now);
@@ -466,14 +470,20 @@ impl SlowPath {
                 .collect();
             // IPv6 Neighbor Discovery reaches us through all nodes and the
             // solicited-node groups of our addresses.
-            if let Some(i) = self.state.interfaces().get(port) {
-                let groups = [Some(i.link_local()), i.address6.map(|a| a.addr())]
-                    .into_iter()
+            let ipv6 = self.state.interfaces().get(port).and_then(|i| {
+                i.address6.map(|a| {
+                    [
+                        crate::wire::ipv6::solicited_node(i.link_local()),
+                        crate::wire::ipv6::solicited_node(a.addr()),
+                        crate::wire::ipv6::ALL_NODES,
+                    ]
+                })
+            });
+            macs.extend(
+                ipv6.into_iter()
                     .flatten()
-                    .map(crate::wire::ipv6::solicited_node)
-                    .chain([crate::wire::ipv6::ALL_NODES]);
-                macs.extend(groups.map(|g| crate::wire::ipv6::multicast_mac(g).0));
-            }
+                    .map(|g| crate::wire::ipv6::multicast_mac(g).0),
+            );
             macs.sort_unstable();
             macs.dedup();
             // Ports that keep no filter list (af_packet, pcap) receive every

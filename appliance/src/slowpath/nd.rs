@@ -265,11 +265,8 @@ impl SlowPath {
             .interfaces()
             .iter()
             .enumerate()
-            .flat_map(|(p, i)| {
-                let global = i.address6.map(|a| (p, i.mac, a.addr()));
-                [Some((p, i.mac, i.link_local())), global]
-            })
-            .flatten()
+            .filter_map(|(p, i)| i.address6.map(|a| (p, i, a.addr())))
+            .flat_map(|(p, i, global)| [(p, i.mac, i.link_local()), (p, i.mac, global)])
             .collect();
         for (port, mac, ip) in targets {
             let mut buf = [0u8; MAX_BUILT6];

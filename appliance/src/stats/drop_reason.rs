@@ -40,6 +40,7 @@ drop_reasons! {
     IpMartianSource => "ip_martian_source", "source no packet may come from (RFC 1812 5.3.7): 0/8, 127/8, 240/4 (with the limited broadcast), a subnet broadcast";
     IpBroadcast => "ip_broadcast", "destination is a broadcast address";
     IpMartianDestination => "ip_martian_destination", "destination that is not routable: 0/8, 127/8, 240/4";
+    Ip6Disabled => "ip6_disabled", "IPv6 on a port with no IPv6 address configured (IPv6 is off there)";
     Ip6Truncated => "ip6_truncated", "shorter than an IPv6 header, or its payload length runs past the frame";
     Ip6BadHeader => "ip6_bad_header", "IPv6 version is not 6";
     Ip6ExtHeader => "ip6_ext_header", "IPv6 extension headers refused: hop-by-hop not first, routing type 0 with segments left, the chain not in the first fragment, or too long (RFC 8200, 5095, 7112)";
@@ -87,6 +88,8 @@ drop_reasons! {
     ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";
     ShaperStopped => "shaper_stopped", "still waiting in a path's shaper queue when the appliance stopped";
     ShaperPathDown => "shaper_path_down", "waited for a path that went down (or that a reload removed) and could not move to another: a redundant copy (the other copy goes on), or no path was usable";
+    MtuExceeded => "mtu_exceeded", "larger than the outgoing port's MTU: IPv4 with DF set (ICMP fragmentation needed sent) or IPv6 (ICMPv6 packet too big sent), rate-limited";
+    MtuExceededNoDf => "mtu_exceeded_no_df", "IPv4 larger than the outgoing port's MTU without DF (the appliance does not fragment)";
     TunnelMtuDf => "tunnel_mtu_df", "larger than the tunnel's inner MTU with DF set (ICMP fragmentation needed sent, rate-limited)";
     TunnelMtuNoDf => "tunnel_mtu_no_df", "larger than the tunnel's inner MTU without DF (the appliance does not fragment)";
     TunnelHandoffFull => "tunnel_handoff_full", "ring to the worker that owns the lane full";

@@ -18,7 +18,7 @@ struct Own {
 }
 
 /// One interface's IPv6 addresses: its link-local one and its global one
-/// (0: none).
+/// (both 0: IPv6 is off on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Own6 {
     link_local: u128,
@@ -48,9 +48,16 @@ impl OwnAddresses {
                 .collect(),
             interfaces
                 .iter()
-                .map(|i| Own6 {
-                    link_local: u128::from(i.link_local()),
-                    global: i.address6.map_or(0, |a| u128::from(a.addr())),
+                .map(|i| match i.address6 {
+                    Some(a) => Own6 {
+                        link_local: u128::from(i.link_local()),
+                        global: u128::from(a.addr()),
+                    },
+                    // IPv6 is off on a port with no IPv6 address.
+                    None => Own6 {
+                        link_local: 0,
+                        global: 0,
+                    },
                 })
                 .take(MAX_PORTS)
                 .collect(),
@@ -108,6 +115,7 @@ mod tests {
             port_id: 0,
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             address: address.map(|a| a.parse().unwrap()),
+            mtu: 1500,
             tx_ipv4_cksum: false,
             tx_udp_cksum: false,
             address6: None,

@@ -569,6 +569,7 @@ mod tests {
             port_id: 0,
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             address: Some("10.0.1.1/24".parse().unwrap()),
+            mtu: 1500,
             tx_ipv4_cksum: false,
             tx_udp_cksum: false,
             address6: None,

@@ -944,6 +944,7 @@ mod tests {
                 port_id: i as u16,
                 mac: MacAddr([2, 0, 0, 0, 0, i as u8 + 1]),
                 address: Some(addr.parse().unwrap()),
+                mtu: 1500,
                 tx_ipv4_cksum: false,
                 tx_udp_cksum: false,
                 address6: None,

@@ -205,8 +205,8 @@ pub struct Settings {
 
 /// Sets the port up: MTU, promiscuous and all-multicast memberships, the
 /// pool RX draws from, and the size TCP super-frames are cut to; makes
-/// the queue handles for [`queues`].
-pub(crate) fn configure(id: u16, setup: &Settings, pool: &Mempool) -> io::Result<()> {
+/// the queue handles for [`queues`]. Returns the interface's MTU.
+pub(crate) fn configure(id: u16, setup: &Settings, pool: &Mempool) -> io::Result<u16> {
     let port = get(id).ok_or(io::ErrorKind::NotFound)?;
     if usize::from(setup.rx_queues) != port.sockets.len()
         || usize::from(setup.tx_queues) > port.sockets.len()
@@ -284,7 +284,7 @@ pub(crate) fn configure(id: u16, setup: &Settings, pool: &Mempool) -> io::Result
         })
         .collect();
     *port.handles.lock().unwrap_or_else(PoisonError::into_inner) = Some((rx, tx));
-    Ok(())
+    Ok(u16::try_from(mtu).unwrap_or(u16::MAX))
 }
 
 /// The queue handles made by [`configure`], once.
