@@ -326,6 +326,19 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     if let Some((_, hs)) = handshaker {
         slow.encrypt_tunnel(hs, clock.now());
     }
+    // By port index (the profile's order), as the interfaces are.
+    let ra: Vec<_> = profile
+        .ports
+        .iter()
+        .map(|p| {
+            config
+                .interfaces
+                .iter()
+                .find(|i| i.port == p.name)
+                .and_then(|i| i.ra)
+        })
+        .collect();
+    slow.advertise_routes(&ra, clock.now());
     let mut mgmt = Mgmt::new(
         clock,
         slow,

@@ -1,6 +1,7 @@
 //! IPv6 routed through the appliance (VM profile, `net_af_packet` on veths)
-//! between two Linux hosts at their default IPv6 settings: Neighbor
-//! Discovery both ways, ping6 to the appliance's global and link-local
+//! between two Linux hosts at their default IPv6 settings: host A configured
+//! by the appliance's router advertisements alone (SLAAC and its default
+//! route, withdrawn when the appliance stops), Neighbor Discovery both ways, ping6 to the appliance's global and link-local
 //! addresses and through it, the ICMPv6 errors a router owes (time exceeded,
 //! no route, address unreachable, packet too big toward a link with a
 //! smaller MTU), iperf3 -6 TCP with the hosts' default offloads (TSO over
@@ -20,6 +21,7 @@ const CONFIG: &str = r#"
 port = "lan"
 address = "10.10.1.1/24"
 address6 = "fd00:10:1::1/64"
+[interfaces.ra]
 
 [[interfaces]]
 port = "wan"
@@ -64,6 +66,44 @@ fn ping(ns: &Netns, args: &[&str]) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
 
+/// Host A's address as SLAAC made it from the appliance's router
+/// advertisement, once its default route points at the appliance's
+/// link-local address.
+fn slaac_address(ns: &Netns, dev: &str, router: &str) -> String {
+    let mut address = String::new();
+    wait_for(
+        "an address and a default route from the router advertisement",
+        Duration::from_secs(20),
+        || {
+            let addrs = ns
+                .ip(&[
+                    "-6",
+                    "-o",
+                    "addr",
+                    "show",
+                    "dev",
+                    dev,
+                    "scope",
+                    "global",
+                    "-tentative",
+                ])
+                .unwrap_or_default();
+            let default = ns
+                .ip(&["-6", "route", "show", "default"])
+                .unwrap_or_default();
+            address = addrs
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            address.starts_with("fd00:10:1:") && default.contains(router)
+        },
+    );
+    address
+}
+
 /// A drop counter summed over the workers (`show stats`).
 fn dropped(socket: &std::path::Path, reason: &str) -> u64 {
     let s = ctl(socket, r#"{"cmd":"show","what":"stats"}"#);
@@ -101,7 +141,11 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
     std::fs::write(dir.join("config.toml"), config).expect("write config");
     let appliance = start_appliance(&app, &dir, &socket);
 
-    ipv6_host(&host_a, "eth0", "fd00:10:1::10/64", "fd00:10:1::1");
+    // Host A is configured by nothing but the appliance's router advertisements
+    // (Linux's defaults accept them); host B by hand.
+    let mac = app.mac("apl-lan").expect("lan MAC");
+    let link_local = appliance::interface::link_local_of(mac.parse().expect("MAC"));
+    let host_a_addr = slaac_address(&host_a, "eth0", &link_local.to_string());
     ipv6_host(&host_b, "eth0", "fd00:10:2::2/64", "fd00:10:2::1");
 
     // The appliance answers Neighbor Solicitations and echo for its addresses, global and
@@ -119,8 +163,6 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
             "fd00:10:1::1",
         ])
         .expect("host A pings the appliance's global address");
-    let mac = app.mac("apl-lan").expect("lan MAC");
-    let link_local = appliance::interface::link_local_of(mac.parse().expect("MAC"));
     host_a
         .exec(&[
             "ping",
@@ -247,7 +289,7 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    for host in ["fd00:10:1::10", "fd00:10:2::2"] {
+    for host in [host_a_addr.as_str(), "fd00:10:2::2"] {
         assert!(
             list.iter().any(|n| n["address"] == host),
             "{host} learned: {neighbors}"
@@ -294,6 +336,17 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
     assert!(
         slow["nd_adverts_sent"].as_u64() > Some(0) && slow["nd_solicits_sent"].as_u64() > Some(0),
         "{slow}"
+    );
+    // The last advertisement said the appliance is no longer a router: host A dropped
+    // its default route at once rather than after 30 minutes.
+    wait_for(
+        "host A's default route gone after the appliance stopped",
+        Duration::from_secs(3),
+        || {
+            host_a
+                .ip(&["-6", "route", "show", "default"])
+                .is_ok_and(|r| r.trim().is_empty())
+        },
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,58 @@ pub struct InterfaceConfig {
     /// link-local address is derived from the MAC in any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<Ipv6Net>,
+    /// Send router advertisements on this port (`[interfaces.ra]`): hosts
+    /// take the appliance as their default router and, for a /64, make
+    /// their addresses from its prefix (SLAAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ra: Option<RaConfig>,
+}
+
+/// Router advertisements on one port (RFC 4861 §6.2.1, radvd's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaConfig {
+    /// Longest time between unsolicited advertisements, seconds (4 to 1800;
+    /// each gap is drawn between a third of it and it).
+    #[serde(default = "RaConfig::default_interval")]
+    pub interval: u32,
+    /// Seconds hosts keep the appliance as their default router (0: never a
+    /// default router, the prefix only; at most 9000).
+    #[serde(default = "RaConfig::default_router_lifetime")]
+    pub router_lifetime: u16,
+    /// Seconds the prefix stays valid on hosts.
+    #[serde(default = "RaConfig::default_valid_lifetime")]
+    pub valid_lifetime: u32,
+    /// Seconds the addresses hosts make from it stay preferred (at most
+    /// `valid_lifetime`).
+    #[serde(default = "RaConfig::default_preferred_lifetime")]
+    pub preferred_lifetime: u32,
+}
+
+impl RaConfig {
+    fn default_interval() -> u32 {
+        600
+    }
+    fn default_router_lifetime() -> u16 {
+        1800
+    }
+    fn default_valid_lifetime() -> u32 {
+        86_400
+    }
+    fn default_preferred_lifetime() -> u32 {
+        14_400
+    }
+}
+
+impl Default for RaConfig {
+    fn default() -> Self {
+        Self {
+            interval: Self::default_interval(),
+            router_lifetime: Self::default_router_lifetime(),
+            valid_lifetime: Self::default_valid_lifetime(),
+            preferred_lifetime: Self::default_preferred_lifetime(),
+        }
+    }
 }
 
 /// A static route, IPv4 or IPv6 (prefix and next hop of one family).
@@ -312,6 +364,36 @@ impl Config {
                         format!("a subnet not overlapping port {}'s {n}", o.port),
                     );
                 }
+            }
+        }
+        for (i, ifc) in self.interfaces.iter().enumerate() {
+            let Some(ra) = ifc.ra else { continue };
+            let key = |k: &str| format!("interfaces[{i}].ra.{k}");
+            if ifc.address6.is_none() {
+                return err(
+                    format!("interfaces[{i}].ra"),
+                    "an address6 on the port first (advertisements announce its prefix)".into(),
+                );
+            }
+            if !(4..=1800).contains(&ra.interval) {
+                return err(key("interval"), "4 to 1800 seconds (RFC 4861 6.2.1)".into());
+            }
+            if ra.router_lifetime != 0
+                && (u32::from(ra.router_lifetime) < ra.interval || ra.router_lifetime > 9000)
+            {
+                return err(
+                    key("router_lifetime"),
+                    format!(
+                        "0 (not a default router) or from the interval ({}) to 9000 seconds",
+                        ra.interval
+                    ),
+                );
+            }
+            if ra.preferred_lifetime > ra.valid_lifetime {
+                return err(
+                    key("preferred_lifetime"),
+                    format!("at most valid_lifetime ({})", ra.valid_lifetime),
+                );
             }
         }
         let ours = || self.interfaces.iter().map(|i| i.address);

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use ipnet::{Ipv4Net, Ipv6Net};
 
 pub use appliance::{
-    Config, ControlConfig, InterfaceConfig, LogConfig, LogLevel, NeighborConfig, RouteConfig,
-    SlowPathConfig,
+    Config, ControlConfig, InterfaceConfig, LogConfig, LogLevel, NeighborConfig, RaConfig,
+    RouteConfig, SlowPathConfig,
 };
 pub use hw_profile::{instance_name, HEADER_DATA_ROOM, MAX_PORTS};
 pub use hw_profile::{

@@ -12,8 +12,9 @@
 //! 1. the fixed header (version, payload length within the frame) and the
 //!    extension-header walk with its policy ([`crate::wire::ipv6::walk`]);
 //! 2. multicast: Neighbor Discovery for us (to the solicited-node group of
-//!    one of our addresses on the arrival port, or to all nodes) goes to the
-//!    management lcore; any other group is dropped (no IPv6 relay yet);
+//!    one of our addresses on the arrival port, to all nodes, to all
+//!    routers) goes to the management lcore; any other group is dropped (no
+//!    IPv6 relay yet);
 //! 3. the source: ours or multicast, then martians;
 //! 4. to one of our addresses (a global one, or the arrival port's
 //!    link-local one): punted;
@@ -29,7 +30,7 @@ use crate::stats::DropReason;
 use crate::tables::{NextHop6, Tables};
 use crate::wire::ipv6::{
     is_link_local_unicast, is_martian_destination, is_martian_source, next_header, solicited_node,
-    walk, Ipv6Packet, ALL_NODES,
+    walk, Ipv6Packet, ALL_NODES, ALL_ROUTERS,
 };
 use crate::wire::EthernetFrame;
 
@@ -113,8 +114,8 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
 }
 
 /// A packet to an IPv6 group: ICMPv6 to the solicited-node group of one of
-/// our addresses on the arrival port, or to all nodes, is Neighbor
-/// Discovery for the management lcore (a Duplicate Address Detection probe
+/// our addresses on the arrival port, to all nodes or to all routers is
+/// Neighbor Discovery for the management lcore (a Duplicate Address Detection probe
 /// from `::` included: it may be about our address); anything else is
 /// dropped.
 #[inline]
@@ -124,6 +125,7 @@ fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>) -> Verdic
         return Verdict::Drop(DropReason::Ip6MartianSource);
     }
     let for_us = dst == ALL_NODES
+        || dst == ALL_ROUTERS
         || tables.interfaces.get(in_port).is_some_and(|i| {
             i.address6.is_some_and(|a| {
                 dst == solicited_node(a.addr()) || dst == solicited_node(i.link_local())
@@ -255,7 +257,12 @@ mod tests {
             Verdict::Punt(PuntReason::ToUs),
             "another node's duplicate address detection may be about our address"
         );
-        for group in ["ff02::1:ff00:10", "ff02::16", "ff02::2", "ff0e::1234"] {
+        assert_eq!(
+            on_lan(&t, &mut ns_to("ff02::2", "fe80::10")),
+            Verdict::Punt(PuntReason::ToUs),
+            "router solicitations"
+        );
+        for group in ["ff02::1:ff00:10", "ff02::16", "ff02::1:2", "ff0e::1234"] {
             assert_eq!(
                 on_lan(&t, &mut ns_to(group, "fe80::10")),
                 Verdict::Drop(DropReason::Ip6Multicast),

@@ -389,11 +389,13 @@ impl Mgmt {
         }
     }
 
-    /// Leaves every multicast group (before the workers stop, so the leaves
-    /// go out while the ports still run).
+    /// Leaves every multicast group and stops advertising the appliance as a
+    /// router (before the workers stop, so the messages go out while the
+    /// ports still run).
     pub fn leave_groups(&mut self) {
         let now = self.clock.now();
         self.slow.leave_all_groups(now);
+        self.slow.retire_router();
     }
 
     /// After the workers stopped: answers what they punted last, then frees

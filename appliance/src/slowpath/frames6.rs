@@ -103,6 +103,24 @@ pub fn neighbor_advert(
     icmpv6_frame(buf, (mac, eth_dst), (target, dst), ND_HOP_LIMIT, &na)
 }
 
+/// A router advertisement `ra` from our `(mac, link_local)` to all nodes
+/// (RFC 4861 §4.2: from the link-local address, hop limit 255).
+pub fn router_advert(
+    buf: &mut [u8],
+    mac: MacAddr,
+    link_local: Ipv6Addr,
+    ra: &Icmpv6Repr<'_>,
+) -> Option<usize> {
+    let all = crate::wire::ipv6::ALL_NODES;
+    icmpv6_frame(
+        buf,
+        (mac, multicast_mac(all)),
+        (link_local, all),
+        ND_HOP_LIMIT,
+        ra,
+    )
+}
+
 /// The echo reply to `request` (an echo request to us that passed the
 /// pipeline), from `src` (the address it was sent to, or ours on the link
 /// when it went to a group).

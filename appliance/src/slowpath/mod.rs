@@ -12,6 +12,7 @@ pub mod frames;
 pub mod frames6;
 pub mod igmp;
 mod nd;
+pub mod ra;
 pub mod tunnel;
 
 use std::collections::VecDeque;
@@ -78,6 +79,8 @@ enum SlowTimer {
     Bfd,
     /// The tunnel's handshakes: one may be due, or a session expire.
     Handshake,
+    /// A router advertisement is due on some port.
+    RouterAdvert,
 }
 
 struct Pending {
@@ -108,6 +111,8 @@ pub struct SlowPath {
     bfd: Option<BfdPaths>,
     /// When we last asked for the next hop of a learned path that moved.
     learned_arp: HashMap<Ipv4Addr, Time>,
+    /// Router advertisements on the ports that send them.
+    ra: ra::Advertiser,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -161,6 +166,7 @@ impl SlowPath {
             tunnel,
             bfd,
             learned_arp: HashMap::new(),
+            ra: ra::Advertiser::default(),
         }
     }
 
@@ -256,6 +262,7 @@ impl SlowPath {
                 SlowTimer::Probe(path) => self.probe_path(usize::from(path), now),
                 SlowTimer::Bfd => self.bfd_poll(now),
                 SlowTimer::Handshake => self.handshake_poll(now),
+                SlowTimer::RouterAdvert => self.advertise_due(now),
             }
         }
     }

@@ -9,7 +9,8 @@
 //! neighbour we asked for or hold (§7.2.5: an unsolicited one for an unknown
 //! target is dropped); a probe from `::` for one of our addresses (another
 //! node's Duplicate Address Detection) is answered to all nodes, which
-//! defends the address (RFC 4862 §5.4.3).
+//! defends the address (RFC 4862 §5.4.3). Router advertisements, on the
+//! ports configured to send them, are scheduled by [`super::ra`].
 
 use std::net::Ipv6Addr;
 
@@ -17,7 +18,9 @@ use dpdk_bindings::Mbuf;
 
 use super::frames::IcmpError;
 use super::frames6::{self, MAX_BUILT6};
-use super::SlowPath;
+use super::ra::Advertiser;
+use super::{SlowPath, SlowTimer};
+use crate::config::RaConfig;
 use crate::dataplane::pipeline::Ingress;
 use crate::interface::Interface;
 use crate::stats::DropReason;
@@ -93,7 +96,7 @@ impl SlowPath {
             .map(|p| (p.msg_type(), Icmpv6Repr::parse(&p, &src, &dst)));
         let repr = match repr {
             Some((_, Ok(r))) => r,
-            Some((135 | 136, Err(_))) => {
+            Some((133..=136, Err(_))) => {
                 self.counters.drop_one(DropReason::NdMalformed);
                 return;
             }
@@ -149,7 +152,57 @@ impl SlowPath {
                     self.counters.drop_one(DropReason::NdNotForUs);
                 }
             }
+            Icmpv6Repr::RouterSolicit { .. } if self.ra.advertises(port) => {
+                self.slow.nd_router_solicits_received.inc();
+                if let Some(at) = self.ra.solicited(port, now, &mut self.rng) {
+                    self.timers.arm_no_later(SlowTimer::RouterAdvert, at);
+                }
+            }
+            // Hosts ask every router; a port that does not advertise has no answer.
+            Icmpv6Repr::RouterSolicit { .. } => self.counters.drop_one(DropReason::Ip6Multicast),
             _ => self.counters.drop_one(DropReason::LocalUnsupported),
+        }
+    }
+
+    /// Starts router advertisements on the ports whose config asks for them
+    /// (`configs` by port index); the first go out at once.
+    pub fn advertise_routes(&mut self, configs: &[Option<RaConfig>], now: Time) {
+        self.ra = Advertiser::new(self.state.interfaces(), configs, now);
+        if let Some(at) = self.ra.next_deadline() {
+            self.timers.arm(SlowTimer::RouterAdvert, at);
+        }
+    }
+
+    /// Sends the advertisements due at `now` and re-arms.
+    pub(super) fn advertise_due(&mut self, now: Time) {
+        for port in self.ra.due(now, &mut self.rng) {
+            self.router_advert(port, false);
+        }
+        if let Some(at) = self.ra.next_deadline() {
+            self.timers.arm(SlowTimer::RouterAdvert, at);
+        }
+    }
+
+    /// Tells the hosts on every advertising port to stop using the
+    /// appliance as their router now (router lifetime 0, RFC 4861 §6.2.5):
+    /// at shutdown, while the ports still run.
+    pub fn retire_router(&mut self) {
+        let ports: Vec<usize> = self.ra.ports().collect();
+        for port in ports {
+            self.router_advert(port, true);
+        }
+        self.timers.cancel(SlowTimer::RouterAdvert);
+    }
+
+    fn router_advert(&mut self, port: usize, retiring: bool) {
+        let Some((mac, link_local, ra)) = self.ra.advert(port, retiring) else {
+            return;
+        };
+        let mut buf = [0u8; MAX_BUILT6];
+        if let Some(n) = frames6::router_advert(&mut buf, mac, link_local, &ra) {
+            if self.send_bytes(port, &buf[..n]) {
+                self.slow.nd_router_adverts_sent.inc();
+            }
         }
     }
 

@@ -14,6 +14,8 @@ crate::counter_set! {
         nd_received: "Neighbor Solicitations and Advertisements received",
         nd_adverts_sent: "Neighbor Advertisements sent for our IPv6 addresses (answers and announcements)",
         nd_solicits_sent: "Neighbor Solicitations sent to resolve or confirm IPv6 next hops",
+        nd_router_adverts_sent: "router advertisements sent (periodic, answers to solicitations, and the last one at shutdown)",
+        nd_router_solicits_received: "router solicitations received on a port that advertises",
         nd_dad_defended: "Duplicate Address Detection probes for one of our addresses answered (another node wants it)",
         echo_replies_sent: "ICMP and ICMPv6 echo replies sent",
         icmp_errors_sent: "ICMP and ICMPv6 errors sent (time exceeded, unreachable, too big)",

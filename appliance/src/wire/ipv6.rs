@@ -388,6 +388,9 @@ pub fn walk<T: AsRef<[u8]>>(packet: &Ipv6Packet<T>) -> core::result::Result<Chai
 /// ff02::1, all nodes on the link.
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
+/// ff02::2, all routers on the link (where hosts send Router Solicitations).
+pub const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
 /// The solicited-node group of `ip` (RFC 4291 §2.7.1): ff02::1:ff00:0/104
 /// with its low 24 bits. Neighbor Solicitations for `ip` go there.
 pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
