@@ -350,3 +350,76 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The appliance's address on a link is already someone else's: Duplicate Address
+/// Detection finds it at start, IPv6 goes off on that port (logged, counted, its routes
+/// gone, nothing answered for the address), and the other port carries on.
+#[test]
+fn a_duplicate_address_turns_ipv6_off_on_its_port() {
+    if skip_unless_root(&["ip", "ping"]) {
+        return;
+    }
+    let run = RunId::new();
+    let host_a = Netns::create(&run.ns_name("a")).expect("netns a");
+    let host_b = Netns::create(&run.ns_name("b")).expect("netns b");
+    let app = Netns::create(&run.ns_name("app")).expect("netns app");
+    app.disable_ipv6().expect("app: kernel IPv6 off");
+    veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
+    veth(&host_b, "eth0", &app, "apl-wan", 1500).expect("veth wan");
+    for ns in [&host_a, &host_b, &app] {
+        ns.link_up("lo", 65536).expect("lo up");
+    }
+    // Host A holds the address the appliance is configured with on lan.
+    ipv6_host(&host_a, "eth0", "fd00:10:1::1/64", "fd00:10:1::2");
+    ipv6_host(&host_b, "eth0", "fd00:10:2::2/64", "fd00:10:2::1");
+
+    let dir = std::env::temp_dir().join(format!("appliance-{}", run.base()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let socket = dir.join("ctl.sock");
+    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml"))
+        .expect("profile");
+    std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
+    let config = CONFIG.replace("SOCKET", &socket.display().to_string());
+    std::fs::write(dir.join("config.toml"), config).expect("write config");
+    let appliance = start_appliance(&app, &dir, &socket);
+    let failed = || {
+        let s = ctl(&socket, r#"{"cmd":"show","what":"stats"}"#);
+        s["data"]["slowpath"]["nd_dad_failed"].as_u64().unwrap_or(0)
+    };
+    wait_for(
+        "DAD to find lan's address taken",
+        Duration::from_secs(5),
+        || failed() == 1,
+    );
+    let routes = ctl(&socket, r#"{"cmd":"show","what":"routes"}"#);
+    let prefixes: Vec<String> = routes["data"]["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["prefix"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !prefixes.iter().any(|p| p.starts_with("fd00:10:1:"))
+            && prefixes.iter().any(|p| p == "fd00:10:2::/64"),
+        "lan's IPv6 routes gone, wan's kept: {prefixes:?}"
+    );
+    // Host A keeps its address: nobody else answers for it.
+    let mut neigh = host_b.command("ping");
+    neigh.args(["-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00:10:2::1"]);
+    let out = NsProcess::spawn(neigh)
+        .and_then(|p| p.wait_timeout(Duration::from_secs(10)))
+        .expect("ping");
+    assert!(out.status.success(), "wan still answers: {}", out.stdout);
+    appliance.signal(Signal::SIGINT).expect("SIGINT");
+    let out = appliance
+        .wait_timeout(Duration::from_secs(20))
+        .expect("appliance exits on SIGINT");
+    assert!(out.status.success(), "clean exit: {}", out.stderr);
+    assert!(
+        out.stderr.contains("fd00:10:1::1 is in use on the link")
+            && out.stderr.contains("IPv6 is off on lan"),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,13 +115,17 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
 
 /// A packet to an IPv6 group: ICMPv6 to the solicited-node group of one of
 /// our addresses on the arrival port, to all nodes or to all routers is
-/// Neighbor Discovery for the management lcore (a Duplicate Address Detection probe
-/// from `::` included: it may be about our address); anything else is
+/// Neighbor Discovery for the management lcore (a Duplicate Address
+/// Detection probe from `::`, or an advertisement from one of our own
+/// addresses, included: either may be about our address); anything else is
 /// dropped.
 #[inline]
 fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>) -> Verdict {
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    if !src.is_unspecified() && (is_martian_source(&src) || tables.own.is_own6(src)) {
+    // `::` is Duplicate Address Detection's source; one of our own addresses
+    // is how another node answers our detection probe (or claims our address
+    // later): the slow path judges both.
+    if !src.is_unspecified() && is_martian_source(&src) {
         return Verdict::Drop(DropReason::Ip6MartianSource);
     }
     let for_us = dst == ALL_NODES
@@ -256,6 +260,11 @@ mod tests {
             on_lan(&t, &mut ns_to("ff02::1:ff00:1", "::")),
             Verdict::Punt(PuntReason::ToUs),
             "another node's duplicate address detection may be about our address"
+        );
+        assert_eq!(
+            on_lan(&t, &mut ns_to("ff02::1", "fd00:1::1")),
+            Verdict::Punt(PuntReason::ToUs),
+            "another node answering our duplicate address detection for fd00:1::1"
         );
         assert_eq!(
             on_lan(&t, &mut ns_to("ff02::2", "fe80::10")),

@@ -136,7 +136,7 @@ impl Mgmt {
     /// service manager the appliance is ready (the workers run by now).
     pub fn start(&mut self) {
         let now = self.clock.now();
-        self.slow.announce();
+        self.slow.announce(now);
         self.slow.join_configured_groups(now);
         let ports: Vec<&str> = self.source.ports.iter().map(|p| p.name.as_str()).collect();
         self.ops.service.ready(&format!(

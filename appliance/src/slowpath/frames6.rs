@@ -79,6 +79,24 @@ pub fn neighbor_solicit(
     icmpv6_frame(buf, (mac, eth_dst), (src, dst), ND_HOP_LIMIT, &ns)
 }
 
+/// Duplicate Address Detection's probe for `target` (RFC 4862 §5.4.2):
+/// from `::`, with no link-layer address option, to its solicited-node
+/// group.
+pub fn dad_probe(buf: &mut [u8], mac: MacAddr, target: Ipv6Addr) -> Option<usize> {
+    let group = solicited_node(target);
+    let ns = Icmpv6Repr::NeighborSolicit {
+        target,
+        source_lladdr: None,
+    };
+    icmpv6_frame(
+        buf,
+        (mac, multicast_mac(group)),
+        (Ipv6Addr::UNSPECIFIED, group),
+        ND_HOP_LIMIT,
+        &ns,
+    )
+}
+
 /// A Neighbor Advertisement that our `target` is at `mac`, as a router,
 /// overriding what the receiver holds: to `(dst, eth_dst)` (the soliciting
 /// node), or unsolicited to all nodes.

@@ -81,6 +81,8 @@ enum SlowTimer {
     Handshake,
     /// A router advertisement is due on some port.
     RouterAdvert,
+    /// The addresses under Duplicate Address Detection are ours now.
+    DadDone,
 }
 
 struct Pending {
@@ -113,6 +115,8 @@ pub struct SlowPath {
     learned_arp: HashMap<Ipv4Addr, Time>,
     /// Router advertisements on the ports that send them.
     ra: ra::Advertiser,
+    /// Our IPv6 addresses (port, address) under Duplicate Address Detection.
+    tentative: Vec<(usize, std::net::Ipv6Addr)>,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -167,6 +171,7 @@ impl SlowPath {
             bfd,
             learned_arp: HashMap::new(),
             ra: ra::Advertiser::default(),
+            tentative: Vec::new(),
         }
     }
 
@@ -200,8 +205,8 @@ impl SlowPath {
     }
 
     /// Announces every address: IPv4 with a gratuitous ARP (a request for
-    /// itself), IPv6 with an unsolicited Neighbor Advertisement.
-    pub fn announce(&mut self) {
+    /// itself) now; IPv6 once Duplicate Address Detection finds it unused.
+    pub fn announce(&mut self, now: Time) {
         let targets: Vec<(usize, MacAddr, Ipv4Addr)> = self
             .state
             .interfaces()
@@ -216,7 +221,7 @@ impl SlowPath {
                 self.slow.gratuitous_arp_sent.inc();
             }
         }
-        self.announce6();
+        self.start_dad(now);
     }
 
     /// Answers every packet the workers punted since the last call; returns
@@ -263,6 +268,7 @@ impl SlowPath {
                 SlowTimer::Bfd => self.bfd_poll(now),
                 SlowTimer::Handshake => self.handshake_poll(now),
                 SlowTimer::RouterAdvert => self.advertise_due(now),
+                SlowTimer::DadDone => self.dad_done(),
             }
         }
     }

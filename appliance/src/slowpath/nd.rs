@@ -25,6 +25,10 @@ use crate::dataplane::pipeline::Ingress;
 use crate::interface::Interface;
 use crate::stats::DropReason;
 use crate::time::Time;
+
+/// How long an address stays tentative (RetransTimer × DupAddrDetectTransmits,
+/// RFC 4861 §10 and RFC 4862 §5.1 defaults: 1 s × 1).
+const DAD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use crate::wire::ipv6::{is_link_local_unicast, next_header, walk, Ipv6Packet, Upper};
 use crate::wire::{icmpv4, EthernetFrame, IpProtocol, MacAddr};
@@ -144,6 +148,10 @@ impl SlowPath {
                 // A solicited answer may leave the option out (RFC 4861 §4.4):
                 // the frame came from the neighbour's MAC then.
                 let mac = target_lladdr.unwrap_or(eth_src);
+                if is_ours_on(&iface, target) {
+                    self.address_claimed(port, target, mac);
+                    return;
+                }
                 let wanted = self.pending.contains_key(&std::net::IpAddr::V6(target))
                     || self.state.neighbors6.contains_key(&target);
                 if wanted && on_link(&iface, target) && mac.is_unicast() {
@@ -165,9 +173,12 @@ impl SlowPath {
     }
 
     /// Starts router advertisements on the ports whose config asks for them
-    /// (`configs` by port index); the first go out at once.
+    /// (`configs` by port index); the first go out once the addresses are
+    /// checked.
     pub fn advertise_routes(&mut self, configs: &[Option<RaConfig>], now: Time) {
-        self.ra = Advertiser::new(self.state.interfaces(), configs, now);
+        // From the link-local address, so once Duplicate Address Detection
+        // has found it ours.
+        self.ra = Advertiser::new(self.state.interfaces(), configs, now + DAD_WAIT);
         if let Some(at) = self.ra.next_deadline() {
             self.timers.arm(SlowTimer::RouterAdvert, at);
         }
@@ -229,12 +240,23 @@ impl SlowPath {
                 self.counters.drop_one(DropReason::NdMalformed);
                 return;
             }
+            if self.tentative.contains(&(port, target)) {
+                // Both of us are checking it at once: neither may have it
+                // (RFC 4862 §5.4.3).
+                self.dad_failed(port, target, None);
+                return;
+            }
             if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, None) {
                 if self.send_bytes(port, &buf[..n]) {
                     self.slow.nd_dad_defended.inc();
                     self.slow.nd_adverts_sent.inc();
                 }
             }
+            return;
+        }
+        if self.tentative.contains(&(port, target)) {
+            // Not ours until Duplicate Address Detection is done.
+            self.counters.drop_one(DropReason::NdNotForUs);
             return;
         }
         let Some(mac) = source_lladdr.filter(|m| m.is_unicast()) else {
@@ -309,11 +331,11 @@ impl SlowPath {
         }
     }
 
-    /// Announces every IPv6 address with an unsolicited Neighbor
-    /// Advertisement to all nodes (at start, as gratuitous ARP does for
-    /// IPv4), so neighbours that held another MAC for it move at once.
-    pub(super) fn announce6(&mut self) {
-        let targets: Vec<(usize, MacAddr, Ipv6Addr)> = self
+    /// Starts Duplicate Address Detection (RFC 4862 §5.4) for every IPv6
+    /// address: a solicitation for each from `::`; an address is ours once
+    /// [`DAD_WAIT`] passes with no other node claiming it ([`Self::dad_done`]).
+    pub(super) fn start_dad(&mut self, now: Time) {
+        let addresses: Vec<(usize, MacAddr, Ipv6Addr)> = self
             .state
             .interfaces()
             .iter()
@@ -321,7 +343,29 @@ impl SlowPath {
             .filter_map(|(p, i)| i.address6.map(|a| (p, i, a.addr())))
             .flat_map(|(p, i, global)| [(p, i.mac, i.link_local()), (p, i.mac, global)])
             .collect();
-        for (port, mac, ip) in targets {
+        for (port, mac, ip) in addresses {
+            let mut buf = [0u8; MAX_BUILT6];
+            if let Some(n) = frames6::dad_probe(&mut buf, mac, ip) {
+                if self.send_bytes(port, &buf[..n]) {
+                    self.slow.nd_solicits_sent.inc();
+                }
+            }
+            self.tentative.push((port, ip));
+        }
+        if !self.tentative.is_empty() {
+            self.timers.arm(SlowTimer::DadDone, now + DAD_WAIT);
+        }
+    }
+
+    /// The addresses nobody claimed are ours: each is announced with an
+    /// unsolicited Neighbor Advertisement to all nodes (as gratuitous ARP
+    /// does for IPv4), so neighbours that held another MAC for it move at
+    /// once.
+    pub(super) fn dad_done(&mut self) {
+        for (port, ip) in std::mem::take(&mut self.tentative) {
+            let Some(mac) = self.state.interfaces().get(port).map(|i| i.mac) else {
+                continue;
+            };
             let mut buf = [0u8; MAX_BUILT6];
             if let Some(n) = frames6::neighbor_advert(&mut buf, mac, ip, None) {
                 if self.send_bytes(port, &buf[..n]) {
@@ -329,5 +373,40 @@ impl SlowPath {
                 }
             }
         }
+    }
+
+    /// Another node advertised `ip`, one of our addresses on `port`, at
+    /// `mac`: while we are still checking it, it is theirs; afterwards it is
+    /// a conflict, logged and counted (ours stays: a router's address is
+    /// configured, and the operator must settle who keeps it).
+    fn address_claimed(&mut self, port: usize, ip: Ipv6Addr, mac: MacAddr) {
+        if self.tentative.contains(&(port, ip)) {
+            self.dad_failed(port, ip, Some(mac));
+            return;
+        }
+        self.slow.nd_address_conflicts.inc();
+        log::warn!("another node ({mac}) advertises {ip}, our address on port {port}");
+    }
+
+    /// Duplicate Address Detection found `ip` in use on `port` (by `mac`,
+    /// when it answered): IPv6 goes off on the port, as Linux turns it off
+    /// for a duplicate link-local address (a port has one global address,
+    /// and does nothing useful in IPv6 without it).
+    fn dad_failed(&mut self, port: usize, ip: Ipv6Addr, mac: Option<MacAddr>) {
+        self.tentative.retain(|(p, _)| *p != port);
+        self.slow.nd_dad_failed.inc();
+        let name = self
+            .state
+            .interfaces()
+            .get(port)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        let by = mac.map_or_else(
+            || "another node checking it at the same time".to_string(),
+            |m| format!("answered by {m}"),
+        );
+        log::error!("{name}: {ip} is in use on the link ({by}): IPv6 is off on {name}");
+        self.ra.stop(port);
+        self.state.disable_ipv6(port);
     }
 }

@@ -159,6 +159,13 @@ impl Advertiser {
         Some((p.mac, p.link_local, ra))
     }
 
+    /// Stops advertising on `port` (its IPv6 went off).
+    pub fn stop(&mut self, port: usize) {
+        if let Some(p) = self.ports.get_mut(port) {
+            *p = None;
+        }
+    }
+
     /// Every advertising port's index.
     pub fn ports(&self) -> impl Iterator<Item = usize> + '_ {
         self.ports

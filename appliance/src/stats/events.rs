@@ -16,6 +16,8 @@ crate::counter_set! {
         nd_solicits_sent: "Neighbor Solicitations sent to resolve or confirm IPv6 next hops",
         nd_router_adverts_sent: "router advertisements sent (periodic, answers to solicitations, and the last one at shutdown)",
         nd_router_solicits_received: "router solicitations received on a port that advertises",
+        nd_dad_failed: "our IPv6 addresses found in use by another node at start (IPv6 turned off on that port)",
+        nd_address_conflicts: "advertisements by another node of one of our IPv6 addresses after start",
         nd_dad_defended: "Duplicate Address Detection probes for one of our addresses answered (another node wants it)",
         echo_replies_sent: "ICMP and ICMPv6 echo replies sent",
         icmp_errors_sent: "ICMP and ICMPv6 errors sent (time exceeded, unreachable, too big)",

@@ -361,6 +361,17 @@ impl RoutingState {
         }
     }
 
+    /// Turns IPv6 off on `port` (its address was found in use by another
+    /// node): its address, connected route and routes through it go.
+    pub fn disable_ipv6(&mut self, port: usize) -> u64 {
+        if let Some(i) = self.interfaces.get_mut(port) {
+            i.address6 = None;
+        }
+        self.neighbors6.retain(|_, e| e.port != port || e.is_static);
+        self.routes_changed();
+        self.republish()
+    }
+
     /// The neighbour entry of `ip`, of either family.
     pub fn neighbor(&self, ip: IpAddr) -> Option<&NeighborEntry> {
         match ip {
