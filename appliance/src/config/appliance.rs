@@ -519,14 +519,7 @@ impl Config {
                     ),
                 );
             }
-            let statics: Vec<Ipv4Net> = self
-                .routes
-                .iter()
-                .filter_map(|r| match r.prefix {
-                    IpNet::V4(p) => Some(p),
-                    IpNet::V6(_) => None,
-                })
-                .collect();
+            let statics: Vec<IpNet> = self.routes.iter().map(|r| r.prefix).collect();
             if let Err(e) = t.validate(
                 &self.interfaces,
                 &statics,
@@ -903,6 +896,89 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
             "tunnel.prefixes[0]",
             "a prefix routed already"
         );
+    }
+
+    /// IPv6: interface addresses, routes, router advertisements and tunnel
+    /// prefixes, each refusal naming its key.
+    #[test]
+    fn ipv6_errors_name_the_key() {
+        const V6: &str = r#"
+[[interfaces]]
+port = "lan"
+address = "10.0.1.1/24"
+address6 = "fd00:1::1/64"
+[interfaces.ra]
+interval = 200
+[[interfaces]]
+port = "wan"
+address = "10.0.2.1/24"
+address6 = "fd00:2::1/64"
+[[routes]]
+prefix = "fd00:9::/48"
+via = "fd00:2::2"
+[tunnel]
+prefixes = ["10.9.0.0/16", "fd00:8::/48"]
+encryption = "none"
+[[tunnel.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.0.2.2"
+rate = "30mbit"
+"#;
+        let c = parse(V6).unwrap();
+        assert_eq!(c.interfaces[0].ra.map(|r| r.interval), Some(200));
+        let cases = [
+            ("fd00:2::1/64", "fd00:1::2/64", "interfaces[1].address6"),
+            ("fd00:2::1/64", "fe80::1/64", "interfaces[1].address6"),
+            ("fd00:2::1/64", "2001:db8::1/64", "interfaces[1].address6"),
+            ("fd00:2::1/64", "fd00:2::/64", "interfaces[1].address6"),
+            ("fd00:2::1/64", "ff02::1/64", "interfaces[1].address6"),
+            (
+                "interval = 200",
+                "interval = 2",
+                "interfaces[0].ra.interval",
+            ),
+            (
+                "interval = 200",
+                "interval = 200
+router_lifetime = 100",
+                "interfaces[0].ra.router_lifetime",
+            ),
+            (
+                "interval = 200",
+                "interval = 200
+preferred_lifetime = 90000",
+                "interfaces[0].ra.preferred_lifetime",
+            ),
+            (
+                "address6 = \"fd00:1::1/64\"\n[interfaces.ra]",
+                "[interfaces.ra]",
+                "interfaces[0].ra",
+            ),
+            ("fd00:9::/48", "fd00:9::1/48", "routes[0].prefix"),
+            ("fd00:9::/48", "fe80::/64", "routes[0].prefix"),
+            (
+                "via = \"fd00:2::2\"",
+                "via = \"fd00:3::2\"",
+                "routes[0].via",
+            ),
+            (
+                "via = \"fd00:2::2\"",
+                "via = \"fd00:2::1\"",
+                "routes[0].via",
+            ),
+            ("via = \"fd00:2::2\"", "via = \"10.0.2.2\"", "routes[0].via"),
+            ("\"fd00:8::/48\"", "\"fd00:1::/48\"", "tunnel.prefixes[1]"),
+            ("\"fd00:8::/48\"", "\"fd00:9::/48\"", "tunnel.prefixes[1]"),
+            ("\"fd00:8::/48\"", "\"2001:db8::/32\"", "tunnel.prefixes[1]"),
+        ];
+        for (from, to, key) in cases {
+            let text = V6.replacen(from, to, 1);
+            assert_ne!(text, V6, "{from} not in the config");
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key, key, "{from} -> {to}: {e}");
+        }
     }
 
     #[test]

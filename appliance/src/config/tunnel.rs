@@ -34,7 +34,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::InterfaceConfig;
@@ -421,12 +421,13 @@ impl<'de> Deserialize<'de> for Protocol {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
-    /// Inner source in this prefix.
+    /// Inner source in this prefix (IPv4 or IPv6: a packet of the other
+    /// family does not match).
     #[serde(default)]
-    pub src: Option<Ipv4Net>,
-    /// Inner destination in this prefix.
+    pub src: Option<IpNet>,
+    /// Inner destination in this prefix (likewise).
     #[serde(default)]
-    pub dst: Option<Ipv4Net>,
+    pub dst: Option<IpNet>,
     /// IP protocol.
     #[serde(default)]
     pub protocol: Option<Protocol>,
@@ -439,7 +440,8 @@ pub struct MatchConfig {
     /// DSCP is one of these.
     #[serde(default)]
     pub dscp: Option<Vec<u8>>,
-    /// Inner IPv4 total length in this range (bytes).
+    /// Inner packet's length in this range (bytes: IPv4's total length,
+    /// IPv6's header and payload).
     #[serde(default)]
     pub size: Option<Range>,
 }
@@ -617,8 +619,8 @@ pub struct TunnelConfig {
     /// Outer UDP destination port (the same on both appliances).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// The peer site's networks: routed through the tunnel.
-    pub prefixes: Vec<Ipv4Net>,
+    /// The peer site's networks, IPv4 and IPv6: routed through the tunnel.
+    pub prefixes: Vec<IpNet>,
     /// The paths to the peer.
     pub paths: Vec<PathConfig>,
     /// Traffic classes, first match wins.
@@ -780,7 +782,7 @@ impl TunnelConfig {
     pub fn validate(
         &self,
         interfaces: &[InterfaceConfig],
-        static_prefixes: &[Ipv4Net],
+        static_prefixes: &[IpNet],
         mbufs: u32,
         workers: usize,
     ) -> Result<(), TunnelConfigError> {
@@ -896,21 +898,36 @@ impl TunnelConfig {
                     format!("a prefix with no host bits set ({} here)", prefix.trunc()),
                 );
             }
-            if let Some(c) = interfaces
-                .iter()
-                .find(|c| prefix.contains(&c.address.addr()) || c.address.trunc().contains(prefix))
-            {
+            let ours = interfaces.iter().find_map(|c| {
+                let overlaps =
+                    |net: IpNet| prefix.contains(&net.addr()) || net.trunc().contains(prefix);
+                [Some(IpNet::V4(c.address)), c.address6.map(IpNet::V6)]
+                    .into_iter()
+                    .flatten()
+                    .find(|net| overlaps(*net))
+                    .map(|net| (c, net))
+            });
+            if let Some((c, net)) = ours {
                 return fail(
                     key,
-                    format!(
-                        "a remote network, not one overlapping {}'s {}",
-                        c.port, c.address
-                    ),
+                    format!("a remote network, not one overlapping {}'s {net}", c.port),
                 );
             }
+            if let IpNet::V6(p) = prefix {
+                let a = p.addr();
+                if a.is_multicast()
+                    || crate::wire::ipv6::is_link_local_unicast(&a)
+                    || crate::wire::ipv6::is_documentation(&a)
+                {
+                    return fail(
+                        key,
+                        format!("a routable prefix (outside fe80::/10, ff00::/8 and 2001:db8::/32), not {p}"),
+                    );
+                }
+            }
             if let Some(p) = self.paths.iter().find(|p| {
-                p.remote.is_some_and(|r| prefix.contains(&r))
-                    || p.next_hop.or(p.remote).is_some_and(|n| prefix.contains(&n))
+                let holds = |a: Ipv4Addr| prefix.contains(&std::net::IpAddr::V4(a));
+                p.remote.is_some_and(holds) || p.next_hop.or(p.remote).is_some_and(holds)
             }) {
                 return fail(key, format!(
                     "a prefix not holding path {}'s peer address or next hop (its own packets would enter the tunnel)",

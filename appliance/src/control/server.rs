@@ -243,15 +243,15 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
                 "interface": name(r.next_hop.port()),
             }));
             let v6 = t.routes6.routes().into_iter().map(|r| {
-                let (via, port) = match r.next_hop {
-                    crate::tables::NextHop6::Gateway { via, port } => (Some(via.to_string()), port),
-                    crate::tables::NextHop6::Connected { port } => (None, port),
+                let via = match r.next_hop {
+                    crate::tables::NextHop6::Gateway { via, .. } => Some(via.to_string()),
+                    _ => None,
                 };
                 json!({
                     "prefix": r.prefix.to_string(),
                     "kind": r.kind,
                     "via": via,
-                    "interface": name(Some(port)),
+                    "interface": name(r.next_hop.port()),
                 })
             });
             Ok(json!({

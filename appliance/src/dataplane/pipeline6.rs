@@ -5,7 +5,9 @@
 //!
 //! IPv6 is on for a port that has an IPv6 address (`address6`), as a
 //! router's `ipv6 address` turns it on; elsewhere IPv6 frames are dropped
-//! (`ip6_disabled`) and the appliance sends none.
+//! (`ip6_disabled`) and the appliance sends none. Out of the tunnel, IPv6
+//! is routed as it is from a port; into it, as IPv4 is (the tunnel's
+//! prefixes of either family are its routes).
 //!
 //! What a frame goes through, in order, each refusal with its own
 //! [`DropReason`]:
@@ -41,15 +43,15 @@ use super::pipeline::{Ingress, PuntReason, Verdict};
 #[inline]
 pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     let in_port = match ingress {
-        Ingress::Port(p) => p,
-        // The tunnel carries IPv4 only: nothing IPv6 comes out of it.
-        Ingress::Tunnel => return Verdict::Drop(DropReason::Ip6NotTunneled),
+        Ingress::Port(p) => Some(p),
+        Ingress::Tunnel => None,
     };
-    if tables
-        .interfaces
-        .get(in_port)
-        .is_none_or(|i| i.address6.is_none())
-    {
+    if in_port.is_some_and(|p| {
+        tables
+            .interfaces
+            .get(p)
+            .is_none_or(|i| i.address6.is_none())
+    }) {
         return Verdict::Drop(DropReason::Ip6Disabled);
     }
     let l3 = &frame[EthernetFrame::<&[u8]>::HEADER_LEN..];
@@ -65,7 +67,11 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     }
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     if dst.is_multicast() {
-        return multicast6(tables, in_port, &ip);
+        return match in_port {
+            Some(p) => multicast6(tables, p, &ip),
+            // Groups are not carried across the tunnel in IPv6 (yet).
+            None => Verdict::Drop(DropReason::Ip6Multicast),
+        };
     }
     if src.is_multicast() || tables.own.is_own6(src) {
         return Verdict::Drop(DropReason::IpBadSource);
@@ -73,7 +79,7 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     if is_martian_source(&src) {
         return Verdict::Drop(DropReason::Ip6MartianSource);
     }
-    if tables.local_port6(dst, Some(in_port)).is_some() {
+    if tables.local_port6(dst, in_port).is_some() {
         return Verdict::Punt(PuntReason::ToUs);
     }
     if is_martian_destination(&dst) {
@@ -91,6 +97,7 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     let (next_hop, out) = match route.next_hop {
         NextHop6::Connected { port } => (dst, port),
         NextHop6::Gateway { via, port } => (via, port),
+        NextHop6::Tunnel => return into_tunnel6(tables, ingress, frame),
     };
     let Some(neighbor) = tables.neighbor6_on(next_hop, out) else {
         return Verdict::Punt(PuntReason::NeighborMiss6 {
@@ -111,6 +118,25 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     let mut ip = Ipv6Packet::new_unchecked(&mut frame[EthernetFrame::<&[u8]>::HEADER_LEN..]);
     ip.set_hop_limit(ip.hop_limit() - 1);
     Verdict::Forward(out)
+}
+
+/// An IPv6 packet routed to the peer site: not back out of the tunnel it
+/// came from, and no bigger than the tunnel's inner MTU (packet too big
+/// otherwise: IPv6 is never fragmented on the way).
+#[inline]
+fn into_tunnel6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
+    let Some(t) = tables.tunnel.as_ref() else {
+        return Verdict::Punt(PuntReason::NoRoute);
+    };
+    if ingress == Ingress::Tunnel {
+        return Verdict::Drop(DropReason::TunnelLoop);
+    }
+    let mut ip = Ipv6Packet::new_unchecked(&mut frame[EthernetFrame::<&[u8]>::HEADER_LEN..]);
+    if Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()) > usize::from(t.inner_mtu) {
+        return Verdict::Punt(PuntReason::TunnelTooBig { mtu: t.inner_mtu });
+    }
+    ip.set_hop_limit(ip.hop_limit() - 1);
+    Verdict::TunnelTx
 }
 
 /// A packet to an IPv6 group: ICMPv6 to the solicited-node group of one of

@@ -605,9 +605,7 @@ impl SlowPath {
 
     fn icmp_error(&mut self, offending: &Mbuf, ingress: Ingress, kind: IcmpError, now: Time) {
         if frames6::is_ipv6(offending.data()) {
-            if let Ingress::Port(p) = ingress {
-                self.icmp6_error(offending, p, kind, now);
-            }
+            self.icmp6_error(offending, ingress, kind, now);
             return;
         }
         let source = match ingress {

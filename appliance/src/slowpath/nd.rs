@@ -56,15 +56,9 @@ fn source_for(iface: &Interface, peer: Ipv6Addr) -> Ipv6Addr {
 }
 
 impl SlowPath {
-    /// An IPv6 packet the pipeline says is for us.
+    /// An IPv6 packet the pipeline says is for us (from a port, or out of
+    /// the tunnel: echo and errors only, Neighbor Discovery is a link's).
     pub(super) fn local_delivery6(&mut self, m: &Mbuf, ingress: Ingress, now: Time) {
-        let Ingress::Port(port) = ingress else {
-            self.counters.drop_one(DropReason::Ip6NotTunneled);
-            return;
-        };
-        let Some(iface) = self.state.interfaces().get(port).cloned() else {
-            return;
-        };
         let data = m.data();
         let Some(ip) = data
             .get(ETH..)
@@ -89,7 +83,7 @@ impl SlowPath {
             self.counters.drop_one(DropReason::LocalUnsupported);
             if matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
                 let kind = IcmpError::Unreachable(icmpv4::code::PORT_UNREACHABLE);
-                self.icmp6_error(m, port, kind, now);
+                self.icmp6_error(m, ingress, kind, now);
             }
             return;
         }
@@ -114,6 +108,20 @@ impl SlowPath {
             return;
         }
         let eth_src = EthernetFrame::new_unchecked(data).src_addr();
+        let (port, iface) = match ingress {
+            Ingress::Port(p) => match self.state.interfaces().get(p) {
+                Some(i) => (p, i.clone()),
+                None => return,
+            },
+            Ingress::Tunnel => {
+                if let Icmpv6Repr::EchoRequest { .. } = repr {
+                    self.echo6(data, dst, ingress, MacAddr::ZERO, now);
+                } else {
+                    self.counters.drop_one(DropReason::LocalUnsupported);
+                }
+                return;
+            }
+        };
         match repr {
             Icmpv6Repr::EchoRequest { .. } => {
                 // To a group (all nodes): answered from our address on the link.
@@ -122,15 +130,7 @@ impl SlowPath {
                 } else {
                     dst
                 };
-                let mut buf = [0u8; MAX_BUILT6];
-                match frames6::echo_reply6(&mut buf, iface.mac, from, data) {
-                    Some(n) => {
-                        if self.send_bytes(port, &buf[..n]) {
-                            self.slow.echo_replies_sent.inc();
-                        }
-                    }
-                    None => self.counters.drop_one(DropReason::IcmpMalformed),
-                }
+                self.echo6(data, from, ingress, iface.mac, now);
             }
             Icmpv6Repr::NeighborSolicit {
                 target,
@@ -170,6 +170,47 @@ impl SlowPath {
             Icmpv6Repr::RouterSolicit { .. } => self.counters.drop_one(DropReason::Ip6Multicast),
             _ => self.counters.drop_one(DropReason::LocalUnsupported),
         }
+    }
+
+    /// Answers the echo request `request` from our address `from`, back
+    /// where it came from (our `mac` on a port; the tunnel ignores it).
+    fn echo6(&mut self, request: &[u8], from: Ipv6Addr, ingress: Ingress, mac: MacAddr, now: Time) {
+        let mut buf = [0u8; MAX_BUILT6];
+        match frames6::echo_reply6(&mut buf, mac, from, request) {
+            Some(n) => {
+                if self.send_back(ingress, &buf[..n], now) {
+                    self.slow.echo_replies_sent.inc();
+                }
+            }
+            None => self.counters.drop_one(DropReason::IcmpMalformed),
+        }
+    }
+
+    /// Sends `frame` back where a packet came from: out of its port, or
+    /// into the tunnel.
+    fn send_back(&mut self, ingress: Ingress, frame: &[u8], now: Time) -> bool {
+        match ingress {
+            Ingress::Port(p) => self.send_bytes(p, frame),
+            Ingress::Tunnel => self.send_through_tunnel(frame, now),
+        }
+    }
+
+    /// The address ICMPv6 about tunnel traffic comes from: the global
+    /// address of the first interface that carries no tunnel path (the LAN
+    /// side), else of any.
+    fn tunnel_side_address6(&self) -> Option<Ipv6Addr> {
+        let path_ports: Vec<usize> = self
+            .tunnel
+            .iter()
+            .flat_map(|t| t.table().paths.iter().map(|p| p.port))
+            .collect();
+        let ifaces = self.state.interfaces();
+        ifaces
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !path_ports.contains(i))
+            .chain(ifaces.iter().enumerate())
+            .find_map(|(_, i)| i.address6.map(|a| a.addr()))
     }
 
     /// Starts router advertisements on the ports whose config asks for them
@@ -284,30 +325,39 @@ impl SlowPath {
     pub(super) fn icmp6_error(
         &mut self,
         offending: &Mbuf,
-        port: usize,
+        ingress: Ingress,
         kind: IcmpError,
         now: Time,
     ) {
-        let Some(iface) = self.state.interfaces().get(port).cloned() else {
-            return;
-        };
-        let src = offending
+        let Some(offender) = offending
             .data()
             .get(ETH..)
             .and_then(|l3| Ipv6Packet::new_checked(l3).ok())
-            .map(|ip| source_for(&iface, ip.src_addr()));
-        let Some(src) = src else {
+            .map(|ip| ip.src_addr())
+        else {
+            return;
+        };
+        let source = match ingress {
+            Ingress::Port(p) => self
+                .state
+                .interfaces()
+                .get(p)
+                .map(|i| (i.mac, source_for(i, offender))),
+            // The reply is encapsulated: its MACs are never seen.
+            Ingress::Tunnel => self.tunnel_side_address6().map(|a| (MacAddr::ZERO, a)),
+        };
+        let Some((mac, src)) = source else {
             return;
         };
         let mut buf = [0u8; MAX_BUILT6];
-        let Some(n) = frames6::icmp6_error(&mut buf, iface.mac, src, offending.data(), kind) else {
+        let Some(n) = frames6::icmp6_error(&mut buf, mac, src, offending.data(), kind) else {
             return;
         };
         if !self.icmp_bucket.take(now) {
             self.slow.icmp_errors_rate_limited.inc();
             return;
         }
-        if self.send_bytes(port, &buf[..n]) {
+        if self.send_back(ingress, &buf[..n], now) {
             self.slow.icmp_errors_sent.inc();
         }
     }

@@ -48,7 +48,6 @@ drop_reasons! {
     Ip6MartianDestination => "ip6_martian_destination", "IPv6 destination that is never routed: ::, ::1, IPv4-mapped, documentation, link-local not ours";
     Ip6LinkLocalSource => "ip6_link_local_source", "IPv6 packet from a link-local source that would have to leave its link (RFC 4291 2.5.6)";
     Ip6Multicast => "ip6_multicast", "IPv6 multicast not for us (Neighbor Discovery of others, MLD, RS with no RA configured, streams: no IPv6 relay yet)";
-    Ip6NotTunneled => "ip6_not_tunneled", "IPv6 packet routed into the tunnel, which carries IPv4 only so far";
     NdNotForUs => "nd_not_for_us", "Neighbor Solicitation for an address that is not ours, or an advertisement of a neighbour we did not ask for";
     NdMalformed => "nd_malformed", "Neighbor Discovery message with a hop limit below 255, a bad checksum or malformed options (RFC 4861 7.1)";
     UdpTruncated => "udp_truncated", "UDP header or length field does not fit";

@@ -28,6 +28,18 @@ pub enum NextHop6 {
         /// Port index.
         port: usize,
     },
+    /// Into the multipath tunnel to the peer site.
+    Tunnel,
+}
+
+impl NextHop6 {
+    /// The port index packets leave on, if the route names one.
+    pub fn port(&self) -> Option<usize> {
+        match *self {
+            NextHop6::Connected { port } | NextHop6::Gateway { port, .. } => Some(port),
+            NextHop6::Tunnel => None,
+        }
+    }
 }
 
 /// One IPv6 route.
@@ -138,7 +150,7 @@ mod tests {
         let port = |a: &str| {
             t.lookup(a.parse().unwrap()).and_then(|r| match r.next_hop {
                 NextHop6::Connected { port } => Some(port),
-                NextHop6::Gateway { .. } => None,
+                NextHop6::Gateway { .. } | NextHop6::Tunnel => None,
             })
         };
         assert_eq!(port("2001:db8:1::5"), Some(3));

@@ -476,8 +476,13 @@ fn resolved<K: Hash + Eq + Copy>(map: &HashMap<K, NeighborEntry>) -> HashMap<K, 
         .collect()
 }
 
-/// The IPv6 routes: connected subnets and static routes.
-fn routes6(interfaces: &[Interface], static_routes: &[(IpNet, IpAddr)]) -> Route6Table {
+/// The IPv6 routes: connected subnets, static routes and the tunnel's
+/// prefixes.
+fn routes6(
+    interfaces: &[Interface],
+    static_routes: &[(IpNet, IpAddr)],
+    tunnel: Option<&Arc<TunnelTable>>,
+) -> Route6Table {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address6.map(|a| Route6 {
             prefix: a.trunc(),
@@ -496,11 +501,23 @@ fn routes6(interfaces: &[Interface], static_routes: &[(IpNet, IpAddr)]) -> Route
             }),
         _ => None,
     });
-    Route6Table::new(statics.chain(connected))
+    let tunneled = tunnel
+        .into_iter()
+        .flat_map(|t| t.prefixes.iter())
+        .filter_map(|prefix| match prefix {
+            IpNet::V6(prefix) => Some(Route6 {
+                prefix: *prefix,
+                next_hop: NextHop6::Tunnel,
+                kind: RouteKind::Tunnel,
+            }),
+            IpNet::V4(_) => None,
+        });
+    // Connected routes last, as for IPv4.
+    Route6Table::new(statics.chain(tunneled).chain(connected))
 }
 
-/// The route tables: connected subnets, static routes and the tunnel's
-/// prefixes (IPv4), connected subnets and static routes (IPv6).
+/// The route tables of both families: connected subnets, static routes and
+/// the tunnel's prefixes.
 fn route_tables(
     interfaces: &[Interface],
     static_routes: &[(IpNet, IpAddr)],
@@ -529,17 +546,20 @@ fn route_tables(
     let tunneled = tunnel
         .into_iter()
         .flat_map(|t| t.prefixes.iter())
-        .map(|prefix| Route {
-            prefix: *prefix,
-            next_hop: NextHop::Tunnel,
-            kind: RouteKind::Tunnel,
+        .filter_map(|prefix| match prefix {
+            IpNet::V4(prefix) => Some(Route {
+                prefix: *prefix,
+                next_hop: NextHop::Tunnel,
+                kind: RouteKind::Tunnel,
+            }),
+            IpNet::V6(_) => None,
         });
     // Connected routes go last so that they win over a static route for
     // the same prefix.
     let routes: Vec<Route> = statics.chain(tunneled).chain(connected).collect();
     (
         Arc::new(RouteTable::new(routes)),
-        Arc::new(routes6(interfaces, static_routes)),
+        Arc::new(routes6(interfaces, static_routes, tunnel)),
     )
 }
 

@@ -3,39 +3,44 @@
 //! protocol, ports, DSCP and size; the first class that matches wins, and
 //! the default class takes the rest.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::config::tunnel::{ClassConfig, MatchConfig, SchedulerName, Tier};
 use crate::wire::{IpProtocol, Ipv4Packet};
 
-/// What classification reads from an inner IPv4 packet.
+/// What classification reads from an inner IPv4 or IPv6 packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     /// Destination address.
-    pub dst: Ipv4Addr,
-    /// IP protocol.
+    pub dst: IpAddr,
+    /// IP protocol (IPv6: the fixed header's Next Header).
     pub proto: u8,
-    /// TCP/UDP source port (0 for other protocols and non-first fragments).
+    /// TCP/UDP source port (0 for other protocols, non-first fragments, and
+    /// IPv6 packets with extension headers).
     pub sport: u16,
     /// TCP/UDP destination port (0 likewise).
     pub dport: u16,
     /// DSCP (6 bits).
     pub dscp: u8,
-    /// IPv4 total length.
+    /// IPv4 total length; IPv6 header and payload.
     pub len: u16,
 }
 
 impl FlowKey {
-    /// Reads the key from the first bytes of an IPv4 packet (its header and
-    /// ports), which may be all a header mbuf holds of it: only the IHL and
-    /// the version are checked, the rest was validated when the packet was
-    /// received or built. `None` if the header does not fit or is not IPv4.
+    /// Reads the key from the first bytes of an IPv4 or IPv6 packet (its
+    /// header and ports), which may be all a header mbuf holds of it: only
+    /// the IHL and the version are checked, the rest was validated when the
+    /// packet was received or built. `None` if the header does not fit or is
+    /// neither version.
     pub fn from_header(l3: &[u8]) -> Option<FlowKey> {
+        if *l3.first()? >> 4 == 6 {
+            return Self::from_ipv6_header(l3);
+        }
         let ihl = usize::from(*l3.first()? & 0x0f) * 4;
         if l3[0] >> 4 != 4 || ihl < 20 || l3.len() < ihl {
             return None;
@@ -50,14 +55,57 @@ impl FlowKey {
             _ => (0, 0),
         };
         Some(FlowKey {
-            src: Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]),
-            dst: Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]),
+            src: Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]).into(),
+            dst: Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]).into(),
             proto,
             sport,
             dport,
             dscp: l3[1] >> 2,
             len: u16::from_be_bytes([l3[2], l3[3]]),
         })
+    }
+
+    /// [`Self::from_header`] for IPv6: the ports when TCP or UDP follows the
+    /// fixed header directly (a packet with extension headers is classified
+    /// by its addresses, protocol and traffic class).
+    fn from_ipv6_header(l3: &[u8]) -> Option<FlowKey> {
+        let fixed: &[u8; 40] = l3.get(..40)?.try_into().ok()?;
+        let addr = |at: usize| {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&fixed[at..at + 16]);
+            IpAddr::V6(Ipv6Addr::from(o))
+        };
+        let proto = fixed[6];
+        let (sport, dport) = match (proto, l3.get(40..44)) {
+            (6 | 17, Some(p)) => (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            ),
+            _ => (0, 0),
+        };
+        let traffic_class = (fixed[0] << 4) | (fixed[1] >> 4);
+        Some(FlowKey {
+            src: addr(8),
+            dst: addr(24),
+            proto,
+            sport,
+            dport,
+            dscp: traffic_class >> 2,
+            len: u16::from_be_bytes([fixed[4], fixed[5]]).saturating_add(40),
+        })
+    }
+
+    /// The addresses as the schedulers hash them: IPv4's as they are, an
+    /// IPv6 address folded to 32 bits (its four words XORed).
+    pub fn hash_words(&self) -> (u32, u32) {
+        let fold = |a: IpAddr| match a {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => {
+                let w = u128::from(a);
+                (w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32)
+            }
+        };
+        (fold(self.src), fold(self.dst))
     }
 
     /// Reads the key from a checked IPv4 packet.
@@ -78,8 +126,8 @@ impl FlowKey {
             _ => (0, 0),
         };
         FlowKey {
-            src: ip.src_addr(),
-            dst: ip.dst_addr(),
+            src: ip.src_addr().into(),
+            dst: ip.dst_addr().into(),
             proto: proto.0,
             sport,
             dport,
@@ -92,8 +140,8 @@ impl FlowKey {
 /// A class's match, resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Matcher {
-    src: Option<Ipv4Net>,
-    dst: Option<Ipv4Net>,
+    src: Option<IpNet>,
+    dst: Option<IpNet>,
     proto: Option<u8>,
     sports: Option<RangeInclusive<u16>>,
     dports: Option<RangeInclusive<u16>>,
@@ -310,6 +358,51 @@ mod tests {
         assert_eq!(c(key([10, 1, 0, 2], 6, 443, 46, 1500)), "web");
         assert_eq!(c(key([10, 1, 0, 2], 6, 444, 0, 1500)), "default");
         assert_eq!(c(key([10, 1, 1, 7], 6, 22, 0, 1500)), "lan1");
+    }
+
+    /// IPv6: the key from the fixed header and the ports right after it;
+    /// a class's prefix matches only its own family.
+    #[test]
+    fn ipv6_packets_are_classified_by_their_own_prefixes() {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap().octets();
+        let mut v = Vec::new();
+        etherparse::PacketBuilder::ipv6(a("fd00:1::2"), a("fd00:2::2"), 64)
+            .tcp(1234, 443, 1, 1000)
+            .write(&mut v, &[0; 10])
+            .unwrap();
+        // Traffic class 0xb8: DSCP 46.
+        v[0] = 0x6b;
+        v[1] = 0x80;
+        let k = FlowKey::from_header(&v).unwrap();
+        assert_eq!(
+            (k.src, k.sport, k.dport, k.dscp, k.len, k.proto),
+            (IpAddr::V6(a("fd00:1::2").into()), 1234, 443, 46, 70, 6)
+        );
+        let classes = Classes::new(
+            vec![
+                class("v4-lan", "src = \"10.1.0.0/16\"", SchedulerName::Backup),
+                class("v6-lan", "src = \"fd00:1::/48\"", SchedulerName::MinRtt),
+            ],
+            Class::default_class(SchedulerName::Wlb),
+        );
+        let c = |k: FlowKey| classes.all()[classes.classify(&k)].name.clone();
+        assert_eq!(c(k), "v6-lan");
+        assert_eq!(c(key([10, 1, 0, 2], 6, 443, 0, 100)), "v4-lan");
+        let other = FlowKey {
+            src: IpAddr::V6(a("fd00:9::2").into()),
+            ..k
+        };
+        assert_eq!(c(other), "default");
+        // The schedulers' 32-bit view of an IPv6 flow depends on every word.
+        let (s1, _) = k.hash_words();
+        let (s2, _) = FlowKey {
+            src: IpAddr::V6(a("fd00:1::3").into()),
+            ..k
+        }
+        .hash_words();
+        assert_ne!(s1, s2);
+        // Too short for a fixed header: no key.
+        assert!(FlowKey::from_header(&v[..39]).is_none());
     }
 
     #[test]

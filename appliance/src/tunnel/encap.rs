@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use crate::buf::{BufError, PacketBuf};
 use crate::stats::DropReason;
 use crate::tunnel::crypto::aead::{self, AuthFailed, PacketKey, TAG_LEN};
+use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::tunnel::{HeaderError, TunnelPacket, TunnelRepr};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
 
@@ -133,10 +134,15 @@ pub fn open(frame: &mut [u8], rx: &Rx, key: &PacketKey) -> Result<(), AuthFailed
     key.open(nonce, aad, rest).map(|_| ())
 }
 
-/// The inner packet's DSCP and ECN byte, from an Ethernet frame carrying it
-/// (0 if it is too short to have one).
+/// The inner packet's DSCP and ECN byte (IPv4's TOS, IPv6's Traffic
+/// Class), from an Ethernet frame carrying it (0 if it is too short to have
+/// one).
 pub fn inner_tos(frame: &[u8]) -> u8 {
-    frame.get(ETH + 1).copied().unwrap_or(0)
+    match (frame.get(ETH), frame.get(ETH + 1)) {
+        (Some(b0), Some(b1)) if b0 >> 4 == 6 => (b0 << 4) | (b1 >> 4),
+        (_, Some(b1)) => *b1,
+        _ => 0,
+    }
 }
 
 /// Encapsulates in place: `buf` holds an Ethernet frame carrying the inner
@@ -250,24 +256,22 @@ pub fn recognize(frame: &[u8], our_mac: MacAddr, port: u16) -> Option<Rx> {
 }
 
 /// Decapsulates a data packet in place: afterwards `buf` holds an Ethernet
-/// frame (the received frame's addresses, type IPv4) carrying the inner
-/// packet, cut to the inner packet's total length. The receiver does it
-/// before a packet is queued for order, so garbage never takes a sequence
-/// number. A congestion mark on the
-/// outer header is copied to an ECN-capable inner packet (RFC 6040).
+/// frame (the received frame's addresses, type IPv4 or IPv6 by the inner
+/// packet's version) carrying the inner packet, cut to the inner packet's
+/// length. The receiver does it before a packet is queued for order, so
+/// garbage never takes a sequence number. A congestion mark on the outer
+/// header is copied to an ECN-capable inner packet (RFC 6040).
 ///
 /// # Errors
-/// `TunnelBadInner` when the payload is not a valid IPv4 packet (header,
-/// checksum, or a total length beyond the payload).
+/// `TunnelBadInner` when the payload is neither a valid IPv4 packet
+/// (header, checksum, a total length beyond the payload) nor an IPv6 one
+/// (version, a payload length beyond the payload).
 pub fn decapsulate(buf: &mut impl PacketBuf, rx: &Rx) -> Result<(), DropReason> {
     let frame = buf.data();
     let payload = rx.payload(frame);
-    let inner = Ipv4Packet::new_checked(payload).map_err(|_| DropReason::TunnelBadInner)?;
-    if !inner.verify_checksum() {
-        return Err(DropReason::TunnelBadInner);
-    }
-    let inner_len = usize::from(inner.total_len());
-    let mark = rx.ecn == CE && inner.ecn() != 0 && inner.ecn() != CE;
+    let inner = Inner::read(payload).ok_or(DropReason::TunnelBadInner)?;
+    let inner_len = inner.len;
+    let mark = rx.ecn == CE && inner.ecn != 0 && inner.ecn != CE;
     let trailing = frame.len() - (rx.offset + inner_len);
     let start = rx.offset - ETH;
     let mut eth = [0u8; ETH];
@@ -276,15 +280,51 @@ pub fn decapsulate(buf: &mut impl PacketBuf, rx: &Rx) -> Result<(), DropReason> 
         .map_err(|_| DropReason::TunnelBadInner)?;
     let data = buf.data_mut();
     data[start..rx.offset].copy_from_slice(&eth);
-    EthernetFrame::new_unchecked(&mut data[start..rx.offset]).set_ethertype(EtherType::IPV4);
+    EthernetFrame::new_unchecked(&mut data[start..rx.offset]).set_ethertype(inner.ethertype);
     if mark {
-        // Rare (only marked packets): a full header checksum is simplest.
-        let mut ip = Ipv4Packet::new_unchecked(&mut data[rx.offset..]);
-        ip.set_ecn(CE);
-        ip.fill_checksum();
+        if inner.ethertype == EtherType::IPV6 {
+            let mut ip = Ipv6Packet::new_unchecked(&mut data[rx.offset..]);
+            ip.set_traffic_class(ip.traffic_class() | CE);
+        } else {
+            // Rare (only marked packets): a full header checksum is simplest.
+            let mut ip = Ipv4Packet::new_unchecked(&mut data[rx.offset..]);
+            ip.set_ecn(CE);
+            ip.fill_checksum();
+        }
     }
     buf.trim_front(start)
         .map_err(|_| DropReason::TunnelBadInner)
+}
+
+/// What decapsulation needs to know of an inner packet.
+struct Inner {
+    ethertype: EtherType,
+    /// Its length (IPv4's total length; IPv6's header and payload).
+    len: usize,
+    /// Its ECN bits.
+    ecn: u8,
+}
+
+impl Inner {
+    /// The inner packet at the start of `payload`, if it is a valid IPv4
+    /// packet (checksum included) or IPv6 packet, by its version nibble.
+    #[inline]
+    fn read(payload: &[u8]) -> Option<Inner> {
+        if payload.first()? >> 4 == 6 {
+            let ip = Ipv6Packet::new_checked(payload).ok()?;
+            return Some(Inner {
+                ethertype: EtherType::IPV6,
+                len: Ipv6Packet::<&[u8]>::HEADER_LEN + usize::from(ip.payload_len()),
+                ecn: ip.traffic_class() & 0b11,
+            });
+        }
+        let ip = Ipv4Packet::new_checked(payload).ok()?;
+        ip.verify_checksum().then(|| Inner {
+            ethertype: EtherType::IPV4,
+            len: usize::from(ip.total_len()),
+            ecn: ip.ecn(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -363,6 +403,55 @@ mod tests {
         want[40..42].copy_from_slice(&[0, 0]);
         assert_eq!(buf.data(), &want[..]);
         assert_eq!(buf.len(), inner.len() + ADDED);
+    }
+
+    /// An inner IPv6 packet crosses as IPv4 does: its traffic class on the
+    /// outer header, its Ethertype restored at the far end, padding cut, and
+    /// a congestion mark copied to its ECN bits.
+    #[test]
+    fn inner_ipv6_crosses_with_its_traffic_class() {
+        let mut inner = Vec::new();
+        etherparse::PacketBuilder::ethernet2(HOST_MAC, LAN_MAC)
+            .ipv6(
+                "fd00:1::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                "fd00:2::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                63,
+            )
+            .udp(40000, 5201)
+            .write(&mut inner, &[5u8; 200])
+            .unwrap();
+        // Traffic class: DSCP 46, ECT(0).
+        let tc: u8 = 0xb8 | 0b10;
+        Ipv6Packet::new_unchecked(&mut inner[14..]).set_traffic_class(tc);
+        assert_eq!(inner_tos(&inner), tc);
+        let mut buf = VecBuf::new(&inner);
+        encapsulate(&mut buf, &outer(inner_tos(&inner))).unwrap();
+        let outer_ip = Ipv4Packet::new_checked(&buf.data()[14..]).unwrap();
+        assert_eq!((outer_ip.dscp(), outer_ip.ecn()), (46, 0b10));
+        let mut padded = buf.clone().into_vec();
+        padded.extend_from_slice(&[0; 6]);
+        let mut rxbuf = VecBuf::new(&padded);
+        let mut rx = parse_rx(rxbuf.data()).unwrap();
+        decapsulate(&mut rxbuf, &rx).unwrap();
+        let mut want = inner.clone();
+        want[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xb0]);
+        want[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xa0]);
+        assert_eq!(rxbuf.data(), &want[..], "the inner frame, padding cut");
+        // Congestion on the way: CE copied in.
+        let mut marked = buf.clone().into_vec();
+        marked[15] |= CE;
+        Ipv4Packet::new_unchecked(&mut marked[14..]).fill_checksum();
+        let mut mbuf = VecBuf::new(&marked);
+        rx = parse_rx(mbuf.data()).unwrap();
+        decapsulate(&mut mbuf, &rx).unwrap();
+        let ip = Ipv6Packet::new_checked(&mbuf.data()[14..]).unwrap();
+        assert_eq!(ip.traffic_class(), 0xb8 | CE);
+        // Neither IPv4 nor IPv6 inside: refused.
+        let mut bad = buf.into_vec();
+        bad[14 + 48] = 0x50;
+        let mut bbuf = VecBuf::new(&bad);
+        rx = parse_rx(bbuf.data()).unwrap();
+        assert_eq!(decapsulate(&mut bbuf, &rx), Err(DropReason::TunnelBadInner));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::config::tunnel::{BfdConfig, SchedulerName, TunnelConfig};
 use crate::interface::Interface;
@@ -464,8 +464,8 @@ pub struct TunnelTable {
     pub port: u16,
     /// Our epoch: changes on every start, so the peer resets its lanes.
     pub epoch: u16,
-    /// The peer's prefixes.
-    pub prefixes: Vec<Ipv4Net>,
+    /// The peer's prefixes, IPv4 and IPv6.
+    pub prefixes: Vec<IpNet>,
     /// Paths, by index.
     pub paths: Vec<Path>,
     /// Wire path id → index.

@@ -65,10 +65,13 @@ pub struct Packet {
     /// Bytes on the wire (drives the byte accounting of `wlb` and `minrtt`).
     pub len: u32,
     /// IPv4 source address as a host-order `u32` (`u32::from(Ipv4Addr)`); `source-subnet` matches
-    /// it against its table, which uses the same order.
+    /// it against its table, which uses the same order. An IPv6 address folded to 32 bits.
     pub src: u32,
-    /// IPv4 destination address as a host-order `u32`.
+    /// IPv4 destination address as a host-order `u32` (IPv6: folded).
     pub dst: u32,
+    /// The addresses are folded IPv6 ones: `source-subnet`'s bindings (IPv4 subnets) never
+    /// match them, and each source keeps a path of its own by hash.
+    pub ipv6: bool,
     /// IP protocol number.
     pub proto: u8,
     /// Source port; used only when `proto` is TCP (6) or UDP (17).
@@ -247,7 +250,7 @@ impl Scheduler {
         let cands = candidates(paths);
         match &mut self.inner {
             Inner::FlowHash { key_seed } => hrw(paths, cands, flow_key(*key_seed, pkt)),
-            Inner::SourceSubnet(table) => table.pick(paths, cands, pkt.src),
+            Inner::SourceSubnet(table) => table.pick(paths, cands, pkt.src, !pkt.ipv6),
             Inner::Wlb(w) => w.pick(paths, cands, pkt.len, now_ns),
             Inner::MinRtt(m) => m.pick(paths, cands, pkt.len, now_ns),
             Inner::Backup => {
@@ -417,8 +420,10 @@ impl SubnetTable {
         })
     }
 
-    fn pick(&self, paths: &[PathView], cands: u32, src: u32) -> Choice {
-        match self.lookup(src) {
+    /// The path for source `src`: its binding's when `bindable` (an IPv4
+    /// source), else one by the source's hash.
+    fn pick(&self, paths: &[PathView], cands: u32, src: u32, bindable: bool) -> Choice {
+        match self.lookup(src).filter(|_| bindable) {
             Some((_, _, path)) if usize::from(path) < MAX_PATHS && cands & (1 << path) != 0 => {
                 Choice::One(path)
             }
@@ -619,6 +624,7 @@ mod tests {
             proto: IPPROTO_UDP,
             sport: 1000,
             dport: 2000,
+            ipv6: false,
         }
     }
 
@@ -843,6 +849,7 @@ mod tests {
             proto: if rng.bool() { IPPROTO_TCP } else { IPPROTO_UDP },
             sport: rng.u16(..),
             dport: rng.u16(..),
+            ipv6: false,
         }
     }
 
@@ -981,6 +988,17 @@ mod tests {
         ] {
             assert_eq!(id(s.pick(&paths, &from(src), 0)), want, "{src:#x}");
         }
+        // A folded IPv6 source that happens to fall in a bound IPv4 subnet is not bound
+        // by it: it is spread by its hash like any unbound source, and kept stably.
+        let v6 = |src| Packet {
+            ipv6: true,
+            ..from(src)
+        };
+        let picks: Vec<usize> = (0..64)
+            .map(|h| id(s.pick(&paths, &v6(0x0a01_0200 + h), 0)))
+            .collect();
+        assert!(picks.iter().any(|&p| p != 2), "{picks:?}");
+        assert_eq!(id(s.pick(&paths, &v6(0x0a01_0203), 0)), picks[3]);
     }
 
     /// When its path is down a subnet moves, as a whole, to a usable path that is the same on every
@@ -1126,6 +1144,7 @@ mod tests {
                 proto,
                 sport,
                 dport,
+                ipv6: false,
             })
     }
 

@@ -234,10 +234,12 @@ impl TunnelSender {
         let tos = encap::inner_tos(frame);
         let table = &self.table;
         let class = table.classes.classify(&key);
+        let (src, dst) = key.hash_words();
         let pkt = scheduler::Packet {
             len: u32::try_from(m.pkt_len() + encap::ADDED).unwrap_or(u32::MAX),
-            src: u32::from(key.src),
-            dst: u32::from(key.dst),
+            src,
+            dst,
+            ipv6: key.src.is_ipv6(),
             proto: key.proto,
             sport: key.sport,
             dport: key.dport,
