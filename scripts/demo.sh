@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo, in two acts, each in its own network namespaces, everything
 # removed at the end (also on Ctrl-C or failure):
-#   1. host A -- appliance -- host B: ping, a short iperf3, the counters;
+#   1. host A -- appliance -- host B: ping (IPv4, and IPv6 with host A configured by
+#      the appliance's router advertisements), a short iperf3, the counters;
 #   2. two sites: host A -- appliance A == two emulated WAN links of unequal
 #      rate and delay == appliance B -- host B: one iperf3 TCP stream through
 #      the multipath tunnel (wlb), and `show paths` with both links carrying it.
@@ -40,10 +41,14 @@ for pair in "$A eth0" "$B eth0" "$APP apl-lan" "$APP apl-wan"; do
   # Hosts keep Linux's default offloads: the appliance completes partial
   # checksums and cuts TSO super-frames itself (docs/datapath.md).
   ip -n "$1" link set "$2" up
-  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 done
+# The appliance's namespace stands for NICs the kernel no longer drives: its
+# kernel must not answer IPv6 for the addresses the appliance derives.
+ip netns exec $APP sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 ip -n $A addr add 10.10.1.10/24 dev eth0; ip -n $A route add default via 10.10.1.1
 ip -n $B addr add 10.10.2.2/24 dev eth0;  ip -n $B route add default via 10.10.2.1
+# Host A's IPv6 comes from the appliance's router advertisements; host B's is set by hand.
+ip -n $B -6 addr add fd00:10:2::2/64 dev eth0; ip -n $B -6 route add default via fd00:10:2::1
 
 step "start the appliance (hw-profiles/vm-af-packet.toml, configs/demo.toml)"
 ip netns exec $APP $BIN/appliance --profile hw-profiles/vm-af-packet.toml --config configs/demo.toml >"$LOG" 2>&1 &
@@ -55,6 +60,15 @@ CTL="$BIN/appliancectl --socket $SOCK"
 step "host A pings the appliance, then host B through it"
 ip netns exec $A ping -c 3 -i 0.2 10.10.1.1
 ip netns exec $A ping -c 3 -i 0.2 10.10.2.2
+
+step "IPv6: host A's address and default route come from the appliance's router advertisement"
+for _ in $(seq 50); do
+  ip -n $A -6 addr show dev eth0 scope global -tentative | grep -q fd00:10:1: && \
+    ip -n $A -6 route show default | grep -q fe80:: && break
+  sleep 0.2
+done
+ip -n $A -6 addr show dev eth0 scope global; ip -n $A -6 route show default
+ip netns exec $A ping -6 -c 3 -i 0.2 fd00:10:2::2
 
 step "iperf3 TCP, host A -> host B, 5 s"
 ip netns exec $B iperf3 -s -1 -D -B 10.10.2.2 -p 5201
