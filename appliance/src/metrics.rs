@@ -694,6 +694,8 @@ mod tests {
                 },
                 mac: String::new(),
                 address: None,
+                address6: None,
+                link_local: None,
                 link_up: true,
                 speed_mbps: 0,
                 stats: PortStatsReport {

@@ -403,6 +403,19 @@ fn a_duplicate_address_turns_ipv6_off_on_its_port() {
             && prefixes.iter().any(|p| p == "fd00:10:2::/64"),
         "lan's IPv6 routes gone, wan's kept: {prefixes:?}"
     );
+    let ports = ctl(&socket, r#"{"cmd":"show","what":"ports"}"#);
+    let port = |name: &str| {
+        ports["data"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        port("lan")["address6"].is_null() && port("lan")["link_local"].is_null(),
+        "show ports: IPv6 off on lan: {ports}"
+    );
+    assert_eq!(port("wan")["address6"], "fd00:10:2::1/64", "{ports}");
     // Host A keeps its address: nobody else answers for it.
     let mut neigh = host_b.command("ping");
     neigh.args(["-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00:10:2::1"]);

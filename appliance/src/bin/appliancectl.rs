@@ -226,6 +226,7 @@ fn ports_table(d: &Value) -> String {
             "driver",
             "mac",
             "address",
+            "address6",
             "link",
             "rxq",
             "txq",
@@ -248,6 +249,7 @@ fn ports_table(d: &Value) -> String {
                     s(&p["driver"]),
                     s(&p["mac"]),
                     s(&p["address"]),
+                    s(&p["address6"]),
                     if p["link_up"].as_bool() == Some(true) {
                         "up".into()
                     } else {

@@ -106,6 +106,11 @@ pub struct PortReport {
     pub mac: String,
     /// Configured address.
     pub address: Option<String>,
+    /// IPv6 global address in use (`None`: IPv6 off on the port, as
+    /// configured or because duplicate address detection found it taken).
+    pub address6: Option<String>,
+    /// IPv6 link-local address, while IPv6 is on.
+    pub link_local: Option<String>,
     /// Carrier.
     pub link_up: bool,
     /// Mbit/s.
@@ -378,6 +383,10 @@ impl StatsSource {
                     meta: m.clone(),
                     mac: iface.map(|i| i.mac.to_string()).unwrap_or_default(),
                     address: iface.and_then(|i| i.address).map(|a| a.to_string()),
+                    address6: iface.and_then(|i| i.address6).map(|a| a.to_string()),
+                    link_local: iface
+                        .filter(|i| i.address6.is_some())
+                        .map(|i| i.link_local().to_string()),
                     link_up: link.up,
                     speed_mbps: link.speed_mbps,
                     stats: PortStatsReport {
