@@ -25,8 +25,10 @@ trap cleanup EXIT INT TERM
 echo 768 > /proc/sys/vm/nr_hugepages
 
 python3 scripts/bench_pcap.py "$W/in.pcap"
+python3 scripts/bench_pcap.py "$W/in6.pcap" 0 ipv6
 
 sed -e "s#@W@#$W#g" scripts/bench-profile.toml.in > "$W/profile.toml"
+sed -e "s#@W@/in.pcap#$W/in6.pcap#" -e "s#@W@#$W#g" scripts/bench-profile.toml.in > "$W/profile6.toml"
 sed -e "s#@W@#$W#g" scripts/bench-config.toml.in > "$W/config.toml"
 
 # Packets the appliance sent on port index $1.
@@ -50,6 +52,11 @@ appliance_pps() {
 
 appliance_run() {
   appliance_pps "$W/profile.toml" "$W/config.toml" 1
+}
+
+# The same routed path for IPv6 frames (LPM6, neighbour, MAC rewrite, hop limit - 1).
+appliance6_run() {
+  appliance_pps "$W/profile6.toml" "$W/config.toml" 1
 }
 
 # The tunnel: encapsulation (lan -> wan) or decapsulation (wan -> lan), 64 B inner frames.
@@ -78,6 +85,7 @@ testpmd_run() {
 }
 
 A=()
+A6=()
 T=()
 EW=()
 EF=()
@@ -86,11 +94,12 @@ D=()
 for r in $(seq "$RUNS"); do
   A+=("$(appliance_run)")
   T+=("$(testpmd_run)")
+  A6+=("$(appliance6_run)")
   EW+=("$(tunnel_run encap-wlb)")
   EF+=("$(tunnel_run encap-flow-hash)")
   EU+=("$(tunnel_run encap-wlb-unshaped)")
   D+=("$(tunnel_run decap)")
-  echo "run $r: appliance ${A[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps, encap wlb ${EW[-1]}, encap flow-hash ${EF[-1]}, encap wlb unshaped ${EU[-1]}, decap ${D[-1]} Mpps"
+  echo "run $r: appliance ${A[-1]} Mpps, IPv6 ${A6[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps, encap wlb ${EW[-1]}, encap flow-hash ${EF[-1]}, encap wlb unshaped ${EU[-1]}, decap ${D[-1]} Mpps"
 done
 VETH=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_veth.sh | tr '\n' ';')
 echo "af_packet veth runs (appliance testpmd-io): $VETH"
@@ -99,7 +108,7 @@ CRYPTO=$(BENCH_SECS=$SECS BENCH_RUNS=$RUNS bash scripts/bench_crypto.sh | tr '\n
 echo "encrypted tunnel runs (mode size A-Mpps B-Mpps; openssl cipher size bytes/s): $CRYPTO"
 echo "offload runs (mode mbit/s packets cpu-s us/packet gso-frames): $OFFLOADS"
 mkdir -p docs
-python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" > docs/benchmarks.md
+python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" "${A6[*]}" > docs/benchmarks.md
 python3 scripts/bench_offloads_report.py "$OFFLOADS" "$SECS" >> docs/benchmarks.md
 python3 scripts/bench_crypto_report.py "$CRYPTO" "${T[*]}" >> docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.

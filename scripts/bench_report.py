@@ -32,7 +32,25 @@ for i, (x, y) in enumerate(zip(a, t), 1):
 print(f"| **median** | **{med(a):.2f}** | **{med(t):.2f}** | **{med(ratios) if ratios else 0:.2f}** |")
 print(f"""
 {runs} alternating runs of {secs} s each.
+""")
+a6 = [float(x) for x in (sys.argv[10] if len(sys.argv) > 10 else '').split()]
+if a6:
+    print("""## IPv6 routed forwarding, one worker, hugepages
 
+The same source and sink, 1024 distinct UDP/IPv6 frames (66 B, the smallest), alternating
+with the IPv4 runs above. The appliance does the full IPv6 router path per packet (port's
+IPv6 on, fixed header, the extension-header walk, martian and scope checks, the LPM over
+/0-/128, neighbour lookup, MAC rewrite, hop limit - 1). Goal: ≥ 0.9× the IPv4 figure of the
+same run.
+
+| run | IPv6 (Mpps) | ÷ IPv4 same run | ÷ testpmd |
+|---|---|---|---|""")
+    for i, (x6, x4, y) in enumerate(zip(a6, a, t), 1):
+        print(f"| {i} | {x6:.2f} | {x6 / x4 if x4 else 0:.2f} | {x6 / y if y else 0:.2f} |")
+    r4 = [x6 / x4 for x6, x4 in zip(a6, a) if x4 > 0]
+    rt = [x6 / y for x6, y in zip(a6, t) if y > 0]
+    print(f"| **median** | **{med(a6):.2f}** | **{med(r4 or [0]):.2f}** | **{med(rt or [0]):.2f}** |")
+print(f"""
 ## Forwarding over af_packet veths (the kernel is the ceiling)
 
 Generator `dpdk-testpmd --forward-mode=txonly` (64 B, af_packet, CPU 0) ->

@@ -34,7 +34,7 @@ use crate::report::{
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
 use crate::stats::{SlowCounters, WorkerCounters};
-use crate::tables::{Interface, NeighborEntry, RoutingState};
+use crate::tables::{Interface, RoutingState};
 use crate::time::Clock;
 use crate::tunnel::crypto::aead::Cipher;
 use crate::tunnel::crypto::handshake::Handshaker;
@@ -904,35 +904,17 @@ fn build_tables(
     workers: usize,
     clock: Clock,
 ) -> Result<RoutingState, BootError> {
-    let now = clock.now();
-    let port_of = |ip: &std::net::Ipv4Addr| {
-        ports
-            .interfaces
-            .iter()
-            .position(|i| i.address.is_some_and(|a| a.contains(ip)))
-    };
-    let neighbors: HashMap<_, _> = config
-        .neighbors
-        .iter()
-        .filter_map(|n| {
-            port_of(&n.address).map(|port| {
-                (
-                    n.address,
-                    NeighborEntry {
-                        mac: n.mac,
-                        port,
-                        is_static: true,
-                        confirmed: now,
-                    },
-                )
-            })
-        })
-        .collect();
     let mut state = RoutingState::new(
         ports.interfaces.clone(),
         config.routes.iter().map(|r| (r.prefix, r.via)).collect(),
-        neighbors,
+        HashMap::new(),
     );
+    let statics: Vec<_> = config
+        .neighbors
+        .iter()
+        .map(|n| (n.address, n.mac))
+        .collect();
+    state.set_static_neighbors(&statics, clock.now());
     state.set_workers(workers);
     for (i, rule) in config.mcast_rules.iter().enumerate() {
         state.mcast_add(rule.clone(), false).map_err(|e| {

@@ -1,7 +1,7 @@
 //! The appliance config: addresses, routes, static neighbours, control and
 //! slow-path settings. Port names refer to the hardware profile.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -92,8 +92,8 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConfig {
-    /// The neighbour's address (on a connected subnet).
-    pub address: Ipv4Addr,
+    /// The neighbour's address (on a connected subnet, IPv4 or IPv6).
+    pub address: IpAddr,
     /// Its MAC.
     #[serde(deserialize_with = "de_mac", serialize_with = "ser_mac")]
     pub mac: MacAddr,
@@ -447,7 +447,11 @@ impl Config {
             }
         }
         for (i, n) in self.neighbors.iter().enumerate() {
-            if let Some(why) = super::next_hop_problem(ours(), n.address) {
+            let why = match n.address {
+                IpAddr::V4(a) => super::next_hop_problem(ours(), a),
+                IpAddr::V6(a) => super::next_hop6_problem(ours6(), a),
+            };
+            if let Some(why) = why {
                 return err(
                     format!("neighbors[{i}].address"),
                     format!("a host on a connected subnet that is not ours ({why})"),
@@ -916,6 +920,9 @@ address6 = "fd00:2::1/64"
 [[routes]]
 prefix = "fd00:9::/48"
 via = "fd00:2::2"
+[[neighbors]]
+address = "fd00:2::7"
+mac = "02:00:00:00:00:07"
 [tunnel]
 prefixes = ["10.9.0.0/16", "fd00:8::/48"]
 encryption = "none"
@@ -969,6 +976,8 @@ preferred_lifetime = 90000",
                 "routes[0].via",
             ),
             ("via = \"fd00:2::2\"", "via = \"10.0.2.2\"", "routes[0].via"),
+            ("fd00:2::7", "fd00:7::7", "neighbors[0].address"),
+            ("fd00:2::7", "fd00:2::1", "neighbors[0].address"),
             ("\"fd00:8::/48\"", "\"fd00:1::/48\"", "tunnel.prefixes[1]"),
             ("\"fd00:8::/48\"", "\"fd00:9::/48\"", "tunnel.prefixes[1]"),
             ("\"fd00:8::/48\"", "\"2001:db8::/32\"", "tunnel.prefixes[1]"),

@@ -134,29 +134,32 @@ impl RoutingState {
         self.republish();
     }
 
-    /// Makes `statics` (address, MAC) the static neighbours: those no longer in it are
-    /// forgotten (learned again by ARP if still needed), the others set, each on the port
-    /// whose subnet holds it (one on no connected subnet is left out, as at boot). Returns
-    /// the new version.
-    pub fn set_static_neighbors(&mut self, statics: &[(Ipv4Addr, MacAddr)], now: Time) -> u64 {
+    /// Makes `statics` (address, MAC) the static neighbours of both families: those no
+    /// longer in it are forgotten (learned again by ARP or Neighbor Discovery if still
+    /// needed), the others set, each on the port whose subnet holds it (one on no connected
+    /// subnet is left out, as at boot). Returns the new version.
+    pub fn set_static_neighbors(&mut self, statics: &[(IpAddr, MacAddr)], now: Time) -> u64 {
+        let listed = |ip: IpAddr| statics.iter().any(|(s, _)| *s == ip);
         self.neighbors
-            .retain(|ip, e| !e.is_static || statics.iter().any(|(s, _)| s == ip));
+            .retain(|ip, e| !e.is_static || listed(IpAddr::V4(*ip)));
+        self.neighbors6
+            .retain(|ip, e| !e.is_static || listed(IpAddr::V6(*ip)));
         for (ip, mac) in statics {
-            let port = self
-                .interfaces
-                .iter()
-                .position(|i| i.address.is_some_and(|a| a.contains(ip)));
-            if let Some(port) = port {
-                self.neighbors.insert(
-                    *ip,
-                    NeighborEntry {
-                        mac: *mac,
-                        port,
-                        is_static: true,
-                        confirmed: now,
-                    },
-                );
-            }
+            let port = self.interfaces.iter().position(|i| match ip {
+                IpAddr::V4(a) => i.address.is_some_and(|n| n.contains(a)),
+                IpAddr::V6(a) => i.address6.is_some_and(|n| n.contains(a)),
+            });
+            let Some(port) = port else { continue };
+            let entry = NeighborEntry {
+                mac: *mac,
+                port,
+                is_static: true,
+                confirmed: now,
+            };
+            match ip {
+                IpAddr::V4(a) => self.neighbors.insert(*a, entry),
+                IpAddr::V6(a) => self.neighbors6.insert(*a, entry),
+            };
         }
         self.republish()
     }
