@@ -338,7 +338,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
                 .and_then(|i| i.ra)
         })
         .collect();
-    slow.advertise_routes(&ra, clock.now());
+    slow.advertise_routes(&ra);
     let mut mgmt = Mgmt::new(
         clock,
         slow,

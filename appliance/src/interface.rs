@@ -38,6 +38,16 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// The Subnet-Router anycast address of its IPv6 subnet (RFC 4291
+    /// §2.6.1: the prefix with a zero interface identifier), which a router
+    /// answers on every subnet it is on; none on a /127 (RFC 6164 §6) or
+    /// /128, or without IPv6.
+    pub fn subnet_router_anycast(&self) -> Option<std::net::Ipv6Addr> {
+        self.address6
+            .filter(|a| a.prefix_len() < 127)
+            .map(|a| a.network())
+    }
+
     /// Our IPv6 link-local address on it: fe80::/64 with the interface
     /// identifier made from the MAC (modified EUI-64, RFC 4291 appendix A),
     /// as Linux derives it by default, so a neighbour can predict it.

@@ -18,8 +18,8 @@
 //!    routers) goes to the management lcore; any other group is dropped (no
 //!    IPv6 relay yet);
 //! 3. the source: ours or multicast, then martians;
-//! 4. to one of our addresses (a global one, or the arrival port's
-//!    link-local one): punted;
+//! 4. to one of our addresses (a global one, a subnet's Subnet-Router
+//!    anycast address, or the arrival port's link-local one): punted;
 //! 5. martian destinations, link-local sources that would leave their link;
 //! 6. hop limit, route (longest-prefix match), neighbour: what the workers
 //!    cannot finish is punted (ICMPv6 errors, Neighbor Solicitation);
@@ -32,7 +32,7 @@ use crate::stats::DropReason;
 use crate::tables::{NextHop6, Tables};
 use crate::wire::ipv6::{
     is_link_local_unicast, is_martian_destination, is_martian_source, next_header, solicited_node,
-    walk, Ipv6Packet, ALL_NODES, ALL_ROUTERS,
+    walk, Ipv6Packet, Upper, ALL_NODES, ALL_ROUTERS,
 };
 use crate::wire::EthernetFrame;
 
@@ -62,13 +62,13 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
         }
         Err(_) => return Verdict::Drop(DropReason::Ip6Truncated),
     };
-    if walk(&ip).is_err() {
+    let Ok(chain) = walk(&ip) else {
         return Verdict::Drop(DropReason::Ip6ExtHeader);
-    }
+    };
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     if dst.is_multicast() {
         return match in_port {
-            Some(p) => multicast6(tables, p, &ip),
+            Some(p) => multicast6(tables, p, &ip, chain.upper),
             // Groups are not carried across the tunnel in IPv6 (yet).
             None => Verdict::Drop(DropReason::Ip6Multicast),
         };
@@ -140,13 +140,14 @@ fn into_tunnel6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict 
 }
 
 /// A packet to an IPv6 group: ICMPv6 to the solicited-node group of one of
-/// our addresses on the arrival port, to all nodes or to all routers is
+/// our addresses on the arrival port (its Subnet-Router anycast address
+/// included), to all nodes or to all routers is
 /// Neighbor Discovery for the management lcore (a Duplicate Address
 /// Detection probe from `::`, or an advertisement from one of our own
 /// addresses, included: either may be about our address); anything else is
 /// dropped.
 #[inline]
-fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>) -> Verdict {
+fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>, upper: Upper) -> Verdict {
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     // `::` is Duplicate Address Detection's source; one of our own addresses
     // is how another node answers our detection probe (or claims our address
@@ -158,10 +159,16 @@ fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>) -> Verdic
         || dst == ALL_ROUTERS
         || tables.interfaces.get(in_port).is_some_and(|i| {
             i.address6.is_some_and(|a| {
-                dst == solicited_node(a.addr()) || dst == solicited_node(i.link_local())
+                dst == solicited_node(a.addr())
+                    || dst == solicited_node(i.link_local())
+                    || i.subnet_router_anycast().map(solicited_node) == Some(dst)
             })
         });
-    if for_us && ip.next_header() == next_header::ICMPV6 {
+    // ICMPv6 after any extension headers: MLD queries ride behind a
+    // Hop-by-Hop header (Router Alert).
+    let icmpv6 =
+        matches!(upper, Upper::Protocol { protocol, .. } if protocol.0 == next_header::ICMPV6);
+    if for_us && icmpv6 {
         Verdict::Punt(PuntReason::ToUs)
     } else {
         Verdict::Drop(DropReason::Ip6Multicast)
@@ -246,8 +253,15 @@ mod tests {
             on_lan(&t, &mut udp6(LAN_MAC.0, "fd00:1::10", "2a00::1", 64)),
             Verdict::Punt(PuntReason::NoRoute)
         );
-        // Ours: a global address of any port, the link-local one of the port it came in on.
-        for dst in ["fd00:1::1", "fd00:2::1", "fe80::ff:fe00:1"] {
+        // Ours: a global address of any port, the link-local one of the port it came in on,
+        // a subnet's Subnet-Router anycast address.
+        for dst in [
+            "fd00:1::1",
+            "fd00:2::1",
+            "fe80::ff:fe00:1",
+            "fd00:1::",
+            "fd00:2::",
+        ] {
             assert_eq!(
                 on_lan(&t, &mut udp6(LAN_MAC.0, "fd00:1::10", dst, 64)),
                 Verdict::Punt(PuntReason::ToUs),
@@ -292,6 +306,13 @@ mod tests {
             Verdict::Punt(PuntReason::ToUs),
             "another node answering our duplicate address detection for fd00:1::1"
         );
+        // Behind a Hop-by-Hop header (an MLD query's Router Alert): still ICMPv6 for us.
+        let mut hbh = ns_to("ff02::1", "fe80::10");
+        hbh[14 + 6] = 0;
+        hbh.splice(54..54, crate::wire::mld::HOP_BY_HOP_ROUTER_ALERT);
+        let len = u16::from_be_bytes([hbh[18], hbh[19]]) + 8;
+        hbh[18..20].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(on_lan(&t, &mut hbh), Verdict::Punt(PuntReason::ToUs));
         assert_eq!(
             on_lan(&t, &mut ns_to("ff02::2", "fe80::10")),
             Verdict::Punt(PuntReason::ToUs),

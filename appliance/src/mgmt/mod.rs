@@ -396,6 +396,7 @@ impl Mgmt {
         let now = self.clock.now();
         self.slow.leave_all_groups(now);
         self.slow.retire_router();
+        self.slow.leave_ipv6_groups();
     }
 
     /// After the workers stopped: answers what they punted last, then frees

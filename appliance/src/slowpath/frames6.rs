@@ -9,6 +9,7 @@ use crate::wire::ipv6::{
     is_martian_source, multicast_mac, next_header, solicited_node, walk, Ipv6Packet, Ipv6Repr,
     Upper,
 };
+use crate::wire::mld::{Record, ReportRepr, ALL_MLDV2_ROUTERS, HOP_BY_HOP_ROUTER_ALERT};
 use crate::wire::{EtherType, EthernetFrame, EthernetRepr, IpProtocol, MacAddr};
 
 use super::frames::{IcmpError, OWN_TTL};
@@ -98,13 +99,14 @@ pub fn dad_probe(buf: &mut [u8], mac: MacAddr, target: Ipv6Addr) -> Option<usize
 }
 
 /// A Neighbor Advertisement that our `target` is at `mac`, as a router,
-/// overriding what the receiver holds: to `(dst, eth_dst)` (the soliciting
-/// node), or unsolicited to all nodes.
+/// overriding what the receiver holds (unless `anycast`: RFC 4861 §7.2.7):
+/// to `(dst, eth_dst)` (the soliciting node), or unsolicited to all nodes.
 pub fn neighbor_advert(
     buf: &mut [u8],
     mac: MacAddr,
     target: Ipv6Addr,
     to: Option<(Ipv6Addr, MacAddr)>,
+    anycast: bool,
 ) -> Option<usize> {
     let (dst, eth_dst, solicited) = match to {
         Some((ip, m)) => (ip, m, na_flags::SOLICITED),
@@ -113,8 +115,9 @@ pub fn neighbor_advert(
             (all, multicast_mac(all), 0)
         }
     };
+    let override_flag = if anycast { 0 } else { na_flags::OVERRIDE };
     let na = Icmpv6Repr::NeighborAdvert {
-        flags: na_flags::ROUTER | na_flags::OVERRIDE | solicited,
+        flags: na_flags::ROUTER | override_flag | solicited,
         target,
         target_lladdr: Some(mac),
     };
@@ -137,6 +140,41 @@ pub fn router_advert(
         ND_HOP_LIMIT,
         ra,
     )
+}
+
+/// An MLDv2 report of `records` from our `(mac, link_local)` to all
+/// MLDv2-capable routers (RFC 9777 §5.2.13–§5.2.14: hop limit 1, a
+/// link-local source, behind a Hop-by-Hop header with Router Alert).
+pub fn mld_report(
+    buf: &mut [u8],
+    mac: MacAddr,
+    link_local: Ipv6Addr,
+    records: &[Record],
+) -> Option<usize> {
+    let dst = ALL_MLDV2_ROUTERS;
+    let report = ReportRepr { records };
+    let hbh = HOP_BY_HOP_ROUTER_ALERT.len();
+    let len = ETH + IP6 + hbh + report.buffer_len();
+    let buf = buf.get_mut(..len)?;
+    EthernetRepr {
+        src_addr: mac,
+        dst_addr: multicast_mac(dst),
+        ethertype: EtherType::IPV6,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut *buf));
+    Ipv6Repr {
+        src: link_local,
+        dst,
+        next_header: next_header::HOP_BY_HOP,
+        payload_len: u16::try_from(hbh + report.buffer_len()).ok()?,
+        hop_limit: 1,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut buf[ETH..]);
+    buf[ETH + IP6..ETH + IP6 + hbh].copy_from_slice(&HOP_BY_HOP_ROUTER_ALERT);
+    report.emit(&mut buf[ETH + IP6 + hbh..], &link_local, &dst);
+    Some(len)
 }
 
 /// The echo reply to `request` (an echo request to us that passed the
@@ -291,7 +329,7 @@ mod tests {
     fn an_advertisement_answers_as_a_router_and_overrides() {
         let mut buf = [0u8; MAX_BUILT6];
         let to = (addr("fd00:1::9"), MacAddr(HOST));
-        let n = neighbor_advert(&mut buf, OURS, addr("fd00:1::1"), Some(to)).unwrap();
+        let n = neighbor_advert(&mut buf, OURS, addr("fd00:1::1"), Some(to), false).unwrap();
         assert_eq!(&buf[..6], &HOST);
         let (h, t, payload) = icmp_of(&buf[..n]);
         assert_eq!(h.source, addr("fd00:1::1").octets());
@@ -355,6 +393,42 @@ mod tests {
             IcmpError::TtlExpired
         )
         .is_none());
+    }
+
+    /// An MLDv2 report as etherparse reads it: Hop-by-Hop with Router Alert,
+    /// hop limit 1, to ff02::16 at 33:33:00:00:00:16, the checksum right.
+    #[test]
+    fn an_mld_report_rides_behind_router_alert() {
+        use crate::wire::mld::record_type;
+        let mut buf = [0u8; MAX_BUILT6];
+        let records = [Record {
+            kind: record_type::CHANGE_TO_EXCLUDE,
+            group: addr("ff02::2"),
+        }];
+        let n = mld_report(&mut buf, OURS, addr("fe80::1"), &records).unwrap();
+        assert_eq!(&buf[..6], &[0x33, 0x33, 0, 0, 0, 0x16]);
+        let p = SlicedPacket::from_ethernet(&buf[..n]).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip)) = p.net else {
+            panic!("not IPv6")
+        };
+        let h = ip.header().to_header();
+        assert_eq!((h.hop_limit, h.next_header.0), (1, 0));
+        let exts = ip.extensions();
+        let hbh = exts.first_header().unwrap();
+        assert_eq!(hbh.0, 0, "hop-by-hop first");
+        let Some(TransportSlice::Icmpv6(icmp)) = p.transport else {
+            panic!("not ICMPv6")
+        };
+        assert!(matches!(
+            icmp.icmp_type(),
+            Icmpv6Type::Unknown { type_u8: 143, .. }
+        ));
+        assert_eq!(
+            icmp.icmp_type()
+                .calc_checksum(h.source, h.destination, icmp.payload())
+                .unwrap(),
+            icmp.checksum()
+        );
     }
 
     #[test]

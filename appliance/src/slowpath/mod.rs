@@ -11,6 +11,7 @@ pub mod bfd;
 pub mod frames;
 pub mod frames6;
 pub mod igmp;
+pub mod mld;
 mod nd;
 pub mod ra;
 pub mod tunnel;
@@ -83,6 +84,8 @@ enum SlowTimer {
     RouterAdvert,
     /// The addresses under Duplicate Address Detection are ours now.
     DadDone,
+    /// An MLD report is due on some port.
+    Mld,
 }
 
 struct Pending {
@@ -115,8 +118,12 @@ pub struct SlowPath {
     learned_arp: HashMap<Ipv4Addr, Time>,
     /// Router advertisements on the ports that send them.
     ra: ra::Advertiser,
+    /// Each port's `[interfaces.ra]`, for when its addresses are checked.
+    ra_configs: Vec<Option<crate::config::RaConfig>>,
     /// Our IPv6 addresses (port, address) under Duplicate Address Detection.
     tentative: Vec<(usize, std::net::Ipv6Addr)>,
+    /// MLD membership of the groups our IPv6 needs.
+    mld: mld::Listener,
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -171,7 +178,9 @@ impl SlowPath {
             bfd,
             learned_arp: HashMap::new(),
             ra: ra::Advertiser::default(),
+            ra_configs: Vec::new(),
             tentative: Vec::new(),
+            mld: mld::Listener::default(),
         }
     }
 
@@ -268,7 +277,8 @@ impl SlowPath {
                 SlowTimer::Bfd => self.bfd_poll(now),
                 SlowTimer::Handshake => self.handshake_poll(now),
                 SlowTimer::RouterAdvert => self.advertise_due(now),
-                SlowTimer::DadDone => self.dad_done(),
+                SlowTimer::DadDone => self.dad_done(now),
+                SlowTimer::Mld => self.mld_due(now),
             }
         }
     }
@@ -483,18 +493,12 @@ impl SlowPath {
                 .collect();
             // IPv6 Neighbor Discovery reaches us through all nodes and the
             // solicited-node groups of our addresses.
-            let ipv6 = self.state.interfaces().get(port).and_then(|i| {
-                i.address6.map(|a| {
-                    [
-                        crate::wire::ipv6::solicited_node(i.link_local()),
-                        crate::wire::ipv6::solicited_node(a.addr()),
-                        crate::wire::ipv6::ALL_NODES,
-                    ]
-                })
-            });
+            let groups = self.mld.groups(port).iter().copied();
+            let all_nodes =
+                (!self.mld.groups(port).is_empty()).then_some(crate::wire::ipv6::ALL_NODES);
             macs.extend(
-                ipv6.into_iter()
-                    .flatten()
+                groups
+                    .chain(all_nodes)
                     .map(|g| crate::wire::ipv6::multicast_mac(g).0),
             );
             macs.sort_unstable();

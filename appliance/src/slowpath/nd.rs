@@ -18,6 +18,7 @@ use dpdk_bindings::Mbuf;
 
 use super::frames::IcmpError;
 use super::frames6::{self, MAX_BUILT6};
+use super::mld::Listener;
 use super::ra::Advertiser;
 use super::{SlowPath, SlowTimer};
 use crate::config::RaConfig;
@@ -31,14 +32,17 @@ use crate::time::Time;
 const DAD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use crate::wire::ipv6::{is_link_local_unicast, next_header, walk, Ipv6Packet, Upper};
-use crate::wire::{icmpv4, EthernetFrame, IpProtocol, MacAddr};
+use crate::wire::{icmpv4, mld, EthernetFrame, IpProtocol, MacAddr};
 
 const ETH: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 
-/// Whether `ip` is one of `iface`'s IPv6 addresses (its link-local one, or
-/// its global one).
+/// Whether `ip` is one of `iface`'s IPv6 addresses (its link-local one, its
+/// global one, or its subnet's Subnet-Router anycast address).
 fn is_ours_on(iface: &Interface, ip: Ipv6Addr) -> bool {
-    iface.link_local() == ip || iface.address6.is_some_and(|a| a.addr() == ip)
+    iface.address6.is_some()
+        && (iface.link_local() == ip
+            || iface.address6.is_some_and(|a| a.addr() == ip)
+            || iface.subnet_router_anycast() == Some(ip))
 }
 
 /// Whether `ip` is on `iface`'s link: link-local, or in its subnet.
@@ -79,6 +83,21 @@ impl SlowPath {
             self.counters.drop_one(DropReason::LocalUnsupported);
             return;
         };
+        if protocol == IpProtocol(next_header::ICMPV6) {
+            let kind = ip.payload().get(offset).copied();
+            if let Some(mld::msg_type::QUERY) = kind {
+                self.mld_query(&ip, offset, ingress, now);
+                return;
+            }
+            if let Some(
+                mld::msg_type::REPORT_V1 | mld::msg_type::DONE_V1 | mld::msg_type::REPORT_V2,
+            ) = kind
+            {
+                // Another listener's: nothing to do for a listener.
+                self.counters.drop_one(DropReason::Ip6Multicast);
+                return;
+            }
+        }
         if protocol != IpProtocol(next_header::ICMPV6) {
             self.counters.drop_one(DropReason::LocalUnsupported);
             if matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
@@ -124,8 +143,9 @@ impl SlowPath {
         };
         match repr {
             Icmpv6Repr::EchoRequest { .. } => {
-                // To a group (all nodes): answered from our address on the link.
-                let from = if dst.is_multicast() {
+                // To a group (all nodes) or the anycast address: answered from
+                // a unicast address of ours on the link (RFC 4443 §4.2).
+                let from = if dst.is_multicast() || iface.subnet_router_anycast() == Some(dst) {
                     source_for(&iface, src)
                 } else {
                     dst
@@ -160,8 +180,11 @@ impl SlowPath {
                     self.counters.drop_one(DropReason::NdNotForUs);
                 }
             }
-            Icmpv6Repr::RouterSolicit { .. } if self.ra.advertises(port) => {
+            Icmpv6Repr::RouterSolicit { .. } if self.advertises(port) => {
                 self.slow.nd_router_solicits_received.inc();
+                // While the addresses are checked the port has no advertiser
+                // yet: its first advertisement, at the end of the check, is
+                // the answer.
                 if let Some(at) = self.ra.solicited(port, now, &mut self.rng) {
                     self.timers.arm_no_later(SlowTimer::RouterAdvert, at);
                 }
@@ -172,9 +195,28 @@ impl SlowPath {
         }
     }
 
+    /// Whether port `port` sends router advertisements (or will, once its
+    /// addresses are checked).
+    fn advertises(&self, port: usize) -> bool {
+        self.ra.advertises(port)
+            || self.ra_configs.get(port).is_some_and(Option::is_some)
+                && self.tentative.iter().any(|(p, _)| *p == port)
+    }
+
+    /// Whether `ip` is one of our addresses that Duplicate Address Detection
+    /// still checks: it is not ours yet, so nothing is answered for it or
+    /// sent from it (RFC 4862 §5.4).
+    fn is_tentative(&self, ip: Ipv6Addr) -> bool {
+        self.tentative.iter().any(|(_, t)| *t == ip)
+    }
+
     /// Answers the echo request `request` from our address `from`, back
     /// where it came from (our `mac` on a port; the tunnel ignores it).
     fn echo6(&mut self, request: &[u8], from: Ipv6Addr, ingress: Ingress, mac: MacAddr, now: Time) {
+        if self.is_tentative(from) {
+            self.counters.drop_one(DropReason::Ip6Tentative);
+            return;
+        }
         let mut buf = [0u8; MAX_BUILT6];
         match frames6::echo_reply6(&mut buf, mac, from, request) {
             Some(n) => {
@@ -216,13 +258,10 @@ impl SlowPath {
     /// Starts router advertisements on the ports whose config asks for them
     /// (`configs` by port index); the first go out once the addresses are
     /// checked.
-    pub fn advertise_routes(&mut self, configs: &[Option<RaConfig>], now: Time) {
-        // From the link-local address, so once Duplicate Address Detection
-        // has found it ours.
-        self.ra = Advertiser::new(self.state.interfaces(), configs, now + DAD_WAIT);
-        if let Some(at) = self.ra.next_deadline() {
-            self.timers.arm(SlowTimer::RouterAdvert, at);
-        }
+    pub fn advertise_routes(&mut self, configs: &[Option<RaConfig>]) {
+        // They come from the link-local address, so they start once Duplicate
+        // Address Detection has found it ours ([`Self::dad_done`]).
+        self.ra_configs = configs.to_vec();
     }
 
     /// Sends the advertisements due at `now` and re-arms.
@@ -287,7 +326,7 @@ impl SlowPath {
                 self.dad_failed(port, target, None);
                 return;
             }
-            if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, None) {
+            if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, None, false) {
                 if self.send_bytes(port, &buf[..n]) {
                     self.slow.nd_dad_defended.inc();
                     self.slow.nd_adverts_sent.inc();
@@ -313,7 +352,12 @@ impl SlowPath {
         if on_link(iface, src) {
             self.resolved(src.into(), mac, port, now);
         }
-        if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, Some((src, mac))) {
+        // An anycast target is advertised without the override flag (RFC 4861
+        // §7.2.7): another router's answer for it may stand.
+        let anycast = iface.subnet_router_anycast() == Some(target);
+        if let Some(n) =
+            frames6::neighbor_advert(&mut buf, iface.mac, target, Some((src, mac)), anycast)
+        {
             if self.send_bytes(port, &buf[..n]) {
                 self.slow.nd_adverts_sent.inc();
             }
@@ -346,7 +390,7 @@ impl SlowPath {
             // The reply is encapsulated: its MACs are never seen.
             Ingress::Tunnel => self.tunnel_side_address6().map(|a| (MacAddr::ZERO, a)),
         };
-        let Some((mac, src)) = source else {
+        let Some((mac, src)) = source.filter(|(_, src)| !self.is_tentative(*src)) else {
             return;
         };
         let mut buf = [0u8; MAX_BUILT6];
@@ -374,9 +418,79 @@ impl SlowPath {
         };
         let mut buf = [0u8; MAX_BUILT6];
         let src = source_for(&iface, target);
+        if self.is_tentative(src) {
+            // Not ours yet: the next try (a second on) is after the check.
+            return;
+        }
         if let Some(n) = frames6::neighbor_solicit(&mut buf, iface.mac, src, target, unicast) {
             if self.send_bytes(port, &buf[..n]) {
                 self.slow.nd_solicits_sent.inc();
+            }
+        }
+    }
+
+    /// An MLD query: valid only from a link-local address with hop limit 1
+    /// (RFC 9777 §6.2), then handed to the listener.
+    fn mld_query(&mut self, ip: &Ipv6Packet<&[u8]>, offset: usize, ingress: Ingress, now: Time) {
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let query = ip
+            .payload()
+            .get(offset..)
+            .and_then(|b| Icmpv6Packet::new_checked(b).ok())
+            .and_then(|p| mld::QueryRepr::parse(&p, &src, &dst).ok());
+        let (Some(q), Ingress::Port(port)) = (query, ingress) else {
+            self.counters.drop_one(DropReason::IcmpMalformed);
+            return;
+        };
+        if !is_link_local_unicast(&src) || ip.hop_limit() != 1 {
+            self.counters.drop_one(DropReason::IcmpMalformed);
+            return;
+        }
+        self.slow.mld_queries_received.inc();
+        if let Some(at) = self.mld.on_query(port, &q, now, &mut self.rng) {
+            self.timers.arm_no_later(SlowTimer::Mld, at);
+        }
+    }
+
+    /// Sends the MLD reports due at `now` and re-arms.
+    pub(super) fn mld_due(&mut self, now: Time) {
+        let due = self.mld.due(now, &mut self.rng);
+        self.mld_send(due);
+        if let Some(at) = self.mld.next_deadline() {
+            self.timers.arm(SlowTimer::Mld, at);
+        }
+    }
+
+    /// Leaves the groups our IPv6 listened to (at shutdown, while the ports
+    /// still run).
+    pub fn leave_ipv6_groups(&mut self) {
+        let reports = self.mld.leave();
+        self.mld_send(reports);
+        self.timers.cancel(SlowTimer::Mld);
+    }
+
+    fn mld_send(&mut self, reports: Vec<(usize, Vec<mld::Record>)>) {
+        for (port, records) in reports {
+            let Some((mac, link_local)) = self
+                .state
+                .interfaces()
+                .get(port)
+                .map(|i| (i.mac, i.link_local()))
+            else {
+                continue;
+            };
+            // From `::` while the link-local address is still checked (RFC
+            // 3590 §4).
+            let src = if self.is_tentative(link_local) {
+                Ipv6Addr::UNSPECIFIED
+            } else {
+                link_local
+            };
+            let mut buf = [0u8; MAX_BUILT6];
+            if let Some(n) = frames6::mld_report(&mut buf, mac, src, &records) {
+                if self.send_bytes(port, &buf[..n]) {
+                    self.slow.mld_reports_sent.inc();
+                }
             }
         }
     }
@@ -385,6 +499,10 @@ impl SlowPath {
     /// address: a solicitation for each from `::`; an address is ours once
     /// [`DAD_WAIT`] passes with no other node claiming it ([`Self::dad_done`]).
     pub(super) fn start_dad(&mut self, now: Time) {
+        // The solicited-node groups are joined first (RFC 4862 §5.4.2), so a
+        // switch that snoops MLD delivers the answers.
+        self.mld = Listener::new(self.state.interfaces(), now);
+        self.mld_due(now);
         let addresses: Vec<(usize, MacAddr, Ipv6Addr)> = self
             .state
             .interfaces()
@@ -411,13 +529,18 @@ impl SlowPath {
     /// unsolicited Neighbor Advertisement to all nodes (as gratuitous ARP
     /// does for IPv4), so neighbours that held another MAC for it move at
     /// once.
-    pub(super) fn dad_done(&mut self) {
+    pub(super) fn dad_done(&mut self, now: Time) {
+        // Router advertisements start now, on the ports whose IPv6 survived.
+        self.ra = Advertiser::new(self.state.interfaces(), &self.ra_configs, now);
+        if let Some(at) = self.ra.next_deadline() {
+            self.timers.arm(SlowTimer::RouterAdvert, at);
+        }
         for (port, ip) in std::mem::take(&mut self.tentative) {
             let Some(mac) = self.state.interfaces().get(port).map(|i| i.mac) else {
                 continue;
             };
             let mut buf = [0u8; MAX_BUILT6];
-            if let Some(n) = frames6::neighbor_advert(&mut buf, mac, ip, None) {
+            if let Some(n) = frames6::neighbor_advert(&mut buf, mac, ip, None, false) {
                 if self.send_bytes(port, &buf[..n]) {
                     self.slow.nd_adverts_sent.inc();
                 }
@@ -457,6 +580,7 @@ impl SlowPath {
         );
         log::error!("{name}: {ip} is in use on the link ({by}): IPv6 is off on {name}");
         self.ra.stop(port);
+        self.mld.stop(port);
         self.state.disable_ipv6(port);
     }
 }

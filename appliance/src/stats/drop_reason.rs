@@ -40,6 +40,7 @@ drop_reasons! {
     IpMartianSource => "ip_martian_source", "source no packet may come from (RFC 1812 5.3.7): 0/8, 127/8, 240/4 (with the limited broadcast), a subnet broadcast";
     IpBroadcast => "ip_broadcast", "destination is a broadcast address";
     IpMartianDestination => "ip_martian_destination", "destination that is not routable: 0/8, 127/8, 240/4";
+    Ip6Tentative => "ip6_tentative", "to one of our IPv6 addresses while duplicate address detection still checks it (RFC 4862 5.4: not ours yet)";
     Ip6Disabled => "ip6_disabled", "IPv6 on a port with no IPv6 address configured (IPv6 is off there)";
     Ip6Truncated => "ip6_truncated", "shorter than an IPv6 header, or its payload length runs past the frame";
     Ip6BadHeader => "ip6_bad_header", "IPv6 version is not 6";

@@ -16,6 +16,8 @@ crate::counter_set! {
         nd_solicits_sent: "Neighbor Solicitations sent to resolve or confirm IPv6 next hops",
         nd_router_adverts_sent: "router advertisements sent (periodic, answers to solicitations, and the last one at shutdown)",
         nd_router_solicits_received: "router solicitations received on a port that advertises",
+        mld_reports_sent: "MLDv2 reports sent for the groups our IPv6 listens to (joins, answers to queries, leaves)",
+        mld_queries_received: "MLD queries received (answered when general or about one of our groups)",
         nd_dad_failed: "our IPv6 addresses found in use by another node at start (IPv6 turned off on that port)",
         nd_address_conflicts: "advertisements by another node of one of our IPv6 addresses after start",
         nd_dad_defended: "Duplicate Address Detection probes for one of our addresses answered (another node wants it)",

@@ -17,12 +17,14 @@ struct Own {
     port: usize,
 }
 
-/// One interface's IPv6 addresses: its link-local one and its global one
-/// (both 0: IPv6 is off on it).
+/// One interface's IPv6 addresses: its link-local one, its global one and
+/// its subnet's Subnet-Router anycast address (0: none; all 0: IPv6 is off
+/// on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Own6 {
     link_local: u128,
     global: u128,
+    anycast: u128,
 }
 
 /// The addresses of the interfaces that have one, in port order, and every
@@ -52,11 +54,13 @@ impl OwnAddresses {
                     Some(a) => Own6 {
                         link_local: u128::from(i.link_local()),
                         global: u128::from(a.addr()),
+                        anycast: i.subnet_router_anycast().map_or(0, u128::from),
                     },
                     // IPv6 is off on a port with no IPv6 address.
                     None => Own6 {
                         link_local: 0,
                         global: 0,
+                        anycast: 0,
                     },
                 })
                 .take(MAX_PORTS)
@@ -65,8 +69,9 @@ impl OwnAddresses {
     }
 
     /// The port index whose IPv6 address is `ip`, for a packet that arrived
-    /// on `in_port` (`None`: from the tunnel or ourselves): a global address
-    /// of any port, or the arrival port's link-local one.
+    /// on `in_port` (`None`: from the tunnel or ourselves): a global or
+    /// Subnet-Router anycast address of any port, or the arrival port's
+    /// link-local one.
     #[inline]
     pub fn port_of6(&self, ip: Ipv6Addr, in_port: Option<usize>) -> Option<usize> {
         let ip = u128::from(ip);
@@ -78,7 +83,9 @@ impl OwnAddresses {
                 return Some(p);
             }
         }
-        self.1.iter().position(|o| o.global == ip)
+        self.1
+            .iter()
+            .position(|o| o.global == ip || o.anycast == ip)
     }
 
     /// Whether `ip` is one of our IPv6 addresses on any port (a source we

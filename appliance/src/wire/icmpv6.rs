@@ -194,6 +194,12 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         [b[4], b[5], b[6], b[7]]
     }
 
+    /// The whole message.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
     /// What follows the first 8 bytes.
     #[inline]
     pub fn body(&self) -> &[u8] {

@@ -46,6 +46,7 @@ pub mod icmpv6;
 pub mod igmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mld;
 pub mod tunnel;
 pub mod udp;
 
