@@ -163,6 +163,20 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
             "fd00:10:1::1",
         ])
         .expect("host A pings the appliance's global address");
+    // A large echo (above the errors' 1280) is answered whole.
+    host_a
+        .exec(&[
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-s",
+            "1400",
+            "-W",
+            "2",
+            "fd00:10:1::1",
+        ])
+        .expect("a 1448-byte echo is answered");
     host_a
         .exec(&[
             "ping",

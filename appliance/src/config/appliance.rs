@@ -336,6 +336,20 @@ impl Config {
                 );
             }
             if let Some(net) = ifc.address6 {
+                let mtu = profile
+                    .ports
+                    .iter()
+                    .find(|p| p.name == ifc.port)
+                    .and_then(|p| p.mtu);
+                if let Some(mtu) = mtu.filter(|m| *m < 1280) {
+                    return err(
+                        format!("interfaces[{i}].address6"),
+                        format!(
+                            "a port whose MTU carries IPv6 (at least 1280, RFC 8200 §5): the profile gives {} an MTU of {mtu}",
+                            ifc.port
+                        ),
+                    );
+                }
                 let a = net.addr();
                 let segs = a.segments();
                 if net.prefix_len() > 127
@@ -981,6 +995,12 @@ preferred_lifetime = 90000",
             ("\"fd00:8::/48\"", "\"fd00:1::/48\"", "tunnel.prefixes[1]"),
             ("\"fd00:8::/48\"", "\"fd00:9::/48\"", "tunnel.prefixes[1]"),
             ("\"fd00:8::/48\"", "\"2001:db8::/32\"", "tunnel.prefixes[1]"),
+            // Paths that leave less than IPv6's 1280 inside (1300 - 48 in clear).
+            (
+                "rate = \"30mbit\"",
+                "rate = \"30mbit\"\nmtu = 1300",
+                "tunnel.prefixes[1]",
+            ),
         ];
         for (from, to, key) in cases {
             let text = V6.replacen(from, to, 1);

@@ -938,6 +938,17 @@ impl TunnelConfig {
                 return fail(key, format!("a prefix not routed already ({prefix} is)"));
             }
         }
+        if let Some(i) = self.prefixes.iter().position(|p| matches!(p, IpNet::V6(_))) {
+            let inner = self.inner_mtu();
+            if inner < 1280 {
+                return fail(
+                    format!("prefixes[{i}]"),
+                    format!(
+                        "an IPv6 prefix only over paths that leave an inner MTU of 1280 (IPv6's minimum, RFC 8200 §5); these leave {inner}"
+                    ),
+                );
+            }
+        }
         if self.prefixes.is_empty() {
             return fail("prefixes", "at least one network of the peer site");
         }

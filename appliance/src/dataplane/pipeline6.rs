@@ -73,6 +73,11 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
             None => Verdict::Drop(DropReason::Ip6Multicast),
         };
     }
+    if frame[0] & 1 == 1 && in_port.is_some() {
+        // A unicast packet in a broadcast or multicast frame: not routed,
+        // and no error about it (RFC 4443 §2.4(e.3)).
+        return Verdict::Drop(DropReason::Ip6L2Multicast);
+    }
     if src.is_multicast() || tables.own.is_own6(src) {
         return Verdict::Drop(DropReason::IpBadSource);
     }
@@ -372,6 +377,14 @@ mod tests {
             (
                 udp6([2, 9, 9, 9, 9, 9], "fd00:1::10", "fd00:9::5", 64),
                 DropReason::L2NotForUs,
+            ),
+            (
+                udp6([0xff; 6], "fd00:1::10", "fd00:9::5", 64),
+                DropReason::Ip6L2Multicast,
+            ),
+            (
+                udp6([0x33, 0x33, 0, 0, 0, 1], "fd00:1::10", "fd00:1::1", 64),
+                DropReason::Ip6L2Multicast,
             ),
         ];
         for (i, (mut f, want)) in cases.into_iter().enumerate() {

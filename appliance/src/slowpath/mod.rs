@@ -52,6 +52,9 @@ fn version_response(result: Result<u64, TableError>) -> Response {
     }
 }
 
+/// Next hops being resolved at once, at most (each holds up to
+/// `slowpath.arp_hold_packets` packets and is asked for every second).
+const MAX_UNRESOLVED: usize = 1024;
 /// Time between ARP retries for one next hop.
 const ARP_RETRY: Duration = Duration::from_secs(1);
 /// How often the next hop of a learned path that moved is asked for until it answers.
@@ -816,6 +819,12 @@ impl SlowPath {
     fn hold(&mut self, m: Mbuf, ingress: Ingress, next_hop: IpAddr, port: usize, now: Time) {
         let limit = self.cfg.arp_hold_packets;
         let new = !self.pending.contains_key(&next_hop);
+        if new && self.pending.len() >= MAX_UNRESOLVED {
+            // A scan of a large subnet (an IPv6 /64 is 2^64 next hops, RFC
+            // 6583) must not take the pool's buffers or flood solicitations.
+            self.counters.drop_one(DropReason::NeighborHoldOverflow);
+            return;
+        }
         let p = self.pending.entry(next_hop).or_insert_with(|| Pending {
             port,
             held: VecDeque::new(),

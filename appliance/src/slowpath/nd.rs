@@ -12,7 +12,7 @@
 //! defends the address (RFC 4862 §5.4.3). Router advertisements, on the
 //! ports configured to send them, are scheduled by [`super::ra`].
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use dpdk_bindings::Mbuf;
 
@@ -50,14 +50,21 @@ fn on_link(iface: &Interface, ip: Ipv6Addr) -> bool {
     is_link_local_unicast(&ip) || iface.address6.is_some_and(|a| a.contains(&ip))
 }
 
-/// The address we speak from on `iface` to `peer`: the global one when the
-/// peer is on its subnet, else the link-local one.
+/// The address we speak from on `iface` to `peer`: the link-local one to a
+/// link-local peer, else the global one (a peer behind a gateway must get
+/// an error it can be sent: a link-local source is never forwarded, RFC
+/// 4291 §2.5.6).
 fn source_for(iface: &Interface, peer: Ipv6Addr) -> Ipv6Addr {
-    iface
-        .address6
-        .filter(|a| a.contains(&peer))
-        .map_or_else(|| iface.link_local(), |a| a.addr())
+    match iface.address6 {
+        Some(a) if !is_link_local_unicast(&peer) => a.addr(),
+        _ => iface.link_local(),
+    }
 }
+
+/// Neighbours learned from others' solicitations, at most: a solicitation
+/// teaches us its sender unasked (RFC 4861 §7.2.3), so a flood of them from
+/// made-up addresses in a /64 must not grow the table without end.
+const MAX_UNSOLICITED_NEIGHBORS: usize = 4096;
 
 impl SlowPath {
     /// An IPv6 packet the pipeline says is for us (from a port, or out of
@@ -157,7 +164,8 @@ impl SlowPath {
                 source_lladdr,
             } => {
                 self.slow.nd_received.inc();
-                self.neighbor_solicited(port, &iface, (src, dst), target, source_lladdr, now);
+                let lladdr = (source_lladdr, eth_src);
+                self.neighbor_solicited(port, &iface, (src, dst), target, lladdr, now);
             }
             Icmpv6Repr::NeighborAdvert {
                 target,
@@ -217,7 +225,9 @@ impl SlowPath {
             self.counters.drop_one(DropReason::Ip6Tentative);
             return;
         }
-        let mut buf = [0u8; MAX_BUILT6];
+        // The reply is as long as the request (less its extension headers):
+        // up to the port's MTU, more than the errors' 1280.
+        let mut buf = vec![0u8; request.len().max(MAX_BUILT6)];
         match frames6::echo_reply6(&mut buf, mac, from, request) {
             Some(n) => {
                 if self.send_back(ingress, &buf[..n], now) {
@@ -304,7 +314,7 @@ impl SlowPath {
         iface: &Interface,
         (src, dst): (Ipv6Addr, Ipv6Addr),
         target: Ipv6Addr,
-        source_lladdr: Option<MacAddr>,
+        (source_lladdr, eth_src): (Option<MacAddr>, MacAddr),
         now: Time,
     ) {
         if !is_ours_on(iface, target) {
@@ -326,7 +336,8 @@ impl SlowPath {
                 self.dad_failed(port, target, None);
                 return;
             }
-            if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, None, false) {
+            let anycast = iface.subnet_router_anycast() == Some(target);
+            if let Some(n) = frames6::neighbor_advert(&mut buf, iface.mac, target, None, anycast) {
                 if self.send_bytes(port, &buf[..n]) {
                     self.slow.nd_dad_defended.inc();
                     self.slow.nd_adverts_sent.inc();
@@ -339,17 +350,27 @@ impl SlowPath {
             self.counters.drop_one(DropReason::NdNotForUs);
             return;
         }
-        let Some(mac) = source_lladdr.filter(|m| m.is_unicast()) else {
-            // Without its address we could not answer a multicast
-            // solicitation (RFC 4861 §7.1.1 requires the option then).
-            if dst.is_multicast() {
+        // A multicast solicitation must carry the sender's address (RFC 4861
+        // §7.1.1); a unicast one may leave it out (§7.2.2), and is answered
+        // to the frame's source.
+        let mac = match source_lladdr {
+            Some(m) if m.is_unicast() => m,
+            None if !dst.is_multicast() && eth_src.is_unicast() => eth_src,
+            _ => {
                 self.counters.drop_one(DropReason::NdMalformed);
-            } else {
-                self.counters.drop_one(DropReason::NdNotForUs);
+                return;
             }
-            return;
         };
-        if on_link(iface, src) {
+        // Learned only from the option, never from one of our own addresses,
+        // and unasked only up to a bound.
+        let known =
+            self.state.neighbors6.contains_key(&src) || self.pending.contains_key(&IpAddr::V6(src));
+        let room = self.state.neighbors6.len() < MAX_UNSOLICITED_NEIGHBORS;
+        if source_lladdr.is_some()
+            && on_link(iface, src)
+            && !self.state.tables().own.is_own6(src)
+            && (known || room)
+        {
             self.resolved(src.into(), mac, port, now);
         }
         // An anycast target is advertised without the override flag (RFC 4861
@@ -416,6 +437,10 @@ impl SlowPath {
         let Some(iface) = self.state.interfaces().get(port).cloned() else {
             return;
         };
+        if iface.address6.is_none() {
+            // IPv6 is off here (duplicate address detection turned it off).
+            return;
+        }
         let mut buf = [0u8; MAX_BUILT6];
         let src = source_for(&iface, target);
         if self.is_tentative(src) {
@@ -582,5 +607,57 @@ impl SlowPath {
         self.ra.stop(port);
         self.mld.stop(port);
         self.state.disable_ipv6(port);
+        // What waited for an IPv6 next hop there never leaves.
+        let stranded: Vec<IpAddr> = self
+            .pending
+            .iter()
+            .filter(|(ip, p)| ip.is_ipv6() && p.port == port)
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in stranded {
+            self.timers.cancel(SlowTimer::Resolve(ip));
+            if let Some(p) = self.pending.remove(&ip) {
+                for _ in p.held {
+                    self.counters.drop_one(DropReason::NeighborUnresolved);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface() -> Interface {
+        Interface {
+            name: "lan".into(),
+            port_id: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            address: None,
+            address6: Some("fd00:1::1/64".parse().unwrap()),
+            mtu: 1500,
+            tx_ipv4_cksum: false,
+            tx_udp_cksum: false,
+            kernel_iface: None,
+        }
+    }
+
+    /// Errors and answers go from the global address to anyone not
+    /// link-local, on the subnet or behind a gateway (a link-local source
+    /// would not be forwarded to the latter).
+    #[test]
+    fn we_speak_from_the_global_address_unless_the_peer_is_link_local() {
+        let i = iface();
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(source_for(&i, a("fd00:1::10")), a("fd00:1::1"));
+        assert_eq!(source_for(&i, a("fd00:30::7")), a("fd00:1::1"));
+        assert_eq!(source_for(&i, a("fe80::10")), i.link_local());
+        assert!(
+            is_ours_on(&i, a("fd00:1::")),
+            "the subnet-router anycast address"
+        );
+        assert!(is_ours_on(&i, i.link_local()));
+        assert!(!is_ours_on(&i, a("fd00:1::2")));
     }
 }

@@ -40,6 +40,7 @@ drop_reasons! {
     IpMartianSource => "ip_martian_source", "source no packet may come from (RFC 1812 5.3.7): 0/8, 127/8, 240/4 (with the limited broadcast), a subnet broadcast";
     IpBroadcast => "ip_broadcast", "destination is a broadcast address";
     IpMartianDestination => "ip_martian_destination", "destination that is not routable: 0/8, 127/8, 240/4";
+    Ip6L2Multicast => "ip6_l2_multicast", "unicast IPv6 in a broadcast or multicast frame (not routed; RFC 4443 2.4(e.3))";
     Ip6Tentative => "ip6_tentative", "to one of our IPv6 addresses while duplicate address detection still checks it (RFC 4862 5.4: not ours yet)";
     Ip6Disabled => "ip6_disabled", "IPv6 on a port with no IPv6 address configured (IPv6 is off there)";
     Ip6Truncated => "ip6_truncated", "shorter than an IPv6 header, or its payload length runs past the frame";
@@ -61,7 +62,7 @@ drop_reasons! {
     NoRoute => "no_route", "no route to the destination (ICMP unreachable sent)";
     TtlExpired => "ttl_expired", "TTL reached zero (ICMP time exceeded sent)";
     NeighborUnresolved => "neighbor_unresolved", "next hop did not answer ARP or Neighbor Solicitation";
-    NeighborHoldOverflow => "neighbor_hold_overflow", "too many packets waiting for one ARP reply or Neighbor Advertisement";
+    NeighborHoldOverflow => "neighbor_hold_overflow", "too many packets waiting for one ARP reply or Neighbor Advertisement, or too many next hops being resolved at once (1024)";
     ArpMalformed => "arp_malformed", "ARP that is not Ethernet/IPv4 or is truncated";
     ArpNotForUs => "arp_not_for_us", "ARP for an address that is not ours";
     LocalUnsupported => "local_unsupported", "to us but not ICMP echo (ICMP unreachable sent)";

@@ -13,7 +13,7 @@ crate::counter_set! {
         held_packets_released: "packets held for ARP or Neighbor Discovery that left once resolved",
         nd_received: "Neighbor Solicitations and Advertisements received",
         nd_adverts_sent: "Neighbor Advertisements sent for our IPv6 addresses (answers and announcements)",
-        nd_solicits_sent: "Neighbor Solicitations sent to resolve or confirm IPv6 next hops",
+        nd_solicits_sent: "Neighbor Solicitations sent: to resolve or confirm IPv6 next hops, and duplicate address detection's probes",
         nd_router_adverts_sent: "router advertisements sent (periodic, answers to solicitations, and the last one at shutdown)",
         nd_router_solicits_received: "router solicitations received on a port that advertises",
         mld_reports_sent: "MLDv2 reports sent for the groups our IPv6 listens to (joins, answers to queries, leaves)",
