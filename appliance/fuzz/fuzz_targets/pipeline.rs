@@ -48,8 +48,8 @@ fn tables() -> Tables {
     let mut neighbors = hashbrown::HashMap::new();
     neighbors.insert([10, 0, 2, 2].into(), gw);
     let mut neighbors6 = hashbrown::HashMap::new();
-    if let Ok(ip) = "fd00:2::2".parse() {
-        neighbors6.insert(ip, gw);
+    if let Ok(ip) = "fd00:2::2".parse::<std::net::Ipv6Addr>() {
+        neighbors6.insert(u128::from(ip), gw);
     }
     let spec: Option<McastRuleSpec> = serde_json::from_str(
         r#"{"input":{"interface":"lan","group":"239.1.1.1","port":5000},

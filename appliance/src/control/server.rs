@@ -262,7 +262,10 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
         ShowWhat::Neighbors => {
             let t = source.tables.current();
             let v4 = t.neighbors.iter().map(|(ip, n)| (IpAddr::V4(*ip), n));
-            let v6 = t.neighbors6.iter().map(|(ip, n)| (IpAddr::V6(*ip), n));
+            let v6 = t
+                .neighbors6
+                .iter()
+                .map(|(ip, n)| (IpAddr::V6(std::net::Ipv6Addr::from(*ip)), n));
             let mut v: Vec<_> = v4
                 .chain(v6)
                 .map(|(ip, n)| {

@@ -411,7 +411,10 @@ pub(super) mod tests {
                 port: 1,
             };
             neighbors.insert("10.0.2.2".parse().unwrap(), gw);
-            neighbors6.insert("fd00:2::2".parse().unwrap(), gw);
+            neighbors6.insert(
+                u128::from("fd00:2::2".parse::<std::net::Ipv6Addr>().unwrap()),
+                gw,
+            );
         }
         let spec: crate::config::mcast::McastRuleSpec = serde_json::from_str(
             r#"{"input":{"interface":"lan","group":"239.1.1.1","port":5000},

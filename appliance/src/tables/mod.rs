@@ -64,8 +64,10 @@ pub struct Tables {
     pub neighbors: HashMap<Ipv4Addr, Neighbor>,
     /// IPv6 routes (connected and static), shared like `routes`.
     pub routes6: Arc<Route6Table>,
-    /// Resolved IPv6 next hops (by Neighbor Discovery, or static).
-    pub neighbors6: HashMap<Ipv6Addr, Neighbor>,
+    /// Resolved IPv6 next hops (by Neighbor Discovery, or static), keyed by
+    /// the address as a `u128`: one word to hash per lookup, where an
+    /// `Ipv6Addr` hashes as a slice.
+    pub neighbors6: HashMap<u128, Neighbor>,
     /// Multicast relay rules.
     pub mcast: McastTable,
     /// The multipath tunnel, when one is configured (shared by every
@@ -124,7 +126,9 @@ impl Tables {
     /// `next_hop` as resolved by Neighbor Discovery on port `port`.
     #[inline]
     pub fn neighbor6_on(&self, next_hop: Ipv6Addr, port: usize) -> Option<&Neighbor> {
-        self.neighbors6.get(&next_hop).filter(|n| n.port == port)
+        self.neighbors6
+            .get(&u128::from(next_hop))
+            .filter(|n| n.port == port)
     }
 
     /// Whether `ip` is the broadcast address of one of our subnets.

@@ -585,7 +585,10 @@ fn build(
         routes: Arc::clone(routes),
         neighbors: resolved(neighbors),
         routes6: Arc::clone(routes6),
-        neighbors6: resolved(neighbors6),
+        neighbors6: resolved(neighbors6)
+            .into_iter()
+            .map(|(ip, n)| (u128::from(ip), n))
+            .collect(),
         mcast: McastTable::new(mcast_rules.to_vec()),
         tunnel: tunnel.cloned(),
         idle: idle.clone(),

@@ -410,47 +410,53 @@ pub fn multicast_mac(ip: Ipv6Addr) -> super::MacAddr {
 // What an address is for, as far as routing it goes (RFC 4291 §2.4, RFC 6890). Free
 // functions rather than methods: the standard library is growing methods of these names.
 
+// On the address as a `u128` (one byte swap): these run on every packet.
+
 /// fe80::/10: never routed off its link.
+#[inline]
 pub fn is_link_local_unicast(ip: &Ipv6Addr) -> bool {
-    ip.segments()[0] & 0xffc0 == 0xfe80
+    u128::from(*ip) >> 118 == 0xfe80 >> 6
 }
 
 /// 2001:db8::/32 (RFC 3849): in documents only, never on the wire.
+#[inline]
 pub fn is_documentation(ip: &Ipv6Addr) -> bool {
-    ip.segments()[..2] == [0x2001, 0x0db8]
+    u128::from(*ip) >> 96 == 0x2001_0db8
 }
 
 /// ::ffff:0:0/96: an IPv4 address written in IPv6, never on the wire (RFC 4291 §2.5.5.2).
+#[inline]
 pub fn is_ipv4_mapped(ip: &Ipv6Addr) -> bool {
-    ip.segments()[..6] == [0, 0, 0, 0, 0, 0xffff]
+    u128::from(*ip) >> 32 == 0xffff
 }
 
 /// A multicast address's scope (RFC 4291 §2.7: 1 interface, 2 link, 4 admin, 5 site,
 /// 8 organisation, 14 global); `None` for unicast.
+#[inline]
 pub fn multicast_scope(ip: &Ipv6Addr) -> Option<u8> {
-    ip.is_multicast().then(|| ip.octets()[1] & 0x0f)
+    let a = u128::from(*ip);
+    (a >> 120 == 0xff).then_some(((a >> 112) & 0x0f) as u8)
 }
 
 /// Whether no packet may come from `ip`: unspecified, loopback, multicast, IPv4-mapped or
 /// documentation (a router drops such a source; `::` is allowed only for DAD, which the
 /// caller handles before asking).
+#[inline]
 pub fn is_martian_source(ip: &Ipv6Addr) -> bool {
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || is_ipv4_mapped(ip)
-        || is_documentation(ip)
+    let a = u128::from(*ip);
+    a <= 1 || a >> 120 == 0xff || a >> 32 == 0xffff || a >> 96 == 0x2001_0db8
 }
 
 /// Whether no packet may be routed to `ip`: unspecified, loopback, IPv4-mapped,
 /// documentation, link-local, or multicast of link scope or less.
+#[inline]
 pub fn is_martian_destination(ip: &Ipv6Addr) -> bool {
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || is_ipv4_mapped(ip)
-        || is_documentation(ip)
-        || is_link_local_unicast(ip)
-        || multicast_scope(ip).is_some_and(|s| s <= 2)
+    let a = u128::from(*ip);
+    a <= 1
+        || a >> 32 == 0xffff
+        || a >> 96 == 0x2001_0db8
+        || a >> 118 == 0xfe80 >> 6
+        || a >> 120 == 0xff && (a >> 112) & 0x0f <= 2
 }
 
 #[cfg(test)]
@@ -696,6 +702,41 @@ mod tests {
     }
 
     proptest! {
+        /// The checks on the address as a number say what the standard library's
+        /// definitions say (prefixes drawn so that every class comes up).
+        #[test]
+        fn address_checks_agree_with_their_definitions(
+            top in proptest::sample::select(vec![0u16, 0x2001, 0xfe80, 0xfebf, 0xfec0, 0xff02, 0xff05, 0xff0e, 0xfd00]),
+            second in proptest::sample::select(vec![0u16, 0x0db8, 0x0db9, 0xffff]),
+            mid in any::<u64>(),
+            low in any::<u32>(),
+            zero_middle in any::<bool>(),
+        ) {
+            let mid = if zero_middle { 0 } else { mid };
+            let a = Ipv6Addr::from(
+                (u128::from(top) << 112) | (u128::from(second) << 96) | (u128::from(mid) << 32) | u128::from(low),
+            );
+            let seg = a.segments();
+            let mapped = seg[..6] == [0, 0, 0, 0, 0, 0xffff];
+            let doc = seg[..2] == [0x2001, 0x0db8];
+            let ll = seg[0] & 0xffc0 == 0xfe80;
+            let scope = a.is_multicast().then(|| a.octets()[1] & 0x0f);
+            prop_assert_eq!(is_ipv4_mapped(&a), mapped);
+            prop_assert_eq!(is_documentation(&a), doc);
+            prop_assert_eq!(is_link_local_unicast(&a), ll);
+            prop_assert_eq!(multicast_scope(&a), scope);
+            prop_assert_eq!(
+                is_martian_source(&a),
+                a.is_unspecified() || a.is_loopback() || a.is_multicast() || mapped || doc
+            );
+            prop_assert_eq!(
+                is_martian_destination(&a),
+                a.is_unspecified() || a.is_loopback() || mapped || doc || ll || scope.is_some_and(|s| s <= 2)
+            );
+            let v4 = Ipv6Addr::from(0xffff_0a00_0001u128);
+            prop_assert!(is_ipv4_mapped(&v4) && !is_ipv4_mapped(&Ipv6Addr::LOCALHOST));
+        }
+
         /// Whatever the bytes: a checked view's accessors and the walk never panic.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
