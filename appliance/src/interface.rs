@@ -48,6 +48,26 @@ impl Interface {
             .map(|a| a.network())
     }
 
+    /// A port for tests: MAC 02:00:00:00:00:01, MTU 1500, no offloads, the
+    /// addresses given (`"10.0.1.1/24"`, `"fd00:1::1/64"`).
+    ///
+    /// # Panics
+    /// An address that does not parse.
+    #[cfg(test)]
+    pub fn for_test(address: Option<&str>, address6: Option<&str>) -> Interface {
+        Interface {
+            name: "lan".into(),
+            port_id: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            address: address.map(|a| a.parse().expect("an IPv4 prefix")),
+            address6: address6.map(|a| a.parse().expect("an IPv6 prefix")),
+            mtu: 1500,
+            tx_ipv4_cksum: false,
+            tx_udp_cksum: false,
+            kernel_iface: None,
+        }
+    }
+
     /// Our IPv6 link-local address on it: fe80::/64 with the interface
     /// identifier made from the MAC (modified EUI-64, RFC 4291 appendix A),
     /// as Linux derives it by default, so a neighbour can predict it.

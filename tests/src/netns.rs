@@ -410,6 +410,53 @@ impl Netns {
             .map(drop)
     }
 
+    /// The global IPv6 address `dev` made by SLAAC from a router advertisement
+    /// of a prefix starting `prefix` (e.g. `"fd00:1:"`), once duplicate address
+    /// detection is done and a default route through a link-local router is
+    /// in place; waits up to 20 s.
+    pub fn slaac_address(&self, dev: &str, prefix: &str) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let addrs = self.ip(&[
+                "-6",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                dev,
+                "scope",
+                "global",
+                "-tentative",
+            ])?;
+            let default = self.ip(&["-6", "route", "show", "default"])?;
+            let address = addrs
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .unwrap_or_default();
+            if address.starts_with(prefix) && default.contains("via fe80::") {
+                return Ok(address.to_string());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: no address in {prefix}* with a default route on {dev}: {addrs} {default}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What `ping` with `args` printed, whatever its exit status (the ICMP
+    /// errors it reports make it fail).
+    pub fn ping_output(&self, args: &[&str]) -> Result<String> {
+        let mut c = self.command("ping");
+        c.args(args);
+        let out = NsProcess::spawn(c)?.wait_timeout(Duration::from_secs(20))?;
+        Ok(format!("{}{}", out.stdout, out.stderr))
+    }
+
     /// The MAC address of `dev`.
     pub fn mac(&self, dev: &str) -> Result<String> {
         let out = self.ip(&["-o", "link", "show", "dev", dev])?;

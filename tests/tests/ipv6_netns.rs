@@ -55,53 +55,36 @@ fn ipv6_host(ns: &Netns, dev: &str, addr: &str, gateway: &str) {
     );
 }
 
-/// What `ping` printed (its exit status aside: the ICMPv6 errors it reports
-/// make it fail).
-fn ping(ns: &Netns, args: &[&str]) -> String {
-    let mut c = ns.command("ping");
-    c.args(args);
-    let out = NsProcess::spawn(c)
-        .and_then(|p| p.wait_timeout(Duration::from_secs(15)))
-        .expect("ping runs");
-    format!("{}{}", out.stdout, out.stderr)
+/// Host A — appliance — host B: three namespaces, the WAN link's MTU `wan_mtu`, the
+/// appliance's own namespace with its kernel's IPv6 off (it stands for NICs the kernel
+/// no longer drives: that kernel must not answer for the link-local addresses the
+/// appliance derives from the same MACs).
+fn namespaces(run: &RunId, wan_mtu: u32) -> (Netns, Netns, Netns) {
+    let host_a = Netns::create(&run.ns_name("a")).expect("netns a");
+    let host_b = Netns::create(&run.ns_name("b")).expect("netns b");
+    let app = Netns::create(&run.ns_name("app")).expect("netns app");
+    app.disable_ipv6().expect("app: kernel IPv6 off");
+    veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
+    veth(&host_b, "eth0", &app, "apl-wan", wan_mtu).expect("veth wan");
+    for ns in [&host_a, &host_b, &app] {
+        ns.link_up("lo", 65536).expect("lo up");
+    }
+    (host_a, host_b, app)
 }
 
-/// Host A's address as SLAAC made it from the appliance's router
-/// advertisement, once its default route points at the appliance's
-/// link-local address.
-fn slaac_address(ns: &Netns, dev: &str, router: &str) -> String {
-    let mut address = String::new();
-    wait_for(
-        "an address and a default route from the router advertisement",
-        Duration::from_secs(20),
-        || {
-            let addrs = ns
-                .ip(&[
-                    "-6",
-                    "-o",
-                    "addr",
-                    "show",
-                    "dev",
-                    dev,
-                    "scope",
-                    "global",
-                    "-tentative",
-                ])
-                .unwrap_or_default();
-            let default = ns
-                .ip(&["-6", "route", "show", "default"])
-                .unwrap_or_default();
-            address = addrs
-                .split_whitespace()
-                .skip_while(|w| *w != "inet6")
-                .nth(1)
-                .and_then(|a| a.split('/').next())
-                .unwrap_or_default()
-                .to_string();
-            address.starts_with("fd00:10:1:") && default.contains(router)
-        },
-    );
-    address
+/// Starts the appliance in `app` with the VM profile and [`CONFIG`]: its run
+/// directory, control socket and process.
+fn start(run: &RunId, app: &Netns) -> (std::path::PathBuf, std::path::PathBuf, NsProcess) {
+    let dir = std::env::temp_dir().join(format!("appliance-{}", run.base()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let socket = dir.join("ctl.sock");
+    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml"))
+        .expect("profile");
+    std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
+    let config = CONFIG.replace("SOCKET", &socket.display().to_string());
+    std::fs::write(dir.join("config.toml"), config).expect("write config");
+    let appliance = start_appliance(app, &dir, &socket);
+    (dir, socket, appliance)
 }
 
 /// A drop counter summed over the workers (`show stats`).
@@ -116,36 +99,25 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
         return;
     }
     let run = RunId::new();
-    let host_a = Netns::create(&run.ns_name("a")).expect("netns a");
-    let host_b = Netns::create(&run.ns_name("b")).expect("netns b");
-    let app = Netns::create(&run.ns_name("app")).expect("netns app");
-    // The appliance's own namespace stands for a NIC the kernel no longer drives: its
-    // kernel must not answer for the link-local address the appliance derives from the
-    // same MAC.
-    app.disable_ipv6().expect("app: kernel IPv6 off");
-    veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
     // The WAN side's link carries less than the LAN's: what A sends at its MTU must be
     // answered with packet too big, and Linux's path MTU discovery take it from there.
-    veth(&host_b, "eth0", &app, "apl-wan", 1400).expect("veth wan");
-    for ns in [&host_a, &host_b, &app] {
-        ns.link_up("lo", 65536).expect("lo up");
-    }
-
-    let dir = std::env::temp_dir().join(format!("appliance-{}", run.base()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let socket = dir.join("ctl.sock");
-    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml"))
-        .expect("profile");
-    std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
-    let config = CONFIG.replace("SOCKET", &socket.display().to_string());
-    std::fs::write(dir.join("config.toml"), config).expect("write config");
-    let appliance = start_appliance(&app, &dir, &socket);
+    let (host_a, host_b, app) = namespaces(&run, 1400);
+    let (dir, socket, appliance) = start(&run, &app);
 
     // Host A is configured by nothing but the appliance's router advertisements
     // (Linux's defaults accept them); host B by hand.
     let mac = app.mac("apl-lan").expect("lan MAC");
     let link_local = appliance::interface::link_local_of(mac.parse().expect("MAC"));
-    let host_a_addr = slaac_address(&host_a, "eth0", &link_local.to_string());
+    let host_a_addr = host_a
+        .slaac_address("eth0", "fd00:10:1:")
+        .expect("host A configured by the router advertisement");
+    let default = host_a
+        .ip(&["-6", "route", "show", "default"])
+        .expect("routes");
+    assert!(
+        default.contains(&link_local.to_string()),
+        "the default route is the appliance's link-local address: {default}"
+    );
     ipv6_host(&host_b, "eth0", "fd00:10:2::2/64", "fd00:10:2::1");
 
     // The appliance answers Neighbor Solicitations and echo for its addresses, global and
@@ -210,22 +182,22 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
         "one routed hop takes one off the hop limit: {out}"
     );
     // The errors a router owes, each from the appliance's address on A's link.
-    let expired = ping(
-        &host_a,
-        &["-6", "-c", "1", "-t", "1", "-W", "2", "fd00:10:2::2"],
-    );
+    let expired = host_a
+        .ping_output(&["-6", "-c", "1", "-t", "1", "-W", "2", "fd00:10:2::2"])
+        .expect("ping");
     assert!(
         expired.contains("fd00:10:1::1") && expired.contains("Time exceeded"),
         "hop limit 1: time exceeded from the appliance: {expired}"
     );
-    let no_route = ping(&host_a, &["-6", "-c", "1", "-W", "2", "fd00:99::1"]);
+    let no_route = host_a
+        .ping_output(&["-6", "-c", "1", "-W", "2", "fd00:99::1"])
+        .expect("ping");
     assert!(
         no_route.contains("fd00:10:1::1") && no_route.contains("No route"),
         "no route: destination unreachable from the appliance: {no_route}"
     );
-    let too_big = ping(
-        &host_a,
-        &[
+    let too_big = host_a
+        .ping_output(&[
             "-6",
             "-c",
             "1",
@@ -236,8 +208,8 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
             "-W",
             "2",
             "fd00:10:2::2",
-        ],
-    );
+        ])
+        .expect("ping");
     assert!(
         too_big.contains("fd00:10:1::1") && too_big.contains("mtu=1400"),
         "above the WAN link's MTU: packet too big from the appliance: {too_big}"
@@ -245,7 +217,9 @@ fn ipv6_hosts_ping_route_and_iperf_through_the_appliance() {
     assert!(dropped(&socket, "mtu_exceeded") >= 1);
     // Nobody at fd00:10:2::99: after the solicitations go unanswered the held packet is
     // answered with address unreachable.
-    let unresolved = ping(&host_a, &["-6", "-c", "1", "-W", "6", "fd00:10:2::99"]);
+    let unresolved = host_a
+        .ping_output(&["-6", "-c", "1", "-W", "6", "fd00:10:2::99"])
+        .expect("ping");
     assert!(
         unresolved.contains("Address unreachable"),
         "an unresolved neighbour: address unreachable: {unresolved}"
@@ -374,28 +348,11 @@ fn a_duplicate_address_turns_ipv6_off_on_its_port() {
         return;
     }
     let run = RunId::new();
-    let host_a = Netns::create(&run.ns_name("a")).expect("netns a");
-    let host_b = Netns::create(&run.ns_name("b")).expect("netns b");
-    let app = Netns::create(&run.ns_name("app")).expect("netns app");
-    app.disable_ipv6().expect("app: kernel IPv6 off");
-    veth(&host_a, "eth0", &app, "apl-lan", 1500).expect("veth lan");
-    veth(&host_b, "eth0", &app, "apl-wan", 1500).expect("veth wan");
-    for ns in [&host_a, &host_b, &app] {
-        ns.link_up("lo", 65536).expect("lo up");
-    }
+    let (host_a, host_b, app) = namespaces(&run, 1500);
     // Host A holds the address the appliance is configured with on lan.
     ipv6_host(&host_a, "eth0", "fd00:10:1::1/64", "fd00:10:1::2");
     ipv6_host(&host_b, "eth0", "fd00:10:2::2/64", "fd00:10:2::1");
-
-    let dir = std::env::temp_dir().join(format!("appliance-{}", run.base()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let socket = dir.join("ctl.sock");
-    let profile = std::fs::read_to_string(workspace_root().join("hw-profiles/vm-af-packet.toml"))
-        .expect("profile");
-    std::fs::write(dir.join("profile.toml"), profile).expect("write profile");
-    let config = CONFIG.replace("SOCKET", &socket.display().to_string());
-    std::fs::write(dir.join("config.toml"), config).expect("write config");
-    let appliance = start_appliance(&app, &dir, &socket);
+    let (dir, socket, appliance) = start(&run, &app);
     let failed = || {
         let s = ctl(&socket, r#"{"cmd":"show","what":"stats"}"#);
         s["data"]["slowpath"]["nd_dad_failed"].as_u64().unwrap_or(0)

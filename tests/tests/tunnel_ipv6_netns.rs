@@ -8,56 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use testbed::control::wait_for;
-use testbed::netns::{skip_unless_root, Netns, NsProcess};
+use testbed::netns::{skip_unless_root, NsProcess};
 use testbed::scenario::systems::appliance_tunnel::{Site, TunnelSpec};
 use testbed::tunnel_bed::{bed_with, RATES};
-
-/// The global address `ns` made on `dev` from its site's advertised prefix.
-fn slaac_address(ns: &Netns, dev: &str, prefix: &str) -> String {
-    let mut address = String::new();
-    wait_for(
-        "an address and a default route from the router advertisement",
-        Duration::from_secs(20),
-        || {
-            let addrs = ns
-                .ip(&[
-                    "-6",
-                    "-o",
-                    "addr",
-                    "show",
-                    "dev",
-                    dev,
-                    "scope",
-                    "global",
-                    "-tentative",
-                ])
-                .unwrap_or_default();
-            let default = ns
-                .ip(&["-6", "route", "show", "default"])
-                .unwrap_or_default();
-            address = addrs
-                .split_whitespace()
-                .skip_while(|w| *w != "inet6")
-                .nth(1)
-                .and_then(|a| a.split('/').next())
-                .unwrap_or_default()
-                .to_string();
-            address.starts_with(prefix) && default.contains("fe80::")
-        },
-    );
-    address
-}
-
-/// What `ping` printed, whatever its exit status.
-fn ping(ns: &Netns, args: &[&str]) -> String {
-    let mut c = ns.command("ping");
-    c.args(args);
-    let out = NsProcess::spawn(c)
-        .and_then(|p| p.wait_timeout(Duration::from_secs(20)))
-        .expect("ping runs");
-    format!("{}{}", out.stdout, out.stderr)
-}
 
 /// Data packets a site sent on each path.
 fn tx_packets(paths: &[Value]) -> Vec<u64> {
@@ -76,43 +29,37 @@ fn ipv6_hosts_at_two_sites_talk_across_the_tunnel() -> Result<()> {
     spec.ipv6 = true;
     let b = bed_with(spec, 0.0)?;
     let (host_a, host_b) = (&b.sites.host_a, &b.sites.host_b);
-    let a = slaac_address(&host_a.ns, &host_a.iface, "fd00:1:");
-    let b_addr = slaac_address(&host_b.ns, &host_b.iface, "fd00:2:");
+    let a = host_a.ns.slaac_address(&host_a.iface, "fd00:1:")?;
+    let b_addr = host_b.ns.slaac_address(&host_b.iface, "fd00:2:")?;
 
-    let out = ping(
-        &host_a.ns,
-        &["-6", "-c", "5", "-i", "0.2", "-W", "2", &b_addr],
-    );
+    let out = host_a
+        .ns
+        .ping_output(&["-6", "-c", "5", "-i", "0.2", "-W", "2", &b_addr])?;
     assert!(
         out.contains(" 0% packet loss") && out.contains("ttl=62"),
         "host A pings host B through the tunnel, two routed hops: {out}"
     );
     // The far appliance answers for its LAN address through the tunnel.
-    let out = ping(
-        &host_a.ns,
-        &["-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00:2::1"],
-    );
+    let out = host_a
+        .ns
+        .ping_output(&["-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00:2::1"])?;
     assert!(
         out.contains(" 0% packet loss"),
         "appliance B answers: {out}"
     );
     // Its errors come back the same way: the hop limit runs out at appliance B.
-    let out = ping(
-        &host_a.ns,
-        &["-6", "-c", "1", "-t", "2", "-W", "3", &b_addr],
-    );
+    let out = host_a
+        .ns
+        .ping_output(&["-6", "-c", "1", "-t", "2", "-W", "3", &b_addr])?;
     assert!(
         out.contains("fd00:2::1") && out.contains("Time exceeded"),
         "time exceeded from appliance B through the tunnel: {out}"
     );
     // Above the tunnel's inner MTU (1500-byte paths, sealed: 1436): packet too big from
     // appliance A, with that MTU.
-    let out = ping(
-        &host_a.ns,
-        &[
-            "-6", "-c", "1", "-s", "1440", "-M", "do", "-W", "2", &b_addr,
-        ],
-    );
+    let out = host_a.ns.ping_output(&[
+        "-6", "-c", "1", "-s", "1440", "-M", "do", "-W", "2", &b_addr,
+    ])?;
     assert!(
         out.contains("fd00:1::1") && out.contains("mtu=1436"),
         "packet too big at the tunnel: {out}"

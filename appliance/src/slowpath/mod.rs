@@ -642,6 +642,14 @@ impl SlowPath {
     /// The address ICMP about tunnel traffic comes from: the first interface
     /// that carries no tunnel path (the LAN side), else any.
     fn tunnel_side_address(&self) -> Option<Ipv4Addr> {
+        self.lan_side_first()
+            .find_map(|i| i.address.map(|a| a.addr()))
+    }
+
+    /// The interfaces that carry no tunnel path (the LAN side), then every
+    /// interface: where the appliance's own packets into the tunnel come
+    /// from.
+    fn lan_side_first(&self) -> impl Iterator<Item = &crate::interface::Interface> + '_ {
         let path_ports: Vec<usize> = self
             .tunnel
             .iter()
@@ -651,9 +659,9 @@ impl SlowPath {
         ifaces
             .iter()
             .enumerate()
-            .filter(|(i, _)| !path_ports.contains(i))
-            .chain(ifaces.iter().enumerate())
-            .find_map(|(_, i)| i.address.map(|a| a.addr()))
+            .filter(move |(i, _)| !path_ports.contains(i))
+            .map(|(_, i)| i)
+            .chain(ifaces.iter())
     }
 
     /// Sends one of our own packets (an Ethernet frame) to the peer site.

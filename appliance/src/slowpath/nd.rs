@@ -251,18 +251,8 @@ impl SlowPath {
     /// address of the first interface that carries no tunnel path (the LAN
     /// side), else of any.
     fn tunnel_side_address6(&self) -> Option<Ipv6Addr> {
-        let path_ports: Vec<usize> = self
-            .tunnel
-            .iter()
-            .flat_map(|t| t.table().paths.iter().map(|p| p.port))
-            .collect();
-        let ifaces = self.state.interfaces();
-        ifaces
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !path_ports.contains(i))
-            .chain(ifaces.iter().enumerate())
-            .find_map(|(_, i)| i.address6.map(|a| a.addr()))
+        self.lan_side_first()
+            .find_map(|i| i.address6.map(|a| a.addr()))
     }
 
     /// Starts router advertisements on the ports whose config asks for them
@@ -630,17 +620,7 @@ mod tests {
     use super::*;
 
     fn iface() -> Interface {
-        Interface {
-            name: "lan".into(),
-            port_id: 0,
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            address: None,
-            address6: Some("fd00:1::1/64".parse().unwrap()),
-            mtu: 1500,
-            tx_ipv4_cksum: false,
-            tx_udp_cksum: false,
-            kernel_iface: None,
-        }
+        Interface::for_test(None, Some("fd00:1::1/64"))
     }
 
     /// Errors and answers go from the global address to anyone not

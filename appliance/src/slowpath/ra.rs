@@ -180,17 +180,7 @@ mod tests {
     use super::*;
 
     fn iface(address6: Option<&str>) -> Interface {
-        Interface {
-            name: "lan".into(),
-            port_id: 0,
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            address: None,
-            address6: address6.map(|a| a.parse().unwrap()),
-            mtu: 1500,
-            tx_ipv4_cksum: false,
-            tx_udp_cksum: false,
-            kernel_iface: None,
-        }
+        Interface::for_test(None, address6)
     }
 
     #[test]

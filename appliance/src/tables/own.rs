@@ -114,20 +114,9 @@ impl OwnAddresses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::MacAddr;
 
     fn iface(address: Option<&str>) -> Interface {
-        Interface {
-            name: "p".into(),
-            port_id: 0,
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            address: address.map(|a| a.parse().unwrap()),
-            mtu: 1500,
-            tx_ipv4_cksum: false,
-            tx_udp_cksum: false,
-            address6: None,
-            kernel_iface: None,
-        }
+        Interface::for_test(address, None)
     }
 
     #[test]

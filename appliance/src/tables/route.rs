@@ -78,17 +78,7 @@ pub struct RouteTable {
 impl RouteTable {
     /// Builds a table; a later route with the same prefix replaces an earlier one.
     pub fn new(routes: impl IntoIterator<Item = Route>) -> Self {
-        let mut list: Vec<Route> = Vec::new();
-        let mut index: HashMap<Ipv4Net, usize> = HashMap::new();
-        for r in routes {
-            match index.get(&r.prefix) {
-                Some(&i) => list[i] = r,
-                None => {
-                    index.insert(r.prefix, list.len());
-                    list.push(r);
-                }
-            }
-        }
+        let list = last_wins(routes, |r| r.prefix);
         let triples: Vec<(u32, u8, u32)> = list
             .iter()
             .enumerate()
@@ -130,15 +120,42 @@ impl RouteTable {
 
     /// All routes, most specific first.
     pub fn routes(&self) -> Vec<Route> {
-        let mut v = self.routes.clone();
-        v.sort_by(|a, b| {
-            b.prefix
-                .prefix_len()
-                .cmp(&a.prefix.prefix_len())
-                .then(a.prefix.cmp(&b.prefix))
-        });
-        v
+        most_specific_first(&self.routes, |r| (r.prefix.prefix_len(), r.prefix))
     }
+}
+
+/// `routes` with one per key (a later route replaces an earlier one with the
+/// same prefix, in the earlier one's place): both families' tables.
+pub(super) fn last_wins<R, K: std::hash::Hash + Eq>(
+    routes: impl IntoIterator<Item = R>,
+    key: impl Fn(&R) -> K,
+) -> Vec<R> {
+    let mut list: Vec<R> = Vec::new();
+    let mut index: HashMap<K, usize> = HashMap::new();
+    for r in routes {
+        match index.get(&key(&r)) {
+            Some(&i) => list[i] = r,
+            None => {
+                index.insert(key(&r), list.len());
+                list.push(r);
+            }
+        }
+    }
+    list
+}
+
+/// A copy of `routes` sorted most specific first, then by prefix (`key`:
+/// prefix length and prefix).
+pub(super) fn most_specific_first<R: Clone, P: Ord>(
+    routes: &[R],
+    key: impl Fn(&R) -> (u8, P),
+) -> Vec<R> {
+    let mut v = routes.to_vec();
+    v.sort_by(|a, b| {
+        let ((la, pa), (lb, pb)) = (key(a), key(b));
+        lb.cmp(&la).then(pa.cmp(&pb))
+    });
+    v
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@
 
 use std::net::Ipv6Addr;
 
-use hashbrown::HashMap;
 use ipnet::Ipv6Net;
 use serde::Serialize;
 
 use super::lpm6::Lpm6;
+use super::route::{last_wins, most_specific_first};
 use super::RouteKind;
 
 /// Where an IPv6 route sends packets.
@@ -64,17 +64,7 @@ pub struct Route6Table {
 impl Route6Table {
     /// Builds a table; a later route with the same prefix replaces an earlier one.
     pub fn new(routes: impl IntoIterator<Item = Route6>) -> Self {
-        let mut list: Vec<Route6> = Vec::new();
-        let mut index: HashMap<Ipv6Net, usize> = HashMap::new();
-        for r in routes {
-            match index.get(&r.prefix) {
-                Some(&i) => list[i] = r,
-                None => {
-                    index.insert(r.prefix, list.len());
-                    list.push(r);
-                }
-            }
-        }
+        let list = last_wins(routes, |r| r.prefix);
         let triples: Vec<(u128, u8, u32)> = list
             .iter()
             .enumerate()
@@ -116,14 +106,7 @@ impl Route6Table {
 
     /// All routes, most specific first.
     pub fn routes(&self) -> Vec<Route6> {
-        let mut v = self.routes.clone();
-        v.sort_by(|a, b| {
-            b.prefix
-                .prefix_len()
-                .cmp(&a.prefix.prefix_len())
-                .then(a.prefix.cmp(&b.prefix))
-        });
-        v
+        most_specific_first(&self.routes, |r| (r.prefix.prefix_len(), r.prefix))
     }
 }
 
