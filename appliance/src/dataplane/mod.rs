@@ -14,4 +14,5 @@ pub mod sinks;
 pub mod stage;
 pub mod tunnel;
 pub mod tx;
+pub mod verdict;
 pub mod worker;

@@ -9,89 +9,11 @@
 
 use std::net::Ipv4Addr;
 
+pub use super::verdict::{Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
 use crate::stats::DropReason;
 use crate::tables::{NextHop, Tables, TUNNEL_PORT};
 use crate::wire::ipv4::is_martian;
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, UdpPacket};
-
-/// Why a packet goes to the management lcore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PuntReason {
-    /// ARP for the slow path to answer or learn from.
-    Arp,
-    /// Addressed to one of our addresses.
-    ToUs,
-    /// TTL would reach zero: needs ICMP time exceeded.
-    TtlExpired,
-    /// No route: needs ICMP unreachable.
-    NoRoute,
-    /// IGMP (queries for the appliance as a group member on this port).
-    Igmp,
-    /// IPv6 next hop not resolved yet: hold it and solicit it.
-    NeighborMiss6 {
-        /// The next hop to resolve.
-        next_hop: std::net::Ipv6Addr,
-        /// The port index to resolve it on.
-        port: usize,
-    },
-    /// Next hop not resolved yet: hold it and ARP.
-    NeighborMiss {
-        /// The next hop to resolve.
-        next_hop: std::net::Ipv4Addr,
-        /// The port index to resolve it on.
-        port: usize,
-    },
-    /// Bigger than the outgoing port's MTU (IPv4 with DF set, or IPv6,
-    /// which routers never fragment): needs ICMP fragmentation needed or
-    /// ICMPv6 packet too big with this MTU.
-    TooBig {
-        /// The outgoing port's MTU.
-        mtu: u16,
-    },
-    /// Bigger than the tunnel's inner MTU with DF set: needs ICMP
-    /// fragmentation needed with this next-hop MTU.
-    TunnelTooBig {
-        /// The tunnel's inner MTU.
-        mtu: u16,
-    },
-}
-
-/// Where a frame entered the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ingress {
-    /// Received on this port index.
-    Port(usize),
-    /// Decapsulated from the tunnel (its Ethernet header is the outer
-    /// frame's, so layer 2 is not checked again).
-    Tunnel,
-}
-
-/// The `port` field of an mbuf decapsulated from the tunnel, so the slow
-/// path, which runs the pipeline again on what it is punted, sees the same
-/// ingress.
-pub const TUNNEL_PORT_ID: u16 = 0xfffe;
-
-/// The outcome for one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Rewritten in place; send on this port index.
-    Forward(usize),
-    /// Hand to the management lcore.
-    Punt(PuntReason),
-    /// Matches multicast rule `rule` (index in `tables.mcast.rules`):
-    /// republish it; the frame is unchanged.
-    Relay(u32),
-    /// Matches multicast rule `rule` but cannot be relayed: count it
-    /// against the rule as well.
-    RelayDrop(u32, DropReason),
-    /// For one of our tunnel endpoints: the tunnel stage takes it.
-    TunnelRx,
-    /// Routed into the tunnel (TTL already decremented): the tunnel stage
-    /// classifies, schedules and encapsulates it.
-    TunnelTx,
-    /// Free it and count the reason.
-    Drop(DropReason),
-}
 
 /// Classifies (and, for `Forward` and `TunnelTx`, rewrites) one frame that
 /// arrived at `ingress`.

@@ -36,7 +36,7 @@ use crate::wire::ipv6::{
 };
 use crate::wire::EthernetFrame;
 
-use super::pipeline::{Ingress, PuntReason, Verdict};
+use super::verdict::{Ingress, PuntReason, Verdict};
 
 /// Classifies (and, for `Forward`, rewrites) one IPv6 frame that arrived at
 /// `ingress`; the Ethernet header is checked already.
