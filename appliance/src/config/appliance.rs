@@ -949,6 +949,8 @@ rate = "30mbit"
 "#;
         let c = parse(V6).unwrap();
         assert_eq!(c.interfaces[0].ra.map(|r| r.interval), Some(200));
+        // `show config` writes the IPv6 keys back as --check reads them.
+        assert_eq!(parse(&c.to_toml().unwrap()).unwrap(), c);
         let cases = [
             ("fd00:2::1/64", "fd00:1::2/64", "interfaces[1].address6"),
             ("fd00:2::1/64", "fe80::1/64", "interfaces[1].address6"),
