@@ -176,11 +176,13 @@ impl SlowPath {
                 // A solicited answer may leave the option out (RFC 4861 §4.4):
                 // the frame came from the neighbour's MAC then.
                 let mac = target_lladdr.unwrap_or(eth_src);
-                if is_ours_on(&iface, target) {
+                // Every router on the subnet answers for its anycast address:
+                // another one doing so claims nothing of ours.
+                if is_ours_on(&iface, target) && iface.subnet_router_anycast() != Some(target) {
                     self.address_claimed(port, target, mac);
                     return;
                 }
-                let wanted = self.pending.contains_key(&std::net::IpAddr::V6(target))
+                let wanted = self.pending.contains_key(&IpAddr::V6(target))
                     || self.state.neighbors6.contains_key(&target);
                 if wanted && on_link(&iface, target) && mac.is_unicast() {
                     self.resolved(target.into(), mac, port, now);
