@@ -31,8 +31,8 @@
 use crate::stats::DropReason;
 use crate::tables::{NextHop6, Tables};
 use crate::wire::ipv6::{
-    is_link_local_unicast, is_martian_destination, is_martian_source, next_header, solicited_node,
-    walk, Ipv6Packet, Upper, ALL_NODES, ALL_ROUTERS,
+    is_link_local_unicast, is_martian_destination, is_martian_source, next_header, walk,
+    Ipv6Packet, Upper, ALL_NODES, ALL_ROUTERS,
 };
 use crate::wire::EthernetFrame;
 
@@ -160,15 +160,8 @@ fn multicast6(tables: &Tables, in_port: usize, ip: &Ipv6Packet<&[u8]>, upper: Up
     if !src.is_unspecified() && is_martian_source(&src) {
         return Verdict::Drop(DropReason::Ip6MartianSource);
     }
-    let for_us = dst == ALL_NODES
-        || dst == ALL_ROUTERS
-        || tables.interfaces.get(in_port).is_some_and(|i| {
-            i.address6.is_some_and(|a| {
-                dst == solicited_node(a.addr())
-                    || dst == solicited_node(i.link_local())
-                    || i.subnet_router_anycast().map(solicited_node) == Some(dst)
-            })
-        });
+    let for_us =
+        dst == ALL_NODES || dst == ALL_ROUTERS || tables.own.is_solicited_node6(dst, in_port);
     // ICMPv6 after any extension headers: MLD queries ride behind a
     // Hop-by-Hop header (Router Alert).
     let icmpv6 =

@@ -860,20 +860,7 @@ impl SlowPath {
             return;
         };
         if p.tries >= self.cfg.arp_retries {
-            let p = self
-                .pending
-                .remove(&next_hop)
-                .map(|p| p.held)
-                .unwrap_or_default();
-            for (m, ingress) in p {
-                self.counters.drop_one(DropReason::NeighborUnresolved);
-                self.icmp_error(
-                    &m,
-                    ingress,
-                    IcmpError::Unreachable(icmpv4::code::HOST_UNREACHABLE),
-                    now,
-                );
-            }
+            self.give_up(next_hop, now);
             return;
         }
         p.tries += 1;
@@ -881,6 +868,26 @@ impl SlowPath {
         self.timers
             .arm(SlowTimer::Resolve(next_hop), now + ARP_RETRY);
         self.solicit(port, next_hop, None);
+    }
+
+    /// Stops resolving `next_hop`: what waited for it is dropped
+    /// (`neighbor_unresolved`) and its senders told the host is unreachable.
+    fn give_up(&mut self, next_hop: IpAddr, now: Time) {
+        self.timers.cancel(SlowTimer::Resolve(next_hop));
+        let held = self
+            .pending
+            .remove(&next_hop)
+            .map(|p| p.held)
+            .unwrap_or_default();
+        for (m, ingress) in held {
+            self.counters.drop_one(DropReason::NeighborUnresolved);
+            self.icmp_error(
+                &m,
+                ingress,
+                IcmpError::Unreachable(icmpv4::code::HOST_UNREACHABLE),
+                now,
+            );
+        }
     }
 
     /// Asks who has `ip` on `port`: ARP, or a Neighbor Solicitation (to its

@@ -90,21 +90,6 @@ impl SlowPath {
             self.counters.drop_one(DropReason::LocalUnsupported);
             return;
         };
-        if protocol == IpProtocol(next_header::ICMPV6) {
-            let kind = ip.payload().get(offset).copied();
-            if let Some(mld::msg_type::QUERY) = kind {
-                self.mld_query(&ip, offset, ingress, now);
-                return;
-            }
-            if let Some(
-                mld::msg_type::REPORT_V1 | mld::msg_type::DONE_V1 | mld::msg_type::REPORT_V2,
-            ) = kind
-            {
-                // Another listener's: nothing to do for a listener.
-                self.counters.drop_one(DropReason::Ip6Multicast);
-                return;
-            }
-        }
         if protocol != IpProtocol(next_header::ICMPV6) {
             self.counters.drop_one(DropReason::LocalUnsupported);
             if matches!(protocol, IpProtocol::TCP | IpProtocol::UDP) {
@@ -112,6 +97,18 @@ impl SlowPath {
                 self.icmp6_error(m, ingress, kind, now);
             }
             return;
+        }
+        match ip.payload().get(offset).copied() {
+            Some(mld::msg_type::QUERY) => {
+                self.mld_query(&ip, offset, ingress, now);
+                return;
+            }
+            // Another listener's report: nothing to do for a listener.
+            Some(mld::msg_type::REPORT_V1 | mld::msg_type::DONE_V1 | mld::msg_type::REPORT_V2) => {
+                self.counters.drop_one(DropReason::Ip6Multicast);
+                return;
+            }
+            _ => {}
         }
         let repr = ip
             .payload()
@@ -179,7 +176,7 @@ impl SlowPath {
                 // Every router on the subnet answers for its anycast address:
                 // another one doing so claims nothing of ours.
                 if is_ours_on(&iface, target) && iface.subnet_router_anycast() != Some(target) {
-                    self.address_claimed(port, target, mac);
+                    self.address_claimed(port, target, mac, now);
                     return;
                 }
                 let wanted = self.pending.contains_key(&IpAddr::V6(target))
@@ -325,7 +322,7 @@ impl SlowPath {
             if self.tentative.contains(&(port, target)) {
                 // Both of us are checking it at once: neither may have it
                 // (RFC 4862 §5.4.3).
-                self.dad_failed(port, target, None);
+                self.dad_failed(port, target, None, now);
                 return;
             }
             let anycast = iface.subnet_router_anycast() == Some(target);
@@ -569,9 +566,9 @@ impl SlowPath {
     /// `mac`: while we are still checking it, it is theirs; afterwards it is
     /// a conflict, logged and counted (ours stays: a router's address is
     /// configured, and the operator must settle who keeps it).
-    fn address_claimed(&mut self, port: usize, ip: Ipv6Addr, mac: MacAddr) {
+    fn address_claimed(&mut self, port: usize, ip: Ipv6Addr, mac: MacAddr, now: Time) {
         if self.tentative.contains(&(port, ip)) {
-            self.dad_failed(port, ip, Some(mac));
+            self.dad_failed(port, ip, Some(mac), now);
             return;
         }
         self.slow.nd_address_conflicts.inc();
@@ -582,7 +579,7 @@ impl SlowPath {
     /// when it answered): IPv6 goes off on the port, as Linux turns it off
     /// for a duplicate link-local address (a port has one global address,
     /// and does nothing useful in IPv6 without it).
-    fn dad_failed(&mut self, port: usize, ip: Ipv6Addr, mac: Option<MacAddr>) {
+    fn dad_failed(&mut self, port: usize, ip: Ipv6Addr, mac: Option<MacAddr>, now: Time) {
         self.tentative.retain(|(p, _)| *p != port);
         self.slow.nd_dad_failed.inc();
         let name = self
@@ -599,7 +596,8 @@ impl SlowPath {
         self.ra.stop(port);
         self.mld.stop(port);
         self.state.disable_ipv6(port);
-        // What waited for an IPv6 next hop there never leaves.
+        // What waited for an IPv6 next hop there never leaves: given up on as
+        // an unanswered solicitation is.
         let stranded: Vec<IpAddr> = self
             .pending
             .iter()
@@ -607,12 +605,7 @@ impl SlowPath {
             .map(|(ip, _)| *ip)
             .collect();
         for ip in stranded {
-            self.timers.cancel(SlowTimer::Resolve(ip));
-            if let Some(p) = self.pending.remove(&ip) {
-                for _ in p.held {
-                    self.counters.drop_one(DropReason::NeighborUnresolved);
-                }
-            }
+            self.give_up(ip, now);
         }
     }
 }

@@ -88,6 +88,23 @@ impl OwnAddresses {
             .position(|o| o.global == ip || o.anycast == ip)
     }
 
+    /// Whether `group` is the solicited-node group (ff02::1:ff00:0/104 and
+    /// the low 24 bits, RFC 4291 §2.7.1) of one of port `port`'s IPv6
+    /// addresses: link-local, global or Subnet-Router anycast.
+    #[inline]
+    pub fn is_solicited_node6(&self, group: Ipv6Addr, port: usize) -> bool {
+        const PREFIX: u128 = 0xff02_0000_0000_0000_0000_0001_ff00_0000;
+        let g = u128::from(group);
+        let low = |a: u128| a & 0x00ff_ffff;
+        g & !0x00ff_ffff == PREFIX
+            && self.1.get(port).is_some_and(|o| {
+                o.global != 0
+                    && (low(o.link_local) == low(g)
+                        || low(o.global) == low(g)
+                        || o.anycast != 0 && low(o.anycast) == low(g))
+            })
+    }
+
     /// Whether `ip` is one of our IPv6 addresses on any port (a source we
     /// never take from the wire).
     #[inline]
@@ -132,5 +149,25 @@ mod tests {
         assert!(own.is_subnet_broadcast(Ipv4Addr::new(10, 0, 1, 255)));
         assert!(own.is_subnet_broadcast(Ipv4Addr::new(10, 0, 2, 3)));
         assert!(!own.is_subnet_broadcast(Ipv4Addr::new(10, 0, 2, 255)));
+    }
+
+    /// The solicited-node groups of a port's addresses, as the wire layer
+    /// makes them; another port's and a port without IPv6 are not.
+    #[test]
+    fn solicited_node_groups_of_a_port() {
+        use crate::wire::ipv6::solicited_node;
+        let with = Interface::for_test(None, Some("fd00:1::1:2:3/64"));
+        let own = OwnAddresses::of(&[with.clone(), iface(Some("10.0.2.1/24"))]);
+        let groups = [
+            solicited_node("fd00:1::1:2:3".parse().unwrap()),
+            solicited_node(with.link_local()),
+            solicited_node("fd00:1::".parse().unwrap()),
+        ];
+        for g in groups {
+            assert!(own.is_solicited_node6(g, 0), "{g}");
+            assert!(!own.is_solicited_node6(g, 1), "{g}: port 1 has no IPv6");
+        }
+        assert!(!own.is_solicited_node6("ff02::1:ff99:9999".parse().unwrap(), 0));
+        assert!(!own.is_solicited_node6("ff02::2:ff02:3".parse().unwrap(), 0));
     }
 }
