@@ -45,6 +45,8 @@ pub enum ShowWhat {
     Routes,
     /// The tunnel: endpoints, totals, lanes and their reorder buffers.
     Tunnel,
+    /// The tunnel's peers: one line each (session, paths usable, counters).
+    Peers,
     /// Tunnel paths: state, measurements, counters and rates.
     Paths,
     /// Traffic classes: match, scheduler, counters and rates.

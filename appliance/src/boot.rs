@@ -21,7 +21,7 @@ use crate::control;
 use crate::dataplane::doorbell::Doorbell;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::mgmt_frames::MgmtFrames;
-use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
+use crate::dataplane::tunnel::{TunnelRx, TunnelSender};
 use crate::dataplane::tx::{MgmtTx, TxPorts};
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
@@ -198,25 +198,26 @@ pub fn load(opts: &Options) -> Result<(HwProfile, Config), ConfigError> {
     Ok((profile, config))
 }
 
-/// The tunnel's handshake keys, read from their files (`None`: no tunnel,
-/// or one in clear, which is said loudly). Keys are not to end up in a core
-/// dump either: the process is made non-dumpable.
-fn tunnel_handshaker(
+/// Each peer's handshake keys, read from their files, in peer order (empty:
+/// no tunnel, or one in clear, which is said loudly). Keys are not to end
+/// up in a core dump either: the process is made non-dumpable.
+fn tunnel_handshakers(
     opts: &Options,
     config: &Config,
-) -> Result<Option<(KeyPrint, Handshaker)>, BootError> {
+) -> Result<Vec<(KeyPrint, Handshaker)>, BootError> {
     let Some(t) = &config.tunnel else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let keys = t
-        .keys()
+        .peer_keys()
         .map_err(|e| ConfigError::new(&opts.config, format!("tunnel.{}", e.key), e.what))?;
-    let Some(keys) = keys else {
+    let keys: Vec<_> = keys.into_iter().flatten().collect();
+    let Some(first) = keys.first() else {
         log::warn!(
             "the tunnel is in clear (encryption = \"none\"): anyone on a path can read, \
              inject and replay the sites' traffic"
         );
-        return Ok(None);
+        return Ok(Vec::new());
     };
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         log::warn!("could not keep the keys out of core dumps (prctl: {e})");
@@ -225,12 +226,12 @@ fn tunnel_handshaker(
         "tunnel encrypted: {} preferred (CPU AES instructions: {}); our public key {}",
         crate::tunnel::crypto::choice(t.encryption).1,
         if Cipher::hardware_aes() { "yes" } else { "no" },
-        keys.private.public()
+        first.private.public()
     );
-    Ok(Some((
-        keys.print(),
-        crate::tunnel::crypto::handshaker(t.encryption, keys),
-    )))
+    Ok(keys
+        .into_iter()
+        .map(|k| (k.print(), crate::tunnel::crypto::handshaker(t.encryption, k)))
+        .collect())
 }
 
 /// The EAL arguments the appliance would start with (for `--check`).
@@ -275,7 +276,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     if let Some(level) = config.log.level {
         crate::logging::set_level(level.filter());
     }
-    let handshaker = tunnel_handshaker(opts, &config)?;
+    let handshakers = tunnel_handshakers(opts, &config)?;
     eal::check_version().map_err(BootError::Version)?;
     refuse_af_xdp_on_software_interfaces(&profile)?;
     let stop = stop_on_signals()?;
@@ -285,7 +286,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let reloader = Reloader::new(
         (opts.profile.clone(), opts.config.clone()),
         (profile.clone(), config.clone()),
-        handshaker.as_ref().map(|(print, _)| *print),
+        handshakers.iter().map(|(print, _)| *print).collect(),
     );
     let eal = start_eal(opts, &profile)?;
     let plane = build_data_plane(opts, &profile, &config, &eal)?;
@@ -323,8 +324,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         config.slowpath.clone(),
         clock.now(),
     );
-    if let Some((_, hs)) = handshaker {
-        slow.encrypt_tunnel(hs, clock.now());
+    for (peer, (_, hs)) in handshakers.into_iter().enumerate() {
+        slow.encrypt_tunnel(peer, hs, clock.now());
     }
     // By port index (the profile's order), as the interfaces are.
     let ra: Vec<_> = profile
@@ -448,22 +449,12 @@ fn build_data_plane(
     let ports = setup_ports(profile, config, ids, worker_lcores.len(), &pool, socket)?;
     let clock = Clock::tsc();
     let mut state = build_tables(opts, config, &ports, worker_lcores.len(), clock)?;
-    let tunnel = config.tunnel.as_ref().map(|t| {
-        // A new epoch on every start tells the peer to reset its lanes.
-        let epoch = fastrand::u16(1..);
-        Arc::new(TunnelTable::new(
-            t,
-            &ports.interfaces,
-            worker_lcores.len(),
-            profile.mempool.mbufs,
-            epoch,
-        ))
-    });
+    let tunnels = tunnel_tables(config, &ports.interfaces, worker_lcores.len(), profile);
     state.set_idle(profile.idle.clone());
-    if let Some(t) = &tunnel {
-        state.set_tunnel(Arc::clone(t));
+    if !tunnels.is_empty() {
+        state.set_tunnels(tunnels.clone());
     }
-    let tunnel_receivers = tunnel_receivers(tunnel.as_ref(), worker_lcores.len(), socket)?;
+    let tunnel_receivers = tunnel_receivers(&tunnels, worker_lcores.len(), socket)?;
     let published = state.published().clone();
     for (id, p) in ports.ids.iter().zip(&profile.ports) {
         port::start(*id).map_err(|source| BootError::Port {
@@ -484,7 +475,7 @@ fn build_data_plane(
             tables: &published,
             pool: &pool,
             headers: &headers,
-            tunnel: tunnel.as_ref(),
+            tunnels: &tunnels,
             doorbell: &doorbell,
             clock,
         },
@@ -502,6 +493,39 @@ fn build_data_plane(
         clock,
         port_metas: ports.metas,
     })
+}
+
+/// One table per peer of the configured tunnel (none without a tunnel),
+/// each with an equal share of the pool for its queues and reorder buffers
+/// (what `--check` held each peer to).
+fn tunnel_tables(
+    config: &Config,
+    interfaces: &[Interface],
+    workers: usize,
+    profile: &HwProfile,
+) -> Vec<Arc<TunnelTable>> {
+    let Some(t) = &config.tunnel else {
+        return Vec::new();
+    };
+    let peers = t.peers();
+    let share = profile.mempool.mbufs / u32::try_from(peers.len()).unwrap_or(1).max(1);
+    // A new epoch on every start tells the peers to reset their lanes.
+    let epoch = fastrand::u16(1..);
+    peers
+        .iter()
+        .enumerate()
+        .map(|(i, (name, cfg))| {
+            let index = u16::try_from(i).unwrap_or(u16::MAX);
+            Arc::new(TunnelTable::new(
+                (name, index),
+                cfg,
+                interfaces,
+                workers,
+                share,
+                epoch,
+            ))
+        })
+        .collect()
 }
 
 /// What the reports, the control socket and `/metrics` read.
@@ -548,7 +572,7 @@ struct Shared<'a> {
     tables: &'a crate::tables::Published,
     pool: &'a Arc<Mempool>,
     headers: &'a Arc<Mempool>,
-    tunnel: Option<&'a Arc<TunnelTable>>,
+    tunnels: &'a [Arc<TunnelTable>],
     doorbell: &'a Doorbell,
     clock: Clock,
 }
@@ -573,7 +597,7 @@ fn assemble_workers(
     lcores: &[u32],
     io: WorkerIo,
     shared: &Shared<'_>,
-    mut tunnel_receivers: impl Iterator<Item = TunnelReceiver>,
+    mut tunnel_receivers: impl Iterator<Item = TunnelRx>,
     socket: i32,
 ) -> Result<Workers, BootError> {
     let mut tx = io.tx.into_iter();
@@ -614,14 +638,18 @@ fn assemble_workers(
             clock: shared.clock,
             stages: Vec::new(),
             mgmt_frames: MgmtFrames::new(mgmt_rings.next().unwrap_or_default()),
-            tunnel_tx: shared.tunnel.map(|t| {
-                TunnelSender::new(
-                    k,
-                    Arc::clone(t),
-                    Arc::clone(shared.headers),
-                    Arc::clone(shared.pool),
-                )
-            }),
+            tunnel_tx: shared
+                .tunnels
+                .iter()
+                .map(|t| {
+                    TunnelSender::new(
+                        k,
+                        Arc::clone(t),
+                        Arc::clone(shared.headers),
+                        Arc::clone(shared.pool),
+                    )
+                })
+                .collect(),
             tunnel_rx: tunnel_receivers.next(),
         };
         workers.ready.push((*lc, worker));
@@ -646,13 +674,13 @@ fn kernel_counters(profile: &HwProfile, metas: &[PortMeta]) -> Vec<Option<Kernel
 /// which a worker hands a packet to the worker that owns its lane (one ring
 /// per ordered pair of workers). Empty when there is no tunnel.
 fn tunnel_receivers(
-    tunnel: Option<&Arc<TunnelTable>>,
+    tunnels: &[Arc<TunnelTable>],
     workers: usize,
     socket: i32,
-) -> Result<std::vec::IntoIter<TunnelReceiver>, BootError> {
-    let Some(table) = tunnel else {
+) -> Result<std::vec::IntoIter<TunnelRx>, BootError> {
+    if tunnels.is_empty() {
         return Ok(Vec::new().into_iter());
-    };
+    }
     let mut to: Vec<Vec<Option<ring::Producer>>> = (0..workers)
         .map(|_| (0..workers).map(|_| None).collect())
         .collect();
@@ -669,7 +697,7 @@ fn tunnel_receivers(
         .into_iter()
         .zip(from)
         .enumerate()
-        .map(|(k, (to, from))| TunnelReceiver::new(k, workers, Arc::clone(table), to, from))
+        .map(|(k, (to, from))| TunnelRx::new(k, workers, tunnels, to, from))
         .collect::<Vec<_>>()
         .into_iter())
 }
@@ -837,7 +865,10 @@ fn setup_ports(
             checksum_offload: p.checksum_offload,
             // A host's TCP super-frame is cut small enough for the tunnel,
             // rather than into segments the tunnel answers with ICMP.
-            segment_ip_len: config.tunnel.as_ref().map(|t| t.inner_mtu()),
+            segment_ip_len: config
+                .tunnel
+                .as_ref()
+                .and_then(|t| t.peers().iter().map(|(_, v)| v.inner_mtu()).min()),
         };
         let configured = port::configure(id, &setup, pool).map_err(port_err)?;
         log::info!(

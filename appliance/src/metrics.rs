@@ -491,10 +491,16 @@ fn drops(s: &Scrape) -> Rows {
         .collect()
 }
 
+/// A path's labels: its peer's name and its own (a path name is unique only
+/// within its peer).
+fn path_label(p: &PathReport) -> String {
+    format!("peer=\"{}\",path=\"{}\"", p.peer, p.name)
+}
+
 fn per_path(s: &Scrape, f: fn(&PathReport) -> u64) -> Rows {
     s.paths
         .iter()
-        .map(|p| (format!("path=\"{}\"", p.name), f(p)))
+        .map(|p| (path_label(p), f(p)))
         .collect()
 }
 
@@ -504,7 +510,7 @@ fn path_drops(s: &Scrape) -> Rows {
         .flat_map(|p| {
             p.drops
                 .iter()
-                .map(move |(k, v)| (format!("path=\"{}\",reason=\"{k}\"", p.name), *v))
+                .map(move |(k, v)| (format!("{},reason=\"{k}\"", path_label(p)), *v))
         })
         .collect()
 }
@@ -515,7 +521,7 @@ fn per_shaper(s: &Scrape, f: fn(&ShaperReport) -> u64) -> Rows {
         .filter_map(|p| {
             p.shaper
                 .as_ref()
-                .map(|sh| (format!("path=\"{}\"", p.name), f(sh)))
+                .map(|sh| (path_label(p), f(sh)))
         })
         .collect()
 }
@@ -527,7 +533,7 @@ fn per_tier(s: &Scrape, f: fn(&TierReport) -> u64) -> Rows {
         .flat_map(|(p, sh)| {
             sh.tiers
                 .iter()
-                .map(move |t| (format!("path=\"{}\",tier=\"{}\"", p.name, t.tier), f(t)))
+                .map(move |t| (format!("{},tier=\"{}\"", path_label(p), t.tier), f(t)))
         })
         .collect()
 }
@@ -540,7 +546,7 @@ fn shaper_drops(s: &Scrape) -> Rows {
             sh.tiers.iter().flat_map(move |t| {
                 [("aqm", t.aqm_drops), ("overlimit", t.overlimit_drops)].map(|(why, v)| {
                     (
-                        format!("path=\"{}\",tier=\"{}\",reason=\"{why}\"", p.name, t.tier),
+                        format!("{},tier=\"{}\",reason=\"{why}\"", path_label(p), t.tier),
                         v,
                     )
                 })
@@ -555,7 +561,7 @@ fn per_bfd(s: &Scrape, f: fn(&SessionStatus) -> u64) -> Rows {
         .filter_map(|p| {
             p.bfd
                 .as_ref()
-                .map(|b| (format!("path=\"{}\"", p.name), f(b)))
+                .map(|b| (path_label(p), f(b)))
         })
         .collect()
 }
@@ -575,7 +581,7 @@ fn bfd_discards(s: &Scrape) -> Rows {
 fn per_class(s: &Scrape, f: fn(&ClassReport) -> u64) -> Rows {
     s.classes
         .iter()
-        .map(|c| (format!("class=\"{}\"", c.name), f(c)))
+        .map(|c| (format!("peer=\"{}\",class=\"{}\"", c.peer, c.name), f(c)))
         .collect()
 }
 

@@ -31,8 +31,8 @@ pub struct Reloader {
     profile_file: PathBuf,
     config_file: PathBuf,
     applied: (HwProfile, Config),
-    /// The keys in force (`None`: no tunnel, or one in clear).
-    keys: Option<KeyPrint>,
+    /// The keys in force, one per peer (empty: no tunnel, or one in clear).
+    keys: Vec<KeyPrint>,
 }
 
 impl Reloader {
@@ -41,7 +41,7 @@ impl Reloader {
     pub fn new(
         files: (PathBuf, PathBuf),
         applied: (HwProfile, Config),
-        keys: Option<KeyPrint>,
+        keys: Vec<KeyPrint>,
     ) -> Self {
         Self {
             profile_file: files.0,
@@ -72,9 +72,14 @@ impl Reloader {
                 keys.join(", ")
             )
             })?;
-        if let (Some(t), Some(new)) = (&config.tunnel, keys) {
-            if self.keys != Some(new) {
-                plan.rekey(t, new);
+        if let Some(t) = config.tunnel.as_ref().filter(|_| self.keys != keys) {
+            match (t.peers.is_empty(), keys.first()) {
+                (true, Some(new)) => plan.rekey(t, *new),
+                _ => {
+                    return Err(
+                        "nothing applied: these cannot change while running (restart to change them): the peers' keys".into(),
+                    )
+                }
             }
         }
         Ok((plan, (profile, config)))
@@ -95,23 +100,24 @@ impl Reloader {
     /// `files` are in force now, with the keys `plan` applied.
     pub fn applied(&mut self, files: (HwProfile, Config), plan_keys: Option<KeyPrint>) {
         self.applied = files;
-        if plan_keys.is_some() {
-            self.keys = plan_keys;
+        if let Some(k) = plan_keys {
+            self.keys = vec![k];
         }
     }
 }
 
-/// The print of `config`'s tunnel keys, read from their files (`None`: no tunnel, or in clear).
+/// The prints of `config`'s tunnel keys, one per peer, read from their files (empty: no
+/// tunnel, or in clear).
 ///
 /// # Errors
 /// A key file missing, exposed or malformed, naming its key under `tunnel`.
 pub fn key_print(
     config: &Config,
-) -> Result<Option<KeyPrint>, crate::config::tunnel::TunnelConfigError> {
+) -> Result<Vec<KeyPrint>, crate::config::tunnel::TunnelConfigError> {
     let Some(t) = &config.tunnel else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    Ok(t.keys()?.map(|k| k.print()))
+    Ok(t.peer_keys()?.iter().flatten().map(|k| k.print()).collect())
 }
 
 /// One thing a reload does.
@@ -304,6 +310,12 @@ fn changed<'a>(keys: &'a [(&'a str, bool)]) -> impl Iterator<Item = &'a str> + '
 
 /// The tunnel's keys that differ and cannot change while running.
 fn tunnel_keys(a: &TunnelConfig, b: &TunnelConfig, refused: &mut Vec<String>) {
+    if (!a.peers.is_empty() || !b.peers.is_empty()) && a.peers != b.peers {
+        // Peers are not added, removed or changed live yet: their tables,
+        // sessions and workers' state are made at start.
+        refused.push("tunnel.peers".into());
+        return;
+    }
     let keys: [(&str, bool); 6] = [
         ("tunnel.port", a.port != b.port),
         ("tunnel.encryption", a.encryption != b.encryption),

@@ -5,6 +5,7 @@
 pub mod bins;
 pub mod control;
 pub mod golden;
+pub mod hub_bed;
 pub mod netns;
 pub mod probe;
 pub mod rundir;

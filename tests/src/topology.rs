@@ -9,6 +9,7 @@
 //! | [`Relay`] | gen hosts — switch — appliance — switch — sink hosts (two LAN segments) |
 //! | [`Sites`] | host A — appliance A — N WAN links via the emulator — appliance B — host B |
 //! | [`WanPair`] | host A — N links via the emulator — host B (the emulator's own tests) |
+//! | [`HubSites`] | a hub site and N spoke sites, each host — appliance, all appliances on M shared WAN segments |
 
 use std::net::Ipv4Addr;
 
@@ -412,6 +413,129 @@ pub fn wan_pair(n_links: usize) -> Result<WanPair> {
         host_a,
         host_b,
         emu,
+        links,
+    })
+}
+
+/// One WAN link of [`HubSites`]: a layer-2 segment 172.16.<j>.0/24 that every site's
+/// appliance is on, as sites on one provider's network (a bridge, no emulated impairment).
+/// The vectors are indexed by site, as [`HubSites::hosts`] is.
+#[derive(Debug, Clone)]
+pub struct HubLink {
+    /// The bridge in [`HubSites::wan`] that is the segment.
+    pub bridge: String,
+    /// Per site: the appliance's interface on this segment (in `apps[k]`, left bare for DPDK).
+    pub app_ifaces: Vec<String>,
+    /// Per site: the bridge port its interface is cabled to (in [`HubSites::wan`]).
+    pub wan_ports: Vec<String>,
+    /// Per site: the address the appliance should use on the segment: 172.16.<j>.1 for the
+    /// hub, 172.16.<j>.<10+k> for spoke k (k = 1..).
+    pub addrs: Vec<Ipv4Addr>,
+    pub prefix_len: u8,
+}
+
+/// A hub site and N spoke sites: per site a host and an appliance namespace, and every
+/// appliance on each of M shared WAN segments ([`HubLink`]).
+///
+/// Site 0 is the hub, site k (1..=N) is spoke k. Site k's host is 10.<k+1>.0.2/24 with its
+/// default route through 10.<k+1>.0.1 (the appliance's address to configure); the appliance
+/// namespaces hold only bare veth ends for the DPDK application, as from [`sites`].
+#[derive(Debug)]
+pub struct HubSites {
+    pub run: RunId,
+    /// Per site: its host.
+    pub hosts: Vec<Host>,
+    /// Per site: its appliance's namespace.
+    pub apps: Vec<Netns>,
+    /// Per site: the appliance's LAN interface (towards its host, in `apps[k]`).
+    pub lans: Vec<String>,
+    /// Holds the segments' bridges; kernel IPv6 off, so the segments carry only what the
+    /// appliances send.
+    pub wan: Netns,
+    /// Per WAN link: its segment.
+    pub links: Vec<HubLink>,
+}
+
+impl HubSites {
+    /// How many spokes (every site but the hub).
+    pub fn n_spokes(&self) -> usize {
+        self.hosts.len().saturating_sub(1)
+    }
+}
+
+/// The hub (site 0) and `n_spokes` spokes, each appliance on `n_links` shared segments
+/// ([`HubSites`]). Site and link numbers are single hex digits in the interface names, which
+/// bounds both.
+pub fn hub_and_spokes(n_spokes: usize, n_links: usize) -> Result<HubSites> {
+    ensure!((1..=15).contains(&n_spokes), "1..=15 spokes");
+    ensure!((1..=16).contains(&n_links), "1..=16 WAN links");
+    let run = RunId::new();
+    let wan = Netns::create(&run.ns_name("wan"))?;
+    wan.disable_ipv6()?;
+    plain_switch(&wan)?;
+    let mut hosts = Vec::new();
+    let mut apps = Vec::new();
+    let mut lans = Vec::new();
+    for k in 0..=n_spokes {
+        let app = Netns::create(&run.ns_name(&format!("app{k}")))?;
+        app.disable_ipv6()?;
+        let ns = Netns::create(&run.ns_name(&format!("h{k}")))?;
+        let iface = run.ifname(&format!("h{k:x}"));
+        let lan = run.ifname(&format!("l{k:x}"));
+        veth(&ns, &iface, &app, &lan, MTU)?;
+        let subnet = k as u8 + 1;
+        let addr = Ipv4Addr::new(10, subnet, 0, 2);
+        let gateway = Ipv4Addr::new(10, subnet, 0, 1);
+        ns.addr_add(&iface, addr, 24)?;
+        ns.route_add("default", Some(gateway), None)?;
+        hosts.push(Host {
+            ns,
+            iface,
+            addr,
+            prefix_len: 24,
+            gateway,
+        });
+        apps.push(app);
+        lans.push(lan);
+    }
+    let mut links = Vec::new();
+    for j in 0..n_links {
+        let bridge = run.ifname(&format!("br{j:x}"));
+        wan.ip(&[
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        wan.link_up(&bridge, MTU)?;
+        let mut link = HubLink {
+            bridge,
+            app_ifaces: Vec::new(),
+            wan_ports: Vec::new(),
+            addrs: Vec::new(),
+            prefix_len: 24,
+        };
+        for (k, app) in apps.iter().enumerate() {
+            let app_iface = run.ifname(&format!("w{k:x}{j:x}"));
+            let port = run.ifname(&format!("p{k:x}{j:x}"));
+            veth(app, &app_iface, &wan, &port, MTU)?;
+            wan.ip(&["link", "set", "dev", &port, "master", &link.bridge])?;
+            let host_part = if k == 0 { 1 } else { 10 + k as u8 };
+            link.app_ifaces.push(app_iface);
+            link.wan_ports.push(port);
+            link.addrs.push(Ipv4Addr::new(172, 16, j as u8, host_part));
+        }
+        links.push(link);
+    }
+    Ok(HubSites {
+        run,
+        hosts,
+        apps,
+        lans,
+        wan,
         links,
     })
 }

@@ -484,6 +484,32 @@ fn render(request: &Request, d: &Value) -> String {
                 .collect(),
         ),
         Request::Show {
+            what: ShowWhat::Peers,
+        } => table(
+            &[
+                "peer", "session", "handshake", "paths", "tx", "rx", "tx rate", "rx rate",
+                "inner src drops",
+            ],
+            arr(d)
+                .iter()
+                .map(|p| {
+                    vec![
+                        s(&p["name"]),
+                        s(&p["session"]),
+                        p["handshake_age_secs"]
+                            .as_f64()
+                            .map_or("-".into(), |a| format!("{a:.0}s ago")),
+                        format!("{}/{}", s(&p["paths_usable"]), s(&p["paths"])),
+                        s(&p["tx_packets"]),
+                        s(&p["rx_packets"]),
+                        bits_per_second(&p["tx_rate"]["bps"]),
+                        bits_per_second(&p["rx_rate"]["bps"]),
+                        s(&p["inner_source_drops"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Request::Show {
             what: ShowWhat::Paths,
         } => show_paths(d),
         Request::Show {

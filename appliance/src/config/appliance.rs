@@ -504,7 +504,11 @@ impl Config {
             let lan = self
                 .interfaces
                 .iter()
-                .find(|i| !t.paths.iter().any(|p| p.interface == i.port))
+                .find(|i| {
+                    !t.peers()
+                        .iter()
+                        .any(|(_, v)| v.paths.iter().any(|p| p.interface == i.port))
+                })
                 .map(|i| i.address.addr());
             ifaces.push(IfaceView {
                 name: super::mcast::TUNNEL_INTERFACE,
@@ -514,6 +518,17 @@ impl Config {
         for (i, r) in self.mcast_rules.iter().enumerate() {
             if let Err(e) = r.validate(&ifaces) {
                 return err(format!("mcast_rules[{i}].{}", e.key), e.what);
+            }
+            let peers = self.tunnel.as_ref().map_or(0, |t| t.peers().len());
+            let into_tunnel = r
+                .outputs
+                .iter()
+                .position(|o| o.interface == super::mcast::TUNNEL_INTERFACE);
+            if let (true, Some(k)) = (peers > 1, into_tunnel) {
+                return err(
+                    format!("mcast_rules[{i}].outputs[{k}].interface"),
+                    "a port: relaying into a tunnel with several peers is not supported".into(),
+                );
             }
             if self.mcast_rules[..i].iter().any(|o| o.input == r.input) {
                 return err(
@@ -546,7 +561,7 @@ impl Config {
             ) {
                 return err(format!("tunnel.{}", e.key), e.what);
             }
-            if let Err(e) = t.keys() {
+            if let Err(e) = t.peer_keys() {
                 return err(format!("tunnel.{}", e.key), e.what);
             }
         }

@@ -619,12 +619,15 @@ pub struct TunnelConfig {
     /// Outer UDP destination port (the same on both appliances).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// The peer site's networks, IPv4 and IPv6: routed through the tunnel.
+    /// The peer site's networks, IPv4 and IPv6: routed through the tunnel
+    /// (the one-peer form; with `peers`, each peer has its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prefixes: Vec<IpNet>,
-    /// The paths to the peer.
+    /// The paths to the peer (the one-peer form).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<PathConfig>,
-    /// Traffic classes, first match wins.
-    #[serde(default)]
+    /// Traffic classes, first match wins (the one-peer form).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassConfig>,
     /// The scheduler of traffic no class matches.
     #[serde(default = "default_scheduler")]
@@ -659,7 +662,56 @@ pub struct TunnelConfig {
     /// into the handshake as WireGuard's psk).
     #[serde(default)]
     pub preshared_key: Option<PathBuf>,
+    /// The peer sites, each with its own key, prefixes, paths and classes
+    /// (`[[tunnel.peers]]`). Empty: the section itself names its one peer
+    /// (the form of a two-site tunnel), which [`Self::peers`] calls
+    /// [`ONE_PEER_NAME`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerConfig>,
 }
+
+/// The name of the one peer of a `[tunnel]` that lists no `peers`.
+pub const ONE_PEER_NAME: &str = "peer";
+
+/// Most peers of one appliance. A receiver finds the peer of a sealed
+/// packet from its Key ID (8 bits, which the receiver chooses): each peer
+/// owns [`KEY_IDS_PER_PEER`] of them (`docs/wire-format.md`, "Key ID").
+pub const MAX_PEERS: usize = 50;
+
+/// Key IDs each peer's sessions take theirs from: at most three sessions'
+/// receive keys are held, one handshake of ours may be pending, and an
+/// answer to the peer's needs one more.
+pub const KEY_IDS_PER_PEER: u8 = 5;
+
+/// One peer site: `[[tunnel.peers]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Name, for `appliancectl`, logs and metrics.
+    pub name: String,
+    /// The peer's public key (`appliance pubkey` at the peer), base64.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// A file holding a pre-shared key shared with this peer (default: the
+    /// tunnel's `preshared_key`, if any).
+    #[serde(default)]
+    pub preshared_key: Option<PathBuf>,
+    /// The peer site's networks: routed to it, and the only inner sources
+    /// accepted from it.
+    pub prefixes: Vec<IpNet>,
+    /// The paths to it.
+    pub paths: Vec<PathConfig>,
+    /// Its traffic classes, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassConfig>,
+    /// The scheduler of its traffic no class matches (default: the
+    /// tunnel's `default_scheduler`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_scheduler: Option<SchedulerName>,
+}
+
+/// The keys of the one-peer form that a tunnel with `peers` sets per peer.
+const PER_PEER_KEYS: [&str; 4] = ["prefixes", "paths", "classes", "peer_public_key"];
 
 fn default_max_hold_down() -> Span {
     Span(Duration::from_secs(30))
@@ -682,6 +734,29 @@ pub struct TunnelConfigError {
     pub key: String,
     /// What was expected.
     pub what: String,
+}
+
+impl TunnelConfigError {
+    /// The error of peer `i`'s view ([`TunnelConfig::peers`]) under the key
+    /// the operator wrote: a per-peer key moves under `peers[i]` (when the
+    /// tunnel lists its peers), a shared one stays.
+    fn in_peer(mut self, listed: bool, i: usize) -> Self {
+        let per_peer = [
+            "prefixes",
+            "paths",
+            "classes",
+            "default_scheduler",
+            "peer_public_key",
+            "preshared_key",
+        ]
+        .iter()
+        .any(|k| self.key.starts_with(k));
+        if listed && per_peer {
+            let key = self.key.replacen("peer_public_key", "public_key", 1);
+            self.key = format!("peers[{i}].{key}");
+        }
+        self
+    }
 }
 
 fn fail<T>(key: impl Into<String>, what: impl Into<String>) -> Result<T, TunnelConfigError> {
@@ -720,8 +795,10 @@ impl TunnelConfig {
     /// Makes the key files' paths relative to `dir` (the config file's
     /// folder) absolute.
     pub fn resolve_key_paths(&mut self, dir: &Path) {
+        let peers = self.peers.iter_mut().map(|p| &mut p.preshared_key);
         for p in [&mut self.private_key, &mut self.preshared_key]
             .into_iter()
+            .chain(peers)
             .flatten()
         {
             if p.is_relative() {
@@ -774,12 +851,134 @@ impl TunnelConfig {
         Ok(Some(TunnelKeys { private, peer, psk }))
     }
 
+    /// Each peer as a tunnel of its own: the section's shared keys (port,
+    /// encryption, our private key, probing, BFD, reordering, shaping) with
+    /// the peer's name, key, prefixes, paths and classes. The one-peer form
+    /// gives itself, named [`ONE_PEER_NAME`].
+    pub fn peers(&self) -> Vec<(String, TunnelConfig)> {
+        if self.peers.is_empty() {
+            return vec![(ONE_PEER_NAME.to_owned(), self.clone())];
+        }
+        self.peers
+            .iter()
+            .map(|p| {
+                let view = TunnelConfig {
+                    prefixes: p.prefixes.clone(),
+                    paths: p.paths.clone(),
+                    classes: p.classes.clone(),
+                    default_scheduler: p.default_scheduler.unwrap_or(self.default_scheduler),
+                    peer_public_key: p.public_key.clone(),
+                    preshared_key: p
+                        .preshared_key
+                        .clone()
+                        .or_else(|| self.preshared_key.clone()),
+                    peers: Vec::new(),
+                    ..self.clone()
+                };
+                (p.name.clone(), view)
+            })
+            .collect()
+    }
+
+    /// The keys of every peer, in [`Self::peers`]' order (`None`: in clear).
+    ///
+    /// # Errors
+    /// The first missing, unreadable or malformed key, with its key.
+    pub fn peer_keys(&self) -> Result<Vec<Option<TunnelKeys>>, TunnelConfigError> {
+        let listed = !self.peers.is_empty();
+        self.peers()
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| v.keys().map_err(|e| e.in_peer(listed, i)))
+            .collect()
+    }
+
     /// Checks the section against the interfaces, the static route prefixes
-    /// and the workers' reorder memory (`mbufs` in the pool).
+    /// and the workers' reorder memory (`mbufs` in the pool): each peer on
+    /// its own, with an equal share of the pool, and the peers against one
+    /// another.
     ///
     /// # Errors
     /// The first problem, with its key under `tunnel`.
     pub fn validate(
+        &self,
+        interfaces: &[InterfaceConfig],
+        static_prefixes: &[IpNet],
+        mbufs: u32,
+        workers: usize,
+    ) -> Result<(), TunnelConfigError> {
+        if self.peers.is_empty() {
+            return self.validate_peer(interfaces, static_prefixes, mbufs, workers);
+        }
+        let set = [
+            !self.prefixes.is_empty(),
+            !self.paths.is_empty(),
+            !self.classes.is_empty(),
+            self.peer_public_key.is_some(),
+        ];
+        if let Some((key, _)) = PER_PEER_KEYS.iter().zip(set).find(|(_, s)| *s) {
+            return fail(
+                *key,
+                "nothing here: this tunnel lists its peers, and each [[tunnel.peers]] has its own",
+            );
+        }
+        if self.peers.len() > MAX_PEERS {
+            return fail(
+                "peers",
+                format!("at most {MAX_PEERS} peers, not {}", self.peers.len()),
+            );
+        }
+        let share = mbufs / u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
+        let views = self.peers();
+        for (i, (name, view)) in views.iter().enumerate() {
+            let key = |f: &str| format!("peers[{i}].{f}");
+            let good = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+            if name.is_empty()
+                || !name.chars().all(good)
+                || views[..i].iter().any(|(o, _)| o == name)
+            {
+                return fail(
+                    key("name"),
+                    format!("a name of letters, digits, '-', '_' or '.' not used by another peer, not {name:?}"),
+                );
+            }
+            view.validate_peer(interfaces, static_prefixes, share, workers)
+                .map_err(|e| e.in_peer(true, i))?;
+            for (j, (other, o)) in views[..i].iter().enumerate() {
+                if let Some(p) = view.prefixes.iter().position(|p| o.prefixes.contains(p)) {
+                    return fail(
+                        key(&format!("prefixes[{p}]")),
+                        format!(
+                            "a prefix of this peer only ({} is peer {other}'s)",
+                            view.prefixes[p]
+                        ),
+                    );
+                }
+                if view.encrypted() && view.peer_public_key == o.peer_public_key {
+                    return fail(
+                        key("public_key"),
+                        format!("this peer's own key (peers[{j}], {other}, has it)"),
+                    );
+                }
+                let same = view.paths.iter().position(|p| {
+                    p.remote.is_some()
+                        && o.paths
+                            .iter()
+                            .any(|q| q.interface == p.interface && q.remote == p.remote)
+                });
+                if let Some(p) = same {
+                    return fail(
+                        key(&format!("paths[{p}].remote")),
+                        format!("an address no other peer has on this interface (peer {other} is there)"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::validate`] for one peer.
+    fn validate_peer(
         &self,
         interfaces: &[InterfaceConfig],
         static_prefixes: &[IpNet],

@@ -223,6 +223,7 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
             Some(t) => serde_json::to_value(t),
             None => return Response::err("no tunnel is configured"),
         },
+        ShowWhat::Peers => serde_json::to_value(source.peers()),
         ShowWhat::Paths => serde_json::to_value(source.paths()),
         ShowWhat::Classes => serde_json::to_value(source.classes()),
         ShowWhat::Config => return Response::err("the running config is the management lcore's"),
@@ -236,16 +237,28 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
                     .unwrap_or_default(),
                 None => "tunnel".to_string(),
             };
+            // A tunnel route goes via its peer (named when the tunnel lists them).
+            let peer = |p: u16| {
+                t.tunnels
+                    .get(usize::from(p))
+                    .filter(|t| t.name != crate::config::tunnel::ONE_PEER_NAME)
+                    .map(|t| t.name.clone())
+            };
             let v4 = t.routes.routes().into_iter().map(|r| json!({
                 "prefix": r.prefix.to_string(),
                 "kind": r.kind,
-                "via": match r.next_hop { crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()), _ => None },
+                "via": match r.next_hop {
+                    crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()),
+                    crate::tables::NextHop::Tunnel(p) => peer(p),
+                    crate::tables::NextHop::Connected { .. } => None,
+                },
                 "interface": name(r.next_hop.port()),
             }));
             let v6 = t.routes6.routes().into_iter().map(|r| {
                 let via = match r.next_hop {
                     crate::tables::NextHop6::Gateway { via, .. } => Some(via.to_string()),
-                    _ => None,
+                    crate::tables::NextHop6::Tunnel(p) => peer(p),
+                    crate::tables::NextHop6::Connected { .. } => None,
                 };
                 json!({
                     "prefix": r.prefix.to_string(),

@@ -12,8 +12,9 @@ use crate::stats::DropReason;
 use crate::tables::Tables;
 
 /// Acts on every verdict that needs no stage of its own: forward, relay,
-/// punt, drop. Tunnel verdicts reach here only for packets that may not
-/// enter the tunnel (they came out of it), and are dropped as a loop.
+/// punt, drop, and into the tunnel (a hub sends one peer's packets on to
+/// another). A packet for a tunnel endpoint reaches here only when it came
+/// out of the tunnel, and is dropped as a loop.
 #[inline]
 pub fn act(tables: &Tables, verdict: Verdict, m: Mbuf, sinks: &mut Sinks<'_>) {
     match verdict {
@@ -21,7 +22,10 @@ pub fn act(tables: &Tables, verdict: Verdict, m: Mbuf, sinks: &mut Sinks<'_>) {
         Verdict::Relay(rule) => relay::matched(tables, rule, m, None, sinks),
         Verdict::RelayDrop(rule, reason) => relay::matched(tables, rule, m, Some(reason), sinks),
         Verdict::Punt(_) => sinks.punt(m),
-        Verdict::TunnelRx | Verdict::TunnelTx => sinks.drop_one(DropReason::TunnelLoop),
+        Verdict::TunnelTx(peer) => {
+            sinks.send_tunnel(tables, peer, m);
+        }
+        Verdict::TunnelRx => sinks.drop_one(DropReason::TunnelLoop),
         Verdict::Drop(reason) => sinks.drop_one(reason),
     }
 }

@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 
-pub use super::verdict::{Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
+pub use super::verdict::{Ingress, PuntReason, Verdict};
 use crate::stats::DropReason;
 use crate::tables::{NextHop, Tables, TUNNEL_PORT};
 use crate::wire::ipv4::is_martian;
@@ -21,7 +21,7 @@ use crate::wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr, Udp
 pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     let in_port = match ingress {
         Ingress::Port(p) => Some(p),
-        Ingress::Tunnel => None,
+        Ingress::Tunnel(_) => None,
     };
     let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
         return Verdict::Drop(DropReason::EthTruncated);
@@ -78,15 +78,12 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
         None
     };
     if tables.local_port(dst).is_some() {
-        let tunnel_port = tables
-            .tunnel
-            .as_ref()
-            .filter(|t| udp_dst_port.is_some_and(|port| t.is_endpoint(dst, port)));
+        let tunnel_port = udp_dst_port.is_some_and(|port| tables.is_tunnel_endpoint(dst, port));
         return match (tunnel_port, ingress) {
-            (Some(_), Ingress::Port(_)) => Verdict::TunnelRx,
+            (true, Ingress::Port(_)) => Verdict::TunnelRx,
             // Tunnel traffic inside the tunnel goes nowhere.
-            (Some(_), Ingress::Tunnel) => Verdict::Drop(DropReason::TunnelLoop),
-            (None, _) => Verdict::Punt(PuntReason::ToUs),
+            (true, Ingress::Tunnel(_)) => Verdict::Drop(DropReason::TunnelLoop),
+            (false, _) => Verdict::Punt(PuntReason::ToUs),
         };
     }
     if dst.is_broadcast() || tables.is_subnet_broadcast(dst) || !dst_mac.is_unicast() {
@@ -104,7 +101,7 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     let (next_hop, out) = match route.next_hop {
         NextHop::Connected { port } => (dst, port),
         NextHop::Gateway { via, port } => (via, port),
-        NextHop::Tunnel => return into_tunnel(tables, ingress, frame),
+        NextHop::Tunnel(peer) => return into_tunnel(tables, peer, ingress, frame),
     };
     let Some(neighbor) = tables.neighbor_on(next_hop, out) else {
         return Verdict::Punt(PuntReason::NeighborMiss {
@@ -127,15 +124,16 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     Verdict::Forward(out)
 }
 
-/// A packet routed to the peer site: not back out of the tunnel it came
-/// from, and no bigger than the tunnel's inner MTU (the appliance does not
-/// fragment: DF gets ICMP fragmentation needed, no DF is dropped).
+/// A packet routed to a peer site: not back to the peer it came from (a
+/// hub forwards one spoke's packets to another), and no bigger than that
+/// peer's inner MTU (the appliance does not fragment: DF gets ICMP
+/// fragmentation needed, no DF is dropped).
 #[inline]
-fn into_tunnel(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
-    let Some(t) = tables.tunnel.as_ref() else {
+fn into_tunnel(tables: &Tables, peer: u16, ingress: Ingress, frame: &mut [u8]) -> Verdict {
+    let Some(t) = tables.tunnels.get(usize::from(peer)) else {
         return Verdict::Punt(PuntReason::NoRoute);
     };
-    if ingress == Ingress::Tunnel {
+    if ingress == Ingress::Tunnel(peer) {
         return Verdict::Drop(DropReason::TunnelLoop);
     }
     let mut ip = Ipv4Packet::new_unchecked(&mut frame[EthernetFrame::<&[u8]>::HEADER_LEN..]);
@@ -147,7 +145,7 @@ fn into_tunnel(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
         };
     }
     ip.decrement_ttl();
-    Verdict::TunnelTx
+    Verdict::TunnelTx(peer)
 }
 
 /// The port index multicast rules name as their input: the port, or
@@ -156,7 +154,7 @@ fn into_tunnel(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
 fn mcast_input(ingress: Ingress) -> usize {
     match ingress {
         Ingress::Port(p) => p,
-        Ingress::Tunnel => TUNNEL_PORT,
+        Ingress::Tunnel(_) => TUNNEL_PORT,
     }
 }
 
@@ -353,7 +351,7 @@ pub(super) mod tests {
             routes6: std::sync::Arc::new(routes6),
             neighbors6,
             mcast: McastTable::new(vec![std::sync::Arc::new(rule)]),
-            tunnel: None,
+            tunnels: Vec::new(),
             idle: crate::config::IdleConfig::default(),
         }
     }

@@ -44,7 +44,7 @@ use super::verdict::{Ingress, PuntReason, Verdict};
 pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
     let in_port = match ingress {
         Ingress::Port(p) => Some(p),
-        Ingress::Tunnel => None,
+        Ingress::Tunnel(_) => None,
     };
     if in_port.is_some_and(|p| {
         tables
@@ -102,7 +102,7 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     let (next_hop, out) = match route.next_hop {
         NextHop6::Connected { port } => (dst, port),
         NextHop6::Gateway { via, port } => (via, port),
-        NextHop6::Tunnel => return into_tunnel6(tables, ingress, frame),
+        NextHop6::Tunnel(peer) => return into_tunnel6(tables, peer, ingress, frame),
     };
     let Some(neighbor) = tables.neighbor6_on(next_hop, out) else {
         return Verdict::Punt(PuntReason::NeighborMiss6 {
@@ -125,15 +125,15 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
     Verdict::Forward(out)
 }
 
-/// An IPv6 packet routed to the peer site: not back out of the tunnel it
-/// came from, and no bigger than the tunnel's inner MTU (packet too big
-/// otherwise: IPv6 is never fragmented on the way).
+/// An IPv6 packet routed to a peer site: not back to the peer it came
+/// from, and no bigger than that peer's inner MTU (packet too big otherwise:
+/// IPv6 is never fragmented on the way).
 #[inline]
-fn into_tunnel6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
-    let Some(t) = tables.tunnel.as_ref() else {
+fn into_tunnel6(tables: &Tables, peer: u16, ingress: Ingress, frame: &mut [u8]) -> Verdict {
+    let Some(t) = tables.tunnels.get(usize::from(peer)) else {
         return Verdict::Punt(PuntReason::NoRoute);
     };
-    if ingress == Ingress::Tunnel {
+    if ingress == Ingress::Tunnel(peer) {
         return Verdict::Drop(DropReason::TunnelLoop);
     }
     let mut ip = Ipv6Packet::new_unchecked(&mut frame[EthernetFrame::<&[u8]>::HEADER_LEN..]);
@@ -141,7 +141,7 @@ fn into_tunnel6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict 
         return Verdict::Punt(PuntReason::TunnelTooBig { mtu: t.inner_mtu });
     }
     ip.set_hop_limit(ip.hop_limit() - 1);
-    Verdict::TunnelTx
+    Verdict::TunnelTx(peer)
 }
 
 /// A packet to an IPv6 group: ICMPv6 to the solicited-node group of one of

@@ -171,7 +171,9 @@ fn emit(
     }
     let len = m.pkt_len() as u64;
     let c = sinks.relay.counters;
-    match sinks.tunnel.as_deref_mut() {
+    // A rule relays into the tunnel only when it has one peer (the config
+    // and `mcast add` refuse it with several).
+    match sinks.tunnel.first_mut() {
         Some(t) => {
             if t.send(tables, m, sinks.relay.now, sinks.tx, c) {
                 oc.tx_packets.inc();

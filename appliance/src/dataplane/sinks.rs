@@ -21,8 +21,9 @@ pub struct Sinks<'a> {
     /// Whether anything was punted (the worker rings the management lcore's
     /// doorbell after its flush).
     pub punted: bool,
-    /// The worker's sending side of the tunnel.
-    pub tunnel: Option<&'a mut TunnelSender>,
+    /// The worker's sending side of the tunnel, one per peer (by index;
+    /// empty: no tunnel).
+    pub tunnel: &'a mut [TunnelSender],
     /// Worker id, pools and counters.
     pub relay: RelayCtx<'a>,
 }
@@ -44,6 +45,19 @@ impl Sinks<'_> {
                 self.punted = true;
             }
             Err(_m) => self.drop_one(DropReason::PuntRingFull),
+        }
+    }
+
+    /// Sends `m` (routed into the tunnel) to peer `peer`; whether its sender
+    /// took it (it counts its own drops).
+    #[inline]
+    pub fn send_tunnel(&mut self, tables: &crate::tables::Tables, peer: u16, m: Mbuf) -> bool {
+        match self.tunnel.get_mut(usize::from(peer)) {
+            Some(t) => t.send(tables, m, self.relay.now, self.tx, self.relay.counters),
+            None => {
+                self.drop_one(DropReason::TunnelNoPath);
+                false
+            }
         }
     }
 }

@@ -30,8 +30,10 @@ pub enum TxTag {
         /// Bytes.
         len: u32,
     },
-    /// Tunnel path `path`.
+    /// Tunnel path `path` of peer `peer`.
     Path {
+        /// Peer index.
+        peer: u16,
         /// Path index.
         path: u8,
         /// Bytes.
@@ -53,10 +55,11 @@ impl TxTag {
         }
     }
 
-    /// Tunnel path index `path`, `len` bytes.
+    /// Path index `path` of peer index `peer`, `len` bytes.
     #[inline]
-    pub fn path(path: usize, len: usize) -> TxTag {
+    pub fn path(peer: u16, path: usize, len: usize) -> TxTag {
         TxTag::Path {
+            peer,
             path: u8::try_from(path).unwrap_or(u8::MAX),
             len: u32::try_from(len).unwrap_or(u32::MAX),
         }
@@ -152,10 +155,10 @@ fn flush_tagged(
                     oc.drops.inc(DropReason::TxFull);
                 }
             }
-            TxTag::Path { path, len } => {
+            TxTag::Path { peer, path, len } => {
                 let Some(pc) = tables
-                    .tunnel
-                    .as_ref()
+                    .tunnels
+                    .get(usize::from(peer))
                     .and_then(|t| t.path_counters.get(usize::from(path)))
                     .map(|c| c.worker(worker))
                 else {

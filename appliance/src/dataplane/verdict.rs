@@ -53,15 +53,30 @@ pub enum PuntReason {
 pub enum Ingress {
     /// Received on this port index.
     Port(usize),
-    /// Decapsulated from the tunnel (its Ethernet header is the outer
-    /// frame's, so layer 2 is not checked again).
-    Tunnel,
+    /// Decapsulated from the tunnel, sent by this peer (index in
+    /// `tables.tunnels`; its Ethernet header is the outer frame's, so layer 2
+    /// is not checked again).
+    Tunnel(u16),
 }
 
-/// The `port` field of an mbuf decapsulated from the tunnel, so the slow
-/// path, which runs the pipeline again on what it is punted, sees the same
-/// ingress.
-pub const TUNNEL_PORT_ID: u16 = 0xfffe;
+/// The `port` field of an mbuf decapsulated from the tunnel is this plus
+/// the peer's index, so the slow path, which runs the pipeline again on
+/// what it is punted, sees the same ingress (DPDK port ids stay far below).
+const TUNNEL_PORT_ID_BASE: u16 = 0xc000;
+
+impl Ingress {
+    /// The `port` field an mbuf decapsulated from `peer` is marked with.
+    #[inline]
+    pub fn tunnel_port_id(peer: u16) -> u16 {
+        TUNNEL_PORT_ID_BASE | (peer & 0x3fff)
+    }
+
+    /// The peer a port id of [`Self::tunnel_port_id`] names, if it is one.
+    #[inline]
+    pub fn tunnel_peer_of(port_id: u16) -> Option<u16> {
+        (port_id & TUNNEL_PORT_ID_BASE == TUNNEL_PORT_ID_BASE).then_some(port_id & 0x3fff)
+    }
+}
 
 /// The outcome for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +93,10 @@ pub enum Verdict {
     RelayDrop(u32, DropReason),
     /// For one of our tunnel endpoints: the tunnel stage takes it.
     TunnelRx,
-    /// Routed into the tunnel (TTL already decremented): the tunnel stage
-    /// classifies, schedules and encapsulates it.
-    TunnelTx,
+    /// Routed into the tunnel to this peer (index in `tables.tunnels`; TTL
+    /// already decremented): its sender classifies, schedules and
+    /// encapsulates it.
+    TunnelTx(u16),
     /// Free it and count the reason.
     Drop(DropReason),
 }

@@ -21,7 +21,7 @@ use crate::dataplane::pipeline::{process, Ingress, Verdict};
 use crate::dataplane::sinks::RelayCtx;
 use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
-use crate::dataplane::tunnel::{TunnelReceiver, TunnelSender};
+use crate::dataplane::tunnel::{TunnelRx, TunnelSender};
 use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
@@ -59,10 +59,11 @@ pub struct Worker {
     /// The management lcore's frames this worker sends for it (af_packet
     /// ports), polled first in every iteration.
     pub mgmt_frames: MgmtFrames,
-    /// Its sending side of the tunnel, when one is configured.
-    pub tunnel_tx: Option<TunnelSender>,
+    /// Its sending side of the tunnel, one per peer (by index; empty: no
+    /// tunnel).
+    pub tunnel_tx: Vec<TunnelSender>,
     /// Its receiving side of the tunnel (also polled as a stage).
-    pub tunnel_rx: Option<TunnelReceiver>,
+    pub tunnel_rx: Option<TunnelRx>,
 }
 
 impl Worker {
@@ -87,7 +88,7 @@ impl Worker {
             let tables = self.tables.load();
             self.idle.follow(&tables.idle);
             let now = self.clock.now();
-            if let Some(t) = &mut self.tunnel_tx {
+            for t in &mut self.tunnel_tx {
                 t.begin_burst(&tables, now);
             }
             if let Some(t) = &mut self.tunnel_rx {
@@ -97,7 +98,7 @@ impl Worker {
                 tx: &mut self.tx,
                 punt: &mut self.punt,
                 punted: false,
-                tunnel: self.tunnel_tx.as_mut(),
+                tunnel: &mut self.tunnel_tx,
                 relay: RelayCtx {
                     worker: self.id,
                     headers: &self.headers,
@@ -133,7 +134,7 @@ impl Worker {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
             // Last, so what this iteration queued can leave in it.
-            if let Some(t) = sinks.tunnel.as_deref_mut() {
+            for t in sinks.tunnel.iter_mut() {
                 handled += t.drain(&tables, now, sinks.tx, &self.counters);
             }
             let punted = sinks.punted;
@@ -155,11 +156,7 @@ impl Worker {
                 .map(|s| &**s as &dyn Stage)
                 .chain(self.tunnel_rx.iter().map(|t| t as &dyn Stage))
                 .filter_map(|s| s.next_deadline())
-                .chain(
-                    self.tunnel_tx
-                        .as_ref()
-                        .and_then(TunnelSender::next_deadline),
-                )
+                .chain(self.tunnel_tx.iter().filter_map(TunnelSender::next_deadline))
                 .min();
             let finished = if deadline.is_some() || self.idle.sleeps() {
                 self.clock.now()
@@ -174,7 +171,7 @@ impl Worker {
             }
         }
         // What still waits in the tunnel's path queues is dropped, counted.
-        if let Some(t) = &mut self.tunnel_tx {
+        for t in &mut self.tunnel_tx {
             t.discard_queued(&self.counters);
         }
         0
@@ -188,7 +185,7 @@ fn handle(
     m: Mbuf,
     now: Time,
     sinks: &mut Sinks<'_>,
-    mut tunnel_rx: Option<&mut TunnelReceiver>,
+    mut tunnel_rx: Option<&mut TunnelRx>,
 ) {
     if !m.is_contiguous() {
         sinks.drop_one(DropReason::MultiSegment);
@@ -204,12 +201,9 @@ fn handle(
     let verdict = process(tables, Ingress::Port(port), m.data_mut());
     match (verdict, tunnel_rx) {
         (Verdict::TunnelRx, Some(t)) => t.receive(tables, m, port, now, sinks),
-        (Verdict::TunnelTx, _) => match sinks.tunnel.as_deref_mut() {
-            Some(t) => {
-                t.send(tables, m, now, sinks.tx, sinks.relay.counters);
-            }
-            None => sinks.drop_one(DropReason::TunnelNoPath),
-        },
+        (Verdict::TunnelTx(peer), _) => {
+            sinks.send_tunnel(tables, peer, m);
+        }
         (v, _) => act(tables, v, m, sinks),
     }
 }

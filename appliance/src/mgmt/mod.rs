@@ -433,7 +433,7 @@ fn static_routes(tables: &Tables) -> Vec<RouteConfig> {
                 prefix: r.prefix.into(),
                 via: via.into(),
             }),
-            NextHop6::Connected { .. } | NextHop6::Tunnel => None,
+            NextHop6::Connected { .. } | NextHop6::Tunnel(_) => None,
         });
     v4.chain(v6).collect()
 }

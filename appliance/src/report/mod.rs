@@ -520,7 +520,7 @@ impl StatsSource {
         for rule in &tables.mcast.rules {
             rule.counters.sample_rates(elapsed);
         }
-        if let Some(t) = &tables.tunnel {
+        for t in &tables.tunnels {
             t.sample_rates(elapsed);
         }
     }
@@ -558,28 +558,40 @@ impl StatsSource {
             drops.accumulate(&w.counters.snapshot());
         }
         drops.accumulate(&self.mgmt.snapshot());
-        let t = tables.tunnel.as_ref()?;
+        let t = tables.tunnels.first()?;
         Some(tunnel::tunnel(&tables, t, &drops.drops, self.clock.now()))
     }
 
-    /// The tunnel's paths (empty without a tunnel).
-    pub fn paths(&self) -> Vec<tunnel::PathReport> {
+    /// One line per peer of the tunnel (empty without a tunnel).
+    pub fn peers(&self) -> Vec<tunnel::PeerReport> {
         let tables = self.tables.current();
+        let now = self.clock.now();
         tables
-            .tunnel
-            .as_ref()
-            .map(|t| tunnel::paths(&tables, t, self.clock.now()))
-            .unwrap_or_default()
+            .tunnels
+            .iter()
+            .map(|t| tunnel::peer(&tables, t, now))
+            .collect()
     }
 
-    /// The tunnel's traffic classes (empty without a tunnel).
+    /// Every peer's paths (empty without a tunnel).
+    pub fn paths(&self) -> Vec<tunnel::PathReport> {
+        let tables = self.tables.current();
+        let now = self.clock.now();
+        tables
+            .tunnels
+            .iter()
+            .flat_map(|t| tunnel::paths(&tables, t, now))
+            .collect()
+    }
+
+    /// Every peer's traffic classes (empty without a tunnel).
     pub fn classes(&self) -> Vec<tunnel::ClassReport> {
         self.tables
             .current()
-            .tunnel
-            .as_ref()
-            .map(|t| tunnel::classes(t))
-            .unwrap_or_default()
+            .tunnels
+            .iter()
+            .flat_map(|t| tunnel::classes(t))
+            .collect()
     }
 
     /// Relay rules and their counters; only the rules matching `filter` if given.

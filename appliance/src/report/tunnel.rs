@@ -19,6 +19,8 @@ use crate::tunnel::{LaneCounters, PathState, TunnelTable};
 /// One path.
 #[derive(Debug, Serialize)]
 pub struct PathReport {
+    /// The peer it leads to.
+    pub peer: String,
     /// Name.
     pub name: String,
     /// Wire id.
@@ -138,6 +140,8 @@ pub struct TierReport {
 /// One traffic class.
 #[derive(Debug, Serialize)]
 pub struct ClassReport {
+    /// The peer whose class it is.
+    pub peer: String,
     /// Name (`default` last).
     pub name: String,
     /// Scheduler.
@@ -187,9 +191,41 @@ pub struct EncryptionReport {
     pub handshakes: BTreeMap<&'static str, u64>,
 }
 
+/// One peer, in a line of `show peers`.
+#[derive(Debug, Serialize)]
+pub struct PeerReport {
+    /// Name.
+    pub name: String,
+    /// Whether a session is up to send under (always, in clear).
+    pub session: bool,
+    /// Time since the last session formed (s; none in clear or before the
+    /// first).
+    pub handshake_age_secs: Option<f64>,
+    /// Paths usable now.
+    pub paths_usable: usize,
+    /// Paths configured.
+    pub paths: usize,
+    /// Its prefixes.
+    pub prefixes: Vec<String>,
+    /// Packets sent to it (all paths).
+    pub tx_packets: u64,
+    /// Packets received from it (all paths).
+    pub rx_packets: u64,
+    /// Sent per second over the last second (all paths).
+    pub tx_rate: RateReport,
+    /// Received per second over the last second (all paths).
+    pub rx_rate: RateReport,
+    /// Its packets whose inner source was not one of its prefixes.
+    pub inner_source_drops: u64,
+}
+
 /// The tunnel as a whole.
 #[derive(Debug, Serialize)]
 pub struct TunnelReport {
+    /// The peer this is about (the first; `show peers` lists every one).
+    pub peer: String,
+    /// Peers configured.
+    pub peers: usize,
     /// The encryption and its handshakes.
     pub encryption: EncryptionReport,
     /// Outer UDP port.
@@ -232,6 +268,7 @@ pub fn paths(tables: &Tables, t: &TunnelTable, now: Time) -> Vec<PathReport> {
             let resolved = next_hop.is_some_and(|nh| tables.neighbor_on(nh, p.port).is_some());
             let since = Time::from_nanos(cells.since_ns.load(Ordering::Relaxed));
             PathReport {
+                peer: t.name.clone(),
                 name: p.name.clone(),
                 id: p.id,
                 interface: tables
@@ -337,6 +374,7 @@ pub fn classes(t: &TunnelTable) -> Vec<ClassReport> {
         .map(|(i, class)| {
             let c = &t.class_counters[i];
             ClassReport {
+                peer: t.name.clone(),
                 name: class.name.clone(),
                 scheduler: class.scheduler.name(),
                 matches: if class.name == "default" {
@@ -401,7 +439,54 @@ pub fn encryption(t: &TunnelTable, now: Time) -> EncryptionReport {
     }
 }
 
-/// The tunnel as a whole; `drops` are the workers' drop counters (by reason).
+/// Paths of `t` usable now (up and their next hop resolved).
+fn usable_paths(tables: &Tables, t: &TunnelTable) -> usize {
+    (0..t.paths.len())
+        .filter(|i| {
+            let p = &t.paths[*i];
+            t.live[*i].usable()
+                && t.next_hop(*i)
+                    .is_some_and(|nh| tables.neighbor_on(nh, p.port).is_some())
+        })
+        .count()
+}
+
+/// Peer `t`'s line.
+pub fn peer(tables: &Tables, t: &TunnelTable, now: Time) -> PeerReport {
+    let sum = |f: fn(&crate::tunnel::PathCounters) -> &crate::stats::Counter| -> u64 {
+        t.path_counters.iter().map(|c| c.total(f)).sum()
+    };
+    let rates = |pick: fn(&(crate::stats::Rate, crate::stats::Rate)) -> &crate::stats::Rate| {
+        t.path_rates
+            .iter()
+            .map(|r| pick(r).report())
+            .fold(RateReport::default(), |a, r| RateReport {
+                pps: a.pps + r.pps,
+                bps: a.bps + r.bps,
+            })
+    };
+    let enc = encryption(t, now);
+    PeerReport {
+        name: t.name.clone(),
+        session: !enc.encrypted || enc.key_id != 0,
+        handshake_age_secs: enc.last_handshake_secs,
+        paths_usable: usable_paths(tables, t),
+        paths: t.paths.len(),
+        prefixes: t.prefixes.iter().map(|p| p.to_string()).collect(),
+        tx_packets: sum(|w| &w.tx_packets),
+        rx_packets: sum(|w| &w.rx_packets),
+        tx_rate: rates(|r| &r.0),
+        rx_rate: rates(|r| &r.1),
+        inner_source_drops: t
+            .path_counters
+            .iter()
+            .map(|c| c.total(|w| w.drops.of(DropReason::TunnelInnerSource)))
+            .sum(),
+    }
+}
+
+/// The tunnel as a whole, as peer `t` sees it; `drops` are the workers' drop
+/// counters (by reason).
 pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> TunnelReport {
     let lanes: Vec<LaneReport> = t
         .lane_counters
@@ -423,15 +508,10 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> Tun
         .filter(|r| r.name().starts_with("tunnel_"))
         .map(|r| (r.name(), drops.get(*r as usize).copied().unwrap_or(0)))
         .collect();
-    let usable = (0..t.paths.len())
-        .filter(|i| {
-            let p = &t.paths[*i];
-            t.live[*i].usable()
-                && t.next_hop(*i)
-                    .is_some_and(|nh| tables.neighbor_on(nh, p.port).is_some())
-        })
-        .count();
+    let usable = usable_paths(tables, t);
     TunnelReport {
+        peer: t.name.clone(),
+        peers: tables.tunnels.len(),
         encryption: encryption(t, now),
         port: t.port,
         epoch: t.epoch,

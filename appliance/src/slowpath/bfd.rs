@@ -165,6 +165,31 @@ impl BfdPaths {
         matches!(port, Some(PORT_SINGLE_HOP | PORT_MULTIHOP))
     }
 
+    /// Whether a BFD packet arriving on port `in_port` is for one of these
+    /// sessions (by Your Discriminator, or while that is 0 by source address
+    /// and port): which peer's sessions take it.
+    pub fn claims(&self, frame: &[u8], in_port: usize) -> bool {
+        let Some(ip) = frame
+            .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
+        else {
+            return false;
+        };
+        let src = ip.src_addr();
+        let your_discr = UdpPacket::new_checked(ip.payload()).ok().and_then(|u| {
+            BfdPacket::new_checked(u.payload())
+                .ok()
+                .map(|b| b.your_discriminator())
+        });
+        self.sessions.iter().any(|s| match your_discr {
+            Some(d) if d != 0 => s.session.local_discr() == d,
+            _ => {
+                let p = &self.table.paths[s.path];
+                p.remote == src && p.port == in_port
+            }
+        })
+    }
+
     /// A BFD packet arrived on port `in_port`: checked, demultiplexed (by Your
     /// Discriminator, or while that is 0 by source address, port and hop
     /// mode) and given to its session; discards are counted by reason and

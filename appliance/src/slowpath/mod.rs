@@ -29,7 +29,8 @@ use serde_json::json;
 use crate::api::{AdminState, Request, Response};
 use crate::config::tunnel::TunnelConfig;
 use crate::config::SlowPathConfig;
-use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict, TUNNEL_PORT_ID};
+use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict};
+use crate::wire::tunnel::Kind;
 use crate::dataplane::tx::MgmtTx;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
@@ -77,11 +78,12 @@ enum SlowTimer {
     NeighborSweep,
     /// Ask for the unresolved next hops of relay outputs and tunnel paths.
     RelayResolve,
-    /// Probe this tunnel path (index).
-    Probe(u8),
+    /// Probe this tunnel path (peer index, path index).
+    Probe(u16, u8),
     /// A BFD session has a packet to send or a detection time to judge.
     Bfd,
-    /// The tunnel's handshakes: one may be due, or a session expire.
+    /// The tunnel's handshakes (every peer's): one may be due, or a session
+    /// expire.
     Handshake,
     /// A router advertisement is due on some port.
     RouterAdvert,
@@ -115,8 +117,10 @@ pub struct SlowPath {
     igmp: IgmpHost,
     rng: fastrand::Rng,
     timers: Timers<SlowTimer>,
-    tunnel: Option<MgmtTunnel>,
-    bfd: Option<BfdPaths>,
+    /// Each peer's probes, health and handshakes, by peer index.
+    tunnels: Vec<MgmtTunnel>,
+    /// Each peer's BFD sessions, by peer index.
+    bfd: Vec<BfdPaths>,
     /// When we last asked for the next hop of a learned path that moved.
     learned_arp: HashMap<Ipv4Addr, Time>,
     /// Router advertisements on the ports that send them.
@@ -154,13 +158,20 @@ impl SlowPath {
         let mut timers = Timers::new();
         timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
         timers.arm(SlowTimer::RelayResolve, now);
-        let tunnel = state.tunnel().map(|t| MgmtTunnel::new(Arc::clone(t), now));
-        let bfd = state.tunnel().map(|t| BfdPaths::new(Arc::clone(t), now));
+        let tunnels: Vec<MgmtTunnel> = state
+            .tunnels()
+            .iter()
+            .map(|t| MgmtTunnel::new(Arc::clone(t), now))
+            .collect();
+        let bfd = state
+            .tunnels()
+            .iter()
+            .map(|t| BfdPaths::new(Arc::clone(t), now))
+            .collect();
         timers.arm(SlowTimer::Bfd, now);
-        if let Some(t) = &tunnel {
+        for t in &tunnels {
             for path in 0..t.table().paths.len() {
-                let path = u8::try_from(path).unwrap_or(u8::MAX);
-                timers.arm(SlowTimer::Probe(path), now);
+                timers.arm(probe_timer(t.table().index, path), now);
             }
         }
         Self {
@@ -177,7 +188,7 @@ impl SlowPath {
             igmp: IgmpHost::new(0, IgmpConfig::default()),
             rng: fastrand::Rng::new(),
             timers,
-            tunnel,
+            tunnels,
             bfd,
             learned_arp: HashMap::new(),
             ra: ra::Advertiser::default(),
@@ -187,25 +198,30 @@ impl SlowPath {
         }
     }
 
-    /// Encrypts the tunnel with `hs`'s keys: the first handshake starts now.
-    pub fn encrypt_tunnel(&mut self, hs: Handshaker, now: Time) {
-        if let Some(t) = self.tunnel.as_mut() {
+    /// Encrypts the tunnel to peer `peer` (its index) with `hs`'s keys:
+    /// the first handshake starts now.
+    pub fn encrypt_tunnel(&mut self, peer: usize, hs: Handshaker, now: Time) {
+        if let Some(t) = self.tunnels.get_mut(peer) {
             t.encrypt(hs, now);
             self.timers.arm(SlowTimer::Handshake, now);
         }
     }
 
-    /// Starts a tunnel handshake if one is due, and re-arms.
+    /// Starts every peer's handshake that is due, and re-arms for the next.
     fn handshake_poll(&mut self, now: Time) {
         let tables = self.state.tables();
-        let Some(t) = self.tunnel.as_mut() else {
-            return;
-        };
-        let frame = t.handshake_poll(&tables, now);
-        if let Some(at) = t.handshake_due(now) {
+        let mut frames = Vec::new();
+        let mut next: Option<Time> = None;
+        for t in &mut self.tunnels {
+            frames.extend(t.handshake_poll(&tables, now));
+            if let Some(at) = t.handshake_due(now) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        if let Some(at) = next {
             self.timers.arm(SlowTimer::Handshake, at);
         }
-        if let Some(f) = frame {
+        for f in frames {
             self.send_on_path_port(f.port, &f.bytes, now);
         }
     }
@@ -276,7 +292,9 @@ impl SlowPath {
                     self.resolve_wanted_next_hops();
                     self.timers.arm(SlowTimer::RelayResolve, now + ARP_RETRY);
                 }
-                SlowTimer::Probe(path) => self.probe_path(usize::from(path), now),
+                SlowTimer::Probe(peer, path) => {
+                    self.probe_path(usize::from(peer), usize::from(path), now);
+                }
                 SlowTimer::Bfd => self.bfd_poll(now),
                 SlowTimer::Handshake => self.handshake_poll(now),
                 SlowTimer::RouterAdvert => self.advertise_due(now),
@@ -302,8 +320,8 @@ impl SlowPath {
     /// Where a punted packet entered: its port, or the tunnel (decapsulated
     /// packets are marked with [`TUNNEL_PORT_ID`]).
     fn ingress_of(&self, port_id: u16) -> Ingress {
-        if port_id == TUNNEL_PORT_ID {
-            return Ingress::Tunnel;
+        if let Some(peer) = Ingress::tunnel_peer_of(port_id) {
+            return Ingress::Tunnel(peer);
         }
         Ingress::Port(
             self.state
@@ -318,7 +336,7 @@ impl SlowPath {
         let tables = self.state.tables();
         let port = match ingress {
             Ingress::Port(p) => Some(p),
-            Ingress::Tunnel => None,
+            Ingress::Tunnel(_) => None,
         };
         match (process(&tables, ingress, m.data_mut()), port) {
             (Verdict::Forward(out), _) => {
@@ -333,7 +351,7 @@ impl SlowPath {
             (Verdict::TunnelRx, Some(p)) => self.tunnel_control(&m, p, now),
             // Only probes are punted from the tunnel; data routed into it
             // here means the tables changed since the worker looked.
-            (Verdict::TunnelRx | Verdict::TunnelTx, _) => {
+            (Verdict::TunnelRx | Verdict::TunnelTx(_), _) => {
                 self.counters.drop_one(DropReason::TunnelNoPath);
             }
             (Verdict::Punt(PuntReason::Igmp), Some(p)) => self.igmp(&m, p, now),
@@ -571,7 +589,7 @@ impl SlowPath {
                 None => return,
             },
             // The reply is encapsulated: its inner MACs are never seen.
-            Ingress::Tunnel => MacAddr::ZERO,
+            Ingress::Tunnel(_) => MacAddr::ZERO,
         };
         // The pipeline already validated the IPv4 header.
         let protocol = m
@@ -580,7 +598,7 @@ impl SlowPath {
             .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
             .map(|ip| ip.protocol());
         if let (Some(IpProtocol::UDP), Ingress::Port(p)) = (protocol, ingress) {
-            if self.bfd.is_some() && BfdPaths::is_bfd(m.data()) {
+            if !self.bfd.is_empty() && BfdPaths::is_bfd(m.data()) {
                 self.bfd_packet(&m, p, now);
                 return;
             }
@@ -592,8 +610,8 @@ impl SlowPath {
                     Ingress::Port(p) => {
                         self.send(p, m);
                     }
-                    Ingress::Tunnel => {
-                        self.send_through_tunnel(m.data(), now);
+                    Ingress::Tunnel(peer) => {
+                        self.send_through_tunnel(peer, m.data(), now);
                     }
                 }
             } else {
@@ -617,7 +635,7 @@ impl SlowPath {
         }
         let source = match ingress {
             Ingress::Port(p) => self.own_address(p),
-            Ingress::Tunnel => self.tunnel_side_address().map(|ip| (MacAddr::ZERO, ip)),
+            Ingress::Tunnel(_) => self.tunnel_side_address().map(|ip| (MacAddr::ZERO, ip)),
         };
         let Some((mac, ip)) = source else {
             return;
@@ -632,7 +650,7 @@ impl SlowPath {
         }
         let sent = match ingress {
             Ingress::Port(p) => self.send_bytes(p, &buf[..n]),
-            Ingress::Tunnel => self.send_through_tunnel(&buf[..n], now),
+            Ingress::Tunnel(peer) => self.send_through_tunnel(peer, &buf[..n], now),
         };
         if sent {
             self.slow.icmp_errors_sent.inc();
@@ -651,7 +669,7 @@ impl SlowPath {
     /// from.
     fn lan_side_first(&self) -> impl Iterator<Item = &crate::interface::Interface> + '_ {
         let path_ports: Vec<usize> = self
-            .tunnel
+            .tunnels
             .iter()
             .flat_map(|t| t.table().paths.iter().map(|p| p.port))
             .collect();
@@ -664,12 +682,12 @@ impl SlowPath {
             .chain(ifaces.iter())
     }
 
-    /// Sends one of our own packets (an Ethernet frame) to the peer site.
-    fn send_through_tunnel(&mut self, frame: &[u8], now: Time) -> bool {
+    /// Sends one of our own packets (an Ethernet frame) to peer `peer`.
+    fn send_through_tunnel(&mut self, peer: u16, frame: &[u8], now: Time) -> bool {
         let tables = self.state.tables();
         let Some(out) = self
-            .tunnel
-            .as_mut()
+            .tunnels
+            .get_mut(usize::from(peer))
             .and_then(|t| t.encapsulate(&tables, frame, now))
         else {
             self.counters.drop_one(DropReason::TunnelNoPath);
@@ -678,34 +696,77 @@ impl SlowPath {
         self.send_on_path_port(out.port, &out.bytes, now)
     }
 
-    /// A probe or probe reply for one of our tunnel endpoints.
+    /// A probe, probe reply or handshake message for one of our tunnel
+    /// endpoints, given to the peer it is from.
     fn tunnel_control(&mut self, m: &Mbuf, in_port: usize, now: Time) {
         let tables = self.state.tables();
-        let reply = self
-            .tunnel
-            .as_mut()
-            .and_then(|t| t.on_control(&tables, m.data(), in_port, now));
+        let Some(peer) = self.control_peer(m.data(), in_port) else {
+            self.counters.drop_one(DropReason::TunnelUnknownPath);
+            return;
+        };
+        let Some(t) = self.tunnels.get_mut(peer) else {
+            return;
+        };
+        let reply = t.on_control(&tables, m.data(), in_port, now);
+        let woke = t.note_heard(now);
         if let Some(f) = reply {
             self.send_on_path_port(f.port, &f.bytes, now);
         }
-        if self.tunnel.as_mut().is_some_and(|t| t.note_heard(now)) {
-            self.probe_every_path_now(now);
+        if woke {
+            self.probe_every_path_now(peer, now);
         }
     }
 
-    /// The peer was unreachable and is heard again: every path's next probe goes now.
-    fn probe_every_path_now(&mut self, now: Time) {
-        let n = self.tunnel.as_ref().map_or(0, |t| t.table().paths.len());
-        for path in 0..n {
-            let path = u8::try_from(path).unwrap_or(u8::MAX);
-            self.timers.arm(SlowTimer::Probe(path), now);
+    /// The peer a control packet is from: the one its Key ID names (sealed);
+    /// in clear, and for handshakes, the one with a path from its source;
+    /// among several (peers behind NAT on learned paths), the one whose key
+    /// an initiation was made with, or whose handshake a response or cookie
+    /// answers.
+    fn control_peer(&self, frame: &[u8], in_port: usize) -> Option<usize> {
+        let rx = crate::tunnel::encap::parse_rx(frame).ok()?;
+        if rx.header.key != 0 {
+            return crate::tunnel::crypto::peer_of_key(rx.header.key)
+                .filter(|p| *p < self.tunnels.len());
+        }
+        let mut from = self.tunnels.iter().enumerate().filter(|(_, t)| {
+            t.table()
+                .rx_path(in_port, rx.src, rx.dst, rx.header.path)
+                .is_some()
+        });
+        let first = from.next()?;
+        let Some(second) = from.next() else {
+            return Some(first.0);
+        };
+        let mut candidates = [first, second].into_iter().chain(from);
+        let body = rx.payload(frame);
+        match rx.header.kind {
+            Kind::HandshakeInitiation => {
+                let key = first.1.initiator_of(body)?;
+                candidates.find(|(_, t)| t.peer_key() == Some(key)).map(|(i, _)| i)
+            }
+            Kind::HandshakeResponse | Kind::CookieReply => candidates
+                .find(|(_, t)| t.awaits(rx.header.kind, body))
+                .map(|(i, _)| i),
+            _ => Some(first.0),
         }
     }
 
-    /// Probes tunnel path `path`, checks its carrier, and re-arms.
-    fn probe_path(&mut self, path: usize, now: Time) {
+    /// Peer `peer` was unreachable and is heard again: every path's next
+    /// probe goes now.
+    fn probe_every_path_now(&mut self, peer: usize, now: Time) {
+        let Some(t) = self.tunnels.get(peer) else {
+            return;
+        };
+        let index = t.table().index;
+        for path in 0..t.table().paths.len() {
+            self.timers.arm(probe_timer(index, path), now);
+        }
+    }
+
+    /// Probes path `path` of peer `peer`, checks its carrier, and re-arms.
+    fn probe_path(&mut self, peer: usize, path: usize, now: Time) {
         let tables = self.state.tables();
-        let Some(t) = self.tunnel.as_mut() else {
+        let Some(t) = self.tunnels.get_mut(peer) else {
             return;
         };
         let Some(port) = t.table().paths.get(path).map(|p| p.port) else {
@@ -742,39 +803,75 @@ impl SlowPath {
                 self.arp_request(port, nh);
             }
         }
-        let key = SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX));
+        let key = probe_timer(u16::try_from(peer).unwrap_or(u16::MAX), path);
         self.timers.arm(key, now + interval);
         if woke {
-            self.probe_every_path_now(now);
+            self.probe_every_path_now(peer, now);
         }
     }
 
-    /// Runs the BFD sessions' timers and sends what is due.
+    /// Runs every peer's BFD sessions' timers and sends what is due.
     fn bfd_poll(&mut self, now: Time) {
         let tables = self.state.tables();
-        let Some(b) = self.bfd.as_mut() else {
-            return;
+        let frames: Vec<_> = self
+            .bfd
+            .iter_mut()
+            .map(|b| b.poll(&tables, now))
+            .collect();
+        for (peer, frames) in frames.into_iter().enumerate() {
+            self.bfd_sent(peer, frames, now);
+        }
+        self.rearm_bfd();
+    }
+
+    /// The peer and path index `name` names: `peer/path`, or a path name
+    /// only one peer has.
+    ///
+    /// # Errors
+    /// No tunnel, no such path, or a name several peers' paths have.
+    fn find_path(&self, name: &str) -> Result<(usize, usize), String> {
+        if self.tunnels.is_empty() {
+            return Err("no tunnel is configured".into());
+        }
+        let (peer, path) = match name.split_once('/') {
+            Some((peer, path)) => (Some(peer), path),
+            None => (None, name),
         };
-        let frames = b.poll(&tables, now);
-        self.bfd_sent(frames, now);
+        let found: Vec<(usize, usize)> = self
+            .tunnels
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| peer.is_none_or(|p| t.table().name == p))
+            .filter_map(|(i, t)| Some((i, t.table().paths.iter().position(|p| p.name == path)?)))
+            .collect();
+        match found[..] {
+            [one] => Ok(one),
+            [] => {
+                let names: Vec<String> = self
+                    .tunnels
+                    .iter()
+                    .flat_map(|t| t.table().paths.iter().map(|p| path_name(t.table(), &p.name)))
+                    .collect();
+                Err(format!("path: one of {names:?}, not {name:?}"))
+            }
+            _ => Err(format!(
+                "path: several peers have a path {name:?}; name it as PEER/{name}"
+            )),
+        }
     }
 
     /// Changes path `name`'s BFD timers (`appliancectl bfd set`).
     fn bfd_set(&mut self, name: &str, change: bfd::TimerChange, now: Time) -> Response {
-        let Some(t) = self.tunnel.as_ref() else {
-            return Response::err("no tunnel is configured");
+        let (peer, index) = match self.find_path(name) {
+            Ok(at) => at,
+            Err(e) => return Response::err(e),
         };
-        let paths = &t.table().paths;
-        let Some(index) = paths.iter().position(|p| p.name == name) else {
-            let names: Vec<&str> = paths.iter().map(|p| p.name.as_str()).collect();
-            return Response::err(format!("path: one of {names:?}, not {name:?}"));
-        };
-        let Some(b) = self.bfd.as_mut() else {
+        let Some(b) = self.bfd.get_mut(peer) else {
             return Response::err(format!("path {name} runs no BFD session"));
         };
         match b.change_timers(index, change, now) {
             Ok(status) => {
-                if let Some(t) = self.tunnel.as_mut() {
+                if let Some(t) = self.tunnels.get_mut(peer) {
                     // As configured timers give it: Detect Mult × the slower interval.
                     let slower = status.desired_min_tx_us.max(status.required_min_rx_us);
                     let detect = u64::from(slower) * u64::from(status.detect_mult);
@@ -788,37 +885,47 @@ impl SlowPath {
         }
     }
 
-    /// A BFD packet for us arrived on port `in_port`.
+    /// A BFD packet for us arrived on port `in_port`: the peer whose
+    /// sessions claim it takes it (the first counts it discarded if none
+    /// does).
     fn bfd_packet(&mut self, m: &Mbuf, in_port: usize, now: Time) {
         let tables = self.state.tables();
-        let Some(b) = self.bfd.as_mut() else {
+        let peer = self
+            .bfd
+            .iter()
+            .position(|b| b.claims(m.data(), in_port))
+            .unwrap_or(0);
+        let Some(b) = self.bfd.get_mut(peer) else {
             return;
         };
         let frames = b.on_packet(&tables, m.data(), in_port, now);
-        self.bfd_sent(frames, now);
+        self.bfd_sent(peer, frames, now);
+        self.rearm_bfd();
     }
 
-    /// Sends BFD's frames, hands its state changes to the tunnel's health,
-    /// republishes the sessions and re-arms the BFD timer.
-    fn bfd_sent(&mut self, frames: Vec<bfd::PortFrame>, now: Time) {
+    /// Sends peer `peer`'s BFD frames, hands its state changes to that
+    /// peer's health and republishes its sessions.
+    fn bfd_sent(&mut self, peer: usize, frames: Vec<bfd::PortFrame>, now: Time) {
         for (port, f) in &frames {
             self.send_on_path_port(*port, f, now);
         }
-        let Some(b) = self.bfd.as_mut() else {
+        let (Some(b), Some(t)) = (self.bfd.get_mut(peer), self.tunnels.get_mut(peer)) else {
             return;
         };
         let events = b.take_events();
-        if let Some(t) = self.tunnel.as_mut() {
-            for e in &events {
-                t.bfd_changed(e.path, e.change.from, e.change.to, e.remote_state, now);
-            }
-            if !frames.is_empty() || !events.is_empty() {
-                for (path, status) in b.statuses() {
-                    t.publish_bfd(path, status);
-                }
+        for e in &events {
+            t.bfd_changed(e.path, e.change.from, e.change.to, e.remote_state, now);
+        }
+        if !frames.is_empty() || !events.is_empty() {
+            for (path, status) in b.statuses() {
+                t.publish_bfd(path, status);
             }
         }
-        match b.next_deadline() {
+    }
+
+    /// Arms the BFD timer for the first session of any peer with work due.
+    fn rearm_bfd(&mut self) {
+        match self.bfd.iter().filter_map(BfdPaths::next_deadline).min() {
             Some(at) => self.timers.arm(SlowTimer::Bfd, at),
             None => self.timers.cancel(SlowTimer::Bfd),
         }
@@ -915,7 +1022,7 @@ impl SlowPath {
                 }
             }
         }
-        if let Some(t) = &self.tunnel {
+        for t in &self.tunnels {
             wanted.extend(
                 t.next_hops()
                     .filter(|(nh, port)| tables.neighbors.get(nh).is_none_or(|n| n.port != *port)),
@@ -998,13 +1105,14 @@ impl SlowPath {
         self.cfg = cfg;
     }
 
-    /// Applies a reload's new `[tunnel]` settings: one new table
+    /// Applies a reload's new `[tunnel]` settings: one new table per peer
     /// ([`crate::tunnel::TunnelTable::reconfigured`]) published to the
     /// workers and taken by the probes and BFD, the routes to its prefixes
     /// with it; a path removed sends BFD AdminDown first, a path added is
-    /// probed and its next hop resolved at once; with `rekey`, a handshake
-    /// under the keys now in the files (which must still be the ones the
-    /// reload planned with). Nothing changes if it fails.
+    /// probed and its next hop resolved at once; with `rekey` (the one-peer
+    /// form), a handshake under the keys now in the files (which must still
+    /// be the ones the reload planned with). The peers themselves stay (the
+    /// reload refuses a change to them). Nothing changes if it fails.
     ///
     /// # Errors
     /// No tunnel runs, the change needs a restart, or the key files changed
@@ -1015,61 +1123,64 @@ impl SlowPath {
         rekey: Option<KeyPrint>,
         now: Time,
     ) -> Result<(), String> {
-        let (Some(old), true) = (self.state.tunnel(), self.tunnel.is_some()) else {
-            return Err("no tunnel is configured".into());
-        };
+        let views = cfg.peers();
+        let old = self.state.tunnels().to_vec();
+        if old.is_empty() || old.len() != views.len() || old.len() != self.tunnels.len() {
+            return Err("no tunnel is configured, or its peers changed".into());
+        }
         let interfaces = self.state.tables().interfaces.clone();
-        let table = Arc::new(
-            old.reconfigured(cfg, &interfaces)
-                .map_err(|e| e.to_string())?,
-        );
-        let handshaker = match rekey {
-            None => None,
-            Some(wanted) => {
-                let keys = cfg
+        let tables = old
+            .iter()
+            .zip(&views)
+            .map(|(o, (_, v))| o.reconfigured(v, &interfaces).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let handshaker = match (rekey, views.first()) {
+            (Some(wanted), Some((_, v))) => {
+                let keys = v
                     .keys()
                     .map_err(|e| format!("tunnel.{}: {}", e.key, e.what))?
                     .ok_or("the tunnel is in clear: no keys to change")?;
                 if keys.print() != wanted {
                     return Err("the key files changed again during the reload".into());
                 }
-                Some(crate::tunnel::crypto::handshaker(cfg.encryption, keys))
+                Some(crate::tunnel::crypto::handshaker(v.encryption, keys))
             }
+            _ => None,
         };
-        // A path removed says so first (BFD AdminDown), so the peer moves off it at once,
-        // as for `path down`.
-        let removed: Vec<usize> = {
+        let mut handshaker = handshaker;
+        for (peer, (table, old)) in tables.iter().zip(&old).enumerate() {
+            // A path removed says so first (BFD AdminDown), so the peer moves off it at
+            // once, as for `path down`.
             let carried = table.carried_from(old);
-            (0..old.paths.len())
+            let removed: Vec<usize> = (0..old.paths.len())
                 .filter(|i| !carried.contains(&Some(*i)))
-                .collect()
-        };
-        if let Some(b) = self.bfd.as_mut() {
-            for &i in &removed {
-                b.set_admin_down(i, true, now);
+                .collect();
+            if let Some(b) = self.bfd.get_mut(peer) {
+                for &i in &removed {
+                    b.set_admin_down(i, true, now);
+                }
+            }
+            if !removed.is_empty() {
+                self.bfd_poll(now);
+            }
+            if let Some(t) = self.tunnels.get_mut(peer) {
+                t.retable(Arc::clone(table), now);
+                if let Some(hs) = handshaker.take() {
+                    t.rekey(hs, now);
+                    self.timers.arm(SlowTimer::Handshake, now);
+                }
+            }
+            if let Some(b) = self.bfd.get_mut(peer) {
+                b.retable(Arc::clone(table), now);
+            }
+            // Every path is probed from now (a path added at once; the timers of
+            // removed ones find no path and end).
+            for path in 0..table.paths.len() {
+                self.timers.arm(probe_timer(table.index, path), now);
             }
         }
-        if !removed.is_empty() {
-            self.bfd_poll(now);
-        }
-        let Some(t) = self.tunnel.as_mut() else {
-            return Err("no tunnel is configured".into());
-        };
-        t.retable(Arc::clone(&table), now);
-        if let Some(hs) = handshaker {
-            t.rekey(hs, now);
-            self.timers.arm(SlowTimer::Handshake, now);
-        }
-        if let Some(b) = self.bfd.as_mut() {
-            b.retable(Arc::clone(&table), now);
-        }
-        // Every path is probed from now (a path added at once; the timers of
-        // removed ones find no path and end).
-        for path in 0..table.paths.len() {
-            self.timers
-                .arm(SlowTimer::Probe(u8::try_from(path).unwrap_or(u8::MAX)), now);
-        }
-        self.state.set_tunnel(table);
+        self.state.set_tunnels(tables);
         self.slow.route_changes.inc();
         // A path added needs its next hop.
         self.resolve_wanted_next_hops();
@@ -1101,23 +1212,19 @@ impl SlowPath {
             Request::IgmpShow {} => return self.igmp_status(),
             Request::PathAdmin { path, state } => {
                 let up = state == AdminState::Up;
-                let index = self.tunnel.as_ref().and_then(|t| t.set_admin(&path, up));
-                if let (Some(i), Some(b)) = (index, self.bfd.as_mut()) {
+                let (peer, index) = match self.find_path(&path) {
+                    Ok(at) => at,
+                    Err(e) => return Response::err(e),
+                };
+                if let Some(t) = self.tunnels.get(peer) {
+                    t.set_admin(index, up);
+                }
+                if let Some(b) = self.bfd.get_mut(peer) {
                     // The peer hears it (AdminDown) and moves off the path too.
-                    b.set_admin_down(i, !up, now);
+                    b.set_admin_down(index, !up, now);
                     self.bfd_poll(now);
                 }
-                return match self.tunnel.as_mut() {
-                    Some(_) if index.is_some() => {
-                        Response::ok(json!({ "path": path, "admin_up": up }))
-                    }
-                    Some(t) => {
-                        let names: Vec<&str> =
-                            t.table().paths.iter().map(|p| p.name.as_str()).collect();
-                        Response::err(format!("path: one of {names:?}, not {path:?}"))
-                    }
-                    None => Response::err("no tunnel is configured"),
-                };
+                return Response::ok(json!({ "path": path, "admin_up": up }));
             }
             Request::BfdSet {
                 path,
@@ -1152,8 +1259,16 @@ impl SlowPath {
     /// room.
     fn send_on_path_port(&mut self, port: usize, bytes: &[u8], now: Time) -> bool {
         let sent = self.send_bytes(port, bytes);
-        if let (true, Some(t)) = (sent, &self.tunnel) {
-            t.table().charge_frame(port, bytes, now.as_nanos());
+        if sent {
+            // Charged to the clock of the path it takes: the peer's with a
+            // path to its destination, else (a learned path) the first with
+            // a path on the port.
+            let to = |t: &&MgmtTunnel| t.table().path_of_frame(port, bytes).is_some();
+            let on_port = |t: &&MgmtTunnel| t.table().has_path_on(port);
+            let peer = self.tunnels.iter().find(to);
+            if let Some(t) = peer.or_else(|| self.tunnels.iter().find(on_port)) {
+                t.table().charge_frame(port, bytes, now.as_nanos());
+            }
         }
         sent
     }
@@ -1177,5 +1292,21 @@ impl SlowPath {
             return false;
         };
         tx.send(m, port, &self.counters)
+    }
+}
+
+/// The timer of path `path` of peer `peer`'s probes.
+fn probe_timer(peer: u16, path: usize) -> SlowTimer {
+    SlowTimer::Probe(peer, u8::try_from(path).unwrap_or(u8::MAX))
+}
+
+/// How `appliancectl` and the logs name a path: `peer/path` when the
+/// tunnel lists its peers, the path's name for the one peer of a two-site
+/// tunnel.
+pub fn path_name(table: &crate::tunnel::TunnelTable, path: &str) -> String {
+    if table.name == crate::config::tunnel::ONE_PEER_NAME {
+        path.to_owned()
+    } else {
+        format!("{}/{path}", table.name)
     }
 }

@@ -136,7 +136,7 @@ impl SlowPath {
                 Some(i) => (p, i.clone()),
                 None => return,
             },
-            Ingress::Tunnel => {
+            Ingress::Tunnel(_) => {
                 if let Icmpv6Repr::EchoRequest { .. } = repr {
                     self.echo6(data, dst, ingress, MacAddr::ZERO, now);
                 } else {
@@ -242,7 +242,7 @@ impl SlowPath {
     fn send_back(&mut self, ingress: Ingress, frame: &[u8], now: Time) -> bool {
         match ingress {
             Ingress::Port(p) => self.send_bytes(p, frame),
-            Ingress::Tunnel => self.send_through_tunnel(frame, now),
+            Ingress::Tunnel(peer) => self.send_through_tunnel(peer, frame, now),
         }
     }
 
@@ -398,7 +398,7 @@ impl SlowPath {
                 .get(p)
                 .map(|i| (i.mac, source_for(i, offender))),
             // The reply is encapsulated: its MACs are never seen.
-            Ingress::Tunnel => self.tunnel_side_address6().map(|a| (MacAddr::ZERO, a)),
+            Ingress::Tunnel(_) => self.tunnel_side_address6().map(|a| (MacAddr::ZERO, a)),
         };
         let Some((mac, src)) = source.filter(|(_, src)| !self.is_tentative(*src)) else {
             return;

@@ -22,6 +22,7 @@ use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
 use crate::tunnel::crypto::aead::{PathSeqs, TAG_LEN};
 use crate::tunnel::crypto::handshake::Handshaker;
+use crate::tunnel::crypto::keys::PublicKey;
 use crate::tunnel::crypto::session::{Outgoing, Sessions};
 use crate::tunnel::crypto::TxKey;
 use crate::tunnel::encap::{self, Outer, Rx, OUTER_LEN};
@@ -237,7 +238,8 @@ impl MgmtTunnel {
     pub fn encrypt(&mut self, hs: Handshaker, now: Time) {
         if let Some(crypto) = &self.table.crypto {
             let workers = self.table.path_counters.first().map_or(1, |c| c.len());
-            self.sessions = Some(Sessions::new(hs, Arc::clone(crypto), workers, now));
+            let peer = (workers, self.table.index);
+            self.sessions = Some(Sessions::new(hs, Arc::clone(crypto), peer, now));
         }
     }
 
@@ -673,14 +675,35 @@ impl MgmtTunnel {
 
     /// Sets a path administratively down or up; returns its index, or
     /// `None` if there is no such path.
-    pub fn set_admin(&self, name: &str, up: bool) -> Option<usize> {
-        let i = self.table.paths.iter().position(|p| p.name == name)?;
-        self.table.live[i].admin_up.store(up, Ordering::Relaxed);
+    pub fn set_admin(&self, i: usize, up: bool) {
+        let (Some(p), Some(live)) = (self.table.paths.get(i), self.table.live.get(i)) else {
+            return;
+        };
+        live.admin_up.store(up, Ordering::Relaxed);
         log::info!(
-            "tunnel path {name}: administratively {}",
+            "tunnel path {}: administratively {}",
+            super::path_name(&self.table, &p.name),
             if up { "up" } else { "down" }
         );
-        Some(i)
+    }
+
+    /// The peer's public key (`None`: the tunnel is in clear).
+    pub fn peer_key(&self) -> Option<PublicKey> {
+        self.sessions.as_ref().map(|s| s.handshaker().peer())
+    }
+
+    /// The static key an initiation (its body) was sent from, if it opens
+    /// under our key (`None` in clear).
+    pub fn initiator_of(&self, body: &[u8]) -> Option<PublicKey> {
+        self.sessions.as_ref()?.handshaker().initiator_of(body)
+    }
+
+    /// Whether a handshake response or cookie reply (its body) answers our
+    /// pending initiation.
+    pub fn awaits(&self, kind: Kind, body: &[u8]) -> bool {
+        self.sessions
+            .as_ref()
+            .is_some_and(|s| s.awaits(kind == Kind::HandshakeResponse, body))
     }
 
     /// Encapsulates one of our own packets (an Ethernet frame carrying IPv4)

@@ -70,9 +70,9 @@ pub struct Tables {
     pub neighbors6: HashMap<u128, Neighbor>,
     /// Multicast relay rules.
     pub mcast: McastTable,
-    /// The multipath tunnel, when one is configured (shared by every
-    /// snapshot: only its atomics and counters change).
-    pub tunnel: Option<Arc<TunnelTable>>,
+    /// The multipath tunnel's peers, by index (empty: no tunnel). Each is
+    /// shared by every snapshot: only its atomics and counters change.
+    pub tunnels: Vec<Arc<TunnelTable>>,
     /// How the workers back off when idle (the profile's `idle`, which a
     /// reload may change).
     pub idle: crate::config::IdleConfig,
@@ -129,6 +129,13 @@ impl Tables {
         self.neighbors6
             .get(&u128::from(next_hop))
             .filter(|n| n.port == port)
+    }
+
+    /// Whether UDP to `ip`, port `port` is for one of our tunnel endpoints
+    /// (any peer's).
+    #[inline]
+    pub fn is_tunnel_endpoint(&self, ip: Ipv4Addr, port: u16) -> bool {
+        self.tunnels.iter().any(|t| t.is_endpoint(ip, port))
     }
 
     /// Whether `ip` is the broadcast address of one of our subnets.

@@ -29,9 +29,10 @@ pub enum NextHop {
         /// Port index.
         port: usize,
     },
-    /// Into the multipath tunnel to the peer site: no single port (the
-    /// packet's class and scheduler choose the path).
-    Tunnel,
+    /// Into the multipath tunnel to this peer site (index in
+    /// `tables.tunnels`): no single port (the packet's class and scheduler
+    /// choose the path).
+    Tunnel(u16),
 }
 
 impl NextHop {
@@ -39,7 +40,7 @@ impl NextHop {
     pub fn port(&self) -> Option<usize> {
         match *self {
             NextHop::Connected { port } | NextHop::Gateway { port, .. } => Some(port),
-            NextHop::Tunnel => None,
+            NextHop::Tunnel(_) => None,
         }
     }
 }

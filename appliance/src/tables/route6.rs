@@ -28,8 +28,9 @@ pub enum NextHop6 {
         /// Port index.
         port: usize,
     },
-    /// Into the multipath tunnel to the peer site.
-    Tunnel,
+    /// Into the multipath tunnel to this peer site (index in
+    /// `tables.tunnels`).
+    Tunnel(u16),
 }
 
 impl NextHop6 {
@@ -37,7 +38,7 @@ impl NextHop6 {
     pub fn port(&self) -> Option<usize> {
         match *self {
             NextHop6::Connected { port } | NextHop6::Gateway { port, .. } => Some(port),
-            NextHop6::Tunnel => None,
+            NextHop6::Tunnel(_) => None,
         }
     }
 }
@@ -133,7 +134,7 @@ mod tests {
         let port = |a: &str| {
             t.lookup(a.parse().unwrap()).and_then(|r| match r.next_hop {
                 NextHop6::Connected { port } => Some(port),
-                NextHop6::Gateway { .. } | NextHop6::Tunnel => None,
+                NextHop6::Gateway { .. } | NextHop6::Tunnel(_) => None,
             })
         };
         assert_eq!(port("2001:db8:1::5"), Some(3));

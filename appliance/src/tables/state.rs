@@ -76,7 +76,8 @@ pub struct RoutingState {
     /// IPv6 neighbours by address.
     pub neighbors6: HashMap<Ipv6Addr, NeighborEntry>,
     mcast_rules: Vec<Arc<McastRule>>,
-    tunnel: Option<Arc<TunnelTable>>,
+    /// The tunnel's peers, by index.
+    tunnels: Vec<Arc<TunnelTable>>,
     idle: IdleConfig,
     workers: usize,
     version: u64,
@@ -94,14 +95,14 @@ impl RoutingState {
     ) -> Self {
         let idle = IdleConfig::default();
         let neighbors6 = HashMap::new();
-        let routes = route_tables(&interfaces, &static_routes, None);
+        let routes = route_tables(&interfaces, &static_routes, &[]);
         let tables = build(
             1,
             &interfaces,
             (&routes.0, &routes.1),
             (&neighbors, &neighbors6),
             &[],
-            None,
+            &[],
             &idle,
         );
         Self {
@@ -111,7 +112,7 @@ impl RoutingState {
             neighbors,
             neighbors6,
             mcast_rules: Vec::new(),
-            tunnel: None,
+            tunnels: Vec::new(),
             idle,
             workers: 1,
             version: 1,
@@ -126,10 +127,10 @@ impl RoutingState {
         self.workers = workers.max(1);
     }
 
-    /// Routes the tunnel's prefixes into `tunnel` (at boot, and with the
-    /// table a reload made).
-    pub fn set_tunnel(&mut self, tunnel: Arc<TunnelTable>) {
-        self.tunnel = Some(tunnel);
+    /// Routes each peer's prefixes to it (at boot, and with the tables a
+    /// reload made).
+    pub fn set_tunnels(&mut self, tunnels: Vec<Arc<TunnelTable>>) {
+        self.tunnels = tunnels;
         self.routes_changed();
         self.republish();
     }
@@ -170,9 +171,9 @@ impl RoutingState {
         self.republish();
     }
 
-    /// The tunnel, if one is configured.
-    pub fn tunnel(&self) -> Option<&Arc<TunnelTable>> {
-        self.tunnel.as_ref()
+    /// The tunnel's peers (empty: no tunnel).
+    pub fn tunnels(&self) -> &[Arc<TunnelTable>] {
+        &self.tunnels
     }
 
     /// Multicast rules in the order they were added.
@@ -199,11 +200,11 @@ impl RoutingState {
                 address: i.address.map(|a| a.addr()),
             })
             .collect();
-        let tunnel_address = self.tunnel.as_ref().map(|t| {
+        let tunnel_address = (!self.tunnels.is_empty()).then(|| {
             self.interfaces
                 .iter()
                 .enumerate()
-                .find(|(port, _)| !t.paths.iter().any(|p| p.port == *port))
+                .find(|(port, _)| !self.tunnels.iter().any(|t| t.has_path_on(*port)))
                 .and_then(|(_, i)| i.address.map(|a| a.addr()))
         });
         if let Some(address) = tunnel_address {
@@ -214,6 +215,17 @@ impl RoutingState {
         }
         let (in_port, out_ports) = spec.validate(&views)?;
         let real = self.interfaces.len();
+        if self.tunnels.len() > 1 {
+            if let Some(k) = out_ports.iter().position(|p| *p == real) {
+                // Which peer would a group go to? Not chosen yet: refused
+                // rather than sent to one at random.
+                return Err(TableError::BadRule(McastRuleError {
+                    key: format!("outputs[{k}].interface"),
+                    what: "a port: relaying into a tunnel with several peers is not supported"
+                        .into(),
+                }));
+            }
+        }
         let index = |i: usize| if i == real { TUNNEL_PORT } else { i };
         let (in_port, out_ports): (usize, Vec<usize>) =
             (index(in_port), out_ports.into_iter().map(index).collect());
@@ -396,7 +408,7 @@ impl RoutingState {
 
     /// Rebuilds the route tables from the routes of every origin.
     fn routes_changed(&mut self) {
-        self.routes = route_tables(&self.interfaces, &self.static_routes, self.tunnel.as_ref());
+        self.routes = route_tables(&self.interfaces, &self.static_routes, &self.tunnels);
     }
 
     fn republish(&mut self) -> u64 {
@@ -415,7 +427,7 @@ impl RoutingState {
             (&self.routes.0, &self.routes.1),
             (&self.neighbors, &self.neighbors6),
             &self.mcast_rules,
-            self.tunnel.as_ref(),
+            &self.tunnels,
             &self.idle,
         )
     }
@@ -479,12 +491,20 @@ fn resolved<K: Hash + Eq + Copy>(map: &HashMap<K, NeighborEntry>) -> HashMap<K, 
         .collect()
 }
 
-/// The IPv6 routes: connected subnets, static routes and the tunnel's
+/// Each peer's prefixes, with the peer's index.
+fn peer_prefixes(tunnels: &[Arc<TunnelTable>]) -> impl Iterator<Item = (u16, &IpNet)> {
+    tunnels.iter().enumerate().flat_map(|(i, t)| {
+        let peer = u16::try_from(i).unwrap_or(u16::MAX);
+        t.prefixes.iter().map(move |p| (peer, p))
+    })
+}
+
+/// The IPv6 routes: connected subnets, static routes and the peers'
 /// prefixes.
 fn routes6(
     interfaces: &[Interface],
     static_routes: &[(IpNet, IpAddr)],
-    tunnel: Option<&Arc<TunnelTable>>,
+    tunnels: &[Arc<TunnelTable>],
 ) -> Route6Table {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address6.map(|a| Route6 {
@@ -504,27 +524,24 @@ fn routes6(
             }),
         _ => None,
     });
-    let tunneled = tunnel
-        .into_iter()
-        .flat_map(|t| t.prefixes.iter())
-        .filter_map(|prefix| match prefix {
-            IpNet::V6(prefix) => Some(Route6 {
-                prefix: *prefix,
-                next_hop: NextHop6::Tunnel,
-                kind: RouteKind::Tunnel,
-            }),
-            IpNet::V4(_) => None,
-        });
+    let tunneled = peer_prefixes(tunnels).filter_map(|(peer, prefix)| match prefix {
+        IpNet::V6(prefix) => Some(Route6 {
+            prefix: *prefix,
+            next_hop: NextHop6::Tunnel(peer),
+            kind: RouteKind::Tunnel,
+        }),
+        IpNet::V4(_) => None,
+    });
     // Connected routes last, as for IPv4.
     Route6Table::new(statics.chain(tunneled).chain(connected))
 }
 
 /// The route tables of both families: connected subnets, static routes and
-/// the tunnel's prefixes.
+/// the peers' prefixes.
 fn route_tables(
     interfaces: &[Interface],
     static_routes: &[(IpNet, IpAddr)],
-    tunnel: Option<&Arc<TunnelTable>>,
+    tunnels: &[Arc<TunnelTable>],
 ) -> (Arc<RouteTable>, Arc<Route6Table>) {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address.map(|a| Route {
@@ -546,23 +563,20 @@ fn route_tables(
         }),
         _ => None,
     });
-    let tunneled = tunnel
-        .into_iter()
-        .flat_map(|t| t.prefixes.iter())
-        .filter_map(|prefix| match prefix {
-            IpNet::V4(prefix) => Some(Route {
-                prefix: *prefix,
-                next_hop: NextHop::Tunnel,
-                kind: RouteKind::Tunnel,
-            }),
-            IpNet::V6(_) => None,
-        });
+    let tunneled = peer_prefixes(tunnels).filter_map(|(peer, prefix)| match prefix {
+        IpNet::V4(prefix) => Some(Route {
+            prefix: *prefix,
+            next_hop: NextHop::Tunnel(peer),
+            kind: RouteKind::Tunnel,
+        }),
+        IpNet::V6(_) => None,
+    });
     // Connected routes go last so that they win over a static route for
     // the same prefix.
     let routes: Vec<Route> = statics.chain(tunneled).chain(connected).collect();
     (
         Arc::new(RouteTable::new(routes)),
-        Arc::new(routes6(interfaces, static_routes, tunnel)),
+        Arc::new(routes6(interfaces, static_routes, tunnels)),
     )
 }
 
@@ -575,7 +589,7 @@ fn build(
         &HashMap<Ipv6Addr, NeighborEntry>,
     ),
     mcast_rules: &[Arc<McastRule>],
-    tunnel: Option<&Arc<TunnelTable>>,
+    tunnels: &[Arc<TunnelTable>],
     idle: &IdleConfig,
 ) -> Tables {
     Tables {
@@ -590,7 +604,7 @@ fn build(
             .map(|(ip, n)| (u128::from(ip), n))
             .collect(),
         mcast: McastTable::new(mcast_rules.to_vec()),
-        tunnel: tunnel.cloned(),
+        tunnels: tunnels.to_vec(),
         idle: idle.clone(),
     }
 }

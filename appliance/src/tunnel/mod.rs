@@ -460,12 +460,20 @@ pub struct Shaping {
 /// the workers and reports carry on from the same cells.
 #[derive(Debug)]
 pub struct TunnelTable {
+    /// The peer's name (`tunnel.peers[].name`).
+    pub name: String,
+    /// The peer's index among the tunnel's peers: its routes name it, and
+    /// the Key IDs its sessions receive under are its block
+    /// ([`crypto::key_ids`]).
+    pub index: u16,
     /// Outer UDP destination port.
     pub port: u16,
     /// Our epoch: changes on every start, so the peer resets its lanes.
     pub epoch: u16,
     /// The peer's prefixes, IPv4 and IPv6.
     pub prefixes: Vec<IpNet>,
+    /// The same, as the inner source check reads them.
+    sources: Sources,
     /// Paths, by index.
     pub paths: Vec<Path>,
     /// Wire path id → index.
@@ -508,6 +516,32 @@ pub struct TunnelTable {
     mbufs: u32,
 }
 
+/// A peer's prefixes as masked numbers: what a decapsulated packet's inner
+/// source is checked against (as WireGuard's allowed IPs), a few compares
+/// per packet for the handful of prefixes a site has.
+#[derive(Debug, Clone, Default)]
+struct Sources {
+    v4: Box<[(u32, u32)]>,
+    v6: Box<[(u128, u128)]>,
+}
+
+impl Sources {
+    fn of(prefixes: &[IpNet]) -> Self {
+        let v4 = prefixes.iter().filter_map(|p| match p {
+            IpNet::V4(n) => Some((u32::from(n.network()), u32::from(n.netmask()))),
+            IpNet::V6(_) => None,
+        });
+        let v6 = prefixes.iter().filter_map(|p| match p {
+            IpNet::V6(n) => Some((u128::from(n.network()), u128::from(n.netmask()))),
+            IpNet::V4(_) => None,
+        });
+        Self {
+            v4: v4.collect(),
+            v6: v6.collect(),
+        }
+    }
+}
+
 /// Why a changed config cannot be applied to a running tunnel's table (the
 /// reload refuses these changes before it gets here; this is the table's
 /// own guard).
@@ -520,6 +554,7 @@ impl TunnelTable {
     /// addresses); `workers` sizes the counters and, with the pool's `mbufs`,
     /// the reorder buffers; `epoch` identifies this run.
     pub fn new(
+        (name, index): (&str, u16),
         cfg: &TunnelConfig,
         interfaces: &[Interface],
         workers: usize,
@@ -533,9 +568,12 @@ impl TunnelTable {
         let classes = classes(cfg, &paths);
         let n_classes = classes.all().len();
         Self {
+            name: name.to_owned(),
+            index,
             port: cfg.port,
             epoch,
             prefixes: cfg.prefixes.clone(),
+            sources: Sources::of(&cfg.prefixes),
             live: paths
                 .iter()
                 .map(|p| Arc::new(PathLive::new(p.rate_bps)))
@@ -659,9 +697,12 @@ impl TunnelTable {
             )
             .unzip();
         Ok(Self {
+            name: self.name.clone(),
+            index: self.index,
             port: self.port,
             epoch: self.epoch,
             prefixes: cfg.prefixes.clone(),
+            sources: Sources::of(&cfg.prefixes),
             by_id: by_id(&paths),
             path_ports: path_ports(&paths),
             live: shared(&carried, &self.live, |i| {
@@ -710,6 +751,20 @@ impl TunnelTable {
             .collect()
     }
 
+    /// Whether an inner IPv4 source address (as a number) is one of the
+    /// peer's.
+    #[inline]
+    pub fn allows_source(&self, src: u32) -> bool {
+        self.sources.v4.iter().any(|(net, mask)| src & mask == *net)
+    }
+
+    /// Whether an inner IPv6 source address (as a number) is one of the
+    /// peer's.
+    #[inline]
+    pub fn allows_source6(&self, src: u128) -> bool {
+        self.sources.v6.iter().any(|(net, mask)| src & mask == *net)
+    }
+
     /// Bytes of tag after each packet's payload: 0 in clear.
     #[inline]
     pub fn tag_len(&self) -> usize {
@@ -737,19 +792,23 @@ impl TunnelTable {
     /// that port to the frame's IPv4 destination, else the port's first.
     pub fn charge_frame(&self, port: usize, frame: &[u8], now: u64) {
         let Some(sh) = &self.shaping else { return };
-        let dst = frame
-            .get(crate::wire::EthernetFrame::<&[u8]>::HEADER_LEN..)
-            .and_then(|l3| crate::wire::Ipv4Packet::new_checked(l3).ok())
-            .map(|ip| ip.dst_addr());
         let on_port = || self.paths.iter().position(|p| p.port == port);
-        let path = self
-            .paths
-            .iter()
-            .position(|p| p.port == port && Some(p.remote) == dst)
-            .or_else(on_port);
+        let path = self.path_of_frame(port, frame).or_else(on_port);
         if let Some((i, cells)) = path.and_then(|i| Some((i, sh.cells.get(i)?))) {
             cells.charge(now, frame.len() as u64, self.shaped_rate(i, sh));
         }
+    }
+
+    /// The path an outer frame leaving on `port` is for: the one to its
+    /// destination address there.
+    pub fn path_of_frame(&self, port: usize, frame: &[u8]) -> Option<usize> {
+        let dst = frame
+            .get(crate::wire::EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .and_then(|l3| crate::wire::Ipv4Packet::new_checked(l3).ok())
+            .map(|ip| ip.dst_addr())?;
+        self.paths
+            .iter()
+            .position(|p| p.port == port && p.remote == dst)
     }
 
     /// Packets path `p`'s shaper dropped so far because its queue was full
@@ -825,6 +884,22 @@ impl TunnelTable {
         let i = self.path_index(id)?;
         let p = self.paths.get(i)?;
         (p.port == in_port && (p.learned || p.remote == src) && p.local == dst).then_some(i)
+    }
+
+    /// Whether this peer may send from `src` on the path with wire id `id`
+    /// (its configured remote there, or any address on a learned path): how
+    /// a packet with no Key ID finds its peer.
+    #[inline]
+    pub fn may_send_from(&self, src: Ipv4Addr, id: u8) -> bool {
+        self.path_index(id)
+            .and_then(|i| self.paths.get(i))
+            .is_some_and(|p| p.learned || p.remote == src)
+    }
+
+    /// Bit p: port index p carries one of the peer's paths.
+    #[inline]
+    pub fn path_ports(&self) -> u64 {
+        self.path_ports
     }
 
     /// Whether `ip` and UDP port `port` are one of our tunnel endpoints: the
@@ -982,7 +1057,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn resolves_paths_and_finds_them_by_wire_id() {
-        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
         assert_eq!(t.paths[1].port, 2);
         assert_eq!(t.paths[1].local, Ipv4Addr::new(172, 16, 1, 1));
         assert_eq!(t.paths[0].next_hop, Ipv4Addr::new(172, 16, 0, 2));
@@ -1009,7 +1084,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn a_reconfigured_table_shares_what_runs_and_takes_the_new_settings() {
-        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
         t.class_counters[0].worker(1).packets.inc();
         t.path_counters[1].worker(0).tx_packets.inc();
         t.live[0].admin_up.store(false, Ordering::Relaxed);
@@ -1052,7 +1127,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn paths_added_and_removed_move_what_runs_by_name() {
-        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
         t.path_counters[1].worker(0).tx_packets.inc();
         // Path a removed and c added in its place: b stays at index 1, c is new at 0.
         let mut cfg = config();
@@ -1085,7 +1160,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
     fn a_learned_path_takes_any_source_and_sends_where_its_peer_was_last_seen() {
         let mut cfg = config();
         cfg.paths[1].remote = None;
-        let t = TunnelTable::new(&cfg, &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &cfg, &interfaces(), 2, 16383, 9);
         let us = Ipv4Addr::new(172, 16, 1, 1);
         let (nat, other) = (
             Ipv4Addr::new(198, 51, 100, 7),
@@ -1122,7 +1197,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn a_reconfigured_table_refuses_what_needs_a_restart() {
-        let t = TunnelTable::new(&config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
         let mut moved = config();
         moved.paths[0].remote = Some(Ipv4Addr::new(172, 16, 0, 9));
         assert!(t.reconfigured(&moved, &interfaces()).is_err());

@@ -314,7 +314,7 @@ impl Departures {
                         &outer,
                         inner_len,
                     );
-                    let tag = TxTag::path(p, m.pkt_len());
+                    let tag = TxTag::path(self.table.index, p, m.pkt_len());
                     o.tx.push(port, m, tag, o.tables);
                     return true;
                 };
@@ -329,7 +329,7 @@ impl Departures {
                 let frame = PacketBuf::data_mut(&mut m);
                 encap::write_outer(&mut frame[..OUTER_LEN], &outer, inner_len + TAG);
                 sealer.seal(frame);
-                let tag = TxTag::path(p, m.pkt_len());
+                let tag = TxTag::path(self.table.index, p, m.pkt_len());
                 o.tx.push(port, m, tag, o.tables);
             }
             Body::Copy(payload, inner_len) if self.sealer.is_some() => {
@@ -351,7 +351,7 @@ impl Departures {
                 if let Some(s) = &self.sealer {
                     s.seal(frame);
                 }
-                let tag = TxTag::path(p, c.pkt_len());
+                let tag = TxTag::path(self.table.index, p, c.pkt_len());
                 o.tx.push(port, c, tag, o.tables);
             }
             Body::Copy(payload, inner_len) => {
@@ -368,7 +368,7 @@ impl Departures {
                 if h.chain_shared(payload).is_err() {
                     return self.refused(p, counters, DropReason::NoMbuf);
                 }
-                let tag = TxTag::path(p, h.pkt_len());
+                let tag = TxTag::path(self.table.index, p, h.pkt_len());
                 o.tx.push(port, h, tag, o.tables);
             }
         }

@@ -18,5 +18,5 @@ mod queues;
 mod receive;
 mod send;
 
-pub use receive::TunnelReceiver;
+pub use receive::{TunnelReceiver, TunnelRx};
 pub use send::TunnelSender;

@@ -1,11 +1,13 @@
-//! A worker's receiving side of the tunnel: check a packet from the peer,
-//! hand it to the worker that owns its lane (over an SPSC ring), open it
-//! there (an encrypted tunnel: the key its Key ID names, the replay window,
-//! the tag; nothing about a packet is believed before), pass it through the
-//! lane's reorder buffer, and send what the lane releases on its way,
-//! decapsulated, as if it had arrived from the tunnel. Probes and probe
+//! A worker's receiving side of the tunnel: find the peer a packet is from
+//! (its Key ID names it; in clear, its path's configured address), check
+//! it, hand it to the worker that owns its lane (over an SPSC ring), open
+//! it there (an encrypted tunnel: the key its Key ID names, the replay
+//! window, the tag; nothing about a packet is believed before), check that
+//! its inner source is one of the peer's, pass it through the lane's
+//! reorder buffer, and send what the lane releases on its way,
+//! decapsulated, as if it had arrived from that peer. Probes and probe
 //! replies go to the management lcore once opened; handshake messages go
-//! there at a bounded rate.
+//! there at a bounded rate (it finds their peer).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use dpdk_bindings::{Burst, Mbuf};
 
 use crate::buf::PacketBuf;
 use crate::dataplane::dispatch::act;
-use crate::dataplane::pipeline::{bad_source, process, Ingress, TUNNEL_PORT_ID};
+use crate::dataplane::pipeline::{bad_source, process, Ingress};
 use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
 use crate::stats::DropReason;
@@ -25,6 +27,7 @@ use crate::tunnel::encap;
 use crate::tunnel::reorder::{self, Arrival, Lane};
 use crate::tunnel::{TunnelTable, MAX_LANES, MAX_PATHS};
 use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
+use crate::wire::EthernetFrame;
 
 use super::keys::Opener;
 
@@ -36,11 +39,28 @@ struct OwnedLane {
     epoch: Option<u16>,
 }
 
-/// One worker's receiving state.
+/// One worker's receiving side of the tunnel: a receiver per peer, and
+/// what they share (the rings between workers, the handshake budget).
+#[derive(Debug)]
+pub struct TunnelRx {
+    id: usize,
+    workers: usize,
+    /// By peer index.
+    peers: Vec<TunnelReceiver>,
+    /// Bit p: port index p carries a path of some peer.
+    path_ports: u64,
+    /// Rings to the other workers (`None` for ourselves).
+    handoff_to: Vec<Option<Producer>>,
+    /// Rings from the other workers.
+    handoff_from: Vec<Consumer>,
+    /// Handshake messages handed to the management lcore.
+    handshakes: TokenBucket,
+}
+
+/// One worker's receiving state for one peer.
 #[derive(Debug)]
 pub struct TunnelReceiver {
     id: usize,
-    workers: usize,
     table: Arc<TunnelTable>,
     /// Bit id: the path with that wire id is up by health (for the reorder
     /// buffer's loss proofs, which keep their per-path state by id, so that
@@ -52,86 +72,58 @@ pub struct TunnelReceiver {
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
     dirty: u64,
-    /// Rings to the other workers (`None` for ourselves).
-    handoff_to: Vec<Option<Producer>>,
-    /// Rings from the other workers.
-    handoff_from: Vec<Consumer>,
     /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
-    /// Handshake messages handed to the management lcore.
-    handshakes: TokenBucket,
 }
 
-impl TunnelReceiver {
-    /// Worker `id` of `workers`: its lanes and rings.
+impl TunnelRx {
+    /// Worker `id` of `workers`: its receiver for each peer of `tables`,
+    /// and its rings.
     pub fn new(
         id: usize,
         workers: usize,
-        table: Arc<TunnelTable>,
+        tables: &[Arc<TunnelTable>],
         handoff_to: Vec<Option<Producer>>,
         handoff_from: Vec<Consumer>,
     ) -> Self {
-        let lanes = (0..MAX_LANES)
-            .map(|l| {
-                (l % workers.max(1) == id).then(|| OwnedLane {
-                    lane: Lane::new(table.reorder),
-                    epoch: None,
-                })
-            })
-            .collect();
-        let opener = table
-            .crypto
-            .as_ref()
-            .map(|c| Opener::new(id, workers, Arc::clone(c)));
-        let rate = table
-            .crypto
-            .as_ref()
+        let rate = tables
+            .iter()
+            .find_map(|t| t.crypto.as_ref())
             .map_or(1, |c| c.handshake_punts_per_sec);
         Self {
-            opener,
-            handshakes: TokenBucket::with_burst(rate, rate.min(64)),
             id,
             workers: workers.max(1),
-            live: 0,
-            lanes,
-            active: 0,
-            dirty: 0,
+            peers: tables
+                .iter()
+                .map(|t| TunnelReceiver::new(id, workers, Arc::clone(t)))
+                .collect(),
+            path_ports: tables.iter().fold(0, |ports, t| ports | t.path_ports()),
             handoff_to,
             handoff_from,
-            table,
+            handshakes: TokenBucket::with_burst(rate, rate.min(64)),
         }
     }
 
-    /// Reads which paths are up, once per burst (and takes a reloaded
-    /// table).
+    /// Once per burst: each peer reads which of its paths are up.
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables) {
-        if let Some(t) = &tables.tunnel {
-            if !Arc::ptr_eq(t, &self.table) {
-                self.retable(t);
-            }
+        for p in &mut self.peers {
+            p.begin_burst(tables);
         }
-        if let Some(o) = &mut self.opener {
-            o.begin_burst();
-        }
-        let mut live = 0u16;
-        for (p, state) in self.table.paths.iter().zip(self.table.live.iter()) {
-            if state.up.load(Ordering::Relaxed) && usize::from(p.id) < MAX_PATHS {
-                live |= 1 << p.id;
-            }
-        }
-        self.live = live;
     }
 
-    /// Takes a reloaded table ([`TunnelTable::reconfigured`]): the lanes
-    /// keep what they hold (their per-path state is by path id) and take the
-    /// new `max_hold`; the keys and replay windows carry on.
-    #[cold]
-    fn retable(&mut self, table: &Arc<TunnelTable>) {
-        for l in self.lanes.iter_mut().flatten() {
-            l.lane.set_max_hold(table.reorder.max_hold_ns);
+    /// The peer a packet is from: the one whose block holds its Key ID
+    /// (sealed), else the one with a path of its id from its source (in
+    /// clear, and handshakes, which the management lcore sorts out).
+    #[inline]
+    fn peer_of(&self, rx: &encap::Rx) -> Option<usize> {
+        if rx.header.key != 0 {
+            let peer = crate::tunnel::crypto::peer_of_key(rx.header.key)?;
+            return (peer < self.peers.len()).then_some(peer);
         }
-        self.table = Arc::clone(table);
+        self.peers
+            .iter()
+            .position(|p| p.table.may_send_from(rx.src, rx.header.path))
     }
 
     /// The fast pass, tried before the general pipeline: takes a clean
@@ -149,19 +141,24 @@ impl TunnelReceiver {
         now: Time,
         sinks: &mut Sinks<'_>,
     ) -> Result<(), Mbuf> {
-        if !self.table.has_path_on(in_port) {
+        if in_port >= 64 || self.path_ports & (1 << in_port) == 0 {
             return Err(m);
         }
-        let Some(iface) = tables.interfaces.get(in_port) else {
+        let (Some(iface), Some(first)) = (tables.interfaces.get(in_port), self.peers.first())
+        else {
             return Err(m);
         };
-        let Some(rx) = encap::recognize(m.data(), iface.mac, self.table.port) else {
+        let Some(rx) = encap::recognize(m.data(), iface.mac, first.table.port) else {
             return Err(m);
         };
-        let Some(path) = self.table.rx_path(in_port, rx.src, rx.dst, rx.header.path) else {
+        let Some(peer) = self.peer_of(&rx) else {
             return Err(m);
         };
-        self.take(tables, m, &rx, path, now, sinks);
+        let t = &self.peers[peer].table;
+        let Some(path) = t.rx_path(in_port, rx.src, rx.dst, rx.header.path) else {
+            return Err(m);
+        };
+        self.take(tables, m, &rx, (peer, path), now, sinks);
         Ok(())
     }
 
@@ -183,28 +180,38 @@ impl TunnelReceiver {
                 return;
             }
         };
-        let Some(path) = self.table.rx_path(in_port, rx.src, rx.dst, rx.header.path) else {
-            sinks.drop_one(DropReason::TunnelUnknownPath);
+        let found = self.peer_of(&rx).and_then(|peer| {
+            let t = &self.peers[peer].table;
+            Some((peer, t.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
+        });
+        let Some(at) = found else {
+            let reason = if rx.header.key != 0 && self.peer_of(&rx).is_none() {
+                DropReason::TunnelUnknownKey
+            } else {
+                DropReason::TunnelUnknownPath
+            };
+            sinks.drop_one(reason);
             return;
         };
-        self.take(tables, m, &rx, path, now, sinks);
+        self.take(tables, m, &rx, at, now, sinks);
     }
 
-    /// A packet from the peer's address over `path`: a handshake message
-    /// for the management lcore (at a bounded rate), or a packet for the
-    /// worker that owns its lane.
+    /// A packet from a peer's address over one of its paths (`at`: peer
+    /// and path index): a handshake message for the management lcore (at a
+    /// bounded rate), or a packet for the worker that owns its lane.
     #[inline]
     fn take(
         &mut self,
         tables: &Tables,
         m: Mbuf,
         rx: &encap::Rx,
-        path: usize,
+        (peer, path): (usize, usize),
         now: Time,
         sinks: &mut Sinks<'_>,
     ) {
+        let receiver = &mut self.peers[peer];
         if rx.header.kind.is_handshake() {
-            let refused = if self.opener.is_none() {
+            let refused = if receiver.opener.is_none() {
                 Some(DropReason::TunnelCleartext)
             } else if rx.header.key != 0 {
                 Some(DropReason::TunnelUnknownKey)
@@ -238,7 +245,67 @@ impl TunnelReceiver {
             }
             return;
         }
-        self.accept(tables, m, rx, path, now, sinks);
+        receiver.accept(tables, m, rx, path, now, sinks);
+    }
+}
+
+impl TunnelReceiver {
+    /// Worker `id` of `workers`'s receiver for the peer of `table`: the
+    /// lanes it owns.
+    pub fn new(id: usize, workers: usize, table: Arc<TunnelTable>) -> Self {
+        let lanes = (0..MAX_LANES)
+            .map(|l| {
+                (l % workers.max(1) == id).then(|| OwnedLane {
+                    lane: Lane::new(table.reorder),
+                    epoch: None,
+                })
+            })
+            .collect();
+        let opener = table
+            .crypto
+            .as_ref()
+            .map(|c| Opener::new(id, workers, Arc::clone(c)));
+        Self {
+            opener,
+            id,
+            live: 0,
+            lanes,
+            active: 0,
+            dirty: 0,
+            table,
+        }
+    }
+
+    /// Reads which paths are up, once per burst (and takes a reloaded
+    /// table).
+    #[inline]
+    pub fn begin_burst(&mut self, tables: &Tables) {
+        if let Some(t) = tables.tunnels.get(usize::from(self.table.index)) {
+            if !Arc::ptr_eq(t, &self.table) {
+                self.retable(t);
+            }
+        }
+        if let Some(o) = &mut self.opener {
+            o.begin_burst();
+        }
+        let mut live = 0u16;
+        for (p, state) in self.table.paths.iter().zip(self.table.live.iter()) {
+            if state.up.load(Ordering::Relaxed) && usize::from(p.id) < MAX_PATHS {
+                live |= 1 << p.id;
+            }
+        }
+        self.live = live;
+    }
+
+    /// Takes a reloaded table ([`TunnelTable::reconfigured`]): the lanes
+    /// keep what they hold (their per-path state is by path id) and take the
+    /// new `max_hold`; the keys and replay windows carry on.
+    #[cold]
+    fn retable(&mut self, table: &Arc<TunnelTable>) {
+        for l in self.lanes.iter_mut().flatten() {
+            l.lane.set_max_hold(table.reorder.max_hold_ns);
+        }
+        self.table = Arc::clone(table);
     }
 
     /// A packet of a lane this worker owns, on `path`: opened (an encrypted
@@ -289,8 +356,16 @@ impl TunnelReceiver {
             sinks.drop_one(reason);
             return;
         }
+        if !self.from_peer(m.data()) {
+            // Authenticated, but not from a network of this peer's: one
+            // site may not speak for another (WireGuard's allowed IPs).
+            pc.drops.inc(DropReason::TunnelInnerSource);
+            sinks.drop_one(DropReason::TunnelInnerSource);
+            return;
+        }
+        let peer = self.table.index;
         if rx.header.lane == CONTROL_LANE {
-            deliver(tables, m, sinks);
+            deliver(tables, peer, m, sinks);
         } else {
             self.reorder(tables, m, &rx.header, now, sinks);
         }
@@ -310,7 +385,8 @@ impl TunnelReceiver {
             sinks.drop_one(DropReason::TunnelBadLane);
             return;
         };
-        let mut out = |pkt: Mbuf, _: reorder::Delivery| deliver(tables, pkt, sinks);
+        let peer = self.table.index;
+        let mut out = |pkt: Mbuf, _: reorder::Delivery| deliver(tables, peer, pkt, sinks);
         if owned.epoch != Some(h.epoch) {
             // The peer restarted: what was held for the old run goes out in
             // order, and numbering starts afresh.
@@ -333,6 +409,63 @@ impl TunnelReceiver {
             reorder::Verdict::OutOfWindow(_) => sinks.drop_one(DropReason::TunnelOutOfWindow),
         }
         self.lane_done(lane);
+    }
+
+    /// Whether a decapsulated frame's inner source is in the peer's
+    /// prefixes (the inner header was checked by decapsulation).
+    #[inline]
+    fn from_peer(&self, frame: &[u8]) -> bool {
+        let ip = frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..).unwrap_or(&[]);
+        match ip.first().map(|b| b >> 4) {
+            Some(4) => ip
+                .get(12..16)
+                .and_then(|a| <[u8; 4]>::try_from(a).ok())
+                .is_some_and(|a| self.table.allows_source(u32::from_be_bytes(a))),
+            Some(6) => ip
+                .get(8..24)
+                .and_then(|a| <[u8; 16]>::try_from(a).ok())
+                .is_some_and(|a| self.table.allows_source6(u128::from_be_bytes(a))),
+            _ => false,
+        }
+    }
+
+    /// Releases what waited in this peer's lanes past its deadline.
+    fn poll_lanes(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
+        let mut moved = 0;
+        let mut active = self.active;
+        let peer = self.table.index;
+        while active != 0 {
+            let l = active.trailing_zeros() as usize;
+            active &= active - 1;
+            if let Some(Some(owned)) = self.lanes.get_mut(l) {
+                let before = owned.lane.occupancy();
+                owned
+                    .lane
+                    .poll(now.as_nanos(), self.live, &mut |pkt: Mbuf, _| {
+                        deliver(tables, peer, pkt, sinks)
+                    });
+                moved += before - owned.lane.occupancy();
+            }
+            self.lane_done(l);
+        }
+        self.publish_counters();
+        moved
+    }
+
+    /// When the next held packet of this peer's lanes is due.
+    fn next_deadline(&self) -> Option<u64> {
+        let mut active = self.active;
+        let mut next: Option<u64> = None;
+        while active != 0 {
+            let l = active.trailing_zeros() as usize;
+            active &= active - 1;
+            if let Some(Some(owned)) = self.lanes.get(l) {
+                if let Some(d) = owned.lane.next_deadline(self.live) {
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
+            }
+        }
+        next
     }
 
     /// Notes whether lane `l` holds packets and that its counters changed.
@@ -366,15 +499,15 @@ impl TunnelReceiver {
 }
 
 /// Sends a decapsulated packet a lane released on its way, as if it had
-/// arrived from the tunnel.
+/// arrived from peer `peer`.
 #[inline]
-fn deliver(tables: &Tables, mut m: Mbuf, sinks: &mut Sinks<'_>) {
-    m.set_port(TUNNEL_PORT_ID);
-    let verdict = process(tables, Ingress::Tunnel, PacketBuf::data_mut(&mut m));
+fn deliver(tables: &Tables, peer: u16, mut m: Mbuf, sinks: &mut Sinks<'_>) {
+    m.set_port(Ingress::tunnel_port_id(peer));
+    let verdict = process(tables, Ingress::Tunnel(peer), PacketBuf::data_mut(&mut m));
     act(tables, verdict, m, sinks);
 }
 
-impl Stage for TunnelReceiver {
+impl Stage for TunnelRx {
     /// Takes the packets other workers handed over for our lanes, and
     /// releases what waited past its deadline.
     fn poll(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
@@ -387,46 +520,30 @@ impl Stage for TunnelReceiver {
                     sinks.drop_one(DropReason::TunnelTruncated);
                     continue;
                 };
-                // The receiving worker checked the path; find its index again (gone if
-                // this worker already holds a table a reload took the path out of).
-                let Some(path) = self.table.path_index(rx.header.path) else {
+                // The receiving worker checked the peer and path; find their indices
+                // again (gone if this worker already holds a table a reload took the
+                // path out of).
+                let found = self.peer_of(&rx).and_then(|peer| {
+                    Some((peer, self.peers[peer].table.path_index(rx.header.path)?))
+                });
+                let Some((peer, path)) = found else {
                     sinks.drop_one(DropReason::TunnelUnknownPath);
                     continue;
                 };
-                self.accept(tables, m, &rx, path, now, sinks);
+                self.peers[peer].accept(tables, m, &rx, path, now, sinks);
             }
         }
-        let mut active = self.active;
-        while active != 0 {
-            let l = active.trailing_zeros() as usize;
-            active &= active - 1;
-            if let Some(Some(owned)) = self.lanes.get_mut(l) {
-                let before = owned.lane.occupancy();
-                owned
-                    .lane
-                    .poll(now.as_nanos(), self.live, &mut |pkt: Mbuf, _| {
-                        deliver(tables, pkt, sinks)
-                    });
-                moved += before - owned.lane.occupancy();
-            }
-            self.lane_done(l);
+        for p in &mut self.peers {
+            moved += p.poll_lanes(tables, now, sinks);
         }
-        self.publish_counters();
         moved
     }
 
     fn next_deadline(&self) -> Option<Time> {
-        let mut active = self.active;
-        let mut next: Option<u64> = None;
-        while active != 0 {
-            let l = active.trailing_zeros() as usize;
-            active &= active - 1;
-            if let Some(Some(owned)) = self.lanes.get(l) {
-                if let Some(d) = owned.lane.next_deadline(self.live) {
-                    next = Some(next.map_or(d, |n| n.min(d)));
-                }
-            }
-        }
-        next.map(Time::from_nanos)
+        self.peers
+            .iter()
+            .filter_map(TunnelReceiver::next_deadline)
+            .min()
+            .map(Time::from_nanos)
     }
 }

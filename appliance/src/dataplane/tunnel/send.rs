@@ -124,7 +124,7 @@ impl TunnelSender {
     /// next hop resolved), rate, delay and the shaped paths' backlog.
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables, now: Time) {
-        if let Some(t) = &tables.tunnel {
+        if let Some(t) = tables.tunnels.get(usize::from(self.table.index)) {
             if !Arc::ptr_eq(t, &self.table) {
                 self.retable(t);
             }

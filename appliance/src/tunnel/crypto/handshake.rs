@@ -351,6 +351,23 @@ impl Handshaker {
         })
     }
 
+    /// The static key an initiation (its body) was sent from, if its
+    /// Noise message opens under our private key: how a hub tells which of
+    /// several peers on learned paths initiated (one Diffie-Hellman more
+    /// than answering it; the mac1 check goes first).
+    pub fn initiator_of(&self, body: &[u8]) -> Option<PublicKey> {
+        let noise = body.get(4..4 + NOISE1).filter(|_| body.len() == INITIATION_LEN)?;
+        let mut state = snow::Builder::new(Self::params())
+            .local_private_key(self.private.bytes())
+            .and_then(|b| b.prologue(PROLOGUE))
+            .and_then(snow::Builder::build_responder)
+            .ok()?;
+        let mut payload = Zeroizing::new([0u8; NOISE1]);
+        state.read_message(noise, &mut payload[..]).ok()?;
+        let key: [u8; KEY_LEN] = state.get_remote_static()?.try_into().ok()?;
+        Some(PublicKey(key))
+    }
+
     /// The cipher for an initiator's `offer`: ours preferred, else the
     /// other one we both accept.
     fn choose(&self, offer: u8) -> Option<Cipher> {
@@ -460,6 +477,19 @@ pub(crate) mod tests {
         assert_eq!(*s.send, *answered.session.recv);
         assert_eq!(*s.recv, *answered.session.send);
         assert_ne!(*s.send, *s.recv);
+    }
+
+    /// A responder with several peers finds which one initiated, whatever
+    /// their pre-shared keys (they come in only with the response).
+    #[test]
+    fn the_initiator_is_found_from_the_initiation() {
+        let (a, b) = pair(Some([5; 32]), Some([6; 32]));
+        let (_, body) = a.initiate(&H, 1, 1, None).unwrap();
+        assert_eq!(b.initiator_of(&body), Some(b.peer()));
+        let mut bad = body.clone();
+        bad[40] ^= 1;
+        assert_eq!(b.initiator_of(&bad), None);
+        assert_eq!(b.initiator_of(&body[..10]), None);
     }
 
     #[test]

@@ -106,6 +106,23 @@ pub struct CryptoReport {
     pub cipher: AtomicU8,
 }
 
+/// The Key IDs the sessions with peer `peer` (its index) receive under:
+/// each peer has a block of its own, so a worker finds the peer of a sealed
+/// packet from its Key ID alone ([`peer_of_key`]).
+pub fn key_ids(peer: u16) -> std::ops::RangeInclusive<u8> {
+    use crate::config::tunnel::{KEY_IDS_PER_PEER as N, MAX_PEERS};
+    let last_peer = u16::try_from(MAX_PEERS - 1).unwrap_or(0);
+    let first = u8::try_from(u16::from(N) * peer.min(last_peer) + 1).unwrap_or(1);
+    first..=first.saturating_add(N - 1)
+}
+
+/// The peer index whose block holds Key ID `key` (0, in clear: none).
+#[inline]
+pub fn peer_of_key(key: u8) -> Option<usize> {
+    let k = usize::from(key.checked_sub(1)?);
+    Some(k / usize::from(crate::config::tunnel::KEY_IDS_PER_PEER))
+}
+
 /// The ciphers we accept (bits of [`Cipher::bit`]) and the one we prefer,
 /// for the configured `encryption` on this CPU.
 pub fn choice(encryption: Encryption) -> (u8, Cipher) {

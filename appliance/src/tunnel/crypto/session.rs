@@ -19,6 +19,7 @@ use std::time::Duration;
 use hashbrown::HashMap;
 use zeroize::Zeroizing;
 
+use crate::config::tunnel::KEY_IDS_PER_PEER;
 use super::aead::PacketKey;
 use super::handshake::{self, Cookie, Handshaker, Initiating, Refused};
 use super::{KeySet, RxKey, TunnelCrypto, TxKey, RX_KEYS};
@@ -110,6 +111,9 @@ pub struct Sessions {
     /// they carry traffic until a new one forms, but one is wanted now.
     first_serial_of_keys: u64,
     next_key_id: u8,
+    /// The Key IDs this peer's sessions take theirs from
+    /// ([`super::key_ids`]).
+    key_ids: std::ops::RangeInclusive<u8>,
     /// The newest initiation timestamp accepted from the peer, and ours.
     peer_timestamp: u64,
     our_timestamp: u64,
@@ -137,7 +141,14 @@ fn random_secret() -> Zeroizing<[u8; 32]> {
 
 impl Sessions {
     /// No session yet: the first handshake starts at the first poll.
-    pub fn new(hs: Handshaker, crypto: Arc<TunnelCrypto>, workers: usize, now: Time) -> Self {
+    /// The sessions of the peer with index `peer`.
+    pub fn new(
+        hs: Handshaker,
+        crypto: Arc<TunnelCrypto>,
+        (workers, peer): (usize, u16),
+        now: Time,
+    ) -> Self {
+        let key_ids = super::key_ids(peer);
         let mut seed = [0u8; 9];
         super::keys::getrandom(&mut seed);
         Self {
@@ -150,7 +161,8 @@ impl Sessions {
             next_try: now,
             next_serial: 1,
             first_serial_of_keys: 1,
-            next_key_id: seed[8].max(1),
+            next_key_id: key_ids.start() + seed[8] % KEY_IDS_PER_PEER,
+            key_ids,
             peer_timestamp: 0,
             our_timestamp: 0,
             peer_cookie: None,
@@ -184,6 +196,19 @@ impl Sessions {
         self.peer_cookie = None;
         self.first_serial_of_keys = self.next_serial;
         self.next_try = now;
+    }
+
+    /// Our side of the handshake.
+    pub fn handshaker(&self) -> &Handshaker {
+        &self.hs
+    }
+
+    /// Whether a response (`response`) or cookie reply (its body) names our
+    /// pending initiation.
+    pub fn awaits(&self, response: bool, body: &[u8]) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| handshake::answered_index(response, body) == Some(p.init.index))
     }
 
     /// The key we send under now (the management lcore's own packets).
@@ -315,16 +340,22 @@ impl Sessions {
     }
 
     /// A Key ID no session of ours (nor the pending handshake) uses.
+    /// The peer's block has room for every session held, the pending
+    /// handshake and one more ([`KEY_IDS_PER_PEER`]).
     fn free_key_id(&mut self) -> u8 {
-        loop {
-            let id = self.next_key_id;
-            self.next_key_id = self.next_key_id.checked_add(1).unwrap_or(1);
+        let (first, last) = (*self.key_ids.start(), *self.key_ids.end());
+        let mut id = self.next_key_id;
+        for _ in first..=last {
             let taken = self.sessions.iter().any(|s| s.rx.id == id)
                 || self.pending.as_ref().is_some_and(|p| p.key_id == id);
+            let next = if id >= last { first } else { id + 1 };
             if !taken {
+                self.next_key_id = next;
                 return id;
             }
+            id = next;
         }
+        id
     }
 
     /// An initiation from `src` (outer address and port) arrived on path
@@ -595,7 +626,7 @@ mod tests {
         let side = |hs| {
             let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, 2));
             Side {
-                s: Sessions::new(hs, Arc::clone(&crypto), 2, now),
+                s: Sessions::new(hs, Arc::clone(&crypto), (2, 0), now),
                 crypto,
             }
         };

@@ -153,26 +153,9 @@ pub fn key_lines(exe: &Path, dir: &Path, spec: &TunnelSpec) -> Result<[String; 2
     if spec.encryption == "none" {
         return Ok([encryption.clone(), encryption]);
     }
-    let run = |args: &[&str]| -> Result<String> {
-        let out = std::process::Command::new(exe)
-            .args(args)
-            .output()
-            .with_context(|| format!("running {} {args:?}", exe.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} {args:?}: {}",
-                exe.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
     let mut public = Vec::new();
     for name in ["a", "b", "stranger", "psk-a", "psk-b"] {
-        let file = dir.join(format!("{name}.key"));
-        let _ = std::fs::remove_file(&file);
-        run(&["genkey", &file.to_string_lossy()])?;
-        public.push(run(&["pubkey", &file.to_string_lossy()])?);
+        public.push(generate_key(exe, &dir.join(format!("{name}.key")))?);
     }
     let peer_of_a = if spec.wrong_peer_key {
         &public[2]
@@ -195,6 +178,31 @@ pub fn key_lines(exe: &Path, dir: &Path, spec: &TunnelSpec) -> Result<[String; 2
             psk("b")
         ),
     ])
+}
+
+/// A new key in `file` (any old one replaced) made by the appliance binary `exe`
+/// (`appliance genkey`); returns its public half (`appliance pubkey`), base64, as a peer's
+/// config names it.
+pub fn generate_key(exe: &Path, file: &Path) -> Result<String> {
+    let _ = std::fs::remove_file(file);
+    run_appliance_tool(exe, &["genkey", &file.to_string_lossy()])?;
+    run_appliance_tool(exe, &["pubkey", &file.to_string_lossy()])
+}
+
+/// Runs `exe` with `args` to completion: its trimmed stdout, or an error with its stderr.
+fn run_appliance_tool(exe: &Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(exe)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} {args:?}", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {args:?}: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The config of one appliance; `keys`: its key lines ([`key_lines`]).
@@ -355,27 +363,36 @@ impl ApplianceSites {
     pub fn stop(mut self) -> Result<[Value; 2]> {
         let mut logs = Vec::new();
         for p in std::mem::take(&mut self.processes) {
-            let _ = p.signal(Signal::SIGINT);
-            let out = p.wait_timeout(Duration::from_secs(20))?;
-            if !out.status.success() {
-                bail!(
-                    "an appliance did not exit cleanly: {}",
-                    super::relay_guard::tail(&out.stderr, 1500)
-                );
-            }
-            logs.push(out.stderr);
+            logs.push(stop_appliance(p)?);
         }
-        let read = |p: &PathBuf| -> Result<Value> {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(serde_json::from_str(&text)?)
-        };
-        let mut a = read(&self.final_stats[0])?;
-        let mut b = read(&self.final_stats[1])?;
+        let mut a = read_final_stats(&self.final_stats[0])?;
+        let mut b = read_final_stats(&self.final_stats[1])?;
         a["log"] = logs.first().cloned().unwrap_or_default().into();
         b["log"] = logs.get(1).cloned().unwrap_or_default().into();
         Ok([a, b])
     }
+}
+
+/// Stops one appliance with SIGINT, as an operator does (it drains and writes its final
+/// counters), waiting at most 20 s; returns its log (stderr). An unclean exit is an error
+/// that quotes the log's end.
+pub fn stop_appliance(p: NsProcess) -> Result<String> {
+    let _ = p.signal(Signal::SIGINT);
+    let out = p.wait_timeout(Duration::from_secs(20))?;
+    if !out.status.success() {
+        bail!(
+            "an appliance did not exit cleanly: {}",
+            super::relay_guard::tail(&out.stderr, 1500)
+        );
+    }
+    Ok(out.stderr)
+}
+
+/// The final counters an appliance wrote at exit (`--final-stats`).
+pub fn read_final_stats(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// Host A's extra addresses and MPTCP endpoints for `source-subnet` (one address per link,
@@ -420,8 +437,9 @@ pub fn start(sites: &Sites, spec: &TunnelSpec, exe: &Path) -> Result<(ApplianceS
     Ok((pair, setup))
 }
 
-/// The command that runs an appliance in `ns`.
-fn appliance_command(
+/// The command that runs an appliance in `ns` with these files, writing its final counters
+/// to `final_stats` when it stops.
+pub fn appliance_command(
     ns: &crate::netns::Netns,
     exe: &Path,
     profile: &Path,
@@ -485,20 +503,7 @@ pub fn start_unchecked(
             &config_path,
             config(site, sites, spec, &socket, &keys[site as usize]),
         )?;
-        let check = std::process::Command::new(exe)
-            .arg("--check")
-            .arg("--profile")
-            .arg(&profile_path)
-            .arg("--config")
-            .arg(&config_path)
-            .output()
-            .with_context(|| format!("running {} --check", exe.display()))?;
-        if !check.status.success() {
-            bail!(
-                "the appliance rejected the generated config of site {tag}: {}",
-                String::from_utf8_lossy(&check.stderr).trim()
-            );
-        }
+        check_config(exe, &profile_path, &config_path, tag)?;
         processes.push(NsProcess::spawn(appliance_command(
             ns,
             exe,
@@ -524,7 +529,28 @@ pub fn start_unchecked(
     Ok((pair, setup))
 }
 
-fn wait_socket(socket: &Path, limit: Duration) -> Result<()> {
+/// Has the appliance `exe` check a generated profile and config (`--check`) before it is
+/// started, so a config it rejects fails with its own message; `site` names it there.
+pub fn check_config(exe: &Path, profile: &Path, config: &Path, site: &str) -> Result<()> {
+    let check = std::process::Command::new(exe)
+        .arg("--check")
+        .arg("--profile")
+        .arg(profile)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .with_context(|| format!("running {} --check", exe.display()))?;
+    if !check.status.success() {
+        bail!(
+            "the appliance rejected the generated config of site {site}: {}",
+            String::from_utf8_lossy(&check.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Waits up to `limit` until an appliance's control socket accepts connections.
+pub fn wait_socket(socket: &Path, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     while UnixStream::connect(socket).is_err() {
         if Instant::now() > deadline {
