@@ -230,7 +230,12 @@ fn tunnel_handshakers(
     );
     Ok(keys
         .into_iter()
-        .map(|k| (k.print(), crate::tunnel::crypto::handshaker(t.encryption, k)))
+        .map(|k| {
+            (
+                k.print(),
+                crate::tunnel::crypto::handshaker(t.encryption, k),
+            )
+        })
         .collect())
 }
 

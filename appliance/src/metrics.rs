@@ -498,10 +498,7 @@ fn path_label(p: &PathReport) -> String {
 }
 
 fn per_path(s: &Scrape, f: fn(&PathReport) -> u64) -> Rows {
-    s.paths
-        .iter()
-        .map(|p| (path_label(p), f(p)))
-        .collect()
+    s.paths.iter().map(|p| (path_label(p), f(p))).collect()
 }
 
 fn path_drops(s: &Scrape) -> Rows {
@@ -518,11 +515,7 @@ fn path_drops(s: &Scrape) -> Rows {
 fn per_shaper(s: &Scrape, f: fn(&ShaperReport) -> u64) -> Rows {
     s.paths
         .iter()
-        .filter_map(|p| {
-            p.shaper
-                .as_ref()
-                .map(|sh| (path_label(p), f(sh)))
-        })
+        .filter_map(|p| p.shaper.as_ref().map(|sh| (path_label(p), f(sh))))
         .collect()
 }
 
@@ -558,11 +551,7 @@ fn shaper_drops(s: &Scrape) -> Rows {
 fn per_bfd(s: &Scrape, f: fn(&SessionStatus) -> u64) -> Rows {
     s.paths
         .iter()
-        .filter_map(|p| {
-            p.bfd
-                .as_ref()
-                .map(|b| (path_label(p), f(b)))
-        })
+        .filter_map(|p| p.bfd.as_ref().map(|b| (path_label(p), f(b))))
         .collect()
 }
 

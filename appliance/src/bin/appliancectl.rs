@@ -487,7 +487,14 @@ fn render(request: &Request, d: &Value) -> String {
             what: ShowWhat::Peers,
         } => table(
             &[
-                "peer", "session", "handshake", "paths", "tx", "rx", "tx rate", "rx rate",
+                "peer",
+                "session",
+                "handshake",
+                "paths",
+                "tx",
+                "rx",
+                "tx rate",
+                "rx rate",
                 "inner src drops",
             ],
             arr(d)
@@ -711,6 +718,17 @@ fn render(request: &Request, d: &Value) -> String {
 
 /// `show paths`: one row per path with its state, delays and rates, then
 /// one per BFD session with its states and negotiated timers.
+/// A path as `show paths` names it: `peer/path` when the tunnel lists its
+/// peers, the path's name for the one peer of a two-site tunnel.
+fn path_label(p: &Value) -> String {
+    match p["peer"].as_str() {
+        Some(peer) if peer != appliance::config::tunnel::ONE_PEER_NAME => {
+            format!("{peer}/{}", s(&p["name"]))
+        }
+        _ => s(&p["name"]),
+    }
+}
+
 fn show_paths(d: &Value) -> String {
     let arr = d.as_array().cloned().unwrap_or_default();
     let ms = |v: &Value| match v.as_u64() {
@@ -754,7 +772,7 @@ fn show_paths(d: &Value) -> String {
                     "off".into()
                 };
                 vec![
-                    format!("{} ({})", s(&p["name"]), s(&p["id"])),
+                    format!("{} ({})", path_label(p), s(&p["id"])),
                     s(&p["interface"]),
                     s(&p["remote"]),
                     state,
@@ -786,7 +804,7 @@ fn show_shapers(paths: &[Value]) -> String {
         .filter(|p| p["shaper"].is_object())
         .flat_map(|p| {
             let sh = &p["shaper"];
-            let name = s(&p["name"]);
+            let name = path_label(p);
             let rate = bits_per_second(&sh["rate_bps"]);
             let backlog = format!(
                 "{:.1}",
@@ -839,7 +857,7 @@ fn show_bfd(paths: &[Value]) -> String {
         .map(|p| {
             let b = &p["bfd"];
             vec![
-                s(&p["name"]),
+                path_label(p),
                 format!("{}/{}", s(&b["local_state"]), s(&b["remote_state"])),
                 format!("{}/{}", s(&b["local_diag"]), s(&b["remote_diag"])),
                 format!(

@@ -698,6 +698,122 @@ match = { protocol = "udp", dst_ports = "5000-5100", dscp = [46] }
         tunnel_config_with(TUNNEL)
     }
 
+    /// A hub with two peers in clear, `extra` appended to the first peer.
+    fn hub_config(extra: &str) -> String {
+        tunnel_config_with(&format!(
+            r#"
+[tunnel]
+encryption = "none"
+probe_interval = "20ms"
+[[tunnel.peers]]
+name = "east"
+prefixes = ["10.9.0.0/16"]
+default_scheduler = "backup"
+[[tunnel.peers.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.0.2.2"
+rate = "30mbit"
+{extra}
+[[tunnel.peers]]
+name = "west"
+prefixes = ["10.8.0.0/16"]
+[[tunnel.peers.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.0.2.3"
+rate = "10mbit"
+"#
+        ))
+    }
+
+    /// Each peer is a tunnel of its own: its name, prefixes, paths and
+    /// scheduler, with the section's shared settings.
+    #[test]
+    fn a_tunnel_lists_its_peers() {
+        let c = parse(&hub_config("")).unwrap();
+        let peers = c.tunnel.as_ref().unwrap().peers();
+        let names: Vec<&str> = peers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["east", "west"]);
+        let (east, west) = (&peers[0].1, &peers[1].1);
+        assert_eq!(east.paths[0].remote, Some("10.0.2.2".parse().unwrap()));
+        assert_eq!(west.prefixes, vec!["10.8.0.0/16".parse().unwrap()]);
+        use crate::config::tunnel::SchedulerName;
+        assert_eq!(east.default_scheduler, SchedulerName::Backup);
+        assert_eq!(west.default_scheduler, SchedulerName::Wlb);
+        assert_eq!(west.probe_interval.0, std::time::Duration::from_millis(20));
+        assert!(west.peers.is_empty());
+        // The two-site form is one peer.
+        let one = parse(&tunnel_config()).unwrap().tunnel.unwrap().peers();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, crate::config::tunnel::ONE_PEER_NAME);
+        // And it reads back as it was written.
+        let written = c.to_toml().unwrap();
+        assert_eq!(parse(&written).unwrap(), c, "{written}");
+    }
+
+    /// What cannot be: keys of the one-peer form beside `peers`, two peers
+    /// of one name, one prefix or one address at two peers, a peer's own
+    /// mistakes (under `peers[i]`), a relay into a tunnel of several peers.
+    #[test]
+    fn peers_are_checked_each_and_against_one_another() {
+        let key_of = |text: String| parse(&text).unwrap_err().key;
+        let hub = hub_config("");
+        assert_eq!(
+            key_of(hub.replacen(
+                "[tunnel]
+",
+                "[tunnel]
+prefixes = [\"10.7.0.0/16\"]
+",
+                1
+            )),
+            "tunnel.prefixes"
+        );
+        assert_eq!(
+            key_of(hub.replacen("name = \"west\"", "name = \"east\"", 1)),
+            "tunnel.peers[1].name"
+        );
+        assert_eq!(
+            key_of(hub.replacen("name = \"west\"", "name = \"we st\"", 1)),
+            "tunnel.peers[1].name"
+        );
+        assert_eq!(
+            key_of(hub.replacen("\"10.8.0.0/16\"", "\"10.9.0.0/16\"", 1)),
+            "tunnel.peers[1].prefixes[0]"
+        );
+        assert_eq!(
+            key_of(hub.replacen("\"10.0.2.3\"", "\"10.0.2.2\"", 1)),
+            "tunnel.peers[1].paths[0].remote"
+        );
+        assert_eq!(
+            key_of(hub.replacen("\"10.0.2.3\"", "\"10.0.2.1\"", 1)),
+            "tunnel.peers[1].paths[0].remote"
+        );
+        assert_eq!(
+            key_of(hub.replacen("probe_interval = \"20ms\"", "probe_interval = \"0ms\"", 1)),
+            "tunnel.probe_interval"
+        );
+        let relayed = hub.clone()
+            + "[[mcast_rules]]\ninput = { interface = \"lan\", group = \"239.1.1.2\", port = 5000 }\n\
+               outputs = [{ interface = \"tunnel\", destination = \"239.10.1.2\", port = 6000 }]\n";
+        assert_eq!(key_of(relayed), "mcast_rules[1].outputs[0].interface");
+        let mut many = tunnel_config_with("[tunnel]\nencryption = \"none\"\n");
+        for i in 0..=crate::config::tunnel::MAX_PEERS {
+            many += &format!(
+                "[[tunnel.peers]]\nname = \"p{i}\"\nprefixes = [\"10.{}.{}.0/24\"]\n\
+                 [[tunnel.peers.paths]]\nname = \"a\"\nid = 0\ninterface = \"wan\"\n\
+                 remote = \"10.0.2.{}\"\nrate = \"1mbit\"\n",
+                100 + i / 200,
+                i % 200,
+                i + 2
+            );
+        }
+        assert_eq!(key_of(many), "tunnel.peers");
+    }
+
     #[test]
     fn a_tunnel_config_parses() {
         let c = parse(&tunnel_config()).unwrap();

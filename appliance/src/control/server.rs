@@ -244,16 +244,18 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
                     .filter(|t| t.name != crate::config::tunnel::ONE_PEER_NAME)
                     .map(|t| t.name.clone())
             };
-            let v4 = t.routes.routes().into_iter().map(|r| json!({
-                "prefix": r.prefix.to_string(),
-                "kind": r.kind,
-                "via": match r.next_hop {
-                    crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()),
-                    crate::tables::NextHop::Tunnel(p) => peer(p),
-                    crate::tables::NextHop::Connected { .. } => None,
-                },
-                "interface": name(r.next_hop.port()),
-            }));
+            let v4 = t.routes.routes().into_iter().map(|r| {
+                json!({
+                    "prefix": r.prefix.to_string(),
+                    "kind": r.kind,
+                    "via": match r.next_hop {
+                        crate::tables::NextHop::Gateway { via, .. } => Some(via.to_string()),
+                        crate::tables::NextHop::Tunnel(p) => peer(p),
+                        crate::tables::NextHop::Connected { .. } => None,
+                    },
+                    "interface": name(r.next_hop.port()),
+                })
+            });
             let v6 = t.routes6.routes().into_iter().map(|r| {
                 let via = match r.next_hop {
                     crate::tables::NextHop6::Gateway { via, .. } => Some(via.to_string()),

@@ -156,7 +156,11 @@ impl Worker {
                 .map(|s| &**s as &dyn Stage)
                 .chain(self.tunnel_rx.iter().map(|t| t as &dyn Stage))
                 .filter_map(|s| s.next_deadline())
-                .chain(self.tunnel_tx.iter().filter_map(TunnelSender::next_deadline))
+                .chain(
+                    self.tunnel_tx
+                        .iter()
+                        .filter_map(TunnelSender::next_deadline),
+                )
                 .min();
             let finished = if deadline.is_some() || self.idle.sleeps() {
                 self.clock.now()

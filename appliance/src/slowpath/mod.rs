@@ -30,13 +30,13 @@ use crate::api::{AdminState, Request, Response};
 use crate::config::tunnel::TunnelConfig;
 use crate::config::SlowPathConfig;
 use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict};
-use crate::wire::tunnel::Kind;
 use crate::dataplane::tx::MgmtTx;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::keys::KeyPrint;
+use crate::wire::tunnel::Kind;
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
@@ -742,7 +742,9 @@ impl SlowPath {
         match rx.header.kind {
             Kind::HandshakeInitiation => {
                 let key = first.1.initiator_of(body)?;
-                candidates.find(|(_, t)| t.peer_key() == Some(key)).map(|(i, _)| i)
+                candidates
+                    .find(|(_, t)| t.peer_key() == Some(key))
+                    .map(|(i, _)| i)
             }
             Kind::HandshakeResponse | Kind::CookieReply => candidates
                 .find(|(_, t)| t.awaits(rx.header.kind, body))
@@ -813,11 +815,7 @@ impl SlowPath {
     /// Runs every peer's BFD sessions' timers and sends what is due.
     fn bfd_poll(&mut self, now: Time) {
         let tables = self.state.tables();
-        let frames: Vec<_> = self
-            .bfd
-            .iter_mut()
-            .map(|b| b.poll(&tables, now))
-            .collect();
+        let frames: Vec<_> = self.bfd.iter_mut().map(|b| b.poll(&tables, now)).collect();
         for (peer, frames) in frames.into_iter().enumerate() {
             self.bfd_sent(peer, frames, now);
         }
@@ -850,7 +848,12 @@ impl SlowPath {
                 let names: Vec<String> = self
                     .tunnels
                     .iter()
-                    .flat_map(|t| t.table().paths.iter().map(|p| path_name(t.table(), &p.name)))
+                    .flat_map(|t| {
+                        t.table()
+                            .paths
+                            .iter()
+                            .map(|p| path_name(t.table(), &p.name))
+                    })
                     .collect();
                 Err(format!("path: one of {names:?}, not {name:?}"))
             }

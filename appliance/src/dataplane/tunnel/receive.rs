@@ -415,7 +415,9 @@ impl TunnelReceiver {
     /// prefixes (the inner header was checked by decapsulation).
     #[inline]
     fn from_peer(&self, frame: &[u8]) -> bool {
-        let ip = frame.get(EthernetFrame::<&[u8]>::HEADER_LEN..).unwrap_or(&[]);
+        let ip = frame
+            .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
+            .unwrap_or(&[]);
         match ip.first().map(|b| b >> 4) {
             Some(4) => ip
                 .get(12..16)

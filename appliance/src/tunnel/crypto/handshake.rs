@@ -356,7 +356,9 @@ impl Handshaker {
     /// several peers on learned paths initiated (one Diffie-Hellman more
     /// than answering it; the mac1 check goes first).
     pub fn initiator_of(&self, body: &[u8]) -> Option<PublicKey> {
-        let noise = body.get(4..4 + NOISE1).filter(|_| body.len() == INITIATION_LEN)?;
+        let noise = body
+            .get(4..4 + NOISE1)
+            .filter(|_| body.len() == INITIATION_LEN)?;
         let mut state = snow::Builder::new(Self::params())
             .local_private_key(self.private.bytes())
             .and_then(|b| b.prologue(PROLOGUE))

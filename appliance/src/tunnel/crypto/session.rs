@@ -19,10 +19,10 @@ use std::time::Duration;
 use hashbrown::HashMap;
 use zeroize::Zeroizing;
 
-use crate::config::tunnel::KEY_IDS_PER_PEER;
 use super::aead::PacketKey;
 use super::handshake::{self, Cookie, Handshaker, Initiating, Refused};
 use super::{KeySet, RxKey, TunnelCrypto, TxKey, RX_KEYS};
+use crate::config::tunnel::KEY_IDS_PER_PEER;
 use crate::stats::{Counter, PerWorker};
 use crate::time::{Time, TokenBucket};
 use crate::wire::tunnel::Kind;
@@ -673,6 +673,69 @@ mod tests {
             })
         };
         seal(ta, &kb) && seal(tb, &ka)
+    }
+
+    /// Peer 7's sessions receive under its block of Key IDs only, and the
+    /// ids held at once are distinct, even with three sessions held, our
+    /// initiation pending and the peer's to answer: a worker finds the
+    /// peer from the id alone.
+    #[test]
+    fn key_ids_stay_in_the_peers_block() {
+        let t0 = Time::from_secs(10);
+        let (a, b) = pair(None, None);
+        let side = |hs| {
+            let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, 2));
+            Side {
+                s: Sessions::new(hs, Arc::clone(&crypto), (2, 7), t0),
+                crypto,
+            }
+        };
+        let (mut a, mut b) = (side(a), side(b));
+        let block = super::super::key_ids(7);
+        assert_eq!(block.clone().count(), usize::from(KEY_IDS_PER_PEER));
+        let mut now = t0;
+        let mut crowded = false;
+        for round in 0..12 {
+            if round % 2 == 0 {
+                handshake(&mut a, &mut b, now);
+            } else {
+                handshake(&mut b, &mut a, now);
+            }
+            // Our initiation pending while the peer's arrives: a fifth id
+            // (both want new keys now, as after a reload changed them).
+            now = now + Duration::from_secs(1);
+            for side in [&mut a, &mut b] {
+                side.s.first_serial_of_keys = side.s.next_serial;
+                side.s.next_try = now;
+            }
+            a.s.poll(now, &USABLE, &mut header).expect("a rekey");
+            let init = b.s.poll(now, &USABLE, &mut header).expect("a rekey");
+            crowded |= a.s.sessions.len() == RX_KEYS;
+            a.s.on_initiation(&init.header, &init.body, SRC, init.path, now, &mut header)
+                .expect("a response");
+            for side in [&a, &b] {
+                let ids: Vec<u8> = side.s.sessions.iter().map(|s| s.rx.id).collect();
+                let pending = side.s.pending.as_ref().map(|p| p.key_id);
+                for id in ids.iter().copied().chain(pending) {
+                    assert!(block.contains(&id), "{id} outside {block:?}");
+                    assert_eq!(super::super::peer_of_key(id), Some(7));
+                }
+                let mut distinct = ids.clone();
+                distinct.extend(pending);
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), ids.len() + usize::from(pending.is_some()));
+            }
+            now = now + Duration::from_secs(1);
+            for side in [&mut a, &mut b] {
+                side.s.pending = None;
+                side.s.next_try = now;
+            }
+        }
+        assert!(
+            crowded,
+            "never answered with every session held and one pending"
+        );
     }
 
     #[test]
