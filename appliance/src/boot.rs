@@ -39,7 +39,7 @@ use crate::time::Clock;
 use crate::tunnel::crypto::aead::Cipher;
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::keys::KeyPrint;
-use crate::tunnel::TunnelTable;
+use crate::tunnel::{PeerSlots, TunnelTable};
 use crate::wire::MacAddr;
 
 /// Command-line options of the appliance.
@@ -329,8 +329,8 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         config.slowpath.clone(),
         clock.now(),
     );
-    for (peer, (_, hs)) in handshakers.into_iter().enumerate() {
-        slow.encrypt_tunnel(peer, hs, clock.now());
+    for (peer, keys) in handshakers.into_iter().enumerate() {
+        slow.encrypt_tunnel(peer, keys, clock.now());
     }
     // By port index (the profile's order), as the interfaces are.
     let ra: Vec<_> = profile
@@ -454,11 +454,15 @@ fn build_data_plane(
     let ports = setup_ports(profile, config, ids, worker_lcores.len(), &pool, socket)?;
     let clock = Clock::tsc();
     let mut state = build_tables(opts, config, &ports, worker_lcores.len(), clock)?;
-    let tunnels = tunnel_tables(config, &ports.interfaces, worker_lcores.len(), profile);
+    state.set_tunnels(tunnel_tables(
+        config,
+        &ports.interfaces,
+        worker_lcores.len(),
+        profile,
+    ));
     state.set_idle(profile.idle.clone());
-    if !tunnels.is_empty() {
-        state.set_tunnels(tunnels.clone());
-    }
+    // The workers start from the slots the first snapshot has.
+    let tunnels = Arc::clone(state.tunnels());
     let tunnel_receivers = tunnel_receivers(&tunnels, worker_lcores.len(), socket)?;
     let published = state.published().clone();
     for (id, p) in ports.ids.iter().zip(&profile.ports) {
@@ -508,9 +512,9 @@ fn tunnel_tables(
     interfaces: &[Interface],
     workers: usize,
     profile: &HwProfile,
-) -> Vec<Arc<TunnelTable>> {
+) -> PeerSlots {
     let Some(t) = &config.tunnel else {
-        return Vec::new();
+        return Arc::new([]);
     };
     let peers = t.peers();
     let share = profile.mempool.mbufs / u32::try_from(peers.len()).unwrap_or(1).max(1);
@@ -521,14 +525,14 @@ fn tunnel_tables(
         .enumerate()
         .map(|(i, (name, cfg))| {
             let index = u16::try_from(i).unwrap_or(u16::MAX);
-            Arc::new(TunnelTable::new(
+            Some(Arc::new(TunnelTable::new(
                 (name, index),
                 cfg,
                 interfaces,
                 workers,
                 share,
                 epoch,
-            ))
+            )))
         })
         .collect()
 }
@@ -577,7 +581,7 @@ struct Shared<'a> {
     tables: &'a crate::tables::Published,
     pool: &'a Arc<Mempool>,
     headers: &'a Arc<Mempool>,
-    tunnels: &'a [Arc<TunnelTable>],
+    tunnels: &'a PeerSlots,
     doorbell: &'a Doorbell,
     clock: Clock,
 }
@@ -646,15 +650,18 @@ fn assemble_workers(
             tunnel_tx: shared
                 .tunnels
                 .iter()
-                .map(|t| {
-                    TunnelSender::new(
-                        k,
-                        Arc::clone(t),
-                        Arc::clone(shared.headers),
-                        Arc::clone(shared.pool),
-                    )
+                .map(|slot| {
+                    slot.as_ref().map(|t| {
+                        TunnelSender::new(
+                            k,
+                            Arc::clone(t),
+                            Arc::clone(shared.headers),
+                            Arc::clone(shared.pool),
+                        )
+                    })
                 })
                 .collect(),
+            tunnel_slots: Arc::clone(shared.tunnels),
             tunnel_rx: tunnel_receivers.next(),
         };
         workers.ready.push((*lc, worker));
@@ -679,7 +686,7 @@ fn kernel_counters(profile: &HwProfile, metas: &[PortMeta]) -> Vec<Option<Kernel
 /// which a worker hands a packet to the worker that owns its lane (one ring
 /// per ordered pair of workers). Empty when there is no tunnel.
 fn tunnel_receivers(
-    tunnels: &[Arc<TunnelTable>],
+    tunnels: &PeerSlots,
     workers: usize,
     socket: i32,
 ) -> Result<std::vec::IntoIter<TunnelRx>, BootError> {

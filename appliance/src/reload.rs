@@ -75,11 +75,9 @@ impl Reloader {
         if let Some(t) = config.tunnel.as_ref().filter(|_| self.keys != keys) {
             match (t.peers.is_empty(), keys.first()) {
                 (true, Some(new)) => plan.rekey(t, *new),
-                _ => {
-                    return Err(
-                        "nothing applied: these cannot change while running (restart to change them): the peers' keys".into(),
-                    )
-                }
+                // Each peer's keys are compared with those in use where the tunnel step
+                // is applied: new sessions for the peers whose keys changed.
+                _ => plan.tunnel_step(t, "tunnel keys: read again from their files".into()),
             }
         }
         Ok((plan, (profile, config)))
@@ -99,10 +97,12 @@ impl Reloader {
 
     /// `files` are in force now, with the keys `plan` applied.
     pub fn applied(&mut self, files: (HwProfile, Config), plan_keys: Option<KeyPrint>) {
-        self.applied = files;
         if let Some(k) = plan_keys {
             self.keys = vec![k];
+        } else if files.1.tunnel.as_ref().is_some_and(|t| !t.peers.is_empty()) {
+            self.keys = key_print(&files.1).unwrap_or_default();
         }
+        self.applied = files;
     }
 }
 
@@ -184,6 +184,23 @@ impl Plan {
             Step::Tunnel { rekey, .. } => rekey,
             _ => None,
         })
+    }
+
+    /// A change the tunnel step applies (the step made if the settings did not change).
+    fn tunnel_step(&mut self, t: &TunnelConfig, change: String) {
+        for s in &mut self.steps {
+            if let Step::Tunnel { .. } = &s.step {
+                s.changes.push(change);
+                return;
+            }
+        }
+        self.push(
+            Step::Tunnel {
+                config: Box::new(t.clone()),
+                rekey: None,
+            },
+            change,
+        );
     }
 
     /// New keys: sessions under them at once (in the tunnel step, made if the settings
@@ -285,8 +302,12 @@ pub fn plan(
         );
     }
     if let (Some(a), Some(b)) = (&old.tunnel, &new.tunnel) {
-        bfd_timers(a, b, &mut p);
-        tunnel_settings(a, b, &mut p);
+        if b.peers.is_empty() {
+            bfd_timers(a, b, "", &mut p);
+            tunnel_settings(a, b, &mut p);
+        } else {
+            peers(a, b, &mut p);
+        }
     }
     Ok(p)
 }
@@ -310,12 +331,50 @@ fn changed<'a>(keys: &'a [(&'a str, bool)]) -> impl Iterator<Item = &'a str> + '
 
 /// The tunnel's keys that differ and cannot change while running.
 fn tunnel_keys(a: &TunnelConfig, b: &TunnelConfig, refused: &mut Vec<String>) {
-    if (!a.peers.is_empty() || !b.peers.is_empty()) && a.peers != b.peers {
-        // Peers are not added, removed or changed live yet: their tables,
-        // sessions and workers' state are made at start.
+    if a.peers.is_empty() != b.peers.is_empty() {
+        // From one form to the other: the one peer's name would change.
         refused.push("tunnel.peers".into());
         return;
     }
+    if b.peers.is_empty() {
+        one_peer_keys(a, b, refused);
+        return;
+    }
+    // Peers come and go live; one that stays (by name) keeps what names its paths on the
+    // wire, and the section's shared keys are the same for every peer.
+    let (pa, pb) = (a.peers(), b.peers());
+    for (j, (name, vb)) in pb.iter().enumerate() {
+        let Some((_, va)) = pa.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let mut theirs = Vec::new();
+        one_peer_keys(va, vb, &mut theirs);
+        for k in theirs {
+            let k = match k.strip_prefix("tunnel.paths") {
+                Some(rest) => format!("tunnel.peers[{j}].paths{rest}"),
+                None => k,
+            };
+            if !refused.contains(&k) {
+                refused.push(k);
+            }
+        }
+    }
+    let shared = |t: &TunnelConfig| TunnelConfig {
+        paths: Vec::new(),
+        peers: Vec::new(),
+        ..t.clone()
+    };
+    let mut theirs = Vec::new();
+    one_peer_keys(&shared(a), &shared(b), &mut theirs);
+    for k in theirs {
+        if !refused.contains(&k) {
+            refused.push(k);
+        }
+    }
+}
+
+/// [`tunnel_keys`] of one peer's tunnel (the one-peer form, or a peer's view).
+fn one_peer_keys(a: &TunnelConfig, b: &TunnelConfig, refused: &mut Vec<String>) {
     let keys: [(&str, bool); 6] = [
         ("tunnel.port", a.port != b.port),
         ("tunnel.encryption", a.encryption != b.encryption),
@@ -423,7 +482,45 @@ fn mcast_rules(old: &Config, new: &Config, p: &mut Plan) {
     }
 }
 
-fn bfd_timers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
+/// A tunnel that lists its peers: each peer that stays as a one-peer tunnel (its BFD
+/// timers by request, its other changes named `peer NAME: ...`), each peer added or removed
+/// named; all in one tunnel step.
+fn peers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
+    let (pa, pb) = (a.peers(), b.peers());
+    let mut changes = Vec::new();
+    for (name, _) in &pa {
+        if !pb.iter().any(|(n, _)| n == name) {
+            changes.push(format!("peer {name} removed"));
+        }
+    }
+    for (name, vb) in &pb {
+        let Some((_, va)) = pa.iter().find(|(n, _)| n == name) else {
+            let paths: Vec<&str> = vb.paths.iter().map(|p| p.name.as_str()).collect();
+            changes.push(format!(
+                "peer {name} added: prefixes {}, paths {}",
+                list(&vb.prefixes),
+                list(&paths)
+            ));
+            continue;
+        };
+        bfd_timers(va, vb, &format!("{name}/"), p);
+        let mut own = Plan::default();
+        tunnel_settings(va, vb, &mut own);
+        for c in own.changes() {
+            changes.push(format!("peer {name}: {c}"));
+        }
+    }
+    let order = |x: &[(String, TunnelConfig)]| x.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if changes.is_empty() && order(&pa) != order(&pb) {
+        // Each peer keeps its slot: the order in the file changes nothing that runs.
+        changes.push(format!("tunnel.peers: in the order {}", list(&order(&pb))));
+    }
+    for c in changes {
+        p.tunnel_step(b, c);
+    }
+}
+
+fn bfd_timers(a: &TunnelConfig, b: &TunnelConfig, peer: &str, p: &mut Plan) {
     for pb in &b.paths {
         // A path added gets its session with the table.
         let Some(pa) = a.paths.iter().find(|p| p.name == pb.name) else {
@@ -434,14 +531,14 @@ fn bfd_timers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
             continue;
         }
         p.request(
-            Request::BfdSet {
-                path: pb.name.clone(),
+                        Request::BfdSet {
+                path: format!("{peer}{}", pb.name),
                 desired_min_tx: Some(y.desired_min_tx),
                 required_min_rx: Some(y.required_min_rx),
                 detect_mult: Some(y.detect_mult),
             },
             format!(
-                "path {} BFD timers: desired min TX {:?}, required min RX {:?}, detect mult {}",
+                                "path {peer}{} BFD timers: desired min TX {:?}, required min RX {:?}, detect mult {}",
                 pb.name, y.desired_min_tx.0, y.required_min_rx.0, y.detect_mult
             ),
         );

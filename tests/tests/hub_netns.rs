@@ -4,14 +4,20 @@
 //! TCP runs between two spokes; a spoke's host sending from outside its site's prefixes is
 //! dropped at the hub and counted against that spoke; every peer keeps both paths; nothing
 //! is leaked.
+//!
+//! Then peers changed on a running hub by a reload of its config: a spoke it did not list is
+//! added and comes up, one it listed is removed and is cut off, while a sequenced stream
+//! between the hub and a spoke left alone loses nothing and stays in order.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use serde_json::Value;
-use testbed::hub_bed::{bed, site_name, HubBed};
+use testbed::hub_bed::{bed, bed_with_hub_peers, site_name, HubBed};
 use testbed::netns::skip_unless_root;
+use testbed::probe::sleep_until;
+use testbed::scenario::probe_stream::{self, ProbeStream};
 
 const SPOKES: usize = 3;
 const LINKS: usize = 2;
@@ -213,5 +219,185 @@ fn a_hub_joins_its_spokes_and_holds_each_to_its_own_prefixes() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The stream past the peer changes: a probe every 5 ms each way between spoke 1's host and
+/// the hub's, for 10 s (2000 a way).
+const EVERY: Duration = Duration::from_millis(5);
+const STREAM: Duration = Duration::from_secs(10);
+/// When, after the stream's start, the hub's config gains spoke 3, and when it loses spoke
+/// 2: each change with the stream running well before and after it.
+const ADD_AT: Duration = Duration::from_secs(2);
+const REMOVE_AT: Duration = Duration::from_secs(5);
+/// The stream still to run after spoke 2's removal, at least, for the stream to say
+/// something of it.
+const AFTER_REMOVAL: Duration = Duration::from_secs(2);
+/// How long spoke 3 may take to have a session once the hub lists it (its handshakes are
+/// retried every second).
+const ADD_LIMIT: Duration = Duration::from_secs(10);
+
+/// [`PINGS`] echo requests from site `from`'s host to site `to`'s: how many were answered,
+/// and ping's output.
+fn ping(bed: &HubBed, from: usize, to: usize) -> Result<(usize, String)> {
+    let dst = bed.sites.hosts[to].addr.to_string();
+    let out = bed.sites.hosts[from].ns.ping_output(&[
+        "-c",
+        &PINGS.to_string(),
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        &dst,
+    ])?;
+    let replies = out.lines().filter(|l| l.contains(" ttl=")).count();
+    Ok((replies, out))
+}
+
+/// Site `from`'s host gets no reply from site `to`'s: `why` says why it should not.
+fn cannot_ping(bed: &HubBed, from: usize, to: usize, why: &str) -> Result<()> {
+    let (replies, out) = ping(bed, from, to)?;
+    ensure!(
+        replies == 0 && out.contains(" 0 received"),
+        "{}'s host reaches {}'s host, though {why}: {out}",
+        site_name(from),
+        site_name(to)
+    );
+    Ok(())
+}
+
+/// The names the hub's `show peers` lists, sorted (its order is the appliance's).
+fn hub_peer_names(bed: &HubBed) -> Result<Vec<String>> {
+    let mut names: Vec<String> = bed
+        .peers(0)?
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A reload's `changes` include `wanted`, and none names spoke 1, whose peer carries the
+/// stream and is not to be touched.
+fn changes_include(changes: &[String], wanted: &str) -> Result<()> {
+    ensure!(
+        changes.iter().any(|c| c.contains(wanted)),
+        "the hub's reload: no \"{wanted}\" among its changes {changes:?}"
+    );
+    ensure!(
+        !changes.iter().any(|c| c.contains(&site_name(1))),
+        "the hub's reload changed spoke1, which it was to leave alone: {changes:?}"
+    );
+    Ok(())
+}
+
+/// At [`ADD_AT`] after `t0`: the hub's config gains spoke 3 and is reloaded; spoke 3 comes
+/// up and its host reaches the hub's. Returns how long after the reload's reply the hub had
+/// a session with it.
+fn add_spoke3(bed: &mut HubBed, t0: Instant) -> Result<Duration> {
+    sleep_until(t0 + ADD_AT);
+    bed.rewrite_hub_config(&[1, 2, 3])?;
+    let changes = bed.reload(0)?;
+    changes_include(&changes, "peer spoke3 added")?;
+    let up = bed.wait_peer_session(0, &site_name(3), ADD_LIMIT)?;
+    // The hub lists exactly spokes 1 to 3, and each has its session with the hub.
+    bed.wait_sessions(Duration::from_secs(5))?;
+    let (replies, out) = ping(bed, 3, 0)?;
+    ensure!(
+        replies == PINGS && out.contains(" 0% packet loss"),
+        "spoke3's host to the hub's once the hub lists spoke3: {PINGS} replies: {out}"
+    );
+    Ok(up)
+}
+
+/// At [`REMOVE_AT`] after `t0` (or as soon as spoke 3 is up, if later, with the stream still
+/// running): the hub's config loses spoke 2 and is reloaded; the hub lists spokes 1 and 3
+/// only, and spoke 2's host is cut off from the hub's.
+fn remove_spoke2(bed: &mut HubBed, t0: Instant) -> Result<()> {
+    sleep_until(t0 + REMOVE_AT);
+    ensure!(
+        t0.elapsed() + AFTER_REMOVAL <= STREAM,
+        "spoke 3 took until {:?} into the {STREAM:?} stream to come up: too late for the \
+         stream to see spoke 2 removed",
+        t0.elapsed()
+    );
+    bed.rewrite_hub_config(&[1, 3])?;
+    let changes = bed.reload(0)?;
+    changes_include(&changes, "peer spoke2 removed")?;
+    let names = hub_peer_names(bed)?;
+    ensure!(
+        names == [site_name(1), site_name(3)],
+        "the hub lists {names:?} once spoke2 is removed: {}",
+        Value::Array(bed.peers(0)?)
+    );
+    cannot_ping(bed, 2, 0, "the hub no longer lists spoke2")?;
+    Ok(())
+}
+
+/// A stream's figures, printed; an error unless every probe arrived, once and in order.
+fn whole_and_in_order(what: &str, s: &ProbeStream) -> Result<()> {
+    let seqs: Vec<u64> = s.arrivals.iter().map(|(seq, _)| *seq).collect();
+    let reordered = seqs.windows(2).filter(|w| w[1] < w[0]).count();
+    let lost = s.sent.saturating_sub(s.received);
+    let silence_ms = s
+        .arrivals
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1) * 1e3)
+        .fold(0.0, f64::max);
+    eprintln!(
+        "stream {what}: {} sent, {} received, {lost} lost, {reordered} out of order, longest \
+         silence {silence_ms:.1} ms",
+        s.sent, s.received
+    );
+    ensure!(lost == 0, "{what}: {lost} of {} probes lost", s.sent);
+    ensure!(
+        reordered == 0,
+        "{what}: {reordered} probes arrived out of order"
+    );
+    ensure!(
+        seqs.len() as u64 == s.sent,
+        "{what}: {} arrivals for {} probes (duplicates)",
+        seqs.len(),
+        s.sent
+    );
+    Ok(())
+}
+
+#[test]
+fn peers_are_added_and_removed_while_the_others_carry_traffic() -> Result<()> {
+    if skip_unless_root(&["ip", "ping"]) {
+        return Ok(());
+    }
+    // The hub lists spokes 1 and 2; spoke 3 lists the hub all the same, and its handshakes
+    // go unanswered.
+    let mut bed = bed_with_hub_peers(SPOKES, LINKS, &[1, 2])?;
+    bed.wait_sessions(Duration::from_secs(20))?;
+    let spoke3 = bed.peer(3, "hub")?;
+    ensure!(
+        spoke3["session"] != true,
+        "spoke3 has a session with a hub that does not list it: {spoke3}"
+    );
+    cannot_ping(&bed, 3, 0, "the hub does not list spoke3")?;
+
+    let t0 = Instant::now();
+    let hosts = &bed.sites.hosts;
+    let to_hub = probe_stream::start_between(&hosts[1], &hosts[0], EVERY, STREAM, t0)?;
+    let from_hub = probe_stream::start_between(&hosts[0], &hosts[1], EVERY, STREAM, t0)?;
+    // The streams are waited for even when a change fails (its error is the one reported).
+    let changed = add_spoke3(&mut bed, t0).and_then(|up| {
+        remove_spoke2(&mut bed, t0)?;
+        Ok(up)
+    });
+    let (to_hub, from_hub) = (to_hub.finish(), from_hub.finish());
+    let spoke3_up = changed?;
+    eprintln!(
+        "spoke3 added by a reload: a session with the hub {} ms after the reload, its host \
+         reaching the hub's; spoke2 removed: cut off",
+        spoke3_up.as_millis()
+    );
+    whole_and_in_order("spoke1 to hub", &to_hub?)?;
+    whole_and_in_order("hub to spoke1", &from_hub?)?;
+
+    bed.stop()?;
     Ok(())
 }

@@ -740,7 +740,7 @@ impl TunnelConfigError {
     /// The error of peer `i`'s view ([`TunnelConfig::peers`]) under the key
     /// the operator wrote: a per-peer key moves under `peers[i]` (when the
     /// tunnel lists its peers), a shared one stays.
-    fn in_peer(mut self, listed: bool, i: usize) -> Self {
+    pub fn in_peer(mut self, listed: bool, i: usize) -> Self {
         let per_peer = [
             "prefixes",
             "paths",

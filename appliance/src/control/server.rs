@@ -239,8 +239,7 @@ pub fn show(source: &StatsSource, what: ShowWhat) -> Response {
             };
             // A tunnel route goes via its peer (named when the tunnel lists them).
             let peer = |p: u16| {
-                t.tunnels
-                    .get(usize::from(p))
+                t.peer(p)
                     .filter(|t| t.name != crate::config::tunnel::ONE_PEER_NAME)
                     .map(|t| t.name.clone())
             };

@@ -130,7 +130,7 @@ pub fn process(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> Verdict {
 /// fragmentation needed, no DF is dropped).
 #[inline]
 fn into_tunnel(tables: &Tables, peer: u16, ingress: Ingress, frame: &mut [u8]) -> Verdict {
-    let Some(t) = tables.tunnels.get(usize::from(peer)) else {
+    let Some(t) = tables.peer(peer) else {
         return Verdict::Punt(PuntReason::NoRoute);
     };
     if ingress == Ingress::Tunnel(peer) {
@@ -351,7 +351,7 @@ pub(super) mod tests {
             routes6: std::sync::Arc::new(routes6),
             neighbors6,
             mcast: McastTable::new(vec![std::sync::Arc::new(rule)]),
-            tunnels: Vec::new(),
+            tunnels: std::sync::Arc::new([]),
             idle: crate::config::IdleConfig::default(),
         }
     }

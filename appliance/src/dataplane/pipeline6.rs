@@ -130,7 +130,7 @@ pub(super) fn process6(tables: &Tables, ingress: Ingress, frame: &mut [u8]) -> V
 /// IPv6 is never fragmented on the way).
 #[inline]
 fn into_tunnel6(tables: &Tables, peer: u16, ingress: Ingress, frame: &mut [u8]) -> Verdict {
-    let Some(t) = tables.tunnels.get(usize::from(peer)) else {
+    let Some(t) = tables.peer(peer) else {
         return Verdict::Punt(PuntReason::NoRoute);
     };
     if ingress == Ingress::Tunnel(peer) {

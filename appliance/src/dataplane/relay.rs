@@ -173,7 +173,7 @@ fn emit(
     let c = sinks.relay.counters;
     // A rule relays into the tunnel only when it has one peer (the config
     // and `mcast add` refuse it with several).
-    match sinks.tunnel.first_mut() {
+    match sinks.tunnel.iter_mut().flatten().next() {
         Some(t) => {
             if t.send(tables, m, sinks.relay.now, sinks.tx, c) {
                 oc.tx_packets.inc();

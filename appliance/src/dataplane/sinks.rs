@@ -21,9 +21,9 @@ pub struct Sinks<'a> {
     /// Whether anything was punted (the worker rings the management lcore's
     /// doorbell after its flush).
     pub punted: bool,
-    /// The worker's sending side of the tunnel, one per peer (by index;
+    /// The worker's sending side of the tunnel, one per peer (by slot;
     /// empty: no tunnel).
-    pub tunnel: &'a mut [TunnelSender],
+    pub tunnel: &'a mut [Option<TunnelSender>],
     /// Worker id, pools and counters.
     pub relay: RelayCtx<'a>,
 }
@@ -52,7 +52,11 @@ impl Sinks<'_> {
     /// took it (it counts its own drops).
     #[inline]
     pub fn send_tunnel(&mut self, tables: &crate::tables::Tables, peer: u16, m: Mbuf) -> bool {
-        match self.tunnel.get_mut(usize::from(peer)) {
+        match self
+            .tunnel
+            .get_mut(usize::from(peer))
+            .and_then(Option::as_mut)
+        {
             Some(t) => t.send(tables, m, self.relay.now, self.tx, self.relay.counters),
             None => {
                 self.drop_one(DropReason::TunnelNoPath);

@@ -157,8 +157,7 @@ fn flush_tagged(
             }
             TxTag::Path { peer, path, len } => {
                 let Some(pc) = tables
-                    .tunnels
-                    .get(usize::from(peer))
+                    .peer(peer)
                     .and_then(|t| t.path_counters.get(usize::from(path)))
                     .map(|c| c.worker(worker))
                 else {

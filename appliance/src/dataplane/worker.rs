@@ -26,6 +26,7 @@ use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
 use crate::time::{Clock, Time};
+use crate::tunnel::PeerSlots;
 
 /// Everything one worker owns.
 #[derive(Debug)]
@@ -59,9 +60,11 @@ pub struct Worker {
     /// The management lcore's frames this worker sends for it (af_packet
     /// ports), polled first in every iteration.
     pub mgmt_frames: MgmtFrames,
-    /// Its sending side of the tunnel, one per peer (by index; empty: no
+    /// Its sending side of the tunnel, one per peer (by slot; empty: no
     /// tunnel).
-    pub tunnel_tx: Vec<TunnelSender>,
+    pub tunnel_tx: Vec<Option<TunnelSender>>,
+    /// The peer slots `tunnel_tx` was made for.
+    pub tunnel_slots: PeerSlots,
     /// Its receiving side of the tunnel (also polled as a stage).
     pub tunnel_rx: Option<TunnelRx>,
 }
@@ -88,7 +91,10 @@ impl Worker {
             let tables = self.tables.load();
             self.idle.follow(&tables.idle);
             let now = self.clock.now();
-            for t in &mut self.tunnel_tx {
+            if !Arc::ptr_eq(&tables.tunnels, &self.tunnel_slots) {
+                self.repeer(&tables.tunnels);
+            }
+            for t in self.tunnel_tx.iter_mut().flatten() {
                 t.begin_burst(&tables, now);
             }
             if let Some(t) = &mut self.tunnel_rx {
@@ -134,7 +140,7 @@ impl Worker {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
             // Last, so what this iteration queued can leave in it.
-            for t in sinks.tunnel.iter_mut() {
+            for t in sinks.tunnel.iter_mut().flatten() {
                 handled += t.drain(&tables, now, sinks.tx, &self.counters);
             }
             let punted = sinks.punted;
@@ -159,6 +165,7 @@ impl Worker {
                 .chain(
                     self.tunnel_tx
                         .iter()
+                        .flatten()
                         .filter_map(TunnelSender::next_deadline),
                 )
                 .min();
@@ -175,10 +182,41 @@ impl Worker {
             }
         }
         // What still waits in the tunnel's path queues is dropped, counted.
-        for t in &mut self.tunnel_tx {
-            t.discard_queued(&self.counters);
+        for t in self.tunnel_tx.iter_mut().flatten() {
+            t.discard_queued(&self.counters, DropReason::ShaperStopped);
         }
         0
+    }
+
+    /// Follows the peers a reload added or removed: a new peer gets its
+    /// sender, a removed one's queues are dropped (counted), a peer that
+    /// stays keeps its own. Off the fast path: once per such reload (it
+    /// allocates the new peers' queues).
+    #[cold]
+    fn repeer(&mut self, slots: &PeerSlots) {
+        let mut old = std::mem::take(&mut self.tunnel_tx);
+        self.tunnel_tx = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let kept = old.get_mut(i).and_then(Option::take);
+                match (slot, kept) {
+                    (Some(t), Some(s)) if s.table().same_peer(t) => Some(s),
+                    (Some(t), _) => Some(TunnelSender::new(
+                        self.id,
+                        Arc::clone(t),
+                        Arc::clone(&self.headers),
+                        Arc::clone(&self.pool),
+                    )),
+                    (None, _) => None,
+                }
+            })
+            .collect();
+        // What waited for a removed peer (or one whose slot another took) goes, counted.
+        for mut s in old.into_iter().flatten() {
+            s.discard_queued(&self.counters, DropReason::ShaperPeerRemoved);
+        }
+        self.tunnel_slots = Arc::clone(slots);
     }
 }
 

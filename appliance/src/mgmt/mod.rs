@@ -366,9 +366,18 @@ impl Mgmt {
         c.mcast_rules = tables.mcast.rules.iter().map(|r| r.spec.clone()).collect();
         if let Some(t) = c.tunnel.as_mut() {
             for report in self.source.paths() {
+                // The path in the file: under its peer when the tunnel lists them.
+                let paths = if t.peers.is_empty() {
+                    Some(&mut t.paths)
+                } else {
+                    t.peers
+                        .iter_mut()
+                        .find(|p| p.name == report.peer)
+                        .map(|p| &mut p.paths)
+                };
                 let (Some(status), Some(p)) = (
                     report.bfd.as_ref(),
-                    t.paths.iter_mut().find(|p| p.name == report.name),
+                    paths.and_then(|ps| ps.iter_mut().find(|p| p.name == report.name)),
                 ) else {
                     continue;
                 };

@@ -520,7 +520,7 @@ impl StatsSource {
         for rule in &tables.mcast.rules {
             rule.counters.sample_rates(elapsed);
         }
-        for t in &tables.tunnels {
+        for t in tables.peers() {
             t.sample_rates(elapsed);
         }
     }
@@ -558,7 +558,7 @@ impl StatsSource {
             drops.accumulate(&w.counters.snapshot());
         }
         drops.accumulate(&self.mgmt.snapshot());
-        let t = tables.tunnels.first()?;
+        let t = tables.peers().next()?;
         Some(tunnel::tunnel(&tables, t, &drops.drops, self.clock.now()))
     }
 
@@ -567,8 +567,7 @@ impl StatsSource {
         let tables = self.tables.current();
         let now = self.clock.now();
         tables
-            .tunnels
-            .iter()
+            .peers()
             .map(|t| tunnel::peer(&tables, t, now))
             .collect()
     }
@@ -578,20 +577,15 @@ impl StatsSource {
         let tables = self.tables.current();
         let now = self.clock.now();
         tables
-            .tunnels
-            .iter()
+            .peers()
             .flat_map(|t| tunnel::paths(&tables, t, now))
             .collect()
     }
 
     /// Every peer's traffic classes (empty without a tunnel).
     pub fn classes(&self) -> Vec<tunnel::ClassReport> {
-        self.tables
-            .current()
-            .tunnels
-            .iter()
-            .flat_map(|t| tunnel::classes(t))
-            .collect()
+        let tables = self.tables.current();
+        tables.peers().flat_map(|t| tunnel::classes(t)).collect()
     }
 
     /// Relay rules and their counters; only the rules matching `filter` if given.

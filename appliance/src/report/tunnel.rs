@@ -511,7 +511,7 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> Tun
     let usable = usable_paths(tables, t);
     TunnelReport {
         peer: t.name.clone(),
-        peers: tables.tunnels.len(),
+        peers: tables.peers().count(),
         encryption: encryption(t, now),
         port: t.port,
         epoch: t.epoch,

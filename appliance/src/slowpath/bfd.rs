@@ -100,6 +100,11 @@ impl BfdPaths {
         }
     }
 
+    /// How many paths the sessions are for (the table's).
+    pub fn paths(&self) -> usize {
+        self.table.paths.len()
+    }
+
     /// Takes a reloaded table: a path that stays keeps its session (whose
     /// timers change by [`Self::change_timers`]), a path added with BFD gets
     /// a new one (Down, as at boot), a removed path's ends.

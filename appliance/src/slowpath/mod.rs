@@ -36,6 +36,7 @@ use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::keys::KeyPrint;
+use crate::tunnel::TunnelTable;
 use crate::wire::tunnel::Kind;
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
@@ -117,10 +118,8 @@ pub struct SlowPath {
     igmp: IgmpHost,
     rng: fastrand::Rng,
     timers: Timers<SlowTimer>,
-    /// Each peer's probes, health and handshakes, by peer index.
-    tunnels: Vec<MgmtTunnel>,
-    /// Each peer's BFD sessions, by peer index.
-    bfd: Vec<BfdPaths>,
+    /// Each peer's probes, health, handshakes and BFD sessions, by slot.
+    peers: Vec<Option<PeerState>>,
     /// When we last asked for the next hop of a learned path that moved.
     learned_arp: HashMap<Ipv4Addr, Time>,
     /// Router advertisements on the ports that send them.
@@ -131,6 +130,26 @@ pub struct SlowPath {
     tentative: Vec<(usize, std::net::Ipv6Addr)>,
     /// MLD membership of the groups our IPv6 needs.
     mld: mld::Listener,
+}
+
+/// One peer's state on the management lcore.
+struct PeerState {
+    /// Its probes, path health and handshakes.
+    tunnel: MgmtTunnel,
+    /// Its paths' BFD sessions.
+    bfd: BfdPaths,
+    /// The keys its sessions are made under (`None`: in clear).
+    keys: Option<KeyPrint>,
+}
+
+impl PeerState {
+    fn new(table: &Arc<TunnelTable>, now: Time) -> Self {
+        Self {
+            tunnel: MgmtTunnel::new(Arc::clone(table), now),
+            bfd: BfdPaths::new(Arc::clone(table), now),
+            keys: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for SlowPath {
@@ -158,20 +177,15 @@ impl SlowPath {
         let mut timers = Timers::new();
         timers.arm(SlowTimer::NeighborSweep, now + SWEEP_EVERY);
         timers.arm(SlowTimer::RelayResolve, now);
-        let tunnels: Vec<MgmtTunnel> = state
+        let peers: Vec<Option<PeerState>> = state
             .tunnels()
             .iter()
-            .map(|t| MgmtTunnel::new(Arc::clone(t), now))
-            .collect();
-        let bfd = state
-            .tunnels()
-            .iter()
-            .map(|t| BfdPaths::new(Arc::clone(t), now))
+            .map(|slot| slot.as_ref().map(|t| PeerState::new(t, now)))
             .collect();
         timers.arm(SlowTimer::Bfd, now);
-        for t in &tunnels {
-            for path in 0..t.table().paths.len() {
-                timers.arm(probe_timer(t.table().index, path), now);
+        for t in state.peers() {
+            for path in 0..t.paths.len() {
+                timers.arm(probe_timer(t.index, path), now);
             }
         }
         Self {
@@ -188,8 +202,7 @@ impl SlowPath {
             igmp: IgmpHost::new(0, IgmpConfig::default()),
             rng: fastrand::Rng::new(),
             timers,
-            tunnels,
-            bfd,
+            peers,
             learned_arp: HashMap::new(),
             ra: ra::Advertiser::default(),
             ra_configs: Vec::new(),
@@ -198,11 +211,26 @@ impl SlowPath {
         }
     }
 
-    /// Encrypts the tunnel to peer `peer` (its index) with `hs`'s keys:
-    /// the first handshake starts now.
-    pub fn encrypt_tunnel(&mut self, peer: usize, hs: Handshaker, now: Time) {
-        if let Some(t) = self.tunnels.get_mut(peer) {
-            t.encrypt(hs, now);
+    /// The management lcore's state of the peer in slot `peer`.
+    fn tunnel(&self, peer: usize) -> Option<&MgmtTunnel> {
+        self.peers.get(peer)?.as_ref().map(|p| &p.tunnel)
+    }
+
+    fn tunnel_mut(&mut self, peer: usize) -> Option<&mut MgmtTunnel> {
+        self.peers.get_mut(peer)?.as_mut().map(|p| &mut p.tunnel)
+    }
+
+    /// The BFD sessions of the peer in slot `peer`.
+    fn bfd_mut(&mut self, peer: usize) -> Option<&mut BfdPaths> {
+        self.peers.get_mut(peer)?.as_mut().map(|p| &mut p.bfd)
+    }
+
+    /// Encrypts the tunnel to peer `peer` (its slot) with `hs`'s keys (of
+    /// print `print`): the first handshake starts now.
+    pub fn encrypt_tunnel(&mut self, peer: usize, (print, hs): (KeyPrint, Handshaker), now: Time) {
+        if let Some(p) = self.peers.get_mut(peer).and_then(Option::as_mut) {
+            p.keys = Some(print);
+            p.tunnel.encrypt(hs, now);
             self.timers.arm(SlowTimer::Handshake, now);
         }
     }
@@ -212,7 +240,7 @@ impl SlowPath {
         let tables = self.state.tables();
         let mut frames = Vec::new();
         let mut next: Option<Time> = None;
-        for t in &mut self.tunnels {
+        for t in self.peers.iter_mut().flatten().map(|p| &mut p.tunnel) {
             frames.extend(t.handshake_poll(&tables, now));
             if let Some(at) = t.handshake_due(now) {
                 next = Some(next.map_or(at, |n| n.min(at)));
@@ -598,7 +626,7 @@ impl SlowPath {
             .and_then(|l3| Ipv4Packet::new_checked(l3).ok())
             .map(|ip| ip.protocol());
         if let (Some(IpProtocol::UDP), Ingress::Port(p)) = (protocol, ingress) {
-            if !self.bfd.is_empty() && BfdPaths::is_bfd(m.data()) {
+            if self.peers.iter().any(Option::is_some) && BfdPaths::is_bfd(m.data()) {
                 self.bfd_packet(&m, p, now);
                 return;
             }
@@ -669,9 +697,9 @@ impl SlowPath {
     /// from.
     fn lan_side_first(&self) -> impl Iterator<Item = &crate::interface::Interface> + '_ {
         let path_ports: Vec<usize> = self
-            .tunnels
-            .iter()
-            .flat_map(|t| t.table().paths.iter().map(|p| p.port))
+            .state
+            .peers()
+            .flat_map(|t| t.paths.iter().map(|p| p.port))
             .collect();
         let ifaces = self.state.interfaces();
         ifaces
@@ -686,8 +714,7 @@ impl SlowPath {
     fn send_through_tunnel(&mut self, peer: u16, frame: &[u8], now: Time) -> bool {
         let tables = self.state.tables();
         let Some(out) = self
-            .tunnels
-            .get_mut(usize::from(peer))
+            .tunnel_mut(usize::from(peer))
             .and_then(|t| t.encapsulate(&tables, frame, now))
         else {
             self.counters.drop_one(DropReason::TunnelNoPath);
@@ -704,7 +731,7 @@ impl SlowPath {
             self.counters.drop_one(DropReason::TunnelUnknownPath);
             return;
         };
-        let Some(t) = self.tunnels.get_mut(peer) else {
+        let Some(t) = self.tunnel_mut(peer) else {
             return;
         };
         let reply = t.on_control(&tables, m.data(), in_port, now);
@@ -726,13 +753,18 @@ impl SlowPath {
         let rx = crate::tunnel::encap::parse_rx(frame).ok()?;
         if rx.header.key != 0 {
             return crate::tunnel::crypto::peer_of_key(rx.header.key)
-                .filter(|p| *p < self.tunnels.len());
+                .filter(|p| self.tunnel(*p).is_some());
         }
-        let mut from = self.tunnels.iter().enumerate().filter(|(_, t)| {
-            t.table()
-                .rx_path(in_port, rx.src, rx.dst, rx.header.path)
-                .is_some()
-        });
+        let mut from = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, &p.as_ref()?.tunnel)))
+            .filter(|(_, t)| {
+                t.table()
+                    .rx_path(in_port, rx.src, rx.dst, rx.header.path)
+                    .is_some()
+            });
         let first = from.next()?;
         let Some(second) = from.next() else {
             return Some(first.0);
@@ -756,7 +788,7 @@ impl SlowPath {
     /// Peer `peer` was unreachable and is heard again: every path's next
     /// probe goes now.
     fn probe_every_path_now(&mut self, peer: usize, now: Time) {
-        let Some(t) = self.tunnels.get(peer) else {
+        let Some(t) = self.tunnel(peer) else {
             return;
         };
         let index = t.table().index;
@@ -768,7 +800,12 @@ impl SlowPath {
     /// Probes path `path` of peer `peer`, checks its carrier, and re-arms.
     fn probe_path(&mut self, peer: usize, path: usize, now: Time) {
         let tables = self.state.tables();
-        let Some(t) = self.tunnels.get_mut(peer) else {
+        let Some(t) = self
+            .peers
+            .get_mut(peer)
+            .and_then(Option::as_mut)
+            .map(|p| &mut p.tunnel)
+        else {
             return;
         };
         let Some(port) = t.table().paths.get(path).map(|p| p.port) else {
@@ -815,9 +852,15 @@ impl SlowPath {
     /// Runs every peer's BFD sessions' timers and sends what is due.
     fn bfd_poll(&mut self, now: Time) {
         let tables = self.state.tables();
-        let frames: Vec<_> = self.bfd.iter_mut().map(|b| b.poll(&tables, now)).collect();
+        let frames: Vec<_> = self
+            .peers
+            .iter_mut()
+            .map(|p| p.as_mut().map(|p| p.bfd.poll(&tables, now)))
+            .collect();
         for (peer, frames) in frames.into_iter().enumerate() {
-            self.bfd_sent(peer, frames, now);
+            if let Some(frames) = frames {
+                self.bfd_sent(peer, frames, now);
+            }
         }
         self.rearm_bfd();
     }
@@ -828,7 +871,7 @@ impl SlowPath {
     /// # Errors
     /// No tunnel, no such path, or a name several peers' paths have.
     fn find_path(&self, name: &str) -> Result<(usize, usize), String> {
-        if self.tunnels.is_empty() {
+        if self.state.peers().next().is_none() {
             return Err("no tunnel is configured".into());
         }
         let (peer, path) = match name.split_once('/') {
@@ -836,24 +879,21 @@ impl SlowPath {
             None => (None, name),
         };
         let found: Vec<(usize, usize)> = self
-            .tunnels
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| peer.is_none_or(|p| t.table().name == p))
-            .filter_map(|(i, t)| Some((i, t.table().paths.iter().position(|p| p.name == path)?)))
+            .state
+            .peers()
+            .filter(|t| peer.is_none_or(|p| t.name == p))
+            .filter_map(|t| {
+                let i = usize::from(t.index);
+                Some((i, t.paths.iter().position(|p| p.name == path)?))
+            })
             .collect();
         match found[..] {
             [one] => Ok(one),
             [] => {
                 let names: Vec<String> = self
-                    .tunnels
-                    .iter()
-                    .flat_map(|t| {
-                        t.table()
-                            .paths
-                            .iter()
-                            .map(|p| path_name(t.table(), &p.name))
-                    })
+                    .state
+                    .peers()
+                    .flat_map(|t| t.paths.iter().map(|p| path_name(t, &p.name)))
                     .collect();
                 Err(format!("path: one of {names:?}, not {name:?}"))
             }
@@ -869,12 +909,12 @@ impl SlowPath {
             Ok(at) => at,
             Err(e) => return Response::err(e),
         };
-        let Some(b) = self.bfd.get_mut(peer) else {
+        let Some(b) = self.bfd_mut(peer) else {
             return Response::err(format!("path {name} runs no BFD session"));
         };
         match b.change_timers(index, change, now) {
             Ok(status) => {
-                if let Some(t) = self.tunnels.get_mut(peer) {
+                if let Some(t) = self.tunnel_mut(peer) {
                     // As configured timers give it: Detect Mult × the slower interval.
                     let slower = status.desired_min_tx_us.max(status.required_min_rx_us);
                     let detect = u64::from(slower) * u64::from(status.detect_mult);
@@ -893,12 +933,17 @@ impl SlowPath {
     /// does).
     fn bfd_packet(&mut self, m: &Mbuf, in_port: usize, now: Time) {
         let tables = self.state.tables();
-        let peer = self
-            .bfd
+        let claims =
+            |p: &Option<PeerState>| p.as_ref().is_some_and(|p| p.bfd.claims(m.data(), in_port));
+        let Some(peer) = self
+            .peers
             .iter()
-            .position(|b| b.claims(m.data(), in_port))
-            .unwrap_or(0);
-        let Some(b) = self.bfd.get_mut(peer) else {
+            .position(claims)
+            .or_else(|| self.peers.iter().position(Option::is_some))
+        else {
+            return;
+        };
+        let Some(b) = self.bfd_mut(peer) else {
             return;
         };
         let frames = b.on_packet(&tables, m.data(), in_port, now);
@@ -912,7 +957,10 @@ impl SlowPath {
         for (port, f) in &frames {
             self.send_on_path_port(*port, f, now);
         }
-        let (Some(b), Some(t)) = (self.bfd.get_mut(peer), self.tunnels.get_mut(peer)) else {
+        let Some(PeerState {
+            tunnel: t, bfd: b, ..
+        }) = self.peers.get_mut(peer).and_then(Option::as_mut)
+        else {
             return;
         };
         let events = b.take_events();
@@ -928,7 +976,13 @@ impl SlowPath {
 
     /// Arms the BFD timer for the first session of any peer with work due.
     fn rearm_bfd(&mut self) {
-        match self.bfd.iter().filter_map(BfdPaths::next_deadline).min() {
+        let next = self
+            .peers
+            .iter()
+            .flatten()
+            .filter_map(|p| p.bfd.next_deadline())
+            .min();
+        match next {
             Some(at) => self.timers.arm(SlowTimer::Bfd, at),
             None => self.timers.cancel(SlowTimer::Bfd),
         }
@@ -1025,7 +1079,7 @@ impl SlowPath {
                 }
             }
         }
-        for t in &self.tunnels {
+        for t in self.peers.iter().flatten().map(|p| &p.tunnel) {
             wanted.extend(
                 t.next_hops()
                     .filter(|(nh, port)| tables.neighbors.get(nh).is_none_or(|n| n.port != *port)),
@@ -1108,86 +1162,183 @@ impl SlowPath {
         self.cfg = cfg;
     }
 
-    /// Applies a reload's new `[tunnel]` settings: one new table per peer
-    /// ([`crate::tunnel::TunnelTable::reconfigured`]) published to the
-    /// workers and taken by the probes and BFD, the routes to its prefixes
-    /// with it; a path removed sends BFD AdminDown first, a path added is
-    /// probed and its next hop resolved at once; with `rekey` (the one-peer
-    /// form), a handshake under the keys now in the files (which must still
-    /// be the ones the reload planned with). The peers themselves stay (the
-    /// reload refuses a change to them). Nothing changes if it fails.
+    /// Applies a reload's new `[tunnel]` settings, peer by peer (by name):
+    /// a peer that stays gets one new table
+    /// ([`crate::tunnel::TunnelTable::reconfigured`]) taken by the workers,
+    /// the probes and BFD, the routes to its prefixes with it (a path
+    /// removed sends BFD AdminDown first, a path added is probed and its
+    /// next hop resolved at once; new keys in its files start a handshake
+    /// under them); a peer added gets a free slot, its table, sessions and
+    /// probes; a peer removed says AdminDown on its BFD sessions and goes.
+    /// The other peers' tables, lanes and queues are not touched. With
+    /// `rekey` (the one-peer form), the keys now in the files must still be
+    /// the ones the reload planned with. Nothing changes if it fails.
     ///
     /// # Errors
-    /// No tunnel runs, the change needs a restart, or the key files changed
-    /// or cannot be read.
+    /// No tunnel runs, a change needs a restart, no slot is free, or the
+    /// key files changed or cannot be read.
     pub fn reconfigure_tunnel(
         &mut self,
         cfg: &TunnelConfig,
         rekey: Option<KeyPrint>,
         now: Time,
     ) -> Result<(), String> {
-        let views = cfg.peers();
-        let old = self.state.tunnels().to_vec();
-        if old.is_empty() || old.len() != views.len() || old.len() != self.tunnels.len() {
-            return Err("no tunnel is configured, or its peers changed".into());
-        }
-        let interfaces = self.state.tables().interfaces.clone();
-        let tables = old
-            .iter()
-            .zip(&views)
-            .map(|(o, (_, v))| o.reconfigured(v, &interfaces).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        let handshaker = match (rekey, views.first()) {
-            (Some(wanted), Some((_, v))) => {
-                let keys = v
-                    .keys()
-                    .map_err(|e| format!("tunnel.{}: {}", e.key, e.what))?
-                    .ok_or("the tunnel is in clear: no keys to change")?;
-                if keys.print() != wanted {
-                    return Err("the key files changed again during the reload".into());
-                }
-                Some(crate::tunnel::crypto::handshaker(v.encryption, keys))
-            }
-            _ => None,
+        let old = Arc::clone(self.state.tunnels());
+        let Some(first) = old.iter().flatten().next().cloned() else {
+            return Err("no tunnel is configured".into());
         };
-        let mut handshaker = handshaker;
-        for (peer, (table, old)) in tables.iter().zip(&old).enumerate() {
-            // A path removed says so first (BFD AdminDown), so the peer moves off it at
-            // once, as for `path down`.
-            let carried = table.carried_from(old);
-            let removed: Vec<usize> = (0..old.paths.len())
-                .filter(|i| !carried.contains(&Some(*i)))
-                .collect();
-            if let Some(b) = self.bfd.get_mut(peer) {
-                for &i in &removed {
-                    b.set_admin_down(i, true, now);
+        let interfaces = self.state.tables().interfaces.clone();
+        let views = cfg.peers();
+        let listed = !cfg.peers.is_empty();
+        // Everything is made first: a failure changes nothing.
+        let mut slots: Vec<Option<Arc<TunnelTable>>> = vec![None; old.len()];
+        let mut keys: Vec<(usize, Option<(KeyPrint, Handshaker)>)> = Vec::new();
+        for (i, (name, v)) in views.iter().enumerate() {
+            let read = v
+                .keys()
+                .map_err(|e| {
+                    let e = e.in_peer(listed, i);
+                    format!("tunnel.{}: {}", e.key, e.what)
+                })?
+                .map(|k| {
+                    (
+                        k.print(),
+                        crate::tunnel::crypto::handshaker(v.encryption, k),
+                    )
+                });
+            let slot = match old.iter().flatten().find(|t| t.name == *name) {
+                Some(t) => {
+                    let table = t.reconfigured(v, &interfaces).map_err(|e| e.to_string())?;
+                    let slot = usize::from(t.index);
+                    let cell = slots.get_mut(slot).ok_or("a peer's slot is out of range")?;
+                    *cell = Some(Arc::new(table));
+                    slot
                 }
-            }
-            if !removed.is_empty() {
-                self.bfd_poll(now);
-            }
-            if let Some(t) = self.tunnels.get_mut(peer) {
-                t.retable(Arc::clone(table), now);
-                if let Some(hs) = handshaker.take() {
-                    t.rekey(hs, now);
-                    self.timers.arm(SlowTimer::Handshake, now);
+                None => {
+                    // A slot no peer held before this reload either: packets the removed
+                    // peer still has in flight never reach a new one.
+                    let free = (0..)
+                        .find(|s| {
+                            slots.get(*s).is_none_or(Option::is_none)
+                                && old.get(*s).is_none_or(Option::is_none)
+                        })
+                        .filter(|s| *s < crate::config::tunnel::MAX_PEERS)
+                        .ok_or_else(|| {
+                            format!(
+                                "tunnel.peers[{i}]: no free slot for peer {name} (at most {} peers, and a removed peer's slot is free only after the reload that removed it)",
+                                crate::config::tunnel::MAX_PEERS
+                            )
+                        })?;
+                    if slots.len() <= free {
+                        slots.resize(free + 1, None);
+                    }
+                    let (workers, share) = first.sizing();
+                    let index = u16::try_from(free).unwrap_or(u16::MAX);
+                    slots[free] = Some(Arc::new(TunnelTable::new(
+                        (name, index),
+                        v,
+                        &interfaces,
+                        workers,
+                        share,
+                        first.epoch,
+                    )));
+                    free
                 }
-            }
-            if let Some(b) = self.bfd.get_mut(peer) {
-                b.retable(Arc::clone(table), now);
-            }
-            // Every path is probed from now (a path added at once; the timers of
-            // removed ones find no path and end).
-            for path in 0..table.paths.len() {
-                self.timers.arm(probe_timer(table.index, path), now);
+            };
+            keys.push((slot, read));
+        }
+        if let Some(wanted) = rekey {
+            let read = keys.first().and_then(|(_, k)| k.as_ref()).map(|(p, _)| *p);
+            if read != Some(wanted) {
+                return Err("the key files changed again during the reload".into());
             }
         }
-        self.state.set_tunnels(tables);
+        // Peers removed: their BFD sessions say AdminDown first, so each moves off at once.
+        let removed: Vec<usize> = (0..old.len())
+            .filter(|s| old[*s].is_some() && slots.get(*s).is_none_or(Option::is_none))
+            .collect();
+        for &s in &removed {
+            if let Some(b) = self.bfd_mut(s) {
+                for path in 0..b.paths() {
+                    b.set_admin_down(path, true, now);
+                }
+            }
+        }
+        if !removed.is_empty() {
+            self.bfd_poll(now);
+        }
+        for &s in &removed {
+            if let Some(Some(p)) = self.peers.get_mut(s).map(Option::take) {
+                log::info!("tunnel: peer {} removed", p.tunnel.table().name);
+            }
+        }
+        for (slot, read) in keys {
+            let Some(table) = slots.get(slot).cloned().flatten() else {
+                continue;
+            };
+            self.retable_peer(slot, &table, read, now)?;
+        }
+        self.state.set_tunnels(slots.into());
         self.slow.route_changes.inc();
         // A path added needs its next hop.
         self.resolve_wanted_next_hops();
         self.bfd_poll(now);
+        Ok(())
+    }
+
+    /// Gives peer slot `slot` its new `table`: a peer that stays takes it
+    /// (paths removed say AdminDown first) and makes new sessions if its
+    /// keys `read` from the files differ from those in use; a peer added
+    /// gets its state and handshakes. Every path is probed from now (a path
+    /// added at once; the timers of removed ones find no path and end).
+    fn retable_peer(
+        &mut self,
+        slot: usize,
+        table: &Arc<TunnelTable>,
+        read: Option<(KeyPrint, Handshaker)>,
+        now: Time,
+    ) -> Result<(), String> {
+        if self.peers.len() <= slot {
+            self.peers.resize_with(slot + 1, || None);
+        }
+        match self.peers.get_mut(slot).and_then(Option::as_mut) {
+            Some(p) => {
+                let old = Arc::clone(p.tunnel.table());
+                let carried = table.carried_from(&old);
+                let gone: Vec<usize> = (0..old.paths.len())
+                    .filter(|i| !carried.contains(&Some(*i)))
+                    .collect();
+                for &i in &gone {
+                    p.bfd.set_admin_down(i, true, now);
+                }
+                if !gone.is_empty() {
+                    self.bfd_poll(now);
+                }
+                let Some(p) = self.peers.get_mut(slot).and_then(Option::as_mut) else {
+                    return Err("a peer went away during the reload".into());
+                };
+                p.tunnel.retable(Arc::clone(table), now);
+                p.bfd.retable(Arc::clone(table), now);
+                if let Some((print, hs)) = read.filter(|(print, _)| Some(*print) != p.keys) {
+                    p.keys = Some(print);
+                    p.tunnel.rekey(hs, now);
+                    self.timers.arm(SlowTimer::Handshake, now);
+                }
+            }
+            None => {
+                let mut p = PeerState::new(table, now);
+                if let Some((print, hs)) = read {
+                    p.keys = Some(print);
+                    p.tunnel.encrypt(hs, now);
+                    self.timers.arm(SlowTimer::Handshake, now);
+                }
+                log::info!("tunnel: peer {} added (slot {slot})", table.name);
+                self.peers[slot] = Some(p);
+            }
+        }
+        for path in 0..table.paths.len() {
+            self.timers.arm(probe_timer(table.index, path), now);
+        }
         Ok(())
     }
 
@@ -1219,10 +1370,10 @@ impl SlowPath {
                     Ok(at) => at,
                     Err(e) => return Response::err(e),
                 };
-                if let Some(t) = self.tunnels.get(peer) {
+                if let Some(t) = self.tunnel(peer) {
                     t.set_admin(index, up);
                 }
-                if let Some(b) = self.bfd.get_mut(peer) {
+                if let Some(b) = self.bfd_mut(peer) {
                     // The peer hears it (AdminDown) and moves off the path too.
                     b.set_admin_down(index, !up, now);
                     self.bfd_poll(now);
@@ -1266,11 +1417,11 @@ impl SlowPath {
             // Charged to the clock of the path it takes: the peer's with a
             // path to its destination, else (a learned path) the first with
             // a path on the port.
-            let to = |t: &&MgmtTunnel| t.table().path_of_frame(port, bytes).is_some();
-            let on_port = |t: &&MgmtTunnel| t.table().has_path_on(port);
-            let peer = self.tunnels.iter().find(to);
-            if let Some(t) = peer.or_else(|| self.tunnels.iter().find(on_port)) {
-                t.table().charge_frame(port, bytes, now.as_nanos());
+            let to = |t: &&Arc<TunnelTable>| t.path_of_frame(port, bytes).is_some();
+            let on_port = |t: &&Arc<TunnelTable>| t.has_path_on(port);
+            let peer = self.state.peers().find(to);
+            if let Some(t) = peer.or_else(|| self.state.peers().find(on_port)) {
+                t.charge_frame(port, bytes, now.as_nanos());
             }
         }
         sent

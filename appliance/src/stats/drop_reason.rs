@@ -89,6 +89,7 @@ drop_reasons! {
     ShaperAqm => "shaper_aqm", "the path's shaper queue dropped it: it waited above CoDel's target for an interval";
     ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";
     ShaperStopped => "shaper_stopped", "still waiting in a path's shaper queue when the appliance stopped";
+    ShaperPeerRemoved => "shaper_peer_removed", "still waiting in a path's shaper queue when a reload removed its peer";
     ShaperPathDown => "shaper_path_down", "waited for a path that went down (or that a reload removed) and could not move to another: a redundant copy (the other copy goes on), or no path was usable";
     MtuExceeded => "mtu_exceeded", "larger than the outgoing port's MTU: IPv4 with DF set (ICMP fragmentation needed sent) or IPv6 (ICMPv6 packet too big sent), rate-limited";
     MtuExceededNoDf => "mtu_exceeded_no_df", "IPv4 larger than the outgoing port's MTU without DF (the appliance does not fragment)";

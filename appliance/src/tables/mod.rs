@@ -31,7 +31,7 @@ pub use route::{NextHop, Route, RouteKind, RouteTable};
 pub use route6::{NextHop6, Route6, Route6Table};
 pub use state::{NeighborEntry, RoutingState, TableError};
 
-use crate::tunnel::TunnelTable;
+use crate::tunnel::{PeerSlots, TunnelTable};
 use crate::wire::MacAddr;
 
 /// The port index that names the tunnel in relay rules (`interface =
@@ -70,9 +70,9 @@ pub struct Tables {
     pub neighbors6: HashMap<u128, Neighbor>,
     /// Multicast relay rules.
     pub mcast: McastTable,
-    /// The multipath tunnel's peers, by index (empty: no tunnel). Each is
+    /// The multipath tunnel's peers, by slot (empty: no tunnel). Each is
     /// shared by every snapshot: only its atomics and counters change.
-    pub tunnels: Vec<Arc<TunnelTable>>,
+    pub tunnels: PeerSlots,
     /// How the workers back off when idle (the profile's `idle`, which a
     /// reload may change).
     pub idle: crate::config::IdleConfig,
@@ -135,7 +135,18 @@ impl Tables {
     /// (any peer's).
     #[inline]
     pub fn is_tunnel_endpoint(&self, ip: Ipv4Addr, port: u16) -> bool {
-        self.tunnels.iter().any(|t| t.is_endpoint(ip, port))
+        self.peers().any(|t| t.is_endpoint(ip, port))
+    }
+
+    /// The peer in slot `slot`, if there is one.
+    #[inline]
+    pub fn peer(&self, slot: u16) -> Option<&Arc<TunnelTable>> {
+        self.tunnels.get(usize::from(slot)).and_then(Option::as_ref)
+    }
+
+    /// Every peer of the tunnel, in slot order.
+    pub fn peers(&self) -> impl Iterator<Item = &Arc<TunnelTable>> {
+        self.tunnels.iter().flatten()
     }
 
     /// Whether `ip` is the broadcast address of one of our subnets.

@@ -18,7 +18,7 @@ use crate::config::mcast::{
 };
 use crate::config::IdleConfig;
 use crate::time::Time;
-use crate::tunnel::TunnelTable;
+use crate::tunnel::{PeerSlots, TunnelTable};
 use crate::wire::MacAddr;
 
 /// Why a table change was refused (the control reply's text is its
@@ -76,8 +76,8 @@ pub struct RoutingState {
     /// IPv6 neighbours by address.
     pub neighbors6: HashMap<Ipv6Addr, NeighborEntry>,
     mcast_rules: Vec<Arc<McastRule>>,
-    /// The tunnel's peers, by index.
-    tunnels: Vec<Arc<TunnelTable>>,
+    /// The tunnel's peers, by slot.
+    tunnels: PeerSlots,
     idle: IdleConfig,
     workers: usize,
     version: u64,
@@ -102,7 +102,7 @@ impl RoutingState {
             (&routes.0, &routes.1),
             (&neighbors, &neighbors6),
             &[],
-            &[],
+            &Arc::from([]),
             &idle,
         );
         Self {
@@ -112,7 +112,7 @@ impl RoutingState {
             neighbors,
             neighbors6,
             mcast_rules: Vec::new(),
-            tunnels: Vec::new(),
+            tunnels: Arc::new([]),
             idle,
             workers: 1,
             version: 1,
@@ -129,7 +129,7 @@ impl RoutingState {
 
     /// Routes each peer's prefixes to it (at boot, and with the tables a
     /// reload made).
-    pub fn set_tunnels(&mut self, tunnels: Vec<Arc<TunnelTable>>) {
+    pub fn set_tunnels(&mut self, tunnels: PeerSlots) {
         self.tunnels = tunnels;
         self.routes_changed();
         self.republish();
@@ -171,9 +171,14 @@ impl RoutingState {
         self.republish();
     }
 
-    /// The tunnel's peers (empty: no tunnel).
-    pub fn tunnels(&self) -> &[Arc<TunnelTable>] {
+    /// The tunnel's peers by slot (empty: no tunnel).
+    pub fn tunnels(&self) -> &PeerSlots {
         &self.tunnels
+    }
+
+    /// Every peer of the tunnel, in slot order.
+    pub fn peers(&self) -> impl Iterator<Item = &Arc<TunnelTable>> {
+        self.tunnels.iter().flatten()
     }
 
     /// Multicast rules in the order they were added.
@@ -204,7 +209,7 @@ impl RoutingState {
             self.interfaces
                 .iter()
                 .enumerate()
-                .find(|(port, _)| !self.tunnels.iter().any(|t| t.has_path_on(*port)))
+                .find(|(port, _)| !self.peers().any(|t| t.has_path_on(*port)))
                 .and_then(|(_, i)| i.address.map(|a| a.addr()))
         });
         if let Some(address) = tunnel_address {
@@ -215,7 +220,7 @@ impl RoutingState {
         }
         let (in_port, out_ports) = spec.validate(&views)?;
         let real = self.interfaces.len();
-        if self.tunnels.len() > 1 {
+        if self.peers().count() > 1 {
             if let Some(k) = out_ports.iter().position(|p| *p == real) {
                 // Which peer would a group go to? Not chosen yet: refused
                 // rather than sent to one at random.
@@ -491,12 +496,12 @@ fn resolved<K: Hash + Eq + Copy>(map: &HashMap<K, NeighborEntry>) -> HashMap<K, 
         .collect()
 }
 
-/// Each peer's prefixes, with the peer's index.
-fn peer_prefixes(tunnels: &[Arc<TunnelTable>]) -> impl Iterator<Item = (u16, &IpNet)> {
-    tunnels.iter().enumerate().flat_map(|(i, t)| {
-        let peer = u16::try_from(i).unwrap_or(u16::MAX);
-        t.prefixes.iter().map(move |p| (peer, p))
-    })
+/// Each peer's prefixes, with the peer's slot.
+fn peer_prefixes(tunnels: &[Option<Arc<TunnelTable>>]) -> impl Iterator<Item = (u16, &IpNet)> {
+    tunnels
+        .iter()
+        .flatten()
+        .flat_map(|t| t.prefixes.iter().map(move |p| (t.index, p)))
 }
 
 /// The IPv6 routes: connected subnets, static routes and the peers'
@@ -504,7 +509,7 @@ fn peer_prefixes(tunnels: &[Arc<TunnelTable>]) -> impl Iterator<Item = (u16, &Ip
 fn routes6(
     interfaces: &[Interface],
     static_routes: &[(IpNet, IpAddr)],
-    tunnels: &[Arc<TunnelTable>],
+    tunnels: &[Option<Arc<TunnelTable>>],
 ) -> Route6Table {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address6.map(|a| Route6 {
@@ -541,7 +546,7 @@ fn routes6(
 fn route_tables(
     interfaces: &[Interface],
     static_routes: &[(IpNet, IpAddr)],
-    tunnels: &[Arc<TunnelTable>],
+    tunnels: &[Option<Arc<TunnelTable>>],
 ) -> (Arc<RouteTable>, Arc<Route6Table>) {
     let connected = interfaces.iter().enumerate().filter_map(|(port, i)| {
         i.address.map(|a| Route {
@@ -589,7 +594,7 @@ fn build(
         &HashMap<Ipv6Addr, NeighborEntry>,
     ),
     mcast_rules: &[Arc<McastRule>],
-    tunnels: &[Arc<TunnelTable>],
+    tunnels: &PeerSlots,
     idle: &IdleConfig,
 ) -> Tables {
     Tables {
@@ -604,7 +609,7 @@ fn build(
             .map(|(ip, n)| (u128::from(ip), n))
             .collect(),
         mcast: McastTable::new(mcast_rules.to_vec()),
-        tunnels: tunnels.to_vec(),
+        tunnels: Arc::clone(tunnels),
         idle: idle.clone(),
     }
 }

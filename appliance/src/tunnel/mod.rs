@@ -40,6 +40,12 @@ use shaper::shared::PathCells;
 
 pub use crate::config::tunnel::{MAX_PATHS, OVERHEAD};
 
+/// The tunnel's peers by slot: a peer keeps its slot (its index: what its
+/// routes name and its Key IDs are made from) for its life; a removed
+/// peer's slot stays empty until a peer added later takes it. Shared by the
+/// table snapshots, and replaced whole when a peer comes or goes.
+pub type PeerSlots = Arc<[Option<Arc<TunnelTable>>]>;
+
 /// Lanes a receiver keeps reorder state for (a sender uses one lane per
 /// worker, so this bounds the peer's workers).
 pub const MAX_LANES: usize = 64;
@@ -884,6 +890,19 @@ impl TunnelTable {
         let i = self.path_index(id)?;
         let p = self.paths.get(i)?;
         (p.port == in_port && (p.learned || p.remote == src) && p.local == dst).then_some(i)
+    }
+
+    /// The workers and the share of the pool its queues and lanes were
+    /// sized for: what a peer added by a reload is sized with.
+    pub fn sizing(&self) -> (usize, u32) {
+        (self.workers, self.mbufs)
+    }
+
+    /// Whether `other` is this same peer (as a reload reconfigured it), not
+    /// another one in its slot: a reconfigured table shares its lanes'
+    /// counters with the one before.
+    pub fn same_peer(&self, other: &TunnelTable) -> bool {
+        Arc::ptr_eq(&self.lane_counters, &other.lane_counters)
     }
 
     /// Whether this peer may send from `src` on the path with wire id `id`

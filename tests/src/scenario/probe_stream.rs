@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::probe::{send_seq_marked, SeqReceiver};
-use crate::topology::Sites;
+use crate::topology::{Host, Sites};
 
 /// UDP port of the stream on host B.
 const PORT: u16 = 7100;
@@ -52,17 +52,28 @@ pub fn start(
     duration: Duration,
     t0: Instant,
 ) -> Result<ProbeRun> {
+    start_between(&sites.host_a, &sites.host_b, interval, duration, t0)
+}
+
+/// [`start`] between any two hosts, `from` sending to `to` (a topology other than
+/// [`Sites`], or the stream's reverse direction). Streams to distinct hosts can run at once:
+/// each receiver binds the port in its own host's namespace.
+pub fn start_between(
+    from: &Host,
+    to: &Host,
+    interval: Duration,
+    duration: Duration,
+    t0: Instant,
+) -> Result<ProbeRun> {
     let count = (duration.as_nanos() / interval.as_nanos().max(1)) as u64;
     // The receiver stops 2 s after the last probe is due (a silence of any length inside
     // the run is what it is there to measure).
     let limit = duration + Duration::from_secs(2);
-    let rx = sites
-        .host_b
+    let rx = to
         .ns
         .spawn_in(move || SeqReceiver::bind(PORT)?.collect_timed(limit, limit))?;
-    let dst = SocketAddr::from((sites.host_b.addr, PORT));
-    let tx = sites
-        .host_a
+    let dst = SocketAddr::from((to.addr, PORT));
+    let tx = from
         .ns
         .spawn_in(move || send_seq_marked(dst, count, interval, SIZE, t0, TOS_EF))?;
     Ok(ProbeRun {

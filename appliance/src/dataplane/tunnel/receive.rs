@@ -25,7 +25,7 @@ use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
 use crate::tunnel::encap;
 use crate::tunnel::reorder::{self, Arrival, Lane};
-use crate::tunnel::{TunnelTable, MAX_LANES, MAX_PATHS};
+use crate::tunnel::{PeerSlots, TunnelTable, MAX_LANES, MAX_PATHS};
 use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
 use crate::wire::EthernetFrame;
 
@@ -45,8 +45,10 @@ struct OwnedLane {
 pub struct TunnelRx {
     id: usize,
     workers: usize,
-    /// By peer index.
-    peers: Vec<TunnelReceiver>,
+    /// By peer slot.
+    peers: Vec<Option<TunnelReceiver>>,
+    /// The slots `peers` was made for.
+    slots: PeerSlots,
     /// Bit p: port index p carries a path of some peer.
     path_ports: u64,
     /// Rings to the other workers (`None` for ourselves).
@@ -82,34 +84,70 @@ impl TunnelRx {
     pub fn new(
         id: usize,
         workers: usize,
-        tables: &[Arc<TunnelTable>],
+        slots: &PeerSlots,
         handoff_to: Vec<Option<Producer>>,
         handoff_from: Vec<Consumer>,
     ) -> Self {
-        let rate = tables
+        let rate = slots
             .iter()
+            .flatten()
             .find_map(|t| t.crypto.as_ref())
             .map_or(1, |c| c.handshake_punts_per_sec);
-        Self {
+        let mut rx = Self {
             id,
             workers: workers.max(1),
-            peers: tables
-                .iter()
-                .map(|t| TunnelReceiver::new(id, workers, Arc::clone(t)))
-                .collect(),
-            path_ports: tables.iter().fold(0, |ports, t| ports | t.path_ports()),
+            peers: Vec::new(),
+            slots: Arc::new([]),
+            path_ports: 0,
             handoff_to,
             handoff_from,
             handshakes: TokenBucket::with_burst(rate, rate.min(64)),
+        };
+        rx.repeer(slots);
+        rx
+    }
+
+    /// Once per burst: takes peers added or removed, and each peer reads
+    /// which of its paths are up.
+    #[inline]
+    pub fn begin_burst(&mut self, tables: &Tables) {
+        if !Arc::ptr_eq(&tables.tunnels, &self.slots) {
+            self.repeer(&tables.tunnels);
+        }
+        for p in self.peers.iter_mut().flatten() {
+            p.begin_burst(tables);
         }
     }
 
-    /// Once per burst: each peer reads which of its paths are up.
+    /// Follows the peers a reload added or removed: a new peer gets its
+    /// lanes, a removed one's go (what they held is freed), a peer that
+    /// stays keeps its own. Off the fast path: once per such reload (it
+    /// allocates the new peers' lanes).
+    #[cold]
+    fn repeer(&mut self, slots: &PeerSlots) {
+        let mut old = std::mem::take(&mut self.peers);
+        self.peers = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let t = slot.as_ref()?;
+                match old.get_mut(i).and_then(Option::take) {
+                    Some(r) if r.table.same_peer(t) => Some(r),
+                    _ => Some(TunnelReceiver::new(self.id, self.workers, Arc::clone(t))),
+                }
+            })
+            .collect();
+        self.path_ports = slots
+            .iter()
+            .flatten()
+            .fold(0, |ports, t| ports | t.path_ports());
+        self.slots = Arc::clone(slots);
+    }
+
+    /// The receiver of peer slot `peer`.
     #[inline]
-    pub fn begin_burst(&mut self, tables: &Tables) {
-        for p in &mut self.peers {
-            p.begin_burst(tables);
-        }
+    fn receiver(&mut self, peer: usize) -> Option<&mut TunnelReceiver> {
+        self.peers.get_mut(peer).and_then(Option::as_mut)
     }
 
     /// The peer a packet is from: the one whose block holds its Key ID
@@ -119,11 +157,12 @@ impl TunnelRx {
     fn peer_of(&self, rx: &encap::Rx) -> Option<usize> {
         if rx.header.key != 0 {
             let peer = crate::tunnel::crypto::peer_of_key(rx.header.key)?;
-            return (peer < self.peers.len()).then_some(peer);
+            return self.peers.get(peer)?.is_some().then_some(peer);
         }
-        self.peers
-            .iter()
-            .position(|p| p.table.may_send_from(rx.src, rx.header.path))
+        self.peers.iter().position(|p| {
+            p.as_ref()
+                .is_some_and(|p| p.table.may_send_from(rx.src, rx.header.path))
+        })
     }
 
     /// The fast pass, tried before the general pipeline: takes a clean
@@ -144,18 +183,18 @@ impl TunnelRx {
         if in_port >= 64 || self.path_ports & (1 << in_port) == 0 {
             return Err(m);
         }
-        let (Some(iface), Some(first)) = (tables.interfaces.get(in_port), self.peers.first())
+        let (Some(iface), Some(first)) = (tables.interfaces.get(in_port), tables.peers().next())
         else {
             return Err(m);
         };
-        let Some(rx) = encap::recognize(m.data(), iface.mac, first.table.port) else {
+        let Some(rx) = encap::recognize(m.data(), iface.mac, first.port) else {
             return Err(m);
         };
-        let Some(peer) = self.peer_of(&rx) else {
-            return Err(m);
-        };
-        let t = &self.peers[peer].table;
-        let Some(path) = t.rx_path(in_port, rx.src, rx.dst, rx.header.path) else {
+        let at = self.peer_of(&rx).and_then(|peer| {
+            let t = &self.peers.get(peer)?.as_ref()?.table;
+            Some((peer, t.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
+        });
+        let Some((peer, path)) = at else {
             return Err(m);
         };
         self.take(tables, m, &rx, (peer, path), now, sinks);
@@ -181,7 +220,7 @@ impl TunnelRx {
             }
         };
         let found = self.peer_of(&rx).and_then(|peer| {
-            let t = &self.peers[peer].table;
+            let t = &self.peers.get(peer)?.as_ref()?.table;
             Some((peer, t.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
         });
         let Some(at) = found else {
@@ -209,9 +248,12 @@ impl TunnelRx {
         now: Time,
         sinks: &mut Sinks<'_>,
     ) {
-        let receiver = &mut self.peers[peer];
+        let Some(clear) = self.receiver(peer).map(|r| r.opener.is_none()) else {
+            sinks.drop_one(DropReason::TunnelUnknownPath);
+            return;
+        };
         if rx.header.kind.is_handshake() {
-            let refused = if receiver.opener.is_none() {
+            let refused = if clear {
                 Some(DropReason::TunnelCleartext)
             } else if rx.header.key != 0 {
                 Some(DropReason::TunnelUnknownKey)
@@ -245,7 +287,9 @@ impl TunnelRx {
             }
             return;
         }
-        receiver.accept(tables, m, rx, path, now, sinks);
+        if let Some(r) = self.receiver(peer) {
+            r.accept(tables, m, rx, path, now, sinks);
+        }
     }
 }
 
@@ -280,7 +324,7 @@ impl TunnelReceiver {
     /// table).
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables) {
-        if let Some(t) = tables.tunnels.get(usize::from(self.table.index)) {
+        if let Some(t) = tables.peer(self.table.index) {
             if !Arc::ptr_eq(t, &self.table) {
                 self.retable(t);
             }
@@ -356,7 +400,7 @@ impl TunnelReceiver {
             sinks.drop_one(reason);
             return;
         }
-        if !self.from_peer(m.data()) {
+        if !self.sent_from_its_prefixes(m.data()) {
             // Authenticated, but not from a network of this peer's: one
             // site may not speak for another (WireGuard's allowed IPs).
             pc.drops.inc(DropReason::TunnelInnerSource);
@@ -414,7 +458,7 @@ impl TunnelReceiver {
     /// Whether a decapsulated frame's inner source is in the peer's
     /// prefixes (the inner header was checked by decapsulation).
     #[inline]
-    fn from_peer(&self, frame: &[u8]) -> bool {
+    fn sent_from_its_prefixes(&self, frame: &[u8]) -> bool {
         let ip = frame
             .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
             .unwrap_or(&[]);
@@ -526,16 +570,17 @@ impl Stage for TunnelRx {
                 // again (gone if this worker already holds a table a reload took the
                 // path out of).
                 let found = self.peer_of(&rx).and_then(|peer| {
-                    Some((peer, self.peers[peer].table.path_index(rx.header.path)?))
+                    let r = self.receiver(peer)?;
+                    Some((r.table.path_index(rx.header.path)?, r))
                 });
-                let Some((peer, path)) = found else {
+                let Some((path, r)) = found else {
                     sinks.drop_one(DropReason::TunnelUnknownPath);
                     continue;
                 };
-                self.peers[peer].accept(tables, m, &rx, path, now, sinks);
+                r.accept(tables, m, &rx, path, now, sinks);
             }
         }
-        for p in &mut self.peers {
+        for p in self.peers.iter_mut().flatten() {
             moved += p.poll_lanes(tables, now, sinks);
         }
         moved
@@ -544,6 +589,7 @@ impl Stage for TunnelRx {
     fn next_deadline(&self) -> Option<Time> {
         self.peers
             .iter()
+            .flatten()
             .filter_map(TunnelReceiver::next_deadline)
             .min()
             .map(Time::from_nanos)

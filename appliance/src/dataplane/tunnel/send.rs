@@ -120,11 +120,16 @@ impl TunnelSender {
         }
     }
 
+    /// The peer's table this sender works from.
+    pub fn table(&self) -> &Arc<TunnelTable> {
+        &self.table
+    }
+
     /// Reads the paths' state once per burst: usable (up, not taken down,
     /// next hop resolved), rate, delay and the shaped paths' backlog.
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables, now: Time) {
-        if let Some(t) = tables.tunnels.get(usize::from(self.table.index)) {
+        if let Some(t) = tables.peer(self.table.index) {
             if !Arc::ptr_eq(t, &self.table) {
                 self.retable(t);
             }
@@ -417,19 +422,18 @@ impl TunnelSender {
         }
     }
 
-    /// Drops what still waits in the path queues, counted as
-    /// `shaper_stopped` (the worker is stopping).
+    /// Drops what still waits in the path queues, counted as `why` (the
+    /// worker is stopping, or the peer was removed).
     #[cold]
-    pub fn discard_queued(&mut self, counters: &WorkerCounters) {
+    pub fn discard_queued(&mut self, counters: &WorkerCounters, why: DropReason) {
         while let Some(held) = self.queues.take_orphan() {
             self.out.discard(held);
-            self.out
-                .count_drop(usize::MAX, counters, DropReason::ShaperStopped);
+            self.out.count_drop(usize::MAX, counters, why);
         }
         for p in 0..self.table.paths.len().min(MAX_PATHS) {
             while let Some(held) = self.queues.take(p) {
                 self.out.discard(held);
-                self.out.count_drop(p, counters, DropReason::ShaperStopped);
+                self.out.count_drop(p, counters, why);
             }
         }
     }

@@ -703,7 +703,7 @@ mod tests {
             }
             // Our initiation pending while the peer's arrives: a fifth id
             // (both want new keys now, as after a reload changed them).
-            now = now + Duration::from_secs(1);
+            now += Duration::from_secs(1);
             for side in [&mut a, &mut b] {
                 side.s.first_serial_of_keys = side.s.next_serial;
                 side.s.next_try = now;
@@ -726,7 +726,7 @@ mod tests {
                 distinct.dedup();
                 assert_eq!(distinct.len(), ids.len() + usize::from(pending.is_some()));
             }
-            now = now + Duration::from_secs(1);
+            now += Duration::from_secs(1);
             for side in [&mut a, &mut b] {
                 side.s.pending = None;
                 side.s.next_try = now;
