@@ -503,13 +503,35 @@ fn peers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
             ));
             continue;
         };
-        bfd_timers(va, vb, &format!("{name}/"), p);
+                bfd_timers(va, vb, &format!("{name}/"), p);
+        // Only what is the peer's own: the shared settings are named once, below.
+        let own_on_new = TunnelConfig {
+            prefixes: va.prefixes.clone(),
+            paths: va.paths.clone(),
+            classes: va.classes.clone(),
+            default_scheduler: va.default_scheduler,
+            peer_public_key: va.peer_public_key.clone(),
+            preshared_key: va.preshared_key.clone(),
+            ..vb.clone()
+        };
         let mut own = Plan::default();
-        tunnel_settings(va, vb, &mut own);
+        tunnel_settings(&own_on_new, vb, &mut own);
         for c in own.changes() {
             changes.push(format!("peer {name}: {c}"));
         }
     }
+    let shared = |t: &TunnelConfig| TunnelConfig {
+        prefixes: Vec::new(),
+        paths: Vec::new(),
+        classes: Vec::new(),
+        peers: Vec::new(),
+        peer_public_key: None,
+        preshared_key: None,
+        ..t.clone()
+    };
+    let mut common = Plan::default();
+    tunnel_settings(&shared(a), &shared(b), &mut common);
+    changes.splice(0..0, common.changes());
     let order = |x: &[(String, TunnelConfig)]| x.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if changes.is_empty() && order(&pa) != order(&pb) {
         // Each peer keeps its slot: the order in the file changes nothing that runs.
@@ -793,6 +815,92 @@ rate = "100mbit"
         };
         assert_eq!(config.paths[0].priority, 2);
         assert_eq!(*rekey, None, "the keys did not change");
+    }
+
+        /// A hub of two peers in clear, east and west.
+    fn hub() -> String {
+        let (start, _) = BASE.split_once("[tunnel]").expect("a tunnel");
+        start.to_string()
+            + r#"[tunnel]
+encryption = "none"
+[[tunnel.peers]]
+name = "east"
+prefixes = ["10.2.0.0/16"]
+[[tunnel.peers.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.10.2.9"
+rate = "100mbit"
+[[tunnel.peers]]
+name = "west"
+prefixes = ["10.3.0.0/16"]
+[[tunnel.peers.paths]]
+name = "a"
+id = 0
+interface = "wan"
+remote = "10.10.2.10"
+rate = "10mbit"
+"#
+    }
+
+    fn hub_plan_to(text: &str) -> Result<Plan, Vec<String>> {
+        let p = profile();
+        plan((&p, &config(&hub())), (&p, &config(text)))
+    }
+
+    /// Peers come and go by name, each change of one named under it, the
+    /// shared settings once, all in one tunnel step; a peer's BFD timers by
+    /// request to `peer/path`.
+    #[test]
+    fn peers_come_and_go_live_each_named() {
+        let north = "[[tunnel.peers]]\nname = \"north\"\nprefixes = [\"10.4.0.0/16\"]\n\
+                     [[tunnel.peers.paths]]\nname = \"b\"\nid = 1\ninterface = \"wan\"\n\
+                     remote = \"10.10.2.11\"\nrate = \"5mbit\"\n";
+        let (without_west, _) = hub().split_once("[[tunnel.peers]]\nname = \"west\"").map(|(a, b)| (a.to_string(), b.to_string())).expect("west");
+        let text = without_west + north;
+        let p = hub_plan_to(&text).expect("live");
+        assert_eq!(
+            p.changes(),
+            ["peer west removed", "peer north added: prefixes 10.4.0.0/16, paths b"]
+        );
+        assert_eq!(p.steps.len(), 1, "one step");
+        let changed = hub()
+            .replacen(
+                "encryption = \"none\"",
+                "encryption = \"none\"\nprobe_interval = \"20ms\"\nbfd = { desired_min_tx = \"300ms\" }",
+                1,
+            )
+            .replacen("rate = \"100mbit\"", "rate = \"50mbit\"", 1);
+        let p = hub_plan_to(&changed).expect("live");
+        assert_eq!(
+            p.changes(),
+            [
+                "path east/a BFD timers: desired min TX 300ms, required min RX 100ms, detect mult 3",
+                "path west/a BFD timers: desired min TX 300ms, required min RX 100ms, detect mult 3",
+                "tunnel.probe_interval: 20ms",
+                "peer east: path a: rate 50000000bit (was 100000000bit)",
+            ]
+        );
+        assert!(matches!(
+            &p.steps[0].step,
+            Step::Request(Request::BfdSet { path, .. }) if path == "east/a"
+        ));
+        assert_eq!(hub_plan_to(&hub()), Ok(Plan::default()));
+    }
+
+    /// From one form to the other, or what names a path of a peer that
+    /// stays: refused, the key named under the peer.
+    #[test]
+    fn a_peers_identity_and_the_form_do_not_change_live() {
+        assert_eq!(hub_plan_to(BASE), Err(vec!["tunnel.peers".to_string()]));
+        let moved = hub().replacen("remote = \"10.10.2.10\"", "remote = \"10.10.2.12\"", 1);
+        assert_eq!(
+            hub_plan_to(&moved),
+            Err(vec!["tunnel.peers[1].paths[0].remote".to_string()])
+        );
+        let port = hub().replacen("encryption = \"none\"", "encryption = \"none\"\nport = 4801", 1);
+        assert_eq!(hub_plan_to(&port), Err(vec!["tunnel.port".to_string()]));
     }
 
     #[test]
