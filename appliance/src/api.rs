@@ -111,6 +111,13 @@ pub enum Request {
     },
     /// IGMP membership state per input port.
     IgmpShow {},
+    /// One tunnel peer in full: its line, its tunnel (encryption, lanes,
+    /// reorder counters), paths and classes.
+    PeerShow {
+        /// The peer's name (`tunnel.peers[].name`; `peer` for the one peer
+        /// of a two-site tunnel).
+        name: String,
+    },
     /// Take a tunnel path administratively down or bring it back.
     PathAdmin {
         /// Path name.

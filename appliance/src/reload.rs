@@ -503,7 +503,7 @@ fn peers(a: &TunnelConfig, b: &TunnelConfig, p: &mut Plan) {
             ));
             continue;
         };
-                bfd_timers(va, vb, &format!("{name}/"), p);
+        bfd_timers(va, vb, &format!("{name}/"), p);
         // Only what is the peer's own: the shared settings are named once, below.
         let own_on_new = TunnelConfig {
             prefixes: va.prefixes.clone(),
@@ -817,7 +817,7 @@ rate = "100mbit"
         assert_eq!(*rekey, None, "the keys did not change");
     }
 
-        /// A hub of two peers in clear, east and west.
+    /// A hub of two peers in clear, east and west.
     fn hub() -> String {
         let (start, _) = BASE.split_once("[tunnel]").expect("a tunnel");
         start.to_string()
@@ -857,12 +857,18 @@ rate = "10mbit"
         let north = "[[tunnel.peers]]\nname = \"north\"\nprefixes = [\"10.4.0.0/16\"]\n\
                      [[tunnel.peers.paths]]\nname = \"b\"\nid = 1\ninterface = \"wan\"\n\
                      remote = \"10.10.2.11\"\nrate = \"5mbit\"\n";
-        let (without_west, _) = hub().split_once("[[tunnel.peers]]\nname = \"west\"").map(|(a, b)| (a.to_string(), b.to_string())).expect("west");
+        let (without_west, _) = hub()
+            .split_once("[[tunnel.peers]]\nname = \"west\"")
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .expect("west");
         let text = without_west + north;
         let p = hub_plan_to(&text).expect("live");
         assert_eq!(
             p.changes(),
-            ["peer west removed", "peer north added: prefixes 10.4.0.0/16, paths b"]
+            [
+                "peer west removed",
+                "peer north added: prefixes 10.4.0.0/16, paths b"
+            ]
         );
         assert_eq!(p.steps.len(), 1, "one step");
         let changed = hub()
@@ -899,7 +905,11 @@ rate = "10mbit"
             hub_plan_to(&moved),
             Err(vec!["tunnel.peers[1].paths[0].remote".to_string()])
         );
-        let port = hub().replacen("encryption = \"none\"", "encryption = \"none\"\nport = 4801", 1);
+        let port = hub().replacen(
+            "encryption = \"none\"",
+            "encryption = \"none\"\nport = 4801",
+            1,
+        );
         assert_eq!(hub_plan_to(&port), Err(vec!["tunnel.port".to_string()]));
     }
 

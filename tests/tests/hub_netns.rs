@@ -34,6 +34,11 @@ const FORGED_PINGS: u64 = 5;
 /// The TTL of an echo reply that crossed `appliances` appliances: Linux answers with 64 and
 /// each appliance routes it once (the two-site tests see ttl=62 through two). Spoke to
 /// spoke is three: the source spoke's, the hub's, the destination spoke's.
+/// A `show peers` entry with every one of its paths usable.
+fn every_path_usable(p: &Value) -> bool {
+    p["paths"].as_u64() == Some(LINKS as u64) && p["paths_usable"] == p["paths"]
+}
+
 fn reply_ttl(appliances: u8) -> u8 {
     64 - appliances
 }
@@ -98,6 +103,13 @@ fn a_hub_joins_its_spokes_and_holds_each_to_its_own_prefixes() -> Result<()> {
     }
     let bed = bed(SPOKES, LINKS)?;
     bed.wait_sessions(Duration::from_secs(20))?;
+    // Traffic goes where a path is usable: a path whose peer came up after it went
+    // no_replies carries again once its probes are answered.
+    bed.wait_peers(
+        Duration::from_secs(5),
+        "every path usable",
+        every_path_usable,
+    )?;
 
     every_host_reaches_every_other(&bed)?;
 
@@ -168,22 +180,24 @@ fn a_hub_joins_its_spokes_and_holds_each_to_its_own_prefixes() -> Result<()> {
     }
 
     // Every peer keeps both paths.
-    bed.wait_peers(Duration::from_secs(5), "every path usable", |p| {
-        p["paths"].as_u64() == Some(LINKS as u64) && p["paths_usable"] == p["paths"]
-    })?;
+    bed.wait_peers(
+        Duration::from_secs(5),
+        "every path usable",
+        every_path_usable,
+    )?;
     let peers = bed.peers(0)?;
     for p in &peers {
         eprintln!(
-            "  hub peer {}: session {}, paths {}/{}, tx {} rx {} packets, inner-source drops {}, \
-             last seen {} ms ago",
+            "  hub peer {}: session {}, handshake {}s ago, paths {}/{}, tx {} rx {} packets, \
+             inner-source drops {}",
             p["name"],
             p["session"],
+            p["handshake_age_secs"],
             p["paths_usable"],
             p["paths"],
             p["tx_packets"],
             p["rx_packets"],
             p["inner_source_drops"],
-            p["last_seen_ms"]
         );
     }
     ensure!(
@@ -206,6 +220,25 @@ fn a_hub_joins_its_spokes_and_holds_each_to_its_own_prefixes() -> Result<()> {
             "the hub's show paths has {to_it} paths to {name}: {paths}"
         );
     }
+    // One peer in full, and a name that is no peer's refused.
+    let spoke1 = bed.request(0, r#"{"cmd":"peer_show","name":"spoke1"}"#)?;
+    let d = &spoke1["data"];
+    ensure!(
+        spoke1["ok"] == true
+            && d["peer"]["name"] == "spoke1"
+            && d["tunnel"]["peer"] == "spoke1"
+            && d["paths"].as_array().is_some_and(|a| a.len() == LINKS)
+            && d["classes"].as_array().is_some_and(|a| !a.is_empty()),
+        "peer show spoke1 at the hub: {spoke1}"
+    );
+    let nobody = bed.request(0, r#"{"cmd":"peer_show","name":"spoke9"}"#)?;
+    ensure!(
+        nobody["ok"] == false
+            && nobody["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("spoke1")),
+        "peer show of no peer: {nobody}"
+    );
 
     let finals = bed.stop()?;
     for (k, f) in finals.iter().enumerate() {
@@ -300,8 +333,15 @@ fn add_spoke3(bed: &mut HubBed, t0: Instant) -> Result<Duration> {
     let changes = bed.reload(0)?;
     changes_include(&changes, "peer spoke3 added")?;
     let up = bed.wait_peer_session(0, &site_name(3), ADD_LIMIT)?;
-    // The hub lists exactly spokes 1 to 3, and each has its session with the hub.
+    // The hub lists exactly spokes 1 to 3, and each has its session with the hub. Spoke 3's
+    // own paths went no_replies while the hub ignored it: they carry again once its probes
+    // are answered, and what it sends before has no path (tunnel_no_path).
     bed.wait_sessions(Duration::from_secs(5))?;
+    bed.wait_peers(
+        Duration::from_secs(5),
+        "every path usable",
+        every_path_usable,
+    )?;
     let (replies, out) = ping(bed, 3, 0)?;
     ensure!(
         replies == PINGS && out.contains(" 0% packet loss"),
@@ -372,6 +412,13 @@ fn peers_are_added_and_removed_while_the_others_carry_traffic() -> Result<()> {
     // go unanswered.
     let mut bed = bed_with_hub_peers(SPOKES, LINKS, &[1, 2])?;
     bed.wait_sessions(Duration::from_secs(20))?;
+    // Traffic goes where a path is usable: a path whose peer came up after it went
+    // no_replies carries again once its probes are answered.
+    bed.wait_peers(
+        Duration::from_secs(5),
+        "every path usable",
+        every_path_usable,
+    )?;
     let spoke3 = bed.peer(3, "hub")?;
     ensure!(
         spoke3["session"] != true,

@@ -50,6 +50,11 @@ enum Cmd {
     },
     /// IGMP memberships the appliance holds on its input ports.
     Igmp,
+    /// A tunnel peer: `peer show NAME` (its session, paths, lanes, classes).
+    Peer {
+        #[command(subcommand)]
+        op: PeerOp,
+    },
     /// Take a tunnel path out of every schedule (`path down a`), or bring it
     /// back (`path up a`).
     Path {
@@ -77,6 +82,15 @@ enum Cmd {
     Bfd {
         #[command(subcommand)]
         op: BfdOp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PeerOp {
+    /// Everything about one peer.
+    Show {
+        /// The peer's name.
+        name: String,
     },
 }
 
@@ -165,6 +179,9 @@ fn main() -> ExitCode {
             McastOp::Show { input } => Request::McastShow { input },
         },
         Cmd::Igmp => Request::IgmpShow {},
+        Cmd::Peer {
+            op: PeerOp::Show { name },
+        } => Request::PeerShow { name },
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
         Cmd::Log { level, .. } => Request::LogLevel { level },
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
@@ -553,6 +570,11 @@ fn render(request: &Request, d: &Value) -> String {
         Request::Show {
             what: ShowWhat::Tunnel,
         } => show_tunnel(d),
+        Request::PeerShow { .. } => {
+            format!("peer {}\n", s(&d["peer"]["name"]))
+                + &show_tunnel(&d["tunnel"])
+                + &show_paths(&d["paths"])
+        }
         Request::Show {
             what: ShowWhat::Config,
         } => d["config"].as_str().unwrap_or_default().to_string(),

@@ -147,6 +147,13 @@ fn serve(stream: UnixStream, source: &StatsSource, changes: &ChangeSender) {
             ) => changes.call(request),
             Ok(Request::Show { what }) => show(source, what),
             Ok(Request::McastShow { input }) => to_response(&source.mcast(input.as_ref())),
+            Ok(Request::PeerShow { name }) => match source.peer(&name) {
+                Some(p) => to_response(&p),
+                None => {
+                    let names: Vec<String> = source.peers().into_iter().map(|p| p.name).collect();
+                    Response::err(format!("peer: one of {names:?}, not {name:?}"))
+                }
+            },
             Ok(Request::McastList {}) => {
                 let t = source.tables.current();
                 Response::ok(json!({

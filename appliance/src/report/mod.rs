@@ -553,13 +553,18 @@ impl StatsSource {
     /// The tunnel, if one is configured.
     pub fn tunnel(&self) -> Option<tunnel::TunnelReport> {
         let tables = self.tables.current();
+        let t = tables.peers().next()?;
+        Some(tunnel::tunnel(&tables, t, &self.drops(), self.clock.now()))
+    }
+
+    /// Every worker's and the management lcore's drops, by reason.
+    fn drops(&self) -> Vec<u64> {
         let mut drops = CounterSnapshot::default();
         for w in &self.workers {
             drops.accumulate(&w.counters.snapshot());
         }
         drops.accumulate(&self.mgmt.snapshot());
-        let t = tables.peers().next()?;
-        Some(tunnel::tunnel(&tables, t, &drops.drops, self.clock.now()))
+        drops.drops
     }
 
     /// One line per peer of the tunnel (empty without a tunnel).
@@ -570,6 +575,20 @@ impl StatsSource {
             .peers()
             .map(|t| tunnel::peer(&tables, t, now))
             .collect()
+    }
+
+    /// Peer `name` in full (`None`: no such peer).
+    pub fn peer(&self, name: &str) -> Option<tunnel::PeerDetail> {
+        let tables = self.tables.current();
+        let now = self.clock.now();
+        let t = tables.peers().find(|t| t.name == name)?;
+        let drops = self.drops();
+        Some(tunnel::PeerDetail {
+            peer: tunnel::peer(&tables, t, now),
+            tunnel: tunnel::tunnel(&tables, t, &drops, now),
+            paths: tunnel::paths(&tables, t, now),
+            classes: tunnel::classes(t),
+        })
     }
 
     /// Every peer's paths (empty without a tunnel).

@@ -219,6 +219,19 @@ pub struct PeerReport {
     pub inner_source_drops: u64,
 }
 
+/// One peer in full (`appliancectl peer show NAME`).
+#[derive(Debug, Serialize)]
+pub struct PeerDetail {
+    /// Its line of `show peers`.
+    pub peer: PeerReport,
+    /// Its tunnel: encryption, lanes and reorder counters.
+    pub tunnel: TunnelReport,
+    /// Its paths.
+    pub paths: Vec<PathReport>,
+    /// Its traffic classes.
+    pub classes: Vec<ClassReport>,
+}
+
 /// The tunnel as a whole.
 #[derive(Debug, Serialize)]
 pub struct TunnelReport {

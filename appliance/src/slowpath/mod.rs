@@ -1396,6 +1396,7 @@ impl SlowPath {
             Request::Show { .. }
             | Request::McastList {}
             | Request::McastShow { .. }
+            | Request::PeerShow { .. }
             | Request::LogLevel { .. }
             | Request::Reload { .. } => {
                 return Response::err("answered by the control thread or the management loop");
