@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use dpdk_bindings::ring::{Consumer, Producer};
 use dpdk_bindings::{Burst, Mbuf};
+use hashbrown::HashMap;
 
 use crate::buf::PacketBuf;
 use crate::dataplane::dispatch::act;
@@ -51,6 +52,12 @@ pub struct TunnelRx {
     slots: PeerSlots,
     /// Bit p: port index p carries a path of some peer.
     path_ports: u64,
+    /// (remote address, path id) of every configured path: its peer's
+    /// slot. How a packet with no Key ID (in clear, or a handshake) finds
+    /// its peer in one lookup.
+    by_remote: HashMap<(u32, u8), usize>,
+    /// The slots of peers with a learned path (any source may be theirs).
+    learning: Vec<usize>,
     /// Rings to the other workers (`None` for ourselves).
     handoff_to: Vec<Option<Producer>>,
     /// Rings from the other workers.
@@ -99,6 +106,8 @@ impl TunnelRx {
             peers: Vec::new(),
             slots: Arc::new([]),
             path_ports: 0,
+            by_remote: HashMap::new(),
+            learning: Vec::new(),
             handoff_to,
             handoff_from,
             handshakes: TokenBucket::with_burst(rate, rate.min(64)),
@@ -141,6 +150,19 @@ impl TunnelRx {
             .iter()
             .flatten()
             .fold(0, |ports, t| ports | t.path_ports());
+        self.by_remote.clear();
+        self.learning.clear();
+        for t in slots.iter().flatten() {
+            let slot = usize::from(t.index);
+            for p in &t.paths {
+                if p.learned {
+                    self.learning.push(slot);
+                } else {
+                    self.by_remote.insert((u32::from(p.remote), p.id), slot);
+                }
+            }
+        }
+        self.learning.dedup();
         self.slots = Arc::clone(slots);
     }
 
@@ -152,16 +174,23 @@ impl TunnelRx {
 
     /// The peer a packet is from: the one whose block holds its Key ID
     /// (sealed), else the one with a path of its id from its source (in
-    /// clear, and handshakes, which the management lcore sorts out).
+    /// clear, and handshakes), else one with a learned path of its id (a
+    /// handshake from behind a NAT: the management lcore finds which).
     #[inline]
     fn peer_of(&self, rx: &encap::Rx) -> Option<usize> {
         if rx.header.key != 0 {
             let peer = crate::tunnel::crypto::peer_of_key(rx.header.key)?;
             return self.peers.get(peer)?.is_some().then_some(peer);
         }
-        self.peers.iter().position(|p| {
-            p.as_ref()
-                .is_some_and(|p| p.table.may_send_from(rx.src, rx.header.path))
+        let id = rx.header.path;
+        if let Some(slot) = self.by_remote.get(&(u32::from(rx.src), id)) {
+            return Some(*slot);
+        }
+        self.learning.iter().copied().find(|s| {
+            self.peers
+                .get(*s)
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.table.may_send_from(rx.src, id))
         })
     }
 
