@@ -88,6 +88,47 @@ tunnel_run() {
   esac
 }
 
+# Many peers: the decapsulation rate with PEERS peers against one (packets spread round
+# robin over them, in clear: each found by its source address), and what an idle peer
+# costs when it is not there (encrypted, default probes and BFD): resident memory beyond
+# the mempool (hugepages, not in VmRSS) and the management lcore's CPU.
+PEERS=${BENCH_PEERS:-50}
+for n in 1 "$PEERS"; do
+  python3 scripts/bench_peers.py "$W" "$n" clear
+  python3 scripts/bench_peers.py "$W" "$n" idle target/release/appliance
+  { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; pcap_port wan "$W/decap-$n.pcap"; } > "$W/decap-$n-profile.toml"
+done
+{ sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; null_port wan; } > "$W/idle-profile.toml"
+peers_decap_run() {
+  appliance_pps "$W/decap-$1-profile.toml" "$W/peers-$1-clear.toml" 0
+}
+# "RSS-KiB mgmt-CPU-%" of the appliance with $1 unreachable peers, once they count as
+# unreachable (3 s without a word: probes once a second per path).
+peers_idle_run() {
+  target/release/appliance --profile "$W/idle-profile.toml" --config "$W/peers-$1-idle.toml" >"$W/app.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do [ -S "$W/ctl.sock" ] && break; sleep 0.1; done
+  sleep 5
+  local rss a b
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  # The management lcore is the main thread: its user and system ticks over SECS.
+  a=$(awk '{print $14 + $15}' "/proc/$pid/task/$pid/stat")
+  sleep "$SECS"
+  b=$(awk '{print $14 + $15}' "/proc/$pid/task/$pid/stat")
+  kill -INT "$pid"; wait "$pid" || true
+  python3 -c "import os; print($rss, round(($b - $a) * 100 / os.sysconf('SC_CLK_TCK') / $SECS, 2))"
+}
+if [ "${BENCH_ONLY:-}" = peers ]; then
+  for r in $(seq "$RUNS"); do
+    d1=$(peers_decap_run 1); c1=$(cat "$W/last.cpp")
+    dn=$(peers_decap_run "$PEERS"); cn=$(cat "$W/last.cpp")
+    i1=$(peers_idle_run 1); in=$(peers_idle_run "$PEERS")
+    echo "run $r: decap 1 peer $d1 Mpps ($c1 cycles/packet), $PEERS peers $dn Mpps ($cn cycles/packet); idle (RSS KiB, mgmt CPU %): 1 peer $i1, $PEERS peers $in"
+  done
+  exit 0
+fi
+
 testpmd_run() {
   timeout -s INT $((SECS + 4)) dpdk-testpmd -l 0-1 --in-memory -m 512 --no-pci \
     --vdev="net_pcap0,rx_pcap=$W/in.pcap,tx_pcap=$W/tp.out.pcap,infinite_rx=1" --vdev=net_null1,no-rx=1 -- \

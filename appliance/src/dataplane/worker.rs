@@ -94,9 +94,7 @@ impl Worker {
             if !Arc::ptr_eq(&tables.tunnels, &self.tunnel_slots) {
                 self.repeer(&tables.tunnels);
             }
-            for t in self.tunnel_tx.iter_mut().flatten() {
-                t.begin_burst(&tables, now);
-            }
+            
             if let Some(t) = &mut self.tunnel_rx {
                 t.begin_burst(&tables);
             }
@@ -140,8 +138,10 @@ impl Worker {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
             // Last, so what this iteration queued can leave in it.
-            for t in sinks.tunnel.iter_mut().flatten() {
-                handled += t.drain(&tables, now, sinks.tx, &self.counters);
+                        for t in sinks.tunnel.iter_mut().flatten() {
+                if t.holds_packets() {
+                    handled += t.drain(&tables, now, sinks.tx, &self.counters);
+                }
             }
             let punted = sinks.punted;
             self.tx.flush_all(&tables);

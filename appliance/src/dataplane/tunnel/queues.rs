@@ -159,6 +159,17 @@ impl PathQueues {
         matches!(self.paths.get(p), Some(Some(_)))
     }
 
+        /// Whether no queue holds anything (nothing for a drain to do).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.orphans.is_empty()
+            && self
+                .paths
+                .iter()
+                .flatten()
+                .all(|s| s.next.is_none() && s.q.packets() == 0)
+    }
+
     /// Whether path `p`'s queue holds anything.
     #[inline]
     pub fn holds(&self, p: usize) -> bool {

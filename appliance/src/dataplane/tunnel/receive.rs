@@ -81,8 +81,11 @@ pub struct TunnelReceiver {
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
     dirty: u64,
-    /// Opens sealed packets (`None`: the tunnel is in clear).
+        /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
+    /// The burst (its clock reading) `live` and the keys were last read
+    /// for: a peer nothing arrives from costs nothing per burst.
+    fresh_at: Option<Time>,
 }
 
 impl TunnelRx {
@@ -116,15 +119,12 @@ impl TunnelRx {
         rx
     }
 
-    /// Once per burst: takes peers added or removed, and each peer reads
-    /// which of its paths are up.
+        /// Once per burst: takes peers added or removed (each peer reads its
+    /// paths' state when something of its arrives).
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables) {
         if !Arc::ptr_eq(&tables.tunnels, &self.slots) {
             self.repeer(&tables.tunnels);
-        }
-        for p in self.peers.iter_mut().flatten() {
-            p.begin_burst(tables);
         }
     }
 
@@ -219,9 +219,11 @@ impl TunnelRx {
         let Some(rx) = encap::recognize(m.data(), iface.mac, first.port) else {
             return Err(m);
         };
-        let at = self.peer_of(&rx).and_then(|peer| {
-            let t = &self.peers.get(peer)?.as_ref()?.table;
-            Some((peer, t.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
+                let at = self.peer_of(&rx).and_then(|peer| {
+            let r = self.peers.get_mut(peer)?.as_mut()?;
+            // Its table as of this burst: the path index is the one `accept` counts by.
+            r.fresh(tables, now);
+            Some((peer, r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
         });
         let Some((peer, path)) = at else {
             return Err(m);
@@ -248,9 +250,10 @@ impl TunnelRx {
                 return;
             }
         };
-        let found = self.peer_of(&rx).and_then(|peer| {
-            let t = &self.peers.get(peer)?.as_ref()?.table;
-            Some((peer, t.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
+                let found = self.peer_of(&rx).and_then(|peer| {
+            let r = self.peers.get_mut(peer)?.as_mut()?;
+            r.fresh(tables, now);
+            Some((peer, r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
         });
         let Some(at) = found else {
             let reason = if rx.header.key != 0 && self.peer_of(&rx).is_none() {
@@ -344,15 +347,24 @@ impl TunnelReceiver {
             live: 0,
             lanes,
             active: 0,
-            dirty: 0,
+                        dirty: 0,
             table,
+            fresh_at: None,
         }
     }
 
-    /// Reads which paths are up, once per burst (and takes a reloaded
-    /// table).
+    /// Reads which paths are up (and the keys) once in each burst that
+    /// something of this peer's arrives or is due.
     #[inline]
-    pub fn begin_burst(&mut self, tables: &Tables) {
+    fn fresh(&mut self, tables: &Tables, now: Time) {
+        if self.fresh_at != Some(now) {
+            self.fresh_at = Some(now);
+            self.begin_burst(tables);
+        }
+    }
+
+        /// Reads which paths are up (and takes a reloaded table).
+    fn begin_burst(&mut self, tables: &Tables) {
         if let Some(t) = tables.peer(self.table.index) {
             if !Arc::ptr_eq(t, &self.table) {
                 self.retable(t);
@@ -393,9 +405,18 @@ impl TunnelReceiver {
         rx: &encap::Rx,
         path: usize,
         now: Time,
-        sinks: &mut Sinks<'_>,
+                sinks: &mut Sinks<'_>,
     ) {
-        let pc = self.table.path_counters[path].worker(self.id);
+                self.fresh(tables, now);
+        let (Some(counters), Some(learned)) = (
+            self.table.path_counters.get(path),
+            self.table.paths.get(path).map(|p| p.learned),
+        ) else {
+            // A reload took the path out between its lookup and now.
+            sinks.drop_one(DropReason::TunnelUnknownPath);
+            return;
+        };
+        let pc = counters.worker(self.id);
         let opened = match (&mut self.opener, rx.header.key) {
             (None, 0) => Ok(false),
             (None, _) => Err(DropReason::TunnelUnknownKey),
@@ -411,7 +432,7 @@ impl TunnelReceiver {
                 return;
             }
         };
-        if newest && self.table.paths[path].learned && bad_source(tables, rx.src).is_none() {
+                if newest && learned && bad_source(tables, rx.src).is_none() {
             // It authenticated (a learned path needs an encrypted tunnel), is the newest
             // of its (lane, path) and could come from a peer: the peer is where it came from.
             self.table.learn(path, rx);
@@ -505,7 +526,12 @@ impl TunnelReceiver {
     }
 
     /// Releases what waited in this peer's lanes past its deadline.
-    fn poll_lanes(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
+        fn poll_lanes(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
+        if self.active == 0 {
+            self.publish_counters();
+            return 0;
+        }
+        self.fresh(tables, now);
         let mut moved = 0;
         let mut active = self.active;
         let peer = self.table.index;
@@ -598,8 +624,9 @@ impl Stage for TunnelRx {
                 // The receiving worker checked the peer and path; find their indices
                 // again (gone if this worker already holds a table a reload took the
                 // path out of).
-                let found = self.peer_of(&rx).and_then(|peer| {
+                                let found = self.peer_of(&rx).and_then(|peer| {
                     let r = self.receiver(peer)?;
+                    r.fresh(tables, now);
                     Some((r.table.path_index(rx.header.path)?, r))
                 });
                 let Some((path, r)) = found else {

@@ -40,8 +40,11 @@ pub struct TunnelSender {
     /// (ns): how much later than it the slowest usable path delivers, plus
     /// twice the target; refreshed every burst.
     slack_ns: [u64; MAX_PATHS],
-    queues: PathQueues,
+        queues: PathQueues,
     out: Departures,
+    /// The burst (its clock reading) the views were last refreshed for: a
+    /// peer nothing is sent to costs nothing per burst.
+    fresh_at: Option<Time>,
 }
 
 /// The scheduler of a class.
@@ -116,7 +119,8 @@ impl TunnelSender {
             schedulers,
             views: [[PathView::default(); MAX_PATHS]; 2],
             shaped_bps: [1; MAX_PATHS],
-            slack_ns: [0; MAX_PATHS],
+                        slack_ns: [0; MAX_PATHS],
+            fresh_at: None,
         }
     }
 
@@ -125,10 +129,25 @@ impl TunnelSender {
         &self.table
     }
 
-    /// Reads the paths' state once per burst: usable (up, not taken down,
-    /// next hop resolved), rate, delay and the shaped paths' backlog.
+        /// Reads the paths' state once in each burst that sends or drains.
     #[inline]
-    pub fn begin_burst(&mut self, tables: &Tables, now: Time) {
+    fn fresh(&mut self, tables: &Tables, now: Time) {
+        if self.fresh_at != Some(now) {
+            self.fresh_at = Some(now);
+            self.refresh(tables, now);
+        }
+    }
+
+    /// Whether anything waits in the queues (for [`Self::drain`]).
+    #[inline]
+    pub fn holds_packets(&self) -> bool {
+        !self.queues.is_empty()
+    }
+
+    /// Reads the paths' state: usable (up, not taken down, next hop
+    /// resolved), rate, delay and the shaped paths' backlog (and takes a
+    /// reloaded table).
+    fn refresh(&mut self, tables: &Tables, now: Time) {
         if let Some(t) = tables.peer(self.table.index) {
             if !Arc::ptr_eq(t, &self.table) {
                 self.retable(t);
@@ -226,8 +245,9 @@ impl TunnelSender {
         m: Mbuf,
         now: Time,
         tx: &mut TxPorts,
-        counters: &WorkerCounters,
+                counters: &WorkerCounters,
     ) -> bool {
+        self.fresh(tables, now);
         let frame = m.data();
         let Some(key) = frame
             .get(EthernetFrame::<&[u8]>::HEADER_LEN..)
@@ -356,8 +376,12 @@ impl TunnelSender {
         tables: &Tables,
         now: Time,
         tx: &mut TxPorts,
-        counters: &WorkerCounters,
+                counters: &WorkerCounters,
     ) -> usize {
+        if self.queues.is_empty() {
+            return 0;
+        }
+        self.fresh(tables, now);
         let mut o = Outlet {
             tables,
             tx,
