@@ -50,8 +50,12 @@ pub struct TunnelRx {
     peers: Vec<Option<TunnelReceiver>>,
     /// The slots `peers` was made for.
     slots: PeerSlots,
-    /// Bit p: port index p carries a path of some peer.
+        /// Bit p: port index p carries a path of some peer.
     path_ports: u64,
+    /// Bit s: peer slot s holds packets in its lanes or has counters to
+    /// publish (what a poll visits; slots are below
+    /// [`crate::config::tunnel::MAX_PEERS`], at most 64).
+    busy: u64,
     /// (remote address, path id) of every configured path: its peer's
     /// slot. How a packet with no Key ID (in clear, or a handshake) finds
     /// its peer in one lookup.
@@ -83,10 +87,21 @@ pub struct TunnelReceiver {
     dirty: u64,
         /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
-    /// The burst (its clock reading) `live` and the keys were last read
-    /// for: a peer nothing arrives from costs nothing per burst.
+        /// The burst (its clock reading) the keys were last read for: a peer
+    /// nothing arrives from costs nothing per burst.
     fresh_at: Option<Time>,
+    /// When `live` and the table are next read again (ns): path health
+    /// changes at the probes' pace, so a hub whose bursts each touch many
+    /// peers reads each peer's paths at most every [`PATH_STATE_EVERY_NS`].
+    paths_due_ns: u64,
 }
+
+// One bit per peer slot in `TunnelRx::busy`.
+const _: () = assert!(crate::config::tunnel::MAX_PEERS <= 64);
+
+/// How stale a receiver's view of its peer's path health and table may
+/// be: far below a probe interval or a BFD detection time.
+const PATH_STATE_EVERY_NS: u64 = 100_000;
 
 impl TunnelRx {
     /// Worker `id` of `workers`: its receiver for each peer of `tables`,
@@ -108,7 +123,8 @@ impl TunnelRx {
             workers: workers.max(1),
             peers: Vec::new(),
             slots: Arc::new([]),
-            path_ports: 0,
+                        path_ports: 0,
+            busy: 0,
             by_remote: HashMap::new(),
             learning: Vec::new(),
             handoff_to,
@@ -319,8 +335,9 @@ impl TunnelRx {
             }
             return;
         }
-        if let Some(r) = self.receiver(peer) {
+                if let Some(r) = self.receiver(peer) {
             r.accept(tables, m, rx, path, now, sinks);
+            self.busy |= 1 << (peer % 64);
         }
     }
 }
@@ -348,30 +365,35 @@ impl TunnelReceiver {
             lanes,
             active: 0,
                         dirty: 0,
-            table,
+                        table,
             fresh_at: None,
+            paths_due_ns: 0,
         }
     }
 
     /// Reads which paths are up (and the keys) once in each burst that
     /// something of this peer's arrives or is due.
     #[inline]
-    fn fresh(&mut self, tables: &Tables, now: Time) {
-        if self.fresh_at != Some(now) {
-            self.fresh_at = Some(now);
-            self.begin_burst(tables);
+        fn fresh(&mut self, tables: &Tables, now: Time) {
+        if self.fresh_at == Some(now) {
+            return;
+        }
+        self.fresh_at = Some(now);
+        if let Some(o) = &mut self.opener {
+            o.begin_burst();
+        }
+        if now.as_nanos() >= self.paths_due_ns {
+            self.paths_due_ns = now.as_nanos() + PATH_STATE_EVERY_NS;
+            self.read_paths(tables);
         }
     }
 
-        /// Reads which paths are up (and takes a reloaded table).
-    fn begin_burst(&mut self, tables: &Tables) {
+    /// Reads which paths are up (and takes a reloaded table).
+    fn read_paths(&mut self, tables: &Tables) {
         if let Some(t) = tables.peer(self.table.index) {
             if !Arc::ptr_eq(t, &self.table) {
                 self.retable(t);
             }
-        }
-        if let Some(o) = &mut self.opener {
-            o.begin_burst();
         }
         let mut live = 0u16;
         for (p, state) in self.table.paths.iter().zip(self.table.live.iter()) {
@@ -553,6 +575,13 @@ impl TunnelReceiver {
         moved
     }
 
+        /// Whether nothing is held in this peer's lanes and its counters are
+    /// published.
+    #[inline]
+    fn idle(&self) -> bool {
+        self.active == 0 && self.dirty == 0
+    }
+
     /// When the next held packet of this peer's lanes is due.
     fn next_deadline(&self) -> Option<u64> {
         let mut active = self.active;
@@ -624,30 +653,51 @@ impl Stage for TunnelRx {
                 // The receiving worker checked the peer and path; find their indices
                 // again (gone if this worker already holds a table a reload took the
                 // path out of).
-                                let found = self.peer_of(&rx).and_then(|peer| {
+                                                let found = self.peer_of(&rx).and_then(|peer| {
                     let r = self.receiver(peer)?;
                     r.fresh(tables, now);
-                    Some((r.table.path_index(rx.header.path)?, r))
+                    Some((peer, r.table.path_index(rx.header.path)?, r))
                 });
-                let Some((path, r)) = found else {
+                let Some((peer, path, r)) = found else {
                     sinks.drop_one(DropReason::TunnelUnknownPath);
                     continue;
                 };
                 r.accept(tables, m, &rx, path, now, sinks);
+                self.busy |= 1 << (peer % 64);
             }
         }
-        for p in self.peers.iter_mut().flatten() {
+        // Only the peers with something held or counted: a hub's idle peers cost nothing.
+        let mut busy = self.busy;
+        while busy != 0 {
+            let slot = busy.trailing_zeros() as usize;
+            busy &= busy - 1;
+            let Some(p) = self.peers.get_mut(slot).and_then(Option::as_mut) else {
+                self.busy &= !(1 << slot);
+                continue;
+            };
             moved += p.poll_lanes(tables, now, sinks);
+            if p.idle() {
+                self.busy &= !(1 << slot);
+            }
         }
         moved
     }
 
     fn next_deadline(&self) -> Option<Time> {
-        self.peers
-            .iter()
-            .flatten()
-            .filter_map(TunnelReceiver::next_deadline)
-            .min()
-            .map(Time::from_nanos)
+        let mut busy = self.busy;
+        let mut next: Option<u64> = None;
+        while busy != 0 {
+            let slot = busy.trailing_zeros() as usize;
+            busy &= busy - 1;
+            let due = self
+                .peers
+                .get(slot)
+                .and_then(Option::as_ref)
+                .and_then(TunnelReceiver::next_deadline);
+            if let Some(d) = due {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        next.map(Time::from_nanos)
     }
 }
