@@ -94,7 +94,7 @@ impl Worker {
             if !Arc::ptr_eq(&tables.tunnels, &self.tunnel_slots) {
                 self.repeer(&tables.tunnels);
             }
-            
+
             if let Some(t) = &mut self.tunnel_rx {
                 t.begin_burst(&tables);
             }
@@ -138,7 +138,7 @@ impl Worker {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
             // Last, so what this iteration queued can leave in it.
-                        for t in sinks.tunnel.iter_mut().flatten() {
+            for t in sinks.tunnel.iter_mut().flatten() {
                 if t.holds_packets() {
                     handled += t.drain(&tables, now, sinks.tx, &self.counters);
                 }
@@ -184,6 +184,9 @@ impl Worker {
         // What still waits in the tunnel's path queues is dropped, counted.
         for t in self.tunnel_tx.iter_mut().flatten() {
             t.discard_queued(&self.counters, DropReason::ShaperStopped);
+        }
+        if let Some(rx) = &mut self.tunnel_rx {
+            rx.publish_all();
         }
         0
     }

@@ -159,7 +159,7 @@ impl PathQueues {
         matches!(self.paths.get(p), Some(Some(_)))
     }
 
-        /// Whether no queue holds anything (nothing for a drain to do).
+    /// Whether no queue holds anything (nothing for a drain to do).
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.orphans.is_empty()

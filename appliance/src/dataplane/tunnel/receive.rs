@@ -50,7 +50,7 @@ pub struct TunnelRx {
     peers: Vec<Option<TunnelReceiver>>,
     /// The slots `peers` was made for.
     slots: PeerSlots,
-        /// Bit p: port index p carries a path of some peer.
+    /// Bit p: port index p carries a path of some peer.
     path_ports: u64,
     /// Bit s: peer slot s holds packets in its lanes or has counters to
     /// publish (what a poll visits; slots are below
@@ -85,15 +85,18 @@ pub struct TunnelReceiver {
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
     dirty: u64,
-        /// Opens sealed packets (`None`: the tunnel is in clear).
+    /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
-        /// The burst (its clock reading) the keys were last read for: a peer
+    /// The burst (its clock reading) the keys were last read for: a peer
     /// nothing arrives from costs nothing per burst.
     fresh_at: Option<Time>,
     /// When `live` and the table are next read again (ns): path health
     /// changes at the probes' pace, so a hub whose bursts each touch many
     /// peers reads each peer's paths at most every [`PATH_STATE_EVERY_NS`].
     paths_due_ns: u64,
+    /// When its lanes' counters are next published (ns): at most every
+    /// [`PATH_STATE_EVERY_NS`], and at stop ([`TunnelRx::publish_all`]).
+    publish_due_ns: u64,
 }
 
 // One bit per peer slot in `TunnelRx::busy`.
@@ -123,7 +126,7 @@ impl TunnelRx {
             workers: workers.max(1),
             peers: Vec::new(),
             slots: Arc::new([]),
-                        path_ports: 0,
+            path_ports: 0,
             busy: 0,
             by_remote: HashMap::new(),
             learning: Vec::new(),
@@ -135,12 +138,20 @@ impl TunnelRx {
         rx
     }
 
-        /// Once per burst: takes peers added or removed (each peer reads its
+    /// Once per burst: takes peers added or removed (each peer reads its
     /// paths' state when something of its arrives).
     #[inline]
     pub fn begin_burst(&mut self, tables: &Tables) {
         if !Arc::ptr_eq(&tables.tunnels, &self.slots) {
             self.repeer(&tables.tunnels);
+        }
+    }
+
+    /// Publishes every peer's lane counters now (the worker is stopping:
+    /// the final counts are exact).
+    pub fn publish_all(&mut self) {
+        for p in self.peers.iter_mut().flatten() {
+            p.publish_counters();
         }
     }
 
@@ -235,11 +246,14 @@ impl TunnelRx {
         let Some(rx) = encap::recognize(m.data(), iface.mac, first.port) else {
             return Err(m);
         };
-                let at = self.peer_of(&rx).and_then(|peer| {
+        let at = self.peer_of(&rx).and_then(|peer| {
             let r = self.peers.get_mut(peer)?.as_mut()?;
             // Its table as of this burst: the path index is the one `accept` counts by.
             r.fresh(tables, now);
-            Some((peer, r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
+            Some((
+                peer,
+                r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?,
+            ))
         });
         let Some((peer, path)) = at else {
             return Err(m);
@@ -266,10 +280,13 @@ impl TunnelRx {
                 return;
             }
         };
-                let found = self.peer_of(&rx).and_then(|peer| {
+        let found = self.peer_of(&rx).and_then(|peer| {
             let r = self.peers.get_mut(peer)?.as_mut()?;
             r.fresh(tables, now);
-            Some((peer, r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?))
+            Some((
+                peer,
+                r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?,
+            ))
         });
         let Some(at) = found else {
             let reason = if rx.header.key != 0 && self.peer_of(&rx).is_none() {
@@ -335,7 +352,7 @@ impl TunnelRx {
             }
             return;
         }
-                if let Some(r) = self.receiver(peer) {
+        if let Some(r) = self.receiver(peer) {
             r.accept(tables, m, rx, path, now, sinks);
             self.busy |= 1 << (peer % 64);
         }
@@ -364,17 +381,18 @@ impl TunnelReceiver {
             live: 0,
             lanes,
             active: 0,
-                        dirty: 0,
-                        table,
+            dirty: 0,
+            table,
             fresh_at: None,
             paths_due_ns: 0,
+            publish_due_ns: 0,
         }
     }
 
     /// Reads which paths are up (and the keys) once in each burst that
     /// something of this peer's arrives or is due.
     #[inline]
-        fn fresh(&mut self, tables: &Tables, now: Time) {
+    fn fresh(&mut self, tables: &Tables, now: Time) {
         if self.fresh_at == Some(now) {
             return;
         }
@@ -427,9 +445,9 @@ impl TunnelReceiver {
         rx: &encap::Rx,
         path: usize,
         now: Time,
-                sinks: &mut Sinks<'_>,
+        sinks: &mut Sinks<'_>,
     ) {
-                self.fresh(tables, now);
+        self.fresh(tables, now);
         let (Some(counters), Some(learned)) = (
             self.table.path_counters.get(path),
             self.table.paths.get(path).map(|p| p.learned),
@@ -454,7 +472,7 @@ impl TunnelReceiver {
                 return;
             }
         };
-                if newest && learned && bad_source(tables, rx.src).is_none() {
+        if newest && learned && bad_source(tables, rx.src).is_none() {
             // It authenticated (a learned path needs an encrypted tunnel), is the newest
             // of its (lane, path) and could come from a peer: the peer is where it came from.
             self.table.learn(path, rx);
@@ -548,9 +566,12 @@ impl TunnelReceiver {
     }
 
     /// Releases what waited in this peer's lanes past its deadline.
-        fn poll_lanes(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
-        if self.active == 0 {
+    fn poll_lanes(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
+        if now.as_nanos() >= self.publish_due_ns && self.dirty != 0 {
+            self.publish_due_ns = now.as_nanos() + PATH_STATE_EVERY_NS;
             self.publish_counters();
+        }
+        if self.active == 0 {
             return 0;
         }
         self.fresh(tables, now);
@@ -571,21 +592,21 @@ impl TunnelReceiver {
             }
             self.lane_done(l);
         }
-        self.publish_counters();
         moved
     }
 
-        /// Whether nothing is held in this peer's lanes and its counters are
+    /// Whether nothing is held in this peer's lanes and its counters are
     /// published.
     #[inline]
     fn idle(&self) -> bool {
         self.active == 0 && self.dirty == 0
     }
 
-    /// When the next held packet of this peer's lanes is due.
+    /// When the next held packet of this peer's lanes is due, or its
+    /// counters are to be published.
     fn next_deadline(&self) -> Option<u64> {
         let mut active = self.active;
-        let mut next: Option<u64> = None;
+        let mut next: Option<u64> = (self.dirty != 0).then_some(self.publish_due_ns);
         while active != 0 {
             let l = active.trailing_zeros() as usize;
             active &= active - 1;
@@ -653,7 +674,7 @@ impl Stage for TunnelRx {
                 // The receiving worker checked the peer and path; find their indices
                 // again (gone if this worker already holds a table a reload took the
                 // path out of).
-                                                let found = self.peer_of(&rx).and_then(|peer| {
+                let found = self.peer_of(&rx).and_then(|peer| {
                     let r = self.receiver(peer)?;
                     r.fresh(tables, now);
                     Some((peer, r.table.path_index(rx.header.path)?, r))

@@ -40,7 +40,7 @@ pub struct TunnelSender {
     /// (ns): how much later than it the slowest usable path delivers, plus
     /// twice the target; refreshed every burst.
     slack_ns: [u64; MAX_PATHS],
-        queues: PathQueues,
+    queues: PathQueues,
     out: Departures,
     /// The burst (its clock reading) the views were last refreshed for: a
     /// peer nothing is sent to costs nothing per burst.
@@ -119,7 +119,7 @@ impl TunnelSender {
             schedulers,
             views: [[PathView::default(); MAX_PATHS]; 2],
             shaped_bps: [1; MAX_PATHS],
-                        slack_ns: [0; MAX_PATHS],
+            slack_ns: [0; MAX_PATHS],
             fresh_at: None,
         }
     }
@@ -129,7 +129,7 @@ impl TunnelSender {
         &self.table
     }
 
-        /// Reads the paths' state once in each burst that sends or drains.
+    /// Reads the paths' state once in each burst that sends or drains.
     #[inline]
     fn fresh(&mut self, tables: &Tables, now: Time) {
         if self.fresh_at != Some(now) {
@@ -245,7 +245,7 @@ impl TunnelSender {
         m: Mbuf,
         now: Time,
         tx: &mut TxPorts,
-                counters: &WorkerCounters,
+        counters: &WorkerCounters,
     ) -> bool {
         self.fresh(tables, now);
         let frame = m.data();
@@ -376,7 +376,7 @@ impl TunnelSender {
         tables: &Tables,
         now: Time,
         tx: &mut TxPorts,
-                counters: &WorkerCounters,
+        counters: &WorkerCounters,
     ) -> usize {
         if self.queues.is_empty() {
             return 0;
