@@ -119,13 +119,22 @@ peers_idle_run() {
   kill -INT "$pid"; wait "$pid" || true
   python3 -c "import os; print($rss, round(($b - $a) * 100 / os.sysconf('SC_CLK_TCK') / $SECS, 2))"
 }
+# One run of the peers' figures: "D1 C1 DN CN RSS1 CPU1 RSSN CPUN" (scripts/bench_peers_report.py).
+peers_runs() {
+  local d1 c1 dn cn i1 in
+  d1=$(peers_decap_run 1); c1=$(cat "$W/last.cpp")
+  dn=$(peers_decap_run "$PEERS"); cn=$(cat "$W/last.cpp")
+  i1=$(peers_idle_run 1); in=$(peers_idle_run "$PEERS")
+  echo "$d1 $c1 $dn $cn $i1 $in"
+}
 if [ "${BENCH_ONLY:-}" = peers ]; then
+  P=""
   for r in $(seq "$RUNS"); do
-    d1=$(peers_decap_run 1); c1=$(cat "$W/last.cpp")
-    dn=$(peers_decap_run "$PEERS"); cn=$(cat "$W/last.cpp")
-    i1=$(peers_idle_run 1); in=$(peers_idle_run "$PEERS")
-    echo "run $r: decap 1 peer $d1 Mpps ($c1 cycles/packet), $PEERS peers $dn Mpps ($cn cycles/packet); idle (RSS KiB, mgmt CPU %): 1 peer $i1, $PEERS peers $in"
+    line=$(peers_runs)
+    echo "run $r (decap Mpps and cycles/packet with 1 and $PEERS peers; RSS KiB and mgmt CPU % with 1 and $PEERS idle peers): $line"
+    P+="$line;"
   done
+  python3 scripts/bench_peers_report.py "$P" "$PEERS" "$SECS"
   exit 0
 fi
 
@@ -142,6 +151,7 @@ A6=()
 AC=()
 A6C=()
 T=()
+PR=""
 EW=()
 EF=()
 EU=()
@@ -159,7 +169,8 @@ for r in $(seq "$RUNS"); do
   EW+=("$(tunnel_run encap-wlb)")
   EF+=("$(tunnel_run encap-flow-hash)")
   EU+=("$(tunnel_run encap-wlb-unshaped)")
-  D+=("$(tunnel_run decap)")
+    D+=("$(tunnel_run decap)")
+  PR+="$(peers_runs);"
   echo "run $r: appliance ${A[-1]} Mpps, IPv6 ${A6[-1]} Mpps, testpmd 5tswap ${T[-1]} Mpps, encap wlb ${EW[-1]}, encap flow-hash ${EF[-1]}, encap wlb unshaped ${EU[-1]}, decap ${D[-1]} Mpps"
 done
 if [ "${BENCH_ONLY:-}" = routing ]; then
@@ -177,6 +188,7 @@ mkdir -p docs
 python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" "${A6[*]}" "${AC[*]}" "${A6C[*]}" > docs/benchmarks.md
 python3 scripts/bench_offloads_report.py "$OFFLOADS" "$SECS" >> docs/benchmarks.md
 python3 scripts/bench_crypto_report.py "$CRYPTO" "${T[*]}" >> docs/benchmarks.md
+python3 scripts/bench_peers_report.py "$PR" "$PEERS" "$SECS" >> docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
 ROUTES=$(cargo bench -q -p appliance --bench routes)
 cat >> docs/benchmarks.md <<MDEOF
