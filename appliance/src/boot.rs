@@ -14,6 +14,7 @@ use dpdk_bindings::{eal, lcore, packet_port, port, ring, DpdkError, Eal, Mempool
 use hashbrown::HashMap;
 
 use crate::api::ChangeSender;
+use crate::config::tunnel::TunnelConfig;
 use crate::config::{
     instance_name, Config, ConfigError, Driver, HwProfile, PortProfile, HEADER_DATA_ROOM,
 };
@@ -291,7 +292,15 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     let reloader = Reloader::new(
         (opts.profile.clone(), opts.config.clone()),
         (profile.clone(), config.clone()),
-        handshakers.iter().map(|(print, _)| *print).collect(),
+        config
+            .tunnel
+            .as_ref()
+            .map(TunnelConfig::peers)
+            .unwrap_or_default()
+            .into_iter()
+            .zip(&handshakers)
+            .map(|((name, _), (print, _))| (name, *print))
+            .collect(),
     );
     let eal = start_eal(opts, &profile)?;
     let plane = build_data_plane(opts, &profile, &config, &eal)?;
@@ -530,7 +539,7 @@ fn tunnel_tables(
                 cfg,
                 interfaces,
                 workers,
-                share,
+                (share, profile.mempool.mbufs),
                 epoch,
             )))
         })

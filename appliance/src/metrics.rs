@@ -101,7 +101,8 @@ struct Scrape {
     mcast: McastReport,
     paths: Vec<PathReport>,
     classes: Vec<ClassReport>,
-    tunnel: Option<TunnelReport>,
+    /// Each peer's tunnel report (empty: no tunnel).
+    tunnels: Vec<TunnelReport>,
 }
 
 /// Label sets and values of one family.
@@ -336,16 +337,25 @@ const FAMILIES: &[Family] = &[
     gauge("tunnel_key_id", "Key ID the tunnel's packets carry now (0: no session).", |s| tunnel_single(s, |t| u64::from(t.encryption.key_id))),
     gauge("tunnel_key_age_seconds", "Age of the session key in use (no row without one).", |s| tunnel_option(s, |t| t.encryption.key_age_secs.map(|a| a as u64))),
     gauge("tunnel_last_handshake_seconds", "Seconds since the last session with the peer formed (no row before the first).", |s| tunnel_option(s, |t| t.encryption.last_handshake_secs.map(|a| a as u64))),
-    counter("tunnel_handshakes_total", "Handshake events: initiations_sent, initiations_answered, sessions, failed (refused messages), rate_limited, cookies_sent.", |s| s.tunnel.iter().flat_map(|t| labelled("event", &t.encryption.handshakes)).collect()),
+    counter("tunnel_handshakes_total", "Handshake events: initiations_sent, initiations_answered, sessions, failed (refused messages), rate_limited, cookies_sent.", |s| s.tunnels.iter().flat_map(|t| labelled("event", &t.encryption.handshakes).into_iter().map(|(l, v)| (format!("{},{l}", peer_label(t)), v))).collect()),
 ];
 
+/// A peer's label, on every series about one peer.
+fn peer_label(t: &TunnelReport) -> String {
+    format!("peer=\"{}\"", t.peer)
+}
+
 fn encrypted(s: &Scrape) -> Rows {
-    s.tunnel
+    s.tunnels
         .iter()
         .map(|t| {
             let e = &t.encryption;
             (
-                format!("cipher=\"{}\"", e.cipher.unwrap_or("none")),
+                format!(
+                    "{},cipher=\"{}\"",
+                    peer_label(t),
+                    e.cipher.unwrap_or("none")
+                ),
                 u64::from(e.encrypted),
             )
         })
@@ -353,13 +363,13 @@ fn encrypted(s: &Scrape) -> Rows {
 }
 
 fn tunnel_single(s: &Scrape, f: fn(&TunnelReport) -> u64) -> Rows {
-    s.tunnel.iter().map(|t| (String::new(), f(t))).collect()
+    s.tunnels.iter().map(|t| (peer_label(t), f(t))).collect()
 }
 
 fn tunnel_option(s: &Scrape, f: fn(&TunnelReport) -> Option<u64>) -> Rows {
-    s.tunnel
+    s.tunnels
         .iter()
-        .filter_map(|t| Some((String::new(), f(t)?)))
+        .filter_map(|t| Some((peer_label(t), f(t)?)))
         .collect()
 }
 
@@ -374,7 +384,7 @@ pub fn render(source: &StatsSource) -> String {
         mcast: source.mcast(None),
         paths: source.paths(),
         classes: source.classes(),
-        tunnel: source.tunnel(),
+        tunnels: source.tunnels(),
     })
 }
 
@@ -560,10 +570,13 @@ fn bfd_up(s: &Scrape) -> Rows {
 }
 
 fn bfd_discards(s: &Scrape) -> Rows {
-    s.tunnel
+    s.tunnels
         .iter()
-        .flat_map(|t| t.bfd_discards.iter())
-        .map(|(k, v)| (format!("reason=\"{k}\""), *v))
+        .flat_map(|t| {
+            t.bfd_discards
+                .iter()
+                .map(move |(k, v)| (format!("{},reason=\"{k}\"", peer_label(t)), *v))
+        })
         .collect()
 }
 
@@ -575,12 +588,12 @@ fn per_class(s: &Scrape, f: fn(&ClassReport) -> u64) -> Rows {
 }
 
 fn per_lane(s: &Scrape, counter: &str) -> Rows {
-    s.tunnel
+    s.tunnels
         .iter()
-        .flat_map(|t| t.lanes.iter())
-        .map(|l| {
+        .flat_map(|t| t.lanes.iter().map(move |l| (t, l)))
+        .map(|(t, l)| {
             (
-                format!("lane=\"{}\"", l.lane),
+                format!("{},lane=\"{}\"", peer_label(t), l.lane),
                 l.counters.get(counter).copied().unwrap_or(0),
             )
         })
@@ -588,14 +601,19 @@ fn per_lane(s: &Scrape, counter: &str) -> Rows {
 }
 
 fn lane_events(s: &Scrape) -> Rows {
-    s.tunnel
+    s.tunnels
         .iter()
-        .flat_map(|t| t.lanes.iter())
-        .flat_map(|l| {
+        .flat_map(|t| t.lanes.iter().map(move |l| (t, l)))
+        .flat_map(|(t, l)| {
             l.counters
                 .iter()
                 .filter(|(k, _)| **k != "occupancy")
-                .map(move |(k, v)| (format!("lane=\"{}\",event=\"{k}\"", l.lane), *v))
+                .map(move |(k, v)| {
+                    (
+                        format!("{},lane=\"{}\",event=\"{k}\"", peer_label(t), l.lane),
+                        *v,
+                    )
+                })
         })
         .collect()
 }
@@ -732,7 +750,7 @@ mod tests {
             },
             paths: vec![],
             classes: vec![],
-            tunnel: None,
+            tunnels: Vec::new(),
         }
     }
 

@@ -31,8 +31,8 @@ pub struct Reloader {
     profile_file: PathBuf,
     config_file: PathBuf,
     applied: (HwProfile, Config),
-    /// The keys in force, one per peer (empty: no tunnel, or one in clear).
-    keys: Vec<KeyPrint>,
+    /// The keys in force, by peer name (empty: no tunnel, or one in clear).
+    keys: Vec<(String, KeyPrint)>,
 }
 
 impl Reloader {
@@ -41,7 +41,7 @@ impl Reloader {
     pub fn new(
         files: (PathBuf, PathBuf),
         applied: (HwProfile, Config),
-        keys: Vec<KeyPrint>,
+        keys: Vec<(String, KeyPrint)>,
     ) -> Self {
         Self {
             profile_file: files.0,
@@ -72,12 +72,24 @@ impl Reloader {
                 keys.join(", ")
             )
             })?;
-        if let Some(t) = config.tunnel.as_ref().filter(|_| self.keys != keys) {
+        if let Some(t) = &config.tunnel {
+            // A peer that stays and whose key files hold other keys now (a peer added
+            // makes its sessions anyway).
+            let changed: Vec<&str> = keys
+                .iter()
+                .filter(|(name, print)| self.keys.iter().any(|(n, p)| n == name && p != print))
+                .map(|(name, _)| name.as_str())
+                .collect();
             match (t.peers.is_empty(), keys.first()) {
-                (true, Some(new)) => plan.rekey(t, *new),
-                // Each peer's keys are compared with those in use where the tunnel step
-                // is applied: new sessions for the peers whose keys changed.
-                _ => plan.tunnel_step(t, "tunnel keys: read again from their files".into()),
+                (true, Some((_, new))) if !changed.is_empty() => plan.rekey(t, *new),
+                (false, _) if !changed.is_empty() => plan.tunnel_step(
+                    t,
+                    format!(
+                        "tunnel keys: new in the files of peer(s) {}: rekeying",
+                        list(&changed)
+                    ),
+                ),
+                _ => {}
             }
         }
         Ok((plan, (profile, config)))
@@ -98,7 +110,7 @@ impl Reloader {
     /// `files` are in force now, with the keys `plan` applied.
     pub fn applied(&mut self, files: (HwProfile, Config), plan_keys: Option<KeyPrint>) {
         if let Some(k) = plan_keys {
-            self.keys = vec![k];
+            self.keys = vec![(crate::config::tunnel::ONE_PEER_NAME.to_owned(), k)];
         } else if files.1.tunnel.as_ref().is_some_and(|t| !t.peers.is_empty()) {
             self.keys = key_print(&files.1).unwrap_or_default();
         }
@@ -106,18 +118,23 @@ impl Reloader {
     }
 }
 
-/// The prints of `config`'s tunnel keys, one per peer, read from their files (empty: no
+/// The prints of `config`'s tunnel keys by peer name, read from their files (empty: no
 /// tunnel, or in clear).
 ///
 /// # Errors
 /// A key file missing, exposed or malformed, naming its key under `tunnel`.
 pub fn key_print(
     config: &Config,
-) -> Result<Vec<KeyPrint>, crate::config::tunnel::TunnelConfigError> {
+) -> Result<Vec<(String, KeyPrint)>, crate::config::tunnel::TunnelConfigError> {
     let Some(t) = &config.tunnel else {
         return Ok(Vec::new());
     };
-    Ok(t.peer_keys()?.iter().flatten().map(|k| k.print()).collect())
+    let keys = t.peer_keys()?;
+    Ok(t.peers()
+        .into_iter()
+        .zip(keys)
+        .filter_map(|((name, _), k)| Some((name, k?.print())))
+        .collect())
 }
 
 /// One thing a reload does.

@@ -571,8 +571,23 @@ fn render(request: &Request, d: &Value) -> String {
             what: ShowWhat::Tunnel,
         } => show_tunnel(d),
         Request::PeerShow { .. } => {
-            format!("peer {}\n", s(&d["peer"]["name"]))
-                + &show_tunnel(&d["tunnel"])
+            let classes: Vec<String> = arr(&d["classes"])
+                .iter()
+                .map(|c| format!("{} ({})", s(&c["name"]), s(&c["scheduler"])))
+                .collect();
+            format!(
+                "peer {}: session {}, paths {}/{}, prefixes {}\nclasses: {}\n",
+                s(&d["peer"]["name"]),
+                s(&d["peer"]["session"]),
+                s(&d["peer"]["paths_usable"]),
+                s(&d["peer"]["paths"]),
+                arr(&d["peer"]["prefixes"])
+                    .iter()
+                    .map(s)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                classes.join(", ")
+            ) + &show_tunnel(&d["tunnel"])
                 + &show_paths(&d["paths"])
         }
         Request::Show {
@@ -738,8 +753,6 @@ fn render(request: &Request, d: &Value) -> String {
     }
 }
 
-/// `show paths`: one row per path with its state, delays and rates, then
-/// one per BFD session with its states and negotiated timers.
 /// A path as `show paths` names it: `peer/path` when the tunnel lists its
 /// peers, the path's name for the one peer of a two-site tunnel.
 fn path_label(p: &Value) -> String {
@@ -751,6 +764,8 @@ fn path_label(p: &Value) -> String {
     }
 }
 
+/// `show paths`: one row per path with its state, delays and rates, then
+/// one per BFD session with its states and negotiated timers.
 fn show_paths(d: &Value) -> String {
     let arr = d.as_array().cloned().unwrap_or_default();
     let ms = |v: &Value| match v.as_u64() {

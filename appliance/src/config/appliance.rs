@@ -780,6 +780,20 @@ prefixes = [\"10.7.0.0/16\"]
             key_of(hub.replacen("name = \"west\"", "name = \"we st\"", 1)),
             "tunnel.peers[1].name"
         );
+        // The one peer of a tunnel that lists none is called that.
+        assert_eq!(
+            key_of(hub.replacen("name = \"west\"", "name = \"peer\"", 1)),
+            "tunnel.peers[1].name"
+        );
+        // A scheduler set for the whole tunnel is named where it was set.
+        assert_eq!(
+            key_of(hub.replacen(
+                "probe_interval = \"20ms\"",
+                "probe_interval = \"20ms\"\ndefault_scheduler = \"source-subnet\"",
+                1
+            )),
+            "tunnel.default_scheduler"
+        );
         assert_eq!(
             key_of(hub.replacen("\"10.8.0.0/16\"", "\"10.9.0.0/16\"", 1)),
             "tunnel.peers[1].prefixes[0]"

@@ -738,9 +738,18 @@ pub struct TunnelConfigError {
 
 impl TunnelConfigError {
     /// The error of peer `i`'s view ([`TunnelConfig::peers`]) under the key
-    /// the operator wrote: a per-peer key moves under `peers[i]` (when the
-    /// tunnel lists its peers), a shared one stays.
-    pub fn in_peer(mut self, listed: bool, i: usize) -> Self {
+    /// the operator wrote: a per-peer key moves under `peers[i]` (`peer`:
+    /// the tunnel lists its peers, this is the `i`th), a shared one stays, as
+    /// does a per-peer key the peer inherits from the section.
+    pub fn in_peer(mut self, peer: Option<&PeerConfig>, i: usize) -> Self {
+        let Some(peer) = peer else {
+            return self;
+        };
+        let inherited = (self.key.starts_with("preshared_key") && peer.preshared_key.is_none())
+            || (self.key.starts_with("default_scheduler") && peer.default_scheduler.is_none());
+        if inherited {
+            return self;
+        }
         let per_peer = [
             "prefixes",
             "paths",
@@ -751,7 +760,7 @@ impl TunnelConfigError {
         ]
         .iter()
         .any(|k| self.key.starts_with(k));
-        if listed && per_peer {
+        if per_peer {
             let key = self.key.replacen("peer_public_key", "public_key", 1);
             self.key = format!("peers[{i}].{key}");
         }
@@ -885,11 +894,10 @@ impl TunnelConfig {
     /// # Errors
     /// The first missing, unreadable or malformed key, with its key.
     pub fn peer_keys(&self) -> Result<Vec<Option<TunnelKeys>>, TunnelConfigError> {
-        let listed = !self.peers.is_empty();
         self.peers()
             .iter()
             .enumerate()
-            .map(|(i, (_, v))| v.keys().map_err(|e| e.in_peer(listed, i)))
+            .map(|(i, (_, v))| v.keys().map_err(|e| e.in_peer(self.peers.get(i), i)))
             .collect()
     }
 
@@ -935,15 +943,16 @@ impl TunnelConfig {
             let good = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
             if name.is_empty()
                 || !name.chars().all(good)
+                || name == ONE_PEER_NAME
                 || views[..i].iter().any(|(o, _)| o == name)
             {
                 return fail(
                     key("name"),
-                    format!("a name of letters, digits, '-', '_' or '.' not used by another peer, not {name:?}"),
+                    format!("a name of letters, digits, '-', '_' or '.' not used by another peer (nor {ONE_PEER_NAME:?}, the one peer of a tunnel that lists none), not {name:?}"),
                 );
             }
             view.validate_peer(interfaces, static_prefixes, share, workers)
-                .map_err(|e| e.in_peer(true, i))?;
+                .map_err(|e| e.in_peer(self.peers.get(i), i))?;
             for (j, (other, o)) in views[..i].iter().enumerate() {
                 if let Some(p) = view.prefixes.iter().position(|p| o.prefixes.contains(p)) {
                     return fail(
@@ -960,11 +969,13 @@ impl TunnelConfig {
                         format!("this peer's own key (peers[{j}], {other}, has it)"),
                     );
                 }
+                // A packet with no Key ID (in clear, a handshake) finds its peer by its
+                // source address and path id.
                 let same = view.paths.iter().position(|p| {
                     p.remote.is_some()
-                        && o.paths
-                            .iter()
-                            .any(|q| q.interface == p.interface && q.remote == p.remote)
+                        && o.paths.iter().any(|q| {
+                            q.remote == p.remote && (q.interface == p.interface || q.id == p.id)
+                        })
                 });
                 if let Some(p) = same {
                     return fail(

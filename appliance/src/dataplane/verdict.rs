@@ -74,7 +74,10 @@ impl Ingress {
     /// The peer a port id of [`Self::tunnel_port_id`] names, if it is one.
     #[inline]
     pub fn tunnel_peer_of(port_id: u16) -> Option<u16> {
-        (port_id & TUNNEL_PORT_ID_BASE == TUNNEL_PORT_ID_BASE).then_some(port_id & 0x3fff)
+        let peer = port_id & 0x3fff;
+        (port_id & TUNNEL_PORT_ID_BASE == TUNNEL_PORT_ID_BASE
+            && usize::from(peer) < crate::config::tunnel::MAX_PEERS)
+            .then_some(peer)
     }
 }
 
@@ -99,4 +102,24 @@ pub enum Verdict {
     TunnelTx(u16),
     /// Free it and count the reason.
     Drop(DropReason),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decapsulated packet's mark names its peer back; a real port id, or
+    /// an id beyond the peers (0xffff: no port), names none.
+    #[test]
+    fn a_tunnel_port_id_names_its_peer_and_nothing_else_does() {
+        for peer in [0, 1, 49] {
+            assert_eq!(
+                Ingress::tunnel_peer_of(Ingress::tunnel_port_id(peer)),
+                Some(peer)
+            );
+        }
+        for id in [0, 1, 63, 0xffff, Ingress::tunnel_port_id(50)] {
+            assert_eq!(Ingress::tunnel_peer_of(id), None, "{id:#x}");
+        }
+    }
 }

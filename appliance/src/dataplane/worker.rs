@@ -96,7 +96,7 @@ impl Worker {
             }
 
             if let Some(t) = &mut self.tunnel_rx {
-                t.begin_burst(&tables);
+                t.begin_burst(&tables, &self.counters);
             }
             let mut sinks = Sinks {
                 tx: &mut self.tx,

@@ -567,6 +567,21 @@ impl StatsSource {
         drops.drops
     }
 
+    /// Each peer's tunnel report (empty without a tunnel; `/metrics`).
+    pub fn tunnels(&self) -> Vec<tunnel::TunnelReport> {
+        let tables = self.tables.current();
+        let now = self.clock.now();
+        let drops = self.drops();
+        tables
+            .peers()
+            .map(|t| {
+                let mut r = tunnel::tunnel(&tables, t, &drops, now);
+                r.drops = tunnel::peer_drops(t);
+                r
+            })
+            .collect()
+    }
+
     /// One line per peer of the tunnel (empty without a tunnel).
     pub fn peers(&self) -> Vec<tunnel::PeerReport> {
         let tables = self.tables.current();
@@ -582,10 +597,12 @@ impl StatsSource {
         let tables = self.tables.current();
         let now = self.clock.now();
         let t = tables.peers().find(|t| t.name == name)?;
-        let drops = self.drops();
+        let mut report = tunnel::tunnel(&tables, t, &self.drops(), now);
+        // Its own: what its paths counted (the workers' totals are every peer's).
+        report.drops = tunnel::peer_drops(t);
         Some(tunnel::PeerDetail {
             peer: tunnel::peer(&tables, t, now),
-            tunnel: tunnel::tunnel(&tables, t, &drops, now),
+            tunnel: report,
             paths: tunnel::paths(&tables, t, now),
             classes: tunnel::classes(t),
         })

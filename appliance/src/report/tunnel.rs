@@ -464,6 +464,22 @@ fn usable_paths(tables: &Tables, t: &TunnelTable) -> usize {
         .count()
 }
 
+/// What peer `t`'s paths dropped, by tunnel reason.
+pub fn peer_drops(t: &TunnelTable) -> BTreeMap<&'static str, u64> {
+    DropReason::ALL
+        .iter()
+        .filter(|r| r.name().starts_with("tunnel_"))
+        .map(|r| {
+            let n = t
+                .path_counters
+                .iter()
+                .map(|c| c.total(|w| w.drops.of(*r)))
+                .sum();
+            (r.name(), n)
+        })
+        .collect()
+}
+
 /// Peer `t`'s line.
 pub fn peer(tables: &Tables, t: &TunnelTable, now: Time) -> PeerReport {
     let sum = |f: fn(&crate::tunnel::PathCounters) -> &crate::stats::Counter| -> u64 {

@@ -240,8 +240,11 @@ impl SlowPath {
         let tables = self.state.tables();
         let mut frames = Vec::new();
         let mut next: Option<Time> = None;
-        for t in self.peers.iter_mut().flatten().map(|p| &mut p.tunnel) {
-            frames.extend(t.handshake_poll(&tables, now));
+        for (slot, p) in self.peers.iter_mut().enumerate() {
+            let Some(t) = p.as_mut().map(|p| &mut p.tunnel) else {
+                continue;
+            };
+            frames.extend(t.handshake_poll(&tables, now).map(|f| (slot, f)));
             if let Some(at) = t.handshake_due(now) {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
@@ -249,8 +252,8 @@ impl SlowPath {
         if let Some(at) = next {
             self.timers.arm(SlowTimer::Handshake, at);
         }
-        for f in frames {
-            self.send_on_path_port(f.port, &f.bytes, now);
+        for (slot, f) in frames {
+            self.send_on_path_port(slot, f.port, &f.bytes, now);
         }
     }
 
@@ -346,7 +349,7 @@ impl SlowPath {
     }
 
     /// Where a punted packet entered: its port, or the tunnel (decapsulated
-    /// packets are marked with [`TUNNEL_PORT_ID`]).
+    /// packets are marked with [`Ingress::tunnel_port_id`]).
     fn ingress_of(&self, port_id: u16) -> Ingress {
         if let Some(peer) = Ingress::tunnel_peer_of(port_id) {
             return Ingress::Tunnel(peer);
@@ -720,7 +723,7 @@ impl SlowPath {
             self.counters.drop_one(DropReason::TunnelNoPath);
             return false;
         };
-        self.send_on_path_port(out.port, &out.bytes, now)
+        self.send_on_path_port(usize::from(peer), out.port, &out.bytes, now)
     }
 
     /// A probe, probe reply or handshake message for one of our tunnel
@@ -737,7 +740,7 @@ impl SlowPath {
         let reply = t.on_control(&tables, m.data(), in_port, now);
         let woke = t.note_heard(now);
         if let Some(f) = reply {
-            self.send_on_path_port(f.port, &f.bytes, now);
+            self.send_on_path_port(peer, f.port, &f.bytes, now);
         }
         if woke {
             self.probe_every_path_now(peer, now);
@@ -773,7 +776,8 @@ impl SlowPath {
         let body = rx.payload(frame);
         match rx.header.kind {
             Kind::HandshakeInitiation => {
-                let key = first.1.initiator_of(body)?;
+                let header = frame.get(rx.offset.checked_sub(20)?..rx.offset)?;
+                let key = first.1.initiator_of(header, body)?;
                 candidates
                     .find(|(_, t)| t.peer_key() == Some(key))
                     .map(|(i, _)| i)
@@ -828,7 +832,7 @@ impl SlowPath {
                     && !self.pending.contains_key(&IpAddr::V4(*nh))
             });
         if let Some(f) = frame {
-            self.send_on_path_port(f.port, &f.bytes, now);
+            self.send_on_path_port(peer, f.port, &f.bytes, now);
         }
         if let Some(nh) = moved {
             let due = self
@@ -874,9 +878,11 @@ impl SlowPath {
         if self.state.peers().next().is_none() {
             return Err("no tunnel is configured".into());
         }
+        // `peer/path` when the part before the slash names a peer; else the whole is a
+        // path's name.
         let (peer, path) = match name.split_once('/') {
-            Some((peer, path)) => (Some(peer), path),
-            None => (None, name),
+            Some((peer, path)) if self.state.peers().any(|t| t.name == peer) => (Some(peer), path),
+            _ => (None, name),
         };
         let found: Vec<(usize, usize)> = self
             .state
@@ -955,7 +961,7 @@ impl SlowPath {
     /// peer's health and republishes its sessions.
     fn bfd_sent(&mut self, peer: usize, frames: Vec<bfd::PortFrame>, now: Time) {
         for (port, f) in &frames {
-            self.send_on_path_port(*port, f, now);
+            self.send_on_path_port(peer, *port, f, now);
         }
         let Some(PeerState {
             tunnel: t, bfd: b, ..
@@ -1189,7 +1195,6 @@ impl SlowPath {
         };
         let interfaces = self.state.tables().interfaces.clone();
         let views = cfg.peers();
-        let listed = !cfg.peers.is_empty();
         // Everything is made first: a failure changes nothing.
         let mut slots: Vec<Option<Arc<TunnelTable>>> = vec![None; old.len()];
         let mut keys: Vec<(usize, Option<(KeyPrint, Handshaker)>)> = Vec::new();
@@ -1197,7 +1202,7 @@ impl SlowPath {
             let read = v
                 .keys()
                 .map_err(|e| {
-                    let e = e.in_peer(listed, i);
+                    let e = e.in_peer(cfg.peers.get(i), i);
                     format!("tunnel.{}: {}", e.key, e.what)
                 })?
                 .map(|k| {
@@ -1232,20 +1237,35 @@ impl SlowPath {
                     if slots.len() <= free {
                         slots.resize(free + 1, None);
                     }
-                    let (workers, share) = first.sizing();
+                    let (workers, pool) = first.sizing();
                     let index = u16::try_from(free).unwrap_or(u16::MAX);
+                    // An equal share of the pool, as `--check` held the file to; and an epoch
+                    // of its own: a site that knew us before (removed, or renamed) resets its
+                    // lanes for our new numbering.
+                    let share = pool / u32::try_from(views.len()).unwrap_or(1).max(1);
                     slots[free] = Some(Arc::new(TunnelTable::new(
                         (name, index),
                         v,
                         &interfaces,
                         workers,
-                        share,
-                        first.epoch,
+                        (share, pool),
+                        fastrand::u16(1..),
                     )));
                     free
                 }
             };
             keys.push((slot, read));
+        }
+        let relayed_in = self.state.tables().mcast.rules.iter().any(|r| {
+            r.outputs
+                .iter()
+                .any(|o| o.port == crate::tables::TUNNEL_PORT)
+        });
+        if relayed_in && slots.iter().flatten().count() > 1 {
+            return Err(
+                "tunnel.peers: a relay rule sends into the tunnel, which is supported with one peer only (remove the rule first)"
+                    .into(),
+            );
         }
         if let Some(wanted) = rekey {
             let read = keys.first().and_then(|(_, k)| k.as_ref()).map(|(p, _)| *p);
@@ -1408,22 +1428,15 @@ impl SlowPath {
         version_response(result)
     }
 
-    /// Sends a frame of ours (BFD, a probe, a reply, a packet through the
-    /// tunnel) on a tunnel path's port at once, ahead of the workers'
-    /// queues, charged to the path's rate clock so the workers leave it
-    /// room.
-    fn send_on_path_port(&mut self, port: usize, bytes: &[u8], now: Time) -> bool {
+    /// Sends a frame of ours to peer slot `peer` (BFD, a probe, a reply, a
+    /// packet through the tunnel) on one of its paths' port at once, ahead
+    /// of the workers' queues, charged to that path's rate clock so the
+    /// workers leave it room.
+    fn send_on_path_port(&mut self, peer: usize, port: usize, bytes: &[u8], now: Time) -> bool {
         let sent = self.send_bytes(port, bytes);
-        if sent {
-            // Charged to the clock of the path it takes: the peer's with a
-            // path to its destination, else (a learned path) the first with
-            // a path on the port.
-            let to = |t: &&Arc<TunnelTable>| t.path_of_frame(port, bytes).is_some();
-            let on_port = |t: &&Arc<TunnelTable>| t.has_path_on(port);
-            let peer = self.state.peers().find(to);
-            if let Some(t) = peer.or_else(|| self.state.peers().find(on_port)) {
-                t.charge_frame(port, bytes, now.as_nanos());
-            }
+        let table = self.state.tunnels().get(peer).cloned().flatten();
+        if let (true, Some(t)) = (sent, table) {
+            t.charge_frame(port, bytes, now.as_nanos());
         }
         sent
     }

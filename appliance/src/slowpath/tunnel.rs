@@ -692,10 +692,15 @@ impl MgmtTunnel {
         self.sessions.as_ref().map(|s| s.handshaker().peer())
     }
 
-    /// The static key an initiation (its body) was sent from, if it opens
-    /// under our key (`None` in clear).
-    pub fn initiator_of(&self, body: &[u8]) -> Option<PublicKey> {
-        self.sessions.as_ref()?.handshaker().initiator_of(body)
+    /// The static key an initiation (its tunnel header and body) was sent
+    /// from, if its mac1 is keyed with our key (one hash, checked first) and
+    /// its Noise message opens under our key (`None` in clear).
+    pub fn initiator_of(&self, header: &[u8], body: &[u8]) -> Option<PublicKey> {
+        let hs = self.sessions.as_ref()?.handshaker();
+        if !hs.mac1_ok(header, body) {
+            return None;
+        }
+        hs.initiator_of(body)
     }
 
     /// Whether a handshake response or cookie reply (its body) answers our

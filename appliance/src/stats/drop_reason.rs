@@ -85,6 +85,7 @@ drop_reasons! {
     TunnelBadInner => "tunnel_bad_inner", "tunnel data that decapsulates to no valid IPv4 packet";
     TunnelLoop => "tunnel_loop", "decapsulated packet routed back to the peer it came from";
     TunnelInnerSource => "tunnel_inner_source", "decapsulated packet whose inner source is not in the sending peer's prefixes";
+    TunnelPeerRemoved => "tunnel_peer_removed", "held in a reorder lane of a peer a reload removed";
     TunnelNoPath => "tunnel_no_path", "no tunnel path is up (and resolved) to send on";
     ShaperAqm => "shaper_aqm", "the path's shaper queue dropped it: it waited above CoDel's target for an interval";
     ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";

@@ -516,10 +516,13 @@ pub struct TunnelTable {
     pub class_rates: Box<[Arc<Rate>]>,
     /// The keys and handshake figures (`None`: the tunnel is in clear).
     pub crypto: Option<Arc<crypto::TunnelCrypto>>,
-    /// Workers, and packets in the pool: what a path added by a reload is
-    /// sized from.
+    /// Workers, and packets in the pool this peer's share: what a path
+    /// added by a reload is sized from.
     workers: usize,
     mbufs: u32,
+    /// Packets in the whole pool (what a peer added by a reload gets its
+    /// share of).
+    pool: u32,
 }
 
 /// A peer's prefixes as masked numbers: what a decapsulated packet's inner
@@ -564,7 +567,7 @@ impl TunnelTable {
         cfg: &TunnelConfig,
         interfaces: &[Interface],
         workers: usize,
-        mbufs: u32,
+        (mbufs, pool): (u32, u32),
         epoch: u16,
     ) -> Self {
         let reorder_packets = cfg.reorder_packets(mbufs, workers);
@@ -627,6 +630,7 @@ impl TunnelTable {
             }),
             workers,
             mbufs,
+            pool,
         }
     }
 
@@ -744,6 +748,7 @@ impl TunnelTable {
             crypto: self.crypto.clone(),
             workers,
             mbufs: self.mbufs,
+            pool: self.pool,
         })
     }
 
@@ -892,10 +897,10 @@ impl TunnelTable {
         (p.port == in_port && (p.learned || p.remote == src) && p.local == dst).then_some(i)
     }
 
-    /// The workers and the share of the pool its queues and lanes were
-    /// sized for: what a peer added by a reload is sized with.
+    /// The workers and the packets in the whole pool: what a peer added by
+    /// a reload is sized from.
     pub fn sizing(&self) -> (usize, u32) {
-        (self.workers, self.mbufs)
+        (self.workers, self.pool)
     }
 
     /// Whether `other` is this same peer (as a reload reconfigured it), not
@@ -1076,7 +1081,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn resolves_paths_and_finds_them_by_wire_id() {
-        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, (16383, 16383), 9);
         assert_eq!(t.paths[1].port, 2);
         assert_eq!(t.paths[1].local, Ipv4Addr::new(172, 16, 1, 1));
         assert_eq!(t.paths[0].next_hop, Ipv4Addr::new(172, 16, 0, 2));
@@ -1103,7 +1108,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn a_reconfigured_table_shares_what_runs_and_takes_the_new_settings() {
-        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, (16383, 16383), 9);
         t.class_counters[0].worker(1).packets.inc();
         t.path_counters[1].worker(0).tx_packets.inc();
         t.live[0].admin_up.store(false, Ordering::Relaxed);
@@ -1146,7 +1151,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn paths_added_and_removed_move_what_runs_by_name() {
-        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, (16383, 16383), 9);
         t.path_counters[1].worker(0).tx_packets.inc();
         // Path a removed and c added in its place: b stays at index 1, c is new at 0.
         let mut cfg = config();
@@ -1179,7 +1184,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
     fn a_learned_path_takes_any_source_and_sends_where_its_peer_was_last_seen() {
         let mut cfg = config();
         cfg.paths[1].remote = None;
-        let t = TunnelTable::new(("peer", 0), &cfg, &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &cfg, &interfaces(), 2, (16383, 16383), 9);
         let us = Ipv4Addr::new(172, 16, 1, 1);
         let (nat, other) = (
             Ipv4Addr::new(198, 51, 100, 7),
@@ -1216,7 +1221,7 @@ bindings = [{ subnet = "10.1.0.128/25", path = "b" }]
 
     #[test]
     fn a_reconfigured_table_refuses_what_needs_a_restart() {
-        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, 16383, 9);
+        let t = TunnelTable::new(("peer", 0), &config(), &interfaces(), 2, (16383, 16383), 9);
         let mut moved = config();
         moved.paths[0].remote = Some(Ipv4Addr::new(172, 16, 0, 9));
         assert!(t.reconfigured(&moved, &interfaces()).is_err());

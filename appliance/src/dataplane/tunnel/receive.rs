@@ -21,7 +21,7 @@ use crate::dataplane::dispatch::act;
 use crate::dataplane::pipeline::{bad_source, process, Ingress};
 use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
-use crate::stats::DropReason;
+use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
 use crate::tunnel::encap;
@@ -134,16 +134,17 @@ impl TunnelRx {
             handoff_from,
             handshakes: TokenBucket::with_burst(rate, rate.min(64)),
         };
-        rx.repeer(slots);
+        rx.repeer(slots, None);
         rx
     }
 
     /// Once per burst: takes peers added or removed (each peer reads its
-    /// paths' state when something of its arrives).
+    /// paths' state when something of its arrives); what a removed peer's
+    /// lanes held is counted in `counters`.
     #[inline]
-    pub fn begin_burst(&mut self, tables: &Tables) {
+    pub fn begin_burst(&mut self, tables: &Tables, counters: &WorkerCounters) {
         if !Arc::ptr_eq(&tables.tunnels, &self.slots) {
-            self.repeer(&tables.tunnels);
+            self.repeer(&tables.tunnels, Some(counters));
         }
     }
 
@@ -156,23 +157,44 @@ impl TunnelRx {
     }
 
     /// Follows the peers a reload added or removed: a new peer gets its
-    /// lanes, a removed one's go (what they held is freed), a peer that
-    /// stays keeps its own. Off the fast path: once per such reload (it
+    /// lanes, a removed one's go (what they held is freed and counted as
+    /// `tunnel_peer_removed`), a peer that stays keeps its own and reads its
+    /// new table at once. Off the fast path: once per such reload (it
     /// allocates the new peers' lanes).
     #[cold]
-    fn repeer(&mut self, slots: &PeerSlots) {
+    fn repeer(&mut self, slots: &PeerSlots, counters: Option<&WorkerCounters>) {
         let mut old = std::mem::take(&mut self.peers);
+        let mut gone = Vec::new();
         self.peers = slots
             .iter()
             .enumerate()
             .map(|(i, slot)| {
-                let t = slot.as_ref()?;
-                match old.get_mut(i).and_then(Option::take) {
-                    Some(r) if r.table.same_peer(t) => Some(r),
-                    _ => Some(TunnelReceiver::new(self.id, self.workers, Arc::clone(t))),
+                let kept = old.get_mut(i).and_then(Option::take);
+                let Some(t) = slot else {
+                    gone.extend(kept);
+                    return None;
+                };
+                match kept {
+                    Some(mut r) if r.table.same_peer(t) => {
+                        // Its paths as the new table has them, before the next packet.
+                        r.paths_due_ns = 0;
+                        Some(r)
+                    }
+                    other => {
+                        gone.extend(other);
+                        Some(TunnelReceiver::new(self.id, self.workers, Arc::clone(t)))
+                    }
                 }
             })
             .collect();
+        gone.extend(old.into_iter().flatten());
+        for r in gone {
+            if let Some(c) = counters {
+                for _ in 0..r.held() {
+                    c.drop_one(DropReason::TunnelPeerRemoved);
+                }
+            }
+        }
         self.path_ports = slots
             .iter()
             .flatten()
@@ -201,10 +223,11 @@ impl TunnelRx {
 
     /// The peer a packet is from: the one whose block holds its Key ID
     /// (sealed), else the one with a path of its id from its source (in
-    /// clear, and handshakes), else one with a learned path of its id (a
+    /// clear, and handshakes; `--check` makes it unique), else one with a
+    /// learned path of its id on the arrival port `in_port` when known (a
     /// handshake from behind a NAT: the management lcore finds which).
     #[inline]
-    fn peer_of(&self, rx: &encap::Rx) -> Option<usize> {
+    fn peer_of(&self, rx: &encap::Rx, in_port: Option<usize>) -> Option<usize> {
         if rx.header.key != 0 {
             let peer = crate::tunnel::crypto::peer_of_key(rx.header.key)?;
             return self.peers.get(peer)?.is_some().then_some(peer);
@@ -217,7 +240,10 @@ impl TunnelRx {
             self.peers
                 .get(*s)
                 .and_then(Option::as_ref)
-                .is_some_and(|p| p.table.may_send_from(rx.src, id))
+                .is_some_and(|p| match in_port {
+                    Some(port) => p.table.rx_path(port, rx.src, rx.dst, id).is_some(),
+                    None => p.table.may_send_from(rx.src, id),
+                })
         })
     }
 
@@ -246,7 +272,7 @@ impl TunnelRx {
         let Some(rx) = encap::recognize(m.data(), iface.mac, first.port) else {
             return Err(m);
         };
-        let at = self.peer_of(&rx).and_then(|peer| {
+        let at = self.peer_of(&rx, Some(in_port)).and_then(|peer| {
             let r = self.peers.get_mut(peer)?.as_mut()?;
             // Its table as of this burst: the path index is the one `accept` counts by.
             r.fresh(tables, now);
@@ -280,7 +306,7 @@ impl TunnelRx {
                 return;
             }
         };
-        let found = self.peer_of(&rx).and_then(|peer| {
+        let found = self.peer_of(&rx, Some(in_port)).and_then(|peer| {
             let r = self.peers.get_mut(peer)?.as_mut()?;
             r.fresh(tables, now);
             Some((
@@ -289,7 +315,7 @@ impl TunnelRx {
             ))
         });
         let Some(at) = found else {
-            let reason = if rx.header.key != 0 && self.peer_of(&rx).is_none() {
+            let reason = if rx.header.key != 0 && self.peer_of(&rx, Some(in_port)).is_none() {
                 DropReason::TunnelUnknownKey
             } else {
                 DropReason::TunnelUnknownPath
@@ -595,6 +621,15 @@ impl TunnelReceiver {
         moved
     }
 
+    /// Packets held in this peer's lanes.
+    fn held(&self) -> usize {
+        self.lanes
+            .iter()
+            .flatten()
+            .map(|l| l.lane.occupancy())
+            .sum()
+    }
+
     /// Whether nothing is held in this peer's lanes and its counters are
     /// published.
     #[inline]
@@ -674,7 +709,7 @@ impl Stage for TunnelRx {
                 // The receiving worker checked the peer and path; find their indices
                 // again (gone if this worker already holds a table a reload took the
                 // path out of).
-                let found = self.peer_of(&rx).and_then(|peer| {
+                let found = self.peer_of(&rx, None).and_then(|peer| {
                     let r = self.receiver(peer)?;
                     r.fresh(tables, now);
                     Some((peer, r.table.path_index(rx.header.path)?, r))
