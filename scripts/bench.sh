@@ -38,12 +38,19 @@ tx_port() {
     python3 -c "import json,sys; print(json.load(sys.stdin)['data']['tx_packets'][$1])"
 }
 
+# Starts the appliance with profile $1 and config $2 and waits for its control socket;
+# its pid in APP_PID.
+start_appliance() {
+  target/release/appliance --profile "$1" --config "$2" >"$W/app.log" 2>&1 &
+  APP_PID=$!
+  PIDS+=("$APP_PID")
+  for _ in $(seq 100); do [ -S "$W/ctl.sock" ] && break; sleep 0.1; done
+}
+
 # Mpps sent on port index $3 by the appliance with profile $1 and config $2.
 appliance_pps() {
-  target/release/appliance --profile "$1" --config "$2" >"$W/app.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 100); do [ -S "$W/ctl.sock" ] && break; sleep 0.1; done
+  start_appliance "$1" "$2"
+  local pid=$APP_PID
   sleep 2
   local a t0 b t1
   a=$(tx_port "$3"); t0=$(date +%s.%N)
@@ -105,10 +112,8 @@ peers_decap_run() {
 # "RSS-KiB mgmt-CPU-%" of the appliance with $1 unreachable peers, once they count as
 # unreachable (3 s without a word: probes once a second per path).
 peers_idle_run() {
-  target/release/appliance --profile "$W/idle-profile.toml" --config "$W/peers-$1-idle.toml" >"$W/app.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  for _ in $(seq 100); do [ -S "$W/ctl.sock" ] && break; sleep 0.1; done
+  start_appliance "$W/idle-profile.toml" "$W/peers-$1-idle.toml"
+  local pid=$APP_PID
   sleep 5
   local rss a b
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")

@@ -34,6 +34,15 @@ const FORGED_PINGS: u64 = 5;
 /// The TTL of an echo reply that crossed `appliances` appliances: Linux answers with 64 and
 /// each appliance routes it once (the two-site tests see ttl=62 through two). Spoke to
 /// spoke is three: the source spoke's, the hub's, the destination spoke's.
+/// Waits until every site shows every path of each of its peers usable.
+fn every_path_becomes_usable(bed: &HubBed) -> Result<()> {
+    bed.wait_peers(
+        Duration::from_secs(5),
+        "every path usable",
+        every_path_usable,
+    )
+}
+
 /// A `show peers` entry with every one of its paths usable.
 fn every_path_usable(p: &Value) -> bool {
     p["paths"].as_u64() == Some(LINKS as u64) && p["paths_usable"] == p["paths"]
@@ -105,11 +114,7 @@ fn a_hub_joins_its_spokes_and_holds_each_to_its_own_prefixes() -> Result<()> {
     bed.wait_sessions(Duration::from_secs(20))?;
     // Traffic goes where a path is usable: a path whose peer came up after it went
     // no_replies carries again once its probes are answered.
-    bed.wait_peers(
-        Duration::from_secs(5),
-        "every path usable",
-        every_path_usable,
-    )?;
+    every_path_becomes_usable(&bed)?;
 
     every_host_reaches_every_other(&bed)?;
 
@@ -180,11 +185,7 @@ fn a_hub_joins_its_spokes_and_holds_each_to_its_own_prefixes() -> Result<()> {
     }
 
     // Every peer keeps both paths.
-    bed.wait_peers(
-        Duration::from_secs(5),
-        "every path usable",
-        every_path_usable,
-    )?;
+    every_path_becomes_usable(&bed)?;
     let peers = bed.peers(0)?;
     for p in &peers {
         eprintln!(
@@ -337,11 +338,7 @@ fn add_spoke3(bed: &mut HubBed, t0: Instant) -> Result<Duration> {
     // own paths went no_replies while the hub ignored it: they carry again once its probes
     // are answered, and what it sends before has no path (tunnel_no_path).
     bed.wait_sessions(Duration::from_secs(5))?;
-    bed.wait_peers(
-        Duration::from_secs(5),
-        "every path usable",
-        every_path_usable,
-    )?;
+    every_path_becomes_usable(bed)?;
     let (replies, out) = ping(bed, 3, 0)?;
     ensure!(
         replies == PINGS && out.contains(" 0% packet loss"),
@@ -414,11 +411,7 @@ fn peers_are_added_and_removed_while_the_others_carry_traffic() -> Result<()> {
     bed.wait_sessions(Duration::from_secs(20))?;
     // Traffic goes where a path is usable: a path whose peer came up after it went
     // no_replies carries again once its probes are answered.
-    bed.wait_peers(
-        Duration::from_secs(5),
-        "every path usable",
-        every_path_usable,
-    )?;
+    every_path_becomes_usable(&bed)?;
     let spoke3 = bed.peer(3, "hub")?;
     ensure!(
         spoke3["session"] != true,

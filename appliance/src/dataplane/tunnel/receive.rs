@@ -247,6 +247,26 @@ impl TunnelRx {
         })
     }
 
+    /// The peer slot and path index of a packet that arrived on `in_port`,
+    /// the path index from the peer's table as of this burst (the one
+    /// `accept` counts by).
+    #[inline]
+    fn locate(
+        &mut self,
+        tables: &Tables,
+        rx: &encap::Rx,
+        in_port: usize,
+        now: Time,
+    ) -> Option<(usize, usize)> {
+        let peer = self.peer_of(rx, Some(in_port))?;
+        let r = self.peers.get_mut(peer)?.as_mut()?;
+        r.fresh(tables, now);
+        Some((
+            peer,
+            r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?,
+        ))
+    }
+
     /// The fast pass, tried before the general pipeline: takes a clean
     /// packet from one of our paths (see [`encap::recognize`]) and gives
     /// anything else back for the pipeline to judge. What the pipeline
@@ -272,16 +292,7 @@ impl TunnelRx {
         let Some(rx) = encap::recognize(m.data(), iface.mac, first.port) else {
             return Err(m);
         };
-        let at = self.peer_of(&rx, Some(in_port)).and_then(|peer| {
-            let r = self.peers.get_mut(peer)?.as_mut()?;
-            // Its table as of this burst: the path index is the one `accept` counts by.
-            r.fresh(tables, now);
-            Some((
-                peer,
-                r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?,
-            ))
-        });
-        let Some((peer, path)) = at else {
+        let Some((peer, path)) = self.locate(tables, &rx, in_port, now) else {
             return Err(m);
         };
         self.take(tables, m, &rx, (peer, path), now, sinks);
@@ -306,15 +317,7 @@ impl TunnelRx {
                 return;
             }
         };
-        let found = self.peer_of(&rx, Some(in_port)).and_then(|peer| {
-            let r = self.peers.get_mut(peer)?.as_mut()?;
-            r.fresh(tables, now);
-            Some((
-                peer,
-                r.table.rx_path(in_port, rx.src, rx.dst, rx.header.path)?,
-            ))
-        });
-        let Some(at) = found else {
+        let Some(at) = self.locate(tables, &rx, in_port, now) else {
             let reason = if rx.header.key != 0 && self.peer_of(&rx, Some(in_port)).is_none() {
                 DropReason::TunnelUnknownKey
             } else {
