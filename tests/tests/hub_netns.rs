@@ -68,22 +68,14 @@ fn counter_reaches(limit: Duration, at_least: u64, read: impl Fn() -> Result<u64
 /// Every host pings every other: all answered, each reply with the TTL of its route.
 fn every_host_reaches_every_other(bed: &HubBed) -> Result<()> {
     let hosts = &bed.sites.hosts;
-    for (from, src) in hosts.iter().enumerate() {
-        for (to, dst) in hosts.iter().enumerate() {
+    for from in 0..hosts.len() {
+        for to in 0..hosts.len() {
             if from == to {
                 continue;
             }
             let appliances = if from != 0 && to != 0 { 3 } else { 2 };
             let ttl = format!("ttl={} ", reply_ttl(appliances));
-            let out = src.ns.ping_output(&[
-                "-c",
-                &PINGS.to_string(),
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                &dst.addr.to_string(),
-            ])?;
+            let (_, out) = ping(bed, from, to)?;
             let replies: Vec<&str> = out.lines().filter(|l| l.contains(" ttl=")).collect();
             ensure!(
                 out.contains(" 0% packet loss")

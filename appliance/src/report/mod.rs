@@ -554,7 +554,8 @@ impl StatsSource {
     pub fn tunnel(&self) -> Option<tunnel::TunnelReport> {
         let tables = self.tables.current();
         let t = tables.peers().next()?;
-        Some(tunnel::tunnel(&tables, t, &self.drops(), self.clock.now()))
+        let drops = tunnel::worker_drops(&self.drops());
+        Some(tunnel::tunnel(&tables, t, drops, self.clock.now()))
     }
 
     /// Every worker's and the management lcore's drops, by reason.
@@ -571,14 +572,9 @@ impl StatsSource {
     pub fn tunnels(&self) -> Vec<tunnel::TunnelReport> {
         let tables = self.tables.current();
         let now = self.clock.now();
-        let drops = self.drops();
         tables
             .peers()
-            .map(|t| {
-                let mut r = tunnel::tunnel(&tables, t, &drops, now);
-                r.drops = tunnel::peer_drops(t);
-                r
-            })
+            .map(|t| tunnel::tunnel(&tables, t, tunnel::peer_drops(t), now))
             .collect()
     }
 
@@ -597,12 +593,10 @@ impl StatsSource {
         let tables = self.tables.current();
         let now = self.clock.now();
         let t = tables.peers().find(|t| t.name == name)?;
-        let mut report = tunnel::tunnel(&tables, t, &self.drops(), now);
-        // Its own: what its paths counted (the workers' totals are every peer's).
-        report.drops = tunnel::peer_drops(t);
         Some(tunnel::PeerDetail {
             peer: tunnel::peer(&tables, t, now),
-            tunnel: report,
+            // Its own drops: what its paths counted (the workers' totals are every peer's).
+            tunnel: tunnel::tunnel(&tables, t, tunnel::peer_drops(t), now),
             paths: tunnel::paths(&tables, t, now),
             classes: tunnel::classes(t),
         })

@@ -466,17 +466,26 @@ fn usable_paths(tables: &Tables, t: &TunnelTable) -> usize {
 
 /// What peer `t`'s paths dropped, by tunnel reason.
 pub fn peer_drops(t: &TunnelTable) -> BTreeMap<&'static str, u64> {
+    tunnel_reasons(|r| {
+        t.path_counters
+            .iter()
+            .map(|c| c.total(|w| w.drops.of(r)))
+            .sum()
+    })
+}
+
+/// The tunnel's drop reasons in the workers' drop counters `drops` (every
+/// peer's, and what no peer was found for).
+pub fn worker_drops(drops: &[u64]) -> BTreeMap<&'static str, u64> {
+    tunnel_reasons(|r| drops.get(r as usize).copied().unwrap_or(0))
+}
+
+/// Every `tunnel_` drop reason with its count.
+fn tunnel_reasons(count: impl Fn(DropReason) -> u64) -> BTreeMap<&'static str, u64> {
     DropReason::ALL
         .iter()
         .filter(|r| r.name().starts_with("tunnel_"))
-        .map(|r| {
-            let n = t
-                .path_counters
-                .iter()
-                .map(|c| c.total(|w| w.drops.of(*r)))
-                .sum();
-            (r.name(), n)
-        })
+        .map(|r| (r.name(), count(*r)))
         .collect()
 }
 
@@ -514,9 +523,14 @@ pub fn peer(tables: &Tables, t: &TunnelTable, now: Time) -> PeerReport {
     }
 }
 
-/// The tunnel as a whole, as peer `t` sees it; `drops` are the workers' drop
-/// counters (by reason).
-pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> TunnelReport {
+/// The tunnel as peer `t` sees it, with `drops` ([`peer_drops`] or
+/// [`worker_drops`]).
+pub fn tunnel(
+    tables: &Tables,
+    t: &TunnelTable,
+    drops: BTreeMap<&'static str, u64>,
+    now: Time,
+) -> TunnelReport {
     let lanes: Vec<LaneReport> = t
         .lane_counters
         .iter()
@@ -532,11 +546,7 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> Tun
             *reorder.entry(k).or_default() += v;
         }
     }
-    let tunnel_drops = DropReason::ALL
-        .iter()
-        .filter(|r| r.name().starts_with("tunnel_"))
-        .map(|r| (r.name(), drops.get(*r as usize).copied().unwrap_or(0)))
-        .collect();
+
     let usable = usable_paths(tables, t);
     TunnelReport {
         peer: t.name.clone(),
@@ -560,7 +570,7 @@ pub fn tunnel(tables: &Tables, t: &TunnelTable, drops: &[u64], now: Time) -> Tun
             .sum(),
         reorder,
         lanes,
-        drops: tunnel_drops,
+        drops,
         bfd_discards: t.bfd_discards.snapshot(),
     }
 }

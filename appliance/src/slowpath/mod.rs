@@ -37,7 +37,7 @@ use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::keys::KeyPrint;
 use crate::tunnel::TunnelTable;
-use crate::wire::tunnel::Kind;
+use crate::wire::tunnel::{Kind, TunnelPacket};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
 };
@@ -776,7 +776,8 @@ impl SlowPath {
         let body = rx.payload(frame);
         match rx.header.kind {
             Kind::HandshakeInitiation => {
-                let header = frame.get(rx.offset.checked_sub(20)?..rx.offset)?;
+                let start = rx.offset.checked_sub(TunnelPacket::<&[u8]>::HEADER_LEN)?;
+                let header = frame.get(start..rx.offset)?;
                 let key = first.1.initiator_of(header, body)?;
                 candidates
                     .find(|(_, t)| t.peer_key() == Some(key))

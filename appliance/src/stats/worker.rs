@@ -41,6 +41,12 @@ impl WorkerCounters {
         self.drops[reason as usize].inc();
     }
 
+    /// Counts `n` drops of one reason.
+    #[cold]
+    pub fn drop_many(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].add(n);
+    }
+
     /// A plain copy for reports.
     pub fn snapshot(&self) -> CounterSnapshot {
         let v = |a: &[Counter]| a.iter().map(Counter::get).collect::<Vec<_>>();

@@ -910,16 +910,6 @@ impl TunnelTable {
         Arc::ptr_eq(&self.lane_counters, &other.lane_counters)
     }
 
-    /// Whether this peer may send from `src` on the path with wire id `id`
-    /// (its configured remote there, or any address on a learned path): how
-    /// a packet with no Key ID finds its peer.
-    #[inline]
-    pub fn may_send_from(&self, src: Ipv4Addr, id: u8) -> bool {
-        self.path_index(id)
-            .and_then(|i| self.paths.get(i))
-            .is_some_and(|p| p.learned || p.remote == src)
-    }
-
     /// Bit p: port index p carries one of the peer's paths.
     #[inline]
     pub fn path_ports(&self) -> u64 {

@@ -52,6 +52,8 @@ pub struct TunnelRx {
     slots: PeerSlots,
     /// Bit p: port index p carries a path of some peer.
     path_ports: u64,
+    /// The tunnel's UDP port (every peer's).
+    port: u16,
     /// Bit s: peer slot s holds packets in its lanes or has counters to
     /// publish (what a poll visits; slots are below
     /// [`crate::config::tunnel::MAX_PEERS`], at most 64).
@@ -127,6 +129,7 @@ impl TunnelRx {
             peers: Vec::new(),
             slots: Arc::new([]),
             path_ports: 0,
+            port: 0,
             busy: 0,
             by_remote: HashMap::new(),
             learning: Vec::new(),
@@ -190,15 +193,14 @@ impl TunnelRx {
         gone.extend(old.into_iter().flatten());
         for r in gone {
             if let Some(c) = counters {
-                for _ in 0..r.held() {
-                    c.drop_one(DropReason::TunnelPeerRemoved);
-                }
+                c.drop_many(DropReason::TunnelPeerRemoved, r.held() as u64);
             }
         }
         self.path_ports = slots
             .iter()
             .flatten()
             .fold(0, |ports, t| ports | t.path_ports());
+        self.port = slots.iter().flatten().next().map_or(0, |t| t.port);
         self.by_remote.clear();
         self.learning.clear();
         for t in slots.iter().flatten() {
@@ -224,8 +226,10 @@ impl TunnelRx {
     /// The peer a packet is from: the one whose block holds its Key ID
     /// (sealed), else the one with a path of its id from its source (in
     /// clear, and handshakes; `--check` makes it unique), else one with a
-    /// learned path of its id on the arrival port `in_port` when known (a
-    /// handshake from behind a NAT: the management lcore finds which).
+    /// learned path of its id on the arrival port `in_port` (a handshake
+    /// from behind a NAT: the management lcore finds which). A packet handed
+    /// over by another worker (`in_port` unknown) with no Key ID is data in
+    /// clear, which never comes over a learned path.
     #[inline]
     fn peer_of(&self, rx: &encap::Rx, in_port: Option<usize>) -> Option<usize> {
         if rx.header.key != 0 {
@@ -236,14 +240,12 @@ impl TunnelRx {
         if let Some(slot) = self.by_remote.get(&(u32::from(rx.src), id)) {
             return Some(*slot);
         }
+        let port = in_port?;
         self.learning.iter().copied().find(|s| {
             self.peers
                 .get(*s)
                 .and_then(Option::as_ref)
-                .is_some_and(|p| match in_port {
-                    Some(port) => p.table.rx_path(port, rx.src, rx.dst, id).is_some(),
-                    None => p.table.may_send_from(rx.src, id),
-                })
+                .is_some_and(|p| p.table.rx_path(port, rx.src, rx.dst, id).is_some())
         })
     }
 
@@ -285,11 +287,10 @@ impl TunnelRx {
         if in_port >= 64 || self.path_ports & (1 << in_port) == 0 {
             return Err(m);
         }
-        let (Some(iface), Some(first)) = (tables.interfaces.get(in_port), tables.peers().next())
-        else {
+        let Some(iface) = tables.interfaces.get(in_port) else {
             return Err(m);
         };
-        let Some(rx) = encap::recognize(m.data(), iface.mac, first.port) else {
+        let Some(rx) = encap::recognize(m.data(), iface.mac, self.port) else {
             return Err(m);
         };
         let Some((peer, path)) = self.locate(tables, &rx, in_port, now) else {
