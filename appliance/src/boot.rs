@@ -22,7 +22,7 @@ use crate::control;
 use crate::dataplane::doorbell::Doorbell;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::mgmt_frames::MgmtFrames;
-use crate::dataplane::tunnel::{TunnelRx, TunnelSender};
+use crate::dataplane::tunnel::{Spares, TunnelRx, TunnelSender};
 use crate::dataplane::tx::{MgmtTx, TxPorts};
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
@@ -327,6 +327,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
         doorbell,
         clock,
         port_metas: _,
+        spares,
     } = plane;
     let mut slow = SlowPath::new(
         state,
@@ -341,6 +342,7 @@ pub fn run(opts: &Options) -> Result<Outcome, BootError> {
     for (peer, keys) in handshakers.into_iter().enumerate() {
         slow.encrypt_tunnel(peer, keys, clock.now());
     }
+    slow.keep_stocked(spares, clock.now());
     // By port index (the profile's order), as the interfaces are.
     let ra: Vec<_> = profile
         .ports
@@ -443,6 +445,9 @@ struct DataPlane {
     clock: Clock,
     /// What the reports read of each port.
     port_metas: Vec<PortMeta>,
+    /// The shelves of the tunnel's receive state (the management lcore
+    /// stocks them).
+    spares: Arc<Spares>,
 }
 
 /// Pools, ports and queues, the tables (with the tunnel's), and one worker
@@ -472,7 +477,8 @@ fn build_data_plane(
     state.set_idle(profile.idle.clone());
     // The workers start from the slots the first snapshot has.
     let tunnels = Arc::clone(state.tunnels());
-    let tunnel_receivers = tunnel_receivers(&tunnels, worker_lcores.len(), socket)?;
+    let spares = Arc::new(Spares::new(worker_lcores.len()));
+    let tunnel_receivers = tunnel_receivers(&tunnels, worker_lcores.len(), socket, &spares)?;
     let published = state.published().clone();
     for (id, p) in ports.ids.iter().zip(&profile.ports) {
         port::start(*id).map_err(|source| BootError::Port {
@@ -510,6 +516,7 @@ fn build_data_plane(
         doorbell,
         clock,
         port_metas: ports.metas,
+        spares,
     })
 }
 
@@ -698,6 +705,7 @@ fn tunnel_receivers(
     tunnels: &PeerSlots,
     workers: usize,
     socket: i32,
+    spares: &Arc<Spares>,
 ) -> Result<std::vec::IntoIter<TunnelRx>, BootError> {
     if tunnels.is_empty() {
         return Ok(Vec::new().into_iter());
@@ -718,7 +726,7 @@ fn tunnel_receivers(
         .into_iter()
         .zip(from)
         .enumerate()
-        .map(|(k, (to, from))| TunnelRx::new(k, workers, tunnels, to, from))
+        .map(|(k, rings)| TunnelRx::new(k, workers, tunnels, rings, Arc::clone(spares)))
         .collect::<Vec<_>>()
         .into_iter())
 }

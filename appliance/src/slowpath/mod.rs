@@ -30,6 +30,7 @@ use crate::api::{AdminState, Request, Response};
 use crate::config::tunnel::TunnelConfig;
 use crate::config::SlowPathConfig;
 use crate::dataplane::pipeline::{process, Ingress, PuntReason, Verdict};
+use crate::dataplane::tunnel::Spares;
 use crate::dataplane::tx::MgmtTx;
 use crate::stats::{DropReason, SlowCounters, WorkerCounters};
 use crate::tables::{L2Dest, RoutingState, TableError};
@@ -64,6 +65,11 @@ const LEARNED_ARP_EVERY: Duration = Duration::from_millis(200);
 /// How often learned neighbours are checked for staleness, and relay outputs'
 /// next hops for resolution.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How soon the tunnel's spare receive state is restocked after some was
+/// taken: what a burst of newly busy lanes may find empty at most.
+const RESTOCK_BUSY: Duration = Duration::from_millis(1);
+/// How often the shelves are looked at while nothing is taken.
+const RESTOCK_IDLE: Duration = Duration::from_millis(10);
 
 /// The slow path's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,6 +98,8 @@ enum SlowTimer {
     DadDone,
     /// An MLD report is due on some port.
     Mld,
+    /// The tunnel's spare lanes and replay windows are to be restocked.
+    Restock,
 }
 
 struct Pending {
@@ -130,6 +138,8 @@ pub struct SlowPath {
     tentative: Vec<(usize, std::net::Ipv6Addr)>,
     /// MLD membership of the groups our IPv6 needs.
     mld: mld::Listener,
+    /// The shelves of the tunnel's receive state it keeps stocked.
+    spares: Option<Arc<Spares>>,
 }
 
 /// One peer's state on the management lcore.
@@ -208,7 +218,26 @@ impl SlowPath {
             ra_configs: Vec::new(),
             tentative: Vec::new(),
             mld: mld::Listener::default(),
+            spares: None,
         }
+    }
+
+    /// Keeps `spares` stocked for the workers, from now on.
+    pub fn keep_stocked(&mut self, spares: Arc<Spares>, now: Time) {
+        self.spares = Some(spares);
+        self.restock(now);
+    }
+
+    /// Fills the shelves of lanes and replay windows the workers take from
+    /// when a peer's lane or path first carries a packet: again within
+    /// [`RESTOCK_BUSY`] while they are being taken, else [`RESTOCK_IDLE`].
+    fn restock(&mut self, now: Time) {
+        let Some(spares) = &self.spares else {
+            return;
+        };
+        let made = spares.restock(self.state.peers().map(|t| &t.reorder));
+        let next = if made > 0 { RESTOCK_BUSY } else { RESTOCK_IDLE };
+        self.timers.arm(SlowTimer::Restock, now + next);
     }
 
     /// The management lcore's state of the peer in slot `peer`.
@@ -331,6 +360,7 @@ impl SlowPath {
                 SlowTimer::RouterAdvert => self.advertise_due(now),
                 SlowTimer::DadDone => self.dad_done(now),
                 SlowTimer::Mld => self.mld_due(now),
+                SlowTimer::Restock => self.restock(now),
             }
         }
     }

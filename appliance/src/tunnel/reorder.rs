@@ -62,6 +62,14 @@ pub struct Config {
     pub dedup_window: u32,
 }
 
+impl Config {
+    /// The ring a lane of this config gets: `capacity` rounded up to a
+    /// power of two in 2..=65536.
+    pub fn ring_size(&self) -> usize {
+        self.capacity.clamp(2, MAX_CAPACITY).next_power_of_two()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -295,7 +303,7 @@ impl<T> Lane<T> {
     /// to a power of two in 2..=65536, `dedup_window` to a power of two in
     /// `max(512, capacity)..=2^22`, durations to at most one hour.
     pub fn new(cfg: Config) -> Self {
-        let cap = cfg.capacity.clamp(2, MAX_CAPACITY).next_power_of_two();
+        let cap = cfg.ring_size();
         let cap_u32 = u32::try_from(cap).unwrap_or(1 << 16);
         let window = cfg
             .dedup_window
@@ -436,6 +444,16 @@ impl<T> Lane<T> {
     /// Event counts since `new`.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Bytes a lane of default tuning with a ring of `ring` slots takes: its
+    /// own, its ring's, its deadline tree's and its duplicate bits'.
+    pub fn footprint(ring: usize) -> usize {
+        let window = (ring as u64).max(u64::from(Config::default().dedup_window));
+        std::mem::size_of::<Self>()
+            + ring * std::mem::size_of::<Option<Slot<T>>>()
+            + 2 * ring * std::mem::size_of::<u64>()
+            + (window / 8) as usize
     }
 
     /// Packets the ring can hold (the normalised `Config::capacity`).

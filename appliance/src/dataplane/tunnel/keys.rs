@@ -1,9 +1,10 @@
 //! A worker's use of the tunnel's keys: sealing what it sends under the
 //! current send key ([`Sealer`]) and opening what it receives under the key
 //! its Key ID names, with the anti-replay windows of the lanes it owns
-//! ([`Opener`]). Both re-read the key set once per burst (the management
-//! lcore swaps it whole) and keep a local reference, so a packet costs no
-//! atomic on a shared cache line.
+//! ([`Opener`]), made when a (lane, path) first carries a packet. Both
+//! re-read the key set once per burst (the management lcore swaps it whole)
+//! and keep a local reference, so a packet costs no atomic on a shared cache
+//! line.
 
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use crate::tunnel::crypto::{KeySet, TunnelCrypto, RX_KEYS};
 use crate::tunnel::encap::{self, Rx};
 use crate::tunnel::{MAX_LANES, MAX_PATHS};
 use crate::wire::tunnel::CONTROL_LANE;
+
+use super::spares::Spares;
 
 /// Re-reads the published key set if it changed; whether it did.
 fn refresh(crypto: &TunnelCrypto, set: &mut Arc<KeySet>) -> bool {
@@ -80,60 +83,47 @@ impl Sealer {
     }
 }
 
-/// The windows of one receive key: per lane this worker owns (and the
-/// control lane) and per path.
-#[derive(Debug)]
-struct KeyWindows {
-    serial: u64,
-    windows: Box<[Window]>,
+/// The replay windows of one (lane, path): one per receive-key slot, each
+/// with the serial of the key it holds numbers for (a slot whose key
+/// changed starts afresh when next used, so a rekey touches no window).
+#[derive(Debug, Default)]
+pub struct PathWindows {
+    serials: [u64; RX_KEYS],
+    windows: [Window; RX_KEYS],
 }
 
 /// Opens what one worker receives, for the lanes it owns.
 #[derive(Debug)]
 pub struct Opener {
     workers: usize,
-    paths: usize,
     crypto: Arc<TunnelCrypto>,
     set: Arc<KeySet>,
-    /// Per receive-key slot.
-    keys: [KeyWindows; RX_KEYS],
+    /// Per (lane this worker owns, or the control lane; path id): made the
+    /// first time a packet of theirs verifies, so a (lane, path) that never
+    /// carries anything costs a pointer.
+    windows: Box<[Option<Box<PathWindows>>]>,
 }
 
 impl Opener {
-    /// Worker `worker`'s of `workers`, with windows for every path id (a
-    /// reload may add paths; a path's windows are kept by its wire id).
+    /// Worker `worker`'s of `workers`, with room for windows for every path
+    /// id (a reload may add paths; a path's windows are kept by its wire id).
     pub fn new(worker: usize, workers: usize, crypto: Arc<TunnelCrypto>) -> Self {
-        let paths = MAX_PATHS;
         let workers = workers.max(1);
         // The data lanes it owns, and the control lane (which one worker owns).
         let _ = worker;
         let lanes = MAX_LANES.div_ceil(workers) + 1;
         Self {
             workers,
-            paths,
             set: crypto.keys.load_full(),
             crypto,
-            keys: std::array::from_fn(|_| KeyWindows {
-                serial: 0,
-                windows: vec![Window::default(); lanes * paths].into_boxed_slice(),
-            }),
+            windows: (0..lanes * MAX_PATHS).map(|_| None).collect(),
         }
     }
 
-    /// Once per burst: picks up a new key set; a slot whose key changed
-    /// starts with empty windows.
+    /// Once per burst: picks up a new key set.
     #[inline]
     pub fn begin_burst(&mut self) {
-        if !refresh(&self.crypto, &mut self.set) {
-            return;
-        }
-        for (slot, key) in self.keys.iter_mut().zip(&self.set.recv) {
-            let serial = key.as_ref().map_or(0, |k| k.serial);
-            if slot.serial != serial {
-                slot.serial = serial;
-                slot.windows.iter_mut().for_each(Window::reset);
-            }
-        }
+        refresh(&self.crypto, &mut self.set);
     }
 
     /// The window index of (`lane`, path id `path`).
@@ -143,34 +133,46 @@ impl Opener {
         } else {
             usize::from(lane) / self.workers
         };
-        (path < self.paths).then_some(per_lane * self.paths + path)
+        (path < MAX_PATHS).then_some(per_lane * MAX_PATHS + path)
     }
 
     /// Checks, decrypts in place and accepts a packet of a lane this worker
     /// owns, received on the path its header names. Nothing changes unless
-    /// its tag verifies. Returns whether it is the newest of its (lane, path)
-    /// so far (what a learned path may learn its peer's endpoint from: an
-    /// older one, late or replayed, never moves it).
+    /// its tag verifies; only then does a (lane, path) new to this worker
+    /// take its windows from `spares`. Returns whether it is the newest of
+    /// its (lane, path) so far (what a learned path may learn its peer's
+    /// endpoint from: an older one, late or replayed, never moves it).
     ///
     /// # Errors
-    /// The drop reason: no such key, a replay, or authentication failed.
+    /// The drop reason: no such key, a replay, authentication failed, or no
+    /// spare windows were ready.
     #[inline]
-    pub fn open(&mut self, frame: &mut [u8], rx: &Rx) -> Result<bool, DropReason> {
+    pub fn open(&mut self, frame: &mut [u8], rx: &Rx, spares: &Spares) -> Result<bool, DropReason> {
         let h = &rx.header;
         let (slot, key) = self.set.rx(h.key).ok_or(DropReason::TunnelUnknownKey)?;
         let i = self
             .index(h.lane, usize::from(h.path))
             .ok_or(DropReason::TunnelBadLane)?;
-        let window = self.keys[slot]
-            .windows
-            .get_mut(i)
-            .ok_or(DropReason::TunnelBadLane)?;
-        match window.fresh(h.path_seq) {
+        let entry = self.windows.get_mut(i).ok_or(DropReason::TunnelBadLane)?;
+        let fresh = match entry.as_deref() {
+            Some(w) if w.serials[slot] == key.serial => w.windows[slot].fresh(h.path_seq),
+            // Nothing accepted under this key on this (lane, path) yet.
+            _ => Ok(()),
+        };
+        match fresh {
             Ok(()) => {}
             Err(Refused::Again | Refused::TooOld) => return Err(DropReason::TunnelReplay),
         }
         encap::open(frame, rx, &key.key).map_err(|_| DropReason::TunnelAuthFailed)?;
-        let newest = window.mark(h.path_seq);
+        if entry.is_none() {
+            *entry = Some(spares.windows().ok_or(DropReason::TunnelNoState)?);
+        }
+        let w = entry.as_deref_mut().ok_or(DropReason::TunnelNoState)?;
+        if w.serials[slot] != key.serial {
+            w.serials[slot] = key.serial;
+            w.windows[slot].reset();
+        }
+        let newest = w.windows[slot].mark(h.path_seq);
         if !key.used.load(std::sync::atomic::Ordering::Relaxed) {
             key.used.store(true, std::sync::atomic::Ordering::Relaxed);
         }

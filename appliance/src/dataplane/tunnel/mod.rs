@@ -17,6 +17,8 @@ mod keys;
 mod queues;
 mod receive;
 mod send;
+mod spares;
 
 pub use receive::{TunnelReceiver, TunnelRx};
 pub use send::TunnelSender;
+pub use spares::Spares;

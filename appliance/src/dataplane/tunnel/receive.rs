@@ -31,11 +31,13 @@ use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
 use crate::wire::EthernetFrame;
 
 use super::keys::Opener;
+use super::spares::Spares;
 
-/// A lane of the peer this worker reorders.
+/// A lane of the peer this worker reorders, made when it first carries a
+/// packet.
 #[derive(Debug)]
 struct OwnedLane {
-    lane: Lane<Mbuf>,
+    lane: Box<Lane<Mbuf>>,
     /// The peer's epoch it holds sequence state for.
     epoch: Option<u16>,
 }
@@ -70,6 +72,8 @@ pub struct TunnelRx {
     handoff_from: Vec<Consumer>,
     /// Handshake messages handed to the management lcore.
     handshakes: TokenBucket,
+    /// Where a peer's lanes and replay windows come from.
+    spares: Arc<Spares>,
 }
 
 /// One worker's receiving state for one peer.
@@ -77,12 +81,15 @@ pub struct TunnelRx {
 pub struct TunnelReceiver {
     id: usize,
     table: Arc<TunnelTable>,
+    /// Where its lanes and replay windows come from.
+    spares: Arc<Spares>,
     /// Bit id: the path with that wire id is up by health (for the reorder
     /// buffer's loss proofs, which keep their per-path state by id, so that
     /// a reload that adds, removes or moves paths leaves it in place).
     live: u16,
-    /// The peer's lanes, `Some` for the ones this worker owns.
-    lanes: Vec<Option<OwnedLane>>,
+    /// The peer's lanes, `Some` for the ones this worker owns and that
+    /// carried a packet.
+    lanes: Box<[Option<OwnedLane>]>,
     /// Bit l: lane l holds packets.
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
@@ -110,13 +117,13 @@ const PATH_STATE_EVERY_NS: u64 = 100_000;
 
 impl TunnelRx {
     /// Worker `id` of `workers`: its receiver for each peer of `tables`,
-    /// and its rings.
+    /// its rings, and the shelves its peers' lanes and windows come from.
     pub fn new(
         id: usize,
         workers: usize,
         slots: &PeerSlots,
-        handoff_to: Vec<Option<Producer>>,
-        handoff_from: Vec<Consumer>,
+        (handoff_to, handoff_from): (Vec<Option<Producer>>, Vec<Consumer>),
+        spares: Arc<Spares>,
     ) -> Self {
         let rate = slots
             .iter()
@@ -136,6 +143,7 @@ impl TunnelRx {
             handoff_to,
             handoff_from,
             handshakes: TokenBucket::with_burst(rate, rate.min(64)),
+            spares,
         };
         rx.repeer(slots, None);
         rx
@@ -185,7 +193,11 @@ impl TunnelRx {
                     }
                     other => {
                         gone.extend(other);
-                        Some(TunnelReceiver::new(self.id, self.workers, Arc::clone(t)))
+                        Some(TunnelReceiver::new(
+                            (self.id, self.workers),
+                            Arc::clone(t),
+                            Arc::clone(&self.spares),
+                        ))
                     }
                 }
             })
@@ -390,17 +402,15 @@ impl TunnelRx {
 }
 
 impl TunnelReceiver {
-    /// Worker `id` of `workers`'s receiver for the peer of `table`: the
-    /// lanes it owns.
-    pub fn new(id: usize, workers: usize, table: Arc<TunnelTable>) -> Self {
-        let lanes = (0..MAX_LANES)
-            .map(|l| {
-                (l % workers.max(1) == id).then(|| OwnedLane {
-                    lane: Lane::new(table.reorder),
-                    epoch: None,
-                })
-            })
-            .collect();
+    /// Worker `id` of `workers`'s receiver for the peer of `table`. It
+    /// holds no lane and no replay window yet: it takes them from `spares`
+    /// as they first carry a packet.
+    pub fn new(
+        (id, workers): (usize, usize),
+        table: Arc<TunnelTable>,
+        spares: Arc<Spares>,
+    ) -> Self {
+        let lanes = (0..MAX_LANES).map(|_| None).collect();
         let opener = table
             .crypto
             .as_ref()
@@ -410,6 +420,7 @@ impl TunnelReceiver {
             id,
             live: 0,
             lanes,
+            spares,
             active: 0,
             dirty: 0,
             table,
@@ -492,7 +503,7 @@ impl TunnelReceiver {
             (None, _) => Err(DropReason::TunnelUnknownKey),
             (Some(_), 0) => Err(DropReason::TunnelCleartext),
             (Some(_), _) if !m.is_contiguous() => Err(DropReason::MultiSegment),
-            (Some(o), _) => o.open(m.data_mut(), rx),
+            (Some(o), _) => o.open(m.data_mut(), rx, &self.spares),
         };
         let newest = match opened {
             Ok(newest) => newest,
@@ -545,8 +556,22 @@ impl TunnelReceiver {
         sinks: &mut Sinks<'_>,
     ) {
         let lane = usize::from(h.lane);
-        let Some(Some(owned)) = self.lanes.get_mut(lane) else {
+        let Some(entry) = self.lanes.get_mut(lane) else {
             sinks.drop_one(DropReason::TunnelBadLane);
+            return;
+        };
+        if entry.is_none() {
+            // The lane's first packet here (this worker owns it: `take` sent it here).
+            let Some(ring) = self.spares.lane(&self.table.reorder) else {
+                sinks.drop_one(DropReason::TunnelNoState);
+                return;
+            };
+            *entry = Some(OwnedLane {
+                lane: ring,
+                epoch: None,
+            });
+        }
+        let Some(owned) = entry.as_mut() else {
             return;
         };
         let peer = self.table.index;
