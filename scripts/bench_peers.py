@@ -1,6 +1,7 @@
 """Writes the many-peers benchmark's inputs into the folder argv[1] for N = argv[2] peers:
   peers-N.toml:  a config whose tunnel lists N peers, one path each on wan (peer p at
-                 10.10.2.(2+p), its site 10.(100+p).0.0/16); argv[3] "clear" (the decap
+                 172.16.0.0/16 + 2 + p, its site 10.(100 + p / 256).(p % 256).0/24);
+                 argv[3] "clear" (the decap
                  runs: probes every 10 s, no BFD, so the paths stay `starting` and carry)
                  or "idle" (encrypted, the default probes and BFD, peers that are not
                  there: what an unreachable peer costs); keys under keys/ (made by the
@@ -20,13 +21,24 @@ out, n, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 exe = sys.argv[4] if len(sys.argv) > 4 else None
 
 frames = []
+
+
+def site(p):
+    return [10, 100 + p // 256, p % 256]
+
+
+def remote(p):
+    return [172, 16, (2 + p) >> 8, (2 + p) & 0xff]
+
+
 for i in range(1024):
     p = i % n
-    back = ipv4([10, 100 + p, (i >> 8) & 0xff, i & 0xff], [10, 10, 1, 10], 17,
-                udp(5000, 1024 + i, bytes(18)), i)
-    header = bytes([0x20, 0x01, 0, 0]) + (0).to_bytes(2, 'big') + EPOCH.to_bytes(2, 'big') \
+    back = ipv4(site(p) + [1 + i % 250], [10, 10, 1, 10], 17, udp(5000, 1024 + i, bytes(18)), i)
+    # Version 3 data, UNORDERED on path 0, key 0 (in clear), lane 0, the epoch, then the lane
+    # and path sequence numbers and the send time.
+    header = bytes([0x30, 0x10, 0, 0]) + (0).to_bytes(2, 'big') + EPOCH.to_bytes(2, 'big') \
         + i.to_bytes(4, 'big') + i.to_bytes(4, 'big') + (1000 * i).to_bytes(4, 'big')
-    outer = ipv4([10, 10, 2, 2 + p], [10, 10, 2, 1], 17, udp(49152, 4800, header + back), i)
+    outer = ipv4(remote(p), [172, 16, 0, 1], 17, udp(49152, 4800, header + back), i)
     frames.append(PCAP_MAC + PEER_MAC + b'\x08\x00' + outer)
 pcap(f'{out}/decap-{n}.pcap', frames)
 
@@ -44,7 +56,7 @@ def key(name):
 
 lines = [
     '[[interfaces]]', 'port = "lan"', 'address = "10.10.1.1/24"',
-    '[[interfaces]]', 'port = "wan"', 'address = "10.10.2.1/24"',
+    '[[interfaces]]', 'port = "wan"', 'address = "172.16.0.1/16"',
     '[[neighbors]]', 'address = "10.10.1.10"', 'mac = "02:00:00:00:00:10"',
     '[control]', f'socket = "{out}/ctl.sock"', 'metrics = ""',
     '[tunnel]',
@@ -56,12 +68,13 @@ else:
     key('hub')
     lines += [f'private_key = "{keys}/hub.key"']
 for p in range(n):
-    lines += ['[[tunnel.peers]]', f'name = "p{p}"', f'prefixes = ["10.{100 + p}.0.0/16"]']
+    lines += ['[[tunnel.peers]]', f'name = "p{p}"', f'prefixes = ["{".".join(map(str, site(p)))}.0/24"]']
     if mode != 'clear':
         lines += [f'public_key = "{key(f"p{p}")}"']
     lines += ['[[tunnel.peers.paths]]', 'name = "a"', 'id = 0', 'interface = "wan"',
-              f'remote = "10.10.2.{2 + p}"', 'rate = "1gbit"']
+              f'remote = "{".".join(map(str, remote(p)))}"', 'rate = "1gbit"']
     if mode == 'clear':
-        lines += ['[[neighbors]]', f'address = "10.10.2.{2 + p}"', 'mac = "02:00:00:00:00:22"']
+        lines += ['[[neighbors]]', f'address = "{".".join(map(str, remote(p)))}"',
+                  'mac = "02:00:00:00:00:22"']
 with open(f'{out}/peers-{n}-{mode}.toml', 'w') as f:
     f.write('\n'.join(lines) + '\n')

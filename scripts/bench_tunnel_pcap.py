@@ -51,9 +51,9 @@ if __name__ == '__main__':
         inner = ipv4([10, 10, 1, 10], [10, 20, i >> 8, i & 0xff], 17, udp(1024 + i, 5000, bytes(18)), i)
         encap.append(PCAP_MAC + HOST_MAC + b'\x08\x00' + inner)
         back = ipv4([10, 20, i >> 8, i & 0xff], [10, 10, 1, 10], 17, udp(5000, 1024 + i, bytes(18)), i)
-        # Version 2, type 0 (data); flags: UNORDERED; path 0; key 0 (in clear); lane 0;
+        # Version 3, type 0 (data); flags UNORDERED and path 0; key 0 (in clear); lane 0;
         # epoch; lane sequence (the mark of an unordered packet); path sequence; send time.
-        header = struct.pack('!BBBBHHIII', 0x20, 0x01, 0, 0, 0, EPOCH, i, i, 1000 * i)
+        header = struct.pack('!BBHHHIII', 0x30, 0x10, 0, 0, EPOCH, i, i, 1000 * i)
         outer = ipv4([10, 10, 2, 2], [10, 10, 2, 1], 17, udp(49152, 4800, header + back), i)
         decap.append(PCAP_MAC + PEER_MAC + b'\x08\x00' + outer)
     pcap(out_dir + '/encap.pcap', encap)

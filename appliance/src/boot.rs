@@ -22,7 +22,7 @@ use crate::control;
 use crate::dataplane::doorbell::Doorbell;
 use crate::dataplane::idle::Idle;
 use crate::dataplane::mgmt_frames::MgmtFrames;
-use crate::dataplane::tunnel::{Spares, TunnelRx, TunnelSender};
+use crate::dataplane::tunnel::{Spares, TunnelRx, TunnelSenders};
 use crate::dataplane::tx::{MgmtTx, TxPorts};
 use crate::dataplane::worker::Worker;
 use crate::metrics::{self, MetricsError};
@@ -663,21 +663,12 @@ fn assemble_workers(
             clock: shared.clock,
             stages: Vec::new(),
             mgmt_frames: MgmtFrames::new(mgmt_rings.next().unwrap_or_default()),
-            tunnel_tx: shared
-                .tunnels
-                .iter()
-                .map(|slot| {
-                    slot.as_ref().map(|t| {
-                        TunnelSender::new(
-                            k,
-                            Arc::clone(t),
-                            Arc::clone(shared.headers),
-                            Arc::clone(shared.pool),
-                        )
-                    })
-                })
-                .collect(),
-            tunnel_slots: Arc::clone(shared.tunnels),
+            tunnel_tx: TunnelSenders::new(
+                k,
+                shared.tunnels,
+                Arc::clone(shared.headers),
+                Arc::clone(shared.pool),
+            ),
             tunnel_rx: tunnel_receivers.next(),
         };
         workers.ready.push((*lc, worker));

@@ -29,7 +29,8 @@ use testbed::netns::{skip_unless_root, veth, Netns, RunId};
 use testbed::rundir::RunDir;
 
 const TUNNEL_PORT: u16 = 4800;
-const OUR_KEY_ID: u8 = 7;
+/// Above 255: the header's Key ID is 16 bits wide.
+const OUR_KEY_ID: u16 = 0x0107;
 const EPOCH: u16 = 0x4242;
 
 /// RustCrypto's AEAD of the session's cipher.
@@ -82,26 +83,25 @@ impl Aead {
 fn nonce_of(h: &[u8]) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[0..2].copy_from_slice(&h[4..6]);
-    n[2] = h[2];
+    n[2] = h[1] & 0x0f;
     n[4..8].copy_from_slice(&h[12..16]);
     n
 }
 
-/// A version 2 tunnel header.
+/// A version 3 tunnel header on path 0.
 fn header(
     kind: u8,
     flags: u8,
-    key: u8,
+    key: u16,
     lane: u16,
     lane_seq: u32,
     path_seq: u32,
     sent_us: u32,
 ) -> [u8; 20] {
     let mut h = [0u8; 20];
-    h[0] = 0x20 | kind;
-    h[1] = flags;
-    h[2] = 0; // path id 0
-    h[3] = key;
+    h[0] = 0x30 | kind;
+    h[1] = flags << 4; // path id 0
+    h[2..4].copy_from_slice(&key.to_be_bytes());
     h[4..6].copy_from_slice(&lane.to_be_bytes());
     h[6..8].copy_from_slice(&EPOCH.to_be_bytes());
     h[8..12].copy_from_slice(&lane_seq.to_be_bytes());
@@ -160,7 +160,7 @@ fn peer(hs: Handshaker, cipher: Cipher, ready: mpsc::Sender<()>, back: Vec<u8>) 
                 ));
                 sock.send_to(&[&out[..], &answered.body].concat(), from)?;
             }
-            (1, Some((send, recv, key))) if h[3] == OUR_KEY_ID => {
+            (1, Some((send, recv, key))) if u16::from_be_bytes([h[2], h[3]]) == OUR_KEY_ID => {
                 // A probe: open it, answer it sealed.
                 let probe = recv.open(h, body)?;
                 received += 1;
@@ -180,7 +180,7 @@ fn peer(hs: Handshaker, cipher: Cipher, ready: mpsc::Sender<()>, back: Vec<u8>) 
                     }
                 }
             }
-            (0, Some((send, recv, key))) if h[3] == OUR_KEY_ID => {
+            (0, Some((send, recv, key))) if u16::from_be_bytes([h[2], h[3]]) == OUR_KEY_ID => {
                 let plain = recv.open(h, body)?;
                 let resealed = recv.seal(h, &plain);
                 // And one the other way, sealed by RustCrypto.
@@ -314,8 +314,12 @@ rate = "100mbit"
     let (udp, data) = etherparse::UdpHeader::from_slice(rest)?;
     assert_eq!((udp.source_port, udp.destination_port), (40000, 9000));
     assert_eq!(data, b"golden payload");
-    assert_eq!(golden.header[0], 0x20, "version 2 data");
-    assert_eq!(golden.header[3], OUR_KEY_ID, "under the key id we gave");
+    assert_eq!(golden.header[0], 0x30, "version 3 data");
+    assert_eq!(
+        u16::from_be_bytes([golden.header[2], golden.header[3]]),
+        OUR_KEY_ID,
+        "under the key id we gave"
+    );
     assert_eq!(
         golden.sealed.len(),
         golden.plain.len() + 16,

@@ -64,14 +64,14 @@ fn to_b(f: &[u8]) -> bool {
         && f[36..38] == TUNNEL_PORT.to_be_bytes()
 }
 
-/// ... carrying data (version 2, type 0) sealed under a key.
+/// ... carrying data (version 3, type 0) sealed under a key.
 fn sealed_data_to_b(f: &[u8]) -> bool {
-    to_b(f) && f[42] == 0x20 && f[45] != 0
+    to_b(f) && f[42] == 0x30 && f[44..46] != [0, 0]
 }
 
 /// ... a sealed probe reply (type 2).
 fn sealed_reply_to_b(f: &[u8]) -> bool {
-    to_b(f) && f[42] == 0x22 && f[45] != 0
+    to_b(f) && f[42] == 0x32 && f[44..46] != [0, 0]
 }
 
 #[test]
@@ -303,8 +303,8 @@ fn a_flood_of_handshake_initiations_leaves_bfd_up_and_the_tunnel_carrying() -> R
     let frames: Vec<Vec<u8>> = (0..300u64)
         .map(|i| {
             let mut header = [0u8; 20];
-            header[0] = 0x23; // version 2, handshake initiation
-            header[1] = 1;
+            header[0] = 0x33; // version 3, handshake initiation
+            header[1] = 0x10; // unordered, path 0
             header[4..6].copy_from_slice(&0xffffu16.to_be_bytes());
             let (_, body) = stranger
                 .initiate(&header, 1, 1_000_000 + i, None)

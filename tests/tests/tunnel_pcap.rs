@@ -116,17 +116,18 @@ fn hop(ip: &[u8]) -> Vec<u8> {
 /// The tunnel header as docs/wire-format.md draws it.
 #[allow(clippy::too_many_arguments)]
 fn tunnel_header(
-    version_type: u8,
+    kind: u8,
     flags: u8,
     path: u8,
-    key: u8,
+    key: u16,
     lane: u16,
     epoch: u16,
     lane_seq: u32,
     path_seq: u32,
     sent_us: u32,
 ) -> Vec<u8> {
-    let mut h = vec![version_type, flags, path, key];
+    let mut h = vec![0x30 | kind, flags << 4 | path];
+    h.extend_from_slice(&key.to_be_bytes());
     h.extend_from_slice(&lane.to_be_bytes());
     h.extend_from_slice(&epoch.to_be_bytes());
     h.extend_from_slice(&lane_seq.to_be_bytes());
@@ -208,7 +209,7 @@ fn packets_leave_each_path_encapsulated_byte_for_byte() {
                   tos,
                   inner: &[u8]| {
         let mut payload = tunnel_header(
-            0x20,
+            0,
             0,
             path,
             0,
@@ -270,7 +271,7 @@ fn packets_leave_each_path_encapsulated_byte_for_byte() {
                 continue;
             }
             assert!(
-                is_arp(&f) || header_of(&f)[0] == 0x21,
+                is_arp(&f) || header_of(&f)[0] == 0x31,
                 "{port}: unexpected {f:?}"
             );
         }
@@ -291,7 +292,7 @@ fn from_peer(path: u8, lane_seq: u32, inner: &[u8]) -> Vec<u8> {
         _ => (WAN1_MAC, PEER1_MAC, PEER1, WAN1_IP),
     };
     let mut payload = tunnel_header(
-        0x20,
+        0,
         0,
         path,
         0,
@@ -329,13 +330,13 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
         reason
     };
     let mut reasons = vec![
-        bad(42, 0x10, "tunnel_bad_version", &mut wan0),
-        bad(42, 0x29, "tunnel_bad_type", &mut wan0),
-        bad(44, 5, "tunnel_unknown_path", &mut wan0),
+        bad(42, 0x20, "tunnel_bad_version", &mut wan0),
+        bad(42, 0x39, "tunnel_bad_type", &mut wan0),
+        bad(43, 5, "tunnel_unknown_path", &mut wan0),
         // Sealed (a key id) to a tunnel in clear.
         bad(45, 1, "tunnel_unknown_key", &mut wan0),
         // A handshake to a tunnel in clear.
-        bad(42, 0x23, "tunnel_cleartext", &mut wan0),
+        bad(42, 0x33, "tunnel_cleartext", &mut wan0),
         bad(46, 1, "tunnel_bad_lane", &mut wan0), // lane 256
         bad(62 + 10, 0xff, "tunnel_bad_inner", &mut wan0), // inner checksum
     ];
@@ -358,7 +359,7 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
     reasons.push("tunnel_unknown_path");
     // A probe (with the peer's count of packets it received from us): answered
     // by the management lcore on the same path.
-    let mut probe_payload = tunnel_header(0x21, 1, 0, 0, 0xffff, 0x7777, 0, 42, 123_456);
+    let mut probe_payload = tunnel_header(1, 1, 0, 0, 0xffff, 0x7777, 0, 42, 123_456);
     probe_payload.extend_from_slice(&77u32.to_be_bytes()); // the probe's number
     probe_payload.extend_from_slice(&0u32.to_be_bytes());
     let probe = outer_frame(
@@ -403,7 +404,7 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
     let replies: Vec<_> = run
         .sent("wan0", 1)
         .into_iter()
-        .filter(|f| !is_arp(f) && header_of(f)[0] == 0x22)
+        .filter(|f| !is_arp(f) && header_of(f)[0] == 0x32)
         .collect();
     assert_eq!(replies.len(), 1, "one probe reply");
     let r = &replies[0];
@@ -411,9 +412,9 @@ fn peer_packets_come_out_decapsulated_in_order_and_bad_ones_are_counted() {
     assert_eq!(&r[26..30], &WAN0_IP);
     assert_eq!(&r[30..34], &PEER0);
     assert_eq!(
-        &header_of(r)[2..6],
-        &[0, 0, 0xff, 0xff],
-        "path 0, key 0, control lane"
+        &header_of(r)[1..6],
+        &[0x10, 0, 0, 0xff, 0xff],
+        "unordered, path 0, key 0, control lane"
     );
     assert_eq!(&r[62..66], &77u32.to_be_bytes(), "the probe's number");
     assert_eq!(&r[66..70], &123_456u32.to_be_bytes(), "echoed send time");

@@ -25,7 +25,7 @@ driver = "null"
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(p) = HwProfile::parse(Path::new("fuzz.toml"), text) {
-        let _ = p.eal_args(0);
+        let _ = p.eal_args(0, "fuzz");
     }
     if let Ok(profile) = HwProfile::parse(Path::new("p.toml"), PROFILE) {
         let _ = Config::parse(Path::new("fuzz.toml"), text, &profile);

@@ -24,12 +24,12 @@ fn sessions() -> Sessions {
     let both = Cipher::Aes256Gcm.bit() | Cipher::ChaCha20Poly1305.bit();
     let hs = Handshaker::new(ours, peer, None, both, Cipher::Aes256Gcm);
     let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, 2));
-    Sessions::new(hs, crypto, 2, Time::from_secs(1))
+    Sessions::new(hs, crypto, (2, 0), Time::from_secs(1))
 }
 
 fn header(_: usize, kind: Kind) -> Option<[u8; 20]> {
     let mut h = [0u8; 20];
-    h[0] = 0x20 | kind.bits();
+    h[0] = 0x30 | kind.bits();
     Some(h)
 }
 

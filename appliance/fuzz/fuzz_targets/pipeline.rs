@@ -69,7 +69,7 @@ fn tables() -> Tables {
         routes6: Arc::new(Route6Table::new(routes6)),
         neighbors6,
         mcast: McastTable::new(rules),
-        tunnel: None,
+        tunnels: Arc::new([]),
         idle: Default::default(),
     }
 }

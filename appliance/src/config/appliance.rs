@@ -822,7 +822,7 @@ prefixes = [\"10.7.0.0/16\"]
                  remote = \"10.0.2.{}\"\nrate = \"1mbit\"\n",
                 100 + i / 200,
                 i % 200,
-                i + 2
+                2 + i % 250
             );
         }
         assert_eq!(key_of(many), "tunnel.peers");

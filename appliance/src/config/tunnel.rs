@@ -29,6 +29,7 @@
 //! rate_percent = 95                    # of each path's rate
 //! ```
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -674,14 +675,15 @@ pub struct TunnelConfig {
 pub const ONE_PEER_NAME: &str = "peer";
 
 /// Most peers of one appliance. A receiver finds the peer of a sealed
-/// packet from its Key ID (8 bits, which the receiver chooses): each peer
-/// owns [`KEY_IDS_PER_PEER`] of them (`docs/wire-format.md`, "Key ID").
-pub const MAX_PEERS: usize = 50;
+/// packet from its Key ID (16 bits, which the receiver chooses): each peer
+/// owns [`KEY_IDS_PER_PEER`] of them (`docs/wire-format.md`, "Key ID"),
+/// which would allow 13,107.
+pub const MAX_PEERS: usize = 10_000;
 
 /// Key IDs each peer's sessions take theirs from: at most three sessions'
 /// receive keys are held, one handshake of ours may be pending, and an
 /// answer to the peer's needs one more.
-pub const KEY_IDS_PER_PEER: u8 = 5;
+pub const KEY_IDS_PER_PEER: u16 = 5;
 
 /// One peer site: `[[tunnel.peers]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -868,6 +870,7 @@ impl TunnelConfig {
         if self.peers.is_empty() {
             return vec![(ONE_PEER_NAME.to_owned(), self.clone())];
         }
+        let shared = self.shared();
         self.peers
             .iter()
             .map(|p| {
@@ -881,12 +884,51 @@ impl TunnelConfig {
                         .preshared_key
                         .clone()
                         .or_else(|| self.preshared_key.clone()),
-                    peers: Vec::new(),
-                    ..self.clone()
+                    ..shared.clone()
                 };
                 (p.name.clone(), view)
             })
             .collect()
+    }
+
+    /// A copy of the shared settings, without the peers (each view copies
+    /// it: copying every peer into every view would be quadratic).
+    fn shared(&self) -> TunnelConfig {
+        // Every field named, so a new one is not forgotten here.
+        let TunnelConfig {
+            port,
+            prefixes,
+            paths,
+            classes,
+            default_scheduler,
+            probe_interval,
+            reorder,
+            bfd,
+            max_hold_down,
+            shaping,
+            encryption,
+            private_key,
+            peer_public_key,
+            preshared_key,
+            peers: _,
+        } = self;
+        TunnelConfig {
+            port: *port,
+            prefixes: prefixes.clone(),
+            paths: paths.clone(),
+            classes: classes.clone(),
+            default_scheduler: *default_scheduler,
+            probe_interval: *probe_interval,
+            reorder: *reorder,
+            bfd: *bfd,
+            max_hold_down: *max_hold_down,
+            shaping: *shaping,
+            encryption: *encryption,
+            private_key: private_key.clone(),
+            peer_public_key: peer_public_key.clone(),
+            preshared_key: preshared_key.clone(),
+            peers: Vec::new(),
+        }
     }
 
     /// The keys of every peer, in [`Self::peers`]' order (`None`: in clear).
@@ -938,13 +980,21 @@ impl TunnelConfig {
         }
         let share = mbufs / u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
         let views = self.peers();
+        // What the peers before this one hold, each with the first peer that
+        // holds it: thousands of peers are checked against one another in
+        // one pass.
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut prefixes: HashMap<IpNet, usize> = HashMap::new();
+        let mut keys: HashMap<&str, usize> = HashMap::new();
+        let mut on_interface: HashMap<(Ipv4Addr, &str), usize> = HashMap::new();
+        let mut with_id: HashMap<(Ipv4Addr, u8), usize> = HashMap::new();
         for (i, (name, view)) in views.iter().enumerate() {
             let key = |f: &str| format!("peers[{i}].{f}");
             let good = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
             if name.is_empty()
                 || !name.chars().all(good)
                 || name == ONE_PEER_NAME
-                || views[..i].iter().any(|(o, _)| o == name)
+                || names.contains_key(name.as_str())
             {
                 return fail(
                     key("name"),
@@ -953,35 +1003,56 @@ impl TunnelConfig {
             }
             view.validate_peer(interfaces, static_prefixes, share, workers)
                 .map_err(|e| e.in_peer(self.peers.get(i), i))?;
-            for (j, (other, o)) in views[..i].iter().enumerate() {
-                if let Some(p) = view.prefixes.iter().position(|p| o.prefixes.contains(p)) {
+            let other = |j: usize| views.get(j).map_or("", |(n, _)| n.as_str());
+            for (p, prefix) in view.prefixes.iter().enumerate() {
+                if let Some(&j) = prefixes.get(prefix) {
                     return fail(
                         key(&format!("prefixes[{p}]")),
                         format!(
-                            "a prefix of this peer only ({} is peer {other}'s)",
-                            view.prefixes[p]
+                            "a prefix of this peer only ({prefix} is peer {}'s)",
+                            other(j)
                         ),
                     );
                 }
-                if view.encrypted() && view.peer_public_key == o.peer_public_key {
+            }
+            if let Some(public) = view.peer_public_key.as_deref().filter(|_| view.encrypted()) {
+                if let Some(&j) = keys.get(public) {
                     return fail(
                         key("public_key"),
-                        format!("this peer's own key (peers[{j}], {other}, has it)"),
+                        format!("this peer's own key (peers[{j}], {}, has it)", other(j)),
                     );
                 }
-                // A packet with no Key ID (in clear, a handshake) finds its peer by its
-                // source address and path id.
-                let same = view.paths.iter().position(|p| {
-                    p.remote.is_some()
-                        && o.paths.iter().any(|q| {
-                            q.remote == p.remote && (q.interface == p.interface || q.id == p.id)
-                        })
-                });
-                if let Some(p) = same {
+            }
+            // A packet with no Key ID (in clear, a handshake) finds its peer by its
+            // source address and path id.
+            for (p, path) in view.paths.iter().enumerate() {
+                let Some(r) = path.remote else { continue };
+                let there = on_interface
+                    .get(&(r, path.interface.as_str()))
+                    .or_else(|| with_id.get(&(r, path.id)));
+                if let Some(&j) = there {
                     return fail(
                         key(&format!("paths[{p}].remote")),
-                        format!("an address no other peer has on this interface (peer {other} is there)"),
+                        format!(
+                            "an address no other peer has on this interface (peer {} is there)",
+                            other(j)
+                        ),
                     );
+                }
+            }
+            names.insert(name, i);
+            for prefix in &view.prefixes {
+                prefixes.entry(*prefix).or_insert(i);
+            }
+            if let Some(public) = view.peer_public_key.as_deref().filter(|_| view.encrypted()) {
+                keys.entry(public).or_insert(i);
+            }
+            for path in &view.paths {
+                if let Some(r) = path.remote {
+                    on_interface
+                        .entry((r, path.interface.as_str()))
+                        .or_insert(i);
+                    with_id.entry((r, path.id)).or_insert(i);
                 }
             }
         }

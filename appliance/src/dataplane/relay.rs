@@ -173,16 +173,18 @@ fn emit(
     let c = sinks.relay.counters;
     // A rule relays into the tunnel only when it has one peer (the config
     // and `mcast add` refuse it with several).
-    match sinks.tunnel.iter_mut().flatten().next() {
-        Some(t) => {
-            if t.send(tables, m, sinks.relay.now, sinks.tx, c) {
-                oc.tx_packets.inc();
-                oc.tx_bytes.add(len);
-            } else {
-                // The tunnel counted the drop in the worker's reasons.
-                oc.drops.inc(DropReason::TunnelNoPath);
-            }
+    let now = sinks.relay.now;
+    let sent = sinks
+        .tunnel
+        .only_peer()
+        .and_then(|peer| sinks.tunnel.send(tables, peer, m, now, sinks.tx, c));
+    match sent {
+        Some(true) => {
+            oc.tx_packets.inc();
+            oc.tx_bytes.add(len);
         }
+        // The tunnel counted the drop in the worker's reasons.
+        Some(false) => oc.drops.inc(DropReason::TunnelNoPath),
         None => drop_output(oc, DropReason::TunnelNoPath, c),
     }
 }

@@ -4,7 +4,7 @@
 use dpdk_bindings::ring::Producer;
 use dpdk_bindings::{Mbuf, Mempool};
 
-use crate::dataplane::tunnel::TunnelSender;
+use crate::dataplane::tunnel::TunnelSenders;
 use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::time::Time;
@@ -21,9 +21,9 @@ pub struct Sinks<'a> {
     /// Whether anything was punted (the worker rings the management lcore's
     /// doorbell after its flush).
     pub punted: bool,
-    /// The worker's sending side of the tunnel, one per peer (by slot;
-    /// empty: no tunnel).
-    pub tunnel: &'a mut [Option<TunnelSender>],
+    /// The worker's sending side of the tunnel, one per peer (empty: no
+    /// tunnel).
+    pub tunnel: &'a mut TunnelSenders,
     /// Worker id, pools and counters.
     pub relay: RelayCtx<'a>,
 }
@@ -52,12 +52,12 @@ impl Sinks<'_> {
     /// took it (it counts its own drops).
     #[inline]
     pub fn send_tunnel(&mut self, tables: &crate::tables::Tables, peer: u16, m: Mbuf) -> bool {
+        let (now, counters) = (self.relay.now, self.relay.counters);
         match self
             .tunnel
-            .get_mut(usize::from(peer))
-            .and_then(Option::as_mut)
+            .send(tables, usize::from(peer), m, now, self.tx, counters)
         {
-            Some(t) => t.send(tables, m, self.relay.now, self.tx, self.relay.counters),
+            Some(taken) => taken,
             None => {
                 self.drop_one(DropReason::TunnelNoPath);
                 false

@@ -21,12 +21,11 @@ use crate::dataplane::pipeline::{process, Ingress, Verdict};
 use crate::dataplane::sinks::RelayCtx;
 use crate::dataplane::sinks::Sinks;
 use crate::dataplane::stage::Stage;
-use crate::dataplane::tunnel::{TunnelRx, TunnelSender};
+use crate::dataplane::tunnel::{TunnelRx, TunnelSenders};
 use crate::dataplane::tx::TxPorts;
 use crate::stats::{DropReason, WorkerCounters};
 use crate::tables::{Published, Tables};
 use crate::time::{Clock, Time};
-use crate::tunnel::PeerSlots;
 
 /// Everything one worker owns.
 #[derive(Debug)]
@@ -60,11 +59,8 @@ pub struct Worker {
     /// The management lcore's frames this worker sends for it (af_packet
     /// ports), polled first in every iteration.
     pub mgmt_frames: MgmtFrames,
-    /// Its sending side of the tunnel, one per peer (by slot; empty: no
-    /// tunnel).
-    pub tunnel_tx: Vec<Option<TunnelSender>>,
-    /// The peer slots `tunnel_tx` was made for.
-    pub tunnel_slots: PeerSlots,
+    /// Its sending side of the tunnel, one per peer (empty: no tunnel).
+    pub tunnel_tx: TunnelSenders,
     /// Its receiving side of the tunnel (also polled as a stage).
     pub tunnel_rx: Option<TunnelRx>,
 }
@@ -91,9 +87,7 @@ impl Worker {
             let tables = self.tables.load();
             self.idle.follow(&tables.idle);
             let now = self.clock.now();
-            if !Arc::ptr_eq(&tables.tunnels, &self.tunnel_slots) {
-                self.repeer(&tables.tunnels);
-            }
+            self.tunnel_tx.follow(&tables.tunnels, &self.counters);
 
             if let Some(t) = &mut self.tunnel_rx {
                 t.begin_burst(&tables, &self.counters);
@@ -138,11 +132,7 @@ impl Worker {
                 handled += stage.poll(&tables, now, &mut sinks);
             }
             // Last, so what this iteration queued can leave in it.
-            for t in sinks.tunnel.iter_mut().flatten() {
-                if t.holds_packets() {
-                    handled += t.drain(&tables, now, sinks.tx, &self.counters);
-                }
-            }
+            handled += sinks.tunnel.drain(&tables, now, sinks.tx, &self.counters);
             let punted = sinks.punted;
             self.tx.flush_all(&tables);
             drop(tables);
@@ -162,12 +152,7 @@ impl Worker {
                 .map(|s| &**s as &dyn Stage)
                 .chain(self.tunnel_rx.iter().map(|t| t as &dyn Stage))
                 .filter_map(|s| s.next_deadline())
-                .chain(
-                    self.tunnel_tx
-                        .iter()
-                        .flatten()
-                        .filter_map(TunnelSender::next_deadline),
-                )
+                .chain(self.tunnel_tx.next_deadline())
                 .min();
             let finished = if deadline.is_some() || self.idle.sleeps() {
                 self.clock.now()
@@ -182,44 +167,12 @@ impl Worker {
             }
         }
         // What still waits in the tunnel's path queues is dropped, counted.
-        for t in self.tunnel_tx.iter_mut().flatten() {
-            t.discard_queued(&self.counters, DropReason::ShaperStopped);
-        }
+        self.tunnel_tx
+            .discard_queued(&self.counters, DropReason::ShaperStopped);
         if let Some(rx) = &mut self.tunnel_rx {
             rx.publish_all();
         }
         0
-    }
-
-    /// Follows the peers a reload added or removed: a new peer gets its
-    /// sender, a removed one's queues are dropped (counted), a peer that
-    /// stays keeps its own. Off the fast path: once per such reload (it
-    /// allocates the new peers' queues).
-    #[cold]
-    fn repeer(&mut self, slots: &PeerSlots) {
-        let mut old = std::mem::take(&mut self.tunnel_tx);
-        self.tunnel_tx = slots
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| {
-                let kept = old.get_mut(i).and_then(Option::take);
-                match (slot, kept) {
-                    (Some(t), Some(s)) if s.table().same_peer(t) => Some(s),
-                    (Some(t), _) => Some(TunnelSender::new(
-                        self.id,
-                        Arc::clone(t),
-                        Arc::clone(&self.headers),
-                        Arc::clone(&self.pool),
-                    )),
-                    (None, _) => None,
-                }
-            })
-            .collect();
-        // What waited for a removed peer (or one whose slot another took) goes, counted.
-        for mut s in old.into_iter().flatten() {
-            s.discard_queued(&self.counters, DropReason::ShaperPeerRemoved);
-        }
-        self.tunnel_slots = Arc::clone(slots);
     }
 }
 

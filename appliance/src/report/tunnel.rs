@@ -181,7 +181,7 @@ pub struct EncryptionReport {
     /// Whether the CPU has AES instructions (detected at start).
     pub hardware_aes: bool,
     /// The Key ID our packets carry now (0: none).
-    pub key_id: u8,
+    pub key_id: u16,
     /// Age of the key in use (s).
     pub key_age_secs: Option<f64>,
     /// Time since the last session formed (s).

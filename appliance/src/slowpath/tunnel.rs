@@ -65,7 +65,7 @@ impl ControlLane {
         tables: &Tables,
         path: usize,
         kind: Kind,
-        key: u8,
+        key: u16,
         now: Time,
     ) -> Option<Outer> {
         let p = self.table.paths.get(path)?;

@@ -509,7 +509,7 @@ mod tests {
             f
         };
         assert_eq!(parse_rx(&with(42, 0x10)), Err(DropReason::TunnelBadVersion));
-        assert_eq!(parse_rx(&with(42, 0x27)), Err(DropReason::TunnelBadType));
+        assert_eq!(parse_rx(&with(42, 0x37)), Err(DropReason::TunnelBadType));
         // A key id says a tag follows: 10 bytes after the header cannot hold one.
         let mut untagged = with(45, 1);
         untagged[38..40].copy_from_slice(&(8u16 + 20 + 10).to_be_bytes());
@@ -564,7 +564,7 @@ mod tests {
             ("a fragment", with(20, 0x20)),
             ("not UDP", with(23, 6)),
             ("another port", with(37, good[37] ^ 1)),
-            ("a bad tunnel header", with(42, 0x30)),
+            ("a bad tunnel header", with(42, 0x20)),
             ("truncated", good[..40].to_vec()),
         ];
         for (what, f) in refused {

@@ -2,10 +2,10 @@
 //! each path (layout and meaning: `docs/wire-format.md`).
 //!
 //! ```text
-//!  0       4       8              16              24             32
-//! +-------+-------+---------------+---------------+---------------+
-//! |Version| Type  |     Flags     |    Path ID    |    Key ID     |
-//! +-------+-------+---------------+---------------+---------------+
+//!  0       4       8      12      16                             32
+//! +-------+-------+-------+-------+-------------------------------+
+//! |Version| Type  | Flags |Path ID|            Key ID             |
+//! +-------+-------+-------+-------+-------------------------------+
 //! |             Lane              |             Epoch             |
 //! +-------------------------------+-------------------------------+
 //! |                     Lane Sequence Number                      |
@@ -22,8 +22,12 @@
 
 use super::{Error, Result};
 
-/// The header's version (2: authenticated encryption, handshakes).
-pub const VERSION: u8 = 2;
+/// The header's version (3: a 16-bit Key ID, so that a receiver tells
+/// thousands of peers apart by it; 2 had 8 bits).
+pub const VERSION: u8 = 3;
+
+/// Path ids fit the header's 4 bits.
+pub const MAX_PATH_ID: u8 = 15;
 
 /// The lane of the management lcore's own packets (probes, and ICMP it
 /// sends through the tunnel): always unordered, never reordered.
@@ -31,9 +35,9 @@ pub const CONTROL_LANE: u16 = 0xffff;
 
 mod field {
     pub const VER_TYPE: usize = 0;
-    pub const FLAGS: usize = 1;
-    pub const PATH: usize = 2;
-    pub const KEY: usize = 3;
+    /// Flags in the high nibble, the path id in the low one.
+    pub const FLAGS_PATH: usize = 1;
+    pub const KEY: usize = 2;
     pub const LANE: usize = 4;
     pub const EPOCH: usize = 6;
     pub const LANE_SEQ: usize = 8;
@@ -169,19 +173,19 @@ impl<T: AsRef<[u8]>> TunnelPacket<T> {
     /// Flags ([`flags`]).
     #[inline]
     pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
+        self.buffer.as_ref()[field::FLAGS_PATH] >> 4
     }
 
     /// The path the sender sent it on.
     #[inline]
     pub fn path(&self) -> u8 {
-        self.buffer.as_ref()[field::PATH]
+        self.buffer.as_ref()[field::FLAGS_PATH] & 0x0f
     }
 
     /// Key id (0: not encrypted).
     #[inline]
-    pub fn key(&self) -> u8 {
-        self.buffer.as_ref()[field::KEY]
+    pub fn key(&self) -> u16 {
+        super::bytes::read_u16(self.buffer.as_ref(), field::KEY)
     }
 
     /// The sender's lane.
@@ -232,22 +236,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TunnelPacket<T> {
         self.bytes()[field::VER_TYPE] = (version << 4) | kind.bits();
     }
 
-    /// Writes the flags.
+    /// Writes the flags (4 bits).
     #[inline]
     pub fn set_flags(&mut self, v: u8) {
-        self.bytes()[field::FLAGS] = v;
+        let b = &mut self.bytes()[field::FLAGS_PATH];
+        *b = (v << 4) | (*b & 0x0f);
     }
 
-    /// Writes the path id.
+    /// Writes the path id (4 bits: at most [`MAX_PATH_ID`]).
     #[inline]
     pub fn set_path(&mut self, v: u8) {
-        self.bytes()[field::PATH] = v;
+        let b = &mut self.bytes()[field::FLAGS_PATH];
+        *b = (*b & 0xf0) | (v & 0x0f);
     }
 
     /// Writes the key id.
     #[inline]
-    pub fn set_key(&mut self, v: u8) {
-        self.bytes()[field::KEY] = v;
+    pub fn set_key(&mut self, v: u16) {
+        super::bytes::write_u16(self.bytes(), field::KEY, v);
     }
 
     /// Writes the lane.
@@ -292,12 +298,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TunnelPacket<T> {
 pub struct TunnelRepr {
     /// What it carries.
     pub kind: Kind,
-    /// Flags ([`flags`]); unknown bits are ignored.
+    /// Flags ([`flags`], 4 bits); unknown bits are ignored.
     pub flags: u8,
-    /// Path id.
+    /// Path id (0 to [`MAX_PATH_ID`]).
     pub path: u8,
     /// Key id (0: in clear; else the receiver's key it is sealed under).
-    pub key: u8,
+    pub key: u16,
     /// Lane.
     pub lane: u16,
     /// Sender's epoch.
@@ -484,9 +490,10 @@ mod tests {
 
     use super::*;
 
-    /// A data packet on path 2, lane 1, as `docs/wire-format.md` draws it.
+    /// An unordered data packet on path 2, lane 1, sealed under key 0x0123,
+    /// as `docs/wire-format.md` draws it.
     const DATA: [u8; 20] = [
-        0x20, 0x00, 0x02, 0x00, // v2 data, no flags, path 2, key 0
+        0x30, 0x12, 0x01, 0x23, // v3 data, unordered, path 2, key 0x0123
         0x00, 0x01, 0xbe, 0xef, // lane 1, epoch 0xbeef
         0x00, 0x00, 0x01, 0x00, // lane seq 256
         0x00, 0x00, 0x00, 0x80, // path seq 128
@@ -501,9 +508,9 @@ mod tests {
             r,
             TunnelRepr {
                 kind: Kind::Data,
-                flags: 0,
+                flags: flags::UNORDERED,
                 path: 2,
-                key: 0,
+                key: 0x0123,
                 lane: 1,
                 epoch: 0xbeef,
                 lane_seq: 256,
@@ -522,14 +529,14 @@ mod tests {
             TunnelRepr::parse(&TunnelPacket::new_unchecked(&DATA[..19])),
             Err(HeaderError::Truncated)
         );
-        let mut v1 = DATA;
-        v1[0] = 0x10;
+        let mut v2 = DATA;
+        v2[0] = 0x20;
         assert_eq!(
-            TunnelRepr::parse(&TunnelPacket::new_unchecked(&v1[..])),
-            Err(HeaderError::Version(1))
+            TunnelRepr::parse(&TunnelPacket::new_unchecked(&v2[..])),
+            Err(HeaderError::Version(2))
         );
         let mut t9 = DATA;
-        t9[0] = 0x29;
+        t9[0] = 0x39;
         assert_eq!(
             TunnelRepr::parse(&TunnelPacket::new_unchecked(&t9[..])),
             Err(HeaderError::Kind(9))
@@ -570,7 +577,7 @@ mod tests {
         }
 
         #[test]
-        fn emit_then_parse_is_identity(flags in 0u8.., path in 0u8.., lane in 0u16.., epoch in 0u16.., ls in 0u32.., ps in 0u32.., t in 0u32.., k in 0u8..6, key in 0u8..) {
+        fn emit_then_parse_is_identity(flags in 0u8..16, path in 0u8..=MAX_PATH_ID, lane in 0u16.., epoch in 0u16.., ls in 0u32.., ps in 0u32.., t in 0u32.., k in 0u8..6, key in 0u16..) {
             let kind = [Kind::Data, Kind::Probe, Kind::ProbeReply, Kind::HandshakeInitiation, Kind::HandshakeResponse, Kind::CookieReply][usize::from(k)];
             let r = TunnelRepr { kind, flags, path, key, lane, epoch, lane_seq: ls, path_seq: ps, sent_us: t };
             let mut b = [0u8; 20];

@@ -392,7 +392,14 @@ impl Departures {
 
     /// The outer headers for path `p`.
     #[inline]
-    fn outer(&mut self, p: usize, held: &Held, lane_seq: u32, key: u8, now: Time) -> Option<Outer> {
+    fn outer(
+        &mut self,
+        p: usize,
+        held: &Held,
+        lane_seq: u32,
+        key: u16,
+        now: Time,
+    ) -> Option<Outer> {
         let path = self.table.paths.get(p)?;
         let (src_mac, dst_mac) = self.macs[p]?;
         let lane = &mut self.lanes[usize::from(held.urgent())];

@@ -61,7 +61,7 @@ impl Sealer {
     /// `TunnelNoKey` when there is no session yet, its key expired, or this
     /// worker sealed as many packets under it as it may.
     #[inline]
-    pub fn admit(&mut self, now: Time) -> Result<u8, DropReason> {
+    pub fn admit(&mut self, now: Time) -> Result<u16, DropReason> {
         let tx = self.set.send.as_ref().ok_or(DropReason::TunnelNoKey)?;
         if tx.serial != self.sent.0 {
             self.sent = (tx.serial, 0);
@@ -221,7 +221,7 @@ mod tests {
     fn publish(crypto: &TunnelCrypto, serial: u64, workers: usize, limit: u64) {
         crypto.keys.store(Arc::new(KeySet {
             send: Some(Arc::new(TxKey {
-                id: (serial % 255) as u8 + 1,
+                id: (serial % 255) as u16 + 1,
                 key: PacketKey::new(Cipher::Aes256Gcm, &[serial as u8; 32]),
                 serial,
                 reject_at_ns: u64::MAX,

@@ -20,5 +20,5 @@ mod send;
 mod spares;
 
 pub use receive::{TunnelReceiver, TunnelRx};
-pub use send::TunnelSender;
+pub use send::{TunnelSender, TunnelSenders};
 pub use spares::Spares;

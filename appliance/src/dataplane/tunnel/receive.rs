@@ -56,10 +56,10 @@ pub struct TunnelRx {
     path_ports: u64,
     /// The tunnel's UDP port (every peer's).
     port: u16,
-    /// Bit s: peer slot s holds packets in its lanes or has counters to
-    /// publish (what a poll visits; slots are below
-    /// [`crate::config::tunnel::MAX_PEERS`], at most 64).
-    busy: u64,
+    /// The peer slots whose lanes hold packets or have counters to publish
+    /// (what a poll visits), each once: its capacity is the slots', so
+    /// listing one never allocates.
+    busy: Vec<usize>,
     /// (remote address, path id) of every configured path: its peer's
     /// slot. How a packet with no Key ID (in clear, or a handshake) finds
     /// its peer in one lookup.
@@ -94,6 +94,8 @@ pub struct TunnelReceiver {
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
     dirty: u64,
+    /// Whether it is in [`TunnelRx::busy`].
+    listed: bool,
     /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
     /// The burst (its clock reading) the keys were last read for: a peer
@@ -107,9 +109,6 @@ pub struct TunnelReceiver {
     /// [`PATH_STATE_EVERY_NS`], and at stop ([`TunnelRx::publish_all`]).
     publish_due_ns: u64,
 }
-
-// One bit per peer slot in `TunnelRx::busy`.
-const _: () = assert!(crate::config::tunnel::MAX_PEERS <= 64);
 
 /// How stale a receiver's view of its peer's path health and table may
 /// be: far below a probe interval or a BFD detection time.
@@ -137,7 +136,7 @@ impl TunnelRx {
             slots: Arc::new([]),
             path_ports: 0,
             port: 0,
-            busy: 0,
+            busy: Vec::new(),
             by_remote: HashMap::new(),
             learning: Vec::new(),
             handoff_to,
@@ -203,6 +202,10 @@ impl TunnelRx {
             })
             .collect();
         gone.extend(old.into_iter().flatten());
+        self.busy = Vec::with_capacity(self.peers.len());
+        self.busy.extend(
+            (0..self.peers.len()).filter(|s| self.peers[*s].as_ref().is_some_and(|r| r.listed)),
+        );
         for r in gone {
             if let Some(c) = counters {
                 c.drop_many(DropReason::TunnelPeerRemoved, r.held() as u64);
@@ -394,9 +397,9 @@ impl TunnelRx {
             }
             return;
         }
-        if let Some(r) = self.receiver(peer) {
+        if let Some(r) = self.peers.get_mut(peer).and_then(Option::as_mut) {
             r.accept(tables, m, rx, path, now, sinks);
-            self.busy |= 1 << (peer % 64);
+            r.list_in(&mut self.busy, peer);
         }
     }
 }
@@ -423,6 +426,7 @@ impl TunnelReceiver {
             spares,
             active: 0,
             dirty: 0,
+            listed: false,
             table,
             fresh_at: None,
             paths_due_ns: 0,
@@ -683,6 +687,15 @@ impl TunnelReceiver {
         next
     }
 
+    /// Puts it (slot `slot`) in `busy` if it is not there yet.
+    #[inline]
+    fn list_in(&mut self, busy: &mut Vec<usize>, slot: usize) {
+        if !self.listed {
+            self.listed = true;
+            busy.push(slot);
+        }
+    }
+
     /// Notes whether lane `l` holds packets and that its counters changed.
     #[inline]
     fn lane_done(&mut self, l: usize) {
@@ -738,8 +751,9 @@ impl Stage for TunnelRx {
                 // The receiving worker checked the peer and path; find their indices
                 // again (gone if this worker already holds a table a reload took the
                 // path out of).
-                let found = self.peer_of(&rx, None).and_then(|peer| {
-                    let r = self.receiver(peer)?;
+                let peer = self.peer_of(&rx, None);
+                let found = peer.and_then(|peer| {
+                    let r = self.peers.get_mut(peer).and_then(Option::as_mut)?;
                     r.fresh(tables, now);
                     Some((peer, r.table.path_index(rx.header.path)?, r))
                 });
@@ -748,35 +762,28 @@ impl Stage for TunnelRx {
                     continue;
                 };
                 r.accept(tables, m, &rx, path, now, sinks);
-                self.busy |= 1 << (peer % 64);
+                r.list_in(&mut self.busy, peer);
             }
         }
         // Only the peers with something held or counted: a hub's idle peers cost nothing.
-        let mut busy = self.busy;
-        while busy != 0 {
-            let slot = busy.trailing_zeros() as usize;
-            busy &= busy - 1;
-            let Some(p) = self.peers.get_mut(slot).and_then(Option::as_mut) else {
-                self.busy &= !(1 << slot);
-                continue;
+        let peers = &mut self.peers;
+        self.busy.retain(|slot| {
+            let Some(p) = peers.get_mut(*slot).and_then(Option::as_mut) else {
+                return false;
             };
             moved += p.poll_lanes(tables, now, sinks);
-            if p.idle() {
-                self.busy &= !(1 << slot);
-            }
-        }
+            p.listed = !p.idle();
+            p.listed
+        });
         moved
     }
 
     fn next_deadline(&self) -> Option<Time> {
-        let mut busy = self.busy;
         let mut next: Option<u64> = None;
-        while busy != 0 {
-            let slot = busy.trailing_zeros() as usize;
-            busy &= busy - 1;
+        for slot in &self.busy {
             let due = self
                 .peers
-                .get(slot)
+                .get(*slot)
                 .and_then(Option::as_ref)
                 .and_then(TunnelReceiver::next_deadline);
             if let Some(d) = due {

@@ -18,7 +18,7 @@ use crate::tunnel::class::FlowKey;
 use crate::tunnel::encap;
 use crate::tunnel::scheduler::{self, Choice, Kind, PathView, SchedConfig, Scheduler};
 use crate::tunnel::shaper::shared::wire_ns;
-use crate::tunnel::{TunnelTable, MAX_PATHS};
+use crate::tunnel::{PeerSlots, TunnelTable, MAX_PATHS};
 use crate::wire::EthernetFrame;
 
 use super::departures::{Body, Departures, Held, Number, Outlet};
@@ -45,6 +45,153 @@ pub struct TunnelSender {
     /// The burst (its clock reading) the views were last refreshed for: a
     /// peer nothing is sent to costs nothing per burst.
     fresh_at: Option<Time>,
+    /// Whether it is in [`TunnelSenders::busy`].
+    listed: bool,
+}
+
+/// A worker's senders, one per peer (by slot), and the slots of those that
+/// sent or hold packets since their last drain: all a loop drains and asks
+/// for deadlines, so a hub's idle peers cost it nothing.
+#[derive(Debug)]
+pub struct TunnelSenders {
+    id: usize,
+    headers: Arc<Mempool>,
+    pool: Arc<Mempool>,
+    by_slot: Vec<Option<TunnelSender>>,
+    /// Each slot once: its capacity is the slots', so listing one never
+    /// allocates.
+    busy: Vec<usize>,
+    /// The slots `by_slot` was made for.
+    slots: PeerSlots,
+}
+
+impl TunnelSenders {
+    /// Worker `id`'s, for the peers of `slots`: `headers` and `pool` as
+    /// [`TunnelSender::new`] takes them.
+    pub fn new(id: usize, slots: &PeerSlots, headers: Arc<Mempool>, pool: Arc<Mempool>) -> Self {
+        let mut senders = Self {
+            id,
+            headers,
+            pool,
+            by_slot: Vec::new(),
+            busy: Vec::new(),
+            slots: Arc::new([]),
+        };
+        senders.repeer(slots, None);
+        senders
+    }
+
+    /// Follows the peers a reload added or removed, if `slots` are new: a
+    /// new peer gets its sender, a removed one's queues are dropped
+    /// (counted in `counters`), a peer that stays keeps its own. Cheap when
+    /// nothing changed; else off the fast path, once per such reload (it
+    /// allocates the new peers' queues).
+    #[inline]
+    pub fn follow(&mut self, slots: &PeerSlots, counters: &WorkerCounters) {
+        if !Arc::ptr_eq(slots, &self.slots) {
+            self.repeer(slots, Some(counters));
+        }
+    }
+
+    #[cold]
+    fn repeer(&mut self, slots: &PeerSlots, counters: Option<&WorkerCounters>) {
+        let mut old = std::mem::take(&mut self.by_slot);
+        self.by_slot = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let kept = old.get_mut(i).and_then(Option::take);
+                match (slot, kept) {
+                    (Some(t), Some(s)) if s.table().same_peer(t) => Some(s),
+                    (Some(t), _) => Some(TunnelSender::new(
+                        self.id,
+                        Arc::clone(t),
+                        Arc::clone(&self.headers),
+                        Arc::clone(&self.pool),
+                    )),
+                    (None, _) => None,
+                }
+            })
+            .collect();
+        // What waited for a removed peer (or one whose slot another took) goes, counted.
+        for mut s in old.into_iter().flatten() {
+            if let Some(c) = counters {
+                s.discard_queued(c, DropReason::ShaperPeerRemoved);
+            }
+        }
+        self.busy = Vec::with_capacity(self.by_slot.len());
+        self.busy.extend(
+            (0..self.by_slot.len()).filter(|s| self.by_slot[*s].as_ref().is_some_and(|t| t.listed)),
+        );
+        self.slots = Arc::clone(slots);
+    }
+
+    /// Sends `m` to peer `peer` ([`TunnelSender::send`]); `None` when there
+    /// is no such peer (`m` is freed, the caller counts it).
+    #[inline]
+    pub fn send(
+        &mut self,
+        tables: &Tables,
+        peer: usize,
+        m: Mbuf,
+        now: Time,
+        tx: &mut TxPorts,
+        counters: &WorkerCounters,
+    ) -> Option<bool> {
+        let t = self.by_slot.get_mut(peer).and_then(Option::as_mut)?;
+        let taken = t.send(tables, m, now, tx, counters);
+        if !t.listed {
+            t.listed = true;
+            self.busy.push(peer);
+        }
+        Some(taken)
+    }
+
+    /// The slot of the only peer, for a relay rule's output into the
+    /// tunnel (refused with several peers).
+    pub fn only_peer(&self) -> Option<usize> {
+        self.by_slot.iter().position(Option::is_some)
+    }
+
+    /// Drains the queues of the senders that sent or hold packets
+    /// ([`TunnelSender::drain`]); how many packets left.
+    #[inline]
+    pub fn drain(
+        &mut self,
+        tables: &Tables,
+        now: Time,
+        tx: &mut TxPorts,
+        counters: &WorkerCounters,
+    ) -> usize {
+        let mut moved = 0;
+        let by_slot = &mut self.by_slot;
+        self.busy.retain(|slot| {
+            let Some(t) = by_slot.get_mut(*slot).and_then(Option::as_mut) else {
+                return false;
+            };
+            moved += t.drain(tables, now, tx, counters);
+            t.listed = t.holds_packets();
+            t.listed
+        });
+        moved
+    }
+
+    /// When some sender's queues next need [`Self::drain`].
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.busy
+            .iter()
+            .filter_map(|s| self.by_slot.get(*s)?.as_ref()?.next_deadline())
+            .min()
+    }
+
+    /// Drops, counted as `why`, what waits in every sender's queues (the
+    /// worker is stopping).
+    #[cold]
+    pub fn discard_queued(&mut self, counters: &WorkerCounters, why: DropReason) {
+        for t in self.by_slot.iter_mut().flatten() {
+            t.discard_queued(counters, why);
+        }
+    }
 }
 
 /// The scheduler of a class.
@@ -121,6 +268,7 @@ impl TunnelSender {
             shaped_bps: [1; MAX_PATHS],
             slack_ns: [0; MAX_PATHS],
             fresh_at: None,
+            listed: false,
         }
     }
 

@@ -8,8 +8,8 @@
 //! control lane); `docs/wire-format.md` draws them:
 //!
 //! ```text
-//! initiation: sender index (4) | Noise message 1 (106) | mac1 (16) | cookie (16)
-//! response:   sender index (4) | receiver index (4) | Noise message 2 (50) | mac1 (16) | cookie (16)
+//! initiation: sender index (4) | Noise message 1 (107) | mac1 (16) | cookie (16)
+//! response:   sender index (4) | receiver index (4) | Noise message 2 (51) | mac1 (16) | cookie (16)
 //! cookie:     receiver index (4) | cookie (16) | the initiation's mac1 (16)
 //! ```
 //!
@@ -34,8 +34,8 @@ pub const PROLOGUE: &[u8] = b"appliance multipath tunnel, wire format 2";
 /// Bytes of a tunnel header (mac1 covers it too).
 const HEADER: usize = 20;
 const MAC: usize = 16;
-const INIT_PAYLOAD: usize = 8 + 1 + 1;
-const RESP_PAYLOAD: usize = 1 + 1;
+const INIT_PAYLOAD: usize = 8 + 2 + 1;
+const RESP_PAYLOAD: usize = 2 + 1;
 /// Noise message 1: ephemeral, encrypted static, encrypted payload.
 const NOISE1: usize = 32 + (32 + 16) + (INIT_PAYLOAD + 16);
 /// Noise message 2: ephemeral, encrypted payload.
@@ -103,7 +103,7 @@ pub struct Session {
     /// The cipher both use.
     pub cipher: Cipher,
     /// The key id the peer receives under (our packets carry it).
-    pub peer_key_id: u8,
+    pub peer_key_id: u16,
 }
 
 impl std::fmt::Debug for Session {
@@ -263,7 +263,7 @@ impl Handshaker {
     pub fn initiate(
         &self,
         header: &[u8; HEADER],
-        key_id: u8,
+        key_id: u16,
         now_ns: u64,
         cookie: Option<Cookie>,
     ) -> Result<(Initiating, Vec<u8>), snow::Error> {
@@ -277,8 +277,8 @@ impl Handshaker {
         super::keys::getrandom(&mut idx);
         let mut payload = [0u8; INIT_PAYLOAD];
         payload[..8].copy_from_slice(&now_ns.to_be_bytes());
-        payload[8] = key_id;
-        payload[9] = self.offer;
+        payload[8..10].copy_from_slice(&key_id.to_be_bytes());
+        payload[10] = self.offer;
         let mut body = vec![0u8; INITIATION_LEN];
         body[..4].copy_from_slice(&idx);
         let n = state.write_message(&payload, &mut body[4..4 + NOISE1])?;
@@ -304,7 +304,7 @@ impl Handshaker {
         &self,
         body: &[u8],
         header: &[u8; HEADER],
-        key_id: u8,
+        key_id: u16,
     ) -> Result<Answered, Refused> {
         if body.len() != INITIATION_LEN {
             return Err(Refused::Length);
@@ -326,14 +326,15 @@ impl Handshaker {
             return Err(Refused::Noise);
         }
         let timestamp = u64::from_be_bytes(payload[..8].try_into().unwrap_or([0; 8]));
-        let (peer_key_id, offer) = (payload[8], payload[9]);
+        let (peer_key_id, offer) = (u16::from_be_bytes([payload[8], payload[9]]), payload[10]);
         let cipher = self.choose(offer).ok_or(Refused::NoCipher)?;
         let mut out = vec![0u8; RESPONSE_LEN];
         let mut idx = [0u8; 4];
         super::keys::getrandom(&mut idx);
         out[..4].copy_from_slice(&idx);
         out[4..8].copy_from_slice(&body[..4]);
-        let reply = [key_id, cipher.bit()];
+        let [hi, lo] = key_id.to_be_bytes();
+        let reply = [hi, lo, cipher.bit()];
         state
             .write_message(&reply, &mut out[8..8 + NOISE2])
             .map_err(|_| Refused::Noise)?;
@@ -395,7 +396,7 @@ impl Handshaker {
         if n != RESP_PAYLOAD {
             return Err(Refused::Noise);
         }
-        let (peer_key_id, chosen) = (payload[0], payload[1]);
+        let (peer_key_id, chosen) = (u16::from_be_bytes([payload[0], payload[1]]), payload[2]);
         let cipher = Cipher::from_bit(chosen)
             .filter(|c| self.offer & c.bit() != 0)
             .ok_or(Refused::NoCipher)?;

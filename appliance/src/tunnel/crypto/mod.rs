@@ -15,7 +15,7 @@ pub mod keys;
 pub mod replay;
 pub mod session;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -28,7 +28,7 @@ use aead::{Cipher, PacketKey};
 #[derive(Debug)]
 pub struct TxKey {
     /// The Key ID our packets carry (the peer receives under it).
-    pub id: u8,
+    pub id: u16,
     /// The key.
     pub key: PacketKey,
     /// Which session it belongs to (serial numbers never repeat in a run).
@@ -45,7 +45,7 @@ pub struct TxKey {
 #[derive(Debug)]
 pub struct RxKey {
     /// Its Key ID (ours: we chose it in the handshake).
-    pub id: u8,
+    pub id: u16,
     /// The key.
     pub key: PacketKey,
     /// Which session it belongs to.
@@ -71,7 +71,7 @@ pub struct KeySet {
 impl KeySet {
     /// The receive key with id `id` and its slot.
     #[inline]
-    pub fn rx(&self, id: u8) -> Option<(usize, &Arc<RxKey>)> {
+    pub fn rx(&self, id: u16) -> Option<(usize, &Arc<RxKey>)> {
         self.recv
             .iter()
             .enumerate()
@@ -99,7 +99,7 @@ pub struct CryptoReport {
     /// When the last session formed (ns on the appliance's clock; 0: never).
     pub last_handshake_ns: AtomicU64,
     /// The current send key's Key ID (0: none).
-    pub key_id: AtomicU8,
+    pub key_id: AtomicU16,
     /// When the current send key came into use (ns).
     pub key_since_ns: AtomicU64,
     /// [`Cipher`] of the current session: 0 none, else its bit.
@@ -109,16 +109,16 @@ pub struct CryptoReport {
 /// The Key IDs the sessions with peer `peer` (its index) receive under:
 /// each peer has a block of its own, so a worker finds the peer of a sealed
 /// packet from its Key ID alone ([`peer_of_key`]).
-pub fn key_ids(peer: u16) -> std::ops::RangeInclusive<u8> {
+pub fn key_ids(peer: u16) -> std::ops::RangeInclusive<u16> {
     use crate::config::tunnel::{KEY_IDS_PER_PEER as N, MAX_PEERS};
     let last_peer = u16::try_from(MAX_PEERS - 1).unwrap_or(0);
-    let first = u8::try_from(u16::from(N) * peer.min(last_peer) + 1).unwrap_or(1);
-    first..=first.saturating_add(N - 1)
+    let first = N * peer.min(last_peer) + 1;
+    first..=first + (N - 1)
 }
 
 /// The peer index whose block holds Key ID `key` (0, in clear: none).
 #[inline]
-pub fn peer_of_key(key: u8) -> Option<usize> {
+pub fn peer_of_key(key: u16) -> Option<usize> {
     let k = usize::from(key.checked_sub(1)?);
     Some(k / usize::from(crate::config::tunnel::KEY_IDS_PER_PEER))
 }

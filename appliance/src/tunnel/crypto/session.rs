@@ -89,7 +89,7 @@ struct Sess {
 #[derive(Debug)]
 struct Pending {
     init: Initiating,
-    key_id: u8,
+    key_id: u16,
     /// A cookie reply made us send it again once already.
     cookie_retry: bool,
 }
@@ -110,10 +110,10 @@ pub struct Sessions {
     /// Sessions numbered below this were made under keys a reload replaced:
     /// they carry traffic until a new one forms, but one is wanted now.
     first_serial_of_keys: u64,
-    next_key_id: u8,
+    next_key_id: u16,
     /// The Key IDs this peer's sessions take theirs from
     /// ([`super::key_ids`]).
-    key_ids: std::ops::RangeInclusive<u8>,
+    key_ids: std::ops::RangeInclusive<u16>,
     /// The newest initiation timestamp accepted from the peer, and ours.
     peer_timestamp: u64,
     our_timestamp: u64,
@@ -161,7 +161,7 @@ impl Sessions {
             next_try: now,
             next_serial: 1,
             first_serial_of_keys: 1,
-            next_key_id: key_ids.start() + seed[8] % KEY_IDS_PER_PEER,
+            next_key_id: key_ids.start() + u16::from(seed[8]) % KEY_IDS_PER_PEER,
             key_ids,
             peer_timestamp: 0,
             our_timestamp: 0,
@@ -342,7 +342,7 @@ impl Sessions {
     /// A Key ID no session of ours (nor the pending handshake) uses.
     /// The peer's block has room for every session held, the pending
     /// handshake and one more ([`KEY_IDS_PER_PEER`]).
-    fn free_key_id(&mut self) -> u8 {
+    fn free_key_id(&mut self) -> u16 {
         let (first, last) = (*self.key_ids.start(), *self.key_ids.end());
         let mut id = self.next_key_id;
         for _ in first..=last {
@@ -526,7 +526,7 @@ impl Sessions {
 
     /// Adds a new session: sent under at once if we initiated it, else once
     /// the peer uses it.
-    fn install(&mut self, s: handshake::Session, key_id: u8, initiator: bool, now: Time) {
+    fn install(&mut self, s: handshake::Session, key_id: u16, initiator: bool, now: Time) {
         let serial = self.next_serial;
         self.next_serial += 1;
         let reject_at = now + REJECT_AFTER;
@@ -681,17 +681,19 @@ mod tests {
     /// peer from the id alone.
     #[test]
     fn key_ids_stay_in_the_peers_block() {
+        const LAST: u16 = crate::config::tunnel::MAX_PEERS as u16 - 1;
         let t0 = Time::from_secs(10);
         let (a, b) = pair(None, None);
         let side = |hs| {
             let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, 2));
             Side {
-                s: Sessions::new(hs, Arc::clone(&crypto), (2, 7), t0),
+                s: Sessions::new(hs, Arc::clone(&crypto), (2, LAST), t0),
                 crypto,
             }
         };
         let (mut a, mut b) = (side(a), side(b));
-        let block = super::super::key_ids(7);
+        let block = super::super::key_ids(LAST);
+        assert_eq!(block, 49_996..=50_000, "the last peer's, 16 bits wide");
         assert_eq!(block.clone().count(), usize::from(KEY_IDS_PER_PEER));
         let mut now = t0;
         let mut crowded = false;
@@ -714,11 +716,11 @@ mod tests {
             a.s.on_initiation(&init.header, &init.body, SRC, init.path, now, &mut header)
                 .expect("a response");
             for side in [&a, &b] {
-                let ids: Vec<u8> = side.s.sessions.iter().map(|s| s.rx.id).collect();
+                let ids: Vec<u16> = side.s.sessions.iter().map(|s| s.rx.id).collect();
                 let pending = side.s.pending.as_ref().map(|p| p.key_id);
                 for id in ids.iter().copied().chain(pending) {
                     assert!(block.contains(&id), "{id} outside {block:?}");
-                    assert_eq!(super::super::peer_of_key(id), Some(7));
+                    assert_eq!(super::super::peer_of_key(id), Some(usize::from(LAST)));
                 }
                 let mut distinct = ids.clone();
                 distinct.extend(pending);
