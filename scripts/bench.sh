@@ -95,16 +95,19 @@ tunnel_run() {
   esac
 }
 
-# Many peers: the decapsulation rate with PEERS peers against one (packets spread round
-# robin over them, in clear: each found by its source address), and what an idle peer
-# costs when it is not there (encrypted, default probes and BFD): resident memory beyond
-# the mempool (hugepages, not in VmRSS) and the management lcore's CPU.
-PEERS=${BENCH_PEERS:-50}
-for n in 1 "$PEERS"; do
+# Many peers: the decapsulation rate with N peers against one (packets spread round robin
+# over them, in clear: each found by its source address), and what an idle peer costs when
+# it is not there (encrypted, default probes and BFD): resident memory beyond the mempool
+# (hugepages, not in VmRSS) and the management lcore's CPU; then how long 10,000 peers take
+# to load and start.
+PEER_COUNTS=${BENCH_PEERS:-"100 1000"}
+LOAD_PEERS=10000
+for n in 1 $PEER_COUNTS; do
   python3 scripts/bench_peers.py "$W" "$n" clear
   python3 scripts/bench_peers.py "$W" "$n" idle target/release/appliance
   { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; pcap_port wan "$W/decap-$n.pcap"; } > "$W/decap-$n-profile.toml"
 done
+python3 scripts/bench_peers.py "$W" "$LOAD_PEERS" clear
 { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; null_port wan; } > "$W/idle-profile.toml"
 peers_decap_run() {
   appliance_pps "$W/decap-$1-profile.toml" "$W/peers-$1-clear.toml" 0
@@ -124,22 +127,40 @@ peers_idle_run() {
   kill -INT "$pid"; wait "$pid" || true
   python3 -c "import os; print($rss, round(($b - $a) * 100 / os.sysconf('SC_CLK_TCK') / $SECS, 2))"
 }
-# One run of the peers' figures: "D1 C1 DN CN RSS1 CPU1 RSSN CPUN" (scripts/bench_peers_report.py).
+# "seconds RSS-KiB": from the start of the appliance with $LOAD_PEERS peers (in clear) until
+# its control socket answers, and its resident memory then.
+peers_load_run() {
+  rm -f "$W/ctl.sock"
+  local t0 t1 pid rss
+  t0=$(date +%s.%N)
+  target/release/appliance --profile "$W/idle-profile.toml" --config "$W/peers-$LOAD_PEERS-clear.toml" >"$W/app.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 600); do [ -S "$W/ctl.sock" ] && break; sleep 0.05; done
+  target/release/appliancectl --socket "$W/ctl.sock" --json show peers >/dev/null 2>&1 || true
+  t1=$(date +%s.%N)
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  kill -INT "$pid"; wait "$pid" || true
+  python3 -c "print(round($t1 - $t0, 2), $rss)"
+}
+# One run of the peers' figures: "N Mpps cycles/packet RSS-KiB mgmt-CPU-%" for N = 1 and each
+# of PEER_COUNTS, then "seconds RSS-KiB" of the load (scripts/bench_peers_report.py).
 peers_runs() {
-  local d1 c1 dn cn i1 in
-  d1=$(peers_decap_run 1); c1=$(cat "$W/last.cpp")
-  dn=$(peers_decap_run "$PEERS"); cn=$(cat "$W/last.cpp")
-  i1=$(peers_idle_run 1); in=$(peers_idle_run "$PEERS")
-  echo "$d1 $c1 $dn $cn $i1 $in"
+  local out="" n d
+  for n in 1 $PEER_COUNTS; do
+    d=$(peers_decap_run "$n")
+    out+="$n $d $(cat "$W/last.cpp") $(peers_idle_run "$n") "
+  done
+  echo "$out$(peers_load_run)"
 }
 if [ "${BENCH_ONLY:-}" = peers ]; then
   P=""
   for r in $(seq "$RUNS"); do
     line=$(peers_runs)
-    echo "run $r (decap Mpps and cycles/packet with 1 and $PEERS peers; RSS KiB and mgmt CPU % with 1 and $PEERS idle peers): $line"
+    echo "run $r (per N: N, decap Mpps, cycles/packet, RSS KiB and mgmt CPU % with N idle peers; then $LOAD_PEERS peers' load s and RSS KiB): $line"
     P+="$line;"
   done
-  python3 scripts/bench_peers_report.py "$P" "$PEERS" "$SECS"
+  python3 scripts/bench_peers_report.py "$P" "$LOAD_PEERS" "$SECS"
   exit 0
 fi
 
@@ -193,7 +214,7 @@ mkdir -p docs
 python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" "${A6[*]}" "${AC[*]}" "${A6C[*]}" > docs/benchmarks.md
 python3 scripts/bench_offloads_report.py "$OFFLOADS" "$SECS" >> docs/benchmarks.md
 python3 scripts/bench_crypto_report.py "$CRYPTO" "${T[*]}" >> docs/benchmarks.md
-python3 scripts/bench_peers_report.py "$PR" "$PEERS" "$SECS" >> docs/benchmarks.md
+python3 scripts/bench_peers_report.py "$PR" "$LOAD_PEERS" "$SECS" >> docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
 ROUTES=$(cargo bench -q -p appliance --bench routes)
 cat >> docs/benchmarks.md <<MDEOF

@@ -613,7 +613,7 @@ impl MgmtTunnel {
         let configured = self.table.paths[path].rate_bps;
         let rate = (configured as f64 * h.rate_share(now)) as u64;
         live.rate_bps.store(rate.max(1), Ordering::Relaxed);
-        live.up.store(h.state().carries(), Ordering::Relaxed);
+        self.table.set_up(path, h.state().carries());
     }
 
     /// Publishes `path`'s measurements: its forward delay (queueing

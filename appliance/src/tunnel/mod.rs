@@ -26,7 +26,7 @@ pub mod scheduler;
 pub mod shaper;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -200,6 +200,15 @@ fn shared<T>(
                 .map_or_else(|| fresh(i), Arc::clone)
         })
         .collect()
+}
+
+/// Bit id: the wire ids of `paths` whose index `up` says is up.
+fn ids_up(paths: &[Path], up: impl Fn(usize) -> bool) -> u16 {
+    paths
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| up(*i) && usize::from(p.id) < MAX_PATHS)
+        .fold(0, |ids, (_, p)| ids | 1 << p.id)
 }
 
 /// What changes fast about a path: written by the management lcore, read by
@@ -501,6 +510,10 @@ pub struct TunnelTable {
     pub bfd_discards: Arc<crate::bfd::Discards>,
     /// Per path index: live state (a path keeps it across reloads).
     pub live: Box<[Arc<PathLive>]>,
+    /// Bit id: the path with that wire id is up by health, as `live` says
+    /// ([`Self::set_up`] keeps the two together): what a receiver reads of
+    /// its peer's paths in one load.
+    live_ids: AtomicU16,
     /// Per path index: counters.
     pub path_counters: Box<[Arc<PerWorker<PathCounters>>]>,
     /// Per class index: counters (a class keeps them across reloads by its
@@ -587,6 +600,7 @@ impl TunnelTable {
                 .iter()
                 .map(|p| Arc::new(PathLive::new(p.rate_bps)))
                 .collect(),
+            live_ids: AtomicU16::new(ids_up(&paths, |_| true)),
             path_counters: paths
                 .iter()
                 .map(|_| Arc::new(PerWorker::zeroed(workers)))
@@ -715,6 +729,9 @@ impl TunnelTable {
             sources: Sources::of(&cfg.prefixes),
             by_id: by_id(&paths),
             path_ports: path_ports(&paths),
+            live_ids: AtomicU16::new(ids_up(&paths, |i| {
+                carried[i].is_some_and(|o| self.live[o].up.load(Ordering::Relaxed))
+            })),
             live: shared(&carried, &self.live, |i| {
                 // Not up until the peer is heard on it (`Health::added`): the workers see
                 // the new table before the management lcore's first verdict on the path.
@@ -901,6 +918,27 @@ impl TunnelTable {
     /// a reload is sized from.
     pub fn sizing(&self) -> (usize, u32) {
         (self.workers, self.pool)
+    }
+
+    /// Path `path` (index) is up by health, or not: for the schedulers and
+    /// the receivers. The management lcore's, the one writer.
+    pub fn set_up(&self, path: usize, up: bool) {
+        let (Some(live), Some(p)) = (self.live.get(path), self.paths.get(path)) else {
+            return;
+        };
+        live.up.store(up, Ordering::Relaxed);
+        let bit = 1u16.checked_shl(u32::from(p.id)).unwrap_or(0);
+        if up {
+            self.live_ids.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.live_ids.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Bit id: the path with that wire id is up by health.
+    #[inline]
+    pub fn live_ids(&self) -> u16 {
+        self.live_ids.load(Ordering::Relaxed)
     }
 
     /// Whether `other` is this same peer (as a reload reconfigured it), not

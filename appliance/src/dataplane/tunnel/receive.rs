@@ -9,7 +9,6 @@
 //! replies go to the management lcore once opened; handshake messages go
 //! there at a bounded rate (it finds their peer).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dpdk_bindings::ring::{Consumer, Producer};
@@ -26,7 +25,7 @@ use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
 use crate::tunnel::encap;
 use crate::tunnel::reorder::{self, Arrival, Lane};
-use crate::tunnel::{PeerSlots, TunnelTable, MAX_LANES, MAX_PATHS};
+use crate::tunnel::{PeerSlots, TunnelTable, MAX_LANES};
 use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
 use crate::wire::EthernetFrame;
 
@@ -56,10 +55,15 @@ pub struct TunnelRx {
     path_ports: u64,
     /// The tunnel's UDP port (every peer's).
     port: u16,
-    /// The peer slots whose lanes hold packets or have counters to publish
-    /// (what a poll visits), each once: its capacity is the slots', so
-    /// listing one never allocates.
-    busy: Vec<usize>,
+    /// Slots of the peers whose lanes hold packets: what every poll visits.
+    holding: Vec<usize>,
+    /// Slots of the peers whose lanes' counters changed: published together
+    /// every [`COUNTERS_EVERY_NS`], so that a peer with nothing held is
+    /// not visited at every poll. Each list holds a slot once and has the
+    /// slots' capacity, so listing one never allocates.
+    dirty: Vec<usize>,
+    /// When the `dirty` peers' counters are next published (ns).
+    publish_due_ns: u64,
     /// (remote address, path id) of every configured path: its peer's
     /// slot. How a packet with no Key ID (in clear, or a handshake) finds
     /// its peer in one lookup.
@@ -94,8 +98,8 @@ pub struct TunnelReceiver {
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
     dirty: u64,
-    /// Whether it is in [`TunnelRx::busy`].
-    listed: bool,
+    /// Whether it is in [`TunnelRx::holding`], and in [`TunnelRx::dirty`].
+    listed: (bool, bool),
     /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
     /// The burst (its clock reading) the keys were last read for: a peer
@@ -105,14 +109,16 @@ pub struct TunnelReceiver {
     /// changes at the probes' pace, so a hub whose bursts each touch many
     /// peers reads each peer's paths at most every [`PATH_STATE_EVERY_NS`].
     paths_due_ns: u64,
-    /// When its lanes' counters are next published (ns): at most every
-    /// [`PATH_STATE_EVERY_NS`], and at stop ([`TunnelRx::publish_all`]).
-    publish_due_ns: u64,
 }
 
 /// How stale a receiver's view of its peer's path health and table may
 /// be: far below a probe interval or a BFD detection time.
 const PATH_STATE_EVERY_NS: u64 = 100_000;
+
+/// How stale the lane counters the reports read may be (they are read
+/// once a second; at stop they are exact): publishing them touches each
+/// peer's lanes, which at a hub are out of cache.
+const COUNTERS_EVERY_NS: u64 = 1_000_000;
 
 impl TunnelRx {
     /// Worker `id` of `workers`: its receiver for each peer of `tables`,
@@ -136,7 +142,9 @@ impl TunnelRx {
             slots: Arc::new([]),
             path_ports: 0,
             port: 0,
-            busy: Vec::new(),
+            holding: Vec::new(),
+            dirty: Vec::new(),
+            publish_due_ns: 0,
             by_remote: HashMap::new(),
             learning: Vec::new(),
             handoff_to,
@@ -202,10 +210,13 @@ impl TunnelRx {
             })
             .collect();
         gone.extend(old.into_iter().flatten());
-        self.busy = Vec::with_capacity(self.peers.len());
-        self.busy.extend(
-            (0..self.peers.len()).filter(|s| self.peers[*s].as_ref().is_some_and(|r| r.listed)),
-        );
+        let listed = |of: fn(&TunnelReceiver) -> bool| -> Vec<usize> {
+            let mut list = Vec::with_capacity(self.peers.len());
+            list.extend((0..self.peers.len()).filter(|s| self.peers[*s].as_ref().is_some_and(of)));
+            list
+        };
+        self.holding = listed(|r| r.listed.0);
+        self.dirty = listed(|r| r.listed.1);
         for r in gone {
             if let Some(c) = counters {
                 c.drop_many(DropReason::TunnelPeerRemoved, r.held() as u64);
@@ -399,7 +410,7 @@ impl TunnelRx {
         }
         if let Some(r) = self.peers.get_mut(peer).and_then(Option::as_mut) {
             r.accept(tables, m, rx, path, now, sinks);
-            r.list_in(&mut self.busy, peer);
+            r.list_in((&mut self.holding, &mut self.dirty), peer);
         }
     }
 }
@@ -426,11 +437,10 @@ impl TunnelReceiver {
             spares,
             active: 0,
             dirty: 0,
-            listed: false,
+            listed: (false, false),
             table,
             fresh_at: None,
             paths_due_ns: 0,
-            publish_due_ns: 0,
         }
     }
 
@@ -458,13 +468,7 @@ impl TunnelReceiver {
                 self.retable(t);
             }
         }
-        let mut live = 0u16;
-        for (p, state) in self.table.paths.iter().zip(self.table.live.iter()) {
-            if state.up.load(Ordering::Relaxed) && usize::from(p.id) < MAX_PATHS {
-                live |= 1 << p.id;
-            }
-        }
-        self.live = live;
+        self.live = self.table.live_ids();
     }
 
     /// Takes a reloaded table ([`TunnelTable::reconfigured`]): the lanes
@@ -626,10 +630,6 @@ impl TunnelReceiver {
 
     /// Releases what waited in this peer's lanes past its deadline.
     fn poll_lanes(&mut self, tables: &Tables, now: Time, sinks: &mut Sinks<'_>) -> usize {
-        if now.as_nanos() >= self.publish_due_ns && self.dirty != 0 {
-            self.publish_due_ns = now.as_nanos() + PATH_STATE_EVERY_NS;
-            self.publish_counters();
-        }
         if self.active == 0 {
             return 0;
         }
@@ -663,18 +663,10 @@ impl TunnelReceiver {
             .sum()
     }
 
-    /// Whether nothing is held in this peer's lanes and its counters are
-    /// published.
-    #[inline]
-    fn idle(&self) -> bool {
-        self.active == 0 && self.dirty == 0
-    }
-
-    /// When the next held packet of this peer's lanes is due, or its
-    /// counters are to be published.
+    /// When the next held packet of this peer's lanes is due.
     fn next_deadline(&self) -> Option<u64> {
         let mut active = self.active;
-        let mut next: Option<u64> = (self.dirty != 0).then_some(self.publish_due_ns);
+        let mut next: Option<u64> = None;
         while active != 0 {
             let l = active.trailing_zeros() as usize;
             active &= active - 1;
@@ -687,12 +679,24 @@ impl TunnelReceiver {
         next
     }
 
-    /// Puts it (slot `slot`) in `busy` if it is not there yet.
+    /// Puts it (slot `slot`) in `holding` if its lanes hold packets and in
+    /// `dirty` if their counters changed, unless it is there already.
     #[inline]
-    fn list_in(&mut self, busy: &mut Vec<usize>, slot: usize) {
-        if !self.listed {
-            self.listed = true;
-            busy.push(slot);
+    fn list_in(&mut self, (holding, dirty): (&mut Vec<usize>, &mut Vec<usize>), slot: usize) {
+        if self.active != 0 && !self.listed.0 {
+            self.listed.0 = true;
+            holding.push(slot);
+        }
+        self.list_dirty(dirty, slot);
+    }
+
+    /// Puts it (slot `slot`) in `dirty` if its lanes' counters changed,
+    /// unless it is there already.
+    #[inline]
+    fn list_dirty(&mut self, dirty: &mut Vec<usize>, slot: usize) {
+        if self.dirty != 0 && !self.listed.1 {
+            self.listed.1 = true;
+            dirty.push(slot);
         }
     }
 
@@ -762,25 +766,35 @@ impl Stage for TunnelRx {
                     continue;
                 };
                 r.accept(tables, m, &rx, path, now, sinks);
-                r.list_in(&mut self.busy, peer);
+                r.list_in((&mut self.holding, &mut self.dirty), peer);
             }
         }
-        // Only the peers with something held or counted: a hub's idle peers cost nothing.
-        let peers = &mut self.peers;
-        self.busy.retain(|slot| {
+        // Only the peers with something held: a hub's idle peers cost nothing.
+        let (peers, dirty) = (&mut self.peers, &mut self.dirty);
+        self.holding.retain(|slot| {
             let Some(p) = peers.get_mut(*slot).and_then(Option::as_mut) else {
                 return false;
             };
             moved += p.poll_lanes(tables, now, sinks);
-            p.listed = !p.idle();
-            p.listed
+            p.list_dirty(dirty, *slot);
+            p.listed.0 = p.active != 0;
+            p.listed.0
         });
+        if !self.dirty.is_empty() && now.as_nanos() >= self.publish_due_ns {
+            self.publish_due_ns = now.as_nanos() + COUNTERS_EVERY_NS;
+            for slot in self.dirty.drain(..) {
+                if let Some(p) = self.peers.get_mut(slot).and_then(Option::as_mut) {
+                    p.publish_counters();
+                    p.listed.1 = false;
+                }
+            }
+        }
         moved
     }
 
     fn next_deadline(&self) -> Option<Time> {
-        let mut next: Option<u64> = None;
-        for slot in &self.busy {
+        let mut next: Option<u64> = (!self.dirty.is_empty()).then_some(self.publish_due_ns);
+        for slot in &self.holding {
             let due = self
                 .peers
                 .get(*slot)
