@@ -685,6 +685,9 @@ pub const MAX_PEERS: usize = 10_000;
 /// answer to the peer's needs one more.
 pub const KEY_IDS_PER_PEER: u16 = 5;
 
+// Every peer's block of Key IDs fits the header's 16 bits.
+const _: () = assert!(MAX_PEERS * KEY_IDS_PER_PEER as usize <= u16::MAX as usize);
+
 /// One peer site: `[[tunnel.peers]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -64,6 +64,9 @@ pub enum Ingress {
 /// what it is punted, sees the same ingress (DPDK port ids stay far below).
 const TUNNEL_PORT_ID_BASE: u16 = 0xc000;
 
+// Every peer's index fits below the mark.
+const _: () = assert!(crate::config::tunnel::MAX_PEERS <= 0x3fff);
+
 impl Ingress {
     /// The `port` field an mbuf decapsulated from `peer` is marked with.
     #[inline]

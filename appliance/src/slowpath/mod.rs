@@ -37,7 +37,7 @@ use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::keys::KeyPrint;
-use crate::tunnel::TunnelTable;
+use crate::tunnel::{PeerSlots, TunnelTable};
 use crate::wire::tunnel::{Kind, TunnelPacket};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
@@ -139,7 +139,54 @@ pub struct SlowPath {
     /// MLD membership of the groups our IPv6 needs.
     mld: mld::Listener,
     /// The shelves of the tunnel's receive state it keeps stocked.
-    spares: Option<Arc<Spares>>,
+    stock: Option<Stock>,
+    /// Which peer a control packet with no Key ID is from.
+    remotes: Remotes,
+}
+
+/// The peer of each configured path's remote and path id, and the peers
+/// with a learned path, for the peers of `slots`: how a control packet with
+/// no Key ID (in clear, a handshake) finds its peer without a look at every
+/// peer.
+#[derive(Default)]
+struct Remotes {
+    slots: Option<PeerSlots>,
+    by_remote: HashMap<(Ipv4Addr, u8), usize>,
+    learning: Vec<usize>,
+}
+
+impl Remotes {
+    /// Indexes the peers of `slots` unless they are the ones indexed.
+    fn follow(&mut self, slots: &PeerSlots) {
+        if self.slots.as_ref().is_some_and(|s| Arc::ptr_eq(s, slots)) {
+            return;
+        }
+        self.by_remote.clear();
+        self.learning.clear();
+        for t in slots.iter().flatten() {
+            let slot = usize::from(t.index);
+            for p in &t.paths {
+                if p.learned {
+                    self.learning.push(slot);
+                } else {
+                    self.by_remote.insert((p.remote, p.id), slot);
+                }
+            }
+        }
+        self.learning.dedup();
+        self.slots = Some(Arc::clone(slots));
+    }
+}
+
+/// The shelves of the tunnel's receive state, and what they hold for the
+/// peers of `slots`.
+struct Stock {
+    spares: Arc<Spares>,
+    slots: PeerSlots,
+    /// Lanes of these ring sizes (bit s: 2^s).
+    rings: u32,
+    /// Replay windows (some peer is encrypted).
+    windows: bool,
 }
 
 /// One peer's state on the management lcore.
@@ -218,24 +265,39 @@ impl SlowPath {
             ra_configs: Vec::new(),
             tentative: Vec::new(),
             mld: mld::Listener::default(),
-            spares: None,
+            stock: None,
+            remotes: Remotes::default(),
         }
     }
 
-    /// Keeps `spares` stocked for the workers, from now on.
+    /// Keeps `spares` stocked for the workers, from now on (if there is a
+    /// tunnel).
     pub fn keep_stocked(&mut self, spares: Arc<Spares>, now: Time) {
-        self.spares = Some(spares);
-        self.restock(now);
+        if !self.state.tunnels().is_empty() {
+            self.stock = Some(Stock {
+                spares,
+                slots: Arc::new([]),
+                rings: 0,
+                windows: false,
+            });
+            self.restock(now);
+        }
     }
 
     /// Fills the shelves of lanes and replay windows the workers take from
     /// when a peer's lane or path first carries a packet: again within
     /// [`RESTOCK_BUSY`] while they are being taken, else [`RESTOCK_IDLE`].
     fn restock(&mut self, now: Time) {
-        let Some(spares) = &self.spares else {
+        let Some(stock) = &mut self.stock else {
             return;
         };
-        let made = spares.restock(self.state.peers().map(|t| &t.reorder));
+        if !Arc::ptr_eq(&stock.slots, self.state.tunnels()) {
+            // The peers changed (a reload): what they need is worked out once.
+            stock.slots = Arc::clone(self.state.tunnels());
+            stock.rings = Spares::rings_of(self.state.peers().map(|t| &t.reorder));
+            stock.windows = self.state.peers().any(|t| t.crypto.is_some());
+        }
+        let made = stock.spares.restock(stock.rings, stock.windows);
         let next = if made > 0 { RESTOCK_BUSY } else { RESTOCK_IDLE };
         self.timers.arm(SlowTimer::Restock, now + next);
     }
@@ -782,22 +844,29 @@ impl SlowPath {
     /// among several (peers behind NAT on learned paths), the one whose key
     /// an initiation was made with, or whose handshake a response or cookie
     /// answers.
-    fn control_peer(&self, frame: &[u8], in_port: usize) -> Option<usize> {
+    fn control_peer(&mut self, frame: &[u8], in_port: usize) -> Option<usize> {
         let rx = crate::tunnel::encap::parse_rx(frame).ok()?;
         if rx.header.key != 0 {
             return crate::tunnel::crypto::peer_of_key(rx.header.key)
                 .filter(|p| self.tunnel(*p).is_some());
         }
+        let on_path = |t: &MgmtTunnel| {
+            t.table()
+                .rx_path(in_port, rx.src, rx.dst, rx.header.path)
+                .is_some()
+        };
+        self.remotes.follow(self.state.tunnels());
+        if let Some(&slot) = self.remotes.by_remote.get(&(rx.src, rx.header.path)) {
+            if self.tunnel(slot).is_some_and(on_path) {
+                return Some(slot);
+            }
+        }
         let mut from = self
-            .peers
+            .remotes
+            .learning
             .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i, &p.as_ref()?.tunnel)))
-            .filter(|(_, t)| {
-                t.table()
-                    .rx_path(in_port, rx.src, rx.dst, rx.header.path)
-                    .is_some()
-            });
+            .filter_map(|i| Some((*i, self.tunnel(*i)?)))
+            .filter(|(_, t)| on_path(t));
         let first = from.next()?;
         let Some(second) = from.next() else {
             return Some(first.0);

@@ -362,6 +362,9 @@ impl MgmtTunnel {
         .0;
         self.endpoints = carry_over(std::mem::take(&mut self.endpoints), &carried, |_| None).0;
         self.pace.set_interval(table.probe_interval);
+        // A verdict given on the old table since the new one was made (the reload's own
+        // BFD poll) moved the paths' flags but not the new table's word of them.
+        table.resync_live_ids();
         self.control.table = Arc::clone(&table);
         self.table = table;
     }

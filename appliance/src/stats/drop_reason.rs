@@ -86,7 +86,7 @@ drop_reasons! {
     TunnelLoop => "tunnel_loop", "decapsulated packet routed back to the peer it came from";
     TunnelInnerSource => "tunnel_inner_source", "decapsulated packet whose inner source is not in the sending peer's prefixes";
     TunnelPeerRemoved => "tunnel_peer_removed", "held in a reorder lane of a peer a reload removed";
-    TunnelNoState => "tunnel_no_state", "the first packet of a peer's lane or (lane, path) found no spare reorder lane or replay window made ready (the management lcore restocks them within a millisecond)";
+    TunnelNoState => "tunnel_no_state", "the first packet of a peer's lane or (lane, path) found no spare reorder lane or replay window made ready (the management lcore restocks them: within a millisecond while they are being taken, 10 ms at most after a quiet spell)";
     TunnelNoPath => "tunnel_no_path", "no tunnel path is up (and resolved) to send on";
     ShaperAqm => "shaper_aqm", "the path's shaper queue dropped it: it waited above CoDel's target for an interval";
     ShaperOverlimit => "shaper_overlimit", "the path's shaper queue was full: the oldest packet of the flow holding the most bytes made room";

@@ -935,6 +935,18 @@ impl TunnelTable {
         }
     }
 
+    /// Makes the word of up paths agree with the paths' flags again (the
+    /// management lcore takes this table, and verdicts were given on the
+    /// one before since it was made).
+    pub fn resync_live_ids(&self) {
+        let ids = ids_up(&self.paths, |i| {
+            self.live
+                .get(i)
+                .is_some_and(|l| l.up.load(Ordering::Relaxed))
+        });
+        self.live_ids.store(ids, Ordering::Relaxed);
+    }
+
     /// Bit id: the path with that wire id is up by health.
     #[inline]
     pub fn live_ids(&self) -> u16 {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::stats::DropReason;
 use crate::time::Time;
-use crate::tunnel::crypto::replay::{Refused, Window};
+use crate::tunnel::crypto::replay::{KeyWindows, Refused};
 use crate::tunnel::crypto::{KeySet, TunnelCrypto, RX_KEYS};
 use crate::tunnel::encap::{self, Rx};
 use crate::tunnel::{MAX_LANES, MAX_PATHS};
@@ -26,6 +26,11 @@ fn refresh(crypto: &TunnelCrypto, set: &mut Arc<KeySet>) -> bool {
     }
     *set = Arc::clone(&now);
     true
+}
+
+/// The serials of the receive keys `set` holds (0: an empty place).
+fn serials(set: &KeySet) -> [u64; RX_KEYS] {
+    std::array::from_fn(|i| set.recv[i].as_ref().map_or(0, |k| k.serial))
 }
 
 /// Seals what one worker sends.
@@ -83,15 +88,6 @@ impl Sealer {
     }
 }
 
-/// The replay windows of one (lane, path): one per receive-key slot, each
-/// with the serial of the key it holds numbers for (a slot whose key
-/// changed starts afresh when next used, so a rekey touches no window).
-#[derive(Debug, Default)]
-pub struct PathWindows {
-    serials: [u64; RX_KEYS],
-    windows: [Window; RX_KEYS],
-}
-
 /// Opens what one worker receives, for the lanes it owns.
 #[derive(Debug)]
 pub struct Opener {
@@ -101,7 +97,9 @@ pub struct Opener {
     /// Per (lane this worker owns, or the control lane; path id): made the
     /// first time a packet of theirs verifies, so a (lane, path) that never
     /// carries anything costs a pointer.
-    windows: Box<[Option<Box<PathWindows>>]>,
+    windows: Box<[Option<Box<KeyWindows>>]>,
+    /// The serials of the keys `set` holds (0: an empty place).
+    held: [u64; RX_KEYS],
 }
 
 impl Opener {
@@ -112,9 +110,11 @@ impl Opener {
         // The data lanes it owns, and the control lane (which one worker owns).
         let _ = worker;
         let lanes = MAX_LANES.div_ceil(workers) + 1;
+        let set = crypto.keys.load_full();
         Self {
             workers,
-            set: crypto.keys.load_full(),
+            held: serials(&set),
+            set,
             crypto,
             windows: (0..lanes * MAX_PATHS).map(|_| None).collect(),
         }
@@ -123,7 +123,9 @@ impl Opener {
     /// Once per burst: picks up a new key set.
     #[inline]
     pub fn begin_burst(&mut self) {
-        refresh(&self.crypto, &mut self.set);
+        if refresh(&self.crypto, &mut self.set) {
+            self.held = serials(&self.set);
+        }
     }
 
     /// The window index of (`lane`, path id `path`).
@@ -149,16 +151,14 @@ impl Opener {
     #[inline]
     pub fn open(&mut self, frame: &mut [u8], rx: &Rx, spares: &Spares) -> Result<bool, DropReason> {
         let h = &rx.header;
-        let (slot, key) = self.set.rx(h.key).ok_or(DropReason::TunnelUnknownKey)?;
+        let key = self.set.rx(h.key).ok_or(DropReason::TunnelUnknownKey)?;
         let i = self
             .index(h.lane, usize::from(h.path))
             .ok_or(DropReason::TunnelBadLane)?;
         let entry = self.windows.get_mut(i).ok_or(DropReason::TunnelBadLane)?;
-        let fresh = match entry.as_deref() {
-            Some(w) if w.serials[slot] == key.serial => w.windows[slot].fresh(h.path_seq),
-            // Nothing accepted under this key on this (lane, path) yet.
-            _ => Ok(()),
-        };
+        let fresh = entry
+            .as_deref()
+            .map_or(Ok(()), |w| w.fresh(key.serial, h.path_seq));
         match fresh {
             Ok(()) => {}
             Err(Refused::Again | Refused::TooOld) => return Err(DropReason::TunnelReplay),
@@ -168,11 +168,7 @@ impl Opener {
             *entry = Some(spares.windows().ok_or(DropReason::TunnelNoState)?);
         }
         let w = entry.as_deref_mut().ok_or(DropReason::TunnelNoState)?;
-        if w.serials[slot] != key.serial {
-            w.serials[slot] = key.serial;
-            w.windows[slot].reset();
-        }
-        let newest = w.windows[slot].mark(h.path_seq);
+        let newest = w.mark(key.serial, h.path_seq, &self.held);
         if !key.used.load(std::sync::atomic::Ordering::Relaxed) {
             key.used.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -230,6 +226,96 @@ mod tests {
             })),
             recv: Default::default(),
         }));
+    }
+
+    /// A data packet on (lane 4, path 1), sealed under Key ID `id` with
+    /// `key` (or with its tag broken), and what the receiver parses of it.
+    fn sealed(id: u16, key: &PacketKey, path_seq: u32, forged: bool) -> (Vec<u8>, Rx) {
+        use crate::wire::tunnel::{Kind, TunnelRepr};
+        use crate::wire::MacAddr;
+        let payload = [0x45u8; 20];
+        let o = encap::Outer {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            src_ip: std::net::Ipv4Addr::new(172, 16, 0, 2),
+            dst_ip: std::net::Ipv4Addr::new(172, 16, 0, 1),
+            src_port: 49156,
+            dst_port: 4800,
+            tos: 0,
+            header: TunnelRepr {
+                kind: Kind::Data,
+                flags: 0,
+                path: 1,
+                key: id,
+                lane: 4,
+                epoch: 1,
+                lane_seq: 0,
+                path_seq,
+                sent_us: 0,
+            },
+        };
+        let tag = crate::tunnel::crypto::aead::TAG_LEN;
+        let mut frame = vec![0u8; encap::OUTER_LEN + payload.len() + tag];
+        encap::write_outer(&mut frame, &o, payload.len() + tag);
+        frame[encap::OUTER_LEN..encap::OUTER_LEN + payload.len()].copy_from_slice(&payload);
+        encap::seal(&mut frame, key);
+        if forged {
+            *frame.last_mut().unwrap() ^= 1;
+        }
+        let rx = encap::parse_rx(&frame).unwrap();
+        (frame, rx)
+    }
+
+    /// A (lane, path) takes its windows from the shelf only once a packet
+    /// on it verified: an empty shelf drops it as `tunnel_no_state`, a
+    /// forged packet takes nothing, and once it has them replays are caught.
+    #[test]
+    fn windows_come_from_the_shelf_when_a_packet_verifies() {
+        let crypto = Arc::new(TunnelCrypto::new(Cipher::Aes256Gcm, 1));
+        let key = PacketKey::new(Cipher::Aes256Gcm, &[3; 32]);
+        crypto.keys.store(Arc::new(KeySet {
+            send: None,
+            recv: [
+                Some(Arc::new(crate::tunnel::crypto::RxKey {
+                    id: 300,
+                    key: PacketKey::new(Cipher::Aes256Gcm, &[3; 32]),
+                    serial: 1,
+                    used: Default::default(),
+                })),
+                None,
+                None,
+            ],
+        }));
+        let spares = Spares::new(1);
+        let mut o = Opener::new(0, 1, Arc::clone(&crypto));
+        o.begin_burst();
+        let (mut f, rx) = sealed(300, &key, 5, false);
+        assert_eq!(o.open(&mut f, &rx, &spares), Err(DropReason::TunnelNoState));
+        spares.restock(0, true);
+        let stocked = spares.windows_ready();
+        let (mut f, rx) = sealed(300, &key, 5, true);
+        assert_eq!(
+            o.open(&mut f, &rx, &spares),
+            Err(DropReason::TunnelAuthFailed)
+        );
+        assert_eq!(
+            spares.windows_ready(),
+            stocked,
+            "a forged packet takes no window"
+        );
+        let (mut f, rx) = sealed(300, &key, 5, false);
+        assert_eq!(o.open(&mut f, &rx, &spares), Ok(true));
+        assert_eq!(spares.windows_ready(), stocked - 1);
+        let (mut f, rx) = sealed(300, &key, 5, false);
+        assert_eq!(o.open(&mut f, &rx, &spares), Err(DropReason::TunnelReplay));
+        let (mut f, rx) = sealed(300, &key, 6, false);
+        assert_eq!(o.open(&mut f, &rx, &spares), Ok(true));
+        assert_eq!(spares.windows_ready(), stocked - 1, "the same (lane, path)");
+        let (mut f, rx) = sealed(301, &key, 7, false);
+        assert_eq!(
+            o.open(&mut f, &rx, &spares),
+            Err(DropReason::TunnelUnknownKey)
+        );
     }
 
     proptest! {

@@ -175,10 +175,11 @@ impl TunnelRx {
     }
 
     /// Follows the peers a reload added or removed: a new peer gets its
-    /// lanes, a removed one's go (what they held is freed and counted as
-    /// `tunnel_peer_removed`), a peer that stays keeps its own and reads its
-    /// new table at once. Off the fast path: once per such reload (it
-    /// allocates the new peers' lanes).
+    /// receiver (its lanes and windows come when they first carry a
+    /// packet), a removed one's lanes go (what they held is freed and
+    /// counted as `tunnel_peer_removed`), a peer that stays keeps its own
+    /// and reads its new table at once. Off the fast path: once per such
+    /// reload (it allocates the new peers' receivers).
     #[cold]
     fn repeer(&mut self, slots: &PeerSlots, counters: Option<&WorkerCounters>) {
         let mut old = std::mem::take(&mut self.peers);

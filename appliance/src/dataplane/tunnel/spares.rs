@@ -5,16 +5,16 @@
 //! peers"). A worker never allocates while it forwards, so it takes them
 //! from shelves the management lcore keeps stocked ([`Spares::restock`]).
 //! An empty shelf drops the packet (`tunnel_no_state`) until the next
-//! restock, a millisecond at most after the shelf was last taken from.
+//! restock: a millisecond after the last one while spares are being taken,
+//! 10 ms at most after a quiet spell.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use dpdk_bindings::Mbuf;
 
+use crate::tunnel::crypto::replay::KeyWindows;
 use crate::tunnel::reorder::{self, Lane};
-
-use super::keys::PathWindows;
 
 /// Replay windows on the shelf per worker: what that many (lane, path)
 /// pairs starting in one restock period take.
@@ -31,7 +31,7 @@ const RING_SIZES: usize = 17;
 /// The shelves, shared by the workers (who take) and the management lcore
 /// (who stocks).
 pub struct Spares {
-    windows: ArrayQueue<Box<PathWindows>>,
+    windows: ArrayQueue<Box<KeyWindows>>,
     /// Shelf `s` holds lanes whose ring has 2^s slots.
     lanes: Box<[ArrayQueue<Box<Lane<Mbuf>>>]>,
     /// Bit s: a peer's lanes have rings of 2^s (the shelves stocked).
@@ -71,8 +71,13 @@ impl Spares {
 
     /// A (lane, path)'s replay windows, if one is ready.
     #[inline]
-    pub fn windows(&self) -> Option<Box<PathWindows>> {
+    pub fn windows(&self) -> Option<Box<KeyWindows>> {
         self.windows.pop()
+    }
+
+    /// How many (lane, path) windows are ready.
+    pub fn windows_ready(&self) -> usize {
+        self.windows.len()
     }
 
     /// A lane tuned as `cfg`, if one of its ring size is ready.
@@ -83,14 +88,22 @@ impl Spares {
         Some(lane)
     }
 
-    /// On the management lcore: fills the shelves of windows and of the
-    /// lanes of `peers` (each peer's reorder tuning), and keeps asking for
-    /// the ring sizes they use. Returns how many spares it made.
-    pub fn restock<'a>(&self, peers: impl Iterator<Item = &'a reorder::Config>) -> usize {
-        let rings = peers.fold(0u32, |rings, cfg| rings | 1 << shelf_of(cfg));
+    /// The ring sizes the lanes of peers tuned as `peers` use (bit s: 2^s),
+    /// for [`Self::restock`].
+    pub fn rings_of<'a>(peers: impl Iterator<Item = &'a reorder::Config>) -> u32 {
+        peers.fold(0, |rings, cfg| rings | 1 << shelf_of(cfg))
+    }
+
+    /// On the management lcore: fills the shelves of the lanes of ring
+    /// sizes `rings` ([`Self::rings_of`]) and, when some peer is encrypted
+    /// (`windows`), of replay windows. Returns how many spares it made.
+    pub fn restock(&self, rings: u32, windows: bool) -> usize {
         self.rings.store(rings, Ordering::Relaxed);
         let mut made = 0;
-        while self.windows.push(Box::default()).is_ok() {
+        while windows && !self.windows.is_full() {
+            if self.windows.push(Box::default()).is_err() {
+                break;
+            }
             made += 1;
         }
         for (s, shelf) in self.lanes.iter().enumerate() {
@@ -134,7 +147,8 @@ mod tests {
             "nothing before the first restock"
         );
         let peers = [tuned(100, 5_000_000), tuned(4096, 1)];
-        let made = spares.restock(peers.iter());
+        let rings = Spares::rings_of(peers.iter());
+        let made = spares.restock(rings, true);
         assert_eq!(
             made,
             2 * WINDOWS_PER_WORKER + lanes_wanted(7) + lanes_wanted(12)
@@ -149,9 +163,11 @@ mod tests {
             assert_eq!(spares.lane(&peers[1]).map(|l| l.capacity()), Some(4096));
         }
         assert!(spares.lane(&peers[1]).is_none(), "the shelf ran out");
-        assert_eq!(spares.restock(peers.iter()), 1 + lanes_wanted(12));
-        assert_eq!(spares.restock(peers.iter()), 0, "full");
+        assert_eq!(spares.restock(rings, true), 1 + lanes_wanted(12));
+        assert_eq!(spares.restock(rings, true), 0, "full");
         assert!(spares.windows().is_some());
+        assert_eq!(spares.restock(rings, false), 0, "no windows in clear");
+        assert_eq!(spares.windows_ready(), 2 * WINDOWS_PER_WORKER - 1);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::keys::{PresharedKey, PrivateKey, PublicKey, KEY_LEN};
 /// The Noise protocol name.
 pub const PATTERN: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 /// Bound into every handshake, so ours never pass for another protocol's.
-pub const PROLOGUE: &[u8] = b"appliance multipath tunnel, wire format 2";
+pub const PROLOGUE: &[u8] = b"appliance multipath tunnel, wire format 3";
 /// Bytes of a tunnel header (mac1 covers it too).
 const HEADER: usize = 20;
 const MAC: usize = 16;

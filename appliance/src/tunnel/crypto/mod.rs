@@ -69,13 +69,10 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// The receive key with id `id` and its slot.
+    /// The receive key with id `id`.
     #[inline]
-    pub fn rx(&self, id: u16) -> Option<(usize, &Arc<RxKey>)> {
-        self.recv
-            .iter()
-            .enumerate()
-            .find_map(|(i, k)| k.as_ref().filter(|k| k.id == id).map(|k| (i, k)))
+    pub fn rx(&self, id: u16) -> Option<&Arc<RxKey>> {
+        self.recv.iter().flatten().find(|k| k.id == id)
     }
 }
 

@@ -7,6 +7,8 @@
 //! never move it. Sequence numbers wrap (32 bits); a key never covers 2^32
 //! packets of one (lane, path), so serial-number order is exact.
 
+use super::RX_KEYS;
+
 /// Blocks of 64 bits in the ring.
 const BLOCKS: usize = 128;
 /// How far behind the newest accepted number a packet may be and still be
@@ -34,6 +36,55 @@ impl Default for Window {
             top: None,
             bits: [0; BLOCKS],
         }
+    }
+}
+
+/// The windows of one (lane, path): one per receive key held, found by the
+/// key's serial (not by its place in the key set, which shifts as sessions
+/// come and go: a window found by place would be another key's, or
+/// forgotten, and a replay would pass).
+#[derive(Debug, Default)]
+pub struct KeyWindows {
+    /// The serial of the key each window holds numbers for (0: none).
+    serials: [u64; RX_KEYS],
+    windows: [Window; RX_KEYS],
+}
+
+impl KeyWindows {
+    /// Whether `seq` may be accepted under the key of serial `serial`
+    /// (nothing changes).
+    ///
+    /// # Errors
+    /// Why not.
+    #[inline]
+    pub fn fresh(&self, serial: u64, seq: u32) -> Result<(), Refused> {
+        match self.serials.iter().position(|s| *s == serial) {
+            Some(i) => self.windows[i].fresh(seq),
+            // Nothing accepted under this key here yet.
+            None => Ok(()),
+        }
+    }
+
+    /// Accepts `seq`, which [`Self::fresh`] allowed and whose packet
+    /// verified, under the key of serial `serial`; `held` are the serials of
+    /// the keys held now (0: an empty place), of which `serial` is one. A key
+    /// new here takes the window of one no longer held. Returns whether it
+    /// is the newest so far ([`Window::mark`]).
+    #[inline]
+    pub fn mark(&mut self, serial: u64, seq: u32, held: &[u64; RX_KEYS]) -> bool {
+        let i = match self.serials.iter().position(|s| *s == serial) {
+            Some(i) => i,
+            None => {
+                // At most RX_KEYS keys are held, this one among them: another
+                // window is free or belongs to a key that is gone.
+                let gone = |s: &u64| *s == 0 || !held.contains(s);
+                let i = self.serials.iter().position(gone).unwrap_or(0);
+                self.serials[i] = serial;
+                self.windows[i].reset();
+                i
+            }
+        };
+        self.windows[i].mark(seq)
     }
 }
 
@@ -152,6 +203,26 @@ mod tests {
             "the old bits went with the first mark"
         );
         assert_eq!(w.fresh(200), Err(Refused::Again));
+    }
+
+    #[test]
+    fn each_key_has_its_window_wherever_the_key_set_holds_it() {
+        let mut w = KeyWindows::default();
+        assert!(w.mark(7, 100, &[7, 0, 0]));
+        assert_eq!(w.fresh(7, 100), Err(Refused::Again));
+        assert_eq!(w.fresh(8, 100), Ok(()), "another key's");
+        assert!(w.mark(8, 100, &[7, 8, 0]));
+        assert!(w.mark(9, 100, &[7, 8, 9]));
+        // Key 7 retired; key 8 moved to the set's first place: its window stays.
+        assert!(w.mark(10, 50, &[8, 9, 10]), "the first under key 10");
+        assert_eq!(w.fresh(8, 100), Err(Refused::Again), "key 8 kept its own");
+        assert_eq!(w.fresh(9, 100), Err(Refused::Again), "key 9 kept its own");
+        assert_eq!(w.fresh(10, 50), Err(Refused::Again));
+        assert_eq!(
+            w.fresh(7, 100),
+            Ok(()),
+            "retired: its window went to key 10"
+        );
     }
 
     #[test]

@@ -666,7 +666,7 @@ mod tests {
             let mut p = b"x".to_vec();
             let tag = t.key.seal(super::super::aead::nonce(1, 0, 1), b"h", &mut p);
             p.extend_from_slice(&tag);
-            rx.rx(t.id).is_some_and(|(_, k)| {
+            rx.rx(t.id).is_some_and(|k| {
                 k.key
                     .open(super::super::aead::nonce(1, 0, 1), b"h", &mut p)
                     .is_ok()
