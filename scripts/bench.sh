@@ -102,12 +102,14 @@ tunnel_run() {
 # to load and start.
 PEER_COUNTS=${BENCH_PEERS:-"100 1000"}
 LOAD_PEERS=10000
+ADD_PEERS=1000
 for n in 1 $PEER_COUNTS; do
   python3 scripts/bench_peers.py "$W" "$n" clear
   python3 scripts/bench_peers.py "$W" "$n" idle target/release/appliance
   { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; pcap_port wan "$W/decap-$n.pcap"; } > "$W/decap-$n-profile.toml"
 done
 python3 scripts/bench_peers.py "$W" "$LOAD_PEERS" clear
+python3 scripts/bench_peers.py "$W" "$ADD_PEERS" clear
 { sed -n '/^name/,/^cache/p' scripts/bench-tunnel-profile.toml.in; null_port lan; null_port wan; } > "$W/idle-profile.toml"
 peers_decap_run() {
   appliance_pps "$W/decap-$1-profile.toml" "$W/peers-$1-clear.toml" 0
@@ -143,24 +145,37 @@ peers_load_run() {
   kill -INT "$pid"; wait "$pid" || true
   python3 -c "print(round($t1 - $t0, 2), $rss)"
 }
+# Seconds `appliancectl peer add` takes to add peers 1 to $1 - 1 to a running hub of peer 0
+# alone (in clear), in one request.
+peers_add_run() {
+  rm -f "$W/ctl.sock"
+  start_appliance "$W/idle-profile.toml" "$W/peers-1-clear.toml"
+  local pid=$APP_PID t0 t1
+  t0=$(date +%s.%N)
+  target/release/appliancectl --socket "$W/ctl.sock" peer add "$W/add-$1.toml" >"$W/add.log" 2>&1 || echo "peer add failed: $(cat "$W/add.log")" >&2
+  t1=$(date +%s.%N)
+  kill -INT "$pid"; wait "$pid" || true
+  python3 -c "print(round($t1 - $t0, 2))"
+}
 # One run of the peers' figures: "N Mpps cycles/packet RSS-KiB mgmt-CPU-%" for N = 1 and each
-# of PEER_COUNTS, then "seconds RSS-KiB" of the load (scripts/bench_peers_report.py).
+# of PEER_COUNTS, then "seconds RSS-KiB" of the load and the seconds of the live add
+# (scripts/bench_peers_report.py).
 peers_runs() {
   local out="" n d
   for n in 1 $PEER_COUNTS; do
     d=$(peers_decap_run "$n")
     out+="$n $d $(cat "$W/last.cpp") $(peers_idle_run "$n") "
   done
-  echo "$out$(peers_load_run)"
+  echo "$out$(peers_load_run) $(peers_add_run "$ADD_PEERS")"
 }
 if [ "${BENCH_ONLY:-}" = peers ]; then
   P=""
   for r in $(seq "$RUNS"); do
     line=$(peers_runs)
-    echo "run $r (per N: N, decap Mpps, cycles/packet, RSS KiB and mgmt CPU % with N idle peers; then $LOAD_PEERS peers' load s and RSS KiB): $line"
+    echo "run $r (per N: N, decap Mpps, cycles/packet, RSS KiB and mgmt CPU % with N idle peers; then $LOAD_PEERS peers' load s and RSS KiB, and s to add $((ADD_PEERS - 1)) live): $line"
     P+="$line;"
   done
-  python3 scripts/bench_peers_report.py "$P" "$LOAD_PEERS" "$SECS"
+  python3 scripts/bench_peers_report.py "$P" "$LOAD_PEERS" "$SECS" "$ADD_PEERS"
   exit 0
 fi
 
@@ -214,7 +229,7 @@ mkdir -p docs
 python3 scripts/bench_report.py "${A[*]}" "${T[*]}" "$SECS" "$RUNS" "$VETH" "${EW[*]}" "${EF[*]}" "${D[*]}" "${EU[*]}" "${A6[*]}" "${AC[*]}" "${A6C[*]}" > docs/benchmarks.md
 python3 scripts/bench_offloads_report.py "$OFFLOADS" "$SECS" >> docs/benchmarks.md
 python3 scripts/bench_crypto_report.py "$CRYPTO" "${T[*]}" >> docs/benchmarks.md
-python3 scripts/bench_peers_report.py "$PR" "$LOAD_PEERS" "$SECS" >> docs/benchmarks.md
+python3 scripts/bench_peers_report.py "$PR" "$LOAD_PEERS" "$SECS" "$ADD_PEERS" >> docs/benchmarks.md
 # Route scale: config load, table build and lookups for 10k, 100k and 1M routes.
 ROUTES=$(cargo bench -q -p appliance --bench routes)
 cat >> docs/benchmarks.md <<MDEOF

@@ -6,6 +6,8 @@
                  or "idle" (encrypted, the default probes and BFD, peers that are not
                  there: what an unreachable peer costs); keys under keys/ (made by the
                  appliance binary argv[4]);
+  add-N.toml:    (clear) peers 1 to N - 1 of peers-N.toml as `appliancectl peer add` takes
+                 them: what a hub of peer 0 alone adds live;
   decap-N.pcap:  1024 tunnel packets in clear, packet i from peer i mod N (its address, its
                  path 0, lane 0, UNORDERED), each carrying a 64 B frame's IPv4/UDP packet
                  from that peer's site to the LAN host 10.10.1.10.
@@ -78,3 +80,11 @@ for p in range(n):
                   'mac = "02:00:00:00:00:22"']
 with open(f'{out}/peers-{n}-{mode}.toml', 'w') as f:
     f.write('\n'.join(lines) + '\n')
+if mode == 'clear':
+    added = []
+    for p in range(1, n):
+        added += ['[[peers]]', f'name = "p{p}"', f'prefixes = ["{".".join(map(str, site(p)))}.0/24"]',
+                  '[[peers.paths]]', 'name = "a"', 'id = 0', 'interface = "wan"',
+                  f'remote = "{".".join(map(str, remote(p)))}"', 'rate = "1gbit"']
+    with open(f'{out}/add-{n}.toml', 'w') as f:
+        f.write('\n'.join(added) + '\n')

@@ -1,20 +1,21 @@
 """Formats the many-peers section of docs/benchmarks.md from scripts/bench.sh's peer runs:
 argv[1] ';'-separated lines, each groups of "N Mpps cycles/packet RSS-KiB CPU-%" (decap rate
 and cycles per packet with N peers; resident KiB and management-lcore CPU % with N idle
-peers) for N = 1 first, then "seconds RSS-KiB" of the appliance loading argv[2] peers;
+peers) for N = 1 first, then "seconds RSS-KiB" of the appliance loading argv[2] peers and
+the seconds `appliancectl peer add` took to add argv[4] - 1 peers to a running hub of one;
 argv[3] seconds per run."""
 import statistics
 import sys
 
 med = statistics.median
-load_n, secs = int(sys.argv[2]), sys.argv[3]
+load_n, secs, add_n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) - 1
 runs = []
 for line in sys.argv[1].split(';'):
     v = line.split()
     if not v:
         continue
-    groups = [v[i:i + 5] for i in range(0, len(v) - 2, 5)]
-    runs.append(({int(g[0]): [float(x) for x in g[1:]] for g in groups}, [float(x) for x in v[-2:]]))
+    groups = [v[i:i + 5] for i in range(0, len(v) - 3, 5)]
+    runs.append(({int(g[0]): [float(x) for x in g[1:]] for g in groups}, [float(x) for x in v[-3:]]))
 counts = sorted(n for n in runs[0][0] if n > 1)
 print(f"""
 ## Many peers: a hub's decapsulation rate, and what an idle peer costs
@@ -31,7 +32,8 @@ are not there (default probes and BFD): once they count as unreachable (3 s with
 word), its resident memory beyond the mempool (`VmRSS`; the mempool is in hugepages, which
 `VmRSS` leaves out) and its management lcore's CPU (the main thread's user and system time
 over {secs} s), against one such peer. **Load**: {load_n:,} peers in clear, from the start
-of the process until its control socket answers `show peers`. Goals: ≥ 0.9× one peer's
+of the process until its control socket answers `show peers`. **Live add**: `appliancectl
+peer add` of {add_n:,} peers (one request) to a running hub of one peer, in clear. Goals: ≥ 0.9× one peer's
 rate at 1,000 peers; ≤ 64 KiB per idle peer; ≤ 20 % of a core at 1,000 peers.
 """)
 head = "| run | decap, 1 peer (Mpps) | cycles/packet |"
@@ -54,8 +56,8 @@ line = "|---|---|---|"
 for n in counts:
     head += f" RSS, {n:,} idle (MiB) | per idle peer (KiB) | mgmt CPU (%) |"
     line += "---|---|---|"
-head += f" load {load_n:,} peers (s) | RSS then (MiB) |"
-line += "---|---|"
+head += f" load {load_n:,} peers (s) | RSS then (MiB) | add {add_n:,} live (s) |"
+line += "---|---|---|"
 print(head)
 print(line)
 for i, (by_n, load) in enumerate(runs, 1):
@@ -64,7 +66,7 @@ for i, (by_n, load) in enumerate(runs, 1):
     for n in counts:
         r, u = by_n[n][2], by_n[n][3]
         row += f" {r / 1024:.1f} | {(r - r1) / (n - 1):.0f} | {u:.1f} |"
-    row += f" {load[0]:.2f} | {load[1] / 1024:.1f} |"
+    row += f" {load[0]:.2f} | {load[1] / 1024:.1f} | {load[2]:.2f} |"
     print(row)
 top = counts[-1]
 ratio = med([r[0][top][0] / r[0][1][0] for r in runs])
@@ -76,7 +78,8 @@ Median at {top:,} peers: decapsulation at **{ratio:.2f}×** one peer's rate (goa
 {met[ratio >= 0.9]}); an idle peer costs **{per_peer:.0f} KiB** of resident memory (goal
 64 KiB: {met[per_peer <= 64]}); {top:,} unreachable peers cost the management lcore
 **{cpu:.1f} %** of a core (goal 20 %: {met[cpu <= 20]}). {load_n:,} peers load and start in
-{med([r[1][0] for r in runs]):.2f} s.
+{med([r[1][0] for r in runs]):.2f} s; {add_n:,} peers are added to a running hub in one request
+in {med([r[1][2] for r in runs]):.2f} s.
 
 Where the decapsulation time goes (`perf record` on the worker, 1,000 peers, 2026-12-07):
 each packet is the only one of its peer in the burst, so the peer's receiver, its table,

@@ -24,10 +24,10 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::mcast::{McastInputSpec, McastRuleSpec};
-use crate::config::tunnel::Span;
+use crate::config::tunnel::{PeerConfig, Span};
 
-/// Longest request line accepted.
-pub const MAX_REQUEST: usize = 64 * 1024;
+/// Longest request line accepted: room for a `peer_add` of 10,000 peers.
+pub const MAX_REQUEST: usize = 8 << 20;
 
 /// What `show` shows (also `appliancectl show <what>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -67,7 +67,7 @@ pub enum AdminState {
 }
 
 /// A request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Read something.
@@ -117,6 +117,25 @@ pub enum Request {
         /// The peer's name (`tunnel.peers[].name`; `peer` for the one peer
         /// of a two-site tunnel).
         name: String,
+    },
+    /// Add tunnel peers, all in one step, as a reload would add them to the
+    /// running config's `[[tunnel.peers]]` (the other peers carry on
+    /// untouched); with `replace`, change peers that exist instead (by
+    /// name). Until the next reload, which makes the file's peers those in
+    /// force again (`show config` gives the running config to save).
+    PeerAdd {
+        /// The peers, as `[[tunnel.peers]]` entries (key file paths
+        /// absolute).
+        peers: Vec<PeerConfig>,
+        /// Change existing peers (each must exist) rather than add new ones
+        /// (none may exist).
+        #[serde(default)]
+        replace: bool,
+    },
+    /// Remove tunnel peers by name, all in one step (as [`Request::PeerAdd`]).
+    PeerDel {
+        /// Their names.
+        names: Vec<String>,
     },
     /// Take a tunnel path administratively down or bring it back.
     PathAdmin {

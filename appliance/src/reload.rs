@@ -102,9 +102,15 @@ impl Reloader {
         plan((&files.0, &files.1), (&self.applied.0, &self.applied.1)).unwrap_or_default()
     }
 
-    /// The config file in force (as last applied; live changes are not in it).
+    /// The config file in force (as last applied; live changes are not in it, but for the
+    /// peers of `peer add` and `peer del`).
     pub fn config(&self) -> &Config {
         &self.applied.1
+    }
+
+    /// The profile and config in force.
+    pub fn files(&self) -> (&HwProfile, &Config) {
+        (&self.applied.0, &self.applied.1)
     }
 
     /// `files` are in force now, with the keys `plan` applied.
@@ -115,6 +121,94 @@ impl Reloader {
             self.keys = key_print(&files.1).unwrap_or_default();
         }
         self.applied = files;
+    }
+}
+
+/// A change of the tunnel's peers from the control socket (`appliancectl peer add`, `peer
+/// set`, `peer del`), made to a copy of the running config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerChange {
+    /// Add these peers (`replace`: change these existing ones instead).
+    Add {
+        /// The peers.
+        peers: Vec<crate::config::tunnel::PeerConfig>,
+        /// Change existing ones, by name.
+        replace: bool,
+    },
+    /// Remove the peers of these names.
+    Del {
+        /// Their names.
+        names: Vec<String>,
+    },
+}
+
+impl PeerChange {
+    /// What it is called in replies and logs.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            PeerChange::Add { replace: false, .. } => "peer add",
+            PeerChange::Add { replace: true, .. } => "peer set",
+            PeerChange::Del { .. } => "peer del",
+        }
+    }
+
+    /// Makes the change to `config`'s `[[tunnel.peers]]` (not checked further here).
+    ///
+    /// # Errors
+    /// No tunnel, a tunnel in the two-site form, a name added twice or added that is there
+    /// (changed or removed that is not), or no peer left.
+    pub fn edit(&self, config: &mut Config) -> Result<(), String> {
+        let Some(t) = config.tunnel.as_mut().filter(|t| !t.peers.is_empty()) else {
+            return Err(
+                "the tunnel lists no [[tunnel.peers]] (none, or the two-site form): change the \
+                 file and reload"
+                    .into(),
+            );
+        };
+        let names: Vec<String> = t.peers.iter().map(|p| p.name.clone()).collect();
+        let mut seen = std::collections::HashSet::new();
+        match self {
+            PeerChange::Add { peers, replace } => {
+                for p in peers {
+                    if !seen.insert(p.name.as_str()) {
+                        return Err(format!("peer {:?} is given twice", p.name));
+                    }
+                    match (names.iter().position(|n| *n == p.name), replace) {
+                        (Some(i), true) => t.peers[i] = p.clone(),
+                        (None, false) => t.peers.push(p.clone()),
+                        (Some(_), false) => {
+                            return Err(format!("peer {:?} exists (peer set changes it)", p.name))
+                        }
+                        (None, true) => {
+                            return Err(format!(
+                                "no peer {:?} to change (peer add adds it); peers: {}",
+                                p.name,
+                                list(&names)
+                            ))
+                        }
+                    }
+                }
+            }
+            PeerChange::Del { names: gone } => {
+                for name in gone {
+                    if !seen.insert(name.as_str()) || !names.contains(name) {
+                        return Err(format!(
+                            "no peer {name:?} (or named twice); peers: {}",
+                            list(&names)
+                        ));
+                    }
+                }
+                t.peers.retain(|p| !gone.contains(&p.name));
+                if t.peers.is_empty() {
+                    return Err(
+                        "that removes every peer: a tunnel keeps one at least (remove \
+                                [tunnel] from the file and restart to have none)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -859,6 +953,78 @@ interface = "wan"
 remote = "10.10.2.10"
 rate = "10mbit"
 "#
+    }
+
+    /// `peer add`, `peer set` and `peer del` edit a copy of the running config: each
+    /// refuses, whole, a name it cannot take, and `del` leaves a peer at least.
+    #[test]
+    fn peer_changes_edit_the_running_peers_by_name() {
+        let hub = config(&hub());
+        let peers = &hub.tunnel.as_ref().expect("a tunnel").peers;
+        let (east, west) = (peers[0].clone(), peers[1].clone());
+        let north = crate::config::tunnel::PeerConfig {
+            name: "north".into(),
+            prefixes: vec!["10.4.0.0/16".parse().expect("a prefix")],
+            ..west.clone()
+        };
+        let names = |c: &Config| -> Vec<String> {
+            c.tunnel.as_ref().map_or_else(Vec::new, |t| {
+                t.peers.iter().map(|p| p.name.clone()).collect()
+            })
+        };
+        let add = |peers: Vec<crate::config::tunnel::PeerConfig>, replace| PeerChange::Add {
+            peers,
+            replace,
+        };
+        let edited = |change: PeerChange| {
+            let mut c = hub.clone();
+            change.edit(&mut c).map(|()| c)
+        };
+        let c = edited(add(vec![north.clone()], false)).expect("north added");
+        assert_eq!(names(&c), ["east", "west", "north"]);
+        let err = edited(add(vec![north.clone(), east.clone()], false)).unwrap_err();
+        assert!(err.contains("\"east\" exists"), "{err}");
+        let err = edited(add(vec![north.clone(), north.clone()], false)).unwrap_err();
+        assert!(err.contains("given twice"), "{err}");
+        let faster = crate::config::tunnel::PeerConfig {
+            prefixes: vec!["10.5.0.0/16".parse().expect("a prefix")],
+            ..west.clone()
+        };
+        let c = edited(add(vec![faster], true)).expect("west changed");
+        assert_eq!(names(&c), ["east", "west"]);
+        assert_eq!(
+            c.tunnel
+                .as_ref()
+                .map(|t| t.peers[1].prefixes[0].to_string()),
+            Some("10.5.0.0/16".into())
+        );
+        let err = edited(add(vec![north], true)).unwrap_err();
+        assert!(err.contains("no peer \"north\" to change"), "{err}");
+        let c = edited(PeerChange::Del {
+            names: vec!["east".into()],
+        })
+        .expect("east removed");
+        assert_eq!(names(&c), ["west"]);
+        let err = edited(PeerChange::Del {
+            names: vec!["east".into(), "west".into()],
+        })
+        .unwrap_err();
+        assert!(err.contains("removes every peer"), "{err}");
+        let err = edited(PeerChange::Del {
+            names: vec!["south".into()],
+        })
+        .unwrap_err();
+        assert!(err.contains("no peer \"south\""), "{err}");
+        // The plan from the running config to an edited one is a reload's.
+        let c = edited(add(vec![east.clone()], true)).expect("the same east");
+        let p = profile();
+        assert!(plan((&p, &hub), (&p, &c))
+            .expect("a plan")
+            .changes()
+            .is_empty());
+        let mut two_site = config(BASE);
+        let err = add(vec![east], false).edit(&mut two_site).unwrap_err();
+        assert!(err.contains("lists no [[tunnel.peers]]"), "{err}");
     }
 
     fn hub_plan_to(text: &str) -> Result<Plan, Vec<String>> {

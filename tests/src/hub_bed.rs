@@ -383,6 +383,54 @@ impl HubBed {
         Ok(())
     }
 
+    /// `appliancectl peer <op> ARGS` at the hub, `op` being `add`, `set` or `del`; for `add`
+    /// and `set`, ARGS is a file of the hub's entries of the spokes `peers` (as its config
+    /// lists them, as `[[peers]]`). Its output, or an error quoting it if it failed. From
+    /// then on [`HubBed::wait_peers`] expects the hub to list `expect`.
+    pub fn peer_change(&mut self, op: &str, peers: &[usize], expect: &[usize]) -> Result<String> {
+        let mut args = vec![
+            "--socket".to_string(),
+            self.sockets[0].display().to_string(),
+            "peer".into(),
+            op.into(),
+        ];
+        if op == "del" {
+            args.extend(peers.iter().map(|p| site_name(*p)));
+        } else {
+            let listing = config_listing(
+                &self.all,
+                0,
+                peers,
+                &self.public_keys,
+                &self.key_files[0],
+                &self.sockets[0],
+            );
+            let entries = listing
+                .get(listing.find("[[tunnel.peers]]").unwrap_or(listing.len())..)
+                .unwrap_or_default()
+                .replace("[[tunnel.peers", "[[peers");
+            let file = self.dir.path().join(format!("peer-{op}.toml"));
+            std::fs::write(&file, entries)?;
+            args.push(file.display().to_string());
+        }
+        let out = std::process::Command::new(workspace_bin("appliancectl"))
+            .args(&args)
+            .output()
+            .context("appliancectl")?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            out.status.success(),
+            "appliancectl {}: {text}",
+            args.join(" ")
+        );
+        self.hub_peers = expect.to_vec();
+        Ok(text)
+    }
+
     /// Has site `k`'s appliance re-read its config file (`{"cmd":"reload"}`, as
     /// `appliancectl reload`): the changes its reply lists, one line each, or an error
     /// quoting the reply if it is not ok.

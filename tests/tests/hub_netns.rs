@@ -5,9 +5,10 @@
 //! dropped at the hub and counted against that spoke; every peer keeps both paths; nothing
 //! is leaked.
 //!
-//! Then peers changed on a running hub by a reload of its config: a spoke it did not list is
-//! added and comes up, one it listed is removed and is cut off, while a sequenced stream
-//! between the hub and a spoke left alone loses nothing and stays in order.
+//! Then peers changed on a running hub: a spoke it did not list is added by `appliancectl
+//! peer add` and comes up, one it listed is removed by a reload of its config and is cut
+//! off, while a sequenced stream between the hub and a spoke left alone loses nothing and
+//! stays in order.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -317,14 +318,26 @@ fn changes_include(changes: &[String], wanted: &str) -> Result<()> {
     Ok(())
 }
 
-/// At [`ADD_AT`] after `t0`: the hub's config gains spoke 3 and is reloaded; spoke 3 comes
-/// up and its host reaches the hub's. Returns how long after the reload's reply the hub had
-/// a session with it.
+/// At [`ADD_AT`] after `t0`: `appliancectl peer add` gives the hub spoke 3 (after refusing,
+/// whole, a change that adds spoke 1 again beside it); spoke 3 comes up and its host reaches
+/// the hub's. Returns how long after the reply the hub had a session with it.
 fn add_spoke3(bed: &mut HubBed, t0: Instant) -> Result<Duration> {
     sleep_until(t0 + ADD_AT);
+    // A change that names a peer twice, or one there already, is refused whole.
+    let refused = bed.peer_change("add", &[3, 1], &[1, 2]);
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("exists (peer set changes it)")),
+        "adding spoke1 again (with spoke3): {refused:?}"
+    );
+    let added = bed.peer_change("add", &[3], &[1, 2, 3])?;
+    ensure!(
+        added.contains("peer spoke3 added"),
+        "appliancectl peer add spoke3: {added}"
+    );
+    // The file says the same from now on: the reload below removes spoke2 only.
     bed.rewrite_hub_config(&[1, 2, 3])?;
-    let changes = bed.reload(0)?;
-    changes_include(&changes, "peer spoke3 added")?;
     let up = bed.wait_peer_session(0, &site_name(3), ADD_LIMIT)?;
     // The hub lists exactly spokes 1 to 3, and each has its session with the hub. Spoke 3's
     // own paths went no_replies while the hub ignored it: they carry again once its probes
@@ -423,7 +436,7 @@ fn peers_are_added_and_removed_while_the_others_carry_traffic() -> Result<()> {
     let (to_hub, from_hub) = (to_hub.finish(), from_hub.finish());
     let spoke3_up = changed?;
     eprintln!(
-        "spoke3 added by a reload: a session with the hub {} ms after the reload, its host \
+        "spoke3 added by peer add: a session with the hub {} ms after the reply, its host \
          reaching the hub's; spoke2 removed: cut off",
         spoke3_up.as_millis()
     );

@@ -3,12 +3,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use appliance::api::{AdminState, Request, Response, ShowWhat};
 use appliance::config::mcast::{McastInputSpec, McastOutputSpec, McastRuleSpec};
-use appliance::config::tunnel::Span;
+use appliance::config::tunnel::{PeerConfig, Span};
 use clap::{Parser, Subcommand};
 use ipnet::IpNet;
 use serde_json::Value;
@@ -92,6 +92,50 @@ enum PeerOp {
         /// The peer's name.
         name: String,
     },
+    /// Add the peers of FILE (`[[peers]]` entries, written as `[[tunnel.peers]]`), all in
+    /// one step: the others carry on untouched. Until the next reload, which makes the
+    /// config file's peers those in force again (`show config` prints the running config).
+    Add {
+        /// A TOML file of `[[peers]]`; key file paths in it are relative to it.
+        file: PathBuf,
+    },
+    /// Change the peers of FILE (each must exist; matched by name), all in one step.
+    Set {
+        /// A TOML file of `[[peers]]`, as for `peer add`.
+        file: PathBuf,
+    },
+    /// Remove these peers, all in one step.
+    Del {
+        /// Their names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// What `peer add` and `peer set` read.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeersFile {
+    peers: Vec<PeerConfig>,
+}
+
+/// The peers of `file`, their key file paths made absolute (the appliance
+/// reads them).
+fn peers_of(file: &Path) -> Result<Vec<PeerConfig>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut peers = toml::from_str::<PeersFile>(&text)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .peers;
+    let dir = std::fs::canonicalize(file)
+        .ok()
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    for p in &mut peers {
+        if let Some(k) = p.preshared_key.as_mut().filter(|k| k.is_relative()) {
+            *k = dir.join(&*k);
+        }
+    }
+    Ok(peers)
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,9 +223,20 @@ fn main() -> ExitCode {
             McastOp::Show { input } => Request::McastShow { input },
         },
         Cmd::Igmp => Request::IgmpShow {},
-        Cmd::Peer {
-            op: PeerOp::Show { name },
-        } => Request::PeerShow { name },
+        Cmd::Peer { op } => match op {
+            PeerOp::Show { name } => Request::PeerShow { name },
+            PeerOp::Del { names } => Request::PeerDel { names },
+            PeerOp::Add { ref file } | PeerOp::Set { ref file } => {
+                let replace = matches!(op, PeerOp::Set { .. });
+                match peers_of(file) {
+                    Ok(peers) => Request::PeerAdd { peers, replace },
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        },
         Cmd::Path { state, name } => Request::PathAdmin { path: name, state },
         Cmd::Log { level, .. } => Request::LogLevel { level },
         Cmd::Reload { dry_run } => Request::Reload { dry_run },
@@ -367,6 +422,25 @@ fn s(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
         other => other.to_string(),
+    }
+}
+
+/// What a reload or a peer change changed (or would, `dry_run`).
+fn changes(d: &Value, dry_run: bool) -> String {
+    let changes = arr(&d["changes"]);
+    let (none, some) = if dry_run {
+        ("nothing would change", "would change")
+    } else {
+        ("ok, nothing changed", "ok, changes")
+    };
+    if changes.is_empty() {
+        format!("{none}\n")
+    } else {
+        let mut out = format!("{some} ({}):\n", changes.len());
+        for c in changes {
+            out.push_str(&format!("  {}\n", c.as_str().unwrap_or_default()));
+        }
+        out
     }
 }
 
@@ -594,23 +668,10 @@ fn render(request: &Request, d: &Value) -> String {
             what: ShowWhat::Config,
         } => d["config"].as_str().unwrap_or_default().to_string(),
         Request::LogLevel { .. } => format!("log level {}\n", s(&d["level"])),
-        Request::Reload { dry_run } => {
-            let changes = arr(&d["changes"]);
-            let (none, some) = if *dry_run {
-                ("nothing would change", "would change")
-            } else {
-                ("ok, nothing changed", "ok, changes")
-            };
-            if changes.is_empty() {
-                format!("{none}\n")
-            } else {
-                let mut out = format!("{some} ({}):\n", changes.len());
-                for c in changes {
-                    out.push_str(&format!("  {}\n", c.as_str().unwrap_or_default()));
-                }
-                out
-            }
+        Request::PeerAdd { .. } | Request::PeerDel { .. } | Request::Reload { dry_run: false } => {
+            changes(d, false)
         }
+        Request::Reload { dry_run: true } => changes(d, true),
         Request::BfdSet { path, .. } => {
             let b = &d["bfd"];
             format!(

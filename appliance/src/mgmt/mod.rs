@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use crate::api::{Change, Request, Response, ShowWhat};
 use crate::config::tunnel::{BfdConfig, Span};
-use crate::config::{LogLevel, MgmtPriority, RouteConfig};
+use crate::config::{Config, HwProfile, LogLevel, MgmtPriority, RouteConfig};
 use crate::dataplane::doorbell::Doorbell;
-use crate::reload::{Planned, Reloader, Step};
+use crate::reload::{PeerChange, Planned, Reloader, Step};
 use crate::report::StatsSource;
 use crate::service::ServiceManager;
 use crate::slowpath::SlowPath;
@@ -177,6 +177,12 @@ impl Mgmt {
                 work += 1;
                 let response = match change.request {
                     Request::Reload { dry_run } => self.reload(dry_run, now),
+                    Request::PeerAdd { peers, replace } => {
+                        self.change_peers(&PeerChange::Add { peers, replace }, now)
+                    }
+                    Request::PeerDel { names } => {
+                        self.change_peers(&PeerChange::Del { names }, now)
+                    }
                     Request::Show {
                         what: ShowWhat::Config,
                     } => self.running_config(),
@@ -270,10 +276,66 @@ impl Mgmt {
                 return Response::err(format!("reload refused: {e}"));
             }
         };
-        let changes = plan.changes();
         if dry_run {
+            let changes = plan.changes();
             return Response::ok(serde_json::json!({ "changes": changes, "dry_run": true }));
         }
+        self.apply_plan(plan, files, now, "reload")
+    }
+
+    /// Adds, changes or removes tunnel peers as a reload to the running
+    /// config with those peers changed would: checked as `--check` checks a
+    /// file, then the same plan and steps (the other peers carry on
+    /// untouched). The running config holds them from then on (`show
+    /// config`), until a reload makes the file's peers those in force
+    /// again.
+    fn change_peers(&mut self, change: &PeerChange, now: Time) -> Response {
+        let (profile, old) = self.ops.reloader.files();
+        let mut new = old.clone();
+        if let Err(e) = change.edit(&mut new) {
+            return Response::err(format!("{}: {e}; nothing changed", change.verb()));
+        }
+        // Through the file format and its checks: every mistake is named by its key.
+        let checked = new.to_toml().map_err(|e| e.to_string()).and_then(|text| {
+            Config::parse(std::path::Path::new(change.verb()), &text, profile)
+                .map_err(|e| e.to_string())
+        });
+        let new = match checked {
+            Ok(c) => c,
+            Err(e) => return Response::err(format!("{e}; nothing changed")),
+        };
+        if let Err(e) = crate::reload::key_print(&new) {
+            return Response::err(format!(
+                "{}: tunnel.{}: {}; nothing changed",
+                change.verb(),
+                e.key,
+                e.what
+            ));
+        }
+        let plan = match crate::reload::plan((profile, old), (profile, &new)) {
+            Ok(p) => p,
+            Err(keys) => {
+                return Response::err(format!(
+                    "{}: these cannot change while running: {}; nothing changed",
+                    change.verb(),
+                    keys.join(", ")
+                ))
+            }
+        };
+        let files = (profile.clone(), new);
+        self.apply_plan(plan, files, now, change.verb())
+    }
+
+    /// Applies `plan`, the way from the files in force to `files`, one step at a time; a
+    /// step that fails undoes the ones before it. `what` names it in logs and replies.
+    fn apply_plan(
+        &mut self,
+        plan: crate::reload::Plan,
+        files: (HwProfile, Config),
+        now: Time,
+        what: &str,
+    ) -> Response {
+        let changes = plan.changes();
         let keys = plan.keys();
         // What the file removes but a request removed already is done: not a failure.
         let tables = self.source.tables.current();
@@ -293,7 +355,7 @@ impl Mgmt {
             .filter(|s| {
                 let skip = gone(&s.step);
                 if skip {
-                    log::info!("reload: {} (already gone)", s.changes.join("; "));
+                    log::info!("{what}: {} (already gone)", s.changes.join("; "));
                 }
                 !skip
             })
@@ -307,16 +369,16 @@ impl Mgmt {
                     // What was not applied yet cannot be undone: its error is expected.
                     let _ = self.apply_step(s.step, now);
                 }
-                log::error!("reload failed at {change:?}: {why}; the {i} steps before it undone");
+                log::error!("{what} failed at {change:?}: {why}; the {i} steps before it undone");
                 return Response::err(format!(
-                    "reload failed at {change:?}: {why}; nothing of it stays applied"
+                    "{what} failed at {change:?}: {why}; nothing of it stays applied"
                 ));
             }
             for c in &planned.changes {
-                log::info!("reload: {c}");
+                log::info!("{what}: {c}");
             }
         }
-        log::info!("reload: {} changes applied", changes.len());
+        log::info!("{what}: {} changes applied", changes.len());
         self.ops.reloader.applied(files, keys);
         Response::ok(serde_json::json!({ "changes": changes }))
     }

@@ -1518,7 +1518,9 @@ impl SlowPath {
             | Request::McastShow { .. }
             | Request::PeerShow { .. }
             | Request::LogLevel { .. }
-            | Request::Reload { .. } => {
+            | Request::Reload { .. }
+            | Request::PeerAdd { .. }
+            | Request::PeerDel { .. } => {
                 return Response::err("answered by the control thread or the management loop");
             }
         };
