@@ -87,7 +87,7 @@ its path counters and its lane are each out of cache (a few misses a packet that
 one-peer run never takes). Per-peer work that grew with the number of peers was taken out
 first: path health is one word per peer (not a read of every path), a poll visits only
 the peers that hold packets, and lane counters are published once a millisecond for all
-peers together, which took 1,000 peers from 0.35× to about 0.45×. What remains is the
+peers together, which took 1,000 peers from 0.35× to about 0.48×. What remains is the
 per-peer state itself. An idle peer holds no reorder lane and no replay window: they are
 made when its lanes and paths first carry a packet, from spares the management lcore keeps
 ready. The per-peer memory is read at 1,000 peers: at 100 it is below what the reference
