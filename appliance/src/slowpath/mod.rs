@@ -37,7 +37,7 @@ use crate::tables::{L2Dest, RoutingState, TableError};
 use crate::time::{Time, Timers, TokenBucket};
 use crate::tunnel::crypto::handshake::Handshaker;
 use crate::tunnel::crypto::keys::KeyPrint;
-use crate::tunnel::{PeerSlots, TunnelTable};
+use crate::tunnel::{PeerIndex, PeerSlots, TunnelTable};
 use crate::wire::tunnel::{Kind, TunnelPacket};
 use crate::wire::{
     icmpv4, ArpOp, ArpPacket, ArpRepr, EthernetFrame, IpProtocol, Ipv4Packet, MacAddr,
@@ -144,37 +144,20 @@ pub struct SlowPath {
     remotes: Remotes,
 }
 
-/// The peer of each configured path's remote and path id, and the peers
-/// with a learned path, for the peers of `slots`: how a control packet with
-/// no Key ID (in clear, a handshake) finds its peer without a look at every
-/// peer.
-#[derive(Default)]
+/// The [`PeerIndex`] of the peers of `slots`.
+#[derive(Debug, Default)]
 struct Remotes {
     slots: Option<PeerSlots>,
-    by_remote: HashMap<(Ipv4Addr, u8), usize>,
-    learning: Vec<usize>,
+    index: PeerIndex,
 }
 
 impl Remotes {
     /// Indexes the peers of `slots` unless they are the ones indexed.
     fn follow(&mut self, slots: &PeerSlots) {
-        if self.slots.as_ref().is_some_and(|s| Arc::ptr_eq(s, slots)) {
-            return;
+        if !self.slots.as_ref().is_some_and(|s| Arc::ptr_eq(s, slots)) {
+            self.index = PeerIndex::of(slots);
+            self.slots = Some(Arc::clone(slots));
         }
-        self.by_remote.clear();
-        self.learning.clear();
-        for t in slots.iter().flatten() {
-            let slot = usize::from(t.index);
-            for p in &t.paths {
-                if p.learned {
-                    self.learning.push(slot);
-                } else {
-                    self.by_remote.insert((p.remote, p.id), slot);
-                }
-            }
-        }
-        self.learning.dedup();
-        self.slots = Some(Arc::clone(slots));
     }
 }
 
@@ -856,14 +839,15 @@ impl SlowPath {
                 .is_some()
         };
         self.remotes.follow(self.state.tunnels());
-        if let Some(&slot) = self.remotes.by_remote.get(&(rx.src, rx.header.path)) {
+        if let Some(slot) = self.remotes.index.by_remote(rx.src, rx.header.path) {
             if self.tunnel(slot).is_some_and(on_path) {
                 return Some(slot);
             }
         }
         let mut from = self
             .remotes
-            .learning
+            .index
+            .learning()
             .iter()
             .filter_map(|i| Some((*i, self.tunnel(*i)?)))
             .filter(|(_, t)| on_path(t));

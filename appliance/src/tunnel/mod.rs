@@ -46,6 +46,47 @@ pub use crate::config::tunnel::{MAX_PATHS, OVERHEAD};
 /// table snapshots, and replaced whole when a peer comes or goes.
 pub type PeerSlots = Arc<[Option<Arc<TunnelTable>>]>;
 
+/// Which peer a packet with no Key ID (in clear, a handshake) is from: the
+/// peer of each configured path's remote address and path id (`--check`
+/// makes it unique), and the peers with a learned path (any source may be
+/// theirs). Built when the peers change, so a packet costs one lookup, not
+/// a look at every peer.
+#[derive(Debug, Default)]
+pub struct PeerIndex {
+    by_remote: hashbrown::HashMap<(Ipv4Addr, u8), usize>,
+    learning: Vec<usize>,
+}
+
+impl PeerIndex {
+    /// The index of the peers of `slots`.
+    pub fn of(slots: &PeerSlots) -> Self {
+        let mut index = Self::default();
+        for t in slots.iter().flatten() {
+            let slot = usize::from(t.index);
+            for p in &t.paths {
+                if p.learned {
+                    index.learning.push(slot);
+                } else {
+                    index.by_remote.insert((p.remote, p.id), slot);
+                }
+            }
+        }
+        index.learning.dedup();
+        index
+    }
+
+    /// The slot of the peer with a configured path of id `path` from `src`.
+    #[inline]
+    pub fn by_remote(&self, src: Ipv4Addr, path: u8) -> Option<usize> {
+        self.by_remote.get(&(src, path)).copied()
+    }
+
+    /// The slots of the peers with a learned path.
+    pub fn learning(&self) -> &[usize] {
+        &self.learning
+    }
+}
+
 /// Lanes a receiver keeps reorder state for (a sender uses one lane per
 /// worker, so this bounds the peer's workers).
 pub const MAX_LANES: usize = 64;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use dpdk_bindings::ring::{Consumer, Producer};
 use dpdk_bindings::{Burst, Mbuf};
-use hashbrown::HashMap;
 
 use crate::buf::PacketBuf;
 use crate::dataplane::dispatch::act;
@@ -25,7 +24,7 @@ use crate::tables::Tables;
 use crate::time::{Time, TokenBucket};
 use crate::tunnel::encap;
 use crate::tunnel::reorder::{self, Arrival, Lane};
-use crate::tunnel::{PeerSlots, TunnelTable, MAX_LANES};
+use crate::tunnel::{PeerIndex, PeerSlots, TunnelTable, MAX_LANES};
 use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
 use crate::wire::EthernetFrame;
 
@@ -64,12 +63,9 @@ pub struct TunnelRx {
     dirty: Vec<usize>,
     /// When the `dirty` peers' counters are next published (ns).
     publish_due_ns: u64,
-    /// (remote address, path id) of every configured path: its peer's
-    /// slot. How a packet with no Key ID (in clear, or a handshake) finds
-    /// its peer in one lookup.
-    by_remote: HashMap<(u32, u8), usize>,
-    /// The slots of peers with a learned path (any source may be theirs).
-    learning: Vec<usize>,
+    /// How a packet with no Key ID (in clear, or a handshake) finds its
+    /// peer.
+    index: PeerIndex,
     /// Rings to the other workers (`None` for ourselves).
     handoff_to: Vec<Option<Producer>>,
     /// Rings from the other workers.
@@ -145,8 +141,7 @@ impl TunnelRx {
             holding: Vec::new(),
             dirty: Vec::new(),
             publish_due_ns: 0,
-            by_remote: HashMap::new(),
-            learning: Vec::new(),
+            index: PeerIndex::default(),
             handoff_to,
             handoff_from,
             handshakes: TokenBucket::with_burst(rate, rate.min(64)),
@@ -228,19 +223,7 @@ impl TunnelRx {
             .flatten()
             .fold(0, |ports, t| ports | t.path_ports());
         self.port = slots.iter().flatten().next().map_or(0, |t| t.port);
-        self.by_remote.clear();
-        self.learning.clear();
-        for t in slots.iter().flatten() {
-            let slot = usize::from(t.index);
-            for p in &t.paths {
-                if p.learned {
-                    self.learning.push(slot);
-                } else {
-                    self.by_remote.insert((u32::from(p.remote), p.id), slot);
-                }
-            }
-        }
-        self.learning.dedup();
+        self.index = PeerIndex::of(slots);
         self.slots = Arc::clone(slots);
     }
 
@@ -264,11 +247,11 @@ impl TunnelRx {
             return self.peers.get(peer)?.is_some().then_some(peer);
         }
         let id = rx.header.path;
-        if let Some(slot) = self.by_remote.get(&(u32::from(rx.src), id)) {
-            return Some(*slot);
+        if let Some(slot) = self.index.by_remote(rx.src, id) {
+            return Some(slot);
         }
         let port = in_port?;
-        self.learning.iter().copied().find(|s| {
+        self.index.learning().iter().copied().find(|s| {
             self.peers
                 .get(*s)
                 .and_then(Option::as_ref)
