@@ -87,8 +87,10 @@ enum SlowTimer {
     RelayResolve,
     /// Probe this tunnel path (peer index, path index).
     Probe(u16, u8),
-    /// A BFD session has a packet to send or a detection time to judge.
-    Bfd,
+    /// A BFD session of this peer (its slot) has a packet to send or a
+    /// detection time to judge: one timer per peer, so that a hub's peers
+    /// are not all polled whenever one of them is due.
+    Bfd(u16),
     /// The tunnel's handshakes (every peer's): one may be due, or a session
     /// expire.
     Handshake,
@@ -222,8 +224,8 @@ impl SlowPath {
             .iter()
             .map(|slot| slot.as_ref().map(|t| PeerState::new(t, now)))
             .collect();
-        timers.arm(SlowTimer::Bfd, now);
         for t in state.peers() {
+            timers.arm(SlowTimer::Bfd(t.index), now);
             for path in 0..t.paths.len() {
                 timers.arm(probe_timer(t.index, path), now);
             }
@@ -400,7 +402,7 @@ impl SlowPath {
                 SlowTimer::Probe(peer, path) => {
                     self.probe_path(usize::from(peer), usize::from(path), now);
                 }
-                SlowTimer::Bfd => self.bfd_poll(now),
+                SlowTimer::Bfd(peer) => self.bfd_poll_peer(usize::from(peer), now),
                 SlowTimer::Handshake => self.handshake_poll(now),
                 SlowTimer::RouterAdvert => self.advertise_due(now),
                 SlowTimer::DadDone => self.dad_done(now),
@@ -939,18 +941,20 @@ impl SlowPath {
 
     /// Runs every peer's BFD sessions' timers and sends what is due.
     fn bfd_poll(&mut self, now: Time) {
-        let tables = self.state.tables();
-        let frames: Vec<_> = self
-            .peers
-            .iter_mut()
-            .map(|p| p.as_mut().map(|p| p.bfd.poll(&tables, now)))
-            .collect();
-        for (peer, frames) in frames.into_iter().enumerate() {
-            if let Some(frames) = frames {
-                self.bfd_sent(peer, frames, now);
-            }
+        for peer in 0..self.peers.len() {
+            self.bfd_poll_peer(peer, now);
         }
-        self.rearm_bfd();
+    }
+
+    /// [`Self::bfd_poll`] for peer `peer` (its slot) alone.
+    fn bfd_poll_peer(&mut self, peer: usize, now: Time) {
+        let tables = self.state.tables();
+        let Some(b) = self.bfd_mut(peer) else {
+            return;
+        };
+        let frames = b.poll(&tables, now);
+        self.bfd_sent(peer, frames, now);
+        self.rearm_bfd(peer);
     }
 
     /// The peer and path index `name` names: `peer/path`, or a path name
@@ -1011,7 +1015,7 @@ impl SlowPath {
                     t.set_bfd_detect(index, Duration::from_micros(detect));
                 }
                 // Republishes the sessions (the new timers show at once) and re-arms.
-                self.bfd_poll(now);
+                self.bfd_poll_peer(peer, now);
                 Response::ok(json!({ "path": name, "bfd": status }))
             }
             Err(e) => Response::err(format!("path {name}: {e}")),
@@ -1038,7 +1042,7 @@ impl SlowPath {
         };
         let frames = b.on_packet(&tables, m.data(), in_port, now);
         self.bfd_sent(peer, frames, now);
-        self.rearm_bfd();
+        self.rearm_bfd(peer);
     }
 
     /// Sends peer `peer`'s BFD frames, hands its state changes to that
@@ -1064,17 +1068,17 @@ impl SlowPath {
         }
     }
 
-    /// Arms the BFD timer for the first session of any peer with work due.
-    fn rearm_bfd(&mut self) {
+    /// Arms peer `peer`'s BFD timer for its first session with work due.
+    fn rearm_bfd(&mut self, peer: usize) {
         let next = self
             .peers
-            .iter()
-            .flatten()
-            .filter_map(|p| p.bfd.next_deadline())
-            .min();
+            .get(peer)
+            .and_then(Option::as_ref)
+            .and_then(|p| p.bfd.next_deadline());
+        let timer = SlowTimer::Bfd(u16::try_from(peer).unwrap_or(u16::MAX));
         match next {
-            Some(at) => self.timers.arm(SlowTimer::Bfd, at),
-            None => self.timers.cancel(SlowTimer::Bfd),
+            Some(at) => self.timers.arm(timer, at),
+            None => self.timers.cancel(timer),
         }
     }
 
