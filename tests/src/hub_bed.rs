@@ -25,6 +25,12 @@
 //! traffic between two spokes goes through the hub, which is what the tests are about.
 //! BFD, probing, reordering and shaping are left at their defaults.
 //!
+//! One spoke may sit behind a NAT of its own ([`bed_behind_nat`],
+//! [`crate::topology::hub_and_spokes_behind_nat`]), as a branch on DSL or LTE: its paths name
+//! the hub with the NAT as their `next_hop`, the hub's paths to it name no `remote` and learn
+//! where its packets come from, and BFD is off on both (it runs to fixed addresses; the
+//! probes watch the paths), as in the two-site NAT test.
+//!
 //! The hub may list only some of the spokes ([`bed_with_hub_peers`]), and its list can be
 //! rewritten while it runs ([`HubBed::rewrite_hub_config`], then [`HubBed::reload`]): a
 //! spoke keeps listing the hub whether or not the hub lists it, as a site that is not yet
@@ -43,7 +49,7 @@ use crate::netns::NsProcess;
 use crate::rundir::RunDir;
 use crate::scenario::iperf;
 use crate::scenario::systems::appliance_tunnel::{self, link_name};
-use crate::topology::{hub_and_spokes, HubSites};
+use crate::topology::{hub_and_spokes, hub_and_spokes_behind_nat, HubSites, Nat};
 
 /// Every path's configured rate (the schedulers' ceiling; the segments themselves are
 /// bridges, not rate-limited).
@@ -83,12 +89,21 @@ pub struct SiteAddresses {
     /// The appliance's LAN address: its host's gateway.
     pub lan: Ipv4Addr,
     pub lan_prefix_len: u8,
-    /// Per WAN link: the appliance's address on that segment.
+    /// Per WAN link: the appliance's address on that segment (behind a NAT: on the NAT's
+    /// inside subnet of that link).
     pub wan: Vec<Ipv4Addr>,
     pub wan_prefix_len: u8,
+    /// Per WAN link, for a site behind a NAT: the NAT's inside address, its next hop to every
+    /// peer (whose paths to it learn its public address). Empty for a site on the segments.
+    pub nat_gateways: Vec<Ipv4Addr>,
 }
 
 impl SiteAddresses {
+    /// Whether the site is behind a NAT.
+    pub fn behind_nat(&self) -> bool {
+        !self.nat_gateways.is_empty()
+    }
+
     /// The site's LAN as a prefix, e.g. `10.2.0.0/24`: what its peers route to it, and the
     /// only inner sources they accept from it.
     pub fn lan_prefix(&self) -> String {
@@ -105,11 +120,28 @@ pub fn addresses(sites: &HubSites) -> Vec<SiteAddresses> {
         .hosts
         .iter()
         .enumerate()
-        .map(|(k, host)| SiteAddresses {
-            lan: host.gateway,
-            lan_prefix_len: host.prefix_len,
-            wan: sites.links.iter().map(|l| l.addrs[k]).collect(),
-            wan_prefix_len: sites.links.first().map_or(24, |l| l.prefix_len),
+        .map(|(k, host)| {
+            let (wan, wan_prefix_len, nat_gateways) = if sites.nat_of(k).is_some() {
+                let links = 0..sites.links.len();
+                (
+                    links.clone().map(Nat::site_address).collect(),
+                    Nat::INSIDE_PREFIX_LEN,
+                    links.map(Nat::gateway).collect(),
+                )
+            } else {
+                (
+                    sites.links.iter().map(|l| l.addrs[k]).collect(),
+                    sites.links.first().map_or(24, |l| l.prefix_len),
+                    Vec::new(),
+                )
+            };
+            SiteAddresses {
+                lan: host.gateway,
+                lan_prefix_len: host.prefix_len,
+                wan,
+                wan_prefix_len,
+                nat_gateways,
+            }
         })
         .collect()
 }
@@ -124,6 +156,24 @@ pub fn peer_prefixes(all: &[SiteAddresses], k: usize, peer: usize) -> Vec<String
         .filter(|&s| s != k)
         .map(|s| all[s].lan_prefix())
         .collect()
+}
+
+/// The lines of the config of `here`'s path on WAN link `j` to `peer` that say where the
+/// peer is: its address there (`remote`), unless it is behind a NAT (the path learns it);
+/// the NAT's inside as the next hop if `here` is behind one; BFD off if either is, since it
+/// runs to fixed addresses (the probes watch such a path).
+fn path_far_end(here: &SiteAddresses, peer: &SiteAddresses, j: usize) -> String {
+    let mut lines = String::new();
+    if !peer.behind_nat() {
+        let _ = writeln!(lines, "remote = \"{}\"", peer.wan[j]);
+    }
+    if let Some(gateway) = here.nat_gateways.get(j) {
+        let _ = writeln!(lines, "next_hop = \"{gateway}\"");
+    }
+    if here.behind_nat() || peer.behind_nat() {
+        lines.push_str("bfd = { enabled = false }\n");
+    }
+    lines
 }
 
 /// The config of site `k`'s appliance: `all` every site's addresses, `public_keys` every
@@ -193,13 +243,14 @@ pub fn config_listing(
             public_keys[peer],
             prefixes.join(", ")
         );
-        for (j, remote) in all[peer].wan.iter().enumerate() {
+        for j in 0..all[peer].wan.len() {
             let _ = write!(
                 c,
                 "[[tunnel.peers.paths]]\nname = \"{}\"\nid = {j}\ninterface = \"{}\"\n\
-                 remote = \"{remote}\"\nrate = \"{PATH_RATE}\"\n\n",
+                 {}rate = \"{PATH_RATE}\"\n\n",
                 link_name(j),
-                wan_port(j)
+                wan_port(j),
+                path_far_end(here, &all[peer], j)
             );
         }
     }
@@ -244,6 +295,14 @@ pub fn bed(n_spokes: usize, n_links: usize) -> Result<HubBed> {
 pub fn bed_with_hub_peers(n_spokes: usize, n_links: usize, hub_peers: &[usize]) -> Result<HubBed> {
     let sites = hub_and_spokes(n_spokes, n_links)?;
     HubBed::start_with_hub_peers(sites, &workspace_bin("appliance"), hub_peers)
+}
+
+/// [`bed`] with spoke `spoke` behind a NAT of its own
+/// ([`crate::topology::hub_and_spokes_behind_nat`]): the hub's paths to it learn its public
+/// addresses.
+pub fn bed_behind_nat(n_spokes: usize, n_links: usize, spoke: usize) -> Result<HubBed> {
+    let sites = hub_and_spokes_behind_nat(n_spokes, n_links, spoke)?;
+    HubBed::start(sites, &workspace_bin("appliance"))
 }
 
 /// Checks that `peers` are spokes among `n_sites` sites, each once: the hub cannot list
@@ -464,6 +523,16 @@ impl HubBed {
         Ok(reply["data"].clone())
     }
 
+    /// Site `k`'s path `name` to its peer `peer` in `show paths`.
+    pub fn path(&self, k: usize, peer: &str, name: &str) -> Result<Value> {
+        let paths = self.show(k, "paths")?;
+        paths
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["peer"] == peer && p["name"] == name))
+            .cloned()
+            .with_context(|| format!("{} has no path {name} to {peer}: {paths}", site_name(k)))
+    }
+
     /// `show peers` at site `k`: one object per peer.
     pub fn peers(&self, k: usize) -> Result<Vec<Value>> {
         let data = self.show(k, "peers")?;
@@ -654,6 +723,7 @@ mod tests {
                     .map(|j| Ipv4Addr::new(172, 16, j, if k == 0 { 1 } else { 10 + k }))
                     .collect(),
                 wan_prefix_len: 24,
+                nat_gateways: Vec::new(),
             })
             .collect()
     }
@@ -765,12 +835,61 @@ mod tests {
     }
 
     #[test]
+    fn the_hub_learns_a_spoke_behind_nat_which_reaches_it_through_its_nat() {
+        let mut all = three_sites();
+        all[2].wan = (0..2).map(Nat::site_address).collect();
+        all[2].nat_gateways = (0..2).map(Nat::gateway).collect();
+        let keys: Vec<String> = (0..3).map(|k| format!("key{k}=")).collect();
+        let parsed = |k: usize| -> toml::Value {
+            let text = config(
+                &all,
+                k,
+                &keys,
+                Path::new("/run/site.key"),
+                Path::new("/run/ctl.sock"),
+            );
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+        };
+        // The paths of the `i`th entry of `c`'s peers.
+        let paths = |c: &toml::Value, i: usize| -> Vec<toml::Value> {
+            c["tunnel"]["peers"][i]["paths"]
+                .as_array()
+                .cloned()
+                .expect("paths")
+        };
+        let hub = parsed(0);
+        // Spoke 1, then spoke 2.
+        for p in paths(&hub, 0) {
+            assert!(p.get("remote").is_some() && p.get("bfd").is_none(), "{p}");
+        }
+        for p in paths(&hub, 1) {
+            assert!(
+                p.get("remote").is_none() && p.get("next_hop").is_none(),
+                "{p}"
+            );
+            assert_eq!(p["bfd"]["enabled"].as_bool(), Some(false));
+        }
+        let spoke2 = parsed(2);
+        for (j, p) in paths(&spoke2, 0).iter().enumerate() {
+            assert_eq!(p["remote"].as_str(), Some(format!("172.16.{j}.1").as_str()));
+            assert_eq!(
+                p["next_hop"].as_str(),
+                Some(format!("192.168.{j}.1").as_str())
+            );
+            assert_eq!(p["bfd"]["enabled"].as_bool(), Some(false));
+        }
+        let ifaces = spoke2["interfaces"].as_array().expect("interfaces");
+        assert_eq!(ifaces[2]["address"].as_str(), Some("192.168.1.2/24"));
+    }
+
+    #[test]
     fn a_lan_prefix_is_its_network() {
         let s = SiteAddresses {
             lan: Ipv4Addr::new(10, 3, 7, 1),
             lan_prefix_len: 16,
             wan: vec![],
             wan_prefix_len: 24,
+            nat_gateways: vec![],
         };
         assert_eq!(s.lan_prefix(), "10.3.0.0/16");
     }

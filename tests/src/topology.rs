@@ -10,6 +10,8 @@
 //! | [`Sites`] | host A — appliance A — N WAN links via the emulator — appliance B — host B |
 //! | [`WanPair`] | host A — N links via the emulator — host B (the emulator's own tests) |
 //! | [`HubSites`] | a hub site and N spoke sites, each host — appliance, all appliances on M shared WAN segments |
+//!
+//! [`sites_behind_nat`] and [`hub_and_spokes_behind_nat`] put one site behind a [`Nat`].
 
 use std::net::Ipv4Addr;
 
@@ -190,25 +192,110 @@ pub struct Sites {
     /// True when the appliances are Linux routers ([`sites_linux`]).
     pub linux_routers: bool,
     /// The NAT in front of appliance B ([`sites_behind_nat`]).
-    pub nat: Option<Netns>,
+    pub nat: Option<Nat>,
 }
 
 impl Sites {
     /// Behind [`sites_behind_nat`]'s NAT, moves link `i`'s public address from `from` (at
-    /// first `links[i].b_addr`) to `to`, as an ISP renumbering a line: the address is replaced
-    /// on the NAT's outside interface, and the kernel drops the mappings made with the old
-    /// one.
+    /// first `links[i].b_addr`) to `to` ([`Nat::renumber`]).
     pub fn renumber_nat(&self, i: usize, from: Ipv4Addr, to: Ipv4Addr) -> Result<()> {
         let nat = self.nat.as_ref().context("no NAT in this topology")?;
-        let link = self.links.get(i).context("no such link")?;
-        let outside = self.run.ifname(&format!("no{i}"));
-        nat.addr_add(&outside, to, link.prefix_len)?;
-        nat.ip(&[
+        nat.renumber(i, from, to)
+    }
+}
+
+/// A NAT router in front of one site, as a branch's DSL or LTE router: per WAN link `i` an
+/// outside interface holding the site's public address on that link, and an inside one,
+/// [`Nat::gateway`]`(i)`, on a private subnet with the site appliance's WAN `i`
+/// ([`Nat::site_address`]`(i)`). Whatever leaves an outside interface is masqueraded
+/// (nftables) to its address, so the site's peers see only the public addresses, which
+/// [`Nat::renumber`] changes.
+#[derive(Debug)]
+pub struct Nat {
+    pub ns: Netns,
+    /// Per link: the outside interface (in `ns`).
+    pub outside: Vec<String>,
+    /// Per link: the inside interface (in `ns`).
+    pub inside: Vec<String>,
+    /// The prefix length of the public addresses.
+    pub prefix_len: u8,
+}
+
+impl Nat {
+    /// The prefix length of every inside subnet (192.168.<i>.0/24).
+    pub const INSIDE_PREFIX_LEN: u8 = 24;
+
+    /// The NAT's inside address on link `i`, 192.168.<i>.1: the site appliance's next hop.
+    pub fn gateway(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(192, 168, i as u8, 1)
+    }
+
+    /// The address the site's appliance should use on link `i`, 192.168.<i>.2.
+    pub fn site_address(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(192, 168, i as u8, 2)
+    }
+
+    /// A NAT namespace of `run` for `n_links` links, forwarding and masquerading what leaves
+    /// its outside interfaces; [`Nat::cable`] then gives it each link.
+    fn create(run: &RunId, n_links: usize, prefix_len: u8) -> Result<Nat> {
+        let ns = Netns::create(&run.ns_name("nat"))?;
+        ns.disable_ipv6()?;
+        ns.ip_forward(true)?;
+        // A renumbering adds the new address before it removes the old one, which would
+        // otherwise take the new one (a secondary) with it.
+        ns.sysctl("net.ipv4.conf.all.promote_secondaries", "1")?;
+        let outside: Vec<String> = (0..n_links)
+            .map(|i| run.ifname(&format!("no{i:x}")))
+            .collect();
+        let inside = (0..n_links)
+            .map(|i| run.ifname(&format!("ni{i:x}")))
+            .collect();
+        // `oifname` matches by name: the rule holds before the interfaces exist.
+        let names: Vec<String> = outside.iter().map(|o| format!("\"{o}\"")).collect();
+        let rules = format!(
+            "table ip nat {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n  \
+             oifname {{ {} }} masquerade\n }}\n}}\n",
+            names.join(", ")
+        );
+        ns.nft(&rules).context("the NAT's masquerade rule")?;
+        Ok(Nat {
+            ns,
+            outside,
+            inside,
+            prefix_len,
+        })
+    }
+
+    /// Cables link `i`: the outside interface to `public_side` (a namespace and the name of
+    /// the veth end to make there), with the site's public address `public`; the inside one
+    /// to `site_side`, the site appliance's WAN `i`.
+    fn cable(
+        &self,
+        i: usize,
+        public_side: (&Netns, &str),
+        public: Ipv4Addr,
+        site_side: (&Netns, &str),
+    ) -> Result<()> {
+        let (outside, inside) = (&self.outside[i], &self.inside[i]);
+        veth(public_side.0, public_side.1, &self.ns, outside, MTU)?;
+        veth(&self.ns, inside, site_side.0, site_side.1, MTU)?;
+        self.ns.addr_add(outside, public, self.prefix_len)?;
+        self.ns
+            .addr_add(inside, Self::gateway(i), Self::INSIDE_PREFIX_LEN)
+    }
+
+    /// Moves link `i`'s public address from `from` to `to`, as an ISP renumbering a line: the
+    /// address is replaced on the outside interface, and the kernel drops the mappings made
+    /// with the old one.
+    pub fn renumber(&self, i: usize, from: Ipv4Addr, to: Ipv4Addr) -> Result<()> {
+        let outside = self.outside.get(i).context("no such link")?;
+        self.ns.addr_add(outside, to, self.prefix_len)?;
+        self.ns.ip(&[
             "addr",
             "del",
-            &format!("{from}/{}", link.prefix_len),
+            &format!("{from}/{}", self.prefix_len),
             "dev",
-            &outside,
+            outside,
         ])?;
         Ok(())
     }
@@ -244,10 +331,8 @@ fn build_sites(n_links: usize, linux: bool, direct: bool, nat: bool) -> Result<S
     let run = RunId::new();
     let emu = Netns::create(&run.ns_name("emu"))?;
     emu.disable_ipv6()?;
-    let nat_ns = if nat {
-        let ns = Netns::create(&run.ns_name("nat"))?;
-        ns.disable_ipv6()?;
-        Some(ns)
+    let nat = if nat {
+        Some(Nat::create(&run, n_links, 24)?)
     } else {
         None
     };
@@ -291,13 +376,14 @@ fn build_sites(n_links: usize, linux: bool, direct: bool, nat: bool) -> Result<S
             b_addr: Ipv4Addr::new(172, 16, i as u8, 2),
             prefix_len: 24,
         };
-        if let Some(n) = &nat_ns {
-            let (outside, inside) = (run.ifname(&format!("no{i}")), run.ifname(&format!("ni{i}")));
+        if let Some(n) = &nat {
             veth(&app_a, &link.app_a_iface, &emu, &link.emu_a_iface, MTU)?;
-            veth(&emu, &link.emu_b_iface, n, &outside, MTU)?;
-            veth(n, &inside, &app_b, &link.app_b_iface, MTU)?;
-            n.addr_add(&outside, link.b_addr, 24)?;
-            n.addr_add(&inside, Ipv4Addr::new(192, 168, i as u8, 1), 24)?;
+            n.cable(
+                i,
+                (&emu, &link.emu_b_iface),
+                link.b_addr,
+                (&app_b, &link.app_b_iface),
+            )?;
         } else if direct {
             veth(&app_a, &link.app_a_iface, &app_b, &link.app_b_iface, MTU)?;
         } else {
@@ -322,21 +408,6 @@ fn build_sites(n_links: usize, linux: bool, direct: bool, nat: bool) -> Result<S
         app_a.route_add("10.2.0.0/24", Some(l0.b_addr), Some(&l0.app_a_iface))?;
         app_b.route_add("10.1.0.0/24", Some(l0.a_addr), Some(&l0.app_b_iface))?;
     }
-    if let Some(n) = &nat_ns {
-        n.ip_forward(true)?;
-        // A renumbering adds the new address before it removes the old one, which would
-        // otherwise take the new one (a secondary) with it.
-        n.sysctl("net.ipv4.conf.all.promote_secondaries", "1")?;
-        let outsides: Vec<String> = (0..n_links)
-            .map(|i| format!("\"{}\"", run.ifname(&format!("no{i}"))))
-            .collect();
-        let rules = format!(
-            "table ip nat {{\n chain post {{\n  type nat hook postrouting priority srcnat;\n  \
-             oifname {{ {} }} masquerade\n }}\n}}\n",
-            outsides.join(", ")
-        );
-        n.nft(&rules).context("the NAT's masquerade rule")?;
-    }
     let host_b = hosts.pop().expect("two hosts");
     let host_a = hosts.pop().expect("two hosts");
     let app_b_lan = lans.pop().expect("two lans");
@@ -352,7 +423,7 @@ fn build_sites(n_links: usize, linux: bool, direct: bool, nat: bool) -> Result<S
         app_b_lan,
         links,
         linux_routers: linux,
-        nat: nat_ns,
+        nat,
     })
 }
 
@@ -424,12 +495,15 @@ pub fn wan_pair(n_links: usize) -> Result<WanPair> {
 pub struct HubLink {
     /// The bridge in [`HubSites::wan`] that is the segment.
     pub bridge: String,
-    /// Per site: the appliance's interface on this segment (in `apps[k]`, left bare for DPDK).
+    /// Per site: the appliance's interface on this segment (in `apps[k]`, left bare for DPDK;
+    /// a spoke behind a NAT's is cabled to the NAT's inside).
     pub app_ifaces: Vec<String>,
-    /// Per site: the bridge port its interface is cabled to (in [`HubSites::wan`]).
+    /// Per site: the bridge port its interface (or its NAT's outside) is cabled to (in
+    /// [`HubSites::wan`]).
     pub wan_ports: Vec<String>,
-    /// Per site: the address the appliance should use on the segment: 172.16.<j>.1 for the
-    /// hub, 172.16.<j>.<10+k> for spoke k (k = 1..).
+    /// Per site: its address on the segment, 172.16.<j>.1 for the hub, 172.16.<j>.<10+k> for
+    /// spoke k (k = 1..): the address the appliance should use, or for a spoke behind a NAT,
+    /// its NAT's outside address (its public one; the appliance has [`Nat::site_address`]).
     pub addrs: Vec<Ipv4Addr>,
     pub prefix_len: u8,
 }
@@ -454,6 +528,16 @@ pub struct HubSites {
     pub wan: Netns,
     /// Per WAN link: its segment.
     pub links: Vec<HubLink>,
+    /// The spoke behind its own NAT ([`hub_and_spokes_behind_nat`]).
+    pub nat: Option<SpokeNat>,
+}
+
+/// A spoke of [`HubSites`] that reaches every segment through a [`Nat`] of its own.
+#[derive(Debug)]
+pub struct SpokeNat {
+    /// Its site number.
+    pub spoke: usize,
+    pub nat: Nat,
 }
 
 impl HubSites {
@@ -461,15 +545,55 @@ impl HubSites {
     pub fn n_spokes(&self) -> usize {
         self.hosts.len().saturating_sub(1)
     }
+
+    /// The NAT in front of site `k`, if it is the spoke behind one.
+    pub fn nat_of(&self, k: usize) -> Option<&Nat> {
+        self.nat.as_ref().filter(|n| n.spoke == k).map(|n| &n.nat)
+    }
+
+    /// Behind [`hub_and_spokes_behind_nat`]'s NAT, moves the spoke's public address on
+    /// segment `j` from `from` (at first `links[j].addrs[spoke]`) to `to` ([`Nat::renumber`]).
+    pub fn renumber_nat(&self, j: usize, from: Ipv4Addr, to: Ipv4Addr) -> Result<()> {
+        let n = self.nat.as_ref().context("no NAT in this topology")?;
+        n.nat.renumber(j, from, to)
+    }
 }
 
 /// The hub (site 0) and `n_spokes` spokes, each appliance on `n_links` shared segments
 /// ([`HubSites`]). Site and link numbers are single hex digits in the interface names, which
 /// bounds both.
 pub fn hub_and_spokes(n_spokes: usize, n_links: usize) -> Result<HubSites> {
+    build_hub(n_spokes, n_links, None)
+}
+
+/// The [`hub_and_spokes`] topology with spoke `spoke` behind a NAT of its own on every
+/// segment, as a branch on DSL or LTE: its appliance's WAN j is [`Nat::site_address`]`(j)`
+/// behind the NAT's [`Nat::gateway`]`(j)`, and the NAT's outside address on segment j is the
+/// one the spoke would have had there, `links[j].addrs[spoke]` ([`HubSites::renumber_nat`]
+/// moves it).
+pub fn hub_and_spokes_behind_nat(
+    n_spokes: usize,
+    n_links: usize,
+    spoke: usize,
+) -> Result<HubSites> {
+    ensure!(
+        (1..=n_spokes).contains(&spoke),
+        "the spoke behind the NAT, {spoke}, is not one of 1..={n_spokes}"
+    );
+    build_hub(n_spokes, n_links, Some(spoke))
+}
+
+fn build_hub(n_spokes: usize, n_links: usize, natted: Option<usize>) -> Result<HubSites> {
     ensure!((1..=15).contains(&n_spokes), "1..=15 spokes");
     ensure!((1..=16).contains(&n_links), "1..=16 WAN links");
     let run = RunId::new();
+    let nat = match natted {
+        Some(spoke) => Some(SpokeNat {
+            spoke,
+            nat: Nat::create(&run, n_links, 24)?,
+        }),
+        None => None,
+    };
     let wan = Netns::create(&run.ns_name("wan"))?;
     wan.disable_ipv6()?;
     plain_switch(&wan)?;
@@ -521,12 +645,16 @@ pub fn hub_and_spokes(n_spokes: usize, n_links: usize) -> Result<HubSites> {
         for (k, app) in apps.iter().enumerate() {
             let app_iface = run.ifname(&format!("w{k:x}{j:x}"));
             let port = run.ifname(&format!("p{k:x}{j:x}"));
-            veth(app, &app_iface, &wan, &port, MTU)?;
-            wan.ip(&["link", "set", "dev", &port, "master", &link.bridge])?;
             let host_part = if k == 0 { 1 } else { 10 + k as u8 };
+            let addr = Ipv4Addr::new(172, 16, j as u8, host_part);
+            match nat.as_ref().filter(|n| n.spoke == k) {
+                Some(n) => n.nat.cable(j, (&wan, &port), addr, (app, &app_iface))?,
+                None => veth(app, &app_iface, &wan, &port, MTU)?,
+            }
+            wan.ip(&["link", "set", "dev", &port, "master", &link.bridge])?;
             link.app_ifaces.push(app_iface);
             link.wan_ports.push(port);
-            link.addrs.push(Ipv4Addr::new(172, 16, j as u8, host_part));
+            link.addrs.push(addr);
         }
         links.push(link);
     }
@@ -537,5 +665,6 @@ pub fn hub_and_spokes(n_spokes: usize, n_links: usize) -> Result<HubSites> {
         lans,
         wan,
         links,
+        nat,
     })
 }

@@ -9,16 +9,22 @@
 //! peer add` and comes up, one it listed is removed by a reload of its config and is cut
 //! off, while a sequenced stream between the hub and a spoke left alone loses nothing and
 //! stays in order.
+//!
+//! And a spoke behind a NAT of its own (nftables masquerade, as a branch on DSL or LTE): the
+//! hub's paths to it learn its public addresses, and when the NAT's address on one segment
+//! changes during a TCP transfer from the hub's host to the spoke's, the hub follows it and
+//! the transfer carries on; the spoke still reaches another spoke through the hub.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use serde_json::Value;
-use testbed::hub_bed::{bed, bed_with_hub_peers, site_name, HubBed};
+use testbed::hub_bed::{bed, bed_behind_nat, bed_with_hub_peers, site_name, HubBed};
 use testbed::netns::skip_unless_root;
 use testbed::probe::sleep_until;
 use testbed::scenario::probe_stream::{self, ProbeStream};
+use testbed::scenario::systems::appliance_tunnel::link_name;
 
 const SPOKES: usize = 3;
 const LINKS: usize = 2;
@@ -32,9 +38,6 @@ const FORGED_SOURCE: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 /// Echo requests sent from it.
 const FORGED_PINGS: u64 = 5;
 
-/// The TTL of an echo reply that crossed `appliances` appliances: Linux answers with 64 and
-/// each appliance routes it once (the two-site tests see ttl=62 through two). Spoke to
-/// spoke is three: the source spoke's, the hub's, the destination spoke's.
 /// Waits until every site shows every path of each of its peers usable.
 fn every_path_becomes_usable(bed: &HubBed) -> Result<()> {
     bed.wait_peers(
@@ -49,6 +52,9 @@ fn every_path_usable(p: &Value) -> bool {
     p["paths"].as_u64() == Some(LINKS as u64) && p["paths_usable"] == p["paths"]
 }
 
+/// The TTL of an echo reply that crossed `appliances` appliances: Linux answers with 64 and
+/// each appliance routes it once (the two-site tests see ttl=62 through two). Spoke to
+/// spoke is three: the source spoke's, the hub's, the destination spoke's.
 fn reply_ttl(appliances: u8) -> u8 {
     64 - appliances
 }
@@ -442,6 +448,132 @@ fn peers_are_added_and_removed_while_the_others_carry_traffic() -> Result<()> {
     );
     whole_and_in_order("spoke1 to hub", &to_hub?)?;
     whole_and_in_order("hub to spoke1", &from_hub?)?;
+
+    bed.stop()?;
+    Ok(())
+}
+
+/// The spokes of the NAT test, and the one behind the NAT (the last).
+const NAT_SPOKES: usize = 2;
+const NATTED: usize = NAT_SPOKES;
+/// Where the NAT's public address on segment 0 moves: an address no site has there.
+const RENUMBERED: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 99);
+/// The TCP transfer across the renumbering, and when into it the NAT is renumbered: with
+/// seconds of transfer on either side.
+const TRANSFER_SECS: u64 = 8;
+const RENUMBER_AT: Duration = Duration::from_secs(3);
+/// How long the hub may take to follow the NAT: the spoke probes every path every 10 ms, and
+/// its next probe through the NAT shows the new address.
+const FOLLOW_LIMIT: Duration = Duration::from_secs(3);
+
+/// The hub's path on segment `j` to the spoke behind the NAT, and whether it has learned
+/// `public` (the NAT's outside address there) and is usable.
+fn hub_path_to_natted(bed: &HubBed, j: usize, public: Ipv4Addr) -> Result<(Value, bool)> {
+    let p = bed.path(0, &site_name(NATTED), &link_name(j))?;
+    let want = format!("learned {public}:");
+    let learned = p["remote"].as_str().is_some_and(|r| r.starts_with(&want)) && p["usable"] == true;
+    Ok((p, learned))
+}
+
+/// The hub's paths to the spoke behind the NAT: each has learned the NAT's outside address
+/// on its segment, `public(j)`, and is usable; what they show, for the log.
+fn hub_learned(bed: &HubBed, public: impl Fn(usize) -> Ipv4Addr) -> Result<String> {
+    let mut shown = Vec::new();
+    for j in 0..LINKS {
+        let (p, learned) = hub_path_to_natted(bed, j, public(j))?;
+        ensure!(
+            learned && p["state"] == "up",
+            "the hub's path {} to {} has not learned {}: {p}",
+            link_name(j),
+            site_name(NATTED),
+            public(j)
+        );
+        shown.push(format!(
+            "{} {} ({} moves)",
+            link_name(j),
+            p["remote"].as_str().unwrap_or_default(),
+            p["endpoint_moves"]
+        ));
+    }
+    Ok(shown.join(", "))
+}
+
+/// Renumbers the NAT's segment 0 from `from` to [`RENUMBERED`] and waits until the hub's path
+/// there has learned the new address: how long that took.
+fn renumber_and_follow(bed: &HubBed, from: Ipv4Addr) -> Result<Duration> {
+    bed.sites.renumber_nat(0, from, RENUMBERED)?;
+    let moved = Instant::now();
+    loop {
+        let (p, learned) = hub_path_to_natted(bed, 0, RENUMBERED)?;
+        if learned {
+            return Ok(moved.elapsed());
+        }
+        ensure!(
+            moved.elapsed() < FOLLOW_LIMIT,
+            "the hub did not follow the NAT to {RENUMBERED} within {FOLLOW_LIMIT:?}: {p}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_spoke_behind_nat_is_followed_when_its_address_changes() -> Result<()> {
+    if skip_unless_root(&["ip", "ping", "iperf3", "nft"]) {
+        return Ok(());
+    }
+    let bed = bed_behind_nat(NAT_SPOKES, LINKS, NATTED)?;
+    bed.wait_sessions(Duration::from_secs(20))?;
+    every_path_becomes_usable(&bed)?;
+    // The hub learned the spoke's public endpoints: its NAT's outside addresses.
+    let public = |j: usize| bed.sites.links[j].addrs[NATTED];
+    let before = hub_learned(&bed, public)?;
+    eprintln!("the hub learned {}: {before}", site_name(NATTED));
+
+    // The bulk goes to the learned endpoints: what left for the old address is lost, and TCP
+    // is to recover it.
+    let (mbps, followed) = std::thread::scope(|scope| -> Result<(f64, Duration)> {
+        let tcp = scope.spawn(|| bed.tcp(0, NATTED, TRANSFER_SECS));
+        std::thread::sleep(RENUMBER_AT);
+        let followed = renumber_and_follow(&bed, public(0))?;
+        let mbps = tcp
+            .join()
+            .map_err(|_| anyhow::anyhow!("iperf3 panicked"))??;
+        Ok((mbps, followed))
+    })?;
+    eprintln!(
+        "the hub follows the NAT to {RENUMBERED} within {} ms; TCP hub to {} across the \
+         renumbering: {mbps:.1} Mbit/s",
+        followed.as_millis(),
+        site_name(NATTED)
+    );
+    ensure!(
+        mbps > 1.0,
+        "TCP from the hub to {} ran at {mbps:.1} Mbit/s across the renumbering",
+        site_name(NATTED)
+    );
+    let renumbered = |j: usize| if j == 0 { RENUMBERED } else { public(j) };
+    let after = hub_learned(&bed, renumbered)?;
+    eprintln!("after the renumbering, the hub has {after}");
+    let (a, _) = hub_path_to_natted(&bed, 0, RENUMBERED)?;
+    ensure!(
+        a["endpoint_moves"].as_u64() >= Some(1),
+        "the move is counted: {a}"
+    );
+
+    // Spoke to spoke through the hub, from behind the NAT.
+    let (replies, out) = ping(&bed, NATTED, 1)?;
+    let ttl = format!("ttl={} ", reply_ttl(3));
+    ensure!(
+        replies == PINGS && out.lines().filter(|l| l.contains(&ttl)).count() == PINGS,
+        "{}'s host to {}'s: {PINGS} replies, each {ttl}through 3 appliances: {out}",
+        site_name(NATTED),
+        site_name(1)
+    );
+    eprintln!(
+        "{}'s host reaches {}'s through the hub: {ttl}",
+        site_name(NATTED),
+        site_name(1)
+    );
 
     bed.stop()?;
     Ok(())
