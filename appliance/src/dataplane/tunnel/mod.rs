@@ -17,6 +17,7 @@ mod keys;
 mod queues;
 mod receive;
 mod send;
+mod slot_list;
 mod spares;
 
 pub use receive::{TunnelReceiver, TunnelRx};

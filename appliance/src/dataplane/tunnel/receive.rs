@@ -29,6 +29,7 @@ use crate::wire::tunnel::{Kind as PacketKind, TunnelRepr, CONTROL_LANE};
 use crate::wire::EthernetFrame;
 
 use super::keys::Opener;
+use super::slot_list::SlotList;
 use super::spares::Spares;
 
 /// A lane of the peer this worker reorders, made when it first carries a
@@ -54,13 +55,12 @@ pub struct TunnelRx {
     path_ports: u64,
     /// The tunnel's UDP port (every peer's).
     port: u16,
-    /// Slots of the peers whose lanes hold packets: what every poll visits.
-    holding: Vec<usize>,
-    /// Slots of the peers whose lanes' counters changed: published together
-    /// every [`COUNTERS_EVERY_NS`], so that a peer with nothing held is
-    /// not visited at every poll. Each list holds a slot once and has the
-    /// slots' capacity, so listing one never allocates.
-    dirty: Vec<usize>,
+    /// The peers whose lanes hold packets: what every poll visits.
+    holding: SlotList,
+    /// The peers whose lanes' counters changed: published together every
+    /// [`COUNTERS_EVERY_NS`], so that a peer with nothing held is not
+    /// visited at every poll.
+    dirty: SlotList,
     /// When the `dirty` peers' counters are next published (ns).
     publish_due_ns: u64,
     /// How a packet with no Key ID (in clear, or a handshake) finds its
@@ -94,8 +94,6 @@ pub struct TunnelReceiver {
     active: u64,
     /// Bit l: lane l's counters changed since they were last published.
     dirty: u64,
-    /// Whether it is in [`TunnelRx::holding`], and in [`TunnelRx::dirty`].
-    listed: (bool, bool),
     /// Opens sealed packets (`None`: the tunnel is in clear).
     opener: Option<Opener>,
     /// The burst (its clock reading) the keys were last read for: a peer
@@ -138,8 +136,8 @@ impl TunnelRx {
             slots: Arc::new([]),
             path_ports: 0,
             port: 0,
-            holding: Vec::new(),
-            dirty: Vec::new(),
+            holding: SlotList::default(),
+            dirty: SlotList::default(),
             publish_due_ns: 0,
             index: PeerIndex::default(),
             handoff_to,
@@ -206,13 +204,8 @@ impl TunnelRx {
             })
             .collect();
         gone.extend(old.into_iter().flatten());
-        let listed = |of: fn(&TunnelReceiver) -> bool| -> Vec<usize> {
-            let mut list = Vec::with_capacity(self.peers.len());
-            list.extend((0..self.peers.len()).filter(|s| self.peers[*s].as_ref().is_some_and(of)));
-            list
-        };
-        self.holding = listed(|r| r.listed.0);
-        self.dirty = listed(|r| r.listed.1);
+        self.holding.resize(self.peers.len());
+        self.dirty.resize(self.peers.len());
         for r in gone {
             if let Some(c) = counters {
                 c.drop_many(DropReason::TunnelPeerRemoved, r.held() as u64);
@@ -421,7 +414,6 @@ impl TunnelReceiver {
             spares,
             active: 0,
             dirty: 0,
-            listed: (false, false),
             table,
             fresh_at: None,
             paths_due_ns: 0,
@@ -666,21 +658,12 @@ impl TunnelReceiver {
     /// Puts it (slot `slot`) in `holding` if its lanes hold packets and in
     /// `dirty` if their counters changed, unless it is there already.
     #[inline]
-    fn list_in(&mut self, (holding, dirty): (&mut Vec<usize>, &mut Vec<usize>), slot: usize) {
-        if self.active != 0 && !self.listed.0 {
-            self.listed.0 = true;
-            holding.push(slot);
+    fn list_in(&self, (holding, dirty): (&mut SlotList, &mut SlotList), slot: usize) {
+        if self.active != 0 {
+            holding.list(slot);
         }
-        self.list_dirty(dirty, slot);
-    }
-
-    /// Puts it (slot `slot`) in `dirty` if its lanes' counters changed,
-    /// unless it is there already.
-    #[inline]
-    fn list_dirty(&mut self, dirty: &mut Vec<usize>, slot: usize) {
-        if self.dirty != 0 && !self.listed.1 {
-            self.listed.1 = true;
-            dirty.push(slot);
+        if self.dirty != 0 {
+            dirty.list(slot);
         }
     }
 
@@ -756,20 +739,20 @@ impl Stage for TunnelRx {
         // Only the peers with something held: a hub's idle peers cost nothing.
         let (peers, dirty) = (&mut self.peers, &mut self.dirty);
         self.holding.retain(|slot| {
-            let Some(p) = peers.get_mut(*slot).and_then(Option::as_mut) else {
+            let Some(p) = peers.get_mut(slot).and_then(Option::as_mut) else {
                 return false;
             };
             moved += p.poll_lanes(tables, now, sinks);
-            p.list_dirty(dirty, *slot);
-            p.listed.0 = p.active != 0;
-            p.listed.0
+            if p.dirty != 0 {
+                dirty.list(slot);
+            }
+            p.active != 0
         });
         if !self.dirty.is_empty() && now.as_nanos() >= self.publish_due_ns {
             self.publish_due_ns = now.as_nanos() + COUNTERS_EVERY_NS;
-            for slot in self.dirty.drain(..) {
+            for slot in self.dirty.drain() {
                 if let Some(p) = self.peers.get_mut(slot).and_then(Option::as_mut) {
                     p.publish_counters();
-                    p.listed.1 = false;
                 }
             }
         }
@@ -778,10 +761,10 @@ impl Stage for TunnelRx {
 
     fn next_deadline(&self) -> Option<Time> {
         let mut next: Option<u64> = (!self.dirty.is_empty()).then_some(self.publish_due_ns);
-        for slot in &self.holding {
+        for slot in self.holding.iter() {
             let due = self
                 .peers
-                .get(*slot)
+                .get(slot)
                 .and_then(Option::as_ref)
                 .and_then(TunnelReceiver::next_deadline);
             if let Some(d) = due {

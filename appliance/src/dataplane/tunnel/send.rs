@@ -23,6 +23,7 @@ use crate::wire::EthernetFrame;
 
 use super::departures::{Body, Departures, Held, Number, Outlet};
 use super::queues::{PathQueues, Paths};
+use super::slot_list::SlotList;
 
 /// One worker's sending state.
 #[derive(Debug)]
@@ -45,8 +46,6 @@ pub struct TunnelSender {
     /// The burst (its clock reading) the views were last refreshed for: a
     /// peer nothing is sent to costs nothing per burst.
     fresh_at: Option<Time>,
-    /// Whether it is in [`TunnelSenders::busy`].
-    listed: bool,
 }
 
 /// A worker's senders, one per peer (by slot), and the slots of those that
@@ -58,9 +57,7 @@ pub struct TunnelSenders {
     headers: Arc<Mempool>,
     pool: Arc<Mempool>,
     by_slot: Vec<Option<TunnelSender>>,
-    /// Each slot once: its capacity is the slots', so listing one never
-    /// allocates.
-    busy: Vec<usize>,
+    busy: SlotList,
     /// The slots `by_slot` was made for.
     slots: PeerSlots,
 }
@@ -74,7 +71,7 @@ impl TunnelSenders {
             headers,
             pool,
             by_slot: Vec::new(),
-            busy: Vec::new(),
+            busy: SlotList::default(),
             slots: Arc::new([]),
         };
         senders.repeer(slots, None);
@@ -119,10 +116,7 @@ impl TunnelSenders {
                 s.discard_queued(c, DropReason::ShaperPeerRemoved);
             }
         }
-        self.busy = Vec::with_capacity(self.by_slot.len());
-        self.busy.extend(
-            (0..self.by_slot.len()).filter(|s| self.by_slot[*s].as_ref().is_some_and(|t| t.listed)),
-        );
+        self.busy.resize(self.by_slot.len());
         self.slots = Arc::clone(slots);
     }
 
@@ -140,10 +134,7 @@ impl TunnelSenders {
     ) -> Option<bool> {
         let t = self.by_slot.get_mut(peer).and_then(Option::as_mut)?;
         let taken = t.send(tables, m, now, tx, counters);
-        if !t.listed {
-            t.listed = true;
-            self.busy.push(peer);
-        }
+        self.busy.list(peer);
         Some(taken)
     }
 
@@ -166,12 +157,11 @@ impl TunnelSenders {
         let mut moved = 0;
         let by_slot = &mut self.by_slot;
         self.busy.retain(|slot| {
-            let Some(t) = by_slot.get_mut(*slot).and_then(Option::as_mut) else {
+            let Some(t) = by_slot.get_mut(slot).and_then(Option::as_mut) else {
                 return false;
             };
             moved += t.drain(tables, now, tx, counters);
-            t.listed = t.holds_packets();
-            t.listed
+            t.holds_packets()
         });
         moved
     }
@@ -180,7 +170,7 @@ impl TunnelSenders {
     pub fn next_deadline(&self) -> Option<Time> {
         self.busy
             .iter()
-            .filter_map(|s| self.by_slot.get(*s)?.as_ref()?.next_deadline())
+            .filter_map(|s| self.by_slot.get(s)?.as_ref()?.next_deadline())
             .min()
     }
 
@@ -268,7 +258,6 @@ impl TunnelSender {
             shaped_bps: [1; MAX_PATHS],
             slack_ns: [0; MAX_PATHS],
             fresh_at: None,
-            listed: false,
         }
     }
 
